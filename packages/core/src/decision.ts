@@ -1,0 +1,67 @@
+import { capacityOf } from './policy.js';
+import type { Decision, DecisionReason, Outcome, PolicySet, PolicyStatus } from './types.js';
+
+/** Turns per-policy outcomes into a Decision, choosing the binding policy. */
+export function toDecision(
+  key: string,
+  set: PolicySet,
+  outcomes: readonly Outcome[],
+  reason?: DecisionReason,
+): Decision {
+  const { policies } = set;
+  const statuses: PolicyStatus[] = new Array(policies.length);
+  let allowed = true;
+  let binding = 0;
+  let delayMs = 0;
+  for (let i = 0; i < policies.length; i++) {
+    const policy = policies[i]!;
+    const o = outcomes[i]!;
+    statuses[i] = {
+      name: policy.name,
+      limit: capacityOf(policy),
+      policy,
+      allowed: o.allowed,
+      remaining: o.remaining,
+      resetMs: o.resetMs,
+      retryAfterMs: o.retryAfterMs,
+      delayMs: o.delayMs,
+    };
+    if (o.delayMs > delayMs) delayMs = o.delayMs;
+    if (!o.allowed) {
+      if (allowed || o.retryAfterMs > outcomes[binding]!.retryAfterMs) binding = i;
+      allowed = false;
+    } else if (allowed && o.remaining < outcomes[binding]!.remaining) {
+      binding = i;
+    }
+  }
+  const b = statuses[binding]!;
+  const decision: Decision = {
+    allowed,
+    key,
+    limit: b.limit,
+    remaining: b.remaining,
+    resetMs: b.resetMs,
+    retryAfterMs: allowed ? 0 : b.retryAfterMs,
+    delayMs: allowed ? delayMs : 0,
+    policy: b.policy,
+    policies: statuses,
+  };
+  if (reason !== undefined) decision.reason = reason;
+  return decision;
+}
+
+/** A decision that lets the request through without a store (fail-open, skipped). */
+export function openDecision(key: string, set: PolicySet, reason: DecisionReason): Decision {
+  return toDecision(
+    key,
+    set,
+    set.policies.map((p) => ({
+      allowed: true,
+      remaining: capacityOf(p),
+      resetMs: 0,
+      retryAfterMs: 0,
+      delayMs: 0,
+    })),
+    reason,
+  );
+}

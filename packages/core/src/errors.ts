@@ -1,0 +1,52 @@
+/** Base class of every error tollgate throws. */
+export class TollgateError extends Error {
+  override name = 'TollgateError';
+  /** A stable code, e.g. `TOLLGATE_CONFIG`, for logs and switch statements. */
+  readonly code: string;
+
+  constructor(message: string, code: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** Invalid options, thrown at construction (never per request). */
+export class ConfigError extends TollgateError {
+  override name = 'ConfigError';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 'TOLLGATE_CONFIG', options);
+  }
+}
+
+/** A store failed (connection lost, timeout, script error). The original error is `cause`. */
+export class StoreError extends TollgateError {
+  override name = 'StoreError';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, 'TOLLGATE_STORE', options);
+  }
+}
+
+export const isTollgateError = (error: unknown): error is TollgateError => error instanceof TollgateError;
+export const isConfigError = (error: unknown): error is ConfigError => error instanceof ConfigError;
+export const isStoreError = (error: unknown): error is StoreError => error instanceof StoreError;
+
+/** `0 (number)`, `'abc' (string)`: how a bad value shows in a ConfigError message. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return `${JSON.stringify(value)} (string)`;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
+    return `\`${String(value)}\` (${typeof value})`;
+  }
+  if (value === null) return '`null`';
+  if (value === undefined) return '`undefined`';
+  if (Array.isArray(value)) return 'an array';
+  return `a value of type ${typeof value}`;
+}
+
+/** Throws a ConfigError: "Expected `option` to be <expected>, got <value>.<hint>" */
+export function configError(option: string, expected: string, value: unknown, hint = ''): ConfigError {
+  return new ConfigError(
+    `Expected \`${option}\` to be ${expected}, got ${describeValue(value)}.${hint ? ` ${hint}` : ''}`,
+  );
+}

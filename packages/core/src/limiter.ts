@@ -1,0 +1,397 @@
+import { monotonicClock } from './clock.js';
+import { openDecision, toDecision } from './decision.js';
+import { ConfigError, configError, StoreError } from './errors.js';
+import { MemoryStore } from './memory-store.js';
+import { resolveNamespace, resolvePolicySet } from './policy.js';
+import type { Decision, Logger, Outcome, Policy, PolicySet, Store } from './types.js';
+import { WARNINGS, Warner } from './warnings.js';
+
+export interface LimiterOptions {
+  /** One policy or several, applied all or nothing. */
+  policies: Policy | readonly Policy[];
+  /** Where counters live. @default a new MemoryStore */
+  store?: Store;
+  /**
+   * Separates the counters of limiters that share one store (per-route limits).
+   * @default 'default'
+   */
+  name?: string;
+  /**
+   * When the store fails and no fallback answers: let requests through (`'allow'`, reason
+   * `'store-error'`) or refuse them (`'deny'`; the HTTP layer answers 503).
+   * @default 'allow'
+   */
+  onStoreError?: 'allow' | 'deny';
+  /** A store (usually a MemoryStore) used while `store` fails; left again when it recovers. */
+  fallback?: Store;
+  /**
+   * While the store fails, one request per this many ms tries it again; the rest go straight to
+   * the fallback or `onStoreError`, so a dead store costs no latency.
+   * @default 1000
+   */
+  probeIntervalMs?: number;
+  /**
+   * Deny repeat requests of a denied key locally until its `retryAfterMs` has passed, without asking
+   * the store (`reason: 'blocked-cache'`). Set a number to bound how many keys it holds.
+   * @default true for remote stores (Redis), false for the MemoryStore
+   */
+  blockedCache?: boolean | number;
+  /** Receives coded warnings and store errors. @default console */
+  logger?: Logger;
+}
+
+export interface ConsumeOptions {
+  /** Units this request costs: a non-negative integer. @default 1 */
+  cost?: number;
+  /** Policies for this request instead of the limiter's (tiers); validated once per object. */
+  policies?: Policy | readonly Policy[];
+}
+
+export interface Limiter {
+  readonly name: string;
+  readonly policies: PolicySet;
+  readonly store: Store;
+  consume(key: string, options?: ConsumeOptions): Promise<Decision>;
+  /** The decision a cost-1 request would get now, consuming nothing. */
+  peek(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<Decision>;
+  /** Gives back `cost` units (default 1): never below zero, never reviving an expired window. */
+  refund(key: string, cost?: number, options?: Pick<ConsumeOptions, 'policies'>): Promise<void>;
+  reset(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<void>;
+  /** Resolves `policies` (as `consume` would) into the set used for storage and headers. */
+  resolve(policies?: Policy | readonly Policy[]): PolicySet;
+  /** Closes the stores this limiter created itself (not the ones passed in). */
+  close(): Promise<void>;
+}
+
+const OPTIONS = new Set([
+  'policies',
+  'store',
+  'name',
+  'onStoreError',
+  'fallback',
+  'probeIntervalMs',
+  'blockedCache',
+  'logger',
+]);
+
+interface SyncStore extends Store {
+  consumeSync(key: string, set: PolicySet, cost: number): Outcome[];
+}
+const isSync = (store: Store): store is SyncStore =>
+  typeof (store as Partial<SyncStore>).consumeSync === 'function';
+
+/** Names used per store, to warn when two limiters share a name with different policies. */
+const namesByStore = new WeakMap<Store, Map<string, string>>();
+
+function assertStore(store: unknown, option: string): asserts store is Store {
+  const s = store as Partial<Store> | null;
+  if (
+    typeof s !== 'object' ||
+    s === null ||
+    ['consume', 'peek', 'refund', 'reset'].some((m) => typeof s[m as keyof Store] !== 'function')
+  ) {
+    throw configError(option, 'a store (an object with consume, peek, refund and reset methods)', store);
+  }
+}
+
+function checkCost(cost: unknown): number {
+  if (typeof cost !== 'number' || !Number.isInteger(cost) || cost < 0) {
+    throw configError('cost', 'a non-negative integer', cost);
+  }
+  return cost;
+}
+
+function checkKey(key: unknown): string {
+  if (typeof key !== 'string') throw configError('key', 'a string', key);
+  return key;
+}
+
+/** Denied-key cache: while a key is denied, repeat requests are answered without the store. */
+class BlockedCache {
+  private readonly entries = new Map<
+    string,
+    { until: number; at: number; cost: number; outcomes: Outcome[] }
+  >();
+
+  constructor(private readonly max: number) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  lookup(id: string, cost: number, now: number): Outcome[] | undefined {
+    const entry = this.entries.get(id);
+    if (entry === undefined) return undefined;
+    if (now >= entry.until) {
+      this.entries.delete(id);
+      return undefined;
+    }
+    // A different cost has a different retry time: ask the store.
+    if (entry.cost !== cost) return undefined;
+    const elapsed = now - entry.at;
+    return entry.outcomes.map((o) => ({
+      allowed: o.allowed,
+      remaining: o.remaining,
+      resetMs: Math.max(0, o.resetMs - elapsed),
+      retryAfterMs: o.allowed ? 0 : Math.max(1, o.retryAfterMs - elapsed),
+      delayMs: 0,
+    }));
+  }
+
+  remember(id: string, cost: number, now: number, outcomes: Outcome[], retryAfterMs: number): void {
+    if (!Number.isFinite(retryAfterMs) || retryAfterMs <= 0) return;
+    if (this.entries.size >= this.max) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+    this.entries.set(id, { until: now + retryAfterMs, at: now, cost, outcomes });
+  }
+
+  forget(id: string): void {
+    this.entries.delete(id);
+  }
+}
+
+/** Creates a limiter. Every option is validated here; nothing is validated per request. */
+export function createLimiter(options: LimiterOptions): Limiter {
+  if (typeof options !== 'object' || options === null) {
+    throw configError('options', "an object such as `{ policies: { limit: 10, window: '1s' } }`", options);
+  }
+  for (const option of Object.keys(options)) {
+    if (!OPTIONS.has(option)) {
+      throw new ConfigError(
+        `Unknown limiter option \`${option}\`. It takes ${[...OPTIONS].map((o) => `\`${o}\``).join(', ')}.`,
+      );
+    }
+  }
+  if (options.policies === undefined) {
+    throw new ConfigError("Missing option `policies`, e.g. `{ policies: { limit: 100, window: '1m' } }`.");
+  }
+  const name = options.name === undefined ? 'default' : resolveNamespace(options.name);
+  const set = resolvePolicySet(options.policies, name);
+  const ownsStore = options.store === undefined;
+  const store = options.store ?? new MemoryStore();
+  assertStore(store, 'store');
+  if (options.fallback !== undefined) assertStore(options.fallback, 'fallback');
+  const onStoreError = options.onStoreError ?? 'allow';
+  if (onStoreError !== 'allow' && onStoreError !== 'deny') {
+    throw configError('onStoreError', "`'allow'` or `'deny'`", onStoreError);
+  }
+  const probeIntervalMs = options.probeIntervalMs ?? 1000;
+  if (!Number.isInteger(probeIntervalMs) || probeIntervalMs < 1) {
+    throw configError('probeIntervalMs', 'a positive whole number of milliseconds', probeIntervalMs);
+  }
+  const logger = options.logger ?? console;
+  if (
+    typeof logger !== 'object' ||
+    logger === null ||
+    typeof logger.warn !== 'function' ||
+    typeof logger.error !== 'function'
+  ) {
+    throw configError('logger', 'an object with `warn` and `error` methods', logger);
+  }
+  const blockedOption = options.blockedCache ?? store.remote === true;
+  if (typeof blockedOption !== 'boolean' && (!Number.isInteger(blockedOption) || blockedOption < 1)) {
+    throw configError('blockedCache', 'a boolean or a positive integer (most keys held)', blockedOption);
+  }
+  const blocked =
+    blockedOption === false ? undefined : new BlockedCache(blockedOption === true ? 10_000 : blockedOption);
+
+  const warner = new Warner(logger);
+  const names = namesByStore.get(store) ?? new Map<string, string>();
+  namesByStore.set(store, names);
+  const other = names.get(name);
+  if (other !== undefined && other !== set.id) {
+    warner.warn(
+      WARNINGS.NAME_CONFLICT,
+      `Two limiters named '${name}' with different policies share one store; their counters are separate. Give each a distinct \`name\` (or the same policies) to make this explicit.`,
+    );
+  }
+  names.set(name, set.id);
+
+  return new LimiterImpl(
+    name,
+    set,
+    store,
+    ownsStore,
+    options.fallback,
+    onStoreError,
+    probeIntervalMs,
+    blocked,
+    warner,
+  );
+}
+
+class LimiterImpl implements Limiter {
+  private readonly sets = new WeakMap<object, PolicySet>();
+  private readonly syncStore: SyncStore | undefined;
+  /** While the store fails: when the next request may try it again. */
+  private probeAt = 0;
+  private failing = false;
+
+  constructor(
+    readonly name: string,
+    readonly policies: PolicySet,
+    readonly store: Store,
+    private readonly ownsStore: boolean,
+    private readonly fallback: Store | undefined,
+    private readonly onStoreError: 'allow' | 'deny',
+    private readonly probeIntervalMs: number,
+    private readonly blocked: BlockedCache | undefined,
+    private readonly warner: Warner,
+  ) {
+    this.syncStore = isSync(store) ? store : undefined;
+  }
+
+  resolve(policies?: Policy | readonly Policy[]): PolicySet {
+    if (policies === undefined) return this.policies;
+    if (typeof policies !== 'object' || policies === null) return resolvePolicySet(policies, this.name);
+    let set = this.sets.get(policies);
+    if (set === undefined) {
+      set = resolvePolicySet(policies, this.name);
+      this.sets.set(policies, set);
+    }
+    return set;
+  }
+
+  consume(key: string, options?: ConsumeOptions): Promise<Decision> {
+    let set = this.policies;
+    let cost = 1;
+    try {
+      checkKey(key);
+      if (options !== undefined) {
+        if (options.cost !== undefined) cost = checkCost(options.cost);
+        if (options.policies !== undefined) set = this.resolve(options.policies);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.blocked !== undefined && this.blocked.size > 0) {
+      const cached = this.blocked.lookup(`${set.id}\n${key}`, cost, monotonicClock());
+      if (cached !== undefined) return Promise.resolve(toDecision(key, set, cached, 'blocked-cache'));
+    }
+    if (this.syncStore !== undefined && !this.failing) {
+      try {
+        return Promise.resolve(this.decided(key, set, cost, this.syncStore.consumeSync(key, set, cost)));
+      } catch (error) {
+        return this.afterFailure(error, key, set, cost);
+      }
+    }
+    return this.consumeAsync(key, set, cost);
+  }
+
+  private async consumeAsync(key: string, set: PolicySet, cost: number): Promise<Decision> {
+    if (this.failing && monotonicClock() < this.probeAt) return this.degraded(key, set, cost);
+    if (this.failing) this.probeAt = monotonicClock() + this.probeIntervalMs;
+    let outcomes: Outcome[];
+    try {
+      outcomes = await this.store.consume(key, set, cost);
+    } catch (error) {
+      return this.afterFailure(error, key, set, cost);
+    }
+    this.recovered();
+    return this.decided(key, set, cost, outcomes);
+  }
+
+  private decided(key: string, set: PolicySet, cost: number, outcomes: Outcome[]): Decision {
+    const decision = toDecision(key, set, outcomes);
+    if (!decision.allowed && this.blocked !== undefined) {
+      this.blocked.remember(`${set.id}\n${key}`, cost, monotonicClock(), outcomes, decision.retryAfterMs);
+    }
+    return decision;
+  }
+
+  private afterFailure(error: unknown, key: string, set: PolicySet, cost: number): Promise<Decision> {
+    this.failed(error);
+    return this.degraded(key, set, cost);
+  }
+
+  private failed(error: unknown): void {
+    if (!this.failing) {
+      this.failing = true;
+      this.probeAt = monotonicClock() + this.probeIntervalMs;
+      const cause = error instanceof StoreError ? error : new StoreError(describe(error), { cause: error });
+      const then = this.fallback
+        ? 'the fallback store decides'
+        : `requests are ${this.onStoreError === 'allow' ? 'allowed' : 'denied with 503'}`;
+      this.warner.warn(WARNINGS.STORE_ERROR, `Store failed (${cause.message}); ${then} until it recovers.`);
+      this.warner.forget(WARNINGS.STORE_RECOVERED);
+    }
+  }
+
+  private recovered(): void {
+    if (!this.failing) return;
+    this.failing = false;
+    this.warner.warn(WARNINGS.STORE_RECOVERED, 'Store recovered; decisions come from it again.');
+    this.warner.forget(WARNINGS.STORE_ERROR);
+  }
+
+  /** The decision while the store fails: the fallback's, else `onStoreError`'s. */
+  private async degraded(key: string, set: PolicySet, cost: number): Promise<Decision> {
+    if (this.fallback !== undefined) {
+      try {
+        return toDecision(key, set, await this.fallback.consume(key, set, cost), 'fallback');
+      } catch (error) {
+        this.warner.logger.error(`[${WARNINGS.STORE_ERROR}] Fallback store failed too: ${describe(error)}`);
+      }
+    }
+    const decision = openDecision(key, set, 'store-error');
+    if (this.onStoreError === 'deny') {
+      decision.allowed = false;
+      decision.remaining = 0;
+      // Unknown when the store comes back: suggest retrying after one probe interval.
+      decision.retryAfterMs = this.probeIntervalMs;
+      for (const status of decision.policies) {
+        status.allowed = false;
+        status.remaining = 0;
+        status.retryAfterMs = this.probeIntervalMs;
+      }
+    }
+    return decision;
+  }
+
+  async peek(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<Decision> {
+    checkKey(key);
+    const set = this.resolve(options?.policies);
+    try {
+      const outcomes = await (this.failing && this.fallback ? this.fallback : this.store).peek(key, set);
+      return toDecision(key, set, outcomes, this.failing && this.fallback ? 'fallback' : undefined);
+    } catch (error) {
+      this.failed(error);
+      return openDecision(key, set, 'store-error');
+    }
+  }
+
+  async refund(key: string, cost = 1, options?: Pick<ConsumeOptions, 'policies'>): Promise<void> {
+    checkKey(key);
+    checkCost(cost);
+    const set = this.resolve(options?.policies);
+    this.blocked?.forget(`${set.id}\n${key}`);
+    await this.both((store) => store.refund(key, set, cost));
+  }
+
+  async reset(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<void> {
+    checkKey(key);
+    const set = this.resolve(options?.policies);
+    this.blocked?.forget(`${set.id}\n${key}`);
+    await this.both((store) => store.reset(key, set));
+  }
+
+  /** Runs on the primary and, if any, the fallback: a refund must reach whichever counted. */
+  private async both(run: (store: Store) => Promise<void>): Promise<void> {
+    if (this.fallback !== undefined) await run(this.fallback);
+    try {
+      await run(this.store);
+    } catch (error) {
+      throw error instanceof StoreError ? error : new StoreError(describe(error), { cause: error });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsStore) await this.store.close?.();
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,330 @@
+import { STEPS } from './algorithms/index.js';
+import type { AlgorithmStep, State } from './algorithms/types.js';
+import { monotonicClock } from './clock.js';
+import { ConfigError, configError } from './errors.js';
+import { evaluate, peekOutcomes, refundStates } from './evaluate.js';
+import type { Clock, Outcome, PolicySet, Store } from './types.js';
+
+export interface MemoryStoreOptions {
+  /**
+   * Most keys tracked at once, over all limiters using this store. Past it, the least recently
+   * used key is dropped, skipping keys that are currently denied while any other can go.
+   * @default 100000
+   */
+  maxKeys?: number;
+  /**
+   * How often expired state is swept, in ms. The timer is `unref`'d: it never keeps a process alive.
+   * @default 60000
+   */
+  sweepIntervalMs?: number;
+  /** Time source in ms, for tests. @default a monotonic clock */
+  clock?: Clock;
+}
+
+const OPTIONS = new Set(['maxKeys', 'sweepIntervalMs', 'clock']);
+const NONE = -1;
+/** How many denied keys one eviction passes over (moving them to the front) before it gives up. */
+const EVICTION_SCAN = 1024;
+
+/**
+ * The keys of one policy set: states packed in a Float64Array (a few numbers per key, NaN when a
+ * policy has no state), an index from key to slot, and a doubly linked LRU list over slots.
+ */
+class Table {
+  readonly index = new Map<string, number>();
+  readonly width: number;
+  readonly offsets: number[];
+  readonly steps: AlgorithmStep[];
+  data: Float64Array;
+  keys: (string | undefined)[] = [];
+  prev: Int32Array;
+  next: Int32Array;
+  head = NONE; // most recently used
+  tail = NONE; // least recently used
+  free: number[] = [];
+  used = 0;
+
+  constructor(readonly set: PolicySet) {
+    this.steps = set.policies.map((p) => STEPS[p.algorithm]);
+    this.offsets = [];
+    let width = 0;
+    for (const step of this.steps) {
+      this.offsets.push(width);
+      width += step.width;
+    }
+    this.width = width;
+    this.data = new Float64Array(16 * width);
+    this.prev = new Int32Array(16);
+    this.next = new Int32Array(16);
+  }
+
+  read(slot: number): (State | undefined)[] {
+    const { data, width, offsets, steps } = this;
+    const base = slot * width;
+    return offsets.map((offset, i) => {
+      const at = base + offset;
+      if (Number.isNaN(data[at]!)) return undefined;
+      return Array.from(data.subarray(at, at + steps[i]!.width));
+    });
+  }
+
+  write(slot: number, states: readonly (State | undefined)[]): void {
+    const { data, width, offsets, steps } = this;
+    const base = slot * width;
+    for (let i = 0; i < offsets.length; i++) {
+      const at = base + offsets[i]!;
+      const state = states[i];
+      if (state === undefined) data.fill(Number.NaN, at, at + steps[i]!.width);
+      else data.set(state, at);
+    }
+  }
+
+  /** The latest time at which any policy of this slot still has state; NaN-only slots are 0. */
+  expiresAt(slot: number): number {
+    let at = 0;
+    const states = this.read(slot);
+    const { policies } = this.set;
+    for (let i = 0; i < states.length; i++) {
+      const state = states[i];
+      if (state !== undefined) at = Math.max(at, this.steps[i]!.expiresAt(state, policies[i]!));
+    }
+    return at;
+  }
+
+  isDenied(slot: number, now: number): boolean {
+    const outcomes = peekOutcomes(this.read(slot), now, this.set);
+    return outcomes.some((o) => !o.allowed);
+  }
+
+  allocate(key: string): number {
+    let slot = this.free.pop();
+    if (slot === undefined) {
+      slot = this.keys.length;
+      if (slot * this.width >= this.data.length) this.grow();
+    }
+    this.keys[slot] = key;
+    this.index.set(key, slot);
+    this.used++;
+    this.linkFront(slot);
+    return slot;
+  }
+
+  remove(slot: number): void {
+    const key = this.keys[slot];
+    if (key === undefined) return;
+    this.index.delete(key);
+    this.keys[slot] = undefined;
+    this.unlink(slot);
+    this.free.push(slot);
+    this.used--;
+  }
+
+  touch(slot: number): void {
+    if (this.head === slot) return;
+    this.unlink(slot);
+    this.linkFront(slot);
+  }
+
+  private linkFront(slot: number): void {
+    this.prev[slot] = NONE;
+    this.next[slot] = this.head;
+    if (this.head !== NONE) this.prev[this.head] = slot;
+    this.head = slot;
+    if (this.tail === NONE) this.tail = slot;
+  }
+
+  private unlink(slot: number): void {
+    const p = this.prev[slot]!;
+    const n = this.next[slot]!;
+    if (p !== NONE) this.next[p] = n;
+    else this.head = n;
+    if (n !== NONE) this.prev[n] = p;
+    else this.tail = p;
+  }
+
+  private grow(): void {
+    const slots = this.prev.length * 2;
+    const data = new Float64Array(slots * this.width);
+    data.set(this.data);
+    this.data = data;
+    const prev = new Int32Array(slots);
+    prev.set(this.prev);
+    this.prev = prev;
+    const next = new Int32Array(slots);
+    next.set(this.next);
+    this.next = next;
+  }
+}
+
+/**
+ * The embedded default store: bounded, swept, monotonic. State lives in this process only, so with
+ * several processes each enforces its own limits; use `@tollgate/redis` to share them.
+ */
+export class MemoryStore implements Store {
+  readonly remote = false;
+  private readonly maxKeys: number;
+  private readonly clock: Clock;
+  private readonly tables = new Map<string, Table>();
+  private total = 0;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private closed = false;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    if (typeof options !== 'object' || options === null)
+      throw configError('MemoryStore options', 'an object', options);
+    for (const option of Object.keys(options)) {
+      if (!OPTIONS.has(option)) {
+        throw new ConfigError(
+          `Unknown MemoryStore option \`${option}\`. It takes \`maxKeys\`, \`sweepIntervalMs\`, \`clock\`.`,
+        );
+      }
+    }
+    const { maxKeys = 100_000, sweepIntervalMs = 60_000, clock = monotonicClock } = options;
+    if (!Number.isInteger(maxKeys) || maxKeys < 1)
+      throw configError('maxKeys', 'a positive integer', maxKeys);
+    if (!Number.isInteger(sweepIntervalMs) || sweepIntervalMs < 1 || sweepIntervalMs > 2 ** 31 - 1) {
+      throw configError(
+        'sweepIntervalMs',
+        'a whole number of milliseconds between 1 and 2147483647',
+        sweepIntervalMs,
+      );
+    }
+    if (typeof clock !== 'function') throw configError('clock', 'a function returning milliseconds', clock);
+    this.maxKeys = maxKeys;
+    this.clock = clock;
+    this.timer = setInterval(() => this.sweep(), sweepIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Keys currently tracked. */
+  get size(): number {
+    return this.total;
+  }
+
+  consume(key: string, set: PolicySet, cost: number): Promise<Outcome[]> {
+    return Promise.resolve(this.consumeSync(key, set, cost));
+  }
+
+  /** The synchronous core of `consume`; the limiter calls it directly to save a promise. */
+  consumeSync(key: string, set: PolicySet, cost: number): Outcome[] {
+    const now = this.clock();
+    const table = this.table(set);
+    let slot = table.index.get(key);
+    const states = slot === undefined ? EMPTY : table.read(slot);
+    const result = evaluate(states, now, set, cost);
+    if (result.allowed) {
+      if (slot === undefined) slot = this.insert(table, key, now);
+      else table.touch(slot);
+      table.write(slot, result.states);
+    } else if (slot !== undefined) {
+      table.touch(slot);
+    }
+    return result.outcomes;
+  }
+
+  peek(key: string, set: PolicySet): Promise<Outcome[]> {
+    return Promise.resolve(this.peekSync(key, set));
+  }
+
+  peekSync(key: string, set: PolicySet): Outcome[] {
+    const table = this.tables.get(set.id);
+    const slot = table?.index.get(key);
+    const states = table === undefined || slot === undefined ? EMPTY : table.read(slot);
+    return peekOutcomes(states, this.clock(), set);
+  }
+
+  refund(key: string, set: PolicySet, cost: number): Promise<void> {
+    const table = this.tables.get(set.id);
+    const slot = table?.index.get(key);
+    if (table !== undefined && slot !== undefined) {
+      const states = refundStates(table.read(slot), this.clock(), set, cost);
+      if (states.every((s) => s === undefined)) this.drop(table, slot);
+      else table.write(slot, states);
+    }
+    return Promise.resolve();
+  }
+
+  reset(key: string, set: PolicySet): Promise<void> {
+    const table = this.tables.get(set.id);
+    const slot = table?.index.get(key);
+    if (table !== undefined && slot !== undefined) this.drop(table, slot);
+    return Promise.resolve();
+  }
+
+  /** Drops every key. */
+  clear(): void {
+    this.tables.clear();
+    this.total = 0;
+  }
+
+  /** Stops the sweep timer and drops all state. Safe to call twice. */
+  close(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    this.closed = true;
+    this.clear();
+    return Promise.resolve();
+  }
+
+  /** Removes every key whose state has fully expired. Runs on the timer; callable from tests. */
+  sweep(): number {
+    const now = this.clock();
+    let removed = 0;
+    for (const table of this.tables.values()) {
+      for (let slot = 0; slot < table.keys.length; slot++) {
+        if (table.keys[slot] !== undefined && table.expiresAt(slot) <= now) {
+          this.drop(table, slot);
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
+
+  private table(set: PolicySet): Table {
+    let table = this.tables.get(set.id);
+    if (table === undefined) {
+      if (this.closed) throw new ConfigError('This MemoryStore was closed; create a new one.');
+      table = new Table(set);
+      this.tables.set(set.id, table);
+    }
+    return table;
+  }
+
+  private insert(table: Table, key: string, now: number): number {
+    if (this.total >= this.maxKeys) this.evict(table, now);
+    this.total++;
+    return table.allocate(key);
+  }
+
+  private drop(table: Table, slot: number): void {
+    table.remove(slot);
+    this.total--;
+  }
+
+  /** Frees one key: the least recently used that is not currently denied, if there is one. */
+  private evict(preferred: Table, now: number): void {
+    // Expired keys are never denied, so they go first in LRU order like any other.
+    let table = preferred.used > 0 ? preferred : this.largestTable();
+    let slot = table.tail;
+    for (let scanned = 0; scanned < Math.min(EVICTION_SCAN, table.used); scanned++) {
+      if (!table.isDenied(slot, now)) break;
+      // Denied: keep it (evicting would hand the client a fresh quota) and look further.
+      table.touch(slot);
+      slot = table.tail;
+    }
+    if (slot === NONE) {
+      table = this.largestTable();
+      slot = table.tail;
+    }
+    this.drop(table, slot);
+  }
+
+  private largestTable(): Table {
+    let best: Table | undefined;
+    for (const table of this.tables.values()) if (best === undefined || table.used > best.used) best = table;
+    return best!;
+  }
+}
+
+const EMPTY: readonly (State | undefined)[] = [];

@@ -1,0 +1,130 @@
+import { formatDuration, parseDuration } from './duration.js';
+import { ConfigError, configError, describeValue } from './errors.js';
+import type { Algorithm, Policy, PolicySet, ResolvedPolicy } from './types.js';
+
+export const ALGORITHMS: readonly Algorithm[] = [
+  'fixed-window',
+  'sliding-window',
+  'token-bucket',
+  'leaky-bucket',
+];
+export const DEFAULT_ALGORITHM: Algorithm = 'sliding-window';
+
+const POLICY_KEYS = new Set(['name', 'algorithm', 'limit', 'window', 'burst', 'delay']);
+const NAME_PATTERN = /^[A-Za-z0-9._:/-]{1,64}$/;
+const ABBREV: Record<Algorithm, string> = {
+  'fixed-window': 'fw',
+  'sliding-window': 'sw',
+  'token-bucket': 'tb',
+  'leaky-bucket': 'lb',
+};
+
+const isBucket = (algorithm: Algorithm) => algorithm === 'token-bucket' || algorithm === 'leaky-bucket';
+
+function positiveInteger(value: unknown, option: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw configError(option, 'a positive integer', value);
+  }
+  return value;
+}
+
+/** Validates one policy and fills in its defaults. `at` names it in messages, e.g. `policies[1]`. */
+export function resolvePolicy(input: Policy, at = 'policy'): ResolvedPolicy {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw configError(at, "an object such as `{ limit: 10, window: '1s' }`", input);
+  }
+  for (const option of Object.keys(input)) {
+    if (!POLICY_KEYS.has(option)) {
+      throw new ConfigError(
+        `Unknown option \`${at}.${option}\`. A policy takes ${[...POLICY_KEYS].map((k) => `\`${k}\``).join(', ')}.`,
+      );
+    }
+  }
+  const algorithm = input.algorithm ?? DEFAULT_ALGORITHM;
+  if (!ALGORITHMS.includes(algorithm)) {
+    throw configError(`${at}.algorithm`, `one of ${ALGORITHMS.map((a) => `'${a}'`).join(', ')}`, algorithm);
+  }
+  const limit = positiveInteger(input.limit, `${at}.limit`);
+  const window = parseDuration(input.window, `${at}.window`);
+
+  let burst = limit;
+  if (input.burst !== undefined) {
+    if (!isBucket(algorithm)) {
+      throw new ConfigError(
+        `\`${at}.burst\` only applies to 'token-bucket' and 'leaky-bucket', not '${algorithm}'. Remove it or change \`${at}.algorithm\`.`,
+      );
+    }
+    burst = positiveInteger(input.burst, `${at}.burst`);
+  }
+  let delay = false;
+  if (input.delay !== undefined) {
+    if (algorithm !== 'leaky-bucket') {
+      throw new ConfigError(`\`${at}.delay\` only applies to 'leaky-bucket', not '${algorithm}'.`);
+    }
+    if (typeof input.delay !== 'boolean') throw configError(`${at}.delay`, 'a boolean', input.delay);
+    delay = input.delay;
+  } else {
+    delay = algorithm === 'leaky-bucket';
+  }
+  // The algorithms count in units of 1/window so that all arithmetic is exact integer arithmetic
+  // in doubles (and in Redis Lua); that needs capacity * window to stay a safe integer.
+  if (Math.max(limit, burst) * window > Number.MAX_SAFE_INTEGER) {
+    throw new ConfigError(
+      `\`${at}\`: limit (or burst) times window must not exceed ${Number.MAX_SAFE_INTEGER}, got ${Math.max(limit, burst)} x ${window} ms. Use a shorter window with a proportional limit.`,
+    );
+  }
+  if (algorithm === 'leaky-bucket' && delay && Math.ceil(((burst - 1) * window) / limit) > 2 ** 31 - 1) {
+    throw new ConfigError(
+      `\`${at}\`: a full leaky bucket would hold a request for more than ${2 ** 31 - 1} ms. Lower \`burst\` or set \`delay: false\`.`,
+    );
+  }
+
+  const name = input.name ?? `${limit}-per-${formatDuration(window)}`;
+  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+    throw configError(`${at}.name`, 'a string of 1-64 letters, digits, `.`, `_`, `:`, `/` or `-`', name);
+  }
+  const id = isBucket(algorithm)
+    ? `${ABBREV[algorithm]}:${limit}:${window}:${burst}`
+    : `${ABBREV[algorithm]}:${limit}:${window}`;
+  return Object.freeze({ name, algorithm, limit, window, burst, delay, id });
+}
+
+/** Validates a limiter or store `name` (the namespace of its counters). */
+export function resolveNamespace(name: unknown, option = 'name'): string {
+  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+    throw configError(option, 'a string of 1-64 letters, digits, `.`, `_`, `:`, `/` or `-`', name);
+  }
+  return name;
+}
+
+/** Validates `policies` (one or several) into a frozen PolicySet. */
+export function resolvePolicySet(
+  input: Policy | readonly Policy[],
+  namespace: string,
+  option = 'policies',
+): PolicySet {
+  const list = Array.isArray(input) ? (input as readonly Policy[]) : [input as Policy];
+  if (list.length === 0) {
+    throw new ConfigError(`Expected \`${option}\` to hold at least one policy, got an empty array.`);
+  }
+  const policies = list.map((p, i) => resolvePolicy(p, Array.isArray(input) ? `${option}[${i}]` : option));
+  const seen = new Map<string, number>();
+  policies.forEach((p, i) => {
+    const first = seen.get(p.name);
+    if (first !== undefined) {
+      throw new ConfigError(
+        `\`${option}[${i}]\` has the name ${describeValue(p.name)}, already used by \`${option}[${first}]\`. Give each policy a distinct \`name\`.`,
+      );
+    }
+    seen.set(p.name, i);
+  });
+  return Object.freeze({
+    namespace,
+    policies: Object.freeze(policies),
+    id: `${namespace}|${policies.map((p) => p.id).join(',')}`,
+  });
+}
+
+/** The capacity shown as a policy's limit in decisions and headers. */
+export const capacityOf = (policy: ResolvedPolicy): number =>
+  isBucket(policy.algorithm) ? policy.burst : policy.limit;

@@ -1,0 +1,123 @@
+/** The four algorithms. See DESIGN.md and docs/algorithms.md for the exact arithmetic. */
+export type Algorithm = 'fixed-window' | 'sliding-window' | 'token-bucket' | 'leaky-bucket';
+
+/** A window: milliseconds, or a string such as `'500ms'`, `'10s'`, `'1m'`, `'1h'`, `'1d'`. */
+export type Duration = number | `${number}${'ms' | 's' | 'm' | 'h' | 'd'}` | string;
+
+/** A rate-limit policy as users write it. */
+export interface Policy {
+  /**
+   * Shown in `RateLimit-Policy` and in the 429 body's `violated-policies`. Must be unique within
+   * one limiter; letters, digits, `.`, `_`, `-`, `/`, `:` only.
+   * @default `${limit}-per-${window}`, e.g. `'10-per-1s'`
+   */
+  name?: string;
+  /** @default 'sliding-window' */
+  algorithm?: Algorithm;
+  /** Requests (cost units) allowed per `window`; for the buckets, the refill / drain rate. */
+  limit: number;
+  /** Window length, or for the buckets the period over which `limit` units refill / drain. */
+  window: Duration;
+  /**
+   * Bucket capacity (token-bucket and leaky-bucket only).
+   * @default limit
+   */
+  burst?: number;
+  /**
+   * leaky-bucket only: hold admitted requests for their place in the queue (`true`), or let them
+   * through at once while still counting them (`false`, nginx `nodelay`).
+   * @default true
+   */
+  delay?: boolean;
+}
+
+/** A validated policy with every default filled in. */
+export interface ResolvedPolicy {
+  readonly name: string;
+  readonly algorithm: Algorithm;
+  readonly limit: number;
+  /** Window in milliseconds. */
+  readonly window: number;
+  /** Bucket capacity; equals `limit` for the window algorithms. */
+  readonly burst: number;
+  /** leaky-bucket: whether admitted requests are held; `false` elsewhere. */
+  readonly delay: boolean;
+  /** Identifies algorithm and parameters; two policies with equal `id` share state safely. */
+  readonly id: string;
+}
+
+/**
+ * The policies one request is checked against, validated once and reused. Stores receive it and
+ * may cache per-set data on it (it is frozen, so use a WeakMap).
+ */
+export interface PolicySet {
+  /** Separates counters of limiters sharing one store (the limiter's `name`). */
+  readonly namespace: string;
+  readonly policies: readonly ResolvedPolicy[];
+  /** `namespace` plus every policy `id`: stable across processes, safe in a Redis key. */
+  readonly id: string;
+}
+
+/** What one policy says about one request. */
+export interface Outcome {
+  allowed: boolean;
+  /** Units still available after this request (integer >= 0). */
+  remaining: number;
+  /** Milliseconds until the policy is back to its full quota (integer >= 0). */
+  resetMs: number;
+  /** 0 when allowed; else the tight wait before the same request is allowed; may be Infinity. */
+  retryAfterMs: number;
+  /** leaky-bucket with `delay`: how long to hold the admitted request; else 0. */
+  delayMs: number;
+}
+
+/** One policy's state in a decision, for multi-policy headers. */
+export interface PolicyStatus extends Outcome {
+  readonly name: string;
+  /** Capacity shown as the limit: `limit` for windows, `burst` for buckets. */
+  readonly limit: number;
+  readonly policy: ResolvedPolicy;
+}
+
+/** Why a decision did not come from the store in the normal way. */
+export type DecisionReason = 'store-error' | 'blocked-cache' | 'fallback' | 'skipped';
+
+export interface Decision {
+  allowed: boolean;
+  key: string;
+  /** The binding policy's limit (see PolicyStatus.limit). */
+  limit: number;
+  remaining: number;
+  resetMs: number;
+  /** 0 when allowed; Infinity when the cost can never fit. */
+  retryAfterMs: number;
+  delayMs: number;
+  /** The binding policy: the one that denied (the longest wait), else the one with least remaining. */
+  policy: ResolvedPolicy;
+  policies: PolicyStatus[];
+  reason?: DecisionReason;
+}
+
+/**
+ * A store keeps policy state and applies a request to every policy of a set atomically: when any
+ * policy denies, no policy consumes. Results come back in the order of `set.policies`.
+ */
+export interface Store {
+  consume(key: string, set: PolicySet, cost: number): Promise<Outcome[]>;
+  /** The state as a cost-1 request would see it, consuming nothing. */
+  peek(key: string, set: PolicySet): Promise<Outcome[]>;
+  /** Gives back up to `cost` units to every policy; never below zero, never revives an expired window. */
+  refund(key: string, set: PolicySet, cost: number): Promise<void>;
+  reset(key: string, set: PolicySet): Promise<void>;
+  close?(): Promise<void> | void;
+  /** True for stores that leave the process (Redis): turns on the denied-key cache by default. */
+  readonly remote?: boolean;
+}
+
+/** Time source in milliseconds. Stores use a monotonic one by default. */
+export type Clock = () => number;
+
+export interface Logger {
+  warn(message: string): void;
+  error(message: string): void;
+}

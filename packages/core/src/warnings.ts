@@ -1,0 +1,42 @@
+import type { Logger } from './types.js';
+
+/**
+ * Coded warnings for soft misconfiguration. Each is logged once per limiter (or per store) through
+ * the injectable `logger`. The codes are stable; the README documents each one.
+ */
+export const WARNINGS = {
+  /** `X-Forwarded-For` arrives but the app does not trust proxies: every client behind the proxy shares one key. */
+  TRUST_PROXY: 'TOLLGATE_TRUST_PROXY',
+  /** The same limiter counted one request twice (mounted twice on one path). */
+  DOUBLE_COUNT: 'TOLLGATE_DOUBLE_COUNT',
+  /** Two limiters with one name and different policies share a store: their counters are separate. */
+  NAME_CONFLICT: 'TOLLGATE_NAME_CONFLICT',
+  /** The store failed; decisions come from `onStoreError` or the fallback until it recovers. */
+  STORE_ERROR: 'TOLLGATE_STORE_ERROR',
+  /** The store recovered after a failure. */
+  STORE_RECOVERED: 'TOLLGATE_STORE_RECOVERED',
+  /** A key function returned no key; the request was limited under a shared fallback key. */
+  MISSING_KEY: 'TOLLGATE_MISSING_KEY',
+  /** The leaky-bucket delay was skipped because the response had already started. */
+  DELAY_SKIPPED: 'TOLLGATE_DELAY_SKIPPED',
+} as const;
+
+export type WarningCode = (typeof WARNINGS)[keyof typeof WARNINGS];
+
+/** Logs each code at most once per `Warner`. */
+export class Warner {
+  private readonly seen = new Set<string>();
+
+  constructor(readonly logger: Logger) {}
+
+  warn(code: WarningCode, message: string): void {
+    if (this.seen.has(code)) return;
+    this.seen.add(code);
+    this.logger.warn(`[${code}] ${message}`);
+  }
+
+  /** Lets `code` be logged again (after a store recovered, a new failure is news). */
+  forget(code: WarningCode): void {
+    this.seen.delete(code);
+  }
+}
