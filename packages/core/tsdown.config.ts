@@ -8,4 +8,6 @@ export default defineConfig({
   sourcemap: true,
   target: 'node20',
   platform: 'node',
+  // Peer and workspace packages stay imports; nothing of them is bundled.
+  external: [/^@tollgate\//, 'ioredis', 'redis', 'express', 'koa'],
 });

@@ -3,7 +3,14 @@
  * reachable from tests through `inject('redisPort')` and `inject('clusterNodes')`.
  */
 import type { TestProject } from 'vitest/node';
-import { type ClusterNode, type RedisCluster, type RedisServer, redisAvailable, startCluster, startRedis } from './redis-servers.ts';
+import {
+  type ClusterNode,
+  type RedisCluster,
+  type RedisServer,
+  redisAvailable,
+  startCluster,
+  startRedis,
+} from './redis-servers.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

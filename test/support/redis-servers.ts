@@ -77,7 +77,8 @@ interface ProcessState {
 // Kept on globalThis so that every copy of this module in a process (Vitest isolates test files)
 // shares one set of handed-out ports and one cleanup hook.
 const STATE_KEY = Symbol.for('tollgate.test.redis-servers');
-const state: ProcessState = ((globalThis as Record<symbol, unknown>)[STATE_KEY] as ProcessState | undefined) ??
+const state: ProcessState =
+  ((globalThis as Record<symbol, unknown>)[STATE_KEY] as ProcessState | undefined) ??
   installCleanup({ handedOutPorts: new Set(), children: new Set(), dirs: new Set() });
 
 function installCleanup(fresh: ProcessState): ProcessState {
@@ -293,7 +294,8 @@ async function launch(port: number, dir: string, extraArgs: readonly string[]): 
     // Only when the spawn itself failed, e.g. ENOENT; no 'exit' follows.
     child.once('error', (error) => settle(`failed to spawn: ${error.message}`));
   });
-  const describe = () => `redis-server on ${HOST}:${port} (dir ${dir}, extra args ${JSON.stringify(extraArgs)})`;
+  const describe = () =>
+    `redis-server on ${HOST}:${port} (dir ${dir}, extra args ${JSON.stringify(extraArgs)})`;
 
   const halt = async (signal: 'SIGTERM' | 'SIGKILL') => {
     if (exitStatus !== undefined) return;
@@ -454,7 +456,9 @@ async function waitForCluster(ports: readonly number[]): Promise<SlotRange[]> {
       }
       await delay(POLL_INTERVAL_MS * 2);
     }
-    const reply = (await clients[0]!.cluster('SLOTS')) as Array<[number, number, [string, number, ...unknown[]]]>;
+    const reply = (await clients[0]!.cluster('SLOTS')) as Array<
+      [number, number, [string, number, ...unknown[]]]
+    >;
     return reply.map(([start, end, [host, port]]) => ({ start, end, master: { host, port } }));
   } finally {
     for (const client of clients) client.disconnect();
@@ -475,7 +479,8 @@ function run(command: string, args: readonly string[]): Promise<string> {
 
 /** The cluster slot of `key` (CRC16/XMODEM mod 16384, honouring `{hash tags}`), as CLUSTER KEYSLOT. */
 export function keySlot(key: string | Uint8Array): number {
-  let bytes = typeof key === 'string' ? Buffer.from(key) : Buffer.from(key.buffer, key.byteOffset, key.length);
+  let bytes =
+    typeof key === 'string' ? Buffer.from(key) : Buffer.from(key.buffer, key.byteOffset, key.length);
   const open = bytes.indexOf(0x7b);
   if (open !== -1) {
     const close = bytes.indexOf(0x7d, open + 1);
@@ -484,7 +489,8 @@ export function keySlot(key: string | Uint8Array): number {
   let crc = 0;
   for (const byte of bytes) {
     crc ^= byte << 8;
-    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    for (let bit = 0; bit < 8; bit++)
+      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
   }
   return crc % SLOT_COUNT;
 }
