@@ -24,18 +24,20 @@ declare module 'vitest' {
 export default async function setup({ provide }: Pick<TestProject, 'provide'>): Promise<() => Promise<void>> {
   if (!redisAvailable()) {
     throw new Error(
-      'The tests need `redis-server` and `redis-cli` on PATH to start their own throwaway Redis servers ' +
-        '(they never use the Redis on 6379). Install them: `apt-get install redis-server` on Debian/Ubuntu, ' +
-        '`brew install redis` on macOS.',
+      'The tests need `redis-server` and `redis-cli` on PATH: they start their own throwaway Redis ' +
+        'servers and never use the one on 6379. Install them with `apt-get install redis-server` ' +
+        '(Debian/Ubuntu) or `brew install redis` (macOS).',
     );
   }
   const [standalone, clustered] = await Promise.allSettled([startRedis(), startCluster()]);
-  if (standalone.status === 'rejected' || clustered.status === 'rejected') {
+  const failure =
+    standalone.status === 'rejected' ? standalone : clustered.status === 'rejected' ? clustered : undefined;
+  if (failure || standalone.status === 'rejected' || clustered.status === 'rejected') {
     await Promise.allSettled([
       standalone.status === 'fulfilled' ? standalone.value.stop() : undefined,
       clustered.status === 'fulfilled' ? clustered.value.stop() : undefined,
     ]);
-    throw standalone.status === 'rejected' ? standalone.reason : (clustered as PromiseRejectedResult).reason;
+    throw failure?.reason;
   }
   const server: RedisServer = standalone.value;
   const cluster: RedisCluster = clustered.value;

@@ -8,7 +8,6 @@ import {
   type ClusterNode,
   findFreePort,
   keySlot,
-  type RedisServer,
   redisAvailable,
   startCluster,
   startRedis,
@@ -16,7 +15,7 @@ import {
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
-function client(server: Pick<RedisServer, 'host' | 'port'>): Redis {
+function client(server: ClusterNode): Redis {
   // No reconnects: a test that kills a server must not leave a client retrying in the background.
   return new Redis({
     host: server.host,
@@ -52,8 +51,10 @@ describe.concurrent('redis-servers', () => {
 
   test('startRedis answers PING without persistence, and stop() ends it and removes its dir', async ({
     expect,
+    onTestFinished,
   }) => {
     const server = await startRedis();
+    onTestFinished(() => server.stop());
     const redis = client(server);
     try {
       expect(server.url).toBe(`redis://127.0.0.1:${server.port}`);
@@ -71,6 +72,13 @@ describe.concurrent('redis-servers', () => {
     expect(existsSync(dir)).toBe(false);
     expect(server.dir).toBeUndefined();
     await server.stop();
+  });
+
+  test('startRedis fails fast with the server output when redis-server cannot start', async ({ expect }) => {
+    await expect(startRedis({ args: ['--no-such-directive', 'yes'] })).rejects.toThrow(
+      /stopped before answering PING \(exit code 1\)\. Its output:\n[\s\S]*no-such-directive/,
+    );
+    await expect(startRedis({ port: 6379 })).rejects.toThrow(/refusing port 6379/);
   });
 
   test('kill() crashes the server; restart() brings it back, empty, on the same port', async ({
@@ -144,7 +152,7 @@ describe.concurrent('redis-servers', () => {
     expect(await cluster.cluster('INFO')).toContain('cluster_state:ok');
 
     // One key per master, found from the slot map rather than assumed.
-    const slots = (await cluster.cluster('SLOTS')) as Array<[number, number, [string, number]]>;
+    const slots = await cluster.cluster('SLOTS');
     const prefix = crypto.randomUUID();
     const keys = slots.map(([start, end]) => {
       for (let index = 0; ; index++) {
@@ -161,10 +169,14 @@ describe.concurrent('redis-servers', () => {
     for (const key of keys) expect(await cluster.get(key)).toBe(`value of ${key}`);
   });
 
-  test('startCluster maps slots to masters and stop() ends every node', async ({ expect }) => {
+  test('startCluster maps slots to masters and stop() ends every node', async ({
+    expect,
+    onTestFinished,
+  }) => {
     await expect(startCluster({ masters: 2 })).rejects.toThrow(/at least 3/);
 
     const cluster = await startCluster();
+    onTestFinished(() => cluster.stop());
     const ports = cluster.nodes.map((node: ClusterNode) => node.port);
     try {
       expect(cluster.servers.map((server) => server.port)).toEqual(ports);

@@ -271,6 +271,9 @@ async function launch(port: number, dir: string, extraArgs: readonly string[]): 
     dir,
     '--protected-mode',
     'no',
+    // Redis waits 5 s by default before a diskless full sync, in case more replicas arrive.
+    '--repl-diskless-sync-delay',
+    '0',
     ...extraArgs,
   ];
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -283,6 +286,8 @@ async function launch(port: number, dir: string, extraArgs: readonly string[]): 
   child.stdout.on('data', record);
   child.stderr.on('data', record);
 
+  // 'close' comes after 'exit' once stdout and stderr are drained, so a failure report has the last words.
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   let exitStatus: string | undefined;
   const exited = new Promise<void>((resolve) => {
     const settle = (status: string) => {
@@ -294,8 +299,11 @@ async function launch(port: number, dir: string, extraArgs: readonly string[]): 
     // Only when the spawn itself failed, e.g. ENOENT; no 'exit' follows.
     child.once('error', (error) => settle(`failed to spawn: ${error.message}`));
   });
-  const describe = () =>
-    `redis-server on ${HOST}:${port} (dir ${dir}, extra args ${JSON.stringify(extraArgs)})`;
+  const failure = async (what: string) => {
+    await Promise.race([closed, delay(500)]);
+    const label = `redis-server on ${HOST}:${port} (dir ${dir}, extra args ${JSON.stringify(extraArgs)})`;
+    return new Error(`${label} ${what}. Its output:\n${output}`);
+  };
 
   const halt = async (signal: 'SIGTERM' | 'SIGKILL') => {
     if (exitStatus !== undefined) return;
@@ -314,14 +322,12 @@ async function launch(port: number, dir: string, extraArgs: readonly string[]): 
     if (child.pid !== undefined && (await answersPing(port, child.pid))) return { halt };
     if (Date.now() >= deadline) {
       await halt('SIGKILL');
-      throw new Error(
-        `${describe()} did not answer PING within ${READY_TIMEOUT_MS} ms. Its output:\n${output}`,
-      );
+      throw await failure(`did not answer PING within ${READY_TIMEOUT_MS} ms`);
     }
     await Promise.race([delay(POLL_INTERVAL_MS), exited]);
   }
   await exited;
-  throw new Error(`${describe()} stopped before answering PING (${exitStatus}). Its output:\n${output}`);
+  throw await failure(`stopped before answering PING (${exitStatus})`);
 }
 
 /**
@@ -456,10 +462,11 @@ async function waitForCluster(ports: readonly number[]): Promise<SlotRange[]> {
       }
       await delay(POLL_INTERVAL_MS * 2);
     }
-    const reply = (await clients[0]!.cluster('SLOTS')) as Array<
-      [number, number, [string, number, ...unknown[]]]
-    >;
-    return reply.map(([start, end, [host, port]]) => ({ start, end, master: { host, port } }));
+    const reply = await clients[0]!.cluster('SLOTS');
+    return reply.map(([start, end, master]) => {
+      if (!master) throw new Error(`CLUSTER SLOTS listed slots ${start}-${end} without a master`);
+      return { start, end, master: { host: master[0], port: master[1] } };
+    });
   } finally {
     for (const client of clients) client.disconnect();
   }
