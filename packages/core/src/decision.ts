@@ -1,5 +1,5 @@
 import { capacityOf } from './policy.js';
-import type { Decision, DecisionReason, Outcome, PolicySet, PolicyStatus } from './types.js';
+import type { Decision, DecisionReason, Outcome, PolicySet, PolicyStatus, ResolvedPolicy } from './types.js';
 
 /** Turns per-policy outcomes into a Decision, choosing the binding policy. */
 export function toDecision(
@@ -64,4 +64,31 @@ export function openDecision(key: string, set: PolicySet, reason: DecisionReason
     })),
     reason,
   );
+}
+
+/** The common case, one policy, without the loop: this runs on every request. */
+function single(key: string, policy: ResolvedPolicy, o: Outcome): Decision {
+  const limit = capacityOf(policy);
+  return {
+    allowed: o.allowed,
+    key,
+    limit,
+    remaining: o.remaining,
+    resetMs: o.resetMs,
+    retryAfterMs: o.retryAfterMs,
+    delayMs: o.delayMs,
+    policy,
+    policies: [
+      {
+        name: policy.name,
+        limit,
+        policy,
+        allowed: o.allowed,
+        remaining: o.remaining,
+        resetMs: o.resetMs,
+        retryAfterMs: o.retryAfterMs,
+        delayMs: o.delayMs,
+      },
+    ],
+  };
 }

@@ -75,6 +75,7 @@ const OPTIONS = new Set([
 ]);
 
 interface SyncStore extends Store {
+  /** Like `consume`, synchronously; the result may be reused by the next call. */
   consumeSync(key: string, set: PolicySet, cost: number): Outcome[];
 }
 const isSync = (store: Store): store is SyncStore =>
@@ -144,7 +145,12 @@ class BlockedCache {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);
     }
-    this.entries.set(id, { until: now + retryAfterMs, at: now, cost, outcomes });
+    this.entries.set(id, {
+      until: now + retryAfterMs,
+      at: now,
+      cost,
+      outcomes: outcomes.map((o) => ({ ...o })),
+    });
   }
 
   forget(id: string): void {

@@ -1,8 +1,8 @@
 import { STEPS } from './algorithms/index.js';
-import type { AlgorithmStep, State } from './algorithms/types.js';
+import { type AlgorithmStep, type Kernel, newOutcome, type State } from './algorithms/types.js';
 import { monotonicClock } from './clock.js';
 import { ConfigError, configError } from './errors.js';
-import { evaluate, peekOutcomes, refundStates } from './evaluate.js';
+import { peekOutcomes, refundStates } from './evaluate.js';
 import type { Clock, Outcome, PolicySet, Store } from './types.js';
 
 export interface MemoryStoreOptions {
@@ -35,6 +35,10 @@ class Table {
   readonly width: number;
   readonly offsets: number[];
   readonly steps: AlgorithmStep[];
+  readonly kernels: Kernel[];
+  /** Working copies of one slot's state, for evaluating before committing. */
+  readonly scratch: Float64Array;
+  readonly scratch2: Float64Array;
   data: Float64Array;
   keys: (string | undefined)[] = [];
   prev: Int32Array;
@@ -53,6 +57,9 @@ class Table {
       width += step.width;
     }
     this.width = width;
+    this.kernels = this.steps.map((step) => step.run);
+    this.scratch = new Float64Array(width);
+    this.scratch2 = new Float64Array(width);
     this.data = new Float64Array(16 * width);
     this.prev = new Int32Array(16);
     this.next = new Int32Array(16);
@@ -64,7 +71,9 @@ class Table {
     return offsets.map((offset, i) => {
       const at = base + offset;
       if (Number.isNaN(data[at]!)) return undefined;
-      return Array.from(data.subarray(at, at + steps[i]!.width));
+      const state: number[] = new Array(steps[i]!.width);
+      for (let j = 0; j < state.length; j++) state[j] = data[at + j]!;
+      return state;
     });
   }
 
@@ -91,9 +100,25 @@ class Table {
     return at;
   }
 
+  /** Loads a slot's state (or none) into `into`. */
+  load(slot: number | undefined, into: Float64Array): void {
+    if (slot === undefined) {
+      for (const offset of this.offsets) into[offset] = Number.NaN;
+    } else {
+      into.set(this.data.subarray(slot * this.width, (slot + 1) * this.width));
+    }
+  }
+
+  /** Would a cost-1 request be denied now? */
   isDenied(slot: number, now: number): boolean {
-    const outcomes = peekOutcomes(this.read(slot), now, this.set);
-    return outcomes.some((o) => !o.allowed);
+    const { scratch, kernels, offsets } = this;
+    const policies = this.set.policies;
+    const out = newOutcome();
+    this.load(slot, scratch);
+    for (let i = 0; i < kernels.length; i++) {
+      if (!kernels[i]!(scratch, offsets[i]!, now, policies[i]!, 1, out)) return true;
+    }
+    return false;
   }
 
   allocate(key: string): number {
@@ -166,6 +191,11 @@ export class MemoryStore implements Store {
   private readonly clock: Clock;
   private readonly tables = new Map<string, Table>();
   private total = 0;
+  /** The reused result of single-policy `consumeSync`. */
+  private readonly single: [Outcome] = [newOutcome()];
+  /** The table of the last set used: most stores serve one set. */
+  private lastSet: PolicySet | undefined;
+  private lastTable: Table | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
   private closed = false;
 
@@ -202,24 +232,71 @@ export class MemoryStore implements Store {
   }
 
   consume(key: string, set: PolicySet, cost: number): Promise<Outcome[]> {
-    return Promise.resolve(this.consumeSync(key, set, cost));
+    return Promise.resolve(this.consumeSync(key, set, cost).map((o) => ({ ...o })));
   }
 
-  /** The synchronous core of `consume`; the limiter calls it directly to save a promise. */
+  /**
+   * The synchronous core of `consume`; the limiter calls it directly to save a promise. For speed,
+   * the array it returns may be reused by the next call: read it at once, keep nothing of it.
+   */
   consumeSync(key: string, set: PolicySet, cost: number): Outcome[] {
     const now = this.clock();
-    const table = this.table(set);
+    const table = set === this.lastSet ? this.lastTable! : this.table(set);
     let slot = table.index.get(key);
-    const states = slot === undefined ? EMPTY : table.read(slot);
-    const result = evaluate(states, now, set, cost);
-    if (result.allowed) {
+    if (table.kernels.length !== 1) return this.consumeMany(table, key, slot, now, cost);
+    const single = this.single;
+    const out = single[0];
+    const kernel = table.kernels[0]!;
+    if (slot !== undefined) {
+      kernel(table.data, slot * table.width, now, set.policies[0]!, cost, out);
+      table.touch(slot);
+    } else {
+      const scratch = table.scratch;
+      scratch[0] = Number.NaN;
+      if (kernel(scratch, 0, now, set.policies[0]!, cost, out)) {
+        slot = this.insert(table, key, now);
+        table.data.set(scratch, slot * table.width);
+      }
+    }
+    return single;
+  }
+
+  /** Several policies, all or nothing: evaluate on a copy, commit only if every policy allows. */
+  private consumeMany(
+    table: Table,
+    key: string,
+    slot: number | undefined,
+    now: number,
+    cost: number,
+  ): Outcome[] {
+    const { kernels, offsets, scratch } = table;
+    const policies = table.set.policies;
+    const outcomes: Outcome[] = new Array(kernels.length);
+    table.load(slot, scratch);
+    let allowed = true;
+    for (let i = 0; i < kernels.length; i++) {
+      const out = newOutcome();
+      if (!kernels[i]!(scratch, offsets[i]!, now, policies[i]!, cost, out)) allowed = false;
+      outcomes[i] = out;
+    }
+    if (allowed) {
       if (slot === undefined) slot = this.insert(table, key, now);
       else table.touch(slot);
-      table.write(slot, result.states);
-    } else if (slot !== undefined) {
-      table.touch(slot);
+      table.data.set(scratch, slot * table.width);
+      return outcomes;
     }
-    return result.outcomes;
+    // Denied as a whole: the policies that would have allowed report their state untouched.
+    const untouched = table.scratch2;
+    for (let i = 0; i < kernels.length; i++) {
+      const out = outcomes[i]!;
+      if (!out.allowed) continue;
+      table.load(slot, untouched);
+      kernels[i]!(untouched, offsets[i]!, now, policies[i]!, 0, out);
+      out.retryAfterMs = 0;
+      out.delayMs = 0;
+    }
+    if (slot !== undefined) table.touch(slot);
+    return outcomes;
   }
 
   peek(key: string, set: PolicySet): Promise<Outcome[]> {
@@ -254,6 +331,8 @@ export class MemoryStore implements Store {
   /** Drops every key. */
   clear(): void {
     this.tables.clear();
+    this.lastSet = undefined;
+    this.lastTable = undefined;
     this.total = 0;
   }
 
@@ -288,6 +367,8 @@ export class MemoryStore implements Store {
       table = new Table(set);
       this.tables.set(set.id, table);
     }
+    this.lastSet = set;
+    this.lastTable = table;
     return table;
   }
 

@@ -1,55 +1,31 @@
-import type { Outcome, ResolvedPolicy } from '../types.js';
-import { type AlgorithmStep, denyForever, type State, type StepResult } from './types.js';
+import { type AlgorithmStep, type Kernel, pureStep, setOutcome } from './types.js';
 
 // State: [windowStart, count]. A window opens at the key's first request and lasts `window` ms.
 
-function current(
-  state: State | undefined,
-  now: number,
-  policy: ResolvedPolicy,
-): [number, number] | undefined {
-  if (state === undefined) return undefined;
-  const start = state[0]!;
-  return now >= start + policy.window ? undefined : [start, state[1]!];
-}
+const run: Kernel = (data, at, now, policy, cost, out) => {
+  const L = policy.limit;
+  const W = policy.window;
+  let start = data[at]!;
+  // NaN (no state) fails the comparison, like an expired window.
+  const live = now < start + W;
+  const count = live ? data[at + 1]! : 0;
+  const resetMs = live ? start + W - now : 0;
+  if (cost > L) return setOutcome(out, false, L - count, resetMs, Number.POSITIVE_INFINITY, 0);
+  if (count + cost > L) return setOutcome(out, false, L - count, resetMs, resetMs, 0);
+  if (!live) start = now;
+  data[at] = start;
+  data[at + 1] = count + cost;
+  return setOutcome(out, true, L - count - cost, start + W - now, 0, 0);
+};
 
 export const fixedWindow: AlgorithmStep = {
   width: 2,
-
-  step(state, now, policy, cost): StepResult {
-    const L = policy.limit;
-    const live = current(state, now, policy);
-    const start = live ? live[0] : now;
-    const count = live ? live[1] : 0;
-    const resetMs = live ? start + policy.window - now : 0;
-    if (cost > L) return { state, outcome: denyForever(L - count, resetMs) };
-    if (count + cost > L) {
-      const outcome: Outcome = {
-        allowed: false,
-        remaining: L - count,
-        resetMs,
-        retryAfterMs: resetMs,
-        delayMs: 0,
-      };
-      return { state, outcome };
-    }
-    const used = count + cost;
-    return {
-      state: [start, used],
-      outcome: {
-        allowed: true,
-        remaining: L - used,
-        resetMs: start + policy.window - now,
-        retryAfterMs: 0,
-        delayMs: 0,
-      },
-    };
-  },
+  run,
+  step: pureStep(2, run),
 
   refund(state, now, policy, cost) {
-    const live = current(state, now, policy);
-    if (!live) return undefined;
-    return [live[0], Math.max(0, live[1] - cost)];
+    if (state === undefined || now >= state[0]! + policy.window) return undefined;
+    return [state[0]!, Math.max(0, state[1]! - cost)];
   },
 
   expiresAt: (state, policy) => state[0]! + policy.window,

@@ -12,5 +12,6 @@ export const STEPS: Record<Algorithm, AlgorithmStep> = {
   'leaky-bucket': leakyBucket,
 };
 
-export type { AlgorithmStep, State, StepResult } from './types.js';
+export type { AlgorithmStep, Kernel, State, StepResult } from './types.js';
+export { newOutcome } from './types.js';
 export { fixedWindow, leakyBucket, slidingWindow, tokenBucket };

@@ -1,58 +1,59 @@
 import type { ResolvedPolicy } from '../types.js';
-import { type AlgorithmStep, denyForever, type State, type StepResult } from './types.js';
+import { type AlgorithmStep, type Kernel, pureStep, setOutcome } from './types.js';
 
 // The shaping bucket of nginx limit_req. State: [level * W, lastLeak]. The queue drains one unit
 // every W/L ms, i.e. exactly L scaled units per millisecond. A request that fits waits for what is
 // queued ahead of it: level / L ms.
 
-function levelAt(state: State | undefined, now: number, policy: ResolvedPolicy): number {
-  if (state === undefined) return 0;
-  const level = state[0]!;
-  const elapsed = Math.max(0, now - state[1]!);
+/** Scaled level at `now`, from a stored (level, at) pair; NaN level means empty. */
+function levelAt(level: number, at: number, now: number, policy: ResolvedPolicy): number {
+  if (level !== level) return 0;
+  const elapsed = Math.max(0, now - at);
   if (elapsed >= Math.ceil(level / policy.limit)) return 0;
   return level - elapsed * policy.limit;
 }
 
+const run: Kernel = (data, at, now, policy, cost, out) => {
+  const W = policy.window;
+  const L = policy.limit;
+  const capacity = policy.burst * W;
+  const level = levelAt(data[at]!, data[at + 1]!, now, policy);
+  const need = cost * W;
+  const remaining = Math.floor((capacity - level) / W);
+  if (cost > policy.burst) {
+    return setOutcome(out, false, remaining, Math.ceil(level / L), Number.POSITIVE_INFINITY, 0);
+  }
+  if (level + need > capacity) {
+    return setOutcome(
+      out,
+      false,
+      remaining,
+      Math.ceil(level / L),
+      Math.ceil((level + need - capacity) / L),
+      0,
+    );
+  }
+  const next = level + need;
+  data[at] = next;
+  data[at + 1] = now;
+  return setOutcome(
+    out,
+    true,
+    Math.floor((capacity - next) / W),
+    Math.ceil(next / L),
+    0,
+    policy.delay ? Math.ceil(level / L) : 0,
+  );
+};
+
 export const leakyBucket: AlgorithmStep = {
   width: 2,
-
-  step(state, now, policy, cost): StepResult {
-    const W = policy.window;
-    const L = policy.limit;
-    const capacity = policy.burst * W;
-    const level = levelAt(state, now, policy);
-    const need = cost * W;
-    if (cost > policy.burst) {
-      return { state, outcome: denyForever(Math.floor((capacity - level) / W), Math.ceil(level / L)) };
-    }
-    if (level + need > capacity) {
-      return {
-        state,
-        outcome: {
-          allowed: false,
-          remaining: Math.floor((capacity - level) / W),
-          resetMs: Math.ceil(level / L),
-          retryAfterMs: Math.ceil((level + need - capacity) / L),
-          delayMs: 0,
-        },
-      };
-    }
-    const next = level + need;
-    return {
-      state: [next, now],
-      outcome: {
-        allowed: true,
-        remaining: Math.floor((capacity - next) / W),
-        resetMs: Math.ceil(next / L),
-        retryAfterMs: 0,
-        delayMs: policy.delay ? Math.ceil(level / L) : 0,
-      },
-    };
-  },
+  run,
+  step: pureStep(2, run),
 
   refund(state, now, policy, cost) {
     if (state === undefined) return undefined;
-    const level = Math.max(0, levelAt(state, now, policy) - cost * policy.window);
+    const level = Math.max(0, levelAt(state[0]!, state[1]!, now, policy) - cost * policy.window);
     return level === 0 ? undefined : [level, now];
   },
 

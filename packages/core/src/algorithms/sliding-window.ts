@@ -1,19 +1,8 @@
-import type { ResolvedPolicy } from '../types.js';
-import { type AlgorithmStep, denyForever, type State, type StepResult } from './types.js';
+import { type AlgorithmStep, type Kernel, pureStep, type State, setOutcome } from './types.js';
 
 // State: [currentWindowStart, currentCount, previousCount]. Windows are aligned to multiples of W.
 // estimate = prev * (W - elapsed) / W + curr; everything below is that equation multiplied by W,
 // so it stays in exact integers (and matches the Lua twin bit for bit).
-
-/** [windowStart, curr, prev] as seen at `now`. */
-function shift(state: State | undefined, now: number, W: number): [number, number, number] {
-  const start = now - (now % W);
-  if (state === undefined) return [start, 0, 0];
-  const stored = state[0]!;
-  if (stored === start) return [start, state[1]!, state[2]!];
-  if (stored === start - W) return [start, 0, state[1]!];
-  return [start, 0, 0];
-}
 
 function resetMs(start: number, curr: number, prev: number, now: number, W: number): number {
   if (curr > 0) return start + 2 * W - now;
@@ -31,12 +20,11 @@ function retryAfter(
   L: number,
   cost: number,
 ) {
-  const elapsed = now - start;
   // Still inside the current window, as the previous window's weight decays.
   const k = (L - curr - cost) * W;
   if (prev > 0 && k >= 0) {
     const q = Math.floor(k / prev);
-    if (q >= 1) return W - q - elapsed;
+    if (q >= 1) return start + W - q - now;
   }
   // In the next window, where this window's count becomes the decaying one.
   const next = start + W;
@@ -45,44 +33,53 @@ function retryAfter(
   return next + Math.max(0, W - q2) - now;
 }
 
+const run: Kernel = (data, at, now, policy, cost, out) => {
+  const W = policy.window;
+  const L = policy.limit;
+  const start = now - (now % W);
+  const stored = data[at]!;
+  let curr = 0;
+  let prev = 0;
+  if (stored === start) {
+    curr = data[at + 1]!;
+    prev = data[at + 2]!;
+  } else if (stored === start - W) {
+    prev = data[at + 1]!;
+  }
+  const free = L * W - prev * (W - (now - start)) - curr * W;
+  const remaining = Math.floor(free / W);
+  if (cost > L) {
+    return setOutcome(out, false, remaining, resetMs(start, curr, prev, now, W), Number.POSITIVE_INFINITY, 0);
+  }
+  if (cost * W > free) {
+    const retry = retryAfter(start, curr, prev, now, W, L, cost);
+    return setOutcome(out, false, remaining, resetMs(start, curr, prev, now, W), retry, 0);
+  }
+  data[at] = start;
+  data[at + 1] = curr + cost;
+  data[at + 2] = prev;
+  return setOutcome(
+    out,
+    true,
+    Math.floor((free - cost * W) / W),
+    resetMs(start, curr + cost, prev, now, W),
+    0,
+    0,
+  );
+};
+
+/** [windowStart, curr, prev] as seen at `now`. */
+function shift(state: State, now: number, W: number): [number, number, number] {
+  const start = now - (now % W);
+  if (state[0] === start) return [start, state[1]!, state[2]!];
+  if (state[0] === start - W) return [start, 0, state[1]!];
+  return [start, 0, 0];
+}
+
 export const slidingWindow: AlgorithmStep = {
   width: 3,
-
-  step(state, now, policy: ResolvedPolicy, cost): StepResult {
-    const W = policy.window;
-    const L = policy.limit;
-    const [start, curr, prev] = shift(state, now, W);
-    const used = prev * (W - (now - start)) + curr * W;
-    if (cost > L) {
-      return {
-        state,
-        outcome: denyForever(Math.floor((L * W - used) / W), resetMs(start, curr, prev, now, W)),
-      };
-    }
-    if (used + cost * W > L * W) {
-      return {
-        state,
-        outcome: {
-          allowed: false,
-          remaining: Math.floor((L * W - used) / W),
-          resetMs: resetMs(start, curr, prev, now, W),
-          retryAfterMs: retryAfter(start, curr, prev, now, W, L, cost),
-          delayMs: 0,
-        },
-      };
-    }
-    const next = curr + cost;
-    return {
-      state: [start, next, prev],
-      outcome: {
-        allowed: true,
-        remaining: Math.floor((L * W - used - cost * W) / W),
-        resetMs: resetMs(start, next, prev, now, W),
-        retryAfterMs: 0,
-        delayMs: 0,
-      },
-    };
-  },
+  run,
+  step: pureStep(3, run),
 
   refund(state, now, policy, cost) {
     if (state === undefined) return undefined;
