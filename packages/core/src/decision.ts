@@ -9,6 +9,7 @@ export function toDecision(
   reason?: DecisionReason,
 ): Decision {
   const { policies } = set;
+  if (policies.length === 1 && reason === undefined) return single(key, policies[0]!, outcomes[0]!);
   const statuses: PolicyStatus[] = new Array(policies.length);
   let allowed = true;
   let binding = 0;

@@ -7,7 +7,7 @@ import { type AlgorithmStep, type Kernel, pureStep, setOutcome } from './types.j
 
 /** Scaled level at `now`, from a stored (level, at) pair; NaN level means empty. */
 function levelAt(level: number, at: number, now: number, policy: ResolvedPolicy): number {
-  if (level !== level) return 0;
+  if (Number.isNaN(level)) return 0;
   const elapsed = Math.max(0, now - at);
   if (elapsed >= Math.ceil(level / policy.limit)) return 0;
   return level - elapsed * policy.limit;

@@ -7,7 +7,7 @@ import { type AlgorithmStep, type Kernel, pureStep, setOutcome } from './types.j
 /** Scaled tokens at `now`, from a stored (tokens, at) pair; NaN tokens mean a full bucket. */
 function tokensAt(tokens: number, at: number, now: number, policy: ResolvedPolicy): number {
   const capacity = policy.burst * policy.window;
-  if (tokens !== tokens) return capacity;
+  if (Number.isNaN(tokens)) return capacity;
   const elapsed = Math.max(0, now - at);
   // Compare before multiplying: elapsed * L may exceed 2^53 after a long idle time.
   if (elapsed >= Math.ceil((capacity - tokens) / policy.limit)) return capacity;

@@ -1,0 +1,128 @@
+import { describe, expect, test } from 'vitest';
+import { createLimiter } from '../limiter.js';
+import { MemoryStore } from '../memory-store.js';
+import { resolvePolicy } from '../policy.js';
+import type { Decision, Policy } from '../types.js';
+import { fixedWindow } from './fixed-window.js';
+
+const INF = Number.POSITIVE_INFINITY;
+
+/** One key behind a limiter on a MemoryStore with a virtual clock. */
+function scenario(policy: Policy) {
+  let t = 0;
+  const store = new MemoryStore({ clock: () => t });
+  const limiter = createLimiter({ policies: policy, store });
+  const view = (d: Decision) => ({
+    allowed: d.allowed,
+    remaining: d.remaining,
+    resetMs: d.resetMs,
+    retryAfterMs: d.retryAfterMs,
+    delayMs: d.delayMs,
+  });
+  return {
+    store,
+    limiter,
+    at(ms: number) {
+      t = ms;
+    },
+    hit: async (cost = 1, key = 'k') => view(await limiter.consume(key, { cost })),
+    peek: async (key = 'k') => view(await limiter.peek(key)),
+  };
+}
+
+const ok = (remaining: number, resetMs: number, delayMs = 0) => ({
+  allowed: true,
+  remaining,
+  resetMs,
+  retryAfterMs: 0,
+  delayMs,
+});
+const no = (remaining: number, resetMs: number, retryAfterMs: number) => ({
+  allowed: false,
+  remaining,
+  resetMs,
+  retryAfterMs,
+  delayMs: 0,
+});
+
+describe('fixed-window (DESIGN: opens at the first request, lasts W, allowed iff count + c <= L)', () => {
+  const policy: Policy = { algorithm: 'fixed-window', limit: 3, window: 1000 };
+
+  test('the window opens at the first request, not at a multiple of W; reset = window end - now', async () => {
+    const s = scenario(policy);
+    s.at(1234);
+    expect(await s.hit()).toEqual(ok(2, 1000));
+    s.at(1500);
+    expect(await s.hit()).toEqual(ok(1, 734));
+    s.at(1600);
+    expect(await s.hit()).toEqual(ok(0, 634));
+    s.at(1700);
+    expect(await s.hit()).toEqual(no(0, 534, 534));
+    s.at(2233);
+    expect(await s.hit()).toEqual(no(0, 1, 1));
+    // 1234 + 1000: the old window is over and the next request opens a new one.
+    s.at(2234);
+    expect(await s.hit()).toEqual(ok(2, 1000));
+    s.at(2300);
+    expect(await s.peek()).toEqual(ok(2, 934));
+  });
+
+  test('after a long idle time the next window opens at that request', async () => {
+    const s = scenario(policy);
+    s.at(10);
+    await s.hit();
+    s.at(987_654);
+    expect(await s.hit()).toEqual(ok(2, 1000));
+    s.at(988_653);
+    expect(await s.hit()).toEqual(ok(1, 1));
+    s.at(988_654);
+    expect(await s.hit()).toEqual(ok(2, 1000));
+  });
+
+  test('costs 0, 1, >1, and larger than the limit', async () => {
+    const s = scenario(policy);
+    s.at(10_000);
+    expect(await s.hit(2)).toEqual(ok(1, 1000));
+    expect(await s.hit(0)).toEqual(ok(1, 1000));
+    // Does not fit: denied, nothing consumed, retry when the window ends.
+    expect(await s.hit(2)).toEqual(no(1, 1000, 1000));
+    expect(await s.hit(3)).toEqual(no(1, 1000, 1000));
+    // Can never fit: no Retry-After.
+    expect(await s.hit(4)).toEqual(no(1, 1000, INF));
+    expect(await s.hit(1)).toEqual(ok(0, 1000));
+    // Cost 0 is allowed even when nothing is left, and changes nothing.
+    s.at(10_400);
+    expect(await s.hit(0)).toEqual(ok(0, 600));
+    expect(await s.hit(1)).toEqual(no(0, 600, 600));
+    s.at(11_000);
+    expect(await s.hit(3)).toEqual(ok(0, 1000));
+  });
+
+  test('a cost larger than the limit on a fresh key is denied and stores nothing', async () => {
+    const s = scenario(policy);
+    s.at(5);
+    expect(await s.hit(4)).toEqual(no(3, 0, INF));
+    expect(s.store.size).toBe(0);
+    // No window was opened by the denial: the next request opens it.
+    s.at(505);
+    expect(await s.hit()).toEqual(ok(2, 1000));
+  });
+
+  test('keys are independent', async () => {
+    const s = scenario(policy);
+    await s.hit(3, 'a');
+    expect(await s.hit(1, 'a')).toEqual(no(0, 1000, 1000));
+    expect(await s.hit(1, 'b')).toEqual(ok(2, 1000));
+  });
+
+  test('the pure step: a denial returns the state it was given (same object)', () => {
+    const p = resolvePolicy(policy);
+    const state = [100, 3] as const;
+    const denied = fixedWindow.step(state, 200, p, 1);
+    expect(denied.state).toBe(state);
+    expect(denied.outcome).toEqual(no(0, 900, 900));
+    expect(fixedWindow.step(undefined, 200, p, 4).state).toBeUndefined();
+    expect(fixedWindow.step(state, 1100, p, 1)).toEqual({ state: [1100, 1], outcome: ok(2, 1000) });
+    expect(fixedWindow.expiresAt(state, p)).toBe(1100);
+  });
+});

@@ -1,0 +1,158 @@
+import { describe, expect, test } from 'vitest';
+import { createLimiter } from '../limiter.js';
+import { MemoryStore } from '../memory-store.js';
+import { resolvePolicy } from '../policy.js';
+import { slidingWindow } from './sliding-window.js';
+import type { Decision, Policy } from '../types.js';
+
+const INF = Number.POSITIVE_INFINITY;
+
+/** One key behind a limiter on a MemoryStore with a virtual clock. */
+function scenario(policy: Policy) {
+  let t = 0;
+  const store = new MemoryStore({ clock: () => t });
+  const limiter = createLimiter({ policies: policy, store });
+  const view = (d: Decision) => ({
+    allowed: d.allowed,
+    remaining: d.remaining,
+    resetMs: d.resetMs,
+    retryAfterMs: d.retryAfterMs,
+    delayMs: d.delayMs,
+  });
+  return {
+    store,
+    limiter,
+    at(ms: number) {
+      t = ms;
+    },
+    hit: async (cost = 1, key = 'k') => view(await limiter.consume(key, { cost })),
+    peek: async (key = 'k') => view(await limiter.peek(key)),
+  };
+}
+
+const ok = (remaining: number, resetMs: number, delayMs = 0) => ({
+  allowed: true,
+  remaining,
+  resetMs,
+  retryAfterMs: 0,
+  delayMs,
+});
+const no = (remaining: number, resetMs: number, retryAfterMs: number) => ({
+  allowed: false,
+  remaining,
+  resetMs,
+  retryAfterMs,
+  delayMs: 0,
+});
+
+describe('sliding-window (DESIGN: aligned windows, estimate = prev * (W - elapsed) / W + curr)', () => {
+  const policy: Policy = { algorithm: 'sliding-window', limit: 10, window: 1000 };
+
+  test('is the default algorithm', async () => {
+    const s = scenario({ limit: 10, window: 1000 });
+    s.at(5200);
+    expect(await s.hit(4)).toEqual(ok(6, 1800));
+    expect(s.limiter.policies.policies[0]!.algorithm).toBe('sliding-window');
+  });
+
+  test('a scripted run with exact estimates, remaining = floor(L - estimate) and tight retries', async () => {
+    const s = scenario(policy);
+    // Window [5000, 6000): the first request does not move the alignment.
+    s.at(5200);
+    expect(await s.hit(4)).toEqual(ok(6, 1800));
+    s.at(5900);
+    expect(await s.hit(6)).toEqual(ok(0, 1100));
+    // estimate 10; in the next window 10 * (1000 - e) / 1000 + 1 <= 10 first holds at e = 100.
+    s.at(5950);
+    expect(await s.hit()).toEqual(no(0, 1050, 150));
+    s.at(6000);
+    expect(await s.hit()).toEqual(no(0, 1000, 100));
+    // estimate 10 * 901 / 1000 = 9.01
+    s.at(6099);
+    expect(await s.hit()).toEqual(no(0, 901, 1));
+    s.at(6100);
+    expect(await s.hit()).toEqual(ok(0, 1900));
+    // estimate 10 * 750 / 1000 + 1 = 8.5: remaining floor(1.5) = 1
+    s.at(6250);
+    expect(await s.peek()).toEqual(ok(1, 1750));
+    expect(await s.hit()).toEqual(ok(0, 1750));
+    // estimate 9.5; 10 * (1000 - e) / 1000 + 2 + 1 <= 10 first holds at e = 300.
+    expect(await s.hit()).toEqual(no(0, 1750, 50));
+    s.at(6299);
+    expect(await s.hit()).toEqual(no(0, 1701, 1));
+    s.at(6300);
+    expect(await s.hit()).toEqual(ok(0, 1700));
+    // Window [7000, 8000): prev = 3 (three admitted in [6000, 7000)), curr = 0: estimate 3.
+    s.at(7000);
+    expect(await s.peek()).toEqual(ok(7, 1000));
+    expect(await s.hit(7)).toEqual(ok(0, 2000));
+    // estimate 3 * 500 / 1000 + 7 = 8.5
+    s.at(7500);
+    expect(await s.hit()).toEqual(ok(0, 1500));
+    // estimate 9.5: no time left in this window helps (0.5 + 8 + 1 > 10 until its end); at 8000 the
+    // estimate is 8 * 1000 / 1000 = 8, so 8 + 1 fits? No: prev becomes 8, 8 + 1 <= 10 -> at 8000.
+    expect(await s.hit()).toEqual(no(0, 1500, 500));
+    s.at(7999);
+    expect(await s.hit()).toEqual(no(0, 1001, 1));
+    s.at(8000);
+    expect(await s.hit(2)).toEqual(ok(0, 2000));
+    // Two windows on, everything has decayed: nothing left but a clean slate.
+    s.at(10_000);
+    expect(await s.peek()).toEqual(ok(10, 0));
+  });
+
+  test('retry lands inside the next window when this window alone exceeds L - c', async () => {
+    const s = scenario(policy);
+    s.at(20_000);
+    expect(await s.hit(10)).toEqual(ok(0, 2000));
+    // Next window: 10 * (1000 - e) / 1000 + 5 <= 10 first holds at e = 500.
+    expect(await s.hit(5)).toEqual(no(0, 2000, 1500));
+    s.at(21_499);
+    expect(await s.hit(5)).toEqual(no(4, 501, 1));
+    s.at(21_500);
+    expect(await s.hit(5)).toEqual(ok(0, 1500));
+  });
+
+  test('costs 0, 1, >1 and larger than the limit', async () => {
+    const s = scenario(policy);
+    s.at(3000);
+    expect(await s.hit(0)).toEqual(ok(10, 0));
+    expect(await s.hit(9)).toEqual(ok(1, 2000));
+    expect(await s.hit(2)).toEqual(no(1, 2000, 1000 + 200));
+    expect(await s.hit(11)).toEqual(no(1, 2000, INF));
+    expect(await s.hit(1)).toEqual(ok(0, 2000));
+    expect(await s.hit(0)).toEqual(ok(0, 2000));
+  });
+
+  test('a cost larger than the limit on a fresh key is denied and stores nothing', async () => {
+    const s = scenario(policy);
+    s.at(123);
+    expect(await s.hit(11)).toEqual(no(10, 0, INF));
+    expect(s.store.size).toBe(0);
+  });
+
+  test('non-divisible weights: limit 3 per 7 ms', async () => {
+    const s = scenario({ algorithm: 'sliding-window', limit: 3, window: 7 });
+    s.at(0);
+    expect(await s.hit(3)).toEqual(ok(0, 14));
+    // Next window: 3 * (7 - e) / 7 + 1 <= 3 <=> e >= 7 - floor(14 / 3) = 3.
+    expect(await s.hit()).toEqual(no(0, 14, 10));
+    s.at(9);
+    // estimate 3 * 5 / 7 = 2.14...: remaining floor(0.857) = 0, denied.
+    expect(await s.hit()).toEqual(no(0, 5, 1));
+    s.at(10);
+    // estimate 3 * 4 / 7 = 1.714...; after this request 2.714...: remaining floor(0.286) = 0.
+    expect(await s.hit()).toEqual(ok(0, 11));
+  });
+
+  test('the pure step: a denial returns the state it was given (same object)', () => {
+    const p = resolvePolicy(policy);
+    const state = [1000, 10, 0] as const;
+    const denied = slidingWindow.step(state, 1500, p, 1);
+    expect(denied.state).toBe(state);
+    expect(denied.outcome).toEqual(no(0, 1500, 1500));
+    expect(slidingWindow.step(state, 2000, p, 0).state).toEqual([2000, 0, 10]);
+    expect(slidingWindow.step(state, 3000, p, 1).state).toEqual([3000, 1, 0]);
+    expect(slidingWindow.expiresAt(state, p)).toBe(3000);
+  });
+});
