@@ -2,8 +2,8 @@ import { describe, expect, test } from 'vitest';
 import { createLimiter } from '../limiter.js';
 import { MemoryStore } from '../memory-store.js';
 import { resolvePolicy } from '../policy.js';
-import { slidingWindow } from './sliding-window.js';
 import type { Decision, Policy } from '../types.js';
+import { slidingWindow } from './sliding-window.js';
 
 const INF = Number.POSITIVE_INFINITY;
 
@@ -89,13 +89,19 @@ describe('sliding-window (DESIGN: aligned windows, estimate = prev * (W - elapse
     // estimate 3 * 500 / 1000 + 7 = 8.5
     s.at(7500);
     expect(await s.hit()).toEqual(ok(0, 1500));
-    // estimate 9.5: no time left in this window helps (0.5 + 8 + 1 > 10 until its end); at 8000 the
-    // estimate is 8 * 1000 / 1000 = 8, so 8 + 1 fits? No: prev becomes 8, 8 + 1 <= 10 -> at 8000.
-    expect(await s.hit()).toEqual(no(0, 1500, 500));
+    // estimate 9.5: 3 * (1000 - e) / 1000 + 8 + 1 <= 10 first holds at e = 1000 - floor(1000 / 3) = 667.
+    expect(await s.hit()).toEqual(no(0, 1500, 167));
+    s.at(7666);
+    expect(await s.hit()).toEqual(no(0, 1334, 1));
+    s.at(7667);
+    expect(await s.hit()).toEqual(ok(0, 1333));
+    // estimate 9.999: nothing left in this window helps; at 8000 the estimate is 9 (prev = 9).
+    expect(await s.hit()).toEqual(no(0, 1333, 333));
     s.at(7999);
     expect(await s.hit()).toEqual(no(0, 1001, 1));
     s.at(8000);
-    expect(await s.hit(2)).toEqual(ok(0, 2000));
+    expect(await s.hit(2)).toEqual(no(1, 1000, 112));
+    expect(await s.hit()).toEqual(ok(0, 2000));
     // Two windows on, everything has decayed: nothing left but a clean slate.
     s.at(10_000);
     expect(await s.peek()).toEqual(ok(10, 0));
@@ -118,7 +124,8 @@ describe('sliding-window (DESIGN: aligned windows, estimate = prev * (W - elapse
     s.at(3000);
     expect(await s.hit(0)).toEqual(ok(10, 0));
     expect(await s.hit(9)).toEqual(ok(1, 2000));
-    expect(await s.hit(2)).toEqual(no(1, 2000, 1000 + 200));
+    // Next window: 9 * (1000 - e) / 1000 + 2 <= 10 first holds at e = 112.
+    expect(await s.hit(2)).toEqual(no(1, 2000, 1112));
     expect(await s.hit(11)).toEqual(no(1, 2000, INF));
     expect(await s.hit(1)).toEqual(ok(0, 2000));
     expect(await s.hit(0)).toEqual(ok(0, 2000));
@@ -150,7 +157,8 @@ describe('sliding-window (DESIGN: aligned windows, estimate = prev * (W - elapse
     const state = [1000, 10, 0] as const;
     const denied = slidingWindow.step(state, 1500, p, 1);
     expect(denied.state).toBe(state);
-    expect(denied.outcome).toEqual(no(0, 1500, 1500));
+    // At 2000 + e: 10 * (1000 - e) / 1000 + 1 <= 10 first holds at e = 100.
+    expect(denied.outcome).toEqual(no(0, 1500, 600));
     expect(slidingWindow.step(state, 2000, p, 0).state).toEqual([2000, 0, 10]);
     expect(slidingWindow.step(state, 3000, p, 1).state).toEqual([3000, 1, 0]);
     expect(slidingWindow.expiresAt(state, p)).toBe(3000);

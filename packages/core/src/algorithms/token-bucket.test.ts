@@ -1,0 +1,141 @@
+import { describe, expect, test } from 'vitest';
+import { createLimiter } from '../limiter.js';
+import { MemoryStore } from '../memory-store.js';
+import { resolvePolicy } from '../policy.js';
+import type { Decision, Policy } from '../types.js';
+import { tokenBucket } from './token-bucket.js';
+
+const INF = Number.POSITIVE_INFINITY;
+
+/** One key behind a limiter on a MemoryStore with a virtual clock. */
+function scenario(policy: Policy) {
+  let t = 0;
+  const store = new MemoryStore({ clock: () => t });
+  const limiter = createLimiter({ policies: policy, store });
+  const view = (d: Decision) => ({
+    allowed: d.allowed,
+    remaining: d.remaining,
+    resetMs: d.resetMs,
+    retryAfterMs: d.retryAfterMs,
+    delayMs: d.delayMs,
+  });
+  return {
+    store,
+    limiter,
+    at(ms: number) {
+      t = ms;
+    },
+    hit: async (cost = 1, key = 'k') => view(await limiter.consume(key, { cost })),
+    peek: async (key = 'k') => view(await limiter.peek(key)),
+  };
+}
+
+const ok = (remaining: number, resetMs: number, delayMs = 0) => ({
+  allowed: true,
+  remaining,
+  resetMs,
+  retryAfterMs: 0,
+  delayMs,
+});
+const no = (remaining: number, resetMs: number, retryAfterMs: number) => ({
+  allowed: false,
+  remaining,
+  resetMs,
+  retryAfterMs,
+  delayMs: 0,
+});
+
+describe('token-bucket (DESIGN: capacity burst (default L), refills L per W continuously, starts full)', () => {
+  const policy: Policy = { algorithm: 'token-bucket', limit: 10, window: 1000 };
+
+  test('starts full, refills continuously, reset = time until full', async () => {
+    const s = scenario(policy);
+    s.at(0);
+    expect(await s.peek()).toEqual(ok(10, 0));
+    expect(await s.hit(10)).toEqual(ok(0, 1000));
+    // One token every 100 ms.
+    expect(await s.hit()).toEqual(no(0, 1000, 100));
+    s.at(50);
+    expect(await s.hit()).toEqual(no(0, 950, 50));
+    s.at(99);
+    expect(await s.hit()).toEqual(no(0, 901, 1));
+    s.at(100);
+    expect(await s.hit()).toEqual(ok(0, 1000));
+    // 2.5 tokens: remaining 2; 3 needs 50 ms more.
+    s.at(350);
+    expect(await s.peek()).toEqual(ok(2, 750));
+    expect(await s.hit(3)).toEqual(no(2, 750, 50));
+    expect(await s.hit(2)).toEqual(ok(0, 950));
+    // Full again 950 ms later; no more than full however long it waits.
+    s.at(1299);
+    expect(await s.peek()).toEqual(ok(9, 1));
+    s.at(1300);
+    expect(await s.peek()).toEqual(ok(10, 0));
+    s.at(1_000_000);
+    expect(await s.peek()).toEqual(ok(10, 0));
+    expect(await s.hit(10)).toEqual(ok(0, 1000));
+  });
+
+  test('costs 0, >1 and larger than the capacity', async () => {
+    const s = scenario(policy);
+    s.at(0);
+    expect(await s.hit(0)).toEqual(ok(10, 0));
+    expect(await s.hit(7)).toEqual(ok(3, 700));
+    expect(await s.hit(4)).toEqual(no(3, 700, 100));
+    expect(await s.hit(11)).toEqual(no(3, 700, INF));
+    expect(await s.hit(3)).toEqual(ok(0, 1000));
+    expect(await s.hit(0)).toEqual(ok(0, 1000));
+    // Cost 10 (the whole capacity) needs a full bucket.
+    expect(await s.hit(10)).toEqual(no(0, 1000, 1000));
+    s.at(999);
+    expect(await s.hit(10)).toEqual(no(9, 1, 1));
+    s.at(1000);
+    expect(await s.hit(10)).toEqual(ok(0, 1000));
+  });
+
+  test('a cost larger than the capacity on a fresh key is denied and stores nothing', async () => {
+    const s = scenario(policy);
+    expect(await s.hit(11)).toEqual(no(10, 0, INF));
+    expect(s.store.size).toBe(0);
+  });
+
+  test('burst sets the capacity; the refill rate stays L per W', async () => {
+    const s = scenario({ algorithm: 'token-bucket', limit: 2, window: 1000, burst: 5 });
+    s.at(0);
+    const d = await s.limiter.consume('k');
+    expect(d.limit).toBe(5);
+    expect(d.remaining).toBe(4);
+    expect(d.resetMs).toBe(500);
+    expect(await s.hit()).toEqual(ok(3, 1000));
+    expect(await s.hit()).toEqual(ok(2, 1500));
+    expect(await s.hit()).toEqual(ok(1, 2000));
+    expect(await s.hit()).toEqual(ok(0, 2500));
+    expect(await s.hit()).toEqual(no(0, 2500, 500));
+    expect(await s.hit(6)).toEqual(no(0, 2500, INF));
+    s.at(499);
+    expect(await s.hit()).toEqual(no(0, 2001, 1));
+    s.at(500);
+    expect(await s.hit()).toEqual(ok(0, 2500));
+  });
+
+  test('a rate that does not divide the window: 3 per 1000 ms rounds retries up', async () => {
+    const s = scenario({ algorithm: 'token-bucket', limit: 3, window: 1000 });
+    s.at(0);
+    expect(await s.hit(3)).toEqual(ok(0, 1000));
+    expect(await s.hit()).toEqual(no(0, 1000, 334));
+    s.at(333);
+    expect(await s.hit()).toEqual(no(0, 667, 1));
+    s.at(334);
+    expect(await s.hit()).toEqual(ok(0, 1000));
+  });
+
+  test('the pure step: a denial returns the state it was given (same object)', () => {
+    const p = resolvePolicy(policy);
+    const state = [0, 100] as const;
+    const denied = tokenBucket.step(state, 150, p, 1);
+    expect(denied.state).toBe(state);
+    expect(denied.outcome).toEqual(no(0, 950, 50));
+    expect(tokenBucket.step(undefined, 7, p, 11).state).toBeUndefined();
+    expect(tokenBucket.expiresAt(state, p)).toBe(1100);
+  });
+});
