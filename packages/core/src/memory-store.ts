@@ -240,7 +240,7 @@ export class MemoryStore implements Store {
    * the array it returns may be reused by the next call: read it at once, keep nothing of it.
    */
   consumeSync(key: string, set: PolicySet, cost: number): Outcome[] {
-    const now = this.clock();
+    const now = this.now();
     const table = set === this.lastSet ? this.lastTable! : this.table(set);
     let slot = table.index.get(key);
     if (table.kernels.length !== 1) return this.consumeMany(table, key, slot, now, cost);
@@ -307,14 +307,14 @@ export class MemoryStore implements Store {
     const table = this.tables.get(set.id);
     const slot = table?.index.get(key);
     const states = table === undefined || slot === undefined ? EMPTY : table.read(slot);
-    return peekOutcomes(states, this.clock(), set);
+    return peekOutcomes(states, this.now(), set);
   }
 
   refund(key: string, set: PolicySet, cost: number): Promise<void> {
     const table = this.tables.get(set.id);
     const slot = table?.index.get(key);
     if (table !== undefined && slot !== undefined) {
-      const states = refundStates(table.read(slot), this.clock(), set, cost);
+      const states = refundStates(table.read(slot), this.now(), set, cost);
       if (states.every((s) => s === undefined)) this.drop(table, slot);
       else table.write(slot, states);
     }
@@ -347,7 +347,7 @@ export class MemoryStore implements Store {
 
   /** Removes every key whose state has fully expired. Runs on the timer; callable from tests. */
   sweep(): number {
-    const now = this.clock();
+    const now = this.now();
     let removed = 0;
     for (const table of this.tables.values()) {
       for (let slot = 0; slot < table.keys.length; slot++) {
@@ -358,6 +358,11 @@ export class MemoryStore implements Store {
       }
     }
     return removed;
+  }
+
+  /** Whole milliseconds: the algorithms' exact arithmetic assumes integer time. */
+  private now(): number {
+    return Math.floor(this.clock());
   }
 
   private table(set: PolicySet): Table {
