@@ -1,0 +1,256 @@
+import {
+  type Clock,
+  ConfigError,
+  configError,
+  type Outcome,
+  type PolicySet,
+  type Store,
+  StoreError,
+} from '@tollgate/core';
+import { type Connection, connect, type RedisClientLike, script } from './clients.js';
+import { Deadlines } from './deadlines.js';
+import { encodeKey, type Layout, layoutFor } from './layout.js';
+import { CONSUME_SCRIPT } from './lua/consume.js';
+import { PEEK_SCRIPT } from './lua/peek.js';
+import { REFUND_SCRIPT } from './lua/refund.js';
+
+export interface RedisStoreOptions {
+  /**
+   * A connected client: an ioredis `Redis` or `Cluster`, or a node-redis client (`createClient`) or
+   * cluster (`createCluster`), v4 or v5. The store never connects, quits or reconfigures it: you own
+   * it (an ioredis client created with `lazyConnect` is asked to connect on first use).
+   *
+   * While the client is not ready, calls fail at once instead of waiting in the client's offline
+   * queue, which would replay stale requests after a reconnect. For the same reason, ioredis users
+   * may want `maxRetriesPerRequest: 0`. Auto-pipelining (`enableAutoPipelining`) works.
+   */
+  client: RedisClientLike;
+  /**
+   * Prepended to every key: at most 64 printable ASCII characters, no spaces and no `{` or `}`
+   * (the store puts the cluster hash tag after it).
+   * @default 'tollgate:'
+   */
+  prefix?: string;
+  /**
+   * Time source in ms, passed to the scripts as `now`; for tests with a virtual clock. Without it
+   * the scripts read Redis `TIME`, so clock skew between app servers does not matter. With it, keys
+   * live a minute longer than their state, so that a clock slower than Redis's (a virtual one) never
+   * sees state expire early.
+   * @default Redis TIME
+   */
+  clock?: Clock;
+  /**
+   * A call that has not answered within this many ms fails with a `StoreError`, so a Redis that
+   * stopped answering never holds requests up (the limiter then fails open, or as configured).
+   * Long enough to ride out a GC pause or a brief network stall, short enough to bound the damage.
+   * @default 500
+   */
+  timeoutMs?: number;
+  /** Called with every `StoreError` (connection, script error, timeout) before it is thrown. */
+  onError?: (error: StoreError) => void;
+}
+
+const OPTIONS = new Set(['client', 'prefix', 'clock', 'timeoutMs', 'onError']);
+const PREFIX = /^[\x21-\x7a|~]{0,64}$/;
+
+const CONSUME = script('consume', CONSUME_SCRIPT);
+const PEEK = script('peek', PEEK_SCRIPT);
+const REFUND = script('refund', REFUND_SCRIPT);
+
+const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/**
+ * Policy state in Redis, shared by every process using the same Redis: one EVALSHA per request
+ * runs all policies of a key atomically (Lua twins of the core algorithms, all or nothing), on
+ * standalone Redis or Redis Cluster.
+ */
+export class RedisStore implements Store {
+  readonly remote = true;
+  private readonly connection: Connection;
+  private readonly prefix: string;
+  private readonly clock: Clock | undefined;
+  private readonly timeoutMs: number;
+  private readonly onError: ((error: StoreError) => void) | undefined;
+  private readonly deadlines: Deadlines;
+  private readonly layouts = new WeakMap<PolicySet, Layout>();
+  private closed = false;
+
+  constructor(options: RedisStoreOptions) {
+    if (typeof options !== 'object' || options === null) {
+      throw configError('RedisStore options', 'an object such as `{ client: new Redis() }`', options);
+    }
+    for (const option of Object.keys(options)) {
+      if (!OPTIONS.has(option)) {
+        throw new ConfigError(
+          `Unknown RedisStore option \`${option}\`. It takes ${[...OPTIONS].map((o) => `\`${o}\``).join(', ')}.`,
+        );
+      }
+    }
+    const { client, prefix = 'tollgate:', clock, timeoutMs = 500, onError } = options;
+    const connection = connect(client, [CONSUME, PEEK, REFUND]);
+    if (connection === undefined) {
+      throw configError(
+        'client',
+        'an ioredis `Redis` or `Cluster`, or a node-redis client (`createClient`) or cluster (`createCluster`)',
+        client,
+      );
+    }
+    if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
+      throw configError(
+        'prefix',
+        'a string of at most 64 printable ASCII characters without spaces, `{` or `}`',
+        prefix,
+      );
+    }
+    if (clock !== undefined && typeof clock !== 'function') {
+      throw configError('clock', 'a function returning milliseconds', clock);
+    }
+    if (
+      typeof timeoutMs !== 'number' ||
+      !Number.isInteger(timeoutMs) ||
+      timeoutMs < 1 ||
+      timeoutMs > 2 ** 31 - 1
+    ) {
+      throw configError('timeoutMs', 'a whole number of milliseconds between 1 and 2147483647', timeoutMs);
+    }
+    if (onError !== undefined && typeof onError !== 'function') {
+      throw configError('onError', 'a function', onError);
+    }
+    this.connection = connection;
+    this.prefix = prefix;
+    this.clock = clock;
+    this.timeoutMs = timeoutMs;
+    this.onError = onError;
+    this.deadlines = new Deadlines(timeoutMs);
+  }
+
+  consume(key: string, set: PolicySet, cost: number): Promise<Outcome[]> {
+    const layout = this.layout(set);
+    const redisKey = layout.head + encodeKey(key) + layout.tail;
+    return this.call(
+      'consume',
+      () => this.connection.run(CONSUME, redisKey, this.now(), String(cost), layout.args),
+      (reply) => toOutcomes(reply, layout.size),
+    );
+  }
+
+  peek(key: string, set: PolicySet): Promise<Outcome[]> {
+    const layout = this.layout(set);
+    const redisKey = layout.head + encodeKey(key) + layout.tail;
+    return this.call(
+      'peek',
+      () => this.connection.run(PEEK, redisKey, this.now(), '1', layout.args),
+      (reply) => toOutcomes(reply, layout.size),
+    );
+  }
+
+  refund(key: string, set: PolicySet, cost: number): Promise<void> {
+    const layout = this.layout(set);
+    const redisKey = layout.head + encodeKey(key) + layout.tail;
+    return this.call(
+      'refund',
+      () => this.connection.run(REFUND, redisKey, this.now(), String(cost), layout.args),
+      ignore,
+    );
+  }
+
+  reset(key: string, set: PolicySet): Promise<void> {
+    const layout = this.layout(set);
+    const redisKey = layout.head + encodeKey(key) + layout.tail;
+    return this.call('reset', () => this.connection.del(redisKey), ignore);
+  }
+
+  /**
+   * Stops this store: later calls fail with a `StoreError`. The client is yours and stays
+   * connected; quit it yourself.
+   */
+  close(): void {
+    this.closed = true;
+  }
+
+  /** The Redis key holding `key`'s state under `set` (for inspection and tests). */
+  keyFor(key: string, set: PolicySet): string {
+    const layout = this.layout(set);
+    return layout.head + encodeKey(key) + layout.tail;
+  }
+
+  private layout(set: PolicySet): Layout {
+    let layout = this.layouts.get(set);
+    if (layout === undefined) {
+      layout = layoutFor(set, this.prefix);
+      this.layouts.set(set, layout);
+    }
+    return layout;
+  }
+
+  /** The scripts' ARGV[1]: the caller's time, or '' for Redis TIME. */
+  private now(): string {
+    return this.clock === undefined ? '' : String(this.clock());
+  }
+
+  /** Sends one command, bounded by `timeoutMs`; every failure becomes a StoreError. */
+  private call<T>(operation: string, send: () => Promise<unknown>, parse: (reply: unknown) => T): Promise<T> {
+    const unavailable = this.closed ? 'the store was closed' : this.connection.notReady();
+    if (unavailable !== undefined) {
+      return Promise.reject(this.failure(operation, new Error(`Redis unavailable: ${unavailable}`)));
+    }
+    return new Promise<T>((resolve, reject) => {
+      const pending = this.deadlines.add(() =>
+        reject(this.failure(operation, new Error(`no reply from Redis within ${this.timeoutMs} ms`))),
+      );
+      let sent: Promise<unknown>;
+      try {
+        sent = send();
+      } catch (error) {
+        sent = Promise.reject(error);
+      }
+      sent.then(
+        (reply) => {
+          if (!this.deadlines.settle(pending)) return;
+          try {
+            resolve(parse(reply));
+          } catch (error) {
+            reject(this.failure(operation, error));
+          }
+        },
+        (error: unknown) => {
+          if (this.deadlines.settle(pending)) reject(this.failure(operation, error));
+        },
+      );
+    });
+  }
+
+  private failure(operation: string, cause: unknown): StoreError {
+    const error = new StoreError(`RedisStore ${operation} failed: ${describe(cause)}`, { cause });
+    if (this.onError !== undefined) {
+      try {
+        this.onError(error);
+      } catch {
+        // A failing error hook must not turn one failure into another.
+      }
+    }
+    return error;
+  }
+}
+
+const ignore = (): void => undefined;
+
+/** The scripts' reply: 5 integers per policy (allowed, remaining, resetMs, retryAfterMs, delayMs). */
+function toOutcomes(reply: unknown, size: number): Outcome[] {
+  if (!Array.isArray(reply) || reply.length !== size * 5) {
+    throw new Error(`unexpected script reply ${JSON.stringify(reply)}`);
+  }
+  const outcomes: Outcome[] = new Array(size);
+  for (let i = 0; i < size; i++) {
+    const at = i * 5;
+    const retryAfterMs = Number(reply[at + 3]);
+    outcomes[i] = {
+      allowed: Number(reply[at]) === 1,
+      remaining: Number(reply[at + 1]),
+      resetMs: Number(reply[at + 2]),
+      retryAfterMs: retryAfterMs === -1 ? Number.POSITIVE_INFINITY : retryAfterMs,
+      delayMs: Number(reply[at + 4]),
+    };
+  }
+  return outcomes;
+}

@@ -1,0 +1,425 @@
+/**
+ * One suite, every store: scripted traffic on a virtual clock, each answer compared exactly with the
+ * pure TypeScript reference (`evaluate`, `peekOutcomes`, `refundStates` from @tollgate/core run on a
+ * model state). For the RedisStore this is what ties the Lua scripts to the TypeScript algorithms.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  type Clock,
+  evaluate,
+  MemoryStore,
+  type Outcome,
+  type Policy,
+  type PolicySet,
+  peekOutcomes,
+  refundStates,
+  resolvePolicySet,
+  type State,
+  type Store,
+} from '@tollgate/core';
+import { RedisStore } from '@tollgate/redis';
+import fc from 'fast-check';
+import { Cluster, Redis } from 'ioredis';
+import { createClient } from 'redis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+
+/** A virtual epoch that is not a multiple of any usual window, so window alignment matters. */
+const START = 1_700_000_123_457;
+
+interface Variant {
+  name: string;
+  /** Connects once per suite; returns a store factory and a teardown. */
+  setup(): Promise<{ make(clock: Clock): Store; teardown(): Promise<void> }>;
+}
+
+const prefix = () => `t:${randomUUID()}:`;
+
+const variants: Variant[] = [
+  {
+    name: 'MemoryStore',
+    async setup() {
+      return { make: (clock) => new MemoryStore({ clock }), teardown: async () => undefined };
+    },
+  },
+  {
+    name: 'RedisStore on ioredis',
+    async setup() {
+      const client = new Redis({ host: '127.0.0.1', port: inject('redisPort'), lazyConnect: true });
+      await client.connect();
+      return {
+        make: (clock) => new RedisStore({ client, clock, prefix: prefix() }),
+        teardown: async () => void (await client.quit()),
+      };
+    },
+  },
+  {
+    name: 'RedisStore on an ioredis Cluster',
+    async setup() {
+      const client = new Cluster(inject('clusterNodes'), { lazyConnect: true });
+      await client.connect();
+      return {
+        make: (clock) => new RedisStore({ client, clock, prefix: prefix() }),
+        teardown: async () => void (await client.quit()),
+      };
+    },
+  },
+  {
+    name: 'RedisStore on node-redis',
+    async setup() {
+      const client = createClient({ socket: { host: '127.0.0.1', port: inject('redisPort') } });
+      await client.connect();
+      return {
+        make: (clock) => new RedisStore({ client, clock, prefix: prefix() }),
+        teardown: async () => void (await client.close()),
+      };
+    },
+  },
+];
+
+/**
+ * Runs every operation on the store under test and on the reference model at the same virtual
+ * time, and requires identical answers.
+ */
+class Driver {
+  now = START;
+  readonly clock: Clock = () => this.now;
+  readonly store: Store;
+  private readonly model = new Map<string, (State | undefined)[]>();
+  private readonly history: string[] = [];
+
+  constructor(make: (clock: Clock) => Store) {
+    this.store = make(this.clock);
+  }
+
+  at(time: number): void {
+    this.now = time;
+  }
+
+  advance(ms: number): void {
+    this.now += ms;
+    this.history.push(`+${ms}ms`);
+  }
+
+  async consume(set: PolicySet, key: string, cost = 1): Promise<Outcome[]> {
+    this.history.push(`consume(${key}, ${cost})`);
+    const id = `${set.id}\n${key}`;
+    const expected = evaluate(this.model.get(id) ?? [], this.now, set, cost);
+    if (expected.allowed) this.model.set(id, expected.states);
+    const actual = await this.store.consume(key, set, cost);
+    expect(actual, this.context()).toEqual(expected.outcomes);
+    return actual;
+  }
+
+  async peek(set: PolicySet, key: string): Promise<Outcome[]> {
+    this.history.push(`peek(${key})`);
+    const expected = peekOutcomes(this.model.get(`${set.id}\n${key}`) ?? [], this.now, set);
+    const actual = await this.store.peek(key, set);
+    expect(actual, this.context()).toEqual(expected);
+    return actual;
+  }
+
+  async refund(set: PolicySet, key: string, cost = 1): Promise<void> {
+    this.history.push(`refund(${key}, ${cost})`);
+    const id = `${set.id}\n${key}`;
+    const states = refundStates(this.model.get(id) ?? [], this.now, set, cost);
+    if (states.every((s) => s === undefined)) this.model.delete(id);
+    else this.model.set(id, states);
+    await this.store.refund(key, set, cost);
+  }
+
+  async reset(set: PolicySet, key: string): Promise<void> {
+    this.history.push(`reset(${key})`);
+    this.model.delete(`${set.id}\n${key}`);
+    await this.store.reset(key, set);
+  }
+
+  async close(): Promise<void> {
+    await this.store.close?.();
+  }
+
+  private context(): string {
+    return `at ${this.now} (start ${START}) after: ${this.history.slice(-12).join(', ')}`;
+  }
+}
+
+const set = (policies: Policy | Policy[], namespace = 'conformance') => resolvePolicySet(policies, namespace);
+
+/** The longest finite `field` of the last answer, 0 if none. */
+const announced = (outcomes: Outcome[], field: 'retryAfterMs' | 'resetMs') =>
+  Math.max(0, ...outcomes.map((o) => o[field]).filter(Number.isFinite));
+
+/** Denied with a finite wait r: denied at r - 1, allowed at r (with no other traffic). */
+async function expectTightRetry(d: Driver, s: PolicySet, key: string, cost: number, denied: Outcome[]) {
+  const wait = Math.max(...denied.filter((o) => !o.allowed).map((o) => o.retryAfterMs));
+  expect(Number.isFinite(wait) && wait > 0).toBe(true);
+  if (wait > 1) {
+    d.advance(wait - 1);
+    expect((await d.consume(s, key, cost)).every((o) => o.allowed)).toBe(false);
+    d.advance(1);
+  } else {
+    d.advance(wait);
+  }
+  expect((await d.consume(s, key, cost)).every((o) => o.allowed)).toBe(true);
+}
+
+/** The traffic every single-policy scenario goes through; `capacity` is limit (windows) or burst. */
+async function standardTraffic(d: Driver, s: PolicySet, capacity: number) {
+  const key = `user:${randomUUID()}`;
+  await d.peek(s, key);
+  await d.consume(s, key, 0);
+  await d.consume(s, key, 1);
+  await d.consume(s, key, 3);
+  // Larger than the capacity: denied for ever, consuming nothing.
+  const never = await d.consume(s, key, capacity + 1);
+  expect(never[0]!.retryAfterMs).toBe(Number.POSITIVE_INFINITY);
+  let last: Outcome[] = [];
+  for (let i = 0; i < capacity + 2; i++) {
+    last = await d.consume(s, key, 1);
+    if (!last[0]!.allowed) break;
+  }
+  expect(last[0]!.allowed).toBe(false);
+  await d.peek(s, key);
+  await d.consume(s, key, 0);
+  await expectTightRetry(d, s, key, 1, await d.consume(s, key, 1));
+  await d.refund(s, key, 2);
+  await d.peek(s, key);
+  await d.consume(s, key, 3);
+  d.advance(7);
+  await d.consume(s, key, 2);
+  await d.refund(s, key, capacity * 10);
+  await d.peek(s, key);
+  for (let i = 0; i < capacity; i++) await d.consume(s, key, 1);
+  const denied = await d.consume(s, key, 2);
+  if (!denied[0]!.allowed) await expectTightRetry(d, s, key, 2, denied);
+  // Time passing in odd steps, across window and bucket boundaries.
+  for (const step of [1, 13, 250, 999, 1, 3_001, 10_000, 86_400_000]) {
+    d.advance(step);
+    await d.peek(s, key);
+    await d.consume(s, key, 1);
+    await d.consume(s, key, 2);
+    await d.refund(s, key, 1);
+  }
+  await d.reset(s, key);
+  await d.peek(s, key);
+  await d.consume(s, key, capacity);
+  await d.consume(s, key, 1);
+}
+
+describe.each(variants)('$name', (variant) => {
+  let env: Awaited<ReturnType<Variant['setup']>>;
+  let d: Driver;
+
+  beforeAll(async () => {
+    env = await variant.setup();
+  });
+  afterAll(async () => {
+    await env?.teardown();
+  });
+  beforeEach(() => {
+    d = new Driver(env.make);
+  });
+  afterEach(async () => {
+    await d.close();
+  });
+
+  describe('single policies', () => {
+    const cases: [string, Policy, number][] = [
+      ['fixed-window 5/s', { algorithm: 'fixed-window', limit: 5, window: '1s' }, 5],
+      ['fixed-window 3 per 7ms', { algorithm: 'fixed-window', limit: 3, window: 7 }, 3],
+      ['sliding-window 10/s', { algorithm: 'sliding-window', limit: 10, window: '1s' }, 10],
+      ['sliding-window 7 per 333ms', { algorithm: 'sliding-window', limit: 7, window: 333 }, 7],
+      ['token-bucket 5/s', { algorithm: 'token-bucket', limit: 5, window: '1s' }, 5],
+      ['token-bucket 3/s burst 10', { algorithm: 'token-bucket', limit: 3, window: '1s', burst: 10 }, 10],
+      ['leaky-bucket 4/s (delay)', { algorithm: 'leaky-bucket', limit: 4, window: '1s' }, 4],
+      [
+        'leaky-bucket 2 per 300ms burst 6 (delay)',
+        { algorithm: 'leaky-bucket', limit: 2, window: 300, burst: 6 },
+        6,
+      ],
+      [
+        'leaky-bucket 5/s burst 8 (no delay)',
+        { algorithm: 'leaky-bucket', limit: 5, window: '1s', burst: 8, delay: false },
+        8,
+      ],
+    ];
+    it.each(cases)('%s', async (_name, policy, capacity) => {
+      await standardTraffic(d, set(policy), capacity);
+    });
+  });
+
+  it('counts exactly (sliding window 10/s, by hand)', async () => {
+    const s = set({ limit: 10, window: '1s' });
+    d.at(1_700_000_000_000); // a multiple of 1000: the window starts here
+    for (let i = 0; i < 10; i++) expect((await d.consume(s, 'k'))[0]!.allowed).toBe(true);
+    const [denied] = await d.consume(s, 'k');
+    expect(denied).toEqual({ allowed: false, remaining: 0, resetMs: 2000, retryAfterMs: 1100, delayMs: 0 });
+    d.advance(1100); // estimate 10 * 900/1000 = 9
+    expect(await d.consume(s, 'k')).toEqual([
+      { allowed: true, remaining: 0, resetMs: 1900, retryAfterMs: 0, delayMs: 0 },
+    ]);
+  });
+
+  it('leaky bucket holds admitted requests for their place in the queue', async () => {
+    const s = set({ algorithm: 'leaky-bucket', limit: 4, window: '1s', burst: 3 });
+    const delays: number[] = [];
+    for (let i = 0; i < 3; i++) delays.push((await d.consume(s, 'q'))[0]!.delayMs);
+    expect(delays).toEqual([0, 250, 500]);
+    expect((await d.consume(s, 'q'))[0]).toEqual({
+      allowed: false,
+      remaining: 0,
+      resetMs: 750,
+      retryAfterMs: 250,
+      delayMs: 0,
+    });
+  });
+
+  describe('several policies, all or nothing', () => {
+    const sets: [string, Policy[]][] = [
+      [
+        '10/s sliding + 50/min fixed',
+        [
+          { name: 'second', limit: 10, window: '1s' },
+          { name: 'minute', algorithm: 'fixed-window', limit: 50, window: '1m' },
+        ],
+      ],
+      [
+        'token-bucket burst + leaky-bucket + sliding',
+        [
+          { name: 'tb', algorithm: 'token-bucket', limit: 5, window: '1s', burst: 12 },
+          { name: 'lb', algorithm: 'leaky-bucket', limit: 8, window: '1s', burst: 6 },
+          { name: 'sw', limit: 30, window: '10s' },
+        ],
+      ],
+      [
+        'leaky without delay + fixed',
+        [
+          { name: 'lb', algorithm: 'leaky-bucket', limit: 3, window: 500, burst: 4, delay: false },
+          { name: 'fw', algorithm: 'fixed-window', limit: 9, window: '2s' },
+        ],
+      ],
+    ];
+    it.each(sets)('%s', async (_name, policies) => {
+      const s = set(policies);
+      const key = `multi:${randomUUID()}`;
+      for (const advance of [0, 1, 37, 100, 250, 999, 1000, 4000, 30_000, 61_000]) {
+        d.advance(advance);
+        for (let i = 0; i < 8; i++) await d.consume(s, key, 1);
+        await d.consume(s, key, 3);
+        await d.consume(s, key, 0);
+        await d.consume(s, key, 100);
+        await d.peek(s, key);
+        await d.refund(s, key, 2);
+      }
+      await d.reset(s, key);
+      await d.peek(s, key);
+    });
+
+    it('a denied request consumes from no policy', async () => {
+      const s = set([
+        { name: 'a', algorithm: 'fixed-window', limit: 2, window: '1m' },
+        { name: 'b', algorithm: 'fixed-window', limit: 100, window: '1m' },
+      ]);
+      await d.consume(s, 'k', 2);
+      for (let i = 0; i < 5; i++) {
+        const [a, b] = await d.consume(s, 'k', 1);
+        expect(a!.allowed).toBe(false);
+        expect(b).toEqual({ allowed: true, remaining: 98, resetMs: 60_000, retryAfterMs: 0, delayMs: 0 });
+      }
+    });
+  });
+
+  it('keeps keys, sets and namespaces apart', async () => {
+    const a = set({ limit: 2, window: '1m', algorithm: 'fixed-window' }, 'one');
+    const b = set({ limit: 2, window: '1m', algorithm: 'fixed-window' }, 'two');
+    const c = set({ limit: 3, window: '1m', algorithm: 'fixed-window' }, 'one');
+    for (const s of [a, b, c]) for (const key of ['x', 'y', 'one|x', '']) await d.consume(s, key, 2);
+    for (const s of [a, b, c]) for (const key of ['x', 'y', 'one|x', '']) await d.peek(s, key);
+  });
+
+  it('keeps exact values near 2^53', async () => {
+    // limit x window close to Number.MAX_SAFE_INTEGER: scaled states have 16 digits.
+    const big = { limit: 100_000_007, window: 90_000_001 };
+    const sets = [
+      set({ ...big, algorithm: 'fixed-window' }),
+      set({ ...big, algorithm: 'sliding-window' }),
+      set({ ...big, algorithm: 'token-bucket' }),
+      set({ ...big, algorithm: 'leaky-bucket' }),
+      set({ ...big, algorithm: 'leaky-bucket', delay: false }),
+      set({ limit: 1_000_000, window: '1d', algorithm: 'token-bucket' }),
+      set({ limit: 1_000_000, window: '1d', algorithm: 'sliding-window' }),
+    ];
+    for (const s of sets) {
+      const key = `big:${randomUUID()}`;
+      for (const cost of [1, 12_345, 99_999_999, 7, 0, 100_000_007, 3]) {
+        await d.consume(s, key, cost);
+        await d.peek(s, key);
+        d.advance(3);
+        await d.consume(s, key, 1);
+        await d.refund(s, key, 2);
+        d.advance(45_000_017);
+      }
+    }
+  });
+
+  it('matches the reference on random traffic (property)', async () => {
+    const policy: fc.Arbitrary<Policy> = fc.oneof(
+      fc.record({
+        algorithm: fc.constantFrom('fixed-window' as const, 'sliding-window' as const),
+        limit: fc.integer({ min: 1, max: 12 }),
+        window: fc.oneof(fc.integer({ min: 1, max: 3000 }), fc.constantFrom('1s', '1m', '1h')),
+      }),
+      fc.record(
+        {
+          algorithm: fc.constant('token-bucket' as const),
+          limit: fc.integer({ min: 1, max: 12 }),
+          window: fc.oneof(fc.integer({ min: 1, max: 3000 }), fc.constantFrom('1s', '1m')),
+          burst: fc.integer({ min: 1, max: 20 }),
+        },
+        { requiredKeys: ['algorithm', 'limit', 'window'] },
+      ),
+      fc.record(
+        {
+          algorithm: fc.constant('leaky-bucket' as const),
+          limit: fc.integer({ min: 1, max: 12 }),
+          window: fc.oneof(fc.integer({ min: 1, max: 3000 }), fc.constantFrom('1s', '1m')),
+          burst: fc.integer({ min: 1, max: 20 }),
+          delay: fc.boolean(),
+        },
+        { requiredKeys: ['algorithm', 'limit', 'window'] },
+      ),
+    );
+    const op = fc.record({
+      // A number of ms, or exactly the wait the last answer announced (as well-behaved clients do).
+      advance: fc.oneof(
+        fc.constant(0),
+        fc.integer({ min: 0, max: 50 }),
+        fc.integer({ min: 0, max: 5000 }),
+        fc.constantFrom('retry' as const, 'reset' as const),
+      ),
+      kind: fc.constantFrom('consume', 'consume', 'consume', 'consume', 'peek', 'refund', 'reset'),
+      cost: fc.oneof(fc.constantFrom(0, 1, 1, 1, 2, 3), fc.integer({ min: 0, max: 25 })),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(policy, { minLength: 1, maxLength: 3 }),
+        fc.integer({ min: 0, max: 2 ** 42 }),
+        fc.array(op, { minLength: 1, maxLength: 40 }),
+        async (policies, start, ops) => {
+          const s = set(policies.map((p, i) => ({ ...p, name: `p${i}` })));
+          const key = `prop:${randomUUID()}`;
+          d.at(start);
+          let last: Outcome[] = [];
+          for (const { advance, kind, cost } of ops) {
+            if (typeof advance === 'number') d.advance(advance);
+            else d.advance(announced(last, advance === 'retry' ? 'retryAfterMs' : 'resetMs'));
+            if (kind === 'consume') last = await d.consume(s, key, cost);
+            else if (kind === 'peek') last = await d.peek(s, key);
+            else if (kind === 'refund') await d.refund(s, key, cost);
+            else await d.reset(s, key);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
