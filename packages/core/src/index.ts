@@ -14,6 +14,7 @@ export {
 } from './errors.js';
 export type { Evaluation } from './evaluate.js';
 export { evaluate, peekOutcomes, refundStates } from './evaluate.js';
+export * from './http/index.js';
 export type { ConsumeOptions, Limiter, LimiterOptions } from './limiter.js';
 export { createLimiter } from './limiter.js';
 export type { MemoryStoreOptions } from './memory-store.js';

@@ -1,0 +1,100 @@
+import { configError } from '../errors.js';
+import type { Decision, PolicyStatus } from '../types.js';
+
+/**
+ * Which rate-limit headers to send. The three drafts are revisions of the IETF httpapi
+ * RateLimit header fields; `legacy` is the `X-RateLimit-*` trio many clients still read.
+ * - `draft-6`: `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`, `RateLimit-Policy`
+ * - `draft-7`: `RateLimit: limit=10, remaining=9, reset=1` and `RateLimit-Policy`
+ * - `draft-8` (same syntax in -09 and -10): `RateLimit-Policy: "name";q=10;w=1` and
+ *   `RateLimit: "name";r=9;t=1`, one item per policy
+ * - `legacy`: `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (epoch seconds)
+ */
+export type HeaderMode = 'draft-6' | 'draft-7' | 'draft-8' | 'legacy';
+
+export const HEADER_MODES: readonly HeaderMode[] = ['draft-6', 'draft-7', 'draft-8', 'legacy'];
+
+/** Validates the `headers` option into a list of modes (empty for `false`). */
+export function resolveHeaderModes(value: unknown): readonly HeaderMode[] {
+  if (value === undefined) return ['draft-6'];
+  if (value === false) return [];
+  const list: unknown[] = Array.isArray(value) ? value : [value];
+  const expected = `${HEADER_MODES.map((m) => `'${m}'`).join(', ')}, \`false\` or an array of those`;
+  const modes = new Set<HeaderMode>();
+  for (const mode of list) {
+    if (!HEADER_MODES.includes(mode as HeaderMode)) throw configError('headers', expected, mode);
+    modes.add(mode as HeaderMode);
+  }
+  if (modes.has('draft-8') && (modes.has('draft-6') || modes.has('draft-7'))) {
+    throw configError(
+      'headers',
+      expected,
+      list.join(', '),
+      "'draft-8' gives `RateLimit-Policy` a different syntax than 'draft-6' and 'draft-7': pick one of them.",
+    );
+  }
+  return [...modes];
+}
+
+/** Whole seconds for a header, rounded up: a client that waits this long never comes too early. */
+export const ceilSeconds = (ms: number): number => Math.ceil(ms / 1000);
+
+/** `Retry-After` in integer delta-seconds, rounded up and at least 1; `undefined` when no wait helps. */
+export function retryAfterSeconds(ms: number): number | undefined {
+  return Number.isFinite(ms) ? Math.max(1, ceilSeconds(ms)) : undefined;
+}
+
+/**
+ * A policy's window in seconds as a client should read it: the time to go from empty to full
+ * quota. For the buckets that is burst / rate, so quota and window together state both.
+ */
+export function windowSeconds(status: PolicyStatus): string {
+  const { policy } = status;
+  const ms = Math.ceil((status.limit * policy.window) / policy.limit);
+  const seconds = ms / 1000;
+  // An RFC 9651 Decimal has at most 12 integer digits; past that, an Integer (rounded up) fits.
+  return Number.isInteger(seconds) || seconds >= 1e12 ? String(Math.ceil(seconds)) : String(seconds);
+}
+
+/**
+ * The headers for a decision: the rate-limit fields of every mode, and `Retry-After` on a denial
+ * that waiting can fix (a cost larger than the capacity gets none). `now` is epoch milliseconds,
+ * used by `legacy` only.
+ */
+export function decisionHeaders(
+  decision: Decision,
+  modes: readonly HeaderMode[],
+  now = Date.now(),
+): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const reset = String(ceilSeconds(decision.resetMs));
+  const policy = () => decision.policies.map((p) => `${p.limit};w=${windowSeconds(p)}`).join(', ');
+  for (const mode of modes) {
+    if (mode === 'draft-6') {
+      headers['RateLimit-Limit'] = String(decision.limit);
+      headers['RateLimit-Remaining'] = String(decision.remaining);
+      headers['RateLimit-Reset'] = reset;
+      headers['RateLimit-Policy'] = policy();
+    } else if (mode === 'draft-7') {
+      headers.RateLimit = `limit=${decision.limit}, remaining=${decision.remaining}, reset=${reset}`;
+      headers['RateLimit-Policy'] = policy();
+    } else if (mode === 'draft-8') {
+      const name = (p: PolicyStatus) => `"${p.name}"`;
+      headers['RateLimit-Policy'] = decision.policies
+        .map((p) => `${name(p)};q=${p.limit};w=${windowSeconds(p)}`)
+        .join(', ');
+      headers.RateLimit = decision.policies
+        .map((p) => `${name(p)};r=${p.remaining};t=${ceilSeconds(p.resetMs)}`)
+        .join(', ');
+    } else {
+      headers['X-RateLimit-Limit'] = String(decision.limit);
+      headers['X-RateLimit-Remaining'] = String(decision.remaining);
+      headers['X-RateLimit-Reset'] = String(ceilSeconds(now + decision.resetMs));
+    }
+  }
+  if (!decision.allowed) {
+    const retryAfter = retryAfterSeconds(decision.retryAfterMs);
+    if (retryAfter !== undefined) headers['Retry-After'] = String(retryAfter);
+  }
+  return headers;
+}

@@ -1,0 +1,28 @@
+export type { HeaderMode } from './headers.js';
+export {
+  ceilSeconds,
+  decisionHeaders,
+  HEADER_MODES,
+  resolveHeaderModes,
+  retryAfterSeconds,
+  windowSeconds,
+} from './headers.js';
+export type { Closable } from './hold.js';
+export { hold } from './hold.js';
+export { ipBucket } from './ip-address.js';
+export type { ByIpOptions, FallbackOptions, KeyFunction, KeyHelpers } from './keys.js';
+export { byApiKey, byHeader, byIp, keyHelpers } from './keys.js';
+export type { RateLimitConfig, RateLimitOptions, RefundOptions, TierFunction } from './options.js';
+export { resolveOptions } from './options.js';
+export type { EncodedBody, QuotaExceededProblem, StoreUnavailableProblem } from './problem.js';
+export {
+  encodeBody,
+  QUOTA_EXCEEDED_TYPE,
+  quotaExceededProblem,
+  storeUnavailableProblem,
+} from './problem.js';
+export type { HttpLimiter, HttpResult } from './rate-limit.js';
+export { rateLimit } from './rate-limit.js';
+export type { RequestView } from './request-view.js';
+export type { HttpWarningCode } from './warnings.js';
+export { HTTP_WARNINGS, HttpWarner } from './warnings.js';

@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { ipBucket } from './ip-address.js';
+
+describe('ipBucket', () => {
+  it('keeps IPv4 addresses as they are', () => {
+    expect(ipBucket('1.2.3.4')).toBe('1.2.3.4');
+    expect(ipBucket(' 10.0.0.1 ')).toBe('10.0.0.1');
+  });
+
+  it('folds IPv4-mapped IPv6 into IPv4, dotted or hex', () => {
+    expect(ipBucket('::ffff:1.2.3.4')).toBe('1.2.3.4');
+    expect(ipBucket('::FFFF:1.2.3.4')).toBe('1.2.3.4');
+    expect(ipBucket('::ffff:102:304')).toBe('1.2.3.4');
+    expect(ipBucket('0:0:0:0:0:ffff:7f00:1')).toBe('127.0.0.1');
+  });
+
+  it('masks IPv6 to its /56 network by default, in RFC 5952 form', () => {
+    expect(ipBucket('2001:db8:1234:56ab:cdef::1')).toBe('2001:db8:1234:5600::/56');
+    expect(ipBucket('2001:0DB8:0000:0000:0000:0000:0000:0001')).toBe('2001:db8::/56');
+    expect(ipBucket('2001:db8:1234:56ff:ffff:ffff:ffff:ffff')).toBe('2001:db8:1234:5600::/56');
+  });
+
+  it('honours other prefix lengths', () => {
+    expect(ipBucket('2001:db8:1234:56ab:cdef::1', 64)).toBe('2001:db8:1234:56ab::/64');
+    expect(ipBucket('2001:db8:1234:56ab:cdef::1', 48)).toBe('2001:db8:1234::/48');
+    expect(ipBucket('2001:db8:1234:56ab:cdef::1', 60)).toBe('2001:db8:1234:56a0::/60');
+    expect(ipBucket('2001:db8:1234:56ab:cdef::1', 1)).toBe('::/1');
+    expect(ipBucket('2001:db8:1234:56ab:cdef:0:0:1', 128)).toBe('2001:db8:1234:56ab:cdef::1');
+  });
+
+  it('compresses the longest zero run, the first one on a tie, and never a single group', () => {
+    expect(ipBucket('1:0:0:2:0:0:0:3', 128)).toBe('1:0:0:2::3');
+    expect(ipBucket('1:0:0:2:3:0:0:4', 128)).toBe('1::2:3:0:0:4');
+    expect(ipBucket('1:0:2:3:4:5:6:7', 128)).toBe('1:0:2:3:4:5:6:7');
+    expect(ipBucket('::1', 128)).toBe('::1');
+    expect(ipBucket('::', 128)).toBe('::');
+  });
+
+  it('drops a zone id and handles an embedded IPv4 tail', () => {
+    expect(ipBucket('fe80::1%eth0', 128)).toBe('fe80::1');
+    expect(ipBucket('64:ff9b::1.2.3.4', 128)).toBe('64:ff9b::102:304');
+  });
+
+  it('puts every address of one /56 in one bucket and neighbours outside it elsewhere', () => {
+    const buckets = new Set<string>();
+    for (let i = 0; i < 256; i++)
+      buckets.add(ipBucket(`2001:db8:aa:bb${i.toString(16).padStart(2, '0')}::${i}`));
+    expect([...buckets]).toEqual(['2001:db8:aa:bb00::/56']);
+    expect(ipBucket('2001:db8:aa:bc00::1')).toBe('2001:db8:aa:bc00::/56');
+  });
+
+  it('returns unparseable input trimmed and lower-cased', () => {
+    expect(ipBucket(' Unknown ')).toBe('unknown');
+    expect(ipBucket('1.2.3')).toBe('1.2.3');
+  });
+});

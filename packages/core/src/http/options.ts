@@ -1,0 +1,218 @@
+import { configError } from '../errors.js';
+import { createLimiter, type Limiter } from '../limiter.js';
+import type { Decision, Logger, Policy, Store } from '../types.js';
+import { checkFunction, checkOptions } from './check-options.js';
+import { type HeaderMode, resolveHeaderModes } from './headers.js';
+import type { KeyFunction } from './keys.js';
+import { HttpWarner } from './warnings.js';
+
+/** Policies chosen per request, e.g. by the tenant's plan. Return objects defined once (see README). */
+export type TierFunction<Req> = (
+  req: Req,
+  key: string,
+) => Policy | readonly Policy[] | Promise<Policy | readonly Policy[]>;
+
+export interface RefundOptions {
+  /**
+   * Give the request back when its response succeeded (express-rate-limit `skipSuccessfulRequests`).
+   * @default false
+   */
+  onSuccess?: boolean;
+  /**
+   * Give the request back when its response failed, or the client went away before it finished
+   * (express-rate-limit `skipFailedRequests`).
+   * @default false
+   */
+  onFailure?: boolean;
+  /**
+   * Which final status counts as a failure.
+   * @default (status) => status >= 400
+   */
+  isFailure?: (status: number) => boolean;
+}
+
+/**
+ * Options of `rateLimit()`. `Req` is the framework's own request (Express `req`, Koa `ctx`): every
+ * callback receives it, so what your authentication put on it is at hand.
+ */
+export interface RateLimitOptions<Req> {
+  /**
+   * One policy, several (all must allow; none consumes when one denies), or a function choosing
+   * them per request (tiers). Tier policies are validated once per object: define them once.
+   * @example { limit: 100, window: '1m' }
+   * @example [{ limit: 10, window: '1s' }, { limit: 1000, window: '1h' }]
+   * @example (req) => TIERS[req.user.plan]
+   */
+  policies: Policy | readonly Policy[] | TierFunction<Req>;
+  /**
+   * What a request is counted under. Returning `undefined` or `''` counts it by IP address and
+   * logs TOLLGATE_MISSING_KEY once.
+   * @default byIp()
+   */
+  key?: KeyFunction<Req>;
+  /** Where counters live. @default a new MemoryStore */
+  store?: Store;
+  /**
+   * Separates the counters of limiters sharing one store (per-route limits).
+   * @default 'default'
+   */
+  name?: string;
+  /**
+   * Units a request costs: a non-negative integer, or a function of the request.
+   * @default 1
+   */
+  cost?: number | ((req: Req) => number | Promise<number>);
+  /** Requests for which this returns true are neither counted nor given headers. */
+  skip?: (req: Req) => boolean | Promise<boolean>;
+  /** Give a request back after its response, depending on how it ended. At most once per request. */
+  refund?: RefundOptions;
+  /**
+   * Which rate-limit headers to send (see `HeaderMode`); `false` for none. `Retry-After` is sent on
+   * every 429 regardless.
+   * @default 'draft-6'
+   */
+  headers?: HeaderMode | false | readonly HeaderMode[];
+  /** Called for every denied request, before the 429 goes out. */
+  onLimited?: (req: Req, decision: Decision) => void | Promise<void>;
+  /** Called for every counted request, allowed or not. */
+  onDecision?: (req: Req, decision: Decision) => void | Promise<void>;
+  /**
+   * When the store fails (and no `fallback` answers): let requests through, or answer 503.
+   * @default 'allow'
+   */
+  onStoreError?: 'allow' | 'deny';
+  /**
+   * Status of a denied request's response (never used for store failures, which answer 503).
+   * @default 429
+   */
+  status?: number;
+  /**
+   * Body of a denied request's response: a value (strings go out as text, bytes as they are, the
+   * rest as JSON) or a function of the request and decision returning one. Returning `undefined`
+   * keeps the default.
+   * @default an RFC 9457 `application/problem+json` object (see `quotaExceededProblem`)
+   */
+  body?: unknown;
+  /** A store (usually a MemoryStore) that decides while `store` fails. */
+  fallback?: Store;
+  /** Receives coded warnings and errors. @default console */
+  logger?: Logger;
+  /** While the store fails, one request per this many ms tries it again. @default 1000 */
+  probeIntervalMs?: number;
+  /**
+   * Deny repeat requests of a denied key locally until its retry time.
+   * @default true for remote stores (Redis), false for the MemoryStore
+   */
+  blockedCache?: boolean | number;
+}
+
+/** The options after validation. */
+export interface RateLimitConfig<Req> {
+  readonly limiter: Limiter;
+  readonly warner: HttpWarner;
+  readonly logger: Logger;
+  readonly tiers: TierFunction<Req> | undefined;
+  readonly key: KeyFunction<Req> | undefined;
+  readonly cost: number | ((req: Req) => number | Promise<number>);
+  readonly skip: ((req: Req) => boolean | Promise<boolean>) | undefined;
+  readonly refund: Required<RefundOptions> | undefined;
+  readonly modes: readonly HeaderMode[];
+  readonly onLimited: ((req: Req, decision: Decision) => void | Promise<void>) | undefined;
+  readonly onDecision: ((req: Req, decision: Decision) => void | Promise<void>) | undefined;
+  readonly status: number;
+  readonly body: unknown;
+}
+
+const OPTIONS = [
+  'policies',
+  'key',
+  'store',
+  'name',
+  'cost',
+  'skip',
+  'refund',
+  'headers',
+  'onLimited',
+  'onDecision',
+  'onStoreError',
+  'status',
+  'body',
+  'fallback',
+  'logger',
+  'probeIntervalMs',
+  'blockedCache',
+] as const;
+
+const LIMITER_OPTIONS = [
+  'store',
+  'name',
+  'onStoreError',
+  'fallback',
+  'logger',
+  'probeIntervalMs',
+  'blockedCache',
+];
+
+/**
+ * Stands in for the limiter's own policies when they are chosen per request: every request passes
+ * its tier's policies to `consume`, so this set is never counted against.
+ */
+const PER_REQUEST: Policy = Object.freeze({ name: 'per-request', limit: 1, window: 1000 });
+
+/** Validates every option once, at construction, and builds the limiter. */
+export function resolveOptions<Req>(options: RateLimitOptions<Req>): RateLimitConfig<Req> {
+  checkOptions(options, OPTIONS, '`rateLimit()` options');
+  if (options.policies === undefined) {
+    throw configError(
+      'policies',
+      "a policy such as `{ limit: 100, window: '1m' }`, an array or a function",
+      undefined,
+    );
+  }
+  const tiers = typeof options.policies === 'function' ? options.policies : undefined;
+  const limiterOptions: Record<string, unknown> = {
+    policies: tiers === undefined ? options.policies : PER_REQUEST,
+  };
+  for (const option of LIMITER_OPTIONS) {
+    const value = options[option as keyof RateLimitOptions<Req>];
+    if (value !== undefined) limiterOptions[option] = value;
+  }
+  const limiter = createLimiter(limiterOptions as unknown as Parameters<typeof createLimiter>[0]);
+
+  for (const option of ['key', 'skip', 'onLimited', 'onDecision'] as const)
+    checkFunction(options[option], option);
+  const cost = options.cost ?? 1;
+  if (typeof cost !== 'function' && (typeof cost !== 'number' || !Number.isInteger(cost) || cost < 0)) {
+    throw configError('cost', 'a non-negative integer or a function returning one', cost);
+  }
+  const status = options.status ?? 429;
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 599) {
+    throw configError('status', 'an HTTP error status from 400 to 599', status);
+  }
+  const logger = options.logger ?? console;
+  return {
+    limiter,
+    warner: new HttpWarner(logger),
+    logger,
+    tiers,
+    key: options.key,
+    cost,
+    skip: options.skip,
+    refund: resolveRefund(options.refund),
+    modes: resolveHeaderModes(options.headers),
+    onLimited: options.onLimited,
+    onDecision: options.onDecision,
+    status,
+    body: options.body,
+  };
+}
+
+function resolveRefund(refund: RefundOptions | undefined): Required<RefundOptions> | undefined {
+  if (refund === undefined) return undefined;
+  checkOptions(refund, ['onSuccess', 'onFailure', 'isFailure'], '`refund`');
+  const { onSuccess = false, onFailure = false, isFailure = (status: number) => status >= 400 } = refund;
+  if (typeof onSuccess !== 'boolean') throw configError('refund.onSuccess', 'a boolean', onSuccess);
+  if (typeof onFailure !== 'boolean') throw configError('refund.onFailure', 'a boolean', onFailure);
+  checkFunction(isFailure, 'refund.isFailure');
+  return onSuccess || onFailure ? { onSuccess, onFailure, isFailure } : undefined;
+}

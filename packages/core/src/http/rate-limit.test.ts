@@ -1,0 +1,274 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../errors.js';
+import { MemoryStore } from '../memory-store.js';
+import type { Logger, Policy } from '../types.js';
+import { type RateLimitOptions, rateLimit } from './index.js';
+import type { RequestView } from './request-view.js';
+
+interface Req {
+  id: number;
+  headers: Record<string, string>;
+}
+
+function logger(): Logger & { warnings: string[]; errors: string[] } {
+  const warnings: string[] = [];
+  const errors: string[] = [];
+  return { warnings, errors, warn: (m) => warnings.push(m), error: (m) => errors.push(m) };
+}
+
+function view(req: Req, over: Partial<RequestView> = {}): RequestView {
+  return {
+    method: 'GET',
+    path: '/x',
+    header: (name) => req.headers[name],
+    ip: '1.2.3.4',
+    trustProxy: false,
+    ...over,
+  };
+}
+
+let ids = 0;
+const request = (headers: Record<string, string> = {}): Req => ({ id: ids++, headers });
+
+function limiter(options: Partial<RateLimitOptions<Req>> = {}) {
+  const log = logger();
+  const handle = rateLimit<Req>({ policies: { limit: 2, window: '1m' }, logger: log, ...options });
+  const hit = (req = request(), over: Partial<RequestView> = {}) => handle(view(req, over), req);
+  return { handle, hit, log };
+}
+
+describe('rateLimit options', () => {
+  it('names the option, the expectation and the value', () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [
+        { policies: { limit: 0, window: '1s' } },
+        'Expected `policies.limit` to be a positive integer, got `0` (number).',
+      ],
+      [
+        { policies: { limit: 1, window: '1s' }, cost: -1 },
+        'Expected `cost` to be a non-negative integer or a function returning one, got `-1` (number).',
+      ],
+      [
+        { policies: { limit: 1, window: '1s' }, status: 200 },
+        'Expected `status` to be an HTTP error status from 400 to 599, got `200` (number).',
+      ],
+      [
+        { policies: { limit: 1, window: '1s' }, skip: true },
+        'Expected `skip` to be a function, got `true` (boolean).',
+      ],
+      [
+        { policies: { limit: 1, window: '1s' }, headers: 'draft-5' },
+        "Expected `headers` to be 'draft-6', 'draft-7', 'draft-8', 'legacy', `false` or an array of those, got \"draft-5\" (string).",
+      ],
+      [
+        { policies: { limit: 1, window: '1s' }, refund: { onSucces: true } },
+        'Unknown option `onSucces` in `refund`. It takes `onSuccess`, `onFailure`, `isFailure`.',
+      ],
+      [
+        { policies: { limit: 1, window: '1s' }, refund: { onFailure: 'yes' } },
+        'Expected `refund.onFailure` to be a boolean, got "yes" (string).',
+      ],
+      [
+        { policies: { limit: 1, window: '1s' }, onStoreError: 'ignore' },
+        "Expected `onStoreError` to be `'allow'` or `'deny'`, got \"ignore\" (string).",
+      ],
+      [
+        { policies: { limit: 1, window: '1s' }, max: 5 },
+        'Unknown option `max` in `rateLimit()` options. It takes `policies`, `key`, `store`, `name`, `cost`, `skip`, `refund`, `headers`, `onLimited`, `onDecision`, `onStoreError`, `status`, `body`, `fallback`, `logger`, `probeIntervalMs`, `blockedCache`.',
+      ],
+      [
+        {},
+        "Expected `policies` to be a policy such as `{ limit: 100, window: '1m' }`, an array or a function, got `undefined`.",
+      ],
+    ];
+    for (const [options, message] of cases) {
+      expect(() => rateLimit(options as unknown as RateLimitOptions<Req>)).toThrow(new ConfigError(message));
+    }
+  });
+});
+
+describe('rateLimit handler', () => {
+  it('counts, sets headers and denies with a problem body', async () => {
+    const { hit } = limiter({
+      policies: { algorithm: 'fixed-window', limit: 2, window: '1m' },
+      store: new MemoryStore({ clock: () => 1_000 }),
+    });
+    const first = await hit();
+    expect(first).toMatchObject({ action: 'next', delayMs: 0, headers: { 'RateLimit-Remaining': '1' } });
+    expect(first.complete).toBeUndefined();
+    await hit();
+    const denied = await hit();
+    expect(denied.action).toBe('limit');
+    expect(denied.status).toBe(429);
+    expect(denied.headers['Content-Type']).toBe('application/problem+json');
+    expect(denied.headers['Retry-After']).toBe('60');
+    expect(JSON.parse(denied.body as string)).toMatchObject({
+      status: 429,
+      'violated-policies': ['2-per-1m'],
+    });
+  });
+
+  it('does not count CORS preflights, but counts other OPTIONS requests', async () => {
+    const { hit } = limiter();
+    const preflight = {
+      method: 'OPTIONS',
+      header: (n: string) => (n === 'access-control-request-method' ? 'PUT' : undefined),
+    };
+    for (let i = 0; i < 5; i++) expect((await hit(request(), preflight)).headers).toEqual({});
+    expect((await hit(request(), { method: 'OPTIONS' })).headers['RateLimit-Remaining']).toBe('1');
+  });
+
+  it('counts a request once per limiter and warns when mounted twice', async () => {
+    const { hit, log } = limiter();
+    const req = request();
+    expect((await hit(req)).headers['RateLimit-Remaining']).toBe('1');
+    expect(await hit(req)).toMatchObject({ action: 'next', headers: {} });
+    expect(await hit(req)).toMatchObject({ action: 'next', headers: {} });
+    expect((await hit()).headers['RateLimit-Remaining']).toBe('0');
+    expect(log.warnings).toEqual([
+      "[TOLLGATE_DOUBLE_COUNT] Limiter 'default' ran twice for one request (GET /x); it counted it once. Mount it once per route.",
+    ]);
+  });
+
+  it('counts a request without a key by IP and warns once', async () => {
+    const { hit, log } = limiter({ key: (req) => req.headers['x-user'] });
+    const result = await hit();
+    expect(result.decision?.key).toBe('ip:1.2.3.4');
+    await hit(request({ 'x-user': '' }));
+    expect((await hit(request({ 'x-user': 'u1' }))).decision?.key).toBe('u1');
+    expect(log.warnings).toHaveLength(1);
+    expect(log.warnings[0]).toMatch(
+      /^\[TOLLGATE_MISSING_KEY\] The key function of limiter 'default' returned no key/,
+    );
+    expect((await hit(request(), { ip: undefined })).decision?.key).toBe('ip:unknown');
+  });
+
+  it('hands a throwing or wrong callback to the framework without counting', async () => {
+    const boom = new Error('boom');
+    const { hit, handle } = limiter({
+      key: (req) => (req.headers.bad ? (42 as never) : 'k'),
+      cost: (req) => (req.headers.throw ? Promise.reject(boom) : 1),
+    });
+    expect(await hit(request({ throw: '1' }))).toMatchObject({ action: 'error', error: boom, headers: {} });
+    const wrong = await hit(request({ bad: '1' }));
+    expect(wrong.action).toBe('error');
+    expect(wrong.error).toEqual(
+      new TypeError('Expected the `key` function to return a string or undefined, got `42` (number).'),
+    );
+    expect((await handle.limiter.peek('k')).remaining).toBe(2);
+  });
+
+  it('gives the request back when a hook throws after counting', async () => {
+    const { hit, handle } = limiter({
+      key: () => 'k',
+      onDecision: () => {
+        throw new Error('hook');
+      },
+    });
+    expect((await hit()).action).toBe('error');
+    expect((await hit()).action).toBe('error');
+    expect((await handle.limiter.peek('k')).remaining).toBe(2);
+  });
+
+  it('refunds at most once, by outcome', async () => {
+    const { hit, handle } = limiter({ key: () => 'k', refund: { onFailure: true } });
+    const ok = await hit();
+    ok.complete!(200);
+    const failed = await hit();
+    failed.complete!(500);
+    failed.complete!(500);
+    failed.complete!(0, true);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((await handle.limiter.peek('k')).remaining).toBe(1);
+    const aborted = await hit();
+    aborted.complete!(200, true);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((await handle.limiter.peek('k')).remaining).toBe(1);
+  });
+
+  it('warns when the app trusts no proxy but X-Forwarded-For arrives, or trusts every hop', async () => {
+    const { hit, log } = limiter();
+    await hit(request());
+    expect(log.warnings).toEqual([]);
+    await hit(request({ 'x-forwarded-for': '9.9.9.9' }));
+    expect(log.warnings[0]).toMatch(/^\[TOLLGATE_TRUST_PROXY\] X-Forwarded-For arrived/);
+    const permissive = limiter();
+    await permissive.hit(request({ 'x-forwarded-for': '9.9.9.9' }), {
+      trustProxy: true,
+      trustAnyProxy: true,
+    });
+    expect(permissive.log.warnings[0]).toMatch(/^\[TOLLGATE_PERMISSIVE_TRUST_PROXY\]/);
+    const fine = limiter();
+    await fine.hit(request({ 'x-forwarded-for': '9.9.9.9' }), { trustProxy: true });
+    expect(fine.log.warnings).toEqual([]);
+    const byUser = limiter({ key: () => 'user:1' });
+    await byUser.hit(request({ 'x-forwarded-for': '9.9.9.9' }));
+    expect(byUser.log.warnings).toEqual([]);
+  });
+
+  it('validates tier policies once per object and warns when they are rebuilt per request', async () => {
+    const pro: Policy[] = [{ limit: 600, window: '1m' }];
+    const stable = limiter({ policies: () => pro });
+    expect((await stable.hit()).headers['RateLimit-Limit']).toBe('600');
+    await stable.hit();
+    expect(stable.log.warnings).toEqual([]);
+    const rebuilt = limiter({ policies: () => [{ limit: 600, window: '1m' }] });
+    await rebuilt.hit();
+    await rebuilt.hit();
+    expect(rebuilt.log.warnings[0]).toMatch(/^\[TOLLGATE_UNSTABLE_POLICIES\]/);
+    const broken = limiter({ policies: () => [{ limit: -1, window: '1m' }] });
+    const result = await broken.hit();
+    expect(result.action).toBe('error');
+    expect(result.error).toEqual(
+      new ConfigError('Expected `policies[0].limit` to be a positive integer, got `-1` (number).'),
+    );
+  });
+
+  it('sets nothing on a response that already started, and says so once', async () => {
+    const { hit, log } = limiter({ policies: { limit: 1, window: '1m' } });
+    const started = { headersSent: () => true };
+    expect(await hit(request(), started)).toMatchObject({ action: 'next', headers: {} });
+    const denied = await hit(request(), started);
+    expect(denied.action).toBe('limit');
+    expect(denied.headers).toEqual({});
+    expect(log.warnings).toHaveLength(1);
+    expect(log.warnings[0]).toMatch(/^\[TOLLGATE_HEADERS_SENT\]/);
+  });
+
+  it('shows the most restrictive of stacked limiters', async () => {
+    const store = new MemoryStore();
+    const outer = limiter({ store, name: 'outer', policies: { limit: 100, window: '1m' } });
+    const inner = limiter({ store, name: 'inner', policies: { limit: 3, window: '1m' } });
+    const req = request();
+    await outer.hit(req);
+    const result = await inner.hit(req);
+    expect(result.headers['RateLimit-Limit']).toBe('3');
+    const reversed = request();
+    await inner.hit(reversed);
+    const after = await outer.hit(reversed);
+    expect(after.headers['RateLimit-Limit']).toBe('3');
+    expect(after.decision?.limit).toBe(3);
+  });
+
+  it('answers 503, not 429, when the store fails and onStoreError is deny; no headers when it allows', async () => {
+    const broken = {
+      consume: () => Promise.reject(new Error('down')),
+      peek: () => Promise.reject(new Error('down')),
+      refund: () => Promise.resolve(),
+      reset: () => Promise.resolve(),
+    };
+    const deny = limiter({ store: broken, onStoreError: 'deny' });
+    const denied = await deny.hit();
+    expect(denied.status).toBe(503);
+    expect(denied.decision).toMatchObject({ allowed: false, reason: 'store-error' });
+    expect(denied.headers).toEqual({ 'Retry-After': '1', 'Content-Type': 'application/problem+json' });
+    const allow = limiter({ store: broken });
+    const allowed = await allow.hit();
+    expect(allowed).toMatchObject({
+      action: 'next',
+      headers: {},
+      decision: { allowed: true, reason: 'store-error' },
+    });
+    expect(allow.log.warnings[0]).toMatch(/^\[TOLLGATE_STORE_ERROR\]/);
+  });
+});

@@ -1,0 +1,240 @@
+import { describeValue } from '../errors.js';
+import type { Limiter } from '../limiter.js';
+import type { Decision, Policy } from '../types.js';
+import { WARNINGS } from '../warnings.js';
+import { decisionHeaders, type HeaderMode } from './headers.js';
+import { byIp } from './keys.js';
+import { type RateLimitConfig, type RateLimitOptions, resolveOptions } from './options.js';
+import { encodeBody, quotaExceededProblem, storeUnavailableProblem } from './problem.js';
+import type { RequestView } from './request-view.js';
+import { HTTP_WARNINGS } from './warnings.js';
+
+/** What an adapter does with a request; it copies this onto the response and nothing more. */
+export interface HttpResult {
+  /** `next`: go downstream (after `delayMs`); `limit`: answer with `status`, `headers`, `body`; `error`: hand `error` to the framework. */
+  action: 'next' | 'limit' | 'error';
+  /** For `req.rateLimit` / `ctx.state.rateLimit`: with stacked limiters, the most restrictive so far. */
+  decision?: Decision;
+  status?: number;
+  /** To set on the response as they are (nothing to set when the response had already started). */
+  headers: Record<string, string>;
+  body?: string | Uint8Array;
+  /** leaky-bucket: hold the request this long before going downstream; skip it if the client leaves. */
+  delayMs: number;
+  error?: unknown;
+  /**
+   * Present when a refund may follow: call it once the response has finished, with its final status,
+   * or with `aborted` when the client went away first. Later calls do nothing.
+   */
+  complete?: (statusCode: number, aborted?: boolean) => void;
+}
+
+/** The framework-free limiter: one call per request. */
+export interface HttpLimiter<Req> {
+  (view: RequestView, req: Req): Promise<HttpResult>;
+  /** The underlying limiter, e.g. to `reset` a key. */
+  readonly limiter: Limiter;
+}
+
+const PASS: HttpResult = Object.freeze({ action: 'next', headers: Object.freeze({}), delayMs: 0 });
+const isPreflight = (view: RequestView) =>
+  view.method === 'OPTIONS' && view.header('access-control-request-method') !== undefined;
+const ipKey = byIp();
+
+/** Per request, the decision whose headers went out, so stacked limiters show the most restrictive. */
+const shown = new WeakMap<object, Decision>();
+
+/** What one request consumed, to give it back. */
+interface Grant {
+  key: string;
+  cost: number;
+  policies: Policy | readonly Policy[] | undefined;
+}
+
+/**
+ * Parses `options` once and returns the per-request handler adapters call with their request view
+ * and their framework's own request object (passed to the user's callbacks).
+ */
+export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): HttpLimiter<Req> {
+  const config = resolveOptions(options);
+  const { limiter, warner } = config;
+  const counted = new WeakSet<object>();
+  const tiers = new TierCheck(config);
+  let proxyChecked = false;
+
+  async function rateLimit(view: RequestView, req: Req): Promise<HttpResult> {
+    if (isPreflight(view)) return PASS;
+    if (counted.has(req)) {
+      warner.warn(
+        WARNINGS.DOUBLE_COUNT,
+        `Limiter '${limiter.name}' ran twice for one request (${view.method} ${view.path}); it counted it once. Mount it once per route.`,
+      );
+      return PASS;
+    }
+    let grant: Grant;
+    let decision: Decision;
+    try {
+      if (config.skip !== undefined && (await config.skip(req))) return PASS;
+      counted.add(req);
+      const key = await keyOf(view, req);
+      const cost = typeof config.cost === 'number' ? config.cost : await config.cost(req);
+      const policies = config.tiers === undefined ? undefined : await tiers.choose(req, key);
+      grant = { key, cost, policies };
+      decision = await limiter.consume(key, policies === undefined ? { cost } : { cost, policies });
+    } catch (error) {
+      return { action: 'error', error, headers: {}, delayMs: 0 };
+    }
+    try {
+      if (config.onDecision !== undefined) await config.onDecision(req, decision);
+      return decision.allowed ? admit(view, req, decision, grant) : await deny(view, req, decision);
+    } catch (error) {
+      // A callback failed after counting: give the request back, so errors never cost quota.
+      if (decision.allowed) await giveBack(grant);
+      return { action: 'error', error, headers: {}, delayMs: 0 };
+    }
+  }
+
+  async function keyOf(view: RequestView, req: Req): Promise<string> {
+    const key = config.key === undefined ? ipKey(view) : await config.key(req);
+    if (typeof key !== 'string' && key !== undefined && key !== null) {
+      throw new TypeError(
+        `Expected the \`key\` function to return a string or undefined, got ${describeValue(key)}.`,
+      );
+    }
+    if (key) {
+      if (!proxyChecked && key.startsWith('ip:')) checkProxy(view);
+      return key;
+    }
+    const fallback = ipKey(view) ?? 'ip:unknown';
+    warner.warn(
+      WARNINGS.MISSING_KEY,
+      `The key function of limiter '${limiter.name}' returned no key for ${view.method} ${view.path}; such requests are counted by IP address (${fallback}). Return a key for every request, or give byHeader()/byApiKey() a \`fallback\`.`,
+    );
+    return fallback;
+  }
+
+  function checkProxy(view: RequestView): void {
+    if (view.header('x-forwarded-for') === undefined) return;
+    proxyChecked = true;
+    if (!view.trustProxy) {
+      warner.warn(
+        WARNINGS.TRUST_PROXY,
+        "X-Forwarded-For arrived but the app does not trust proxies, so every client behind the proxy shares one rate-limit key. Express: app.set('trust proxy', 1); Koa: app.proxy = true and app.maxIpsCount = 1 (the number of proxies in front).",
+      );
+    } else if (view.trustAnyProxy === true) {
+      warner.warn(
+        HTTP_WARNINGS.PERMISSIVE_TRUST_PROXY,
+        "The app trusts every X-Forwarded-For hop, so a client can claim any address and get a fresh rate-limit bucket with each request. Trust only your proxies: Express app.set('trust proxy', 1); Koa app.maxIpsCount = 1.",
+      );
+    }
+  }
+
+  function admit(view: RequestView, req: Req, decision: Decision, grant: Grant): HttpResult {
+    const result: HttpResult = { action: 'next', decision, headers: {}, delayMs: decision.delayMs };
+    if (decision.reason !== 'store-error') {
+      const prior = shown.get(req);
+      const visible = prior !== undefined && prior.remaining < decision.remaining ? prior : decision;
+      shown.set(req, visible);
+      result.decision = visible;
+      result.headers = headersFor(view, visible, config.modes);
+    }
+    const { refund } = config;
+    if (refund !== undefined && grant.cost > 0) {
+      let done = false;
+      result.complete = (statusCode, aborted = false) => {
+        if (done) return;
+        done = true;
+        let give: boolean;
+        try {
+          give = aborted || refund.isFailure(statusCode) ? refund.onFailure : refund.onSuccess;
+        } catch (error) {
+          config.logger.error(`[tollgate] refund.isFailure threw: ${describe(error)}`);
+          return;
+        }
+        if (give) void giveBack(grant);
+      };
+    }
+    return result;
+  }
+
+  async function deny(view: RequestView, req: Req, decision: Decision): Promise<HttpResult> {
+    if (decision.reason === 'store-error') {
+      // onStoreError: 'deny'. Not the client's fault, so not a 429.
+      const { body, contentType } = encodeBody(storeUnavailableProblem(decision), true);
+      const headers = headersFor(view, decision, []);
+      if (!view.headersSent?.()) headers['Content-Type'] = contentType;
+      return { action: 'limit', decision, status: 503, headers, body, delayMs: 0 };
+    }
+    if (config.onLimited !== undefined) await config.onLimited(req, decision);
+    const custom = typeof config.body === 'function' ? await config.body(req, decision) : config.body;
+    const { body, contentType } =
+      custom === undefined
+        ? encodeBody(quotaExceededProblem(decision, config.status), true)
+        : encodeBody(custom);
+    const headers = headersFor(view, decision, config.modes);
+    if (!view.headersSent?.()) headers['Content-Type'] = contentType;
+    return { action: 'limit', decision, status: config.status, headers, body, delayMs: 0 };
+  }
+
+  function headersFor(
+    view: RequestView,
+    decision: Decision,
+    modes: readonly HeaderMode[],
+  ): Record<string, string> {
+    if (view.headersSent?.()) {
+      warner.warn(
+        HTTP_WARNINGS.HEADERS_SENT,
+        `The response to ${view.method} ${view.path} had already started when limiter '${limiter.name}' decided, so it set no headers${decision.allowed ? '' : ' and could not answer 429 (it ended the response)'}. Mount the limiter before anything that writes the response.`,
+      );
+      return {};
+    }
+    return decisionHeaders(decision, modes);
+  }
+
+  async function giveBack({ key, cost, policies }: Grant): Promise<void> {
+    try {
+      await limiter.refund(key, cost, policies === undefined ? undefined : { policies });
+    } catch (error) {
+      config.logger.error(`[tollgate] Refund for limiter '${limiter.name}' failed: ${describe(error)}`);
+    }
+  }
+
+  return Object.assign(rateLimit, { limiter });
+}
+
+/** Validates what a `policies` function returns, and warns when it returns fresh copies each time. */
+class TierCheck<Req> {
+  private readonly objects = new WeakSet<object>();
+  private readonly ids = new Set<string>();
+  private warned = false;
+
+  constructor(private readonly config: RateLimitConfig<Req>) {}
+
+  async choose(req: Req, key: string): Promise<Policy | readonly Policy[]> {
+    const policies = await this.config.tiers!(req, key);
+    if (typeof policies !== 'object' || policies === null) {
+      throw new TypeError(
+        `Expected the \`policies\` function to return a policy or an array of policies, got ${describeValue(policies)}.`,
+      );
+    }
+    // Validates (once per object: the limiter caches resolved sets by identity).
+    const set = this.config.limiter.resolve(policies);
+    if (!this.warned && !this.objects.has(policies)) {
+      this.objects.add(policies);
+      if (this.ids.has(set.id)) {
+        this.warned = true;
+        this.config.warner.warn(
+          HTTP_WARNINGS.UNSTABLE_POLICIES,
+          `The \`policies\` function of limiter '${this.config.limiter.name}' returns new objects for the same policies, so they are validated again on every request. Define each tier's policies once, outside the function.`,
+        );
+      } else if (this.ids.size < 1000) {
+        this.ids.add(set.id);
+      }
+    }
+    return policies;
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
