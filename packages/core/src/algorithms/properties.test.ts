@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, test } from 'vitest';
 import { createLimiter } from '../limiter.js';
 import { MemoryStore } from '../memory-store.js';
-import { capacityOf, resolvePolicy } from '../policy.js';
+import { capacityOf } from '../policy.js';
 import type { Algorithm, Decision, Policy, ResolvedPolicy } from '../types.js';
 
 const KEY = 'k';
