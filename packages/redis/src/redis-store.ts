@@ -183,9 +183,12 @@ export class RedisStore implements Store {
     return layout;
   }
 
-  /** The scripts' ARGV[1]: the caller's time, or '' for Redis TIME. */
+  /** The scripts' ARGV[1]: the caller's time in whole ms (the arithmetic is integer), or '' for Redis TIME. */
   private now(): string {
-    return this.clock === undefined ? '' : String(this.clock());
+    if (this.clock === undefined) return '';
+    const now = Math.floor(this.clock());
+    if (!Number.isFinite(now)) throw new Error(`the \`clock\` option returned ${now}`);
+    return String(now);
   }
 
   /** Sends one command, bounded by `timeoutMs`; every failure becomes a StoreError. */

@@ -1,0 +1,604 @@
+/**
+ * What only the RedisStore has: one command per request, TTLs, the script cache going away, hostile
+ * keys, timeouts and unready clients, Redis TIME, option validation. The algorithms themselves are
+ * covered by test/store-conformance.test.ts.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  ConfigError,
+  evaluate,
+  isStoreError,
+  type Outcome,
+  type Policy,
+  type PolicySet,
+  resolvePolicySet,
+  StoreError,
+} from '@tollgate/core';
+import { CONSUME_SCRIPT, PEEK_SCRIPT, REFUND_SCRIPT, RedisStore } from '@tollgate/redis';
+import { Cluster, Redis } from 'ioredis';
+import { createClient, createCluster } from 'redis';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { type RedisServer, startRedis } from './support/redis-servers.ts';
+
+const set = (policies: Policy | Policy[], namespace = 'redis-test'): PolicySet =>
+  resolvePolicySet(policies, namespace);
+const prefix = () => `t:${randomUUID()}:`;
+const fixed = (limit: number, window: Policy['window'] = '1m') =>
+  set({ algorithm: 'fixed-window', limit, window });
+
+/** Polls (for a state change, not for time to pass). */
+async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(10);
+  }
+}
+
+const ioredis = (port: number, options: Record<string, unknown> = {}) =>
+  new Redis({ host: '127.0.0.1', port, lazyConnect: true, ...options });
+
+const toDispose: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  for (const dispose of toDispose.splice(0).reverse()) await dispose();
+});
+
+async function connectedIoredis(port: number, options: Record<string, unknown> = {}): Promise<Redis> {
+  const client = ioredis(port, options);
+  await client.connect();
+  toDispose.push(() => client.quit());
+  return client;
+}
+
+async function connectedNodeRedis(port: number) {
+  const client = createClient({ socket: { host: '127.0.0.1', port } });
+  await client.connect();
+  toDispose.push(() => client.close());
+  return client;
+}
+
+describe('RedisStore options', () => {
+  let client: Redis;
+  beforeAll(async () => {
+    client = ioredis(inject('redisPort'));
+    await client.connect();
+  });
+  afterAll(async () => {
+    await client.quit();
+  });
+
+  it.each([
+    ['no options', undefined, /`RedisStore options`/],
+    ['null options', null, /`RedisStore options`/],
+    ['a missing client', {}, /`client`.*got `undefined`/],
+    ['a client of another kind', { client: { get() {} } }, /`client`/],
+    [
+      'an unknown option',
+      { client: 'C', clock: undefined, timeout: 5 },
+      /Unknown RedisStore option `timeout`/,
+    ],
+    ['a prefix with a brace', { client: 'C', prefix: 'a{b' }, /`prefix`.*"a\{b"/],
+    ['a prefix with a space', { client: 'C', prefix: 'a b' }, /`prefix`/],
+    ['a prefix too long', { client: 'C', prefix: 'x'.repeat(65) }, /`prefix`/],
+    ['a prefix that is not a string', { client: 'C', prefix: 5 }, /`prefix`.*`5` \(number\)/],
+    ['a clock that is not a function', { client: 'C', clock: 5 }, /`clock`/],
+    ['timeoutMs 0', { client: 'C', timeoutMs: 0 }, /`timeoutMs`.*`0` \(number\)/],
+    ['timeoutMs negative', { client: 'C', timeoutMs: -1 }, /`timeoutMs`/],
+    ['timeoutMs fractional', { client: 'C', timeoutMs: 1.5 }, /`timeoutMs`/],
+    ['timeoutMs a string', { client: 'C', timeoutMs: '500' }, /`timeoutMs`.*"500" \(string\)/],
+    ['timeoutMs Infinity', { client: 'C', timeoutMs: Number.POSITIVE_INFINITY }, /`timeoutMs`/],
+    ['timeoutMs too large', { client: 'C', timeoutMs: 2 ** 31 }, /`timeoutMs`/],
+    ['onError not a function', { client: 'C', onError: 'log' }, /`onError`/],
+  ])('rejects %s with a ConfigError naming it', (_name, options, message) => {
+    const resolved =
+      typeof options === 'object' && options !== null && 'client' in options && options.client === 'C'
+        ? { ...options, client }
+        : options;
+    const create = () => new RedisStore(resolved as never);
+    expect(create).toThrow(ConfigError);
+    expect(create).toThrow(message);
+  });
+
+  it('accepts every documented option', () => {
+    const store = new RedisStore({
+      client,
+      prefix: 'app:rl:',
+      clock: () => 0,
+      timeoutMs: 50,
+      onError: () => undefined,
+    });
+    expect(store.remote).toBe(true);
+    expect(new RedisStore({ client, prefix: '' })).toBeInstanceOf(RedisStore);
+  });
+
+  it('exports the scripts, each opening with its KEYS and ARGV', () => {
+    for (const script of [CONSUME_SCRIPT, PEEK_SCRIPT, REFUND_SCRIPT]) {
+      expect(script).toMatch(/^-- KEYS\[1\]: .*\n-- ARGV\[1\]: .*\n-- ARGV\[2\]: .*\n-- ARGV\[3\.\.\]: /);
+    }
+  });
+});
+
+describe('RedisStore on the shared servers', () => {
+  let client: Redis;
+  let admin: Redis;
+  beforeAll(async () => {
+    client = ioredis(inject('redisPort'));
+    admin = ioredis(inject('redisPort'));
+    await Promise.all([client.connect(), admin.connect()]);
+  });
+  afterAll(async () => {
+    await Promise.all([client.quit(), admin.quit()]);
+  });
+
+  describe('TTL', () => {
+    const cases: [string, PolicySet, number, number][] = [
+      // [name, set, lowest and highest PTTL after one cost-1 consume]
+      ['fixed-window 1m', fixed(10), 59_000, 60_000],
+      ['sliding-window 1m', set({ limit: 10, window: '1m' }), 60_000, 120_000],
+      ['token-bucket 10/s', set({ algorithm: 'token-bucket', limit: 10, window: '1s' }), 50, 100],
+      ['leaky-bucket 4/s', set({ algorithm: 'leaky-bucket', limit: 4, window: '1s' }), 200, 250],
+      [
+        'the latest of several policies',
+        set([
+          { name: 'a', algorithm: 'token-bucket', limit: 10, window: '1s' },
+          { name: 'b', algorithm: 'fixed-window', limit: 10, window: '1h' },
+        ]),
+        3_599_000,
+        3_600_000,
+      ],
+    ];
+    it.each(cases)('is set on consume and refund (%s)', async (_name, s, low, high) => {
+      const store = new RedisStore({ client, prefix: prefix() });
+      const key = store.keyFor('user', s);
+      await store.consume('user', s, 1);
+      const afterConsume = await admin.pttl(key);
+      expect(afterConsume).toBeGreaterThanOrEqual(low);
+      expect(afterConsume).toBeLessThanOrEqual(high);
+      await store.consume('user', s, 2);
+      await store.refund('user', s, 1);
+      const afterRefund = await admin.pttl(key);
+      expect(afterRefund).toBeGreaterThan(0);
+      expect(afterRefund).toBeLessThanOrEqual(high * 2);
+      // Refunding everything: the buckets have nothing left to keep; the windows keep their start.
+      await store.refund('user', s, 100);
+      const gone = s.policies.every((p) => p.algorithm.endsWith('bucket'));
+      if (gone) expect(await admin.pttl(key)).toBe(-2);
+      else expect(await admin.pttl(key)).toBeGreaterThan(0);
+    });
+
+    it('leaves no key without a TTL, whatever the traffic', async () => {
+      const p = prefix();
+      const store = new RedisStore({ client, prefix: p });
+      const sets = [
+        fixed(3),
+        set({ limit: 3, window: '10s' }),
+        set({ algorithm: 'token-bucket', limit: 3, window: '10s', burst: 5 }),
+        set({ algorithm: 'leaky-bucket', limit: 3, window: '10s', delay: false }),
+        set([
+          { name: 'a', limit: 2, window: '1s' },
+          { name: 'b', algorithm: 'leaky-bucket', limit: 3, window: '1m' },
+        ]),
+      ];
+      for (const s of sets) {
+        for (let i = 0; i < 20; i++) {
+          const key = `k${i % 4}`;
+          if (i % 5 === 4) await store.refund(key, s, i % 3);
+          else if (i % 7 === 6) await store.peek(key, s);
+          else await store.consume(key, s, i % 4);
+        }
+      }
+      const keys = await admin.keys(`${p}*`);
+      expect(keys.length).toBeGreaterThan(5);
+      for (const key of keys) expect(await admin.pttl(key)).toBeGreaterThan(0);
+    });
+
+    it('with a caller clock, keeps keys a minute past the state', async () => {
+      let now = 1_000_000;
+      const store = new RedisStore({ client, prefix: prefix(), clock: () => now });
+      const s = fixed(10);
+      await store.consume('user', s, 1);
+      now += 10_000;
+      await store.consume('user', s, 1);
+      const ttl = await admin.pttl(store.keyFor('user', s));
+      expect(ttl).toBeGreaterThan(50_000 + 60_000 - 1000);
+      expect(ttl).toBeLessThanOrEqual(50_000 + 60_000);
+    });
+  });
+
+  it('peek writes nothing', async () => {
+    const store = new RedisStore({ client, prefix: prefix() });
+    const s = set({ algorithm: 'token-bucket', limit: 5, window: '1m' });
+    const key = store.keyFor('user', s);
+    expect(await store.peek('user', s)).toEqual([
+      { allowed: true, remaining: 5, resetMs: 0, retryAfterMs: 0, delayMs: 0 },
+    ]);
+    expect(await admin.exists(key)).toBe(0);
+    await store.consume('user', s, 3);
+    await admin.pexpire(key, 777_777);
+    const before = await admin.hgetall(key);
+    await store.peek('user', s);
+    expect(await admin.hgetall(key)).toEqual(before);
+    expect(await admin.pttl(key)).toBeGreaterThan(770_000);
+  });
+
+  it('reset deletes the key', async () => {
+    const store = new RedisStore({ client, prefix: prefix() });
+    const s = fixed(2);
+    await store.consume('user', s, 2);
+    expect((await store.consume('user', s, 1))[0]!.allowed).toBe(false);
+    await store.reset('user', s);
+    expect(await admin.exists(store.keyFor('user', s))).toBe(0);
+    expect((await store.consume('user', s, 1))[0]!.remaining).toBe(1);
+  });
+
+  it('reads time from Redis TIME when no clock is given', async () => {
+    const other = await connectedIoredis(inject('redisPort'));
+    const p = prefix();
+    const a = new RedisStore({ client, prefix: p });
+    const b = new RedisStore({ client: other, prefix: p });
+    const s = fixed(10, '1h');
+    // The local clock is far off; the store never reads it.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(new Date('2001-01-01T00:00:00Z'));
+    try {
+      const [first] = await a.consume('user', s, 1);
+      const [second] = await b.consume('user', s, 1);
+      expect(first).toMatchObject({ allowed: true, remaining: 9 });
+      expect(second).toMatchObject({ allowed: true, remaining: 8 });
+      // Same window, as seen from two clients: the second sees it a little later.
+      expect(second!.resetMs).toBeLessThanOrEqual(first!.resetMs);
+      expect(first!.resetMs - second!.resetMs).toBeLessThan(1000);
+    } finally {
+      vi.useRealTimers();
+    }
+    const [seconds, micros] = await admin.time();
+    const redisNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const [start, count] = (await admin.hget(a.keyFor('user', s), '1'))!.split(':').map(Number);
+    expect(count).toBe(2);
+    expect(redisNow - start!).toBeGreaterThanOrEqual(0);
+    expect(redisNow - start!).toBeLessThan(5_000);
+  });
+
+  it('keeps values near 2^53 exact through Redis', async () => {
+    let now = 1_700_000_000_003;
+    const store = new RedisStore({ client, prefix: prefix(), clock: () => now });
+    const L = 100_000_007;
+    const W = 90_000_001;
+    expect(L * W).toBeLessThanOrEqual(Number.MAX_SAFE_INTEGER);
+    const s = set({ algorithm: 'token-bucket', limit: L, window: W });
+    await store.consume('user', s, 1);
+    // tokens * W after taking one token: 16 digits, which '%.14g' (tostring in Lua) would round.
+    expect(await admin.hget(store.keyFor('user', s), '1')).toBe(`${L * W - W}:${now}`);
+    expect(String(L * W - W)).toHaveLength(16);
+    const first = evaluate([], now, s, 1);
+    expect(first.states[0]).toEqual([L * W - W, now]);
+    now += 3;
+    const expected = evaluate(first.states, now, s, 12_345);
+    expect(await store.consume('user', s, 12_345)).toEqual(expected.outcomes);
+    expect(await admin.hget(store.keyFor('user', s), '1')).toBe(`${expected.states[0]!.join(':')}`);
+  });
+
+  it('fails with a StoreError on a script error (WRONGTYPE)', async () => {
+    const errors: StoreError[] = [];
+    const store = new RedisStore({ client, prefix: prefix(), onError: (e) => errors.push(e) });
+    const s = fixed(5);
+    await admin.set(store.keyFor('user', s), 'not a hash', 'PX', 60_000);
+    const failure = await store.consume('user', s, 1).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(StoreError);
+    expect(String((failure as StoreError).cause)).toMatch(/WRONGTYPE/);
+    expect(errors).toEqual([failure]);
+  });
+
+  describe('hostile keys', () => {
+    const keys = [
+      '{',
+      '}',
+      '{}',
+      'a}b{c',
+      '{user}',
+      '*',
+      '?[a-z]*',
+      'line\r\nbreak',
+      'line\nbreak',
+      ' ',
+      'with space',
+      '',
+      'x'.repeat(10_000),
+      'x'.repeat(10_001),
+      'x'.repeat(100),
+      'x'.repeat(101),
+      '日本語',
+      '🚦',
+      '\uD800',
+      '\uD801',
+      '\u0000',
+      '#',
+      '#abc',
+      'one|two',
+      'ip:10.0.0.1',
+      'ip:2001:db8::/56',
+      'hdr:x-api-key:abc',
+    ];
+
+    it.each(['standalone ioredis', 'an ioredis Cluster'])('work and stay separate on %s', async (name) => {
+      let target: Redis | Cluster = client;
+      if (name.includes('Cluster')) {
+        const cluster = new Cluster(inject('clusterNodes'), { lazyConnect: true });
+        await cluster.connect();
+        toDispose.push(() => cluster.quit());
+        target = cluster;
+      }
+      const store = new RedisStore({ client: target, prefix: prefix() });
+      const s = fixed(100);
+      // Key i is consumed i + 1 times: any two keys sharing state would show it.
+      for (const [i, key] of keys.entries()) await store.consume(key, s, i + 1);
+      for (const [i, key] of keys.entries()) {
+        expect((await store.peek(key, s))[0]!.remaining, JSON.stringify(key.slice(0, 20))).toBe(99 - i);
+      }
+      for (const key of keys) {
+        const redisKey = store.keyFor(key, s);
+        expect(redisKey.length).toBeLessThanOrEqual(200);
+        expect(redisKey).toMatch(/^t:[0-9a-f-]+:\{redis-test\|[^{}\s]*\}:[A-Za-z0-9_-]{16}$/);
+      }
+      expect(new Set(keys.map((k) => store.keyFor(k, s))).size).toBe(keys.length);
+    });
+
+    it('hash so that a hashed key never equals a raw one', () => {
+      const store = new RedisStore({ client, prefix: 'p:' });
+      const s = fixed(1);
+      const hashed = store.keyFor('with space', s);
+      const inner = /\|(.*)\}/.exec(hashed)![1]!;
+      expect(inner).toMatch(/^#[A-Za-z0-9_-]{43}$/);
+      // The hashed form, given as a key, is itself hashed (it holds '#'), so it cannot collide.
+      expect(store.keyFor(inner, s)).not.toBe(hashed);
+      expect(store.keyFor('plain-key_1.2:3/4@example.com', s)).toBe(
+        `p:{redis-test|plain-key_1.2:3/4@example.com}:${hashed.slice(-16)}`,
+      );
+    });
+  });
+
+  it('works with ioredis auto-pipelining (standalone and Cluster)', async () => {
+    const piped = await connectedIoredis(inject('redisPort'), { enableAutoPipelining: true });
+    const cluster = new Cluster(inject('clusterNodes'), { lazyConnect: true, enableAutoPipelining: true });
+    await cluster.connect();
+    toDispose.push(() => cluster.quit());
+    for (const target of [piped, cluster]) {
+      const store = new RedisStore({ client: target, prefix: prefix() });
+      const s = fixed(100);
+      const results = await Promise.all(
+        Array.from({ length: 300 }, (_, i) => store.consume(`k${i % 3}`, s, 1)),
+      );
+      expect(results.filter(([o]) => o!.allowed)).toHaveLength(300);
+      const peeks = await Promise.all(['k0', 'k1', 'k2'].map((k) => store.peek(k, s)));
+      expect(peeks.map(([o]) => o!.remaining)).toEqual([0, 0, 0]);
+      const more = await Promise.all(Array.from({ length: 50 }, () => store.consume('k0', s, 1)));
+      expect(more.filter(([o]) => o!.allowed)).toHaveLength(0);
+    }
+  });
+
+  it('works on a node-redis cluster', async () => {
+    const cluster = createCluster({
+      rootNodes: inject('clusterNodes').map(({ host, port }) => ({ url: `redis://${host}:${port}` })),
+    });
+    await cluster.connect();
+    toDispose.push(() => cluster.close());
+    const store = new RedisStore({ client: cluster, prefix: prefix(), clock: () => 5_000_000 });
+    const s = set([
+      { name: 'fast', limit: 3, window: '1s', algorithm: 'fixed-window' },
+      { name: 'slow', limit: 5, window: '1m', algorithm: 'token-bucket' },
+    ]);
+    // Keys spread over the slots of every master.
+    for (let i = 0; i < 30; i++) {
+      const key = `user-${i}`;
+      expect((await store.consume(key, s, 3)).map((o) => o.allowed)).toEqual([true, true]);
+      expect(await store.consume(key, s, 1)).toEqual<Outcome[]>([
+        { allowed: false, remaining: 0, resetMs: 1000, retryAfterMs: 1000, delayMs: 0 },
+        { allowed: true, remaining: 2, resetMs: 36_000, retryAfterMs: 0, delayMs: 0 },
+      ]);
+      await store.refund(key, s, 1);
+      expect((await store.peek(key, s)).map((o) => o.remaining)).toEqual([1, 3]);
+      await store.reset(key, s);
+      expect((await store.peek(key, s)).map((o) => o.remaining)).toEqual([3, 5]);
+    }
+  });
+
+  it('does not close a client it did not create', async () => {
+    const own = await connectedIoredis(inject('redisPort'));
+    const store = new RedisStore({ client: own, prefix: prefix() });
+    await store.consume('user', fixed(3), 1);
+    await store.close();
+    expect(own.status).toBe('ready');
+    expect(await own.ping()).toBe('PONG');
+    await expect(store.consume('user', fixed(3), 1)).rejects.toThrow(StoreError);
+  });
+
+  it('fails at once while the client is not ready, instead of queueing', async () => {
+    const errors: StoreError[] = [];
+    const lazy = ioredis(inject('redisPort'));
+    toDispose.push(() => lazy.quit());
+    const store = new RedisStore({ client: lazy, prefix: prefix(), onError: (e) => errors.push(e) });
+    const s = fixed(3);
+    // lazyConnect: the first call fails but asks the client to connect.
+    await expect(store.consume('user', s, 1)).rejects.toThrow(/not ready \(status 'wait'\)/);
+    await until(() => lazy.status === 'ready', 'ioredis to connect');
+    expect((await store.consume('user', s, 1))[0]!.remaining).toBe(2);
+
+    const unopened = createClient({ socket: { host: '127.0.0.1', port: inject('redisPort') } });
+    const other = new RedisStore({ client: unopened, prefix: prefix(), onError: (e) => errors.push(e) });
+    const started = performance.now();
+    const failure = await other.consume('user', s, 1).catch((e: unknown) => e);
+    expect(performance.now() - started).toBeLessThan(50);
+    expect(isStoreError(failure)).toBe(true);
+    expect(String((failure as Error).message)).toMatch(/node-redis client is not open/);
+    expect(errors).toHaveLength(2);
+  });
+});
+
+describe('RedisStore on a dedicated server', () => {
+  let server: RedisServer;
+  let admin: Redis;
+  beforeAll(async () => {
+    server = await startRedis();
+    admin = ioredis(server.port, { maxRetriesPerRequest: null });
+    await admin.connect();
+  });
+  afterAll(async () => {
+    admin?.disconnect();
+    await server?.stop();
+  });
+
+  /** Top-level commands the server ran while `run` ran (commands inside scripts excluded). */
+  async function commandsDuring(run: () => Promise<unknown>): Promise<string[]> {
+    const monitor = await admin.monitor();
+    const seen: string[] = [];
+    const marker = `marker-${randomUUID()}`;
+    let done = false;
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (args[1] === marker) done = true;
+      else if (source !== 'lua' && !done) seen.push(String(args[0]).toLowerCase());
+    });
+    try {
+      await run();
+      await admin.echo(marker);
+      await until(() => done, 'MONITOR to catch up');
+    } finally {
+      monitor.disconnect();
+    }
+    return seen;
+  }
+
+  async function evalCalls(): Promise<number> {
+    const info = await admin.info('commandstats');
+    const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
+    return calls('evalsha') + calls('eval');
+  }
+
+  it('sends exactly one command per consume, peek and refund, whatever the number of policies', async () => {
+    const ioClient = await connectedIoredis(server.port);
+    const nodeClient = await connectedNodeRedis(server.port);
+    const s = set([
+      { name: 'a', limit: 10, window: '1s' },
+      { name: 'b', algorithm: 'fixed-window', limit: 50, window: '1m' },
+      { name: 'c', algorithm: 'token-bucket', limit: 5, window: '1s', burst: 20 },
+      { name: 'd', algorithm: 'leaky-bucket', limit: 5, window: '1s', burst: 20 },
+    ]);
+    for (const client of [ioClient, nodeClient]) {
+      const store = new RedisStore({ client, prefix: prefix() });
+      // ioredis sends each script with EVAL the first time on a connection, EVALSHA after.
+      await store.consume('warm-up', s, 1);
+      await store.peek('warm-up', s);
+      await store.refund('warm-up', s, 1);
+      await admin.config('RESETSTAT');
+      const before = await evalCalls();
+      const seen = await commandsDuring(async () => {
+        for (let i = 0; i < 25; i++) await store.consume(`user-${i % 5}`, s, 1);
+        for (let i = 0; i < 5; i++) await store.peek(`user-${i}`, s);
+        for (let i = 0; i < 5; i++) await store.refund(`user-${i}`, s, 1);
+        await Promise.all(Array.from({ length: 15 }, (_, i) => store.consume(`user-${i}`, s, 2)));
+      });
+      expect(seen).toEqual(Array(50).fill('evalsha'));
+      expect((await evalCalls()) - before).toBe(50);
+    }
+  });
+
+  it('answers every request across SCRIPT FLUSH (ioredis, auto-pipelined ioredis, node-redis)', async () => {
+    const clients = [
+      await connectedIoredis(server.port),
+      await connectedIoredis(server.port, { enableAutoPipelining: true }),
+      await connectedNodeRedis(server.port),
+    ];
+    const errors: StoreError[] = [];
+    for (const client of clients) {
+      const store = new RedisStore({ client, prefix: prefix(), onError: (e) => errors.push(e) });
+      const s = fixed(1000);
+      let expected = 1000;
+      for (let round = 0; round < 10; round++) {
+        await admin.script('FLUSH');
+        const outcomes = await Promise.all([
+          store.consume('user', s, 1),
+          store.consume('user', s, 2),
+          store.peek('user', s),
+        ]);
+        expected -= 3;
+        expect(outcomes[1]![0]!.allowed).toBe(true);
+        await admin.script('FLUSH');
+        await store.refund('user', s, 1);
+        expected += 1;
+        await admin.script('FLUSH');
+        expect((await store.peek('user', s))[0]!.remaining).toBe(expected);
+      }
+    }
+    expect(errors).toEqual([]);
+  });
+
+  it('rejects with a StoreError within timeoutMs when Redis does not answer', async () => {
+    for (const client of [await connectedIoredis(server.port), await connectedNodeRedis(server.port)]) {
+      const errors: StoreError[] = [];
+      const store = new RedisStore({
+        client,
+        prefix: prefix(),
+        timeoutMs: 100,
+        onError: (e) => errors.push(e),
+      });
+      const s = fixed(5);
+      await store.consume('user', s, 1);
+      // Every other client's commands wait until the pause ends: a black hole for 1 s.
+      await admin.call('CLIENT', 'PAUSE', '600', 'ALL');
+      const started = performance.now();
+      const results = await Promise.allSettled([
+        store.consume('user', s, 1),
+        store.peek('user', s),
+        store.refund('user', s, 1),
+        store.reset('user', s),
+      ]);
+      const elapsed = performance.now() - started;
+      expect(elapsed).toBeGreaterThanOrEqual(99);
+      expect(elapsed).toBeLessThan(800);
+      for (const result of results) {
+        expect(result.status).toBe('rejected');
+        const reason = (result as PromiseRejectedResult).reason as StoreError;
+        expect(reason).toBeInstanceOf(StoreError);
+        expect(reason.message).toMatch(/no reply from Redis within 100 ms/);
+      }
+      expect(errors).toHaveLength(4);
+      // Once the pause is over the store answers again.
+      await until(async () => (await store.peek('user', s).catch(() => undefined)) !== undefined, 'recovery');
+    }
+  });
+
+  it('fails fast while Redis is down and recovers after a restart', async () => {
+    const errors: StoreError[] = [];
+    const io = await connectedIoredis(server.port, { maxRetriesPerRequest: 0, retryStrategy: () => 20 });
+    io.on('error', () => undefined);
+    const node = createClient({
+      socket: { host: '127.0.0.1', port: server.port, reconnectStrategy: () => 20 },
+    });
+    node.on('error', () => undefined);
+    await node.connect();
+    toDispose.push(() => node.destroy());
+    const stores = [io, node].map(
+      (client) => new RedisStore({ client, prefix: prefix(), onError: (e) => errors.push(e) }),
+    );
+    const s = fixed(5);
+    for (const store of stores) await store.consume('user', s, 1);
+
+    await server.kill();
+    await until(() => io.status !== 'ready' && !node.isReady, 'the clients to notice');
+    for (const store of stores) {
+      const started = performance.now();
+      await expect(store.consume('user', s, 1)).rejects.toThrow(/Redis unavailable/);
+      expect(performance.now() - started).toBeLessThan(50);
+    }
+    expect(errors.length).toBe(2);
+
+    await server.restart();
+    await until(() => io.status === 'ready' && node.isReady, 'the clients to reconnect');
+    // A fresh server: empty script cache and no state. Nothing was queued and replayed.
+    for (const store of stores) {
+      expect(await store.consume('user', s, 1)).toEqual([
+        { allowed: true, remaining: 4, resetMs: expect.any(Number), retryAfterMs: 0, delayMs: 0 },
+      ]);
+    }
+  });
+});
