@@ -27,8 +27,9 @@ const NONE = -1;
 const EVICTION_SCAN = 1024;
 
 /**
- * The keys of one policy set: states packed in a Float64Array (a few numbers per key, NaN when a
- * policy has no state), an index from key to slot, and a doubly linked LRU list over slots.
+ * The keys of one policy set: an index from key to slot, and the states packed in a Float64Array at
+ * `slot * width` (a few numbers per policy, NaN when a policy has no state). Slots are the store's,
+ * shared by all tables, so one LRU list orders every key of the store.
  */
 class Table {
   readonly index = new Map<string, number>();
@@ -39,14 +40,9 @@ class Table {
   /** Working copies of one slot's state, for evaluating before committing. */
   readonly scratch: Float64Array;
   readonly scratch2: Float64Array;
+  /** For eviction checks, which run while `scratch` holds a pending state. */
+  readonly probe: Float64Array;
   data: Float64Array;
-  keys: (string | undefined)[] = [];
-  prev: Int32Array;
-  next: Int32Array;
-  head = NONE; // most recently used
-  tail = NONE; // least recently used
-  free: number[] = [];
-  used = 0;
 
   constructor(readonly set: PolicySet) {
     this.steps = set.policies.map((p) => STEPS[p.algorithm]);
@@ -60,9 +56,18 @@ class Table {
     this.kernels = this.steps.map((step) => step.run);
     this.scratch = new Float64Array(width);
     this.scratch2 = new Float64Array(width);
+    this.probe = new Float64Array(width);
     this.data = new Float64Array(16 * width);
-    this.prev = new Int32Array(16);
-    this.next = new Int32Array(16);
+  }
+
+  /** Makes room for `slot`. */
+  reserve(slot: number): void {
+    if ((slot + 1) * this.width <= this.data.length) return;
+    let slots = this.data.length / this.width;
+    while (slots <= slot) slots *= 2;
+    const data = new Float64Array(slots * this.width);
+    data.set(this.data);
+    this.data = data;
   }
 
   read(slot: number): (State | undefined)[] {
@@ -88,7 +93,7 @@ class Table {
     }
   }
 
-  /** The latest time at which any policy of this slot still has state; NaN-only slots are 0. */
+  /** The latest time at which any policy of this slot still has state. */
   expiresAt(slot: number): number {
     let at = 0;
     const states = this.read(slot);
@@ -111,34 +116,44 @@ class Table {
 
   /** Would a cost-1 request be denied now? */
   isDenied(slot: number, now: number): boolean {
-    const { scratch, kernels, offsets } = this;
+    const { probe, kernels, offsets } = this;
     const policies = this.set.policies;
     const out = newOutcome();
-    this.load(slot, scratch);
+    this.load(slot, probe);
     for (let i = 0; i < kernels.length; i++) {
-      if (!kernels[i]!(scratch, offsets[i]!, now, policies[i]!, 1, out)) return true;
+      if (!kernels[i]!(probe, offsets[i]!, now, policies[i]!, 1, out)) return true;
     }
     return false;
   }
+}
 
-  allocate(key: string): number {
+/** One doubly linked LRU list over the store's slots, with a free list. */
+class Slots {
+  keys: (string | undefined)[] = [];
+  owners: (Table | undefined)[] = [];
+  prev = new Int32Array(16);
+  next = new Int32Array(16);
+  head = NONE; // most recently used
+  tail = NONE; // least recently used
+  free: number[] = [];
+  used = 0;
+
+  allocate(key: string, owner: Table): number {
     let slot = this.free.pop();
     if (slot === undefined) {
       slot = this.keys.length;
-      if (slot * this.width >= this.data.length) this.grow();
+      if (slot >= this.prev.length) this.grow();
     }
     this.keys[slot] = key;
-    this.index.set(key, slot);
+    this.owners[slot] = owner;
     this.used++;
     this.linkFront(slot);
     return slot;
   }
 
-  remove(slot: number): void {
-    const key = this.keys[slot];
-    if (key === undefined) return;
-    this.index.delete(key);
+  release(slot: number): void {
     this.keys[slot] = undefined;
+    this.owners[slot] = undefined;
     this.unlink(slot);
     this.free.push(slot);
     this.used--;
@@ -148,6 +163,15 @@ class Table {
     if (this.head === slot) return;
     this.unlink(slot);
     this.linkFront(slot);
+  }
+
+  clear(): void {
+    this.keys = [];
+    this.owners = [];
+    this.head = NONE;
+    this.tail = NONE;
+    this.free = [];
+    this.used = 0;
   }
 
   private linkFront(slot: number): void {
@@ -168,14 +192,10 @@ class Table {
   }
 
   private grow(): void {
-    const slots = this.prev.length * 2;
-    const data = new Float64Array(slots * this.width);
-    data.set(this.data);
-    this.data = data;
-    const prev = new Int32Array(slots);
+    const prev = new Int32Array(this.prev.length * 2);
     prev.set(this.prev);
     this.prev = prev;
-    const next = new Int32Array(slots);
+    const next = new Int32Array(this.next.length * 2);
     next.set(this.next);
     this.next = next;
   }
@@ -190,7 +210,7 @@ export class MemoryStore implements Store {
   private readonly maxKeys: number;
   private readonly clock: Clock;
   private readonly tables = new Map<string, Table>();
-  private total = 0;
+  private readonly slots = new Slots();
   /** The reused result of single-policy `consumeSync`. */
   private readonly single: [Outcome] = [newOutcome()];
   /** The table of the last set used: most stores serve one set. */
@@ -200,8 +220,9 @@ export class MemoryStore implements Store {
   private closed = false;
 
   constructor(options: MemoryStoreOptions = {}) {
-    if (typeof options !== 'object' || options === null)
+    if (typeof options !== 'object' || options === null) {
       throw configError('MemoryStore options', 'an object', options);
+    }
     for (const option of Object.keys(options)) {
       if (!OPTIONS.has(option)) {
         throw new ConfigError(
@@ -228,7 +249,7 @@ export class MemoryStore implements Store {
 
   /** Keys currently tracked. */
   get size(): number {
-    return this.total;
+    return this.slots.used;
   }
 
   consume(key: string, set: PolicySet, cost: number): Promise<Outcome[]> {
@@ -249,7 +270,7 @@ export class MemoryStore implements Store {
     const kernel = table.kernels[0]!;
     if (slot !== undefined) {
       kernel(table.data, slot * table.width, now, set.policies[0]!, cost, out);
-      table.touch(slot);
+      this.slots.touch(slot);
     } else {
       const scratch = table.scratch;
       scratch[0] = Number.NaN;
@@ -281,7 +302,7 @@ export class MemoryStore implements Store {
     }
     if (allowed) {
       if (slot === undefined) slot = this.insert(table, key, now);
-      else table.touch(slot);
+      else this.slots.touch(slot);
       table.data.set(scratch, slot * table.width);
       return outcomes;
     }
@@ -295,7 +316,7 @@ export class MemoryStore implements Store {
       out.retryAfterMs = 0;
       out.delayMs = 0;
     }
-    if (slot !== undefined) table.touch(slot);
+    if (slot !== undefined) this.slots.touch(slot);
     return outcomes;
   }
 
@@ -315,25 +336,24 @@ export class MemoryStore implements Store {
     const slot = table?.index.get(key);
     if (table !== undefined && slot !== undefined) {
       const states = refundStates(table.read(slot), this.now(), set, cost);
-      if (states.every((s) => s === undefined)) this.drop(table, slot);
+      if (states.every((s) => s === undefined)) this.drop(slot);
       else table.write(slot, states);
     }
     return Promise.resolve();
   }
 
   reset(key: string, set: PolicySet): Promise<void> {
-    const table = this.tables.get(set.id);
-    const slot = table?.index.get(key);
-    if (table !== undefined && slot !== undefined) this.drop(table, slot);
+    const slot = this.tables.get(set.id)?.index.get(key);
+    if (slot !== undefined) this.drop(slot);
     return Promise.resolve();
   }
 
   /** Drops every key. */
   clear(): void {
     this.tables.clear();
+    this.slots.clear();
     this.lastSet = undefined;
     this.lastTable = undefined;
-    this.total = 0;
   }
 
   /** Stops the sweep timer and drops all state. Safe to call twice. */
@@ -348,13 +368,13 @@ export class MemoryStore implements Store {
   /** Removes every key whose state has fully expired. Runs on the timer; callable from tests. */
   sweep(): number {
     const now = this.now();
+    const { owners } = this.slots;
     let removed = 0;
-    for (const table of this.tables.values()) {
-      for (let slot = 0; slot < table.keys.length; slot++) {
-        if (table.keys[slot] !== undefined && table.expiresAt(slot) <= now) {
-          this.drop(table, slot);
-          removed++;
-        }
+    for (let slot = 0; slot < owners.length; slot++) {
+      const owner = owners[slot];
+      if (owner !== undefined && owner.expiresAt(slot) <= now) {
+        this.drop(slot);
+        removed++;
       }
     }
     return removed;
@@ -378,38 +398,35 @@ export class MemoryStore implements Store {
   }
 
   private insert(table: Table, key: string, now: number): number {
-    if (this.total >= this.maxKeys) this.evict(table, now);
-    this.total++;
-    return table.allocate(key);
+    if (this.slots.used >= this.maxKeys) this.evict(now);
+    const slot = this.slots.allocate(key, table);
+    table.index.set(key, slot);
+    table.reserve(slot);
+    return slot;
   }
 
-  private drop(table: Table, slot: number): void {
-    table.remove(slot);
-    this.total--;
+  private drop(slot: number): void {
+    const key = this.slots.keys[slot];
+    const owner = this.slots.owners[slot];
+    if (key === undefined || owner === undefined) return;
+    owner.index.delete(key);
+    this.slots.release(slot);
   }
 
-  /** Frees one key: the least recently used that is not currently denied, if there is one. */
-  private evict(preferred: Table, now: number): void {
-    // Expired keys are never denied, so they go first in LRU order like any other.
-    let table = preferred.used > 0 ? preferred : this.largestTable();
-    let slot = table.tail;
-    for (let scanned = 0; scanned < Math.min(EVICTION_SCAN, table.used); scanned++) {
-      if (!table.isDenied(slot, now)) break;
-      // Denied: keep it (evicting would hand the client a fresh quota) and look further.
-      table.touch(slot);
-      slot = table.tail;
+  /**
+   * Frees one key: the least recently used that is not currently denied. Evicting a denied key
+   * would hand its client a fresh quota, so denied keys are moved to the front and passed over
+   * (at most EVICTION_SCAN of them); if every key is denied, the least recently used one goes.
+   */
+  private evict(now: number): void {
+    const { slots } = this;
+    const scan = Math.min(EVICTION_SCAN, slots.used);
+    for (let scanned = 0; scanned < scan; scanned++) {
+      const slot = slots.tail;
+      if (!slots.owners[slot]!.isDenied(slot, now)) break;
+      slots.touch(slot);
     }
-    if (slot === NONE) {
-      table = this.largestTable();
-      slot = table.tail;
-    }
-    this.drop(table, slot);
-  }
-
-  private largestTable(): Table {
-    let best: Table | undefined;
-    for (const table of this.tables.values()) if (best === undefined || table.used > best.used) best = table;
-    return best!;
+    this.drop(slots.tail);
   }
 }
 
