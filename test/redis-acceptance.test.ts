@@ -1,0 +1,310 @@
+/**
+ * Acceptance tests of the Redis store (issue "Redis store"), against the real standalone Redis and the
+ * real 3-master Redis Cluster of the global setup, with a fresh key prefix per test:
+ *
+ * - no over-admission when 4 processes, each with its own connection, hit one key at once;
+ * - `SCRIPT FLUSH` between requests costs no request (the script is sent again on NOSCRIPT);
+ * - the store takes time from Redis, not from the app: clocks 20 s apart share one quota.
+ *
+ * After every test, every key under the test's prefix must have a TTL.
+ */
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type Algorithm, createLimiter, type Decision, type Policy } from '@tollgate/core';
+import { type RedisClientLike, RedisStore } from '@tollgate/redis';
+import { Cluster, Redis } from 'ioredis';
+import { createClient, createCluster } from 'redis';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, test } from 'vitest';
+import { type ConsumerPool, repoRoot, startConsumers } from './support/multi-process/pool.ts';
+import type { RunResult, Target } from './support/multi-process/protocol.ts';
+import { type Admin, keysUnder, TtlGuard } from './support/multi-process/redis-keys.ts';
+import { type ClusterNode, keySlot } from './support/redis-servers.ts';
+
+const ALGORITHMS: readonly Algorithm[] = ['fixed-window', 'sliding-window', 'token-bucket', 'leaky-bucket'];
+
+/** A policy of `algorithm`; the leaky bucket with `delay: false`, so admitted requests are not held. */
+const policyOf = (algorithm: Algorithm, limit: number, window: Policy['window']): Policy =>
+  algorithm === 'leaky-bucket' ? { algorithm, limit, window, delay: false } : { algorithm, limit, window };
+
+const quietLogger = { warn: () => undefined, error: () => undefined };
+
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown) => unhandled.push(reason);
+const guard = new TtlGuard();
+let standalone: Redis;
+let cluster: Cluster;
+let clusterNodes: ClusterNode[];
+
+beforeAll(async () => {
+  process.on('unhandledRejection', onUnhandled);
+  clusterNodes = inject('clusterNodes');
+  standalone = new Redis({ host: '127.0.0.1', port: inject('redisPort'), lazyConnect: true });
+  cluster = new Cluster(clusterNodes, { lazyConnect: true });
+  await Promise.all([standalone.connect(), cluster.connect()]);
+});
+
+afterAll(async () => {
+  process.off('unhandledRejection', onUnhandled);
+  await Promise.allSettled([standalone?.quit(), cluster?.quit()]);
+});
+
+afterEach(async () => {
+  await guard.verify();
+  expect(unhandled, 'unhandled rejections during the test').toEqual([]);
+});
+
+const admins = (): Record<'standalone' | 'cluster', Admin> => ({ standalone, cluster });
+
+describe('no over-admission across 4 processes firing 5 000 concurrent consumes at one key (limit 1 000)', () => {
+  const CHILDREN = 4;
+  const PER_CHILD = 1_250;
+  const LIMIT = 1_000;
+  let pool: ConsumerPool;
+
+  beforeAll(async () => {
+    pool = await startConsumers(CHILDREN);
+  }, 60_000);
+  afterAll(() => pool?.close());
+
+  test('the children run @tollgate/* from the TypeScript sources, as the tests do', () => {
+    for (const { hello } of pool.consumers) {
+      expect(hello.resolved).toEqual({
+        core: pathToFileURL(join(repoRoot, 'packages/core/src/index.ts')).href,
+        redis: pathToFileURL(join(repoRoot, 'packages/redis/src/index.ts')).href,
+      });
+    }
+    expect(new Set(pool.consumers.map((c) => c.pid)).size).toBe(CHILDREN);
+  });
+
+  describe.each(['standalone', 'cluster'] as const)('on %s Redis', (topology) => {
+    test.each(ALGORITHMS)('%s: exactly 1 000 allowed in total', async (algorithm) => {
+      const admin = admins()[topology];
+      const prefix = guard.watch(admin);
+      const target: Target =
+        topology === 'standalone'
+          ? { kind: 'standalone', port: inject('redisPort') }
+          : { kind: 'cluster', nodes: clusterNodes };
+      // A day-long window: nothing refills or drains while the test runs (one unit per 86 s).
+      const policies = policyOf(algorithm, LIMIT, '1d');
+      // 1 250 requests in flight per connection on a shared 2-core machine can take longer than the
+      // store's default 500 ms to drain; a timeout would be answered fail-open and spoil the count,
+      // which is about the scripts' atomicity, not latency.
+      const results = await pool.run({
+        target,
+        prefix,
+        key: 'one-hot-key',
+        policies,
+        requests: PER_CHILD,
+        timeoutMs: 10_000,
+      });
+
+      const total = (pick: (r: RunResult) => number) => results.reduce((sum, r) => sum + pick(r), 0);
+      expect(results.flatMap((r) => r.errors)).toEqual([]);
+      // Any reason (a store error answered by fail-open) would make the count meaningless.
+      expect(
+        results.map((r) => r.reasons),
+        `what the children's limiters logged: ${JSON.stringify(results.map((r) => r.logged))}`,
+      ).toEqual(results.map(() => ({})));
+      expect(total((r) => r.allowed)).toBe(LIMIT);
+      expect(total((r) => r.denied)).toBe(CHILDREN * PER_CHILD - LIMIT);
+      // The traffic overlapped: more than one process got a share of the quota.
+      expect(
+        results.filter((r) => r.allowed > 0).length,
+        `allowed per child: ${results.map((r) => r.allowed).join(', ')}`,
+      ).toBeGreaterThan(1);
+
+      // All four processes counted in one key, which the parent sees as exhausted.
+      expect(await keysUnder(admin, prefix)).toHaveLength(1);
+      const limiter = createLimiter({
+        policies,
+        store: new RedisStore({ client: admin, prefix }),
+        blockedCache: false,
+      });
+      const peeked = await limiter.peek('one-hot-key');
+      expect(peeked.reason).toBeUndefined();
+      expect(peeked.allowed).toBe(false);
+      expect(peeked.remaining).toBe(0);
+    });
+  });
+});
+
+interface ClientVariant {
+  name: string;
+  topology: 'standalone' | 'cluster';
+  open(): Promise<{ client: RedisClientLike; close(): Promise<unknown> }>;
+}
+
+const CLIENTS: ClientVariant[] = [
+  {
+    name: 'ioredis',
+    topology: 'standalone',
+    async open() {
+      const client = new Redis({ host: '127.0.0.1', port: inject('redisPort'), lazyConnect: true });
+      await client.connect();
+      return { client, close: () => client.quit() };
+    },
+  },
+  {
+    name: 'node-redis',
+    topology: 'standalone',
+    async open() {
+      const client = createClient({ socket: { host: '127.0.0.1', port: inject('redisPort') } });
+      await client.connect();
+      return { client, close: () => client.close() };
+    },
+  },
+  {
+    name: 'ioredis Cluster',
+    topology: 'cluster',
+    async open() {
+      const client = new Cluster(inject('clusterNodes'), { lazyConnect: true });
+      await client.connect();
+      return { client, close: () => client.quit() };
+    },
+  },
+  {
+    name: 'node-redis cluster',
+    topology: 'cluster',
+    async open() {
+      const client = createCluster({
+        rootNodes: inject('clusterNodes').map(({ host, port }) => ({ socket: { host, port } })),
+      });
+      await client.connect();
+      return { client, close: () => client.close() };
+    },
+  },
+];
+
+describe('SCRIPT FLUSH between requests fails no request', () => {
+  const LIMIT = 20;
+  const REQUESTS = 25;
+
+  test.each(CLIENTS)('$name on $topology Redis', async ({ topology, open }) => {
+    const admin = admins()[topology];
+    const { client, close } = await open();
+    try {
+      for (const algorithm of ALGORITHMS) {
+        const prefix = guard.watch(admin);
+        const limiter = createLimiter({
+          policies: policyOf(algorithm, LIMIT, '1h'),
+          store: new RedisStore({ client, prefix }),
+          blockedCache: false,
+          logger: quietLogger,
+        });
+        const decisions: Decision[] = [await limiter.consume('flushed')];
+
+        // The one master that holds the key (on standalone, the server itself) is the one to flush.
+        const [held, ...others] = await keysUnder(admin, prefix);
+        expect(held, 'the first request stored its state').toBeDefined();
+        expect(others).toEqual([]);
+        const { key, node } = held!;
+        if (topology === 'cluster') {
+          // The node holding the key is the master that CLUSTER SLOTS gives for the key's slot.
+          const slot = keySlot(key);
+          expect(await node.cluster('KEYSLOT', key)).toBe(slot);
+          const range = (await node.cluster('SLOTS')).find(([start, end]) => start <= slot && slot <= end);
+          expect(range?.[2]?.[1]).toBe(node.options.port);
+        }
+        const flush = async () => expect(await node.script('FLUSH')).toBe('OK');
+
+        for (let i = 1; i < REQUESTS; i++) {
+          await flush();
+          decisions.push(await limiter.consume('flushed'));
+        }
+        expect(decisions.map((d) => d.reason)).toEqual(decisions.map(() => undefined));
+        expect(decisions.filter((d) => d.allowed)).toHaveLength(LIMIT);
+        expect(decisions.slice(LIMIT).every((d) => !d.allowed)).toBe(true);
+
+        // The other scripts load themselves again too.
+        await flush();
+        const peeked = await limiter.peek('flushed');
+        expect(peeked.reason).toBeUndefined();
+        expect(peeked.allowed).toBe(false);
+        await flush();
+        await limiter.refund('flushed');
+        await flush();
+        const afterRefund = await limiter.consume('flushed');
+        expect(afterRefund.reason).toBeUndefined();
+        if (algorithm === 'fixed-window') expect(afterRefund.allowed).toBe(true);
+      }
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe('the store takes time from Redis, not from the app server', () => {
+  const LIMIT = 20;
+  // A refill or drain of one unit per 2 s: a 20 s skew would be worth 10 units if the store used it.
+  const WINDOW = '40s';
+
+  /** Runs `call` with Date.now (and `new Date()`) moved by `skewMs`, as on a server with a wrong clock. */
+  function skewed<T>(skewMs: number, call: () => T): T {
+    const realNow = Date.now;
+    Date.now = () => realNow() + skewMs;
+    try {
+      return call();
+    } finally {
+      Date.now = realNow;
+    }
+  }
+
+  test.each(ALGORITHMS)(
+    '%s: two limiters on clocks 20 s apart share one key and admit exactly the limit',
+    async (algorithm) => {
+      const prefix = guard.watch(standalone);
+      const port = inject('redisPort');
+      const clients = [new Redis({ host: '127.0.0.1', port }), new Redis({ host: '127.0.0.1', port })];
+      try {
+        await Promise.all(clients.map((client) => new Promise((resolve) => client.once('ready', resolve))));
+        // No `clock`: the stores must read Redis TIME.
+        const [ahead, behind] = clients.map((client) =>
+          createLimiter({
+            policies: policyOf(algorithm, LIMIT, WINDOW),
+            store: new RedisStore({ client, prefix }),
+            blockedCache: false,
+          }),
+        ) as [ReturnType<typeof createLimiter>, ReturnType<typeof createLimiter>];
+        const calls: Promise<Decision>[] = [];
+        for (let i = 0; i < LIMIT; i++) {
+          calls.push(skewed(+10_000, () => ahead.consume('skewed')));
+          calls.push(skewed(-10_000, () => behind.consume('skewed')));
+        }
+        const decisions = await Promise.all(calls);
+        expect(decisions.map((d) => d.reason)).toEqual(decisions.map(() => undefined));
+        expect(decisions.filter((d) => d.allowed)).toHaveLength(LIMIT);
+        expect(await keysUnder(standalone, prefix)).toHaveLength(1);
+      } finally {
+        await Promise.all(clients.map((client) => client.quit()));
+      }
+    },
+  );
+
+  describe('two processes whose Date.now() is 10 s ahead and 10 s behind', () => {
+    let pool: ConsumerPool;
+    beforeAll(async () => {
+      pool = await startConsumers(2, { skewsMs: [+10_000, -10_000] });
+    }, 60_000);
+    afterAll(() => pool?.close());
+
+    test.each(ALGORITHMS)('%s: together they admit exactly the limit', async (algorithm) => {
+      const prefix = guard.watch(standalone);
+      const results = await pool.run({
+        target: { kind: 'standalone', port: inject('redisPort') },
+        prefix,
+        key: 'skewed',
+        policies: policyOf(algorithm, LIMIT, WINDOW),
+        requests: 30,
+      });
+      // The children's clocks really are off.
+      const now = Date.now();
+      expect(Math.abs(results[0]!.childNow - now - 10_000)).toBeLessThan(2_000);
+      expect(Math.abs(results[1]!.childNow - now + 10_000)).toBeLessThan(2_000);
+
+      expect(results.flatMap((r) => r.errors)).toEqual([]);
+      expect(results.map((r) => r.reasons)).toEqual([{}, {}]);
+      expect(results[0]!.allowed + results[1]!.allowed).toBe(LIMIT);
+      expect(await keysUnder(standalone, prefix)).toHaveLength(1);
+    });
+  });
+});
