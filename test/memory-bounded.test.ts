@@ -59,10 +59,8 @@ test(`${KEYS} distinct keys through a MemoryStore with maxKeys ${MAX_KEYS}`, asy
   expect(growth).toBeLessThan(8 * 1024 * 1024);
 
   // A recent key still has its own state: the bound did not cost correctness.
-  // FAILS against packages/core/src/memory-store.ts at the time of writing (remaining 38, not 98): a
-  // key inserted while the store is full inherits the state of the eviction candidate plus one unit,
-  // because `Table.isDenied` runs in the scratch buffer that holds the new key's state (see
-  // packages/core/src/memory-store.test.ts).
+  // (Regression: before b3b9849 a key inserted into a full store inherited the eviction candidate's
+  // state plus one unit; this key then had 38 left instead of 98.)
   const last = await single.consume(`203.0.113.${KEYS - 1}`);
   expect([last.allowed, last.remaining]).toEqual([true, 98]);
   await store.close();

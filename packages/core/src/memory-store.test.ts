@@ -64,12 +64,9 @@ function rig(policies: Policy | Policy[], options: MemoryStoreOptions = {}) {
 const fixed10: Policy = { name: 'f', algorithm: 'fixed-window', limit: 10, window: '1h' };
 const daily: Policy = { name: 'd', algorithm: 'sliding-window', limit: 100, window: '1d' };
 
-// The first three tests below FAIL against memory-store.ts at the time of writing: when inserting a
-// key triggers an eviction, `Table.isDenied` loads the eviction candidate into `table.scratch` and runs
-// a cost-1 step on it, and that is the very buffer holding the new key's freshly computed state, which
-// `consumeSync` / `consumeMany` then copy into the new slot. The new key inherits the evicted (or
-// skipped, denied) key's state plus one unit: past maxKeys, new clients get someone else's count and
-// can be locked out at once.
+// Regression (fixed in b3b9849): when inserting a key triggered an eviction, the eviction check ran
+// in the scratch buffer holding the new key's pending state, so a new key inherited the evicted (or
+// skipped, denied) key's state plus one unit. The survivors' exact counts below catch that.
 describe.each([
   ['one policy', [fixed10]],
   ['two policies', [fixed10, daily]],
@@ -143,6 +140,28 @@ describe.each([
   });
 });
 
+describe('denied keys survive a flood of new keys', () => {
+  // DESIGN (Stores): "never a key that is currently denied while others can go". An attacker who
+  // can get a denied key evicted gets a fresh quota, so this must hold however many keys are denied.
+  // FAILS against memory-store.ts at the time of writing: `evict` passes over at most EVICTION_SCAN
+  // (1024) denied keys, then drops the tail even if it is denied (here `denied-1024`), although 70
+  // keys that are not denied could go.
+  test('more than a thousand denied keys at the LRU end: a key that is not denied goes', async () => {
+    const s = rig({ name: 'f', algorithm: 'fixed-window', limit: 2, window: '1h' }, { maxKeys: 1100 });
+    const denied = Array.from({ length: 1030 }, (_, i) => `denied-${i}`);
+    for (const key of denied) await s.hit(key, 2);
+    for (let i = 0; i < 70; i++) await s.hit(`ok-${i}`, 1);
+    expect(s.store.size).toBe(1100);
+    for (let i = 0; i < 70; i++) await s.hit(`new-${i}`, 1);
+    expect(s.store.size).toBe(1100);
+    const still = await Promise.all(denied.map(async (key) => (await s.limiter.peek(key)).allowed));
+    expect(still.filter((allowed) => allowed)).toEqual([]);
+    // The 70 keys that were not denied made room, least recently used first.
+    expect((await s.limiter.peek('ok-0')).remaining).toBe(2);
+    expect((await s.limiter.peek('new-69')).remaining).toBe(1);
+  });
+});
+
 describe('maxKeys is one bound over all limiters sharing the store', () => {
   test('size counts the keys of every limiter; reset and refund-to-full free them', async () => {
     const store = new MemoryStore({ clock: () => 0 });
@@ -163,8 +182,8 @@ describe('maxKeys is one bound over all limiters sharing the store', () => {
     expect(store.size).toBe(1);
   });
 
-  // FAILS against memory-store.ts at the time of writing: eviction only looks at the LRU list of the
-  // policy set being inserted into, so the least recently used key of the whole store survives.
+  // Regression (fixed in b3b9849): eviction used to look only at the LRU list of the policy set being
+  // inserted into.
   test('the least recently used key of the whole store goes first', async () => {
     let t = 0;
     const store = new MemoryStore({ maxKeys: 3, clock: () => t });
@@ -182,9 +201,8 @@ describe('maxKeys is one bound over all limiters sharing the store', () => {
     expect((await two.peek('k1')).remaining).toBe(9);
   });
 
-  // FAILS against memory-store.ts at the time of writing: when the inserting limiter's own keys are
-  // all denied, one of them is evicted (handing its client a fresh quota) although another limiter's
-  // key that is not denied could go.
+  // Regression (fixed in b3b9849): when the inserting limiter's own keys were all denied, one of them
+  // was evicted (handing its client a fresh quota) although another limiter's key could go.
   test('a denied key is kept while a key of another limiter can go', async () => {
     let t = 0;
     const store = new MemoryStore({ maxKeys: 2, clock: () => t });

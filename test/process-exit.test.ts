@@ -1,0 +1,130 @@
+/**
+ * A process that uses tollgate must be able to exit on its own: no timer, socket or pending promise of
+ * the core may keep the event loop alive (DESIGN: the MemoryStore sweep timer is `unref`'d).
+ * Real child processes, real time: that is the point here.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { describe, expect, test } from 'vitest';
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const core = pathToFileURL(fileURLToPath(new URL('../packages/core/src/index.ts', import.meta.url))).href;
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** ms from the child printing `done` to its exit. */
+  exitDelayMs: number;
+}
+
+/** Runs `script` (an ES module, TypeScript imports through tsx) and waits for it to exit. */
+function run(script: string, killAfterMs = 10_000): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let doneAt: number | undefined;
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      if (doneAt === undefined && stdout.includes('done')) doneAt = performance.now();
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    // A child that does not exit by itself is a failure, never a hung test run.
+    const killer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    child.on('error', (error) => {
+      clearTimeout(killer);
+      reject(error);
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(killer);
+      const exitAt = performance.now();
+      resolve({
+        code,
+        signal,
+        stdout,
+        stderr,
+        exitDelayMs: doneAt === undefined ? Number.NaN : exitAt - doneAt,
+      });
+    });
+  });
+}
+
+const USE_EVERYTHING = `
+import { createLimiter, MemoryStore } from ${JSON.stringify(core)};
+
+const store = new MemoryStore({ maxKeys: 100, sweepIntervalMs: 20 });
+const fallback = new MemoryStore();
+const limiters = [
+  createLimiter({ policies: [{ limit: 10, window: '1s' }, { limit: 100, window: '1h' }], store, name: 'multi' }),
+  createLimiter({ policies: { algorithm: 'fixed-window', limit: 3, window: '1m' }, store, name: 'fixed', blockedCache: true }),
+  createLimiter({ policies: { algorithm: 'token-bucket', limit: 5, window: '10s', burst: 8 }, store, name: 'tb', fallback }),
+  createLimiter({ policies: { algorithm: 'leaky-bucket', limit: 5, window: '1s' } }),
+];
+let allowed = 0;
+let denied = 0;
+for (let i = 0; i < 3000; i++) {
+  for (const limiter of limiters) {
+    const d = await limiter.consume('client-' + (i % 200), { cost: i % 3 });
+    if (d.allowed) allowed++;
+    else denied++;
+  }
+}
+for (const limiter of limiters) {
+  await limiter.peek('client-1');
+  await limiter.refund('client-1', 2);
+  await limiter.reset('client-2');
+}
+// Let the sweep timer fire at least once.
+await new Promise((resolve) => setTimeout(resolve, 50));
+const size = store.size;
+`;
+
+describe('a process using tollgate exits by itself', () => {
+  test('after close(): within 1 s of finishing, exit code 0', async () => {
+    const result = await run(`${USE_EVERYTHING}
+for (const limiter of limiters) await limiter.close();
+await store.close();
+await fallback.close();
+console.log('done', allowed, denied, size, store.size);
+`);
+    expect(result.stderr).toBe('');
+    expect(result.signal).toBeNull();
+    expect(result.code).toBe(0);
+    const [, allowed, denied, size, after] = result.stdout.trim().split(' ').map(Number);
+    expect(allowed).toBeGreaterThan(0);
+    expect(denied).toBeGreaterThan(0);
+    expect(size).toBeLessThanOrEqual(100);
+    expect(after).toBe(0);
+    expect(result.exitDelayMs).toBeLessThan(1000);
+  });
+
+  test("without close(): the unref'd sweep timers never hold the process", async () => {
+    const result = await run(`${USE_EVERYTHING}
+console.log('done', allowed, denied, size);
+`);
+    expect(result.stderr).toBe('');
+    expect(result.signal).toBeNull();
+    expect(result.code).toBe(0);
+    expect(result.stdout.startsWith('done ')).toBe(true);
+    expect(result.exitDelayMs).toBeLessThan(1000);
+  });
+
+  test('the check itself works: a process holding a timer is caught', async () => {
+    const result = await run(
+      `${USE_EVERYTHING}
+setInterval(() => {}, 1000);
+console.log('done');
+`,
+      2500,
+    );
+    expect(result.signal).toBe('SIGKILL');
+    expect(result.exitDelayMs).toBeGreaterThan(1000);
+  });
+});
