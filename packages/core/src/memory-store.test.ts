@@ -218,6 +218,24 @@ describe('maxKeys is one bound over all limiters sharing the store', () => {
   });
 });
 
+describe('the Store interface', () => {
+  test('consume and peek return fresh arrays that later calls do not change', async () => {
+    for (const policies of [[fixed10], [fixed10, daily]]) {
+      const s = rig(policies);
+      const set = s.limiter.policies;
+      const first = await s.store.consume('k', set, 1);
+      const copy = structuredClone(first);
+      const peeked = await s.store.peek('k', set);
+      const peekCopy = structuredClone(peeked);
+      await s.store.consume('k', set, 1);
+      await s.store.consume('j', set, 3);
+      expect(first).toEqual(copy);
+      expect(peeked).toEqual(peekCopy);
+      expect(first.map((o) => o.remaining)).toEqual(policies.length === 1 ? [9] : [9, 99]);
+    }
+  });
+});
+
 describe('sweep', () => {
   test.each([
     // algorithm, what happens at t = 0 (or t0), when the state is over
