@@ -167,6 +167,28 @@ describe('RedisStore on the shared servers', () => {
       else expect(await admin.pttl(key)).toBeGreaterThan(0);
     });
 
+    it('moves the deadline with the state, and only then', async () => {
+      const store = new RedisStore({ client, prefix: prefix() });
+      const bucket = set({ algorithm: 'token-bucket', limit: 10, window: '1s' });
+      await store.consume('user', bucket, 1);
+      expect(await admin.pttl(store.keyFor('user', bucket))).toBeLessThanOrEqual(100);
+      await store.consume('user', bucket, 2);
+      // Three tokens short: full again in 300 ms.
+      expect(await admin.pttl(store.keyFor('user', bucket))).toBeGreaterThan(200);
+      expect(await admin.pttl(store.keyFor('user', bucket))).toBeLessThanOrEqual(300);
+
+      const window = fixed(10, '1h');
+      await store.consume('user', window, 1);
+      const key = store.keyFor('user', window);
+      // The window's end does not move while it runs; a later consume keeps the deadline.
+      await admin.pexpire(key, 7_200_000);
+      await store.consume('user', window, 1);
+      expect(await admin.pttl(key)).toBeGreaterThan(3_600_000);
+      // A new state (the refund rewrites it) sets the deadline again.
+      await store.refund('user', window, 1);
+      expect(await admin.pttl(key)).toBeLessThanOrEqual(3_600_000);
+    });
+
     it('leaves no key without a TTL, whatever the traffic', async () => {
       const p = prefix();
       const store = new RedisStore({ client, prefix: p });
@@ -254,7 +276,7 @@ describe('RedisStore on the shared servers', () => {
     }
     const [seconds, micros] = await admin.time();
     const redisNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    const [start, count] = (await admin.hget(a.keyFor('user', s), '1'))!.split(':').map(Number);
+    const [start, count] = (await admin.hmget(a.keyFor('user', s), '1', '2')).map(Number);
     expect(count).toBe(2);
     expect(redisNow - start!).toBeGreaterThanOrEqual(0);
     expect(redisNow - start!).toBeLessThan(5_000);
@@ -269,14 +291,16 @@ describe('RedisStore on the shared servers', () => {
     const s = set({ algorithm: 'token-bucket', limit: L, window: W });
     await store.consume('user', s, 1);
     // tokens * W after taking one token: 16 digits, which '%.14g' (tostring in Lua) would round.
-    expect(await admin.hget(store.keyFor('user', s), '1')).toBe(`${L * W - W}:${now}`);
+    expect(await admin.hgetall(store.keyFor('user', s))).toEqual({ 1: `${L * W - W}`, 2: `${now}` });
     expect(String(L * W - W)).toHaveLength(16);
     const first = evaluate([], now, s, 1);
     expect(first.states[0]).toEqual([L * W - W, now]);
     now += 3;
     const expected = evaluate(first.states, now, s, 12_345);
     expect(await store.consume('user', s, 12_345)).toEqual(expected.outcomes);
-    expect(await admin.hget(store.keyFor('user', s), '1')).toBe(`${expected.states[0]!.join(':')}`);
+    const [tokens, last] = expected.states[0]!;
+    expect(await admin.hgetall(store.keyFor('user', s))).toEqual({ 1: `${tokens}`, 2: `${last}` });
+    expect(String(tokens)).toHaveLength(16);
   });
 
   it('fails with a StoreError on a script error (WRONGTYPE)', async () => {

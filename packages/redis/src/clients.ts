@@ -25,15 +25,16 @@ export interface NodeRedisClusterLike {
 export type RedisClientLike = IoRedisLike | NodeRedisClientLike | NodeRedisClusterLike;
 
 export interface Script {
+  readonly operation: 'consume' | 'peek' | 'refund';
   readonly lua: string;
   readonly sha: string;
   /** The ioredis command name: unique per script text, so two versions never clobber each other. */
   readonly name: string;
 }
 
-export function script(label: string, lua: string): Script {
+export function script(operation: Script['operation'], lua: string): Script {
   const sha = createHash('sha1').update(lua).digest('hex');
-  return { lua, sha, name: `tollgate_${label}_${sha.slice(0, 12)}` };
+  return { operation, lua, sha, name: `tollgate_${operation}_${sha.slice(0, 12)}` };
 }
 
 /** One Redis client behind the few operations the store needs. */

@@ -1,8 +1,9 @@
 /** One call waiting for Redis. */
-export interface Pending {
+export interface Pending<T = unknown> {
   at: number;
   done: boolean;
-  expire: () => void;
+  /** What the owner needs to fail the call when it expires. */
+  readonly data: T;
 }
 
 const now = () => performance.now();
@@ -11,23 +12,27 @@ const now = () => performance.now();
  * Timeouts for calls in flight, with one timer for all of them instead of one per call. Every call
  * gets the same timeout, so deadlines come in order: a FIFO queue whose head is the next to expire.
  */
-export class Deadlines {
-  private queue: (Pending | undefined)[] = [];
+export class Deadlines<T> {
+  private queue: (Pending<T> | undefined)[] = [];
   private head = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(private readonly timeoutMs: number) {}
+  /** `expire` runs for every call not settled within `timeoutMs`. */
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly expire: (data: T) => void,
+  ) {}
 
-  /** Starts the clock on a call; `expire` runs if it is not settled within the timeout. */
-  add(expire: () => void): Pending {
-    const pending: Pending = { at: now() + this.timeoutMs, done: false, expire };
+  /** Starts the clock on a call. */
+  add(data: T): Pending<T> {
+    const pending: Pending<T> = { at: now() + this.timeoutMs, done: false, data };
     this.queue.push(pending);
     if (this.timer === undefined) this.arm(this.timeoutMs);
     return pending;
   }
 
   /** Marks a call answered; false if it had already timed out. */
-  settle(pending: Pending): boolean {
+  settle(pending: Pending<T>): boolean {
     if (pending.done) return false;
     pending.done = true;
     this.drain();
@@ -64,7 +69,7 @@ export class Deadlines {
         return;
       }
       first.done = true;
-      first.expire();
+      this.expire(first.data);
     }
   }
 }

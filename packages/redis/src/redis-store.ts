@@ -7,7 +7,7 @@ import {
   type Store,
   StoreError,
 } from '@tollgate/core';
-import { type Connection, connect, type RedisClientLike, script } from './clients.js';
+import { type Connection, connect, type RedisClientLike, type Script, script } from './clients.js';
 import { Deadlines } from './deadlines.js';
 import { encodeKey, type Layout, layoutFor } from './layout.js';
 import { CONSUME_SCRIPT } from './lua/consume.js';
@@ -57,6 +57,12 @@ const CONSUME = script('consume', CONSUME_SCRIPT);
 const PEEK = script('peek', PEEK_SCRIPT);
 const REFUND = script('refund', REFUND_SCRIPT);
 
+/** A call in flight, as the timeout sees it. */
+interface Waiting {
+  operation: string;
+  reject: (error: StoreError) => void;
+}
+
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /**
@@ -69,9 +75,8 @@ export class RedisStore implements Store {
   private readonly connection: Connection;
   private readonly prefix: string;
   private readonly clock: Clock | undefined;
-  private readonly timeoutMs: number;
   private readonly onError: ((error: StoreError) => void) | undefined;
-  private readonly deadlines: Deadlines;
+  private readonly deadlines: Deadlines<Waiting>;
   private readonly layouts = new WeakMap<PolicySet, Layout>();
   private closed = false;
 
@@ -119,45 +124,26 @@ export class RedisStore implements Store {
     this.connection = connection;
     this.prefix = prefix;
     this.clock = clock;
-    this.timeoutMs = timeoutMs;
     this.onError = onError;
-    this.deadlines = new Deadlines(timeoutMs);
+    this.deadlines = new Deadlines<Waiting>(timeoutMs, ({ operation, reject }) =>
+      reject(this.failure(operation, new Error(`no reply from Redis within ${timeoutMs} ms`))),
+    );
   }
 
   consume(key: string, set: PolicySet, cost: number): Promise<Outcome[]> {
-    const layout = this.layout(set);
-    const redisKey = layout.head + encodeKey(key) + layout.tail;
-    return this.call(
-      'consume',
-      () => this.connection.run(CONSUME, redisKey, this.now(), String(cost), layout.args),
-      (reply) => toOutcomes(reply, layout.size),
-    );
+    return this.call(CONSUME, key, set, String(cost)) as Promise<Outcome[]>;
   }
 
   peek(key: string, set: PolicySet): Promise<Outcome[]> {
-    const layout = this.layout(set);
-    const redisKey = layout.head + encodeKey(key) + layout.tail;
-    return this.call(
-      'peek',
-      () => this.connection.run(PEEK, redisKey, this.now(), '1', layout.args),
-      (reply) => toOutcomes(reply, layout.size),
-    );
+    return this.call(PEEK, key, set, '1') as Promise<Outcome[]>;
   }
 
   refund(key: string, set: PolicySet, cost: number): Promise<void> {
-    const layout = this.layout(set);
-    const redisKey = layout.head + encodeKey(key) + layout.tail;
-    return this.call(
-      'refund',
-      () => this.connection.run(REFUND, redisKey, this.now(), String(cost), layout.args),
-      ignore,
-    );
+    return this.call(REFUND, key, set, String(cost)) as Promise<void>;
   }
 
   reset(key: string, set: PolicySet): Promise<void> {
-    const layout = this.layout(set);
-    const redisKey = layout.head + encodeKey(key) + layout.tail;
-    return this.call('reset', () => this.connection.del(redisKey), ignore);
+    return this.call(undefined, key, set, '') as Promise<void>;
   }
 
   /**
@@ -191,29 +177,39 @@ export class RedisStore implements Store {
     return String(now);
   }
 
-  /** Sends one command, bounded by `timeoutMs`; every failure becomes a StoreError. */
-  private call<T>(operation: string, send: () => Promise<unknown>, parse: (reply: unknown) => T): Promise<T> {
+  /**
+   * Runs `script` (a DEL for reset) for one key: one command, bounded by `timeoutMs`, every failure
+   * a StoreError. The hot path of every request, so it allocates little: no closures but the
+   * promise's own.
+   */
+  private call(script: Script | undefined, key: string, set: PolicySet, cost: string): Promise<unknown> {
+    const operation = script === undefined ? 'reset' : script.operation;
     const unavailable = this.closed ? 'the store was closed' : this.connection.notReady();
     if (unavailable !== undefined) {
       return Promise.reject(this.failure(operation, new Error(`Redis unavailable: ${unavailable}`)));
     }
-    return new Promise<T>((resolve, reject) => {
-      const pending = this.deadlines.add(() =>
-        reject(this.failure(operation, new Error(`no reply from Redis within ${this.timeoutMs} ms`))),
-      );
+    const layout = this.layout(set);
+    const redisKey = layout.head + encodeKey(key) + layout.tail;
+    return new Promise((resolve, reject) => {
+      const pending = this.deadlines.add({ operation, reject });
       let sent: Promise<unknown>;
       try {
-        sent = send();
+        sent =
+          script === undefined
+            ? this.connection.del(redisKey)
+            : this.connection.run(script, redisKey, this.now(), cost, layout.args);
       } catch (error) {
         sent = Promise.reject(error);
       }
       sent.then(
         (reply) => {
           if (!this.deadlines.settle(pending)) return;
-          try {
-            resolve(parse(reply));
-          } catch (error) {
-            reject(this.failure(operation, error));
+          if (script !== CONSUME && script !== PEEK) return resolve(undefined);
+          const outcomes = toOutcomes(reply, layout.size);
+          if (outcomes === undefined) {
+            reject(this.failure(operation, new Error(`unexpected script reply ${JSON.stringify(reply)}`)));
+          } else {
+            resolve(outcomes);
           }
         },
         (error: unknown) => {
@@ -236,13 +232,9 @@ export class RedisStore implements Store {
   }
 }
 
-const ignore = (): void => undefined;
-
 /** The scripts' reply: 5 integers per policy (allowed, remaining, resetMs, retryAfterMs, delayMs). */
-function toOutcomes(reply: unknown, size: number): Outcome[] {
-  if (!Array.isArray(reply) || reply.length !== size * 5) {
-    throw new Error(`unexpected script reply ${JSON.stringify(reply)}`);
-  }
+function toOutcomes(reply: unknown, size: number): Outcome[] | undefined {
+  if (!Array.isArray(reply) || reply.length !== size * 5) return undefined;
   const outcomes: Outcome[] = new Array(size);
   for (let i = 0; i < size; i++) {
     const at = i * 5;
