@@ -1,1 +1,19 @@
-export {};
+export type {
+  ByIpOptions,
+  Decision,
+  FallbackOptions,
+  HeaderMode,
+  KeyFunction,
+  Limiter,
+  Logger,
+  Policy,
+  PolicyStatus,
+  QuotaExceededProblem,
+  RateLimitOptions,
+  RefundOptions,
+  Store,
+  TierFunction,
+} from '@tollgate/core';
+export { HTTP_WARNINGS, MemoryStore, WARNINGS } from '@tollgate/core';
+export type { KoaContext, RateLimitMiddleware } from './rate-limit.js';
+export { byApiKey, byHeader, byIp, rateLimit } from './rate-limit.js';

@@ -1,0 +1,101 @@
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import {
+  rateLimit as createHandler,
+  type Decision,
+  type HttpResult,
+  hold,
+  type KeyHelpers,
+  keyHelpers,
+  type Limiter,
+  type RateLimitOptions,
+  type RequestView,
+} from '@tollgate/core';
+import type { Request } from 'express';
+
+declare global {
+  namespace Express {
+    interface Request {
+      /** Set by `@tollgate/express`: the decision for this request (with stacked limiters, the most restrictive). */
+      rateLimit?: Decision;
+    }
+  }
+}
+
+/** The parts of an Express 4 or 5 request the middleware reads: typed loosely so both fit. */
+export interface ExpressRequest {
+  method: string;
+  path: string;
+  readonly ip?: string | undefined;
+  headers: IncomingHttpHeaders;
+  app: { get(setting: string): unknown };
+  rateLimit?: Decision;
+}
+
+export type RateLimitMiddleware = ((
+  req: ExpressRequest,
+  res: ServerResponse,
+  next: (error?: unknown) => void,
+) => void) & { readonly limiter: Limiter };
+
+function viewOf(req: ExpressRequest, res?: ServerResponse): RequestView {
+  return {
+    method: req.method,
+    path: req.path,
+    header(name) {
+      const value = req.headers[name];
+      return Array.isArray(value) ? value.join(', ') : value;
+    },
+    get ip() {
+      return req.ip;
+    },
+    get trustProxy() {
+      const trust = req.app.get('trust proxy');
+      return trust !== undefined && trust !== false && trust !== 0;
+    },
+    get trustAnyProxy() {
+      return req.app.get('trust proxy') === true;
+    },
+    headersSent: () => res?.headersSent === true,
+  };
+}
+
+/** Express 4 and 5 rate-limit middleware. Callbacks receive Express's `req`. */
+export function rateLimit(options: RateLimitOptions<Request>): RateLimitMiddleware {
+  const handle = createHandler<Request>(options);
+  function rateLimit(req: ExpressRequest, res: ServerResponse, next: (error?: unknown) => void): void {
+    handle(viewOf(req, res), req as Request)
+      .then((result) => apply(result, req, res, next))
+      .catch(next);
+  }
+  return Object.assign(rateLimit, { limiter: handle.limiter });
+}
+
+function apply(
+  result: HttpResult,
+  req: ExpressRequest,
+  res: ServerResponse,
+  next: (error?: unknown) => void,
+) {
+  if (result.action === 'error') return next(result.error);
+  if (result.decision !== undefined) req.rateLimit = result.decision;
+  const { complete } = result;
+  if (complete !== undefined) res.once('close', () => complete(res.statusCode, !res.writableFinished));
+  // Never touch a response that has started (a handler streamed, a timeout answered): no ERR_HTTP_HEADERS_SENT.
+  if (!res.headersSent)
+    for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
+  if (result.action === 'limit') {
+    if (res.headersSent) return void res.end();
+    res.statusCode = result.status!;
+    return void res.end(result.body);
+  }
+  if (result.delayMs > 0) return void hold(result.delayMs, res).then((go) => go && next());
+  next();
+}
+
+const keys: KeyHelpers<Request> = keyHelpers<Request>((req) => viewOf(req));
+/** Counts by the client address Express resolved (honouring its proxy settings); IPv6 per /56 network. */
+export const byIp: KeyHelpers<Request>['byIp'] = keys.byIp;
+/** Counts by a request header's value; mount the limiter after the authentication that sets it. */
+export const byHeader: KeyHelpers<Request>['byHeader'] = keys.byHeader;
+/** Counts by `Authorization: Bearer` or `X-API-Key`, stored as a SHA-256 digest. */
+export const byApiKey: KeyHelpers<Request>['byApiKey'] = keys.byApiKey;
