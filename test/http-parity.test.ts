@@ -1,0 +1,1048 @@
+/**
+ * One HTTP suite, every framework and store: Express 4 and 5, Koa 2 and 3, each on the MemoryStore
+ * and on the RedisStore, over real HTTP. Every scenario asserts exact statuses, headers and bodies,
+ * and every response is also recorded, so the last test can require that all eight variants
+ * answered the same traffic byte for byte.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  type Clock,
+  type KeyHelpers,
+  type Logger,
+  MemoryStore,
+  type Policy,
+  type PolicySet,
+  QUOTA_EXCEEDED_TYPE,
+  type RateLimitOptions,
+  type Store,
+} from '@tollgate/core';
+import * as forExpress from '@tollgate/express';
+import * as forKoa from '@tollgate/koa';
+import { RedisStore } from '@tollgate/redis';
+import express5 from 'express';
+import express4 from 'express4';
+import { Redis } from 'ioredis';
+import Koa3 from 'koa';
+import Koa2 from 'koa2';
+import { parseDictionary, parseItem, parseList } from 'structured-headers';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+
+/** Midnight of a virtual day: windows of every usual length start here, so the numbers are round. */
+const T0 = 20_000 * 86_400_000;
+
+/** What both frameworks' request objects have (Express `req`, Koa `ctx`): enough for the callbacks. */
+interface Native {
+  headers: IncomingHttpHeaders;
+}
+type Options = RateLimitOptions<Native>;
+type Middleware = (...args: never[]) => unknown;
+
+interface Route {
+  path: string;
+  /** Options to build a limiter from, or a limiter middleware built already. */
+  limiters: (Options | Middleware)[];
+  /** An upstream middleware writes the head and a first chunk before the limiters run. */
+  streamFirst?: boolean;
+}
+
+interface AppSpec {
+  routes: Route[];
+  /** `one`: trust the one proxy in front; `any`: trust every X-Forwarded-For hop. */
+  trustProxy?: 'none' | 'one' | 'any';
+}
+
+/** A terminal handler that waits for the test: for client aborts. */
+class Gate {
+  entered = deferred();
+  released = deferred();
+}
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+interface Counters {
+  downstream: number;
+  gate: Gate;
+}
+
+interface Framework {
+  name: 'express4' | 'express5' | 'koa2' | 'koa3';
+  keys: KeyHelpers<Native>;
+  limit(options: Options): Middleware;
+  listener(spec: AppSpec, counters: Counters): (req: never, res: ServerResponse) => void;
+}
+
+// --- Express ------------------------------------------------------------------------------------
+
+interface ExpressLike {
+  (req: never, res: ServerResponse): void;
+  set(setting: string, value: unknown): unknown;
+  disable(setting: string): unknown;
+  all(path: string, ...handlers: Middleware[]): unknown;
+  use(handler: Middleware): unknown;
+}
+interface ExpressReq extends Native {
+  originalUrl: string;
+  rateLimit?: { key: string; limit: number; remaining: number };
+}
+interface ExpressRes extends ServerResponse {
+  status(code: number): ExpressRes;
+  json(body: unknown): void;
+}
+type Next = (error?: unknown) => void;
+
+function expressListener(create: () => ExpressLike) {
+  return (spec: AppSpec, counters: Counters) => {
+    const app = create();
+    app.disable('x-powered-by');
+    app.set('trust proxy', { none: false, one: 1, any: true }[spec.trustProxy ?? 'none']);
+    for (const route of spec.routes) {
+      const upstream = (_req: ExpressReq, res: ExpressRes, next: Next) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('partial;');
+        next();
+      };
+      const terminal = async (req: ExpressReq, res: ExpressRes) => {
+        counters.downstream++;
+        if (route.streamFirst) return void res.end('done');
+        if (req.headers['x-gate']) {
+          counters.gate.entered.resolve();
+          await counters.gate.released.promise;
+        }
+        const status = Number(new URL(req.originalUrl, 'http://x').searchParams.get('status') ?? 200);
+        res.status(status).json(reply(req.rateLimit));
+      };
+      app.all(
+        route.path,
+        ...((route.streamFirst ? [upstream] : []) as Middleware[]),
+        ...route.limiters.map((o) => (typeof o === 'function' ? o : (forExpress.rateLimit(o) as Middleware))),
+        terminal as Middleware,
+      );
+    }
+    app.use(((error: Error, _req: ExpressReq, res: ExpressRes, _next: Next) => {
+      res.status(500).json({ error: error.message });
+    }) as Middleware);
+    return app;
+  };
+}
+
+// --- Koa ----------------------------------------------------------------------------------------
+
+interface KoaCtx extends Native {
+  url: string;
+  status: number;
+  body: unknown;
+  respond?: boolean;
+  res: ServerResponse;
+  state: { rateLimit?: { key: string; limit: number; remaining: number } };
+  path: string;
+}
+type KoaMiddleware = (ctx: KoaCtx, next: () => Promise<unknown>) => Promise<unknown>;
+interface KoaLike {
+  proxy: boolean;
+  maxIpsCount: number;
+  use(middleware: KoaMiddleware): unknown;
+  callback(): (req: never, res: ServerResponse) => void;
+}
+
+const compose =
+  (middlewares: KoaMiddleware[]): KoaMiddleware =>
+  (ctx, next) => {
+    const run = (i: number): Promise<unknown> =>
+      i === middlewares.length ? next() : Promise.resolve(middlewares[i]!(ctx, () => run(i + 1)));
+    return run(0);
+  };
+
+function koaListener(create: () => KoaLike) {
+  return (spec: AppSpec, counters: Counters) => {
+    const app = create();
+    app.proxy = spec.trustProxy === 'one' || spec.trustProxy === 'any';
+    app.maxIpsCount = spec.trustProxy === 'one' ? 1 : 0;
+    app.use(async (ctx, next) => {
+      try {
+        await next();
+      } catch (error) {
+        ctx.status = 500;
+        ctx.body = { error: (error as Error).message };
+      }
+    });
+    for (const route of spec.routes) {
+      const upstream: KoaMiddleware = async (ctx, next) => {
+        ctx.respond = false;
+        ctx.res.writeHead(200, { 'content-type': 'text/plain' });
+        ctx.res.write('partial;');
+        await next();
+      };
+      const terminal: KoaMiddleware = async (ctx) => {
+        counters.downstream++;
+        if (route.streamFirst) return void ctx.res.end('done');
+        if (ctx.headers['x-gate']) {
+          counters.gate.entered.resolve();
+          await counters.gate.released.promise;
+        }
+        ctx.status = Number(new URL(ctx.url, 'http://x').searchParams.get('status') ?? 200);
+        // A downstream body: the limiter must leave it alone.
+        ctx.body = reply(ctx.state.rateLimit);
+      };
+      const chain = compose([
+        ...(route.streamFirst ? [upstream] : []),
+        ...route.limiters.map(
+          (o) => (typeof o === 'function' ? o : forKoa.rateLimit(o)) as unknown as KoaMiddleware,
+        ),
+        terminal,
+      ]);
+      app.use((ctx, next) => (ctx.path === route.path ? chain(ctx, next) : next()));
+    }
+    return app.callback();
+  };
+}
+
+const reply = (decision: { key: string; limit: number; remaining: number } | undefined) =>
+  decision === undefined
+    ? { ok: true }
+    : { ok: true, key: decision.key, limit: decision.limit, remaining: decision.remaining };
+
+const frameworks: Framework[] = [
+  {
+    name: 'express4',
+    keys: forExpress as unknown as KeyHelpers<Native>,
+    limit: (o) => forExpress.rateLimit(o) as Middleware,
+    listener: expressListener(() => express4() as unknown as ExpressLike),
+  },
+  {
+    name: 'express5',
+    keys: forExpress as unknown as KeyHelpers<Native>,
+    limit: (o) => forExpress.rateLimit(o) as Middleware,
+    listener: expressListener(() => express5() as unknown as ExpressLike),
+  },
+  {
+    name: 'koa2',
+    keys: forKoa as unknown as KeyHelpers<Native>,
+    limit: (o) => forKoa.rateLimit(o) as Middleware,
+    listener: koaListener(() => new Koa2() as unknown as KoaLike),
+  },
+  {
+    name: 'koa3',
+    keys: forKoa as unknown as KeyHelpers<Native>,
+    limit: (o) => forKoa.rateLimit(o) as Middleware,
+    listener: koaListener(() => new Koa3() as unknown as KoaLike),
+  },
+];
+
+// --- Stores -------------------------------------------------------------------------------------
+
+let redis: Redis;
+
+const stores = {
+  memory: (clock: Clock): Store => new MemoryStore({ clock }),
+  redis: (clock: Clock): Store =>
+    new RedisStore({ client: redis, clock, prefix: `tollgate-http:${randomUUID()}:` }),
+};
+
+/** Wraps a store to count completed refunds, which happen after the response (asynchronously). */
+class ObservedStore implements Store {
+  consumes = 0;
+  refunds = 0;
+  constructor(private readonly inner: Store) {}
+  get remote() {
+    return this.inner.remote === true;
+  }
+  async consume(key: string, set: PolicySet, cost: number) {
+    const outcomes = await this.inner.consume(key, set, cost);
+    this.consumes++;
+    return outcomes;
+  }
+  peek(key: string, set: PolicySet) {
+    return this.inner.peek(key, set);
+  }
+  async refund(key: string, set: PolicySet, cost: number) {
+    await this.inner.refund(key, set, cost);
+    this.refunds++;
+  }
+  reset(key: string, set: PolicySet) {
+    return this.inner.reset(key, set);
+  }
+  async refunded(count: number) {
+    await vi.waitFor(() => expect(this.refunds).toBe(count), { timeout: 2000, interval: 2 });
+  }
+  async consumed(count: number) {
+    await vi.waitFor(() => expect(this.consumes).toBe(count), { timeout: 2000, interval: 1 });
+  }
+}
+
+/** A store whose server is gone. */
+const deadStore: Store = {
+  consume: () => Promise.reject(new Error('connection refused')),
+  peek: () => Promise.reject(new Error('connection refused')),
+  refund: () => Promise.reject(new Error('connection refused')),
+  reset: () => Promise.reject(new Error('connection refused')),
+};
+
+// --- Transcripts and failures shared by all variants ------------------------------------------------
+
+interface Exchange {
+  status: number;
+  headers: Record<string, string>;
+  text: string;
+}
+const transcripts = new Map<string, Map<string, Exchange[]>>();
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+beforeAll(async () => {
+  process.on('unhandledRejection', onUnhandled);
+  redis = new Redis({
+    host: '127.0.0.1',
+    port: inject('redisPort'),
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+  });
+  await redis.connect();
+});
+
+afterAll(async () => {
+  process.off('unhandledRejection', onUnhandled);
+  await redis.quit();
+});
+
+/** The headers the limiter owns, plus the content type; `X-RateLimit-Reset` is epoch time: dropped. */
+const RECORDED = /^(ratelimit.*|retry-after|x-ratelimit-(limit|remaining)|content-type)$/;
+
+const variants = frameworks.flatMap((framework) =>
+  (['memory', 'redis'] as const).map((store) => ({ framework, store, name: `${framework.name} + ${store}` })),
+);
+
+describe.each(variants)('$name', ({ framework, store: storeKind, name: variant }) => {
+  const transcript = new Map<string, Exchange[]>();
+  transcripts.set(variant, transcript);
+  const { byApiKey, byHeader, byIp } = framework.keys;
+
+  let server: Server | undefined;
+  let now = T0;
+  const clock: Clock = () => now;
+  let store: ObservedStore;
+  let log: { warnings: string[]; errors: string[] } & Logger;
+  let counters: Counters;
+
+  /** Options every limiter of a test shares: the test's store and logger. */
+  const base = (): Pick<Options, 'store' | 'logger' | 'blockedCache'> => ({
+    store,
+    logger: log,
+    // The denied-key cache runs on real time, the store on the test's virtual clock: keep it out.
+    blockedCache: false,
+  });
+
+  /** Starts an app whose routes are built with this test's store and logger. */
+  async function app(build: (b: ReturnType<typeof base>) => AppSpec) {
+    now = T0;
+    store = new ObservedStore(stores[storeKind](clock));
+    const warnings: string[] = [];
+    const errors: string[] = [];
+    log = { warnings, errors, warn: (m) => warnings.push(m), error: (m) => errors.push(m) };
+    counters = { downstream: 0, gate: new Gate() };
+    server = createServer(
+      framework.listener(build(base()), counters) as (req: unknown, res: unknown) => void,
+    );
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  }
+
+  afterEach(async () => {
+    counters?.gate.released.resolve();
+    if (server) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server!.close(resolve));
+      server = undefined;
+    }
+  });
+
+  async function send(
+    path: string,
+    headers: Record<string, string> = {},
+    method: 'get' | 'options' | 'post' = 'get',
+  ): Promise<Exchange & { body: Record<string, unknown> }> {
+    const { port } = server!.address() as AddressInfo;
+    // fetch keeps connections alive, which keeps this suite fast.
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: method.toUpperCase(), headers });
+    const text = await res.text();
+    const kept: Record<string, string> = {};
+    for (const [name, value] of res.headers) if (RECORDED.test(name)) kept[name] = value;
+    const exchange = { status: res.status, headers: kept, text };
+    const test = expect.getState().currentTestName!.split(' > ').slice(1).join(' > ');
+    transcript.set(test, [...(transcript.get(test) ?? []), exchange]);
+    let body: Record<string, unknown> = {};
+    try {
+      body = JSON.parse(text);
+    } catch {}
+    return { ...exchange, body };
+  }
+
+  /** Sends a request and destroys it once `when` resolves, before the response is complete. */
+  function abort(path: string, headers: Record<string, string>, when: Promise<unknown>): Promise<void> {
+    const { port } = server!.address() as AddressInfo;
+    return new Promise((resolve) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path, headers });
+      req.on('error', () => resolve());
+      req.on('response', () => {});
+      req.end();
+      void when.then(() => {
+        req.destroy();
+        resolve();
+      });
+    });
+  }
+
+  const route = (path: string, ...limiters: Options[]): Route => ({ path, limiters });
+
+  it('counts, then denies with Retry-After and an RFC 9457 body', async () => {
+    await app((b) => ({
+      routes: [route('/api', { ...b, policies: { name: 'api', limit: 3, window: '1m' } })],
+    }));
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push(await send('/api'));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 429]);
+    expect(answers[0]!.headers).toEqual({
+      'content-type': 'application/json; charset=utf-8',
+      'ratelimit-limit': '3',
+      'ratelimit-remaining': '2',
+      'ratelimit-reset': '120',
+      'ratelimit-policy': '3;w=60',
+    });
+    expect(answers[0]!.body).toEqual({ ok: true, key: 'ip:127.0.0.1', limit: 3, remaining: 2 });
+    expect(answers[2]!.headers['ratelimit-remaining']).toBe('0');
+    const denied = answers[3]!;
+    expect(denied.headers).toEqual({
+      'content-type': 'application/problem+json',
+      'ratelimit-limit': '3',
+      'ratelimit-remaining': '0',
+      'ratelimit-reset': '120',
+      'ratelimit-policy': '3;w=60',
+      'retry-after': '80',
+    });
+    expect(denied.body).toEqual({
+      type: QUOTA_EXCEEDED_TYPE,
+      title: 'Request cannot be satisfied as assigned quota has been exceeded',
+      status: 429,
+      detail: "Rate limit exceeded (policy 'api'). Retry after 80 seconds.",
+      'violated-policies': ['api'],
+      retryAfter: 80,
+      limit: 3,
+      remaining: 0,
+      reset: 120,
+    });
+    expect(counters.downstream).toBe(3);
+    expect(log.warnings).toEqual([]);
+  });
+
+  it('sends every header mode in RFC 9651 syntax', async () => {
+    const policies: Policy[] = [
+      { name: 'burst', limit: 10, window: '1s' },
+      { name: 'hourly', limit: 100, window: '1h' },
+    ];
+    const modes = ['draft-6', 'draft-7', 'draft-8', 'legacy'] as const;
+    await app((b) => ({
+      routes: [
+        ...modes.map((mode) => route(`/${mode}`, { ...b, name: mode, policies, headers: mode })),
+        route('/both', { ...b, name: 'both', policies, headers: ['draft-7', 'legacy'] }),
+        route('/none', { ...b, name: 'none', policies: { limit: 1, window: '1m' }, headers: false }),
+      ],
+    }));
+    const d6 = (await send('/draft-6')).headers;
+    expect(parseItem(d6['ratelimit-limit']!)).toEqual([10, new Map()]);
+    expect(parseItem(d6['ratelimit-remaining']!)).toEqual([9, new Map()]);
+    expect(parseItem(d6['ratelimit-reset']!)).toEqual([2, new Map()]);
+    expect(parseList(d6['ratelimit-policy']!)).toEqual([
+      [10, new Map([['w', 1]])],
+      [100, new Map([['w', 3600]])],
+    ]);
+
+    const d7 = (await send('/draft-7')).headers;
+    expect(parseDictionary(d7.ratelimit!)).toEqual(
+      new Map([
+        ['limit', [10, new Map()]],
+        ['remaining', [9, new Map()]],
+        ['reset', [2, new Map()]],
+      ]),
+    );
+    expect(parseList(d7['ratelimit-policy']!)).toHaveLength(2);
+
+    const d8 = (await send('/draft-8')).headers;
+    const params = (list: ReturnType<typeof parseList>) =>
+      list.map(([name, p]) => [name, Object.fromEntries(p as Map<string, unknown>)]);
+    expect(params(parseList(d8['ratelimit-policy']!))).toEqual([
+      ['burst', { q: 10, w: 1 }],
+      ['hourly', { q: 100, w: 3600 }],
+    ]);
+    expect(params(parseList(d8.ratelimit!))).toEqual([
+      ['burst', { r: 9, t: 2 }],
+      ['hourly', { r: 99, t: 7200 }],
+    ]);
+
+    const before = Math.floor(Date.now() / 1000);
+    const legacy = await send('/legacy');
+    const after = Math.ceil(Date.now() / 1000);
+    expect(legacy.headers).toMatchObject({ 'x-ratelimit-limit': '10', 'x-ratelimit-remaining': '9' });
+    expect(legacy.headers['ratelimit-limit']).toBeUndefined();
+    const { port } = server!.address() as AddressInfo;
+    const reset = Number((await fetch(`http://127.0.0.1:${port}/legacy`)).headers.get('x-ratelimit-reset'));
+    expect(reset).toBeGreaterThanOrEqual(before + 2);
+    expect(reset).toBeLessThanOrEqual(after + 2);
+
+    const both = (await send('/both')).headers;
+    expect(Object.keys(both).sort()).toEqual([
+      'content-type',
+      'ratelimit',
+      'ratelimit-policy',
+      'x-ratelimit-limit',
+      'x-ratelimit-remaining',
+    ]);
+
+    expect((await send('/none')).headers).toEqual({ 'content-type': 'application/json; charset=utf-8' });
+    // No rate-limit headers, but a 429 still says when to come back.
+    expect((await send('/none')).headers).toEqual({
+      'content-type': 'application/problem+json',
+      'retry-after': '120',
+    });
+  });
+
+  it('is honest about Retry-After: a client that waits it gets in, a second less does not', async () => {
+    const algorithms: Policy[] = [
+      { name: 'sw', limit: 3, window: '1m' },
+      { name: 'fw', algorithm: 'fixed-window', limit: 3, window: '1m' },
+      { name: 'tb', algorithm: 'token-bucket', limit: 3, window: '1m', burst: 5 },
+      { name: 'lb', algorithm: 'leaky-bucket', limit: 3, window: '10s', delay: false },
+    ];
+    await app((b) => ({
+      routes: algorithms.map((p) => route(`/${p.name}`, { ...b, name: p.name!, policies: p })),
+    }));
+    const waits: Record<string, number> = {};
+    for (const policy of algorithms) {
+      const path = `/${policy.name}`;
+      now = T0 + 12_345;
+      let res = await send(path);
+      for (let i = 0; i < 10 && res.status === 200; i++) res = await send(path);
+      expect(res.status).toBe(429);
+      const wait = Number(res.headers['retry-after']);
+      waits[policy.name!] = wait;
+      expect(res.body.retryAfter).toBe(wait);
+      const deniedAt = now;
+      now = deniedAt + wait * 1000 - 1000;
+      expect((await send(path)).status).toBe(429);
+      now = deniedAt + wait * 1000;
+      expect((await send(path)).status).toBe(200);
+    }
+    expect(waits).toEqual({ sw: 68, fw: 60, tb: 20, lb: 4 });
+  });
+
+  it('keeps per-route limits apart on one store', async () => {
+    await app((b) => ({
+      routes: [
+        route('/login', { ...b, name: 'login', policies: { limit: 2, window: '1m' } }),
+        route('/search', { ...b, name: 'search', policies: { limit: 5, window: '1m' } }),
+      ],
+    }));
+    const login = [];
+    for (let i = 0; i < 3; i++) login.push((await send('/login')).status);
+    expect(login).toEqual([200, 200, 429]);
+    const search = await send('/search');
+    expect(search.status).toBe(200);
+    expect(search.headers['ratelimit-limit']).toBe('5');
+    expect(search.headers['ratelimit-remaining']).toBe('4');
+  });
+
+  it('shows the most restrictive of stacked limiters and denies on either', async () => {
+    await app((b) => {
+      const global: Options = { ...b, name: 'global', policies: { name: 'global', limit: 10, window: '1m' } };
+      return {
+        routes: [
+          route('/stacked', global, {
+            ...b,
+            name: 'route',
+            policies: { name: 'route', limit: 2, window: '1m' },
+          }),
+          route('/other', global),
+        ],
+      };
+    });
+    const first = await send('/stacked');
+    expect(first.headers['ratelimit-policy']).toBe('2;w=60');
+    expect(first.headers['ratelimit-remaining']).toBe('1');
+    expect(first.body).toMatchObject({ limit: 2, remaining: 1 });
+    await send('/stacked');
+    const denied = await send('/stacked');
+    expect(denied.status).toBe(429);
+    expect(denied.body['violated-policies']).toEqual(['route']);
+    // The global limiter counted all three; it shows on a route of its own.
+    const other = await send('/other');
+    expect(other.headers['ratelimit-policy']).toBe('10;w=60');
+    expect(other.headers['ratelimit-remaining']).toBe('6');
+  });
+
+  describe('tiers', () => {
+    const FREE: Policy[] = [{ name: 'free', limit: 60, window: '1m' }];
+    const PRO: Policy[] = [{ name: 'pro', limit: 600, window: '1m' }];
+    const ENTERPRISE: Policy[] = [{ name: 'enterprise', limit: 6000, window: '1m' }];
+    const PLANS: Record<string, Policy[]> = { free: FREE, pro: PRO, enterprise: ENTERPRISE };
+    const KEYS: Record<string, string> = { 'sk-free-1': 'free', 'sk-pro-1': 'pro', 'sk-ent-1': 'enterprise' };
+    const ORGS: Record<string, string> = { acme: 'enterprise', initech: 'pro', hooli: 'free' };
+    const sha = (s: string) => createHash('sha256').update(s).digest('base64url');
+
+    it('by API key: free 60/min, pro 600/min, enterprise 6000/min', async () => {
+      await app((b) => ({
+        routes: [
+          route('/v1', {
+            ...b,
+            key: byApiKey(),
+            policies: (req) => PLANS[KEYS[String(req.headers['x-api-key'] ?? '')] ?? 'free']!,
+          }),
+        ],
+      }));
+      for (const [secret, limit] of [
+        ['sk-pro-1', 600],
+        ['sk-ent-1', 6000],
+        ['sk-free-1', 60],
+      ] as const) {
+        const res = await send('/v1', { 'x-api-key': secret });
+        expect(res.headers['ratelimit-limit']).toBe(String(limit));
+        expect(res.headers['ratelimit-remaining']).toBe(String(limit - 1));
+        expect(res.body.key).toBe(`key:${sha(secret)}`);
+        expect(res.text).not.toContain(secret);
+      }
+      // Bearer tokens count under the same key as X-API-Key.
+      const bearer = await send('/v1', { authorization: 'Bearer sk-free-1' });
+      expect(bearer.body.key).toBe(`key:${sha('sk-free-1')}`);
+      expect(bearer.headers['ratelimit-remaining']).toBe('58');
+      for (let i = 0; i < 58; i++) expect((await send('/v1', { 'x-api-key': 'sk-free-1' })).status).toBe(200);
+      const denied = await send('/v1', { 'x-api-key': 'sk-free-1' });
+      expect(denied.status).toBe(429);
+      expect(denied.body['violated-policies']).toEqual(['free']);
+      expect((await send('/v1', { 'x-api-key': 'sk-pro-1' })).headers['ratelimit-remaining']).toBe('598');
+      expect(log.warnings).toEqual([]);
+    });
+
+    it('by organization header, with requests without one counted by IP', async () => {
+      await app((b) => ({
+        routes: [
+          route('/org', {
+            ...b,
+            key: byHeader('X-Org', { fallback: byIp() }),
+            policies: (req) => PLANS[ORGS[String(req.headers['x-org'] ?? '')] ?? 'free']!,
+          }),
+        ],
+      }));
+      const acme = await send('/org', { 'x-org': 'acme' });
+      expect(acme.headers).toMatchObject({ 'ratelimit-limit': '6000', 'ratelimit-policy': '6000;w=60' });
+      expect(acme.body.key).toBe('hdr:x-org:acme');
+      expect((await send('/org', { 'x-org': 'initech' })).headers['ratelimit-limit']).toBe('600');
+      const anonymous = await send('/org');
+      expect(anonymous.body).toMatchObject({ key: 'ip:127.0.0.1', limit: 60, remaining: 59 });
+      expect((await send('/org', { 'x-org': 'acme' })).headers['ratelimit-remaining']).toBe('5998');
+      expect(log.warnings).toEqual([]);
+    });
+  });
+
+  it('charges the cost, and refuses for good a cost above the capacity', async () => {
+    await app((b) => ({
+      routes: [
+        route('/cost', {
+          ...b,
+          policies: { name: 'units', algorithm: 'fixed-window', limit: 10, window: '1m' },
+          cost: (req) => Number(req.headers['x-cost'] ?? 1),
+        }),
+      ],
+    }));
+    expect((await send('/cost', { 'x-cost': '4' })).headers['ratelimit-remaining']).toBe('6');
+    const tooMuch = await send('/cost', { 'x-cost': '7' });
+    expect(tooMuch.status).toBe(429);
+    expect(tooMuch.headers['retry-after']).toBe('60');
+    expect(tooMuch.headers['ratelimit-remaining']).toBe('6');
+    const never = await send('/cost', { 'x-cost': '11' });
+    expect(never.status).toBe(429);
+    expect(never.headers['retry-after']).toBeUndefined();
+    expect(never.body.retryAfter).toBeUndefined();
+    expect(never.body.detail).toBe(
+      "This request costs more than policy 'units' allows at once (10); it can never succeed.",
+    );
+    expect((await send('/cost', { 'x-cost': '6' })).headers['ratelimit-remaining']).toBe('0');
+    const bad = await send('/cost', { 'x-cost': '1.5' });
+    expect(bad.status).toBe(500);
+    expect(bad.body).toEqual({ error: 'Expected `cost` to be a non-negative integer, got `1.5` (number).' });
+  });
+
+  it('skips what `skip` says, with no headers and no count', async () => {
+    await app((b) => ({
+      routes: [
+        route('/skip', {
+          ...b,
+          policies: { limit: 1, window: '1m' },
+          skip: (req) => req.headers['x-internal'] === 'yes',
+        }),
+      ],
+    }));
+    for (let i = 0; i < 3; i++) {
+      const res = await send('/skip', { 'x-internal': 'yes' });
+      expect(res.status).toBe(200);
+      expect(res.headers['ratelimit-limit']).toBeUndefined();
+      expect(res.body).toEqual({ ok: true });
+    }
+    expect((await send('/skip')).headers['ratelimit-remaining']).toBe('0');
+    expect((await send('/skip')).status).toBe(429);
+  });
+
+  describe('refunds', () => {
+    it('gives back failed requests, at most once each', async () => {
+      await app((b) => ({
+        routes: [route('/r', { ...b, policies: { limit: 3, window: '1m' }, refund: { onFailure: true } })],
+      }));
+      expect((await send('/r?status=500')).status).toBe(500);
+      await store.refunded(1);
+      expect((await send('/r?status=404')).status).toBe(404);
+      await store.refunded(2);
+      // Success is kept: 3, 2 ...
+      expect((await send('/r')).headers['ratelimit-remaining']).toBe('2');
+      expect((await send('/r')).headers['ratelimit-remaining']).toBe('1');
+      expect((await send('/r?status=503')).headers['ratelimit-remaining']).toBe('0');
+      await store.refunded(3);
+      // ... and the refunded one is back, exactly one unit.
+      expect((await send('/r')).headers['ratelimit-remaining']).toBe('0');
+      expect((await send('/r')).status).toBe(429);
+      expect(store.refunds).toBe(3);
+    });
+
+    it('gives back successful requests with onSuccess, by a custom isFailure', async () => {
+      await app((b) => ({
+        routes: [
+          route('/login', {
+            ...b,
+            policies: { limit: 2, window: '1m' },
+            refund: { onSuccess: true, isFailure: (status) => status === 401 },
+          }),
+        ],
+      }));
+      for (let i = 0; i < 4; i++) {
+        expect((await send('/login')).status).toBe(200);
+        await store.refunded(i + 1);
+      }
+      expect((await send('/login?status=401')).headers['ratelimit-remaining']).toBe('1');
+      expect((await send('/login?status=401')).headers['ratelimit-remaining']).toBe('0');
+      expect((await send('/login')).status).toBe(429);
+    });
+
+    it('counts a client that went away as a failure, once', async () => {
+      await app((b) => ({
+        routes: [route('/slow', { ...b, policies: { limit: 2, window: '1m' }, refund: { onFailure: true } })],
+      }));
+      await abort('/slow', { 'x-gate': '1' }, counters.gate.entered.promise);
+      await store.refunded(1);
+      // The handler finishing later on the dead connection refunds nothing more.
+      counters.gate.released.resolve();
+      expect((await send('/slow')).headers['ratelimit-remaining']).toBe('1');
+      expect((await send('/slow')).headers['ratelimit-remaining']).toBe('0');
+      expect((await send('/slow')).status).toBe(429);
+      expect(store.refunds).toBe(1);
+    });
+  });
+
+  it('does not count CORS preflights', async () => {
+    await app((b) => ({ routes: [route('/cors', { ...b, policies: { limit: 2, window: '1m' } })] }));
+    for (let i = 0; i < 5; i++) {
+      const res = await send(
+        '/cors',
+        { origin: 'https://app.example', 'access-control-request-method': 'PUT' },
+        'options',
+      );
+      expect(res.status).toBe(200);
+      expect(res.headers['ratelimit-limit']).toBeUndefined();
+    }
+    // A plain OPTIONS request is a request like any other.
+    expect((await send('/cors', {}, 'options')).headers['ratelimit-remaining']).toBe('1');
+    expect((await send('/cors')).headers['ratelimit-remaining']).toBe('0');
+  });
+
+  describe('client addresses', () => {
+    it('ignores a spoofed X-Forwarded-For unless the app trusts its proxy, and says so', async () => {
+      await app((b) => ({ routes: [route('/ip', { ...b, policies: { limit: 100, window: '1m' } })] }));
+      for (let i = 0; i < 3; i++) {
+        const res = await send('/ip', { 'x-forwarded-for': `203.0.113.${i}` });
+        expect(res.body).toMatchObject({ key: 'ip:127.0.0.1', remaining: 99 - i });
+      }
+      expect(log.warnings).toHaveLength(1);
+      expect(log.warnings[0]).toMatch(
+        /^\[TOLLGATE_TRUST_PROXY\] X-Forwarded-For arrived but the app does not trust proxies/,
+      );
+    });
+
+    it('uses the address the trusted proxy reports', async () => {
+      await app((b) => ({
+        trustProxy: 'one',
+        routes: [route('/ip', { ...b, policies: { limit: 100, window: '1m' } })],
+      }));
+      for (let i = 0; i < 3; i++) {
+        const res = await send('/ip', { 'x-forwarded-for': `198.51.100.7, 203.0.113.${i}` });
+        expect(res.body).toMatchObject({ key: `ip:203.0.113.${i}`, remaining: 99 });
+      }
+      expect(log.warnings).toEqual([]);
+    });
+
+    it('warns when the app trusts every hop, which lets clients pick their address', async () => {
+      await app((b) => ({
+        trustProxy: 'any',
+        routes: [route('/ip', { ...b, policies: { limit: 100, window: '1m' } })],
+      }));
+      expect((await send('/ip', { 'x-forwarded-for': '198.51.100.7, 203.0.113.1' })).body.key).toBe(
+        'ip:198.51.100.7',
+      );
+      expect(log.warnings).toHaveLength(1);
+      expect(log.warnings[0]).toMatch(/^\[TOLLGATE_PERMISSIVE_TRUST_PROXY\]/);
+    });
+
+    it('puts 100 addresses of one IPv6 /56 in one bucket', async () => {
+      await app((b) => ({
+        trustProxy: 'one',
+        routes: [route('/ip', { ...b, policies: { limit: 100, window: '1m' } })],
+      }));
+      for (let i = 0; i < 100; i++) {
+        const address = `2001:db8:aa:bb${(i % 256).toString(16).padStart(2, '0')}:${i.toString(16)}::1`;
+        const res = await send('/ip', { 'x-forwarded-for': address });
+        expect(res.status).toBe(200);
+        expect(res.body.key).toBe('ip:2001:db8:aa:bb00::/56');
+      }
+      expect((await send('/ip', { 'x-forwarded-for': '2001:db8:aa:bbff:ffff::9' })).status).toBe(429);
+      const next = await send('/ip', { 'x-forwarded-for': '2001:db8:aa:bc00::1' });
+      expect(next.body).toMatchObject({ key: 'ip:2001:db8:aa:bc00::/56', remaining: 99 });
+    });
+
+    it('counts ::ffff:1.2.3.4 and 1.2.3.4 as one client', async () => {
+      await app((b) => ({
+        trustProxy: 'one',
+        routes: [route('/ip', { ...b, policies: { limit: 10, window: '1m' } })],
+      }));
+      expect((await send('/ip', { 'x-forwarded-for': '1.2.3.4' })).body).toMatchObject({
+        key: 'ip:1.2.3.4',
+        remaining: 9,
+      });
+      expect((await send('/ip', { 'x-forwarded-for': '::ffff:1.2.3.4' })).body).toMatchObject({
+        key: 'ip:1.2.3.4',
+        remaining: 8,
+      });
+    });
+  });
+
+  it('leaves a response that already started alone: no header errors, no 429 over it', async () => {
+    await app((b) => ({
+      routes: [
+        { path: '/stream', streamFirst: true, limiters: [{ ...b, policies: { limit: 1, window: '1m' } }] },
+      ],
+    }));
+    const first = await send('/stream');
+    expect(first).toMatchObject({
+      status: 200,
+      text: 'partial;done',
+      headers: { 'content-type': 'text/plain' },
+    });
+    const second = await send('/stream');
+    expect(second).toMatchObject({
+      status: 200,
+      text: 'partial;',
+      headers: { 'content-type': 'text/plain' },
+    });
+    expect(counters.downstream).toBe(1);
+    expect(log.warnings).toHaveLength(1);
+    expect(log.warnings[0]).toMatch(/^\[TOLLGATE_HEADERS_SENT\]/);
+    expect(log.errors).toEqual([]);
+  });
+
+  it('keeps the body downstream sets, with the headers', async () => {
+    await app((b) => ({ routes: [route('/body', { ...b, policies: { limit: 5, window: '1m' } })] }));
+    const res = await send('/body', {}, 'post');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ ok: true, key: 'ip:127.0.0.1', limit: 5, remaining: 4 });
+    expect(res.headers['ratelimit-remaining']).toBe('4');
+    expect((await send('/body?status=201', {}, 'post')).status).toBe(201);
+  });
+
+  describe('leaky bucket', () => {
+    // One request drains every 25 ms; the virtual clock stands still, so each request waits 25 ms
+    // longer than the one before it.
+    const shaping: Policy = { name: 'shaped', algorithm: 'leaky-bucket', limit: 40, window: '1s', burst: 4 };
+
+    it('holds admitted requests for their place in the queue', async () => {
+      await app((b) => ({ routes: [route('/shaped', { ...b, policies: shaping })] }));
+      const elapsed: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const started = performance.now();
+        expect((await send('/shaped')).status).toBe(200);
+        elapsed.push(performance.now() - started);
+      }
+      expect(elapsed[1]).toBeGreaterThanOrEqual(24);
+      expect(elapsed[2]).toBeGreaterThanOrEqual(49);
+      expect(counters.downstream).toBe(3);
+    });
+
+    it('does not send a held request downstream when its client leaves', async () => {
+      await app((b) => ({ routes: [route('/shaped', { ...b, policies: shaping })] }));
+      await send('/shaped');
+      await send('/shaped');
+      expect(counters.downstream).toBe(2);
+      // Third in the queue, held 50 ms: the client leaves as soon as it has been counted.
+      await abort('/shaped', {}, store.consumed(3));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(counters.downstream).toBe(2);
+      expect((await send('/shaped')).status).toBe(200);
+      expect(counters.downstream).toBe(3);
+    });
+  });
+
+  it('takes a custom status and body, and calls the hooks with the framework request', async () => {
+    const seen: string[] = [];
+    const one: Policy = { limit: 1, window: '1m' };
+    const hooks = {
+      onDecision: (req: Native, decision: { allowed: boolean }) => {
+        seen.push(`decision ${req.headers['x-who']} ${decision.allowed}`);
+      },
+      onLimited: async (req: Native) => {
+        // The framework's own object: Express `req` has `originalUrl`, Koa `ctx` has `state`.
+        seen.push(`limited ${req.headers['x-who']} ${'originalUrl' in req || 'state' in req}`);
+      },
+    };
+    await app((b) => ({
+      routes: [
+        route('/text', { ...b, name: 'text', policies: one, status: 403, body: 'Slow down.', ...hooks }),
+        route('/json', {
+          ...b,
+          name: 'json',
+          policies: one,
+          body: async (_req: Native, decision: { retryAfterMs: number }) => ({
+            error: 'rate_limited',
+            waitMs: decision.retryAfterMs,
+          }),
+        }),
+        route('/bytes', { ...b, name: 'bytes', policies: one, body: new Uint8Array([104, 105]) }),
+        route('/default', { ...b, name: 'default', policies: one, body: () => undefined }),
+      ],
+    }));
+    await send('/text', { 'x-who': 'ann' });
+    expect(await send('/text', { 'x-who': 'bob' })).toMatchObject({
+      status: 403,
+      text: 'Slow down.',
+      headers: { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '120' },
+    });
+    expect(seen).toEqual(['decision ann true', 'decision bob false', 'limited bob true']);
+    await send('/json');
+    expect(await send('/json')).toMatchObject({
+      status: 429,
+      body: { error: 'rate_limited', waitMs: 120_000 },
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+    });
+    await send('/bytes');
+    expect(await send('/bytes')).toMatchObject({
+      status: 429,
+      text: 'hi',
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+    await send('/default');
+    expect((await send('/default')).body.type).toBe(QUOTA_EXCEEDED_TYPE);
+  });
+
+  it("exposes the limiter on the middleware, to reset a client's count", async () => {
+    let middleware: Middleware & { limiter?: { reset(key: string): Promise<void> } } = () => undefined;
+    await app((b) => {
+      middleware = framework.limit({ ...b, policies: { limit: 1, window: '1m' } });
+      return { routes: [{ path: '/reset', limiters: [middleware] }] };
+    });
+    expect((await send('/reset')).status).toBe(200);
+    expect((await send('/reset')).status).toBe(429);
+    await middleware.limiter!.reset('ip:127.0.0.1');
+    expect((await send('/reset')).status).toBe(200);
+  });
+
+  it('answers 503, never 429, when the store is down and onStoreError is deny', async () => {
+    await app((b) => ({
+      routes: [
+        route('/deny', {
+          ...b,
+          store: deadStore,
+          policies: { limit: 5, window: '1m' },
+          onStoreError: 'deny',
+        }),
+        route('/allow', { ...b, store: deadStore, name: 'open', policies: { limit: 5, window: '1m' } }),
+      ],
+    }));
+    const denied = await send('/deny');
+    expect(denied.status).toBe(503);
+    expect(denied.headers).toEqual({ 'content-type': 'application/problem+json', 'retry-after': '1' });
+    expect(denied.body).toEqual({
+      type: 'about:blank',
+      title: 'Service Unavailable',
+      status: 503,
+      detail: 'The rate limiter cannot reach its store, so requests are refused until it recovers.',
+      retryAfter: 1,
+    });
+    const open = await send('/allow');
+    expect(open.status).toBe(200);
+    expect(open.headers).toEqual({ 'content-type': 'application/json; charset=utf-8' });
+    expect(log.warnings.map((w) => w.slice(0, 22))).toEqual([
+      '[TOLLGATE_STORE_ERROR]',
+      '[TOLLGATE_STORE_ERROR]',
+    ]);
+  });
+
+  it('hands a failing callback to the framework, counting nothing', async () => {
+    await app((b) => ({
+      routes: [
+        route('/cb', {
+          ...b,
+          policies: { limit: 2, window: '1m' },
+          key: (req) => {
+            if (req.headers['x-fail']) throw new Error('no session');
+            return 'user:1';
+          },
+        }),
+      ],
+    }));
+    expect(await send('/cb', { 'x-fail': '1' })).toMatchObject({
+      status: 500,
+      body: { error: 'no session' },
+    });
+    expect((await send('/cb')).headers['ratelimit-remaining']).toBe('1');
+  });
+
+  it('counts a request once when one limiter is mounted twice, and says so', async () => {
+    await app((b) => {
+      const once = framework.limit({ ...b, policies: { limit: 5, window: '1m' } });
+      return { routes: [{ path: '/twice', limiters: [once, once] }] };
+    });
+    expect((await send('/twice')).headers['ratelimit-remaining']).toBe('4');
+    expect((await send('/twice')).headers['ratelimit-remaining']).toBe('3');
+    expect(log.warnings).toHaveLength(1);
+    expect(log.warnings[0]).toMatch(
+      /^\[TOLLGATE_DOUBLE_COUNT\] Limiter 'default' ran twice for one request \(GET \/twice\)/,
+    );
+  });
+});
+
+describe('parity', () => {
+  it('every framework and store answered the same traffic identically', () => {
+    const [first, ...rest] = [...transcripts.entries()];
+    expect(first![1].size).toBeGreaterThan(15);
+    for (const [variant, transcript] of rest) {
+      expect({ variant, transcript: Object.fromEntries(transcript) }).toEqual({
+        variant,
+        transcript: Object.fromEntries(first![1]),
+      });
+    }
+    expect(unhandled).toEqual([]);
+  });
+});
