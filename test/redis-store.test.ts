@@ -591,6 +591,24 @@ describe('RedisStore on a dedicated server', () => {
     }
   });
 
+  it('fails with a StoreError against a read-only replica (READONLY), yet peeks there', async () => {
+    const replica = await startRedis({ replicaOf: server.port });
+    toDispose.push(() => replica.stop());
+    const client = await connectedIoredis(replica.port);
+    await until(
+      async () => (await client.info('replication')).includes('master_link_status:up'),
+      'the replica to sync',
+    );
+    const errors: StoreError[] = [];
+    const store = new RedisStore({ client, prefix: prefix(), onError: (e) => errors.push(e) });
+    const s = fixed(5);
+    const failure = await store.consume('user', s, 1).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(StoreError);
+    expect(String((failure as StoreError).cause)).toMatch(/READONLY/);
+    expect(errors).toEqual([failure]);
+    expect((await store.peek('user', s))[0]!.remaining).toBe(5);
+  });
+
   it('fails fast while Redis is down and recovers after a restart', async () => {
     const errors: StoreError[] = [];
     const io = await connectedIoredis(server.port, { maxRetriesPerRequest: 0, retryStrategy: () => 20 });

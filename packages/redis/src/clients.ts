@@ -15,7 +15,7 @@ export interface NodeRedisClientLike {
   sendCommand(args: string[]): Promise<unknown>;
 }
 
-/** The parts of a node-redis (v4, v5) cluster from `createCluster` the store uses. */
+/** The parts of a node-redis (v4.6+, v5) cluster from `createCluster` the store uses. */
 export interface NodeRedisClusterLike {
   readonly isOpen: boolean;
   sendCommand(firstKey: string, isReadonly: boolean, args: string[]): Promise<unknown>;
@@ -56,7 +56,8 @@ export function connect(client: unknown, scripts: readonly Script[]): Connection
   if (isFunction(c.defineCommand) && typeof c.status === 'string' && isFunction(c.del)) {
     return new IoRedisConnection(client as IoRedisLike, scripts);
   }
-  if (isFunction(c.sendCommand) && isFunction(c.nodeClient) && typeof c.isOpen === 'boolean') {
+  // A cluster's sendCommand takes the key first; it has node accessors a client has not.
+  if (isFunction(c.sendCommand) && (isFunction(c.nodeClient) || isFunction(c.getMasters))) {
     return new NodeRedisConnection(client as NodeRedisClusterLike, true);
   }
   if (isFunction(c.sendCommand) && typeof c.isReady === 'boolean') {
@@ -125,8 +126,10 @@ class NodeRedisConnection implements Connection {
 
   notReady(): string | undefined {
     if (this.cluster) {
-      const cluster = this.client as NodeRedisClusterLike & { isReady?: boolean };
-      const ready = cluster.isReady ?? cluster.isOpen;
+      // A cluster only says whether it is open, not whether the node of this key is connected: to
+      // keep its node clients from queueing, create it with `defaults: { disableOfflineQueue: true }`.
+      const cluster = this.client as Partial<NodeRedisClusterLike> & { isReady?: boolean };
+      const ready = cluster.isReady ?? cluster.isOpen ?? true;
       return ready ? undefined : 'the node-redis cluster is not open (call `await cluster.connect()`)';
     }
     const client = this.client as NodeRedisClientLike;

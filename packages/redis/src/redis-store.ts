@@ -22,7 +22,9 @@ export interface RedisStoreOptions {
    *
    * While the client is not ready, calls fail at once instead of waiting in the client's offline
    * queue, which would replay stale requests after a reconnect. For the same reason, ioredis users
-   * may want `maxRetriesPerRequest: 0`. Auto-pipelining (`enableAutoPipelining`) works.
+   * may want `maxRetriesPerRequest: 0`, and a node-redis cluster (which tells only whether it is
+   * open, not whether each node is connected) `defaults: { disableOfflineQueue: true }`. Either way
+   * `timeoutMs` bounds the wait. Auto-pipelining (`enableAutoPipelining`) works.
    */
   client: RedisClientLike;
   /**

@@ -9,7 +9,7 @@ import { ALGORITHMS_LUA, PROLOGUE_LUA } from './algorithms.js';
  * Replies with 5 integers per policy: allowed (1/0), remaining, resetMs, retryAfterMs (-1 for
  * never), delayMs.
  */
-export const CONSUME_SCRIPT = `-- KEYS[1]: the hash of one (policy set, key): policy i's state in fields 3i-2, 3i-1, 3i
+export const CONSUME_SCRIPT: string = `-- KEYS[1]: the hash of one (policy set, key): policy i's state in fields 3i-2, 3i-1, 3i
 -- ARGV[1]: now in ms, or '' to use Redis TIME
 -- ARGV[2]: cost
 -- ARGV[3..]: per policy: algorithm code, limit, window ms, burst, delay (1/0)

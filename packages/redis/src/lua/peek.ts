@@ -4,7 +4,7 @@ import { ALGORITHMS_LUA, PROLOGUE_LUA } from './algorithms.js';
  * What a cost-1 request would get, per policy, writing nothing: the twin of `peekOutcomes` in
  * packages/core/src/evaluate.ts. Replies like CONSUME_SCRIPT, 5 integers per policy.
  */
-export const PEEK_SCRIPT = `-- KEYS[1]: the hash of one (policy set, key): policy i's state in fields 3i-2, 3i-1, 3i
+export const PEEK_SCRIPT: string = `-- KEYS[1]: the hash of one (policy set, key): policy i's state in fields 3i-2, 3i-1, 3i
 -- ARGV[1]: now in ms, or '' to use Redis TIME
 -- ARGV[2]: ignored (the cost slot of the shared argument layout)
 -- ARGV[3..]: per policy: algorithm code, limit, window ms, burst, delay (1/0)

@@ -5,7 +5,7 @@ import { ALGORITHMS_LUA, PROLOGUE_LUA } from './algorithms.js';
  * Never below zero, never reviving an expired window; a policy left with nothing to keep loses its
  * fields, and the key goes when no policy has state left. Replies 1 if a state was written, else 0.
  */
-export const REFUND_SCRIPT = `-- KEYS[1]: the hash of one (policy set, key): policy i's state in fields 3i-2, 3i-1, 3i
+export const REFUND_SCRIPT: string = `-- KEYS[1]: the hash of one (policy set, key): policy i's state in fields 3i-2, 3i-1, 3i
 -- ARGV[1]: now in ms, or '' to use Redis TIME
 -- ARGV[2]: cost to give back
 -- ARGV[3..]: per policy: algorithm code, limit, window ms, burst, delay (1/0)
