@@ -634,9 +634,7 @@ describe('store failure', () => {
     expect(d.policies.every((p) => !p.allowed)).toBe(true);
   });
 
-  // FAILS against limiter.ts at the time of writing: `peek` answers `openDecision(..., 'store-error')`
-  // (allowed) whatever `onStoreError` says, while `Limiter.peek` is documented as "the decision a
-  // cost-1 request would get now", and with 'deny' that request is refused.
+  // `Limiter.peek` is "the decision a cost-1 request would get now": with 'deny' that is a refusal.
   test("peek agrees with consume while the store fails (onStoreError 'deny')", async () => {
     const time = virtualTime();
     const store = new FlakyStore(new MemoryStore({ clock: time.clock }));

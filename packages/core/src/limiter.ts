@@ -341,6 +341,11 @@ class LimiterImpl implements Limiter {
         this.warner.logger.error(`[${WARNINGS.STORE_ERROR}] Fallback store failed too: ${describe(error)}`);
       }
     }
+    return this.storeErrorDecision(key, set);
+  }
+
+  /** What `onStoreError` says when no store answered. */
+  private storeErrorDecision(key: string, set: PolicySet): Decision {
     const decision = openDecision(key, set, 'store-error');
     if (this.onStoreError === 'deny') {
       decision.allowed = false;
@@ -364,7 +369,7 @@ class LimiterImpl implements Limiter {
       return toDecision(key, set, outcomes, this.failing && this.fallback ? 'fallback' : undefined);
     } catch (error) {
       this.failed(error);
-      return openDecision(key, set, 'store-error');
+      return this.storeErrorDecision(key, set);
     }
   }
 

@@ -143,9 +143,6 @@ describe.each([
 describe('denied keys survive a flood of new keys', () => {
   // DESIGN (Stores): "never a key that is currently denied while others can go". An attacker who
   // can get a denied key evicted gets a fresh quota, so this must hold however many keys are denied.
-  // FAILS against memory-store.ts at the time of writing: `evict` passes over at most EVICTION_SCAN
-  // (1024) denied keys, then drops the tail even if it is denied (here `denied-1024`), although 70
-  // keys that are not denied could go.
   test('more than a thousand denied keys at the LRU end: a key that is not denied goes', async () => {
     const s = rig({ name: 'f', algorithm: 'fixed-window', limit: 2, window: '1h' }, { maxKeys: 1100 });
     const denied = Array.from({ length: 1030 }, (_, i) => `denied-${i}`);

@@ -23,8 +23,6 @@ export interface MemoryStoreOptions {
 
 const OPTIONS = new Set(['maxKeys', 'sweepIntervalMs', 'clock']);
 const NONE = -1;
-/** How many denied keys one eviction passes over (moving them to the front) before it gives up. */
-const EVICTION_SCAN = 1024;
 
 /**
  * The keys of one policy set: an index from key to slot, and the states packed in a Float64Array at
@@ -253,7 +251,11 @@ export class MemoryStore implements Store {
   }
 
   consume(key: string, set: PolicySet, cost: number): Promise<Outcome[]> {
-    return Promise.resolve(this.consumeSync(key, set, cost).map((o) => ({ ...o })));
+    try {
+      return Promise.resolve(this.consumeSync(key, set, cost).map((o) => ({ ...o })));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -415,13 +417,14 @@ export class MemoryStore implements Store {
 
   /**
    * Frees one key: the least recently used that is not currently denied. Evicting a denied key
-   * would hand its client a fresh quota, so denied keys are moved to the front and passed over
-   * (at most EVICTION_SCAN of them); if every key is denied, the least recently used one goes.
+   * would hand its client a fresh quota, so denied keys are moved to the front and passed over; only
+   * if every key is denied does the least recently used one go. The scan is amortised (a passed-over
+   * key is not looked at again until the whole list has turned), but when every tracked key is denied
+   * each new key costs a pass over all of them.
    */
   private evict(now: number): void {
     const { slots } = this;
-    const scan = Math.min(EVICTION_SCAN, slots.used);
-    for (let scanned = 0; scanned < scan; scanned++) {
+    for (let scanned = slots.used; scanned > 0; scanned--) {
       const slot = slots.tail;
       if (!slots.owners[slot]!.isDenied(slot, now)) break;
       slots.touch(slot);
