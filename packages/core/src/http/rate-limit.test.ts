@@ -262,8 +262,10 @@ describe('rateLimit handler', () => {
     expect(denied.status).toBe(503);
     expect(denied.decision).toMatchObject({ allowed: false, reason: 'store-error' });
     expect(denied.headers).toEqual({ 'Retry-After': '1', 'Content-Type': 'application/problem+json' });
-    const allow = limiter({ store: broken });
+    const allow = limiter({ store: broken, refund: { onFailure: true } });
     const allowed = await allow.hit();
+    // Nothing was counted, so there is nothing to give back.
+    expect(allowed.complete).toBeUndefined();
     expect(allowed).toMatchObject({
       action: 'next',
       headers: {},

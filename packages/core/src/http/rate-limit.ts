@@ -40,6 +40,8 @@ const PASS: HttpResult = Object.freeze({ action: 'next', headers: Object.freeze(
 const isPreflight = (view: RequestView) =>
   view.method === 'OPTIONS' && view.header('access-control-request-method') !== undefined;
 const ipKey = byIp();
+/** Whether a decision took units from a store (a fail-open decision took none: nothing to refund). */
+const counts = (decision: Decision) => decision.allowed && decision.reason !== 'store-error';
 
 /** Per request, the decision whose headers went out, so stacked limiters show the most restrictive. */
 const shown = new WeakMap<object, Decision>();
@@ -89,7 +91,7 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
       return decision.allowed ? admit(view, req, decision, grant) : await deny(view, req, decision);
     } catch (error) {
       // A callback failed after counting: give the request back, so errors never cost quota.
-      if (decision.allowed) await giveBack(grant);
+      if (counts(decision)) await giveBack(grant);
       return { action: 'error', error, headers: {}, delayMs: 0 };
     }
   }
@@ -139,7 +141,7 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
       result.headers = headersFor(view, visible, config.modes);
     }
     const { refund } = config;
-    if (refund !== undefined && grant.cost > 0) {
+    if (refund !== undefined && grant.cost > 0 && counts(decision)) {
       let done = false;
       result.complete = (statusCode, aborted = false) => {
         if (done) return;
