@@ -313,6 +313,10 @@ beforeAll(async () => {
   await redis.connect();
 });
 
+afterEach(() => {
+  expect(unhandled).toEqual([]);
+});
+
 afterAll(async () => {
   process.off('unhandledRejection', onUnhandled);
   await redis.quit();

@@ -1,0 +1,78 @@
+/**
+ * The adapters as users write them: mounted on Express 4 and 5, Koa 2 and 3 and @koa/router with no
+ * casts (so `tsc` checks that one source fits every supported version's types), callbacks typed
+ * with each framework's own request.
+ */
+import Router from '@koa/router';
+import * as forExpress from '@tollgate/express';
+import * as forKoa from '@tollgate/koa';
+import express5 from 'express';
+import express4 from 'express4';
+import Koa3 from 'koa';
+import Koa2 from 'koa2';
+import supertest from 'supertest';
+import { describe, expect, it } from 'vitest';
+
+const policies = { limit: 5, window: '1m' };
+const quiet = { warn: () => {}, error: () => {} };
+
+describe('@tollgate/express', () => {
+  it('mounts on Express 4 with its own types, and puts the decision on req.rateLimit', async () => {
+    const app = express4();
+    app.get(
+      '/',
+      forExpress.rateLimit({
+        policies,
+        logger: quiet,
+        key: (req) => (req.query.user ? `user:${req.query.user}` : undefined),
+      }),
+      (req, res) => {
+        res.json({ key: req.rateLimit?.key, remaining: req.rateLimit?.remaining });
+      },
+    );
+    expect((await supertest(app).get('/?user=ann')).body).toEqual({ key: 'user:ann', remaining: 4 });
+  });
+
+  it('mounts on Express 5 with app.use and takes its request in every callback', async () => {
+    const app = express5();
+    app.use(
+      forExpress.rateLimit({
+        policies: (req) => (req.get('x-plan') === 'pro' ? [{ limit: 50, window: '1m' }] : [policies]),
+        key: forExpress.byHeader('x-org', { fallback: forExpress.byIp() }),
+        cost: (req) => (req.method === 'POST' ? 2 : 1),
+        skip: (req) => req.path === '/health',
+        onLimited: (req, decision) => void req.get(decision.key),
+        logger: quiet,
+      }),
+    );
+    app.all('/{*any}', (req, res) => void res.json({ remaining: req.rateLimit?.remaining ?? null }));
+    expect((await supertest(app).post('/x').set('x-org', 'acme')).body).toEqual({ remaining: 3 });
+    expect((await supertest(app).get('/health')).body).toEqual({ remaining: null });
+  });
+});
+
+describe('@tollgate/koa', () => {
+  it('mounts on Koa 2 and puts the decision on ctx.state.rateLimit', async () => {
+    const app = new Koa2();
+    app.use(forKoa.rateLimit({ policies, key: forKoa.byApiKey({ fallback: forKoa.byIp() }), logger: quiet }));
+    app.use((ctx) => {
+      ctx.body = { remaining: ctx.state.rateLimit?.remaining };
+    });
+    expect((await supertest(app.callback()).get('/').set('x-api-key', 'k')).body).toEqual({ remaining: 4 });
+  });
+
+  it('mounts on Koa 3 through @koa/router, per route', async () => {
+    const app = new Koa3();
+    const router = new Router();
+    router.get(
+      '/search',
+      forKoa.rateLimit({ policies, name: 'search', skip: (ctx) => ctx.query.free === '1', logger: quiet }),
+      (ctx) => {
+        ctx.body = { remaining: ctx.state.rateLimit?.remaining ?? null };
+      },
+    );
+    app.use(router.routes());
+    expect((await supertest(app.callback()).get('/search')).body).toEqual({ remaining: 4 });
+    expect((await supertest(app.callback()).get('/search?free=1')).body).toEqual({ remaining: null });
+  });
+});
