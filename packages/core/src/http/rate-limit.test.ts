@@ -143,6 +143,15 @@ describe('rateLimit handler', () => {
     expect((await hit(request(), { ip: undefined })).decision?.key).toBe('ip:unknown');
   });
 
+  it('checks the proxy setup for requests counted by IP as a fallback too', async () => {
+    const { hit, log } = limiter({ key: () => undefined });
+    await hit(request({ 'x-forwarded-for': '9.9.9.9' }));
+    expect(log.warnings.map((w) => w.slice(0, w.indexOf(']') + 1))).toEqual([
+      '[TOLLGATE_MISSING_KEY]',
+      '[TOLLGATE_TRUST_PROXY]',
+    ]);
+  });
+
   it('hands a throwing or wrong callback to the framework without counting', async () => {
     const boom = new Error('boom');
     const { hit, handle } = limiter({

@@ -103,16 +103,16 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
         `Expected the \`key\` function to return a string or undefined, got ${describeValue(key)}.`,
       );
     }
-    if (key) {
-      if (!proxyChecked && key.startsWith('ip:')) checkProxy(view);
-      return key;
+    let resolved = key;
+    if (!resolved) {
+      resolved = ipKey(view) ?? 'ip:unknown';
+      warner.warn(
+        WARNINGS.MISSING_KEY,
+        `The key function of limiter '${limiter.name}' returned no key for ${view.method} ${view.path}; such requests are counted by IP address (${resolved}). Return a key for every request, or give byHeader()/byApiKey() a \`fallback\`.`,
+      );
     }
-    const fallback = ipKey(view) ?? 'ip:unknown';
-    warner.warn(
-      WARNINGS.MISSING_KEY,
-      `The key function of limiter '${limiter.name}' returned no key for ${view.method} ${view.path}; such requests are counted by IP address (${fallback}). Return a key for every request, or give byHeader()/byApiKey() a \`fallback\`.`,
-    );
-    return fallback;
+    if (!proxyChecked && resolved.startsWith('ip:')) checkProxy(view);
+    return resolved;
   }
 
   function checkProxy(view: RequestView): void {
