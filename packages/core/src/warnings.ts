@@ -17,8 +17,18 @@ export const WARNINGS = {
   STORE_RECOVERED: 'TOLLGATE_STORE_RECOVERED',
   /** A key function returned no key; the request was limited under a shared fallback key. */
   MISSING_KEY: 'TOLLGATE_MISSING_KEY',
-  /** The leaky-bucket delay was skipped because the response had already started. */
-  DELAY_SKIPPED: 'TOLLGATE_DELAY_SKIPPED',
+  /**
+   * The app trusts every hop of `X-Forwarded-For` (Express `trust proxy: true`, Koa `proxy` with
+   * `maxIpsCount` 0), so any client can claim any address and get a fresh bucket per request.
+   */
+  PERMISSIVE_TRUST_PROXY: 'TOLLGATE_PERMISSIVE_TRUST_PROXY',
+  /**
+   * A `policies` function returned new objects equal to earlier ones: each is validated again on
+   * every request. Define tier policies once, outside the function.
+   */
+  UNSTABLE_POLICIES: 'TOLLGATE_UNSTABLE_POLICIES',
+  /** The response had started before the limiter decided: it could set no headers and send no 429. */
+  HEADERS_SENT: 'TOLLGATE_HEADERS_SENT',
 } as const;
 
 export type WarningCode = (typeof WARNINGS)[keyof typeof WARNINGS];
