@@ -25,125 +25,35 @@ const OPTIONS = new Set(['maxKeys', 'sweepIntervalMs', 'clock']);
 const NONE = -1;
 
 /**
- * The keys of one policy set: an index from key to slot, and the states packed in a Float64Array at
- * `slot * width` (a few numbers per policy, NaN when a policy has no state). Slots are the store's,
- * shared by all tables, so one LRU list orders every key of the store.
+ * Every key of the store, whatever its policy set: one slot per key holding the key, its owning
+ * table, its place in one least-recently-used list, and its states packed in one Float64Array at
+ * `slot * stride` (a few numbers per policy, NaN when a policy has no state). All arrays grow by
+ * doubling up to `maxKeys` slots and never past it.
  */
-class Table {
-  readonly index = new Map<string, number>();
-  readonly width: number;
-  readonly offsets: number[];
-  readonly steps: AlgorithmStep[];
-  readonly kernels: Kernel[];
-  /** Working copies of one slot's state, for evaluating before committing. */
-  readonly scratch: Float64Array;
-  readonly scratch2: Float64Array;
-  /** For eviction checks, which run while `scratch` holds a pending state. */
-  readonly probe: Float64Array;
-  data: Float64Array;
-
-  constructor(readonly set: PolicySet) {
-    this.steps = set.policies.map((p) => STEPS[p.algorithm]);
-    this.offsets = [];
-    let width = 0;
-    for (const step of this.steps) {
-      this.offsets.push(width);
-      width += step.width;
-    }
-    this.width = width;
-    this.kernels = this.steps.map((step) => step.run);
-    this.scratch = new Float64Array(width);
-    this.scratch2 = new Float64Array(width);
-    this.probe = new Float64Array(width);
-    this.data = new Float64Array(16 * width);
-  }
-
-  /** Makes room for `slot`. */
-  reserve(slot: number): void {
-    if ((slot + 1) * this.width <= this.data.length) return;
-    let slots = this.data.length / this.width;
-    while (slots <= slot) slots *= 2;
-    const data = new Float64Array(slots * this.width);
-    data.set(this.data);
-    this.data = data;
-  }
-
-  read(slot: number): (State | undefined)[] {
-    const { data, width, offsets, steps } = this;
-    const base = slot * width;
-    return offsets.map((offset, i) => {
-      const at = base + offset;
-      if (Number.isNaN(data[at]!)) return undefined;
-      const state: number[] = new Array(steps[i]!.width);
-      for (let j = 0; j < state.length; j++) state[j] = data[at + j]!;
-      return state;
-    });
-  }
-
-  write(slot: number, states: readonly (State | undefined)[]): void {
-    const { data, width, offsets, steps } = this;
-    const base = slot * width;
-    for (let i = 0; i < offsets.length; i++) {
-      const at = base + offsets[i]!;
-      const state = states[i];
-      if (state === undefined) data.fill(Number.NaN, at, at + steps[i]!.width);
-      else data.set(state, at);
-    }
-  }
-
-  /** The latest time at which any policy of this slot still has state. */
-  expiresAt(slot: number): number {
-    let at = 0;
-    const states = this.read(slot);
-    const { policies } = this.set;
-    for (let i = 0; i < states.length; i++) {
-      const state = states[i];
-      if (state !== undefined) at = Math.max(at, this.steps[i]!.expiresAt(state, policies[i]!));
-    }
-    return at;
-  }
-
-  /** Loads a slot's state (or none) into `into`. */
-  load(slot: number | undefined, into: Float64Array): void {
-    if (slot === undefined) {
-      for (const offset of this.offsets) into[offset] = Number.NaN;
-    } else {
-      into.set(this.data.subarray(slot * this.width, (slot + 1) * this.width));
-    }
-  }
-
-  /** Would a cost-1 request be denied now? */
-  isDenied(slot: number, now: number): boolean {
-    const { probe, kernels, offsets } = this;
-    const policies = this.set.policies;
-    const out = newOutcome();
-    this.load(slot, probe);
-    for (let i = 0; i < kernels.length; i++) {
-      if (!kernels[i]!(probe, offsets[i]!, now, policies[i]!, 1, out)) return true;
-    }
-    return false;
-  }
-}
-
-/** One doubly linked LRU list over the store's slots, with a free list. */
 class Slots {
   keys: (string | undefined)[] = [];
-  owners: (Table | undefined)[] = [];
+  /** Owning table's id + 1; 0 for a free slot. */
+  owners = new Uint32Array(16);
   prev = new Int32Array(16);
   next = new Int32Array(16);
+  /** Numbers per slot: the widest table's width. */
+  stride = 1;
+  data = new Float64Array(16);
   head = NONE; // most recently used
   tail = NONE; // least recently used
   free: number[] = [];
   used = 0;
 
-  allocate(key: string, owner: Table): number {
+  constructor(private readonly max: number) {}
+
+  allocate(key: string, owner: number): number {
     let slot = this.free.pop();
     if (slot === undefined) {
       slot = this.keys.length;
-      if (slot >= this.prev.length) this.grow();
+      if (slot >= this.owners.length) this.grow();
     }
     this.keys[slot] = key;
-    this.owners[slot] = owner;
+    this.owners[slot] = owner + 1;
     this.used++;
     this.linkFront(slot);
     return slot;
@@ -151,7 +61,7 @@ class Slots {
 
   release(slot: number): void {
     this.keys[slot] = undefined;
-    this.owners[slot] = undefined;
+    this.owners[slot] = 0;
     this.unlink(slot);
     this.free.push(slot);
     this.used--;
@@ -163,9 +73,20 @@ class Slots {
     this.linkFront(slot);
   }
 
+  /** Makes room for states `width` numbers wide (a new, wider policy set). */
+  widen(width: number): void {
+    if (width <= this.stride) return;
+    const data = new Float64Array(this.owners.length * width);
+    for (let slot = 0; slot < this.keys.length; slot++) {
+      data.set(this.data.subarray(slot * this.stride, (slot + 1) * this.stride), slot * width);
+    }
+    this.data = data;
+    this.stride = width;
+  }
+
   clear(): void {
     this.keys = [];
-    this.owners = [];
+    this.owners.fill(0);
     this.head = NONE;
     this.tail = NONE;
     this.free = [];
@@ -190,12 +111,115 @@ class Slots {
   }
 
   private grow(): void {
-    const prev = new Int32Array(this.prev.length * 2);
+    const slots = Math.max(this.owners.length + 1, Math.min(this.owners.length * 2, this.max));
+    const owners = new Uint32Array(slots);
+    owners.set(this.owners);
+    this.owners = owners;
+    const prev = new Int32Array(slots);
     prev.set(this.prev);
     this.prev = prev;
-    const next = new Int32Array(this.next.length * 2);
+    const next = new Int32Array(slots);
     next.set(this.next);
     this.next = next;
+    const data = new Float64Array(slots * this.stride);
+    data.set(this.data);
+    this.data = data;
+  }
+}
+
+/** The keys of one policy set: an index from key to slot, and how its states are laid out. */
+class Table {
+  readonly index = new Map<string, number>();
+  readonly width: number;
+  readonly offsets: number[];
+  readonly steps: AlgorithmStep[];
+  readonly kernels: Kernel[];
+  /** Working copies of one slot's state, for evaluating before committing. */
+  readonly scratch: Float64Array;
+  readonly scratch2: Float64Array;
+  /** For eviction checks, which run while `scratch` holds a pending state. */
+  readonly probe: Float64Array;
+
+  constructor(
+    readonly set: PolicySet,
+    readonly id: number,
+    private readonly slots: Slots,
+  ) {
+    this.steps = set.policies.map((p) => STEPS[p.algorithm]);
+    this.offsets = [];
+    let width = 0;
+    for (const step of this.steps) {
+      this.offsets.push(width);
+      width += step.width;
+    }
+    this.width = width;
+    this.kernels = this.steps.map((step) => step.run);
+    this.scratch = new Float64Array(width);
+    this.scratch2 = new Float64Array(width);
+    this.probe = new Float64Array(width);
+    slots.widen(width);
+  }
+
+  read(slot: number): (State | undefined)[] {
+    const { data, stride } = this.slots;
+    const base = slot * stride;
+    return this.offsets.map((offset, i) => {
+      const at = base + offset;
+      if (Number.isNaN(data[at]!)) return undefined;
+      const state: number[] = new Array(this.steps[i]!.width);
+      for (let j = 0; j < state.length; j++) state[j] = data[at + j]!;
+      return state;
+    });
+  }
+
+  write(slot: number, states: readonly (State | undefined)[]): void {
+    const { data, stride } = this.slots;
+    const base = slot * stride;
+    for (let i = 0; i < this.offsets.length; i++) {
+      const at = base + this.offsets[i]!;
+      const state = states[i];
+      if (state === undefined) data.fill(Number.NaN, at, at + this.steps[i]!.width);
+      else data.set(state, at);
+    }
+  }
+
+  /** Copies `from` (a working copy) into the slot. */
+  commit(slot: number, from: Float64Array): void {
+    this.slots.data.set(from, slot * this.slots.stride);
+  }
+
+  /** The latest time at which any policy of this slot still has state. */
+  expiresAt(slot: number): number {
+    let at = 0;
+    const states = this.read(slot);
+    const { policies } = this.set;
+    for (let i = 0; i < states.length; i++) {
+      const state = states[i];
+      if (state !== undefined) at = Math.max(at, this.steps[i]!.expiresAt(state, policies[i]!));
+    }
+    return at;
+  }
+
+  /** Loads a slot's state (or none) into `into`. */
+  load(slot: number | undefined, into: Float64Array): void {
+    if (slot === undefined) {
+      for (const offset of this.offsets) into[offset] = Number.NaN;
+    } else {
+      const at = slot * this.slots.stride;
+      into.set(this.slots.data.subarray(at, at + this.width));
+    }
+  }
+
+  /** Would a cost-1 request be denied now? */
+  isDenied(slot: number, now: number): boolean {
+    const { probe, kernels, offsets } = this;
+    const policies = this.set.policies;
+    const out = newOutcome();
+    this.load(slot, probe);
+    for (let i = 0; i < kernels.length; i++) {
+      if (!kernels[i]!(probe, offsets[i]!, now, policies[i]!, 1, out)) return true;
+    }
+    return false;
   }
 }
 
@@ -208,7 +232,8 @@ export class MemoryStore implements Store {
   private readonly maxKeys: number;
   private readonly clock: Clock;
   private readonly tables = new Map<string, Table>();
-  private readonly slots = new Slots();
+  private readonly byId: Table[] = [];
+  private readonly slots: Slots;
   /** The reused result of single-policy `consumeSync`. */
   private readonly single: [Outcome] = [newOutcome()];
   /** The table of the last set used: most stores serve one set. */
@@ -240,6 +265,7 @@ export class MemoryStore implements Store {
     }
     if (typeof clock !== 'function') throw configError('clock', 'a function returning milliseconds', clock);
     this.maxKeys = maxKeys;
+    this.slots = new Slots(maxKeys);
     this.clock = clock;
     this.timer = setInterval(() => this.sweep(), sweepIntervalMs);
     this.timer.unref();
@@ -271,14 +297,15 @@ export class MemoryStore implements Store {
     const out = single[0];
     const kernel = table.kernels[0]!;
     if (slot !== undefined) {
-      kernel(table.data, slot * table.width, now, set.policies[0]!, cost, out);
-      this.slots.touch(slot);
+      const slots = this.slots;
+      kernel(slots.data, slot * slots.stride, now, set.policies[0]!, cost, out);
+      slots.touch(slot);
     } else {
       const scratch = table.scratch;
       scratch[0] = Number.NaN;
       if (kernel(scratch, 0, now, set.policies[0]!, cost, out)) {
         slot = this.insert(table, key, now);
-        table.data.set(scratch, slot * table.width);
+        table.commit(slot, scratch);
       }
     }
     return single;
@@ -305,7 +332,7 @@ export class MemoryStore implements Store {
     if (allowed) {
       if (slot === undefined) slot = this.insert(table, key, now);
       else this.slots.touch(slot);
-      table.data.set(scratch, slot * table.width);
+      table.commit(slot, scratch);
       return outcomes;
     }
     // Denied as a whole: the policies that would have allowed report their state untouched.
@@ -353,6 +380,7 @@ export class MemoryStore implements Store {
   /** Drops every key. */
   clear(): void {
     this.tables.clear();
+    this.byId.length = 0;
     this.slots.clear();
     this.lastSet = undefined;
     this.lastTable = undefined;
@@ -373,8 +401,8 @@ export class MemoryStore implements Store {
     const { owners } = this.slots;
     let removed = 0;
     for (let slot = 0; slot < owners.length; slot++) {
-      const owner = owners[slot];
-      if (owner !== undefined && owner.expiresAt(slot) <= now) {
+      const owner = owners[slot]!;
+      if (owner !== 0 && this.byId[owner - 1]!.expiresAt(slot) <= now) {
         this.drop(slot);
         removed++;
       }
@@ -391,7 +419,8 @@ export class MemoryStore implements Store {
     let table = this.tables.get(set.id);
     if (table === undefined) {
       if (this.closed) throw new ConfigError('This MemoryStore was closed; create a new one.');
-      table = new Table(set);
+      table = new Table(set, this.byId.length, this.slots);
+      this.byId.push(table);
       this.tables.set(set.id, table);
     }
     this.lastSet = set;
@@ -401,17 +430,16 @@ export class MemoryStore implements Store {
 
   private insert(table: Table, key: string, now: number): number {
     if (this.slots.used >= this.maxKeys) this.evict(now);
-    const slot = this.slots.allocate(key, table);
+    const slot = this.slots.allocate(key, table.id);
     table.index.set(key, slot);
-    table.reserve(slot);
     return slot;
   }
 
   private drop(slot: number): void {
     const key = this.slots.keys[slot];
-    const owner = this.slots.owners[slot];
-    if (key === undefined || owner === undefined) return;
-    owner.index.delete(key);
+    const owner = this.slots.owners[slot]!;
+    if (key === undefined || owner === 0) return;
+    this.byId[owner - 1]!.index.delete(key);
     this.slots.release(slot);
   }
 
@@ -426,7 +454,7 @@ export class MemoryStore implements Store {
     const { slots } = this;
     for (let scanned = slots.used; scanned > 0; scanned--) {
       const slot = slots.tail;
-      if (!slots.owners[slot]!.isDenied(slot, now)) break;
+      if (!this.byId[slots.owners[slot]! - 1]!.isDenied(slot, now)) break;
       slots.touch(slot);
     }
     this.drop(slots.tail);
