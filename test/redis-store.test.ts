@@ -12,10 +12,14 @@ import {
   type Outcome,
   type Policy,
   type PolicySet,
+  peekOutcomes,
+  refundStates,
   resolvePolicySet,
+  type State,
   StoreError,
 } from '@tollgate/core';
 import { CONSUME_SCRIPT, PEEK_SCRIPT, REFUND_SCRIPT, RedisStore } from '@tollgate/redis';
+import fc from 'fast-check';
 import { Cluster, Redis } from 'ioredis';
 import { createClient, createCluster } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
@@ -26,6 +30,17 @@ const set = (policies: Policy | Policy[], namespace = 'redis-test'): PolicySet =
 const prefix = () => `t:${randomUUID()}:`;
 const fixed = (limit: number, window: Policy['window'] = '1m') =>
   set({ algorithm: 'fixed-window', limit, window });
+
+/**
+ * The state of a key on the packed layout (anything but one fixed window on Redis time): three
+ * little-endian doubles per policy, -Infinity first for a policy without state.
+ */
+async function packedState(admin: Redis, key: string): Promise<number[] | undefined> {
+  const raw = await admin.getBuffer(key);
+  if (raw === null) return undefined;
+  expect(raw.length % 24).toBe(0);
+  return Array.from({ length: raw.length / 8 }, (_, i) => raw.readDoubleLE(8 * i));
+}
 
 /** Polls (for a state change, not for time to pass). */
 async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000) {
@@ -177,16 +192,44 @@ describe('RedisStore on the shared servers', () => {
       expect(await admin.pttl(store.keyFor('user', bucket))).toBeGreaterThan(200);
       expect(await admin.pttl(store.keyFor('user', bucket))).toBeLessThanOrEqual(300);
 
-      const window = fixed(10, '1h');
+      const window = set({ limit: 10, window: '1h' });
       await store.consume('user', window, 1);
       const key = store.keyFor('user', window);
       // The window's end does not move while it runs; a later consume keeps the deadline.
-      await admin.pexpire(key, 7_200_000);
+      await admin.pexpire(key, 3 * 3_600_000);
       await store.consume('user', window, 1);
-      expect(await admin.pttl(key)).toBeGreaterThan(3_600_000);
+      expect(await admin.pttl(key)).toBeGreaterThan(2 * 3_600_000);
       // A new state (the refund rewrites it) sets the deadline again.
       await store.refund('user', window, 1);
-      expect(await admin.pttl(key)).toBeLessThanOrEqual(3_600_000);
+      expect(await admin.pttl(key)).toBeLessThanOrEqual(2 * 3_600_000);
+    });
+
+    it('keeps a fixed window on Redis time in the key itself: the count, expiring with the window', async () => {
+      const store = new RedisStore({ client, prefix: prefix() });
+      const window = fixed(10, '1h');
+      const key = store.keyFor('user', window);
+      const [first] = await store.consume('user', window, 3);
+      expect(first!.resetMs).toBe(3_600_000);
+      expect(await admin.get(key)).toBe('3');
+      const ttl = await admin.pttl(key);
+      expect(ttl).toBeGreaterThan(3_590_000);
+      // The window is the TTL: consumes and refunds never move it, and report it as the reset.
+      await admin.pexpire(key, 1_800_000);
+      const [second] = await store.consume('user', window, 2);
+      expect(second!.resetMs).toBeLessThanOrEqual(1_800_000);
+      expect(second!.resetMs).toBeGreaterThan(1_790_000);
+      await store.refund('user', window, 1);
+      expect(await admin.get(key)).toBe('4');
+      expect(await admin.pttl(key)).toBeLessThanOrEqual(1_800_000);
+      // A denied request is taken back: the count stays.
+      const [denied] = await store.consume('user', window, 7);
+      expect(denied).toMatchObject({ allowed: false, remaining: 6 });
+      expect(denied!.retryAfterMs).toBe(denied!.resetMs);
+      expect(await admin.get(key)).toBe('4');
+      // A key someone made persistent is no window: the next request opens one with a TTL.
+      await admin.persist(key);
+      expect((await store.consume('user', window, 1))[0]).toMatchObject({ remaining: 9, resetMs: 3_600_000 });
+      expect(await admin.pttl(key)).toBeGreaterThan(3_590_000);
     });
 
     it('leaves no key without a TTL, whatever the traffic', async () => {
@@ -228,6 +271,90 @@ describe('RedisStore on the shared servers', () => {
     });
   });
 
+  describe('one fixed window on Redis time (the counter layout, which test/store-conformance.test.ts cannot reach: it needs a clock)', () => {
+    it('answers as the TypeScript step, the window start being when Redis opened it', async () => {
+      const W = 3_600_000;
+      const op = fc.record({
+        kind: fc.constantFrom('consume', 'consume', 'consume', 'consume', 'peek', 'refund', 'reset'),
+        cost: fc.oneof(fc.constantFrom(0, 1, 1, 2), fc.integer({ min: 0, max: 14 })),
+      });
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 1, max: 12 }),
+          fc.array(op, { minLength: 1, maxLength: 30 }),
+          async (L, ops) => {
+            const s = fixed(L, W);
+            const store = new RedisStore({ client, prefix: prefix() });
+            const started = performance.now();
+            // The model's clock: 0 when the window opened, then read off each answer's resetMs
+            // (W - elapsed) and checked against real time.
+            let states: (State | undefined)[] = [];
+            let now = 0;
+            const clock = (outcomes: Outcome[]) => {
+              if (states[0] === undefined) return 0;
+              const t = W - outcomes[0]!.resetMs;
+              expect(t).toBeGreaterThanOrEqual(now);
+              expect(t).toBeLessThanOrEqual(performance.now() - started + 2);
+              return t;
+            };
+            for (const { kind, cost } of ops) {
+              if (kind === 'consume') {
+                const actual = await store.consume('user', s, cost);
+                now = clock(actual);
+                const expected = evaluate(states, now, s, cost);
+                expect(actual).toEqual(expected.outcomes);
+                if (expected.allowed) states = expected.states;
+              } else if (kind === 'peek') {
+                const actual = await store.peek('user', s);
+                now = clock(actual);
+                expect(actual).toEqual(peekOutcomes(states, now, s));
+              } else if (kind === 'refund') {
+                await store.refund('user', s, cost);
+                states = refundStates(states, now, s, cost);
+              } else {
+                await store.reset('user', s);
+                states = [];
+              }
+            }
+            await store.reset('user', s);
+          },
+        ),
+        { numRuns: 40 },
+      );
+    });
+
+    it('opens a new window once the last one expired in Redis', async () => {
+      const store = new RedisStore({ client, prefix: prefix() });
+      const s = fixed(2, 60);
+      expect((await store.consume('user', s, 2))[0]).toEqual({
+        allowed: true,
+        remaining: 0,
+        resetMs: 60,
+        retryAfterMs: 0,
+        delayMs: 0,
+      });
+      const [denied] = await store.consume('user', s, 1);
+      expect(denied!.allowed).toBe(false);
+      expect(denied!.retryAfterMs).toBe(denied!.resetMs);
+      expect(denied!.retryAfterMs).toBeLessThanOrEqual(60);
+      // Real time is the point here: the window ends when Redis expires the key.
+      await delay(denied!.retryAfterMs + 1);
+      // No window: as the step says of cost 0, one would open now and end in W.
+      expect(await store.peek('user', s)).toEqual([
+        { allowed: true, remaining: 2, resetMs: 60, retryAfterMs: 0, delayMs: 0 },
+      ]);
+      await store.refund('user', s, 1);
+      expect(await admin.exists(store.keyFor('user', s))).toBe(0);
+      expect((await store.consume('user', s, 1))[0]).toEqual({
+        allowed: true,
+        remaining: 1,
+        resetMs: 60,
+        retryAfterMs: 0,
+        delayMs: 0,
+      });
+    });
+  });
+
   it('peek writes nothing', async () => {
     const store = new RedisStore({ client, prefix: prefix() });
     const s = set({ algorithm: 'token-bucket', limit: 5, window: '1m' });
@@ -238,10 +365,18 @@ describe('RedisStore on the shared servers', () => {
     expect(await admin.exists(key)).toBe(0);
     await store.consume('user', s, 3);
     await admin.pexpire(key, 777_777);
-    const before = await admin.hgetall(key);
+    const before = await admin.getBuffer(key);
+    expect(before).not.toBeNull();
     await store.peek('user', s);
-    expect(await admin.hgetall(key)).toEqual(before);
+    expect(await admin.getBuffer(key)).toEqual(before);
     expect(await admin.pttl(key)).toBeGreaterThan(770_000);
+    const window = fixed(5);
+    await store.consume('user', window, 2);
+    const counter = store.keyFor('user', window);
+    await admin.pexpire(counter, 777_777);
+    expect((await store.peek('user', window))[0]).toMatchObject({ allowed: true, remaining: 3 });
+    expect(await admin.get(counter)).toBe('2');
+    expect(await admin.pttl(counter)).toBeGreaterThan(770_000);
   });
 
   it('reset deletes the key', async () => {
@@ -276,10 +411,26 @@ describe('RedisStore on the shared servers', () => {
     }
     const [seconds, micros] = await admin.time();
     const redisNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    const [start, count] = (await admin.hmget(a.keyFor('user', s), '1', '2')).map(Number);
-    expect(count).toBe(2);
-    expect(redisNow - start!).toBeGreaterThanOrEqual(0);
-    expect(redisNow - start!).toBeLessThan(5_000);
+    // One fixed window on Redis time: the count, and the window's end as the TTL.
+    const key = a.keyFor('user', s);
+    expect(Number(await admin.get(key))).toBe(2);
+    const start = redisNow + (await admin.pttl(key)) - 3_600_000;
+    expect(redisNow - start).toBeGreaterThanOrEqual(0);
+    expect(redisNow - start).toBeLessThan(5_000);
+    // Any other set keeps the time of its last change in its state.
+    const bucket = set({ algorithm: 'token-bucket', limit: 10, window: '1h' });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(new Date('2001-01-01T00:00:00Z'));
+    try {
+      await a.consume('user', bucket, 1);
+    } finally {
+      vi.useRealTimers();
+    }
+    const [, last] = (await packedState(admin, a.keyFor('user', bucket)))!;
+    const [seconds2, micros2] = await admin.time();
+    const later = Number(seconds2) * 1000 + Math.floor(Number(micros2) / 1000);
+    expect(later - last!).toBeGreaterThanOrEqual(0);
+    expect(later - last!).toBeLessThan(5_000);
   });
 
   it('keeps values near 2^53 exact through Redis', async () => {
@@ -291,7 +442,7 @@ describe('RedisStore on the shared servers', () => {
     const s = set({ algorithm: 'token-bucket', limit: L, window: W });
     await store.consume('user', s, 1);
     // tokens * W after taking one token: 16 digits, which '%.14g' (tostring in Lua) would round.
-    expect(await admin.hgetall(store.keyFor('user', s))).toEqual({ 1: `${L * W - W}`, 2: `${now}` });
+    expect(await packedState(admin, store.keyFor('user', s))).toEqual([L * W - W, now, 0]);
     expect(String(L * W - W)).toHaveLength(16);
     const first = evaluate([], now, s, 1);
     expect(first.states[0]).toEqual([L * W - W, now]);
@@ -299,19 +450,37 @@ describe('RedisStore on the shared servers', () => {
     const expected = evaluate(first.states, now, s, 12_345);
     expect(await store.consume('user', s, 12_345)).toEqual(expected.outcomes);
     const [tokens, last] = expected.states[0]!;
-    expect(await admin.hgetall(store.keyFor('user', s))).toEqual({ 1: `${tokens}`, 2: `${last}` });
+    expect(await packedState(admin, store.keyFor('user', s))).toEqual([tokens, last, 0]);
     expect(String(tokens)).toHaveLength(16);
   });
 
-  it('fails with a StoreError on a script error (WRONGTYPE)', async () => {
+  it('fails with a StoreError on a key of another type (WRONGTYPE) or a value not its own', async () => {
     const errors: StoreError[] = [];
     const store = new RedisStore({ client, prefix: prefix(), onError: (e) => errors.push(e) });
-    const s = fixed(5);
-    await admin.set(store.keyFor('user', s), 'not a hash', 'PX', 60_000);
-    const failure = await store.consume('user', s, 1).catch((e: unknown) => e);
-    expect(failure).toBeInstanceOf(StoreError);
-    expect(String((failure as StoreError).cause)).toMatch(/WRONGTYPE/);
-    expect(errors).toEqual([failure]);
+    const failures: unknown[] = [];
+    const cases: [PolicySet, string, RegExp][] = [
+      [fixed(5), 'not a number', /not an integer/],
+      [set({ limit: 5, window: '1m' }), 'not 24 bytes', /tollgate: the state at .* is not 1 policies long/],
+    ];
+    for (const [s, garbage, message] of cases) {
+      const key = store.keyFor('user', s);
+      await admin.hset(key, 'field', '1');
+      await admin.pexpire(key, 60_000);
+      for (const run of [() => store.consume('user', s, 1), () => store.peek('user', s)]) {
+        const failure = await run().catch((e: unknown) => e);
+        expect(failure).toBeInstanceOf(StoreError);
+        expect(String((failure as StoreError).cause)).toMatch(/WRONGTYPE/);
+        failures.push(failure);
+      }
+      await admin.set(key, garbage, 'PX', 60_000);
+      const failure = await store.consume('user', s, 1).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(StoreError);
+      expect(String((failure as StoreError).cause)).toMatch(message);
+      failures.push(failure);
+      // Nothing was overwritten.
+      expect(await admin.get(key)).toBe(garbage);
+    }
+    expect(errors).toEqual(failures);
   });
 
   describe('hostile keys', () => {
@@ -380,6 +549,51 @@ describe('RedisStore on the shared servers', () => {
         `p:{redis-test|plain-key_1.2:3/4@example.com}:${hashed.slice(-16)}`,
       );
     });
+  });
+
+  it('sends the calls of one event-loop turn in one write, each still answered on its own', async () => {
+    const own = await connectedIoredis(inject('redisPort'));
+    const store = new RedisStore({ client: own, prefix: prefix() });
+    const s = fixed(3);
+    const broken = set({ limit: 3, window: '1m' });
+    await admin.hset(store.keyFor('broken', broken), 'field', '1');
+    await admin.pexpire(store.keyFor('broken', broken), 60_000);
+    const writes: number[] = [];
+    const socket = own.stream as typeof own.stream & { _writev?: (chunks: unknown[], cb: unknown) => void };
+    const writev = socket._writev!.bind(socket);
+    socket._writev = (chunks, cb) => {
+      writes.push(chunks.length);
+      writev(chunks, cb);
+    };
+    try {
+      // 60 calls from one turn, a wrong-type key among them: corked until the turn ends...
+      const calls = [
+        ...Array.from({ length: 50 }, (_, i) => store.consume(`user-${i % 10}`, s, 1)),
+        store.consume('broken', broken, 1),
+        ...Array.from({ length: 9 }, (_, i) => store.peek(`user-${i}`, s)),
+      ];
+      expect(own.stream.writableCorked).toBe(1);
+      const results = await Promise.allSettled(calls);
+      // ...then sent in one write, and every call got its own answer.
+      expect(own.stream.writableCorked).toBe(0);
+      expect(writes).toEqual([60]);
+      const consumed = results.slice(0, 50).map((r) => (r as PromiseFulfilledResult<Outcome[]>).value[0]!);
+      expect(consumed.filter((o) => o.allowed)).toHaveLength(30);
+      expect(results[50]).toMatchObject({ status: 'rejected', reason: expect.any(StoreError) });
+      expect(String((results[50] as PromiseRejectedResult).reason.cause)).toMatch(/WRONGTYPE/);
+      expect(
+        results.slice(51).map((r) => (r as PromiseFulfilledResult<Outcome[]>).value[0]!.remaining),
+      ).toEqual(Array(9).fill(0));
+      // A longer burst is let go every 128 commands, so Redis starts on it early (the socket may
+      // still merge what piles up while a write is under way).
+      writes.length = 0;
+      await Promise.all(Array.from({ length: 300 }, (_, i) => store.peek(`user-${i % 10}`, s)));
+      expect(writes[0]).toBe(128);
+      expect(writes.length).toBeGreaterThan(1);
+      expect(writes.reduce((a, b) => a + b)).toBe(300);
+    } finally {
+      socket._writev = writev;
+    }
   });
 
   it('works with ioredis auto-pipelining (standalone and Cluster)', async () => {

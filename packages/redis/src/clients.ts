@@ -1,11 +1,28 @@
 import { createHash } from 'node:crypto';
 
-/** The parts of an ioredis `Redis` or `Cluster` the store uses. */
+/** A socket as ioredis holds it: writes can be corked for the rest of a tick. */
+interface CorkableStream {
+  cork(): void;
+  uncork(): void;
+}
+
+type Reply = Promise<unknown>;
+
+/** The parts of an ioredis `Redis` or `Cluster` by which the store recognizes one. */
 export interface IoRedisLike {
   readonly status: string;
   defineCommand(name: string, definition: { lua: string; numberOfKeys?: number }): void;
   del(...keys: string[]): Promise<number>;
   connect(): Promise<void>;
+}
+
+/** What the store calls on an ioredis client (overloaded in ioredis's types, so kept apart). */
+interface IoRedisCalls extends IoRedisLike {
+  evalshaBuffer(sha: string, numberOfKeys: string, ...args: (string | readonly string[])[]): Reply;
+  evalBuffer(lua: string, numberOfKeys: string, ...args: (string | readonly string[])[]): Reply;
+  readonly isCluster?: boolean;
+  readonly options?: { enableAutoPipelining?: boolean };
+  readonly stream?: Partial<CorkableStream>;
 }
 
 /** The parts of a node-redis (v4, v5) client from `createClient` the store uses. */
@@ -28,13 +45,10 @@ export interface Script {
   readonly operation: 'consume' | 'peek' | 'refund';
   readonly lua: string;
   readonly sha: string;
-  /** The ioredis command name: unique per script text, so two versions never clobber each other. */
-  readonly name: string;
 }
 
 export function script(operation: Script['operation'], lua: string): Script {
-  const sha = createHash('sha1').update(lua).digest('hex');
-  return { operation, lua, sha, name: `tollgate_${operation}_${sha.slice(0, 12)}` };
+  return { operation, lua, sha: createHash('sha1').update(lua).digest('hex') };
 }
 
 /** One Redis client behind the few operations the store needs. */
@@ -42,19 +56,34 @@ export interface Connection {
   readonly kind: 'ioredis' | 'node-redis' | 'node-redis-cluster';
   /** Why a command must not be sent now (it would wait in the client's offline queue), or undefined. */
   notReady(): string | undefined;
-  /** EVALSHA `script` on `key` with ARGV `now`, `cost`, ...`args`; one command (EVAL if not cached). */
-  run(script: Script, key: string, now: string, cost: string, args: readonly string[]): Promise<unknown>;
-  del(key: string): Promise<unknown>;
+  /**
+   * EVALSHA `script` on `key` with ARGV `first`, then `second` unless undefined, then `args`: one
+   * command; EVAL with the script's text instead when `send` (after NOSCRIPT: see `isNoScript`).
+   */
+  run(
+    script: Script,
+    key: string,
+    first: string,
+    second: string | undefined,
+    args: readonly string[],
+    send: boolean,
+  ): Reply;
+  del(key: string): Reply;
 }
 
 const isFunction = (value: unknown): value is (...args: never[]) => unknown => typeof value === 'function';
 
 /** Which client this is, or undefined for anything else. */
-export function connect(client: unknown, scripts: readonly Script[]): Connection | undefined {
+export function connect(client: unknown): Connection | undefined {
   if (typeof client !== 'object' || client === null) return undefined;
   const c = client as Record<string, unknown>;
-  if (isFunction(c.defineCommand) && typeof c.status === 'string' && isFunction(c.del)) {
-    return new IoRedisConnection(client as IoRedisLike, scripts);
+  if (
+    isFunction(c.defineCommand) &&
+    isFunction(c.evalshaBuffer) &&
+    typeof c.status === 'string' &&
+    isFunction(c.del)
+  ) {
+    return new IoRedisConnection(client as IoRedisCalls);
   }
   // A cluster's sendCommand takes the key first; it has node accessors a client has not.
   if (isFunction(c.sendCommand) && (isFunction(c.nodeClient) || isFunction(c.getMasters))) {
@@ -66,27 +95,48 @@ export function connect(client: unknown, scripts: readonly Script[]): Connection
   return undefined;
 }
 
-type ScriptCommand = (key: string, now: string, cost: string, args: readonly string[]) => Promise<unknown>;
+/** The server does not know the script (SCRIPT FLUSH, a restart, a failover): send its text. */
+export const isNoScript = (error: unknown): boolean =>
+  error instanceof Error && typeof error.message === 'string' && error.message.startsWith('NOSCRIPT');
+
+/** Most commands held back in one corked write. */
+const MAX_BATCH = 128;
+
+type ScriptCommand = (key: string, ...args: (string | readonly string[])[]) => Reply;
 
 /**
- * ioredis: scripts registered with `defineCommand`, which sends EVALSHA and falls back to EVAL on
- * NOSCRIPT (after SCRIPT FLUSH, a restart or a failover) by itself, and works with auto-pipelining.
+ * ioredis. On a `Redis`: EVALSHA (EVAL after NOSCRIPT); replies come unconverted
+ * (`evalshaBuffer`: the scripts answer integers only). On a `Cluster`: the scripts registered with `defineCommand`, whose first argument is the
+ * key, because Cluster auto-pipelining groups commands by their first argument (for EVALSHA, the
+ * script's hash); ioredis then handles NOSCRIPT itself.
+ *
+ * Without auto-pipelining, ioredis writes every command to the socket on its own: one system call
+ * each, most of a call's CPU time at high concurrency. So on a `Redis` the first call corks the
+ * socket and a `setImmediate` uncorks it once the event loop has run what it had (as ioredis's own
+ * auto-pipelining does): the calls made meanwhile (all the requests a burst of replies or of
+ * incoming connections set going) leave in one write, with no added wait. Nothing else changes: the
+ * same commands in the same order, each with its own reply, error and timeout.
  */
 class IoRedisConnection implements Connection {
   readonly kind = 'ioredis';
-  private readonly commands = new Map<Script, ScriptCommand>();
+  /** The socket corked until the next `setImmediate`, if any. */
+  private corked: CorkableStream | undefined;
+  private readonly uncork = () => {
+    const stream = this.corked;
+    this.corked = undefined;
+    stream?.uncork();
+  };
+  /** Commands written into the corked socket since it was last let go. */
+  private batched = 0;
+  private readonly cork: boolean;
+  private readonly cluster: boolean;
+  /** Cluster: the commands defined for each script. */
+  private readonly defined = new Map<Script, ScriptCommand>();
 
-  constructor(
-    private readonly client: IoRedisLike,
-    scripts: readonly Script[],
-  ) {
-    const methods = client as unknown as Record<string, ScriptCommand | undefined>;
-    for (const s of scripts) {
-      // The name holds the script's hash: an existing command of that name is this very script.
-      if (typeof methods[s.name] !== 'function')
-        client.defineCommand(s.name, { lua: s.lua, numberOfKeys: 1 });
-      this.commands.set(s, methods[s.name]!);
-    }
+  constructor(private readonly client: IoRedisCalls) {
+    this.cluster = client.isCluster === true;
+    // Auto-pipelining batches by itself.
+    this.cork = !this.cluster && client.options?.enableAutoPipelining !== true;
   }
 
   notReady(): string | undefined {
@@ -97,22 +147,75 @@ class IoRedisConnection implements Connection {
     return `the ioredis client is not ready (status '${status}')`;
   }
 
-  run(script: Script, key: string, now: string, cost: string, args: readonly string[]): Promise<unknown> {
+  run(
+    script: Script,
+    key: string,
+    first: string,
+    second: string | undefined,
+    args: readonly string[],
+    send: boolean,
+  ): Reply {
     // ioredis flattens one level of arrays in arguments, so the static part goes as it is.
-    return this.commands.get(script)!.call(this.client, key, now, cost, args);
+    if (this.cluster) {
+      // ioredis sends the script's text itself when a node does not know it.
+      const command = this.defined.get(script) ?? this.define(script);
+      return second === undefined
+        ? command.call(this.client, key, first, args)
+        : command.call(this.client, key, first, second, args);
+    }
+    if (this.cork) this.corkSocket();
+    if (send) {
+      return second === undefined
+        ? this.client.evalBuffer(script.lua, '1', key, first, args)
+        : this.client.evalBuffer(script.lua, '1', key, first, second, args);
+    }
+    return second === undefined
+      ? this.client.evalshaBuffer(script.sha, '1', key, first, args)
+      : this.client.evalshaBuffer(script.sha, '1', key, first, second, args);
   }
 
-  del(key: string): Promise<unknown> {
+  del(key: string): Reply {
     return this.client.del(key);
+  }
+
+  private define(script: Script): ScriptCommand {
+    // The name holds the script's hash: an existing command of that name is this very script.
+    const name = `tollgate_${script.operation}_${script.sha.slice(0, 12)}`;
+    const methods = this.client as unknown as Record<string, ScriptCommand | undefined>;
+    if (typeof methods[`${name}Buffer`] !== 'function') {
+      this.client.defineCommand(name, { lua: script.lua, numberOfKeys: 1 });
+    }
+    const command = methods[`${name}Buffer`]!;
+    this.defined.set(script, command);
+    return command;
+  }
+
+  private corkSocket(): void {
+    const { stream } = this.client;
+    const corked = this.corked;
+    if (corked !== undefined && stream === corked) {
+      // A long burst goes in several writes, so that Redis starts on it while the rest is built.
+      if (this.batched === MAX_BATCH) {
+        corked.uncork();
+        corked.cork();
+        this.batched = 0;
+      }
+      this.batched++;
+      return;
+    }
+    if (typeof stream?.cork !== 'function') return;
+    // A reconnect meanwhile: let the old socket go at once.
+    if (this.corked !== undefined) this.corked.uncork();
+    else setImmediate(this.uncork);
+    stream.cork();
+    this.corked = stream as CorkableStream;
+    this.batched = 1;
   }
 }
 
-const isNoScript = (error: unknown): boolean =>
-  error instanceof Error && typeof error.message === 'string' && error.message.startsWith('NOSCRIPT');
-
 /**
- * node-redis: EVALSHA through `sendCommand`, and EVAL when the server answers NOSCRIPT. A cluster's
- * `sendCommand` takes the key first, to route the command to the key's slot.
+ * node-redis: EVALSHA (EVAL after NOSCRIPT) through `sendCommand`. A cluster's `sendCommand` takes
+ * the key first, to route the command to the key's slot.
  */
 class NodeRedisConnection implements Connection {
   readonly kind: 'node-redis' | 'node-redis-cluster';
@@ -139,24 +242,25 @@ class NodeRedisConnection implements Connection {
       : 'the node-redis client is not open (call `await client.connect()`)';
   }
 
-  run(script: Script, key: string, now: string, cost: string, args: readonly string[]): Promise<unknown> {
-    const command = ['EVALSHA', script.sha, '1', key, now, cost];
+  run(
+    script: Script,
+    key: string,
+    first: string,
+    second: string | undefined,
+    args: readonly string[],
+    send: boolean,
+  ): Reply {
+    const command = send ? ['EVAL', script.lua, '1', key, first] : ['EVALSHA', script.sha, '1', key, first];
+    if (second !== undefined) command.push(second);
     for (const arg of args) command.push(arg);
-    return this.send(key, command).catch((error: unknown) => {
-      if (!isNoScript(error)) throw error;
-      // The server lost its script cache (SCRIPT FLUSH, restart, failover): send the script itself.
-      const retry = command.slice();
-      retry[0] = 'EVAL';
-      retry[1] = script.lua;
-      return this.send(key, retry);
-    });
+    return this.send(key, command);
   }
 
-  del(key: string): Promise<unknown> {
+  del(key: string): Reply {
     return this.send(key, ['DEL', key]);
   }
 
-  private send(key: string, args: string[]): Promise<unknown> {
+  private send(key: string, args: string[]): Reply {
     return this.cluster
       ? (this.client as NodeRedisClusterLike).sendCommand(key, false, args)
       : (this.client as NodeRedisClientLike).sendCommand(args);

@@ -1,9 +1,9 @@
-/** One call waiting for Redis. */
-export interface Pending<T = unknown> {
+/** One call waiting for Redis, as the timeouts see it; the owner's own object, extended. */
+export interface Pending {
+  /** performance.now() past which the call has timed out (set by `add`). */
   at: number;
+  /** Answered or timed out: whichever comes first wins. */
   done: boolean;
-  /** What the owner needs to fail the call when it expires. */
-  readonly data: T;
 }
 
 const now = () => performance.now();
@@ -12,27 +12,27 @@ const now = () => performance.now();
  * Timeouts for calls in flight, with one timer for all of them instead of one per call. Every call
  * gets the same timeout, so deadlines come in order: a FIFO queue whose head is the next to expire.
  */
-export class Deadlines<T> {
-  private queue: (Pending<T> | undefined)[] = [];
+export class Deadlines<P extends Pending> {
+  private queue: (P | undefined)[] = [];
   private head = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
 
   /** `expire` runs for every call not settled within `timeoutMs`. */
   constructor(
     private readonly timeoutMs: number,
-    private readonly expire: (data: T) => void,
+    private readonly expire: (pending: P) => void,
   ) {}
 
   /** Starts the clock on a call. */
-  add(data: T): Pending<T> {
-    const pending: Pending<T> = { at: now() + this.timeoutMs, done: false, data };
+  add(pending: P): void {
+    pending.at = now() + this.timeoutMs;
+    pending.done = false;
     this.queue.push(pending);
     if (this.timer === undefined) this.arm(this.timeoutMs);
-    return pending;
   }
 
   /** Marks a call answered; false if it had already timed out. */
-  settle(pending: Pending<T>): boolean {
+  settle(pending: P): boolean {
     if (pending.done) return false;
     pending.done = true;
     this.drain();
@@ -69,7 +69,7 @@ export class Deadlines<T> {
         return;
       }
       first.done = true;
-      this.expire(first.data);
+      this.expire(first);
     }
   }
 }

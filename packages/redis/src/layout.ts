@@ -1,12 +1,22 @@
 import { createHash } from 'node:crypto';
 import type { Algorithm, PolicySet } from '@tollgate/core';
+import { type Script, script } from './clients.js';
+import type { Code } from './lua/algorithms.js';
+import { consumeScript } from './lua/consume.js';
+import {
+  FIXED_WINDOW_CONSUME_SCRIPT,
+  FIXED_WINDOW_PEEK_SCRIPT,
+  FIXED_WINDOW_REFUND_SCRIPT,
+} from './lua/fixed-window.js';
+import { peekScript } from './lua/peek.js';
+import { refundScript } from './lua/refund.js';
 
-/** The algorithm codes the Lua scripts dispatch on (their STEP table is indexed by them). */
-export const ALGORITHM_CODES: Record<Algorithm, string> = {
-  'fixed-window': '1',
-  'sliding-window': '2',
-  'token-bucket': '3',
-  'leaky-bucket': '4',
+/** The algorithm codes the Lua scripts dispatch on. */
+export const ALGORITHM_CODES: Record<Algorithm, Code> = {
+  'fixed-window': 1,
+  'sliding-window': 2,
+  'token-bucket': 3,
+  'leaky-bucket': 4,
 };
 
 /**
@@ -26,45 +36,100 @@ export function encodeKey(key: string): string {
   return RAW_KEY.test(key) ? key : `#${sha256(key)}`;
 }
 
+/** The three scripts of one layout. */
+export interface Scripts {
+  readonly consume: Script;
+  readonly peek: Script;
+  readonly refund: Script;
+}
+
 /** What a store computes once per policy set (cached in a WeakMap keyed by the frozen set). */
 export interface Layout {
+  /**
+   * `counter`: one fixed-window policy on Redis time, the count as an integer expiring with the
+   * window (lua/fixed-window.ts); ARGV is cost, then `args`. `packed`: anything else, the states as
+   * binary doubles (lua/algorithms.ts); ARGV is now, cost, then `args`.
+   */
+  readonly kind: 'counter' | 'packed';
   /** Number of policies. */
   readonly size: number;
+  /** `counter`: the policy's limit, which the store needs to read the scripts' replies. */
+  readonly limit: number;
   /** The Redis key is `head + encodeKey(key) + tail`. */
   readonly head: string;
   readonly tail: string;
-  /** The static part of every script's ARGV: 5 strings per policy. */
+  /** The static end of every script's ARGV. */
   readonly args: readonly string[];
+  readonly scripts: Scripts;
+}
+
+const COUNTER: Scripts = {
+  consume: script('consume', FIXED_WINDOW_CONSUME_SCRIPT),
+  peek: script('peek', FIXED_WINDOW_PEEK_SCRIPT),
+  refund: script('refund', FIXED_WINDOW_REFUND_SCRIPT),
+};
+
+/** Packed-layout scripts by the set of algorithms they carry (at most 15 combinations). */
+const PACKED = new Map<number, Scripts>();
+
+function packedScripts(codes: ReadonlySet<Code>): Scripts {
+  let mask = 0;
+  for (const code of codes) mask |= 1 << code;
+  let scripts = PACKED.get(mask);
+  if (scripts === undefined) {
+    const list = [...codes];
+    scripts = {
+      consume: script('consume', consumeScript(list)),
+      peek: script('peek', peekScript(list)),
+      refund: script('refund', refundScript(list)),
+    };
+    PACKED.set(mask, scripts);
+  }
+  return scripts;
 }
 
 /**
- * Redis key of one (policy set, key): `${prefix}{${namespace}|${encodedKey}}:${setHash}`, one hash
- * whose field `i` holds policy i's state, so one request touches one key.
+ * Redis key of one (policy set, key): `${prefix}{${namespace}|${encodedKey}}:${setHash}`, one key
+ * per request.
  *
  * - The hash tag `{namespace|key}` keeps the key in one cluster slot whatever the rest is; the prefix
  *   is checked to hold no braces, and neither namespace nor encoded key can hold any, so the tag is
  *   always ours.
  * - `|` cannot occur in a namespace (core's name pattern) nor in a raw key, so (namespace, key)
  *   pairs never run into each other; a hashed key starts with `#`, which no raw key can.
- * - `setHash` (16 characters of SHA-256 of `set.id`) separates sets with different policies under
- *   one namespace: changing a limiter's policies starts fresh counters instead of misreading old
- *   state.
+ * - `setHash` (16 characters of SHA-256 of the layout and `set.id`) separates sets with different
+ *   policies under one namespace: changing a limiter's policies starts fresh counters instead of
+ *   misreading old state. The layout is part of it, so two layouts never read each other's values.
+ *
+ * `redisTime`: the scripts read Redis TIME (no caller clock); only then can a fixed window live in
+ * the key's TTL.
  */
-export function layoutFor(set: PolicySet, prefix: string): Layout {
+export function layoutFor(set: PolicySet, prefix: string, redisTime: boolean): Layout {
+  const only = set.policies.length === 1 ? set.policies[0]! : undefined;
+  const kind = redisTime && only?.algorithm === 'fixed-window' ? 'counter' : 'packed';
   const args: string[] = [];
-  for (const policy of set.policies) {
-    args.push(
-      ALGORITHM_CODES[policy.algorithm],
-      String(policy.limit),
-      String(policy.window),
-      String(policy.burst),
-      policy.delay ? '1' : '0',
-    );
+  const codes = new Set<Code>();
+  if (kind === 'counter') {
+    args.push(String(only!.limit), String(only!.window));
+  } else {
+    for (const policy of set.policies) {
+      codes.add(ALGORITHM_CODES[policy.algorithm]);
+      args.push(
+        String(ALGORITHM_CODES[policy.algorithm]),
+        String(policy.limit),
+        String(policy.window),
+        String(policy.burst),
+        policy.delay ? '1' : '0',
+      );
+    }
   }
   return {
+    kind,
     size: set.policies.length,
+    limit: only?.limit ?? 0,
     head: `${prefix}{${set.namespace}|`,
-    tail: `}:${sha256(set.id).slice(0, 16)}`,
+    tail: `}:${sha256(`${kind === 'counter' ? 'c1' : 'p1'}\n${set.id}`).slice(0, 16)}`,
     args,
+    scripts: kind === 'counter' ? COUNTER : packedScripts(codes),
   };
 }

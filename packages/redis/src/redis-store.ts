@@ -7,12 +7,9 @@ import {
   type Store,
   StoreError,
 } from '@tollgate/core';
-import { type Connection, connect, type RedisClientLike, type Script, script } from './clients.js';
-import { Deadlines } from './deadlines.js';
+import { type Connection, connect, isNoScript, type RedisClientLike } from './clients.js';
+import { Deadlines, type Pending } from './deadlines.js';
 import { encodeKey, type Layout, layoutFor } from './layout.js';
-import { CONSUME_SCRIPT } from './lua/consume.js';
-import { PEEK_SCRIPT } from './lua/peek.js';
-import { REFUND_SCRIPT } from './lua/refund.js';
 
 export interface RedisStoreOptions {
   /**
@@ -55,14 +52,19 @@ export interface RedisStoreOptions {
 const OPTIONS = new Set(['client', 'prefix', 'clock', 'timeoutMs', 'onError']);
 const PREFIX = /^[\x21-\x7a|~]{0,64}$/;
 
-const CONSUME = script('consume', CONSUME_SCRIPT);
-const PEEK = script('peek', PEEK_SCRIPT);
-const REFUND = script('refund', REFUND_SCRIPT);
+type Operation = 'consume' | 'peek' | 'refund' | 'reset';
 
-/** A call in flight, as the timeout sees it. */
-interface Waiting {
-  operation: string;
-  reject: (error: StoreError) => void;
+/** A request in flight: everything it needs to send, resend after NOSCRIPT, time out and answer. */
+interface Call extends Pending {
+  readonly operation: Operation;
+  readonly layout: Layout;
+  readonly cost: number;
+  readonly key: string;
+  /** ARGV before the layout's static part: `first`, then `second` unless undefined. */
+  readonly first: string;
+  readonly second: string | undefined;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: StoreError) => void;
 }
 
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
@@ -78,7 +80,7 @@ export class RedisStore implements Store {
   private readonly prefix: string;
   private readonly clock: Clock | undefined;
   private readonly onError: ((error: StoreError) => void) | undefined;
-  private readonly deadlines: Deadlines<Waiting>;
+  private readonly deadlines: Deadlines<Call>;
   private readonly layouts = new WeakMap<PolicySet, Layout>();
   private closed = false;
 
@@ -94,7 +96,7 @@ export class RedisStore implements Store {
       }
     }
     const { client, prefix = 'tollgate:', clock, timeoutMs = 500, onError } = options;
-    const connection = connect(client, [CONSUME, PEEK, REFUND]);
+    const connection = connect(client);
     if (connection === undefined) {
       throw configError(
         'client',
@@ -127,25 +129,25 @@ export class RedisStore implements Store {
     this.prefix = prefix;
     this.clock = clock;
     this.onError = onError;
-    this.deadlines = new Deadlines<Waiting>(timeoutMs, ({ operation, reject }) =>
-      reject(this.failure(operation, new Error(`no reply from Redis within ${timeoutMs} ms`))),
+    this.deadlines = new Deadlines<Call>(timeoutMs, (call) =>
+      call.reject(this.failure(call.operation, new Error(`no reply from Redis within ${timeoutMs} ms`))),
     );
   }
 
   consume(key: string, set: PolicySet, cost: number): Promise<Outcome[]> {
-    return this.call(CONSUME, key, set, String(cost)) as Promise<Outcome[]>;
+    return this.call('consume', key, set, cost) as Promise<Outcome[]>;
   }
 
   peek(key: string, set: PolicySet): Promise<Outcome[]> {
-    return this.call(PEEK, key, set, '1') as Promise<Outcome[]>;
+    return this.call('peek', key, set, 1) as Promise<Outcome[]>;
   }
 
   refund(key: string, set: PolicySet, cost: number): Promise<void> {
-    return this.call(REFUND, key, set, String(cost)) as Promise<void>;
+    return this.call('refund', key, set, cost) as Promise<void>;
   }
 
   reset(key: string, set: PolicySet): Promise<void> {
-    return this.call(undefined, key, set, '') as Promise<void>;
+    return this.call('reset', key, set, 0) as Promise<void>;
   }
 
   /**
@@ -165,7 +167,7 @@ export class RedisStore implements Store {
   private layout(set: PolicySet): Layout {
     let layout = this.layouts.get(set);
     if (layout === undefined) {
-      layout = layoutFor(set, this.prefix);
+      layout = layoutFor(set, this.prefix, this.clock === undefined);
       this.layouts.set(set, layout);
     }
     return layout;
@@ -180,45 +182,88 @@ export class RedisStore implements Store {
   }
 
   /**
-   * Runs `script` (a DEL for reset) for one key: one command, bounded by `timeoutMs`, every failure
-   * a StoreError. The hot path of every request, so it allocates little: no closures but the
-   * promise's own.
+   * Runs `operation` for one key: one command, bounded by `timeoutMs`, every failure a StoreError.
+   * The hot path of every request, so it allocates little: one Call, the promise and two handlers.
    */
-  private call(script: Script | undefined, key: string, set: PolicySet, cost: string): Promise<unknown> {
-    const operation = script === undefined ? 'reset' : script.operation;
+  private call(operation: Operation, key: string, set: PolicySet, cost: number): Promise<unknown> {
     const unavailable = this.closed ? 'the store was closed' : this.connection.notReady();
     if (unavailable !== undefined) {
       return Promise.reject(this.failure(operation, new Error(`Redis unavailable: ${unavailable}`)));
     }
     const layout = this.layout(set);
-    const redisKey = layout.head + encodeKey(key) + layout.tail;
-    return new Promise((resolve, reject) => {
-      const pending = this.deadlines.add({ operation, reject });
-      let sent: Promise<unknown>;
+    const c = cost === 1 ? '1' : String(cost);
+    let first = c;
+    let second: string | undefined;
+    if (layout.kind === 'packed') {
       try {
-        sent =
-          script === undefined
-            ? this.connection.del(redisKey)
-            : this.connection.run(script, redisKey, this.now(), cost, layout.args);
+        first = this.now();
       } catch (error) {
-        sent = Promise.reject(error);
+        return Promise.reject(this.failure(operation, error));
       }
-      sent.then(
-        (reply) => {
-          if (!this.deadlines.settle(pending)) return;
-          if (script !== CONSUME && script !== PEEK) return resolve(undefined);
-          const outcomes = toOutcomes(reply, layout.size);
-          if (outcomes === undefined) {
-            reject(this.failure(operation, new Error(`unexpected script reply ${JSON.stringify(reply)}`)));
-          } else {
-            resolve(outcomes);
-          }
-        },
-        (error: unknown) => {
-          if (this.deadlines.settle(pending)) reject(this.failure(operation, error));
-        },
-      );
+      second = c;
+    }
+    return new Promise((resolve, reject) => {
+      const call: Call = {
+        at: 0,
+        done: false,
+        operation,
+        layout,
+        cost,
+        key: layout.head + encodeKey(key) + layout.tail,
+        first,
+        second,
+        resolve,
+        reject,
+      };
+      this.deadlines.add(call);
+      this.send(call, false);
     });
+  }
+
+  /** Sends `call`'s command (with the script's text when `text`) and settles it with the reply. */
+  private send(call: Call, text: boolean): void {
+    let sent: Promise<unknown>;
+    try {
+      sent =
+        call.operation === 'reset'
+          ? this.connection.del(call.key)
+          : this.connection.run(
+              call.layout.scripts[call.operation],
+              call.key,
+              call.first,
+              call.second,
+              call.layout.args,
+              text,
+            );
+    } catch (error) {
+      sent = Promise.reject(error);
+    }
+    sent.then(
+      (reply) => this.replied(call, reply),
+      (error: unknown) => {
+        // The server lost its script cache (SCRIPT FLUSH, restart, failover): send the script itself.
+        if (!text && !call.done && isNoScript(error)) this.send(call, true);
+        else if (this.deadlines.settle(call)) call.reject(this.failure(call.operation, error));
+      },
+    );
+  }
+
+  private replied(call: Call, reply: unknown): void {
+    if (!this.deadlines.settle(call)) return;
+    const { operation, layout } = call;
+    if (operation !== 'consume' && operation !== 'peek') {
+      call.resolve(undefined);
+      return;
+    }
+    const outcomes =
+      layout.kind === 'counter'
+        ? counterOutcomes(reply, operation === 'peek', call.cost, layout.limit)
+        : toOutcomes(reply, layout.size);
+    if (outcomes === undefined) {
+      call.reject(this.failure(operation, new Error(`unexpected script reply ${JSON.stringify(reply)}`)));
+    } else {
+      call.resolve(outcomes);
+    }
   }
 
   private failure(operation: string, cause: unknown): StoreError {
@@ -232,6 +277,30 @@ export class RedisStore implements Store {
     }
     return error;
   }
+}
+
+/**
+ * The fixed-window counter scripts' reply (lua/fixed-window.ts): the count (after the request when
+ * allowed, else as it stands) and the ttl, negative when denied. A peek is a cost-1 request asked
+ * without consuming: its count and ttl are as they stand.
+ */
+function counterOutcomes(reply: unknown, peek: boolean, cost: number, L: number): Outcome[] | undefined {
+  if (!Array.isArray(reply) || reply.length !== 2) return undefined;
+  const count = reply[0] as number;
+  const ttl = reply[1] as number;
+  if (typeof count !== 'number' || typeof ttl !== 'number') return undefined;
+  let outcome: Outcome;
+  if (peek) {
+    const allowed = count + 1 <= L;
+    outcome = { allowed, remaining: L - count, resetMs: ttl, retryAfterMs: allowed ? 0 : ttl, delayMs: 0 };
+  } else if (cost > L) {
+    outcome = { allowed: false, remaining: L - count, resetMs: ttl, retryAfterMs: Infinity, delayMs: 0 };
+  } else if (ttl < 0) {
+    outcome = { allowed: false, remaining: L - count, resetMs: -ttl, retryAfterMs: -ttl, delayMs: 0 };
+  } else {
+    outcome = { allowed: true, remaining: L - count, resetMs: ttl, retryAfterMs: 0, delayMs: 0 };
+  }
+  return [outcome];
 }
 
 /** The scripts' reply: 5 integers per policy (allowed, remaining, resetMs, retryAfterMs, delayMs). */

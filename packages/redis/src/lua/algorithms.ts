@@ -5,34 +5,36 @@
  */
 export const CLOCK_TTL_GRACE_MS = 60_000;
 
+/** Algorithm codes as the scripts see them (ALGORITHM_CODES in ../layout.ts maps names to them). */
+export type Code = 1 | 2 | 3 | 4;
+export const CODES: readonly Code[] = [1, 2, 3, 4];
+
 /**
- * Lua twins of packages/core/src/algorithms/*.ts, shared by the scripts. The TypeScript steps are
- * the specification: every expression below is the same expression in the same order, so the
- * doubles (Lua 5.1 numbers are doubles too) come out bit for bit the same. Tied together by
- * test/store-conformance.test.ts.
+ * Lua twins of packages/core/src/algorithms/*.ts, one chunk per algorithm, so that a script carries
+ * only the algorithms of the sets it serves: Lua builds every `local function` of a script on every
+ * call, so unused ones cost time. The TypeScript steps are the specification: every expression below
+ * is the same expression in the same order, so the doubles (Lua 5.1 numbers are doubles too) come
+ * out bit for bit the same. Tied together by test/store-conformance.test.ts.
  *
  * A policy is (L, W, B, D): limit, window in ms, burst (capacity; = limit for the windows) and
  * delay (1 or 0, leaky-bucket only). A state is up to three numbers s1, s2, s3 as in TypeScript's
  * arrays; s1 == nil means no state. Scalars, not tables: this runs on every request, and a table
  * costs Redis more than the arithmetic does.
  *
- * step(code, s1, s2, s3, now, L, W, B, D, cost) returns allowed (1/0), remaining, resetMs,
- * retryAfterMs (INF: never), delayMs and, when allowed, the next state (the third number nil for
- * the algorithms with two). refund(code, s1, s2, s3, now, L, W, B, cost) returns the next state or
- * nil; expires_at(code, s1, s2, L, W, B) is `expiresAt`. `code` is the algorithm (ALGORITHM_CODES in
- * packages/redis/src/layout.ts); dispatch is an if chain because a table would be built per call.
+ * Per algorithm: X_step(s1, s2, s3, now, L, W, B, D, cost) returns allowed (1/0), remaining,
+ * resetMs, retryAfterMs (INF: never), delayMs and, when allowed, the next state (the third number
+ * nil for the algorithms with two); X_refund(s1, s2, s3, now, L, W, B, cost) returns the next state
+ * or nil; X_expires(s1, s2, L, W, B) is `expiresAt`.
  *
- * Numbers reach Redis only as arguments of redis.call, which prints them with '%.17g' (exact for
- * integers up to 2^53). Never tostring() or '..' them: Lua's own '%.14g' drops digits above 1e14,
- * and scaled states reach 2^53.
+ * States travel as binary doubles (struct.pack), never through tostring() or '..', whose '%.14g'
+ * would drop digits above 1e14 (scaled states reach 2^53).
  */
-export const ALGORITHMS_LUA = `
-local INF = -1
-local floor, ceil, max, min, fmod = math.floor, math.ceil, math.max, math.min, math.fmod
-local tonumber, unpack, call, ARGV = tonumber, unpack, redis.call, ARGV
-
+const CHUNKS: Record<Code, { name: string; lua: string }> = {
+  1: {
+    name: 'fw',
+    lua: `
 -- fixed-window. State: windowStart, count.
-local function fw_step(s1, s2, now, L, W, cost)
+local function fw_step(s1, s2, s3, now, L, W, B, D, cost)
   local start, count, reset = now, 0, 0
   if s1 and now < s1 + W then
     start, count, reset = s1, s2, s1 + W - now
@@ -43,11 +45,19 @@ local function fw_step(s1, s2, now, L, W, cost)
   return 1, L - used, start + W - now, 0, 0, start, used
 end
 
-local function fw_refund(s1, s2, now, W, cost)
+local function fw_refund(s1, s2, s3, now, L, W, B, cost)
   if not s1 or now >= s1 + W then return nil end
   return s1, max(0, s2 - cost)
 end
 
+local function fw_expires(s1, s2, L, W, B)
+  return s1 + W
+end
+`,
+  },
+  2: {
+    name: 'sw',
+    lua: `
 -- sliding-window. State: currentWindowStart, currentCount, previousCount; windows aligned to W.
 local function sw_shift(s1, s2, s3, now, W)
   -- fmod truncates like the % of JavaScript.
@@ -77,7 +87,7 @@ local function sw_retry(start, curr, prev, now, W, L, cost)
   return nxt + max(0, W - q2) - now
 end
 
-local function sw_step(s1, s2, s3, now, L, W, cost)
+local function sw_step(s1, s2, s3, now, L, W, B, D, cost)
   local start, curr, prev = sw_shift(s1, s2, s3, now, W)
   local used = prev * (W - (now - start)) + curr * W
   if cost > L then
@@ -91,7 +101,7 @@ local function sw_step(s1, s2, s3, now, L, W, cost)
   return 1, floor((L * W - used - cost * W) / W), sw_reset(start, nxt, prev, now, W), 0, 0, start, nxt, prev
 end
 
-local function sw_refund(s1, s2, s3, now, W, cost)
+local function sw_refund(s1, s2, s3, now, L, W, B, cost)
   if not s1 then return nil end
   local start, curr, prev = sw_shift(s1, s2, s3, now, W)
   if curr == 0 and prev == 0 then return nil end
@@ -99,6 +109,14 @@ local function sw_refund(s1, s2, s3, now, W, cost)
   return start, curr - fromCurr, max(0, prev - (cost - fromCurr))
 end
 
+local function sw_expires(s1, s2, L, W, B)
+  return s1 + 2 * W
+end
+`,
+  },
+  3: {
+    name: 'tb',
+    lua: `
 -- token-bucket. State: tokens * W, lastRefill.
 local function tb_tokens(s1, s2, now, L, W, B)
   local capacity = B * W
@@ -109,7 +127,7 @@ local function tb_tokens(s1, s2, now, L, W, B)
   return s1 + elapsed * L
 end
 
-local function tb_step(s1, s2, now, L, W, B, cost)
+local function tb_step(s1, s2, s3, now, L, W, B, D, cost)
   local capacity = B * W
   local tokens = tb_tokens(s1, s2, now, L, W, B)
   local need = cost * W
@@ -121,7 +139,7 @@ local function tb_step(s1, s2, now, L, W, B, cost)
   return 1, floor(left / W), ceil((capacity - left) / L), 0, 0, left, now
 end
 
-local function tb_refund(s1, s2, now, L, W, B, cost)
+local function tb_refund(s1, s2, s3, now, L, W, B, cost)
   if not s1 then return nil end
   local capacity = B * W
   local tokens = min(capacity, tb_tokens(s1, s2, now, L, W, B) + cost * W)
@@ -129,6 +147,14 @@ local function tb_refund(s1, s2, now, L, W, B, cost)
   return tokens, now
 end
 
+local function tb_expires(s1, s2, L, W, B)
+  return s2 + ceil((B * W - s1) / L)
+end
+`,
+  },
+  4: {
+    name: 'lb',
+    lua: `
 -- leaky-bucket. State: level * W, lastLeak.
 local function lb_level(s1, s2, now, L)
   if not s1 then return 0 end
@@ -137,7 +163,7 @@ local function lb_level(s1, s2, now, L)
   return s1 - elapsed * L
 end
 
-local function lb_step(s1, s2, now, L, W, B, D, cost)
+local function lb_step(s1, s2, s3, now, L, W, B, D, cost)
   local capacity = B * W
   local level = lb_level(s1, s2, now, L)
   local need = cost * W
@@ -151,41 +177,67 @@ local function lb_step(s1, s2, now, L, W, B, D, cost)
   return 1, floor((capacity - nxt) / W), ceil(nxt / L), 0, delay, nxt, now
 end
 
-local function lb_refund(s1, s2, now, L, W, cost)
+local function lb_refund(s1, s2, s3, now, L, W, B, cost)
   if not s1 then return nil end
   local level = max(0, lb_level(s1, s2, now, L) - cost * W)
   if level == 0 then return nil end
   return level, now
 end
 
-local function step(code, s1, s2, s3, now, L, W, B, D, cost)
-  if code == 2 then return sw_step(s1, s2, s3, now, L, W, cost) end
-  if code == 1 then return fw_step(s1, s2, now, L, W, cost) end
-  if code == 3 then return tb_step(s1, s2, now, L, W, B, cost) end
-  return lb_step(s1, s2, now, L, W, B, D, cost)
-end
-
-local function refund(code, s1, s2, s3, now, L, W, B, cost)
-  if code == 2 then return sw_refund(s1, s2, s3, now, W, cost) end
-  if code == 1 then return fw_refund(s1, s2, now, W, cost) end
-  if code == 3 then return tb_refund(s1, s2, now, L, W, B, cost) end
-  return lb_refund(s1, s2, now, L, W, cost)
-end
-
-local function expires_at(code, s1, s2, L, W, B)
-  if code == 2 then return s1 + 2 * W end
-  if code == 1 then return s1 + W end
-  if code == 3 then return s2 + ceil((B * W - s1) / L) end
+local function lb_expires(s1, s2, L, W, B)
   return s2 + ceil(s1 / L)
 end
-`;
+`,
+  },
+};
 
 /**
- * The common head of every script: `now`, and the stored states. Policy i's parameters are
- * ARGV[5i-2 .. 5i+2] and its state sits in hash fields 3i-2, 3i-1, 3i (the last unused by the
- * algorithms with two numbers).
+ * Dispatch on the algorithm code, over the algorithms present only: an if chain, because a table of
+ * functions would be built on every call.
+ */
+function dispatcher(name: string, codes: readonly Code[], params: string): string {
+  const target = (code: Code) => `${CHUNKS[code].name}_${name}`;
+  const lines = [`local function ${name}(code, ${params})`];
+  for (const code of codes.slice(0, -1))
+    lines.push(`  if code == ${code} then return ${target(code)}(${params}) end`);
+  lines.push(`  return ${target(codes.at(-1)!)}(${params})`, 'end');
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The algorithms of `codes` and their dispatchers: step(code, ...), refund(code, ...) and
+ * expires(code, ...) with the arguments of the per-algorithm functions after `code`.
+ */
+export function algorithmsLua(codes: readonly Code[]): string {
+  // Sliding first: the default algorithm goes first in the if chain.
+  const sorted = [...codes].sort((a, b) => (a === 2 ? -1 : b === 2 ? 1 : a - b));
+  return [
+    `
+local INF = -1
+local floor, ceil, max, min, fmod = math.floor, math.ceil, math.max, math.min, math.fmod
+local tonumber, unpack, call, ARGV = tonumber, unpack, redis.call, ARGV
+`,
+    ...sorted.map((code) => CHUNKS[code].lua),
+    '\n',
+    dispatcher('step', sorted, 's1, s2, s3, now, L, W, B, D, cost'),
+    dispatcher('refund', sorted, 's1, s2, s3, now, L, W, B, cost'),
+    dispatcher('expires', sorted, 's1, s2, L, W, B'),
+  ].join('');
+}
+
+/**
+ * The head of every script on the packed layout: `now`, and the stored states.
+ *
+ * The key holds one binary string: three little-endian doubles per policy (policy i at 3i-2 .. 3i
+ * of `st`), the third 0 for the algorithms with two numbers, and NONE (-inf, which no state holds)
+ * as the first of a policy without state (after a refund emptied it). One GET and one SET with the
+ * TTL, instead of a hash's HMGET, HSET and PEXPIRE: every call into Redis costs the script more
+ * than its arithmetic does.
+ *
+ * Policy i's parameters are ARGV[5i-2 .. 5i+2].
  */
 export const PROLOGUE_LUA = `
+local NONE = -1 / 0
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local grace = 0
@@ -199,12 +251,37 @@ else
 end
 local cost = tonumber(ARGV[2])
 local n = (#ARGV - 2) / 5
-local raw
-if n == 1 then
-  raw = call('HMGET', key, 1, 2, 3)
-else
-  local fields = {}
-  for f = 1, 3 * n do fields[f] = f end
-  raw = call('HMGET', key, unpack(fields))
+local format = n == 1 and '<ddd' or '<' .. string.rep('d', 3 * n)
+local raw = call('GET', key)
+local st = {}
+if raw then
+  if #raw ~= 24 * n then
+    return redis.error_reply('ERR tollgate: the state at ' .. key .. ' is not ' .. n .. ' policies long')
+  end
+  st = { struct.unpack(format, raw) }
+  for j = 1, 3 * n, 3 do
+    if st[j] == NONE then st[j] = nil end
+  end
+end
+`;
+
+/**
+ * store(states, new, old) writes `states` (3 numbers per policy; a nil first number is written as
+ * NONE) with the key's deadline `new`. SET with KEEPTTL (Redis 6+, used from 7 on, which scripts
+ * can detect through REDIS_VERSION_NUM) when the deadline `old` did not move, which spares Redis
+ * the expiry bookkeeping on most calls of a window.
+ */
+export const STORE_LUA = `
+local function store(states, new, old)
+  for j = 1, 3 * n, 3 do
+    if states[j] == nil then states[j], states[j + 1], states[j + 2] = NONE, 0, 0 end
+    if states[j + 2] == nil then states[j + 2] = 0 end
+  end
+  local value = struct.pack(format, unpack(states, 1, 3 * n))
+  if raw and grace == 0 and new == old and new > now and redis.REDIS_VERSION_NUM then
+    call('SET', key, value, 'KEEPTTL')
+  else
+    call('SET', key, value, 'PX', max(1, new - now) + grace)
+  end
 end
 `;
