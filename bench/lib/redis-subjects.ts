@@ -1,0 +1,103 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { RedisStore as RlrStore } from 'rate-limit-redis';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
+import { type Algorithm, createLimiter } from '../../packages/core/src/index.ts';
+import { RedisStore } from '../../packages/redis/src/index.ts';
+
+/**
+ * The libraries measured against one Redis, behind one shape. Every one gets its own ioredis client
+ * with the same options (ioredis defaults unless --auto-pipelining), a huge limit and a one-hour
+ * window, so nothing is denied and no window rolls over during a run: each call is the library's
+ * steady-state "count this request" path.
+ */
+export interface RedisSubject {
+  consume(key: string): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+export interface RedisSubjectInfo {
+  label: string;
+  /** What exactly is called, for the report. */
+  call: string;
+  create(client: Redis): RedisSubject | Promise<RedisSubject>;
+}
+
+const HUGE = 1_000_000_000;
+const WINDOW_MS = 3_600_000;
+
+function tollgate(algorithm: Algorithm): RedisSubjectInfo['create'] {
+  return (client) => {
+    const store = new RedisStore({ client, prefix: `bench:tg:${algorithm}:` });
+    const limiter = createLimiter({ policies: { limit: HUGE, window: WINDOW_MS, algorithm }, store });
+    return { consume: (key) => limiter.consume(key), close: async () => undefined };
+  };
+}
+
+export const REDIS_SUBJECTS = {
+  'tollgate-fixed': {
+    label: 'tollgate fixed',
+    call: "createLimiter({ policies: { limit: 1e9, window: '1h', algorithm: 'fixed-window' }, store: new RedisStore({ client }) }).consume(key)",
+    create: tollgate('fixed-window'),
+  },
+  'tollgate-sliding': {
+    label: 'tollgate sliding',
+    call: "same, algorithm: 'sliding-window' (the default)",
+    create: tollgate('sliding-window'),
+  },
+  'tollgate-token': {
+    label: 'tollgate token',
+    call: "same, algorithm: 'token-bucket'",
+    create: tollgate('token-bucket'),
+  },
+  rlr: {
+    label: 'rate-limit-redis',
+    call: 'new RedisStore({ sendCommand: (...args) => client.call(...args) }) (init({ windowMs: 3600000 })).increment(key)',
+    create: async (client) => {
+      const store = new RlrStore({
+        sendCommand: (command: string, ...args: string[]) =>
+          client.call(command, ...args) as Promise<number | string>,
+        prefix: 'bench:rlr:',
+      });
+      store.init({ windowMs: WINDOW_MS } as Parameters<RlrStore['init']>[0]);
+      return { consume: (key) => store.increment(key), close: async () => undefined };
+    },
+  },
+  rlf: {
+    label: 'rate-limiter-flexible',
+    call: 'new RateLimiterRedis({ storeClient: client, points: 1e9, duration: 3600 }).consume(key)',
+    create: (client) => {
+      const limiter = new RateLimiterRedis({
+        storeClient: client,
+        points: HUGE,
+        duration: WINDOW_MS / 1000,
+        keyPrefix: 'bench:rlf',
+      });
+      return { consume: (key) => limiter.consume(key), close: async () => undefined };
+    },
+  },
+  incr: {
+    label: 'ioredis INCR',
+    call: "client.incr(key): the client's ceiling for one command and one reply per call",
+    create: (client) => ({
+      consume: (key) => client.incr(`bench:incr:${key}`),
+      close: async () => undefined,
+    }),
+  },
+} satisfies Record<string, RedisSubjectInfo>;
+
+export type RedisSubjectId = keyof typeof REDIS_SUBJECTS;
+export const REDIS_SUBJECT_IDS = Object.keys(REDIS_SUBJECTS) as RedisSubjectId[];
+export const PEER_IDS: RedisSubjectId[] = ['rlr', 'rlf'];
+
+export function redisSubject(id: string): RedisSubjectInfo & { id: RedisSubjectId } {
+  if (!(id in REDIS_SUBJECTS)) {
+    throw new Error(`unknown library '${id}'; one of ${REDIS_SUBJECT_IDS.join(', ')}`);
+  }
+  return { id: id as RedisSubjectId, ...REDIS_SUBJECTS[id as RedisSubjectId] };
+}
+
+export function benchClient(port: number, autoPipelining: boolean): Redis {
+  const options: RedisOptions = { host: '127.0.0.1', port, lazyConnect: true };
+  if (autoPipelining) options.enableAutoPipelining = true;
+  return new Redis(options);
+}
