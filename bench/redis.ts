@@ -2,7 +2,7 @@
  * tollgate's RedisStore against rate-limit-redis and rate-limiter-flexible's RateLimiterRedis, all on
  * one throwaway redis-server started here (never the machine's 6379):
  *   pnpm bench:redis [--rounds 7] [--round-ms 400] [--lua-rounds 5] [--lua-calls 100000]
- *                    [--only a,b] [--auto-pipelining] [--no-lua] [--no-flood]
+ *                    [--only a,b] [--auto-pipelining] [--pin] [--no-lua] [--no-flood]
  *
  * 1. consume throughput, sequential (1 call in flight) and 100 in flight. Each library runs in its
  *    own child process with its own ioredis client (same options for all); after a warm-up,
@@ -16,8 +16,10 @@
  *    RedisStore, and the commands Redis saw.
  * Then PASS/FAIL per target of the issue, against the peers measured in this same run.
  */
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
+import { delimiter, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { createLimiter, type Decision } from '../packages/core/src/index.ts';
@@ -49,6 +51,7 @@ const { values: flags } = parseArgs({
     'auto-pipelining': { type: 'boolean', default: false },
     'no-lua': { type: 'boolean', default: false },
     'no-flood': { type: 'boolean', default: false },
+    pin: { type: 'boolean', default: false },
   },
 });
 const ROUNDS = Number(flags.rounds);
@@ -60,6 +63,15 @@ const AUTO = flags['auto-pipelining'];
 const MODES = [1, 100] as const;
 type Mode = (typeof MODES)[number];
 const COUNT_CALLS = 2000;
+/**
+ * --pin: clients on CPU 0 and redis-server on CPU 1 (taskset), so that the two sides of a round do
+ * not take turns on one core and each side's cost per call shows in the throughput, as on a server
+ * where Redis has a core of its own. On a machine busy with other work it hurts more than it
+ * helps (a pinned process cannot move to the idle core), hence not the default.
+ */
+const PIN = flags.pin && cpus().length >= 2 && onPath('taskset');
+const CLIENT_CPU = 0;
+const SERVER_CPU = 1;
 const FLOOD = 10_000;
 
 const ids: RedisSubjectId[] = flags.only
@@ -74,6 +86,16 @@ const t0 = performance.now();
 
 // ---------------------------------------------------------------------------------------------
 // Server
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? '')
+    .split(delimiter)
+    .some((dir) => dir !== '' && existsSync(join(dir, command)));
+}
+
+function pin(processId: number, cpu: number): void {
+  execFileSync('taskset', ['-p', '-c', String(cpu), String(processId)], { stdio: 'ignore' });
+}
 
 let port = 0;
 let pid = 0;
@@ -119,6 +141,7 @@ async function throughput(): Promise<void> {
   for (const id of ids) {
     progress(`setup ${label(id)}\n`);
     const child = startChild('./redis-child.ts', [id]);
+    if (PIN) pin(child.pid!, CLIENT_CPU);
     children.set(id, child);
     await request(child, {
       op: 'setup',
@@ -199,7 +222,8 @@ function printThroughput(): void {
   log(table(header, rows));
   log();
   log("CPU/call = CPU time of the library's process (client side: library + ioredis + socket writes)");
-  log('per call, median over rounds. Redis itself runs on the other core.');
+  log('per call, median over rounds; Redis/call = CPU time of redis-server per call (10 ms ticks from');
+  log('/proc, so rough for short rounds).');
   log();
   const tollgates = ids.filter((id) => id.startsWith('tollgate-'));
   if (tollgates.length === 0 || peers.length === 0) return;
@@ -232,48 +256,92 @@ function printThroughput(): void {
 // ---------------------------------------------------------------------------------------------
 // Commands per decision
 
-const commands = new Map<RedisSubjectId, { perCall: number; names: string }>();
+interface CommandCount {
+  /** Commands the client sent (MONITOR, leaving out those run by scripts), per decision. */
+  sent: number;
+  sentNames: string;
+  /** Every command Redis ran (INFO commandstats, which counts calls made inside scripts too). */
+  ran: number;
+  ranNames: string;
+  /** INFO commandstats' EVALSHA + EVAL calls, per decision. */
+  scripts: number;
+}
+const commands = new Map<RedisSubjectId, CommandCount>();
 
+const perCallList = (counts: Map<string, number>, calls: number) =>
+  [...counts]
+    .sort((x, y) => y[1] - x[1])
+    .map(([name, n]) => `${name} ${(n / calls).toFixed(2)}`)
+    .join(', ');
+
+/**
+ * N calls of one library between CONFIG RESETSTAT and INFO commandstats, watched by MONITOR: INFO
+ * commandstats counts the calls scripts make inside Redis too, MONITOR tells them apart (source
+ * "lua"), so we get both what the client sent and what Redis ran.
+ */
 async function commandsPerDecision(): Promise<void> {
   progress('commands per decision\n');
   for (const id of ids) {
     const child = children.get(id)!;
-    await admin.config('RESETSTAT');
-    let calls = 0;
-    for (const inflight of [1, 100]) {
-      const r = await request<RedisRoundResult>(child, {
-        op: 'count',
-        calls: COUNT_CALLS / 2,
-        inflight,
-      } satisfies RedisChildRequest);
-      calls += r.ops;
-    }
-    const counts = await commandCounts();
-    commands.set(id, {
-      perCall: total(counts) / calls,
-      names: [...counts]
-        .sort((x, y) => y[1] - x[1])
-        .map(([name, n]) => `${name} ${(n / calls).toFixed(2)}`)
-        .join(', '),
+    const monitor = await admin.monitor();
+    const sent = new Map<string, number>();
+    const marker = `bench-marker-${Math.random()}`;
+    let seenMarker = false;
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (args[1] === marker) seenMarker = true;
+      else if (source !== 'lua' && !seenMarker) {
+        const name = String(args[0]).toLowerCase();
+        sent.set(name, (sent.get(name) ?? 0) + 1);
+      }
     });
+    try {
+      await admin.config('RESETSTAT');
+      sent.clear();
+      let calls = 0;
+      for (const inflight of [1, 100]) {
+        const r = await request<RedisRoundResult>(child, {
+          op: 'count',
+          calls: COUNT_CALLS / 2,
+          inflight,
+        } satisfies RedisChildRequest);
+        calls += r.ops;
+      }
+      const ran = await commandCounts();
+      await admin.echo(marker);
+      for (const deadline = performance.now() + 10_000; !seenMarker; ) {
+        if (performance.now() > deadline) throw new Error('MONITOR did not catch up within 10 s');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      for (const own of ['config', 'config|resetstat', 'info', 'echo']) sent.delete(own);
+      commands.set(id, {
+        sent: total(sent) / calls,
+        sentNames: perCallList(sent, calls),
+        ran: total(ran) / calls,
+        ranNames: perCallList(ran, calls),
+        scripts: ((ran.get('evalsha') ?? 0) + (ran.get('eval') ?? 0)) / calls,
+      });
+    } finally {
+      monitor.disconnect();
+    }
   }
 }
 
 function printCommands(): void {
-  log(
-    `## Redis commands per decision (INFO commandstats over ${COUNT_CALLS} calls, half of them 100 in flight)`,
-  );
+  log(`## Redis commands per decision (${COUNT_CALLS} calls, half of them 100 in flight)`);
   log();
   log(
     table(
-      ['library', 'commands/call', 'which'],
+      ['library', 'sent', 'which (MONITOR)', 'run by Redis', 'which (INFO commandstats)'],
       ids.map((id) => {
         const c = commands.get(id)!;
-        return [label(id), c.perCall.toFixed(3), c.names];
+        return [label(id), c.sent.toFixed(3), c.sentNames, c.ran.toFixed(3), c.ranNames];
       }),
-      'lrl',
+      'lrlrl',
     ),
   );
+  log();
+  log('sent = commands the client sent per decision; run by Redis = every command INFO commandstats');
+  log('counted, which includes the calls a script makes inside Redis (PTTL, INCR, GET, SET, TIME...).');
   log();
 }
 
@@ -292,7 +360,9 @@ async function luaCost(): Promise<void> {
     progress(` ${round + 1}`);
     for (let j = 0; j < luaList.length; j++) {
       const s = luaList[(round + j) % luaList.length]!;
-      lua.get(s.label)!.push(await measureScript(admin, port, pid, s.sha, s, LUA_CALLS));
+      lua
+        .get(s.label)!
+        .push(await measureScript(admin, port, pid, s.sha, s, LUA_CALLS, PIN ? CLIENT_CPU : undefined));
     }
   }
   progress('\n');
@@ -334,7 +404,8 @@ function printLua(): void {
   log('redis-server CPU time per call from /proc (steadier on a busy machine); in EVALSHA = INFO');
   log('commandstats usec_per_call (the script alone, without reading and parsing the request).');
   log("vs rlr = median of run-by-run ratios to rate-limit-redis's increment script. Commands:");
-  for (const s of luaList) log(`  ${benchmarkCommand(port, LUA_CALLS, s.sha, s)}`);
+  for (const s of luaList)
+    log(`  ${benchmarkCommand(port, LUA_CALLS, s.sha, s, PIN ? CLIENT_CPU : undefined)}`);
   log();
 }
 
@@ -423,9 +494,9 @@ function targets(): Verdict[] {
     if (c === undefined) continue;
     verdicts.push({
       target: `${label(id)}: exactly one Redis command per decision`,
-      measured: `${c.perCall.toFixed(3)} (${c.names})`,
-      pass: c.perCall === 1,
-      note: '',
+      measured: `${c.sent.toFixed(3)} sent (${c.sentNames}); commandstats EVALSHA ${c.scripts.toFixed(3)}`,
+      pass: c.sent === 1 && c.scripts === 1,
+      note: `inside the script: ${c.ranNames.replace(/evalsha [\d.]+(, )?/, '') || 'nothing'}`,
     });
   }
   if (ids.includes('tollgate-fixed') && peers.length > 0 && rates.has(100)) {
@@ -480,6 +551,7 @@ async function main(): Promise<void> {
     await admin.connect();
     const info = await admin.info('server');
     pid = Number(/process_id:(\d+)/.exec(info)![1]);
+    if (PIN) pin(pid, SERVER_CPU);
     const version = /redis_version:([\d.]+)/.exec(info)![1];
     try {
       await throughput();
@@ -501,6 +573,11 @@ async function main(): Promise<void> {
     log();
     log(
       `Every library has its own process and ioredis client (${AUTO ? 'enableAutoPipelining: true' : 'default options'}),`,
+    );
+    log(
+      PIN
+        ? `pinned to CPU ${CLIENT_CPU}, redis-server to CPU ${SERVER_CPU} (taskset; other processes still run on both),`
+        : 'not pinned to CPUs (see --pin),',
     );
     log(
       `a limit of 1e9 per hour over ${KEYS.toLocaleString('en-US')} IPv4-like keys (nothing is denied). Calls measured:`,

@@ -46,10 +46,17 @@ function run(command: string, args: readonly string[]): Promise<string> {
   });
 }
 
-/** The exact command line, for the report. */
-export function benchmarkCommand(port: number, calls: number, sha: string, s: LuaSubject): string {
+/** The exact command line, for the report; `cpu`: pinned to that CPU with taskset. */
+export function benchmarkCommand(
+  port: number,
+  calls: number,
+  sha: string,
+  s: LuaSubject,
+  cpu: number | undefined,
+): string {
   const quote = (a: string) => (a === '' ? "''" : a);
-  return `redis-benchmark -p ${port} -n ${calls} -P 16 -q EVALSHA ${sha} 1 ${s.key} ${s.args.map(quote).join(' ')}`;
+  const pin = cpu === undefined ? '' : `taskset -c ${cpu} `;
+  return `${pin}redis-benchmark -p ${port} -n ${calls} -P 16 -q EVALSHA ${sha} 1 ${s.key} ${s.args.map(quote).join(' ')}`;
 }
 
 export async function loadScript(admin: Redis, lua: string): Promise<string> {
@@ -63,11 +70,15 @@ export async function measureScript(
   sha: string,
   subject: LuaSubject,
   calls: number,
+  cpu: number | undefined,
 ): Promise<LuaReading> {
   await admin.del(subject.key);
   await admin.config('RESETSTAT');
   const cpu0 = serverCpuUs(pid);
-  const out = await run('redis-benchmark', [
+  const pin = cpu === undefined ? [] : ['-c', String(cpu)];
+  const out = await run(cpu === undefined ? 'redis-benchmark' : 'taskset', [
+    ...pin,
+    ...(cpu === undefined ? [] : ['redis-benchmark']),
     '-h',
     '127.0.0.1',
     '-p',

@@ -9,6 +9,16 @@ export const CLOCK_TTL_GRACE_MS = 60_000;
 export type Code = 1 | 2 | 3 | 4;
 export const CODES: readonly Code[] = [1, 2, 3, 4];
 
+interface Chunk {
+  /** Prefix of the algorithm's functions. */
+  name: string;
+  /** Its comment, and the functions its step and refund share. */
+  helpers: string;
+  step: string;
+  refund: string;
+  expires: string;
+}
+
 /**
  * Lua twins of packages/core/src/algorithms/*.ts, one chunk per algorithm, so that a script carries
  * only the algorithms of the sets it serves: Lua builds every `local function` of a script on every
@@ -21,20 +31,23 @@ export const CODES: readonly Code[] = [1, 2, 3, 4];
  * arrays; s1 == nil means no state. Scalars, not tables: this runs on every request, and a table
  * costs Redis more than the arithmetic does.
  *
- * Per algorithm: X_step(s1, s2, s3, now, L, W, B, D, cost) returns allowed (1/0), remaining,
+ * Per algorithm: X_step(_, s1, s2, s3, now, L, W, B, D, cost) returns allowed (1/0), remaining,
  * resetMs, retryAfterMs (INF: never), delayMs and, when allowed, the next state (the third number
- * nil for the algorithms with two); X_refund(s1, s2, s3, now, L, W, B, cost) returns the next state
- * or nil; X_expires(s1, s2, L, W, B) is `expiresAt`.
+ * nil for the algorithms with two); X_refund(_, s1, s2, s3, now, L, W, B, cost) returns the next
+ * state or nil; X_expires(_, s1, s2, L, W, B) is `expiresAt`. The first argument, the algorithm
+ * code, is unused: it is there so that a script of one algorithm calls its functions directly.
  *
  * States travel as binary doubles (struct.pack), never through tostring() or '..', whose '%.14g'
  * would drop digits above 1e14 (scaled states reach 2^53).
  */
-const CHUNKS: Record<Code, { name: string; lua: string }> = {
+const CHUNKS: Record<Code, Chunk> = {
   1: {
     name: 'fw',
-    lua: `
+    helpers: `
 -- fixed-window. State: windowStart, count.
-local function fw_step(s1, s2, s3, now, L, W, B, D, cost)
+`,
+    step: `
+local function fw_step(_, s1, s2, s3, now, L, W, B, D, cost)
   local start, count, reset = now, 0, 0
   if s1 and now < s1 + W then
     start, count, reset = s1, s2, s1 + W - now
@@ -44,20 +57,22 @@ local function fw_step(s1, s2, s3, now, L, W, B, D, cost)
   local used = count + cost
   return 1, L - used, start + W - now, 0, 0, start, used
 end
-
-local function fw_refund(s1, s2, s3, now, L, W, B, cost)
+`,
+    refund: `
+local function fw_refund(_, s1, s2, s3, now, L, W, B, cost)
   if not s1 or now >= s1 + W then return nil end
   return s1, max(0, s2 - cost)
 end
-
-local function fw_expires(s1, s2, L, W, B)
+`,
+    expires: `
+local function fw_expires(_, s1, s2, L, W, B)
   return s1 + W
 end
 `,
   },
   2: {
     name: 'sw',
-    lua: `
+    helpers: `
 -- sliding-window. State: currentWindowStart, currentCount, previousCount; windows aligned to W.
 local function sw_shift(s1, s2, s3, now, W)
   -- fmod truncates like the % of JavaScript.
@@ -86,8 +101,9 @@ local function sw_retry(start, curr, prev, now, W, L, cost)
   local q2 = floor(((L - cost) * W) / curr)
   return nxt + max(0, W - q2) - now
 end
-
-local function sw_step(s1, s2, s3, now, L, W, B, D, cost)
+`,
+    step: `
+local function sw_step(_, s1, s2, s3, now, L, W, B, D, cost)
   local start, curr, prev = sw_shift(s1, s2, s3, now, W)
   local used = prev * (W - (now - start)) + curr * W
   if cost > L then
@@ -100,23 +116,25 @@ local function sw_step(s1, s2, s3, now, L, W, B, D, cost)
   local nxt = curr + cost
   return 1, floor((L * W - used - cost * W) / W), sw_reset(start, nxt, prev, now, W), 0, 0, start, nxt, prev
 end
-
-local function sw_refund(s1, s2, s3, now, L, W, B, cost)
+`,
+    refund: `
+local function sw_refund(_, s1, s2, s3, now, L, W, B, cost)
   if not s1 then return nil end
   local start, curr, prev = sw_shift(s1, s2, s3, now, W)
   if curr == 0 and prev == 0 then return nil end
   local fromCurr = min(curr, cost)
   return start, curr - fromCurr, max(0, prev - (cost - fromCurr))
 end
-
-local function sw_expires(s1, s2, L, W, B)
+`,
+    expires: `
+local function sw_expires(_, s1, s2, L, W, B)
   return s1 + 2 * W
 end
 `,
   },
   3: {
     name: 'tb',
-    lua: `
+    helpers: `
 -- token-bucket. State: tokens * W, lastRefill.
 local function tb_tokens(s1, s2, now, L, W, B)
   local capacity = B * W
@@ -126,8 +144,9 @@ local function tb_tokens(s1, s2, now, L, W, B)
   if elapsed >= ceil((capacity - s1) / L) then return capacity end
   return s1 + elapsed * L
 end
-
-local function tb_step(s1, s2, s3, now, L, W, B, D, cost)
+`,
+    step: `
+local function tb_step(_, s1, s2, s3, now, L, W, B, D, cost)
   local capacity = B * W
   local tokens = tb_tokens(s1, s2, now, L, W, B)
   local need = cost * W
@@ -138,23 +157,25 @@ local function tb_step(s1, s2, s3, now, L, W, B, D, cost)
   local left = tokens - need
   return 1, floor(left / W), ceil((capacity - left) / L), 0, 0, left, now
 end
-
-local function tb_refund(s1, s2, s3, now, L, W, B, cost)
+`,
+    refund: `
+local function tb_refund(_, s1, s2, s3, now, L, W, B, cost)
   if not s1 then return nil end
   local capacity = B * W
   local tokens = min(capacity, tb_tokens(s1, s2, now, L, W, B) + cost * W)
   if tokens == capacity then return nil end
   return tokens, now
 end
-
-local function tb_expires(s1, s2, L, W, B)
+`,
+    expires: `
+local function tb_expires(_, s1, s2, L, W, B)
   return s2 + ceil((B * W - s1) / L)
 end
 `,
   },
   4: {
     name: 'lb',
-    lua: `
+    helpers: `
 -- leaky-bucket. State: level * W, lastLeak.
 local function lb_level(s1, s2, now, L)
   if not s1 then return 0 end
@@ -162,8 +183,9 @@ local function lb_level(s1, s2, now, L)
   if elapsed >= ceil(s1 / L) then return 0 end
   return s1 - elapsed * L
 end
-
-local function lb_step(s1, s2, s3, now, L, W, B, D, cost)
+`,
+    step: `
+local function lb_step(_, s1, s2, s3, now, L, W, B, D, cost)
   local capacity = B * W
   local level = lb_level(s1, s2, now, L)
   local need = cost * W
@@ -176,53 +198,71 @@ local function lb_step(s1, s2, s3, now, L, W, B, D, cost)
   if D == 1 then delay = ceil(level / L) end
   return 1, floor((capacity - nxt) / W), ceil(nxt / L), 0, delay, nxt, now
 end
-
-local function lb_refund(s1, s2, s3, now, L, W, B, cost)
+`,
+    refund: `
+local function lb_refund(_, s1, s2, s3, now, L, W, B, cost)
   if not s1 then return nil end
   local level = max(0, lb_level(s1, s2, now, L) - cost * W)
   if level == 0 then return nil end
   return level, now
 end
-
-local function lb_expires(s1, s2, L, W, B)
+`,
+    expires: `
+local function lb_expires(_, s1, s2, L, W, B)
   return s2 + ceil(s1 / L)
 end
 `,
   },
 };
 
+/** The functions a script calls: `step`, `refund`, `expires`. */
+export type Part = 'step' | 'refund' | 'expires';
+
+const PARAMS: Record<Part, string> = {
+  step: 's1, s2, s3, now, L, W, B, D, cost',
+  refund: 's1, s2, s3, now, L, W, B, cost',
+  expires: 's1, s2, L, W, B',
+};
+
 /**
- * Dispatch on the algorithm code, over the algorithms present only: an if chain, because a table of
- * functions would be built on every call.
+ * `part` over the algorithms present: with one, the algorithm's own function (they all take the
+ * code first, unused, for this); with several, a dispatch on the code, an if chain, because a
+ * table of functions would be built on every call.
  */
-function dispatcher(name: string, codes: readonly Code[], params: string): string {
-  const target = (code: Code) => `${CHUNKS[code].name}_${name}`;
-  const lines = [`local function ${name}(code, ${params})`];
-  for (const code of codes.slice(0, -1))
-    lines.push(`  if code == ${code} then return ${target(code)}(${params}) end`);
-  lines.push(`  return ${target(codes.at(-1)!)}(${params})`, 'end');
+function dispatcher(part: Part, codes: readonly Code[]): string {
+  const target = (code: Code) => `${CHUNKS[code].name}_${part}`;
+  if (codes.length === 1) return `local ${part} = ${target(codes[0]!)}\n`;
+  const params = PARAMS[part];
+  const lines = [`local function ${part}(code, ${params})`];
+  for (const code of codes.slice(0, -1)) {
+    lines.push(`  if code == ${code} then return ${target(code)}(code, ${params}) end`);
+  }
+  lines.push(`  return ${target(codes.at(-1)!)}(code, ${params})`, 'end');
   return `${lines.join('\n')}\n`;
 }
 
 /**
- * The algorithms of `codes` and their dispatchers: step(code, ...), refund(code, ...) and
- * expires(code, ...) with the arguments of the per-algorithm functions after `code`.
+ * The Lua of `parts` for the algorithms of `codes`: `step(code, ...)`, `refund(code, ...)` and
+ * `expires(code, ...)` as asked, with the arguments of the per-algorithm functions. Only what a
+ * script calls: Lua builds every function of a script on every call.
  */
-export function algorithmsLua(codes: readonly Code[]): string {
+export function algorithmsLua(codes: readonly Code[], parts: readonly Part[]): string {
   // Sliding first: the default algorithm goes first in the if chain.
   const sorted = [...codes].sort((a, b) => (a === 2 ? -1 : b === 2 ? 1 : a - b));
-  return [
+  const lua = [
     `
 local INF = -1
 local floor, ceil, max, min, fmod = math.floor, math.ceil, math.max, math.min, math.fmod
 local tonumber, unpack, call, ARGV = tonumber, unpack, redis.call, ARGV
 `,
-    ...sorted.map((code) => CHUNKS[code].lua),
-    '\n',
-    dispatcher('step', sorted, 's1, s2, s3, now, L, W, B, D, cost'),
-    dispatcher('refund', sorted, 's1, s2, s3, now, L, W, B, cost'),
-    dispatcher('expires', sorted, 's1, s2, L, W, B'),
-  ].join('');
+  ];
+  for (const code of sorted) {
+    const chunk = CHUNKS[code];
+    lua.push(chunk.helpers, '\n');
+    for (const part of parts) lua.push(chunk[part], '\n');
+  }
+  for (const part of parts) lua.push(dispatcher(part, sorted));
+  return lua.join('');
 }
 
 /**

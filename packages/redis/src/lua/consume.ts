@@ -14,7 +14,7 @@ export function consumeScript(codes: readonly Code[]): string {
 -- ARGV[1]: now in ms, or '' to use Redis TIME
 -- ARGV[2]: cost
 -- ARGV[3..]: per policy: algorithm code, limit, window ms, burst, delay (1/0)
-${algorithmsLua(codes)}${PROLOGUE_LUA}${STORE_LUA}
+${algorithmsLua(codes, ['step', 'expires'])}${PROLOGUE_LUA}${STORE_LUA}
 local out, states, allowed = {}, {}, true
 -- The key's current deadline (the latest expiry of the stored states) and the one after this request.
 local old, new = 0, 0

@@ -9,7 +9,7 @@ export function peekScript(codes: readonly Code[]): string {
 -- ARGV[1]: now in ms, or '' to use Redis TIME
 -- ARGV[2]: ignored (the cost slot of the shared argument layout)
 -- ARGV[3..]: per policy: algorithm code, limit, window ms, burst, delay (1/0)
-${algorithmsLua(codes)}${PROLOGUE_LUA}
+${algorithmsLua(codes, ['step'])}${PROLOGUE_LUA}
 local out = {}
 for i = 1, n do
   local at, j = 5 * i - 2, 3 * i - 2

@@ -10,7 +10,7 @@ export function refundScript(codes: readonly Code[]): string {
 -- ARGV[1]: now in ms, or '' to use Redis TIME
 -- ARGV[2]: cost to give back
 -- ARGV[3..]: per policy: algorithm code, limit, window ms, burst, delay (1/0)
-${algorithmsLua(codes)}${PROLOGUE_LUA}${STORE_LUA}
+${algorithmsLua(codes, ['refund', 'expires'])}${PROLOGUE_LUA}${STORE_LUA}
 local any, kept, new = false, false, 0
 for i = 1, n do
   local at, j = 5 * i - 2, 3 * i - 2
