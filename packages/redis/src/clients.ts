@@ -106,9 +106,9 @@ type ScriptCommand = (key: string, ...args: (string | readonly string[])[]) => R
 
 /**
  * ioredis. On a `Redis`: EVALSHA (EVAL after NOSCRIPT); replies come unconverted
- * (`evalshaBuffer`: the scripts answer integers only). On a `Cluster`: the scripts registered with `defineCommand`, whose first argument is the
- * key, because Cluster auto-pipelining groups commands by their first argument (for EVALSHA, the
- * script's hash); ioredis then handles NOSCRIPT itself.
+ * (`evalshaBuffer`: the scripts answer integers only). On a `Cluster`: the scripts registered with
+ * `defineCommand`, whose first argument is the key, because Cluster auto-pipelining groups commands
+ * by their first argument (for EVALSHA, the script's hash); ioredis then handles NOSCRIPT itself.
  *
  * Without auto-pipelining, ioredis writes every command to the socket on its own: one system call
  * each, most of a call's CPU time at high concurrency. So on a `Redis` the first call corks the
