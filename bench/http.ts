@@ -1,25 +1,28 @@
 /**
  * HTTP benchmark: what each rate limiter adds to a request, on node:http, Koa 3 and Express 5,
  * with memory and Redis stores:
- *   pnpm bench [--rounds 8] [--duration 1] [--warmup 0.25] [--first-warmup 1] [--connections 50]
+ *   pnpm bench [--rounds 5] [--duration 1] [--warmup 0.25] [--first-warmup 1] [--connections 50]
  *              [--pipelining 10] [--only koa,redis | --only all] [--keys 1] [--autopipelining]
- *              [--profile koa-tollgate-mem] [--profile-s 5] [--compile build|tsx]
+ *              [--profile koa-tollgate-mem] [--profile-s 5] [--compile build|tsx] [--json runs.json]
  *
  * Every variant (bench/lib/http-variants.ts) is a server in its own child process on 127.0.0.1,
  * loaded by autocannon from this process with a fixed number of connections, one variant at a time.
  * Requests are pipelined (10 per connection by default): without it, autocannon on a 2-core machine
  * cannot keep a Node server busy (the server idles half the time and a limiter's cost hides in
  * that idle time); with it the server is the bottleneck, which is what "time added" assumes.
- * Rounds interleave: each round visits the frameworks, and each framework's variants, in an order
- * rotated from round to round, so a limiter is measured seconds apart from its bare framework. Per
- * round, a limiter's cost is the time it adds per request, from throughput against the bare server
- * of the same framework in the same round: (1 / limiterRps - 1 / bareRps) * 1e6 microseconds. We
- * report medians and min-max over rounds, and PASS/FAIL for the issue's target: tollgate adds at most
- * half of what the best peer adds, with memory and with Redis, judged on Koa and on node:http.
+ * Rounds interleave: each round visits the frameworks in turn, and runs each framework's limiters
+ * (in an order rotated from round to round) between runs of its bare server: bare, L1, bare, L2, ...,
+ * bare. On these shared machines the CPU's speed drifts by up to 2x over seconds (other tenants,
+ * a busy hyperthread sibling), so a limiter is compared with its bare server measured just before and
+ * just after it. Per round, a limiter's cost is the time it adds per request, from throughput:
+ * (1 / limiterRps - 1 / bareRps) * 1e6 microseconds, bareRps the harmonic mean of the two bare runs
+ * around it. We report medians and min-max over rounds, and PASS/FAIL for the issue's target:
+ * tollgate adds at most half of what the best peer adds, with memory and with Redis, judged on Koa
+ * and on node:http.
  */
 import type { ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,7 +47,7 @@ import { table } from './lib/table.ts';
 
 const { values: flags } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '5' },
     duration: { type: 'string', default: '1' },
     warmup: { type: 'string', default: '0.25' },
     'first-warmup': { type: 'string', default: '1' },
@@ -56,6 +59,7 @@ const { values: flags } = parseArgs({
     'profile-s': { type: 'string', default: '5' },
     compile: { type: 'string', default: 'build' },
     autopipelining: { type: 'boolean', default: false },
+    json: { type: 'string' },
   },
 });
 const ROUNDS = Number(flags.rounds);
@@ -91,9 +95,17 @@ interface Run {
   /** redis-server CPU per response, microseconds (Redis variants). */
   redisUs?: number;
   p99Ms: number;
+  /** A limiter's run: its bare server measured just before and just after, combined. */
+  bare?: { rps: number; cpuUs: number };
 }
 
-/** runs.get(id)[round] */
+/** The bare server around a limiter run: mean time per request (harmonic mean rate) and mean CPU. */
+const pairOf = (before: Run, after: Run) => ({
+  rps: 2 / (1 / before.rps + 1 / after.rps),
+  cpuUs: (before.cpuUs + after.cpuUs) / 2,
+});
+
+/** runs.get(id): every measured run of a variant, in order (bare servers run several times a round). */
 const runs = new Map<string, Run[]>();
 /** Totals over every measured run, for the share of the machine that other processes used. */
 const machine = { busyMs: 0, totalMs: 0, stealMs: 0, oursMs: 0 };
@@ -215,10 +227,24 @@ async function rounds(redis: RedisServer | undefined): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       progress(`round ${round + 1}/${ROUNDS}:`);
       for (const group of rotate(byFramework, round)) {
-        for (const server of rotate(group, round)) {
+        // bare, L1, bare, L2, ..., bare: each limiter run sits between two runs of its bare server.
+        const bare = group.find((s) => s.variant.limiter === 'bare')!;
+        const run = async (server: Server) => {
           progress(` ${server.variant.id}`);
           await warm(server, WARMUP);
-          runs.get(server.variant.id)!.push(await measure(server, admin));
+          const result = await measure(server, admin);
+          runs.get(server.variant.id)!.push(result);
+          return result;
+        };
+        let before = await run(bare);
+        for (const server of rotate(
+          group.filter((s) => s !== bare),
+          round,
+        )) {
+          const result = await run(server);
+          const after = await run(bare);
+          result.bare = pairOf(before, after);
+          before = after;
         }
       }
       progress('\n');
@@ -272,18 +298,14 @@ async function profile(id: string, redis: RedisServer | undefined): Promise<void
 // ---------------------------------------------------------------------------------------------
 // Analysis
 
-const bareOf = (v: Variant) => variants.find((b) => b.framework === v.framework && b.limiter === 'bare');
-
 /** Per round: microseconds the variant adds per request over its bare framework, by throughput. */
 function addedUs(v: Variant): number[] {
-  const bare = runs.get(bareOf(v)!.id)!;
-  return runs.get(v.id)!.map((r, i) => (1 / r.rps - 1 / bare[i]!.rps) * 1e6);
+  return runs.get(v.id)!.map((r) => (1 / r.rps - 1 / r.bare!.rps) * 1e6);
 }
 
 /** Per round: server CPU microseconds per request the variant adds over its bare framework. */
 function addedCpuUs(v: Variant): number[] {
-  const bare = runs.get(bareOf(v)!.id)!;
-  return runs.get(v.id)!.map((r, i) => r.cpuUs - bare[i]!.cpuUs);
+  return runs.get(v.id)!.map((r) => r.cpuUs - r.bare!.cpuUs);
 }
 
 const us = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
@@ -306,11 +328,10 @@ function printFramework(f: Framework): void {
     if (v.limiter === 'bare') {
       cells.push('1.00x', '', '', us(median(r.map((x) => x.cpuUs))), '');
     } else {
-      const bare = runs.get(bareOf(v)!.id)!;
       const added = addedUs(v);
       const cpu = addedCpuUs(v);
       cells.push(
-        formatRatio(median(r.map((x, i) => x.rps / bare[i]!.rps))),
+        formatRatio(median(r.map((x) => x.rps / x.bare!.rps))),
         us(median(added)),
         range(added),
         us(median(r.map((x) => x.cpuUs))),
@@ -461,11 +482,13 @@ async function main(): Promise<void> {
   for (const v of variants) log(`  ${v.id.padEnd(22)} ${v.setup}`);
   log();
   for (const f of FRAMEWORKS) printFramework(f);
-  log('req/s: median over rounds [min - max], spread = (max - min) / median. vs bare: median of the');
-  log('round-by-round ratio to the bare framework. us added: microseconds per request the limiter adds,');
-  log('(1 / req/s - 1 / bare req/s) * 1e6 per round: median [min - max]. cpu us/req: CPU time of the server');
-  log('process (GC threads included) per response; cpu added: the same minus the bare server, per round,');
-  log('which other processes taking the CPU disturb less. redis us/req: redis-server CPU per response.');
+  log('req/s: median over runs [min - max], spread = (max - min) / median (bare servers run before and');
+  log('after every limiter). vs bare: median over rounds of the ratio to the bare runs just before and');
+  log('after. us added: microseconds per request the limiter adds, (1 / req/s - 1 / bare req/s) * 1e6 with');
+  log('those bare runs: median [min - max] over rounds. cpu us/req: CPU time of the server process (GC');
+  log('threads included) per response; cpu added: the same minus the bare runs around it, which other');
+  log('processes taking the CPU disturb less (a slower CPU still shows). redis us/req: redis-server CPU');
+  log('per response.');
   log('cpu/wall and ELU (event-loop utilisation) near 1.0 mean the server was the bottleneck; client:');
   log("autocannon's CPU per wall time (near 1.0: the load generator itself was saturated).");
   log();
@@ -516,6 +539,12 @@ async function main(): Promise<void> {
   );
   for (const problem of warmupProblems) log(`WARNING: ${problem}`);
   log(`Total time ${((performance.now() - t0) / 1000).toFixed(0)} s.`);
+  if (flags.json !== undefined) {
+    // Every measured run, for BENCHMARKS.md or a closer look at the noise.
+    const raw = { flags, node: process.version, variants, runs: Object.fromEntries(runs) };
+    writeFileSync(flags.json, `${JSON.stringify(raw, null, 2)}\n`);
+    log(`Runs written to ${flags.json}.`);
+  }
 }
 
 main().catch((error: unknown) => {

@@ -155,31 +155,36 @@ export function select(only: string | undefined): Variant[] {
     .map((w) => w.trim())
     .filter(Boolean);
   const ids = words.filter((w) => VARIANTS.some((x) => x.id === w));
-  const kinds: Record<string, (x: Variant) => string | undefined> = {};
-  const wanted = new Map<string, Set<string>>();
-  const kindOf = (w: string) => {
-    if ((FRAMEWORKS as readonly string[]).includes(w)) return 'framework';
-    if (w in LIMITER_LABEL) return 'limiter';
-    if (w === 'memory' || w === 'redis') return 'store';
-    if (w === 'all') return 'all';
-    variant(w); // throws: an unknown word
-    return 'id';
-  };
-  kinds.framework = (x) => x.framework;
-  kinds.limiter = (x) => x.limiter;
-  kinds.store = (x) => x.store;
-  for (const w of words.filter((w) => !ids.includes(w))) {
-    const kind = kindOf(w);
-    if (!wanted.has(kind)) wanted.set(kind, new Set());
-    wanted.get(kind)!.add(w);
+  /** Group words by the field of a variant they name. */
+  const wanted = new Map<GroupKind, Set<string>>();
+  let all = false;
+  for (const word of words.filter((w) => !ids.includes(w))) {
+    if (word === 'all') {
+      all = true;
+      continue;
+    }
+    const kind = GROUP_KINDS.find((k) => k.words.includes(word));
+    if (kind === undefined) variant(word); // throws: names the valid ids
+    if (!wanted.has(kind!)) wanted.set(kind!, new Set());
+    wanted.get(kind!)!.add(word);
   }
-  const all = wanted.delete('all');
   const inGroups = (x: Variant) =>
     (all || wanted.size > 0) &&
     (all || !x.extra) &&
-    [...wanted].every(([kind, values]) => values.has(kinds[kind]!(x) ?? ''));
+    [...wanted].every(([kind, values]) => values.has(kind.of(x) ?? ''));
   const chosen = VARIANTS.filter((x) => ids.includes(x.id) || inGroups(x));
   if (chosen.length === 0) throw new Error(`--only ${only} selects no variant`);
   const frameworks = new Set(chosen.map((x) => x.framework));
   return VARIANTS.filter((x) => chosen.includes(x) || (x.limiter === 'bare' && frameworks.has(x.framework)));
 }
+
+interface GroupKind {
+  words: readonly string[];
+  of(x: Variant): string | undefined;
+}
+
+const GROUP_KINDS: readonly GroupKind[] = [
+  { words: FRAMEWORKS, of: (x) => x.framework },
+  { words: Object.keys(LIMITER_LABEL), of: (x) => x.limiter },
+  { words: ['memory', 'redis'], of: (x) => x.store },
+];
