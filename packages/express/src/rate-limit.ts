@@ -37,27 +37,41 @@ export type RateLimitMiddleware = ((
   next: (error?: unknown) => void,
 ) => void) & { readonly limiter: Limiter };
 
-function viewOf(req: ExpressRequest, res?: ServerResponse): RequestView {
-  return {
-    method: req.method,
-    path: req.path,
-    header(name) {
-      const value = req.headers[name];
-      return Array.isArray(value) ? value.join(', ') : value;
-    },
-    get ip() {
-      return req.ip;
-    },
-    get trustProxy() {
-      const trust = req.app.get('trust proxy');
-      return trust !== undefined && trust !== false && trust !== 0;
-    },
-    get trustAnyProxy() {
-      return req.app.get('trust proxy') === true;
-    },
-    headersSent: () => res?.headersSent === true,
-  };
+/**
+ * A class, not an object literal with getters: literals with accessors, made per request, measured
+ * twice the CPU per request (they were promoted to old space with the request they hold).
+ */
+class ExpressView implements RequestView {
+  constructor(
+    private readonly req: ExpressRequest,
+    private readonly res?: ServerResponse,
+  ) {}
+  get method(): string {
+    return this.req.method;
+  }
+  get path(): string {
+    return this.req.path;
+  }
+  header(name: string): string | undefined {
+    const value = this.req.headers[name];
+    return Array.isArray(value) ? value.join(', ') : value;
+  }
+  get ip(): string | undefined {
+    return this.req.ip;
+  }
+  get trustProxy(): boolean {
+    const trust = this.req.app.get('trust proxy');
+    return trust !== undefined && trust !== false && trust !== 0;
+  }
+  get trustAnyProxy(): boolean {
+    return this.req.app.get('trust proxy') === true;
+  }
+  headersSent(): boolean {
+    return this.res?.headersSent === true;
+  }
 }
+
+const viewOf = (req: ExpressRequest, res?: ServerResponse): RequestView => new ExpressView(req, res);
 
 /** Express 4 and 5 rate-limit middleware. Callbacks receive Express's `req`. */
 export function rateLimit(options: RateLimitOptions<Request>): RateLimitMiddleware {
@@ -81,8 +95,10 @@ function apply(
   const { complete } = result;
   if (complete !== undefined) res.once('close', () => complete(res.statusCode, !res.writableFinished));
   // Never touch a response that has started (a handler streamed, a timeout answered): no ERR_HTTP_HEADERS_SENT.
-  if (!res.headersSent)
-    for (const [name, value] of Object.entries(result.headers)) res.setHeader(name, value);
+  if (!res.headersSent) {
+    const { headers } = result;
+    for (const name in headers) res.setHeader(name, headers[name]!);
+  }
   if (result.action === 'limit') {
     if (res.headersSent) return void res.end();
     res.statusCode = result.status!;

@@ -37,22 +37,37 @@ export type RateLimitMiddleware = ((ctx: KoaContext, next: () => Promise<unknown
   readonly limiter: Limiter;
 };
 
-function viewOf(ctx: KoaContext): RequestView {
-  return {
-    method: ctx.method,
-    path: ctx.path,
-    header(name) {
-      const value = ctx.headers[name];
-      return Array.isArray(value) ? value.join(', ') : value;
-    },
-    get ip() {
-      return ctx.ip || undefined;
-    },
-    trustProxy: ctx.app.proxy,
-    trustAnyProxy: ctx.app.proxy && !ctx.app.maxIpsCount,
-    headersSent: () => ctx.headerSent,
-  };
+/**
+ * A class, not an object literal with getters: literals with accessors, made per request, measured
+ * twice the CPU per request on Koa (they were promoted to old space with the request they hold).
+ */
+class KoaView implements RequestView {
+  constructor(private readonly ctx: KoaContext) {}
+  get method(): string {
+    return this.ctx.method;
+  }
+  get path(): string {
+    return this.ctx.path;
+  }
+  header(name: string): string | undefined {
+    const value = this.ctx.headers[name];
+    return Array.isArray(value) ? value.join(', ') : value;
+  }
+  get ip(): string | undefined {
+    return this.ctx.ip || undefined;
+  }
+  get trustProxy(): boolean {
+    return this.ctx.app.proxy;
+  }
+  get trustAnyProxy(): boolean {
+    return this.ctx.app.proxy && !this.ctx.app.maxIpsCount;
+  }
+  headersSent(): boolean {
+    return this.ctx.headerSent;
+  }
 }
+
+const viewOf = (ctx: KoaContext): RequestView => new KoaView(ctx);
 
 /** Koa 2 and 3 rate-limit middleware. Callbacks receive Koa's `ctx`. */
 export function rateLimit(options: RateLimitOptions<Context>): RateLimitMiddleware {
@@ -65,7 +80,10 @@ export function rateLimit(options: RateLimitOptions<Context>): RateLimitMiddlewa
     // On the Node response, so the final status counts (Koa's error handling included) and aborts do too.
     if (complete !== undefined)
       ctx.res.once('close', () => complete(ctx.res.statusCode, !ctx.res.writableFinished));
-    if (!ctx.headerSent) for (const [name, value] of Object.entries(result.headers)) ctx.set(name, value);
+    if (!ctx.headerSent) {
+      const { headers } = result;
+      for (const name in headers) ctx.res.setHeader(name, headers[name]!);
+    }
     if (result.action === 'limit') {
       if (ctx.headerSent) return void ctx.res.end();
       ctx.status = result.status!;

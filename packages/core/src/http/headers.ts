@@ -64,32 +64,28 @@ export function windowSeconds(status: PolicyStatus): string {
 export function decisionHeaders(
   decision: Decision,
   modes: readonly HeaderMode[],
-  now = Date.now(),
+  now?: number,
 ): Record<string, string> {
   const headers: Record<string, string> = {};
   const reset = String(ceilSeconds(decision.resetMs));
-  const policy = () => decision.policies.map((p) => `${p.limit};w=${windowSeconds(p)}`).join(', ');
   for (const mode of modes) {
     if (mode === 'draft-6') {
       headers['RateLimit-Limit'] = String(decision.limit);
       headers['RateLimit-Remaining'] = String(decision.remaining);
       headers['RateLimit-Reset'] = reset;
-      headers['RateLimit-Policy'] = policy();
+      headers['RateLimit-Policy'] = policyField(decision).quota;
     } else if (mode === 'draft-7') {
       headers.RateLimit = `limit=${decision.limit}, remaining=${decision.remaining}, reset=${reset}`;
-      headers['RateLimit-Policy'] = policy();
+      headers['RateLimit-Policy'] = policyField(decision).quota;
     } else if (mode === 'draft-8') {
-      const name = (p: PolicyStatus) => `"${p.name}"`;
-      headers['RateLimit-Policy'] = decision.policies
-        .map((p) => `${name(p)};q=${p.limit};w=${windowSeconds(p)}`)
-        .join(', ');
+      headers['RateLimit-Policy'] = policyField(decision).named;
       headers.RateLimit = decision.policies
-        .map((p) => `${name(p)};r=${p.remaining};t=${ceilSeconds(p.resetMs)}`)
+        .map((p) => `"${p.name}";r=${p.remaining};t=${ceilSeconds(p.resetMs)}`)
         .join(', ');
     } else {
       headers['X-RateLimit-Limit'] = String(decision.limit);
       headers['X-RateLimit-Remaining'] = String(decision.remaining);
-      headers['X-RateLimit-Reset'] = String(ceilSeconds(now + decision.resetMs));
+      headers['X-RateLimit-Reset'] = String(ceilSeconds((now ?? Date.now()) + decision.resetMs));
     }
   }
   if (!decision.allowed) {
@@ -97,4 +93,23 @@ export function decisionHeaders(
     if (retryAfter !== undefined) headers['Retry-After'] = String(retryAfter);
   }
   return headers;
+}
+
+/**
+ * `RateLimit-Policy` depends only on the policy set, so it is built once per set. A resolved policy
+ * object belongs to exactly one set, so the first one stands for the set.
+ */
+const policyFields = new WeakMap<object, { quota: string; named: string }>();
+
+function policyField(decision: Decision): { quota: string; named: string } {
+  const first = decision.policies[0]!.policy;
+  let field = policyFields.get(first);
+  if (field === undefined) {
+    field = {
+      quota: decision.policies.map((p) => `${p.limit};w=${windowSeconds(p)}`).join(', '),
+      named: decision.policies.map((p) => `"${p.name}";q=${p.limit};w=${windowSeconds(p)}`).join(', '),
+    };
+    policyFields.set(first, field);
+  }
+  return field;
 }

@@ -43,8 +43,12 @@ const ipKey = byIp();
 /** Whether a decision took units from a store (a fail-open decision took none: nothing to refund). */
 const counts = (decision: Decision) => decision.allowed && decision.reason !== 'store-error';
 
-/** Per request, the decision whose headers went out, so stacked limiters show the most restrictive. */
-const shown = new WeakMap<object, Decision>();
+/**
+ * Per request, the decision whose headers went out, so stacked limiters show the most restrictive.
+ * A symbol property on the request, not a WeakMap: measurably cheaper per request.
+ */
+const SHOWN = Symbol('tollgate.shown');
+type Marked = { [SHOWN]?: Decision } & Record<symbol, unknown>;
 
 /** What one request consumed, to give it back. */
 interface Grant {
@@ -60,13 +64,14 @@ interface Grant {
 export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): HttpLimiter<Req> {
   const config = resolveOptions(options);
   const { limiter, warner } = config;
-  const counted = new WeakSet<object>();
+  // Marks the requests this limiter counted (DOUBLE_COUNT).
+  const COUNTED = Symbol(`tollgate.counted`);
   const tiers = new TierCheck(config);
   let proxyChecked = false;
 
   async function rateLimit(view: RequestView, req: Req): Promise<HttpResult> {
     if (isPreflight(view)) return PASS;
-    if (counted.has(req)) {
+    if ((req as unknown as Marked)[COUNTED] === true) {
       warner.warn(
         WARNINGS.DOUBLE_COUNT,
         `Limiter '${limiter.name}' ran twice for one request (${view.method} ${view.path}); it counted it once. Mount it once per route.`,
@@ -77,8 +82,9 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
     let decision: Decision;
     try {
       if (config.skip !== undefined && (await config.skip(req))) return PASS;
-      counted.add(req);
-      const key = await keyOf(view, req);
+      (req as unknown as Marked)[COUNTED] = true;
+      const keyed = keyOf(view, req);
+      const key = typeof keyed === 'string' ? keyed : await keyed;
       const cost = typeof config.cost === 'number' ? config.cost : await config.cost(req);
       const policies = config.tiers === undefined ? undefined : await tiers.choose(req, key);
       grant = { key, cost, policies };
@@ -96,8 +102,14 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
     }
   }
 
-  async function keyOf(view: RequestView, req: Req): Promise<string> {
-    const key = config.key === undefined ? ipKey(view) : await config.key(req);
+  /** The key, synchronously when nothing asynchronous is involved (the default byIp()). */
+  function keyOf(view: RequestView, req: Req): string | Promise<string> {
+    if (config.key === undefined) return checkKey(view, ipKey(view));
+    const key = config.key(req);
+    return isThenable(key) ? Promise.resolve(key).then((k) => checkKey(view, k)) : checkKey(view, key);
+  }
+
+  function checkKey(view: RequestView, key: unknown): string {
     if (typeof key !== 'string' && key !== undefined && key !== null) {
       throw new TypeError(
         `Expected the \`key\` function to return a string or undefined, got ${describeValue(key)}.`,
@@ -134,9 +146,10 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
   function admit(view: RequestView, req: Req, decision: Decision, grant: Grant): HttpResult {
     const result: HttpResult = { action: 'next', decision, headers: {}, delayMs: decision.delayMs };
     if (decision.reason !== 'store-error') {
-      const prior = shown.get(req);
+      const marked = req as unknown as Marked;
+      const prior = marked[SHOWN];
       const visible = prior !== undefined && prior.remaining < decision.remaining ? prior : decision;
-      shown.set(req, visible);
+      marked[SHOWN] = visible;
       result.decision = visible;
       result.headers = headersFor(view, visible, config.modes);
     }
@@ -236,6 +249,9 @@ class TierCheck<Req> {
     return policies;
   }
 }
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> =>
+  typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
