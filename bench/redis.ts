@@ -1,7 +1,7 @@
 /**
  * tollgate's RedisStore against rate-limit-redis and rate-limiter-flexible's RateLimiterRedis, all on
  * one throwaway redis-server started here (never the machine's 6379):
- *   pnpm bench:redis [--rounds 7] [--round-ms 400] [--lua-rounds 5] [--lua-calls 100000]
+ *   pnpm bench:redis [--rounds 9] [--round-ms 400] [--lua-rounds 5] [--lua-calls 100000]
  *                    [--only a,b] [--auto-pipelining] [--pin] [--no-lua] [--no-flood]
  *
  * 1. consume throughput, sequential (1 call in flight) and 100 in flight. Each library runs in its
@@ -42,7 +42,7 @@ import { table } from './lib/table.ts';
 
 const { values: flags } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '7' },
+    rounds: { type: 'string', default: '9' },
     'round-ms': { type: 'string', default: '400' },
     'lua-rounds': { type: 'string', default: '5' },
     'lua-calls': { type: 'string', default: '100000' },
@@ -487,6 +487,16 @@ interface Verdict {
   note: string;
 }
 
+/** Client and server CPU per call of a against b: what the throughput ratio comes from. */
+function cpuNote(mode: Mode, a: RedisSubjectId, b: RedisSubjectId): string {
+  const client = (id: RedisSubjectId) => median(cpuPerCall.get(mode)!.get(id)!);
+  const server = (id: RedisSubjectId) => median(serverPerCall.get(mode)!.get(id)!);
+  return (
+    `${client(a).toFixed(1)} vs ${client(b).toFixed(1)} us (${formatRatio(client(b) / client(a))} less), ` +
+    `Redis/call ${server(a).toFixed(1)} vs ${server(b).toFixed(1)} us`
+  );
+}
+
 function targets(): Verdict[] {
   const verdicts: Verdict[] = [];
   for (const id of ids.filter((i) => i.startsWith('tollgate-'))) {
@@ -509,7 +519,7 @@ function targets(): Verdict[] {
       target: 'tollgate fixed, 100 in flight: >= 1.3x the best peer',
       measured: `${formatRatio(r.median)} [${r.min.toFixed(2)}-${r.max.toFixed(2)}] (${formatRate(median(rates.get(100)!.get('tollgate-fixed')!))} vs ${label(best)} ${formatRate(median(rates.get(100)!.get(best)!))})`,
       pass: r.median >= 1.3,
-      note: below > 0 ? `${below} of ${r.each.length} rounds below 1.3x` : 'every round at or above',
+      note: `${below > 0 ? `${below} of ${r.each.length} rounds below 1.3x` : 'every round at or above'}; client CPU/call ${cpuNote(100, 'tollgate-fixed', best)}`,
     });
   }
   const fixedLua = luaList.find((s) => s.label.startsWith('tollgate fixed'));

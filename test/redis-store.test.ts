@@ -551,7 +551,7 @@ describe('RedisStore on the shared servers', () => {
     });
   });
 
-  it('sends the calls of one event-loop turn in one write, each still answered on its own', async () => {
+  it('sends the calls of one event-loop turn in writes of 16, each still answered on its own', async () => {
     const own = await connectedIoredis(inject('redisPort'));
     const store = new RedisStore({ client: own, prefix: prefix() });
     const s = fixed(3);
@@ -566,7 +566,7 @@ describe('RedisStore on the shared servers', () => {
       writev(chunks, cb);
     };
     try {
-      // 60 calls from one turn, a wrong-type key among them: corked until the turn ends...
+      // 60 calls from one turn, a wrong-type key among them: corked, 16 at a time...
       const calls = [
         ...Array.from({ length: 50 }, (_, i) => store.consume(`user-${i % 10}`, s, 1)),
         store.consume('broken', broken, 1),
@@ -574,9 +574,13 @@ describe('RedisStore on the shared servers', () => {
       ];
       expect(own.stream.writableCorked).toBe(1);
       const results = await Promise.allSettled(calls);
-      // ...then sent in one write, and every call got its own answer.
+      // ...the last 12 until the turn ends, and every call got its own answer. (The socket may
+      // merge what piles up while a write is under way, never more.)
       expect(own.stream.writableCorked).toBe(0);
-      expect(writes).toEqual([60]);
+      expect(writes[0]).toBe(16);
+      expect(writes.length).toBeGreaterThan(1);
+      expect(writes.length).toBeLessThanOrEqual(4);
+      expect(writes.reduce((a, b) => a + b)).toBe(60);
       const consumed = results.slice(0, 50).map((r) => (r as PromiseFulfilledResult<Outcome[]>).value[0]!);
       expect(consumed.filter((o) => o.allowed)).toHaveLength(30);
       expect(results[50]).toMatchObject({ status: 'rejected', reason: expect.any(StoreError) });
@@ -584,13 +588,6 @@ describe('RedisStore on the shared servers', () => {
       expect(
         results.slice(51).map((r) => (r as PromiseFulfilledResult<Outcome[]>).value[0]!.remaining),
       ).toEqual(Array(9).fill(0));
-      // A longer burst is let go every 128 commands, so Redis starts on it early (the socket may
-      // still merge what piles up while a write is under way).
-      writes.length = 0;
-      await Promise.all(Array.from({ length: 300 }, (_, i) => store.peek(`user-${i % 10}`, s)));
-      expect(writes[0]).toBe(128);
-      expect(writes.length).toBeGreaterThan(1);
-      expect(writes.reduce((a, b) => a + b)).toBe(300);
     } finally {
       socket._writev = writev;
     }

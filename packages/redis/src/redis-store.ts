@@ -26,9 +26,9 @@ export interface RedisStoreOptions {
    * the wait.
    *
    * One command per call. On an ioredis `Redis`, the calls made while the event loop runs one turn
-   * leave in one socket write (the store corks the socket until `setImmediate`, at most 128
-   * commands a write): the same commands in the same order, each with its own answer, much less
-   * CPU per call on both sides. Auto-pipelining (`enableAutoPipelining`) works too, and is the way
+   * leave in a few socket writes instead of one each (the store corks the socket until
+   * `setImmediate`, 16 commands a write at most): the same commands in the same order, each with
+   * its own answer, and much less CPU per call on both sides. Auto-pipelining (`enableAutoPipelining`) works too, and is the way
    * to batch on an ioredis `Cluster`.
    */
   client: RedisClientLike;
