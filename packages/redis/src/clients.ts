@@ -59,6 +59,7 @@ export interface Connection {
   /**
    * EVALSHA `script` on `key` with ARGV `first`, then `second` unless undefined, then `args`: one
    * command; EVAL with the script's text instead when `send` (after NOSCRIPT: see `isNoScript`).
+   * `company`: other calls are in flight, so this one may wait a moment to share a write.
    */
   run(
     script: Script,
@@ -67,6 +68,7 @@ export interface Connection {
     second: string | undefined,
     args: readonly string[],
     send: boolean,
+    company: boolean,
   ): Reply;
   del(key: string): Reply;
 }
@@ -115,11 +117,12 @@ type ScriptCommand = (key: string, ...args: (string | readonly string[])[]) => R
  * by their first argument (for EVALSHA, the script's hash); ioredis then handles NOSCRIPT itself.
  *
  * Without auto-pipelining, ioredis writes every command to the socket on its own: one system call
- * each, most of a call's CPU time at high concurrency. So on a `Redis` the first call corks the
- * socket and a `setImmediate` uncorks it once the event loop has run what it had (as ioredis's own
- * auto-pipelining does): the calls made meanwhile (all the requests a burst of replies or of
- * incoming connections set going) leave in one write, with no added wait. Nothing else changes: the
- * same commands in the same order, each with its own reply, error and timeout.
+ * each, most of a call's CPU time at high concurrency. So on a `Redis`, a call made while others
+ * are in flight corks the socket, and a `setImmediate` uncorks it once the event loop has run what
+ * it had (as ioredis's own auto-pipelining and node-redis do): the calls made meanwhile (all the
+ * requests a burst of replies or of incoming connections set going) leave in writes of up to
+ * MAX_BATCH, with no added wait. A call alone in flight is written at once. Nothing else changes:
+ * the same commands in the same order, each with its own reply, error and timeout.
  */
 class IoRedisConnection implements Connection {
   readonly kind = 'ioredis';
@@ -158,6 +161,7 @@ class IoRedisConnection implements Connection {
     second: string | undefined,
     args: readonly string[],
     send: boolean,
+    company: boolean,
   ): Reply {
     // ioredis flattens one level of arrays in arguments, so the static part goes as it is.
     if (this.cluster) {
@@ -167,7 +171,7 @@ class IoRedisConnection implements Connection {
         ? command.call(this.client, key, first, args)
         : command.call(this.client, key, first, second, args);
     }
-    if (this.cork) this.corkSocket();
+    if (this.cork && company) this.corkSocket();
     if (send) {
       return second === undefined
         ? this.client.evalBuffer(script.lua, '1', key, first, args)
@@ -254,6 +258,7 @@ class NodeRedisConnection implements Connection {
     args: readonly string[],
     send: boolean,
   ): Reply {
+    // node-redis batches the writes of a tick by itself.
     const command = send ? ['EVAL', script.lua, '1', key, first] : ['EVALSHA', script.sha, '1', key, first];
     if (second !== undefined) command.push(second);
     for (const arg of args) command.push(arg);

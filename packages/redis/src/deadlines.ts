@@ -15,6 +15,8 @@ const now = () => performance.now();
 export class Deadlines<P extends Pending> {
   private queue: (P | undefined)[] = [];
   private head = 0;
+  /** Calls neither answered nor timed out. */
+  pending = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
 
   /** `expire` runs for every call not settled within `timeoutMs`. */
@@ -27,6 +29,7 @@ export class Deadlines<P extends Pending> {
   add(pending: P): void {
     pending.at = now() + this.timeoutMs;
     pending.done = false;
+    this.pending++;
     this.queue.push(pending);
     if (this.timer === undefined) this.arm(this.timeoutMs);
   }
@@ -35,6 +38,7 @@ export class Deadlines<P extends Pending> {
   settle(pending: P): boolean {
     if (pending.done) return false;
     pending.done = true;
+    this.pending--;
     this.drain();
     return true;
   }
@@ -69,6 +73,7 @@ export class Deadlines<P extends Pending> {
         return;
       }
       first.done = true;
+      this.pending--;
       this.expire(first);
     }
   }

@@ -242,6 +242,8 @@ export class RedisStore implements Store {
               call.second,
               call.layout.args,
               text,
+              // Alone in flight: no company to wait for, so write at once.
+              this.deadlines.pending > 1,
             );
     } catch (error) {
       sent = Promise.reject(error);
