@@ -1,7 +1,7 @@
 /**
  * tollgate's RedisStore against rate-limit-redis and rate-limiter-flexible's RateLimiterRedis, all on
  * one throwaway redis-server started here (never the machine's 6379):
- *   pnpm bench:redis [--rounds 9] [--round-ms 400] [--lua-rounds 7] [--lua-calls 100000]
+ *   pnpm bench:redis [--rounds 9] [--round-ms 400] [--lua-rounds 7] [--lua-calls 200000]
  *                    [--only a,b] [--auto-pipelining] [--pin] [--no-lua] [--no-flood]
  *
  * 1. consume throughput, sequential (1 call in flight) and 100 in flight. Each library runs in its
@@ -45,7 +45,7 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string', default: '9' },
     'round-ms': { type: 'string', default: '400' },
     'lua-rounds': { type: 'string', default: '7' },
-    'lua-calls': { type: 'string', default: '100000' },
+    'lua-calls': { type: 'string', default: '200000' },
     keys: { type: 'string', default: '10000' },
     only: { type: 'string' },
     'auto-pipelining': { type: 'boolean', default: false },
