@@ -477,7 +477,7 @@ describe('no replay of stale increments after a reconnect (ioredis with its offl
     await delay(300);
     // The restarted Redis has no persistence: any state under the prefix was replayed.
     const replayed = await keysUnder(client, prefix);
-    const state = await Promise.all(replayed.map(({ key }) => client.hgetall(key)));
+    const state = await Promise.all(replayed.map(({ key }) => client.get(key)));
     expect(state, 'state in the restarted Redis before any new request: replayed by the client').toEqual([]);
     const { answers } = await untilFromStore(limiter, 'stale');
     expect(answers.at(-1)!.decision).toMatchObject({ allowed: true, remaining: policies.limit - 1 });
@@ -590,9 +590,9 @@ describe('errors from Redis itself are store errors, never exceptions', () => {
     expect((await limiter.consume('typed')).reason).toBeUndefined();
     const [held, ...others] = await keysUnder(client, prefix);
     expect(others).toEqual([]);
-    expect(await client.type(held!.key)).toBe('hash');
-    // A string in its place, with a TTL of its own (every key under the prefix must have one).
-    await client.set(held!.key, 'not a hash', 'PX', 60_000);
+    expect(await client.type(held!.key)).toBe('string');
+    // A hash in its place, with a TTL of its own (every key under the prefix must have one).
+    await client.multi().del(held!.key).hset(held!.key, 'not', 'a string').pexpire(held!.key, 60_000).exec();
 
     const answers: Timed[] = [];
     for (let i = 0; i < 3; i++) answers.push(await timed(() => limiter.consume('typed')));
@@ -604,7 +604,7 @@ describe('errors from Redis itself are store errors, never exceptions', () => {
     expect(logged.join('\n')).toMatch(/WRONGTYPE/);
     expect((await limiter.peek('typed')).reason).toBe('store-error');
     await expect(limiter.refund('typed')).rejects.toSatisfy(isStoreError);
-    expect(await client.get(held!.key)).toBe('not a hash');
+    expect(await client.hgetall(held!.key)).toEqual({ not: 'a string' });
 
     // reset() clears it, and the next request is counted by Redis again.
     await limiter.reset('typed');
