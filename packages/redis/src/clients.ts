@@ -20,8 +20,9 @@ export interface IoRedisLike {
 interface IoRedisCalls extends IoRedisLike {
   evalshaBuffer(sha: string, numberOfKeys: string, ...args: (string | readonly string[])[]): Reply;
   evalBuffer(lua: string, numberOfKeys: string, ...args: (string | readonly string[])[]): Reply;
+  sendCommand?(command: IoRedisCommand): Reply;
   readonly isCluster?: boolean;
-  readonly options?: { enableAutoPipelining?: boolean };
+  readonly options?: { enableAutoPipelining?: boolean; keyPrefix?: string };
   readonly stream?: Partial<CorkableStream>;
 }
 
@@ -40,6 +41,25 @@ export interface NodeRedisClusterLike {
 }
 
 export type RedisClientLike = IoRedisLike | NodeRedisClientLike | NodeRedisClusterLike;
+
+/** ioredis's `Command` (a public export, also `Redis.Command`): what the store needs of it. */
+interface IoRedisCommand {
+  name: string;
+  args: unknown[];
+}
+type IoRedisCommandClass = new (
+  name: string,
+  args: readonly (string | readonly string[])[],
+  options: { replyEncoding: null; keyPrefix?: string },
+) => IoRedisCommand;
+
+/**
+ * A reply that may still be sent again later by the client. ioredis resends, after a reconnect,
+ * every command that got no answer (`autoResendUnfulfilledCommands`, on by default), including
+ * those the store already answered with a timeout: a request counted after it was refused or let
+ * through. `neutralize` turns such a command into a PING, so a resend changes nothing.
+ */
+export type Sent = Reply & { neutralize?: () => void };
 
 export interface Script {
   readonly operation: 'consume' | 'peek' | 'refund';
@@ -69,7 +89,7 @@ export interface Connection {
     args: readonly string[],
     send: boolean,
     company: boolean,
-  ): Reply;
+  ): Sent;
   del(key: string): Reply;
 }
 
@@ -140,8 +160,16 @@ class IoRedisConnection implements Connection {
   /** Cluster: the commands defined for each script. */
   private readonly defined = new Map<Script, ScriptCommand>();
 
+  /** To build commands the store can neutralize after a timeout (see `Sent`). */
+  private readonly Command: IoRedisCommandClass | undefined;
+
   constructor(private readonly client: IoRedisCalls) {
     this.cluster = client.isCluster === true;
+    const Command = (client.constructor as { Command?: unknown }).Command;
+    this.Command =
+      typeof Command === 'function' && typeof client.sendCommand === 'function'
+        ? (Command as IoRedisCommandClass)
+        : undefined;
     // Auto-pipelining batches by itself.
     this.cork = !this.cluster && client.options?.enableAutoPipelining !== true;
   }
@@ -176,6 +204,25 @@ class IoRedisConnection implements Connection {
       return second === undefined
         ? this.client.evalBuffer(script.lua, '1', key, first, args)
         : this.client.evalBuffer(script.lua, '1', key, first, second, args);
+    }
+    const { Command } = this;
+    if (Command !== undefined) {
+      const argv =
+        second === undefined
+          ? [script.sha, '1', key, first, args]
+          : [script.sha, '1', key, first, second, args];
+      const keyPrefix = this.client.options?.keyPrefix;
+      const command = new Command(
+        'evalsha',
+        argv,
+        keyPrefix ? { replyEncoding: null, keyPrefix } : { replyEncoding: null },
+      );
+      const sent: Sent = this.client.sendCommand!(command);
+      sent.neutralize = () => {
+        command.name = 'ping';
+        command.args = [];
+      };
+      return sent;
     }
     return second === undefined
       ? this.client.evalshaBuffer(script.sha, '1', key, first, args)

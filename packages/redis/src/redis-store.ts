@@ -7,7 +7,7 @@ import {
   type Store,
   StoreError,
 } from '@tollgate/core';
-import { type Connection, connect, isNoScript, type RedisClientLike } from './clients.js';
+import { type Connection, connect, isNoScript, type RedisClientLike, type Sent } from './clients.js';
 import { Deadlines, type Pending } from './deadlines.js';
 import { encodeKey, type Layout, layoutFor } from './layout.js';
 
@@ -18,12 +18,12 @@ export interface RedisStoreOptions {
    * it (an ioredis client created with `lazyConnect` is asked to connect on first use).
    *
    * While the client is not ready, calls fail at once instead of waiting in the client's offline
-   * queue, which would replay stale requests after a reconnect. For the same reason, ioredis users
-   * may want `maxRetriesPerRequest: 0` and `autoResendUnfulfilledCommands: false` (ioredis sends
-   * again, after a reconnect, the commands that got no answer, including those `timeoutMs` already
-   * gave up on), and a node-redis cluster (which tells only whether it is open, not whether each
-   * node is connected) `defaults: { disableOfflineQueue: true }`. Either way `timeoutMs` bounds
-   * the wait.
+   * queue, which would replay stale requests after a reconnect. ioredis also sends again, after a
+   * reconnect, the commands that got no answer (`autoResendUnfulfilledCommands`); on an ioredis
+   * `Redis` the store turns a command that `timeoutMs` gave up on into a PING, so such a resend
+   * counts nothing. On an ioredis `Cluster`, set `maxRetriesPerRequest: 0` for the same effect; on
+   * a node-redis cluster (which tells only whether it is open, not whether each node is connected)
+   * `defaults: { disableOfflineQueue: true }`. Either way `timeoutMs` bounds the wait.
    *
    * One command per call. On an ioredis `Redis`, the calls made while the event loop runs one turn
    * leave in a few socket writes instead of one each (the store corks the socket until
@@ -73,6 +73,8 @@ interface Call extends Pending {
   readonly second: string | undefined;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: StoreError) => void;
+  /** The command sent, if the client might send it again after a reconnect (see `Sent`). */
+  sent: Sent | undefined;
 }
 
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
@@ -137,9 +139,11 @@ export class RedisStore implements Store {
     this.prefix = prefix;
     this.clock = clock;
     this.onError = onError;
-    this.deadlines = new Deadlines<Call>(timeoutMs, (call) =>
-      call.reject(this.failure(call.operation, new Error(`no reply from Redis within ${timeoutMs} ms`))),
-    );
+    this.deadlines = new Deadlines<Call>(timeoutMs, (call) => {
+      // Answered now as failed: the command must not count if the client resends it later.
+      call.sent?.neutralize?.();
+      call.reject(this.failure(call.operation, new Error(`no reply from Redis within ${timeoutMs} ms`)));
+    });
   }
 
   consume(key: string, set: PolicySet, cost: number): Promise<Outcome[]> {
@@ -222,6 +226,7 @@ export class RedisStore implements Store {
         second,
         resolve,
         reject,
+        sent: undefined,
       };
       this.deadlines.add(call);
       this.send(call, false);
@@ -230,7 +235,7 @@ export class RedisStore implements Store {
 
   /** Sends `call`'s command (with the script's text when `text`) and settles it with the reply. */
   private send(call: Call, text: boolean): void {
-    let sent: Promise<unknown>;
+    let sent: Sent;
     try {
       sent =
         call.operation === 'reset'
@@ -248,6 +253,7 @@ export class RedisStore implements Store {
     } catch (error) {
       sent = Promise.reject(error);
     }
+    call.sent = sent;
     sent.then(
       (reply) => this.replied(call, reply),
       (error: unknown) => {
