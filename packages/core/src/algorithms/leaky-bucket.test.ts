@@ -1,49 +1,8 @@
 import { describe, expect, test } from 'vitest';
-import { createLimiter } from '../limiter.js';
-import { MemoryStore } from '../memory-store.js';
 import { resolvePolicy } from '../policy.js';
-import type { Decision, Policy } from '../types.js';
+import type { Policy } from '../types.js';
 import { leakyBucket } from './leaky-bucket.js';
-
-const INF = Number.POSITIVE_INFINITY;
-
-/** One key behind a limiter on a MemoryStore with a virtual clock. */
-function scenario(policy: Policy) {
-  let t = 0;
-  const store = new MemoryStore({ clock: () => t });
-  const limiter = createLimiter({ policies: policy, store });
-  const view = (d: Decision) => ({
-    allowed: d.allowed,
-    remaining: d.remaining,
-    resetMs: d.resetMs,
-    retryAfterMs: d.retryAfterMs,
-    delayMs: d.delayMs,
-  });
-  return {
-    store,
-    limiter,
-    at(ms: number) {
-      t = ms;
-    },
-    hit: async (cost = 1, key = 'k') => view(await limiter.consume(key, { cost })),
-    peek: async (key = 'k') => view(await limiter.peek(key)),
-  };
-}
-
-const ok = (remaining: number, resetMs: number, delayMs = 0) => ({
-  allowed: true,
-  remaining,
-  resetMs,
-  retryAfterMs: 0,
-  delayMs,
-});
-const no = (remaining: number, resetMs: number, retryAfterMs: number) => ({
-  allowed: false,
-  remaining,
-  resetMs,
-  retryAfterMs,
-  delayMs: 0,
-});
+import { INF, no, ok, scenario } from './scenario.test-helper.js';
 
 describe('leaky-bucket (DESIGN: nginx limit_req shaping; drains L per W; queue capacity burst)', () => {
   const policy: Policy = { algorithm: 'leaky-bucket', limit: 10, window: 1000 };

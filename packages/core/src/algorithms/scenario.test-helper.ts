@@ -1,0 +1,46 @@
+// Shared by the algorithm tests: one key behind a limiter on a MemoryStore with a virtual clock,
+// and the expected outcome shapes.
+import { createLimiter } from '../limiter.js';
+import { MemoryStore } from '../memory-store.js';
+import type { Decision, Policy } from '../types.js';
+
+export const INF = Number.POSITIVE_INFINITY;
+
+/** One key behind a limiter on a MemoryStore with a virtual clock. */
+export function scenario(policy: Policy) {
+  let t = 0;
+  const store = new MemoryStore({ clock: () => t });
+  const limiter = createLimiter({ policies: policy, store });
+  const view = (d: Decision) => ({
+    allowed: d.allowed,
+    remaining: d.remaining,
+    resetMs: d.resetMs,
+    retryAfterMs: d.retryAfterMs,
+    delayMs: d.delayMs,
+  });
+  return {
+    store,
+    limiter,
+    at(ms: number) {
+      t = ms;
+    },
+    hit: async (cost = 1, key = 'k') => view(await limiter.consume(key, { cost })),
+    peek: async (key = 'k') => view(await limiter.peek(key)),
+  };
+}
+
+export const ok = (remaining: number, resetMs: number, delayMs = 0) => ({
+  allowed: true,
+  remaining,
+  resetMs,
+  retryAfterMs: 0,
+  delayMs,
+});
+
+export const no = (remaining: number, resetMs: number, retryAfterMs: number) => ({
+  allowed: false,
+  remaining,
+  resetMs,
+  retryAfterMs,
+  delayMs: 0,
+});
