@@ -39,8 +39,18 @@ export function byIp(options: ByIpOptions = {}): (view: RequestView) => string |
   if (!Number.isInteger(ipv6Subnet) || ipv6Subnet < 1 || ipv6Subnet > 128) {
     throw configError('ipv6Subnet', 'an integer from 1 to 128', ipv6Subnet);
   }
+  // Clients come back: remember the last few thousand addresses' keys rather than parse each time.
+  const seen = new Map<string, string>();
   return function byIp(view) {
-    return view.ip ? `ip:${ipBucket(view.ip, ipv6Subnet)}` : undefined;
+    const ip = view.ip;
+    if (!ip) return undefined;
+    let key = seen.get(ip);
+    if (key === undefined) {
+      key = `ip:${ipBucket(ip, ipv6Subnet)}`;
+      if (seen.size >= 4096) seen.clear();
+      seen.set(ip, key);
+    }
+    return key;
   };
 }
 
