@@ -1,0 +1,14 @@
+import type { UserConfig } from 'tsdown';
+
+/** The build every package shares: dual ESM/CJS with .d.mts/.d.cts, peers and siblings external. */
+export const base: UserConfig = {
+  entry: ['src/index.ts'],
+  format: ['esm', 'cjs'],
+  dts: true,
+  clean: true,
+  sourcemap: true,
+  target: 'node20',
+  platform: 'node',
+  // Peer and workspace packages stay imports; nothing of them is bundled.
+  external: [/^@tollgate\//, 'ioredis', 'redis', 'express', 'koa'],
+};
