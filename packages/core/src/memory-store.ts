@@ -27,13 +27,16 @@ const NONE = -1;
 /**
  * Every key of the store, whatever its policy set: one slot per key holding the key, its owning
  * table, its place in one least-recently-used list, and its states packed in one Float64Array at
- * `slot * stride` (a few numbers per policy, NaN when a policy has no state). All arrays grow by
- * doubling up to `maxKeys` slots and never past it.
+ * `slot * stride` (a few numbers per policy, NaN when a policy has no state). All arrays, the key
+ * array included, grow by doubling up to `maxKeys` slots and never past it, so their capacity is
+ * exact rather than a growth policy's guess. While the store serves a single policy set (the usual
+ * case) no owner array exists at all: every slot belongs to table 0.
  */
 class Slots {
-  keys: (string | undefined)[] = [];
-  /** Owning table's id + 1; 0 for a free slot. */
-  owners = new Uint32Array(16);
+  /** The key of each slot; `undefined` for a free one. */
+  keys: (string | undefined)[] = new Array(16);
+  /** Owning table's id per slot, once a second table exists. */
+  owners: Uint32Array | undefined;
   prev = new Int32Array(16);
   next = new Int32Array(16);
   /** Numbers per slot: the widest table's width. */
@@ -42,26 +45,40 @@ class Slots {
   head = NONE; // most recently used
   tail = NONE; // least recently used
   free: number[] = [];
+  /** Slots ever handed out: the next new slot. */
+  top = 0;
   used = 0;
 
   constructor(private readonly max: number) {}
 
+  get capacity(): number {
+    return this.prev.length;
+  }
+
   allocate(key: string, owner: number): number {
     let slot = this.free.pop();
     if (slot === undefined) {
-      slot = this.keys.length;
-      if (slot >= this.owners.length) this.grow();
+      slot = this.top++;
+      if (slot >= this.prev.length) this.grow();
     }
     this.keys[slot] = key;
-    this.owners[slot] = owner + 1;
+    if (this.owners !== undefined) this.owners[slot] = owner;
     this.used++;
     this.linkFront(slot);
     return slot;
   }
 
+  ownerOf(slot: number): number {
+    return this.owners === undefined ? 0 : this.owners[slot]!;
+  }
+
+  /** From now on, slots may belong to different tables (the existing ones belong to table 0). */
+  trackOwners(): void {
+    this.owners ??= new Uint32Array(this.prev.length);
+  }
+
   release(slot: number): void {
     this.keys[slot] = undefined;
-    this.owners[slot] = 0;
     this.unlink(slot);
     this.free.push(slot);
     this.used--;
@@ -76,8 +93,8 @@ class Slots {
   /** Makes room for states `width` numbers wide (a new, wider policy set). */
   widen(width: number): void {
     if (width <= this.stride) return;
-    const data = new Float64Array(this.owners.length * width);
-    for (let slot = 0; slot < this.keys.length; slot++) {
+    const data = new Float64Array(this.prev.length * width);
+    for (let slot = 0; slot < this.top; slot++) {
       data.set(this.data.subarray(slot * this.stride, (slot + 1) * this.stride), slot * width);
     }
     this.data = data;
@@ -85,11 +102,12 @@ class Slots {
   }
 
   clear(): void {
-    this.keys = [];
-    this.owners.fill(0);
+    this.keys.fill(undefined);
+    this.owners?.fill(0);
     this.head = NONE;
     this.tail = NONE;
     this.free = [];
+    this.top = 0;
     this.used = 0;
   }
 
@@ -111,10 +129,17 @@ class Slots {
   }
 
   private grow(): void {
-    const slots = Math.max(this.owners.length + 1, Math.min(this.owners.length * 2, this.max));
-    const owners = new Uint32Array(slots);
-    owners.set(this.owners);
-    this.owners = owners;
+    const capacity = this.prev.length;
+    const slots = Math.max(capacity + 1, Math.min(capacity * 2, this.max));
+    // `new Array(n)` reserves exactly n elements (pushing would over-allocate by half).
+    const keys = new Array<string | undefined>(slots);
+    for (let slot = 0; slot < capacity; slot++) keys[slot] = this.keys[slot];
+    this.keys = keys;
+    if (this.owners !== undefined) {
+      const owners = new Uint32Array(slots);
+      owners.set(this.owners);
+      this.owners = owners;
+    }
     const prev = new Int32Array(slots);
     prev.set(this.prev);
     this.prev = prev;
@@ -398,11 +423,10 @@ export class MemoryStore implements Store {
   /** Removes every key whose state has fully expired. Runs on the timer; callable from tests. */
   sweep(): number {
     const now = this.now();
-    const { owners } = this.slots;
+    const { slots } = this;
     let removed = 0;
-    for (let slot = 0; slot < owners.length; slot++) {
-      const owner = owners[slot]!;
-      if (owner !== 0 && this.byId[owner - 1]!.expiresAt(slot) <= now) {
+    for (let slot = 0; slot < slots.top; slot++) {
+      if (slots.keys[slot] !== undefined && this.byId[slots.ownerOf(slot)]!.expiresAt(slot) <= now) {
         this.drop(slot);
         removed++;
       }
@@ -419,6 +443,7 @@ export class MemoryStore implements Store {
     let table = this.tables.get(set.id);
     if (table === undefined) {
       if (this.closed) throw new ConfigError('This MemoryStore was closed; create a new one.');
+      if (this.byId.length === 1) this.slots.trackOwners();
       table = new Table(set, this.byId.length, this.slots);
       this.byId.push(table);
       this.tables.set(set.id, table);
@@ -437,9 +462,8 @@ export class MemoryStore implements Store {
 
   private drop(slot: number): void {
     const key = this.slots.keys[slot];
-    const owner = this.slots.owners[slot]!;
-    if (key === undefined || owner === 0) return;
-    this.byId[owner - 1]!.index.delete(key);
+    if (key === undefined) return;
+    this.byId[this.slots.ownerOf(slot)]!.index.delete(key);
     this.slots.release(slot);
   }
 
@@ -454,7 +478,7 @@ export class MemoryStore implements Store {
     const { slots } = this;
     for (let scanned = slots.used; scanned > 0; scanned--) {
       const slot = slots.tail;
-      if (!this.byId[slots.owners[slot]! - 1]!.isDenied(slot, now)) break;
+      if (!this.byId[slots.ownerOf(slot)]!.isDenied(slot, now)) break;
       slots.touch(slot);
     }
     this.drop(slots.tail);
