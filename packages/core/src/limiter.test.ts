@@ -846,3 +846,44 @@ describe('close', () => {
     expect((own.store as MemoryStore).size).toBe(0);
   });
 });
+
+describe('decide', () => {
+  const policies: Policy = { algorithm: 'fixed-window', limit: 2, window: '1m' };
+
+  test('answers a MemoryStore synchronously, with the same decisions consume gives', async () => {
+    let now = 1_000;
+    const limiter = createLimiter({ policies, store: new MemoryStore({ clock: () => now }) });
+    const first = limiter.decide('k');
+    expect(first).not.toBeInstanceOf(Promise);
+    expect(first).toMatchObject({ allowed: true, remaining: 1, resetMs: 60_000 });
+    expect(await limiter.consume('k')).toMatchObject({ allowed: true, remaining: 0 });
+    now += 10_000;
+    expect(limiter.decide('k', { cost: 1 })).toMatchObject({
+      allowed: false,
+      remaining: 0,
+      retryAfterMs: 50_000,
+    });
+  });
+
+  test('returns a promise for an asynchronous store, and throws bad arguments where consume rejects', async () => {
+    const limiter = createLimiter({ policies, store: new FlakyStore(new MemoryStore()) });
+    const decision = limiter.decide('k');
+    expect(decision).toBeInstanceOf(Promise);
+    expect(await decision).toMatchObject({ allowed: true, remaining: 1 });
+    expect(() => limiter.decide('k', { cost: -1 })).toThrow(ConfigError);
+    await expect(limiter.consume('k', { cost: -1 })).rejects.toThrow(ConfigError);
+    expect(() => limiter.decide(42 as unknown as string)).toThrow('Expected `key` to be a string');
+  });
+
+  test('answers from the denied-key cache without the store', async () => {
+    const store = new FlakyStore(new MemoryStore(), true);
+    const limiter = createLimiter({ policies: { ...policies, limit: 1 }, store });
+    await limiter.consume('k');
+    await limiter.consume('k');
+    const calls = store.calls.consume;
+    const cached = limiter.decide('k');
+    expect(cached).not.toBeInstanceOf(Promise);
+    expect(cached).toMatchObject({ allowed: false, reason: 'blocked-cache' });
+    expect(store.calls.consume).toBe(calls);
+  });
+});

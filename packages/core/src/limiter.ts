@@ -52,6 +52,12 @@ export interface Limiter {
   readonly policies: PolicySet;
   readonly store: Store;
   consume(key: string, options?: ConsumeOptions): Promise<Decision>;
+  /**
+   * `consume` without the promise when none is needed: returns the Decision itself when the store
+   * answers synchronously (the MemoryStore, or a key the denied-key cache holds), else a promise.
+   * For hot paths that can take either; bad arguments throw here instead of rejecting.
+   */
+  decide(key: string, options?: ConsumeOptions): Decision | Promise<Decision>;
   /** The decision a cost-1 request would get now, consuming nothing. */
   peek(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<Decision>;
   /** Gives back `cost` units (default 1): never below zero, never reviving an expired window. */
@@ -261,27 +267,35 @@ class LimiterImpl implements Limiter {
   }
 
   consume(key: string, options?: ConsumeOptions): Promise<Decision> {
-    let set = this.policies;
-    let cost = 1;
+    let decision: Decision | Promise<Decision>;
     try {
-      checkKey(key);
-      if (options !== undefined) {
-        if (options.cost !== undefined) cost = checkCost(options.cost);
-        if (options.policies !== undefined) set = this.resolve(options.policies);
-      }
+      decision = this.decide(key, options);
     } catch (error) {
       return Promise.reject(error);
     }
+    return decision instanceof Promise ? decision : Promise.resolve(decision);
+  }
+
+  decide(key: string, options?: ConsumeOptions): Decision | Promise<Decision> {
+    let set = this.policies;
+    let cost = 1;
+    checkKey(key);
+    if (options !== undefined) {
+      if (options.cost !== undefined) cost = checkCost(options.cost);
+      if (options.policies !== undefined) set = this.resolve(options.policies);
+    }
     if (this.blocked !== undefined && this.blocked.size > 0) {
       const cached = this.blocked.lookup(`${set.id}\n${key}`, cost, monotonicClock());
-      if (cached !== undefined) return Promise.resolve(toDecision(key, set, cached, 'blocked-cache'));
+      if (cached !== undefined) return toDecision(key, set, cached, 'blocked-cache');
     }
     if (this.syncStore !== undefined && !this.failing) {
+      let outcomes: Outcome[];
       try {
-        return Promise.resolve(this.decided(key, set, cost, this.syncStore.consumeSync(key, set, cost)));
+        outcomes = this.syncStore.consumeSync(key, set, cost);
       } catch (error) {
         return this.afterFailure(error, key, set, cost);
       }
+      return this.decided(key, set, cost, outcomes);
     }
     return this.consumeAsync(key, set, cost);
   }
