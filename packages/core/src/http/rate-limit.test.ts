@@ -282,4 +282,70 @@ describe('rateLimit handler', () => {
     });
     expect(allow.log.warnings[0]).toMatch(/^\[TOLLGATE_STORE_ERROR\]/);
   });
+
+  describe('decide: synchronous when nothing asynchronous runs', () => {
+    const isPromise = (value: unknown) => value instanceof Promise;
+
+    it('answers without a promise on a MemoryStore with synchronous callbacks, and counts the same', async () => {
+      const { handle } = limiter({
+        store: new MemoryStore({ clock: () => 1_000 }),
+        policies: { algorithm: 'fixed-window', limit: 2, window: '1m' },
+        key: (req) => req.headers['x-user'],
+        cost: () => 1,
+        skip: () => false,
+        onDecision: () => undefined,
+        onLimited: () => undefined,
+      });
+      const req = () => request({ 'x-user': 'u1' });
+      const results = [1, 2, 3].map(() => {
+        const r = req();
+        return handle.decide(view(r), r);
+      });
+      expect(results.map(isPromise)).toEqual([false, false, false]);
+      expect(results.map((r) => (r as { action: string }).action)).toEqual(['next', 'next', 'limit']);
+      expect(
+        results.map((r) => (r as { headers: Record<string, string> }).headers['RateLimit-Remaining']),
+      ).toEqual(['1', '0', '0']);
+      expect((await handle.limiter.peek('u1')).remaining).toBe(0);
+    });
+
+    it('returns a promise as soon as one step is asynchronous, with the same answer', async () => {
+      const store = new MemoryStore({ clock: () => 1_000 });
+      const policies: Policy = { algorithm: 'fixed-window', limit: 3, window: '1m' };
+      const steps: Partial<RateLimitOptions<Req>>[] = [
+        { skip: async () => false },
+        { key: async () => 'k' },
+        { cost: async () => 1 },
+        { policies: async () => policies },
+        { onDecision: async () => undefined },
+      ];
+      for (const [i, step] of steps.entries()) {
+        const { handle } = limiter({ store, name: `step${i}`, policies, key: () => 'k', ...step });
+        const r = request();
+        const result = handle.decide(view(r), r);
+        expect(isPromise(result)).toBe(true);
+        expect(await result).toMatchObject({ action: 'next', headers: { 'RateLimit-Remaining': '2' } });
+      }
+    });
+
+    it('never throws: a synchronous failure comes back as an error result, and a counted request is given back', async () => {
+      const boom = new Error('boom');
+      const { handle } = limiter({
+        key: () => 'k',
+        onDecision: () => {
+          throw boom;
+        },
+      });
+      const r = request();
+      const result = handle.decide(view(r), r);
+      // The refund is asynchronous, so this answer is a promise; it must not be a throw.
+      expect(await result).toMatchObject({ action: 'error', error: boom });
+      expect((await handle.limiter.peek('k')).remaining).toBe(2);
+      const bad = limiter({ key: () => 42 as never });
+      const r2 = request();
+      const wrong = bad.handle.decide(view(r2), r2);
+      expect(isPromise(wrong)).toBe(false);
+      expect((wrong as { action: string }).action).toBe('error');
+    });
+  });
 });

@@ -1,5 +1,5 @@
 import { describeValue } from '../errors.js';
-import type { Limiter } from '../limiter.js';
+import type { ConsumeOptions, Limiter } from '../limiter.js';
 import type { Decision, Policy } from '../types.js';
 import { WARNINGS } from '../warnings.js';
 import { decisionHeaders, type HeaderMode } from './headers.js';
@@ -32,6 +32,12 @@ export interface HttpResult {
 /** The framework-free limiter: one call per request. */
 export interface HttpLimiter<Req> {
   (view: RequestView, req: Req): Promise<HttpResult>;
+  /**
+   * The same, without a promise when nothing asynchronous ran (a MemoryStore and synchronous
+   * callbacks, the usual case): adapters call this to save the promise hops on every request.
+   * Never throws: failures come back as `action: 'error'`.
+   */
+  decide(view: RequestView, req: Req): HttpResult | Promise<HttpResult>;
   /** The underlying limiter, e.g. to `reset` a key. */
   readonly limiter: Limiter;
 }
@@ -69,7 +75,21 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
   const tiers = new TierCheck(config);
   let proxyChecked = false;
 
-  async function rateLimit(view: RequestView, req: Req): Promise<HttpResult> {
+  /**
+   * One request, as a chain of steps each of which may answer synchronously: `then` runs the next
+   * step at once on a plain value and only waits on a promise. With a MemoryStore and synchronous
+   * callbacks the whole decision is made without a single promise.
+   */
+  function decide(view: RequestView, req: Req): HttpResult | Promise<HttpResult> {
+    try {
+      const result = start(view, req);
+      return isThenable(result) ? Promise.resolve(result).then(undefined, failed) : result;
+    } catch (error) {
+      return failed(error);
+    }
+  }
+
+  function start(view: RequestView, req: Req): Step<HttpResult> {
     if (isPreflight(view)) return PASS;
     if ((req as unknown as Marked)[COUNTED] === true) {
       warner.warn(
@@ -78,28 +98,57 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
       );
       return PASS;
     }
-    let grant: Grant;
-    let decision: Decision;
-    try {
-      if (config.skip !== undefined && (await config.skip(req))) return PASS;
-      (req as unknown as Marked)[COUNTED] = true;
-      const keyed = keyOf(view, req);
-      const key = typeof keyed === 'string' ? keyed : await keyed;
-      const cost = typeof config.cost === 'number' ? config.cost : await config.cost(req);
-      const policies = config.tiers === undefined ? undefined : await tiers.choose(req, key);
-      grant = { key, cost, policies };
-      decision = await limiter.consume(key, policies === undefined ? { cost } : { cost, policies });
-    } catch (error) {
-      return { action: 'error', error, headers: {}, delayMs: 0 };
+    if (config.skip === undefined) return keyed(view, req);
+    return then(config.skip(req), (skip) => (skip ? PASS : keyed(view, req)));
+  }
+
+  function keyed(view: RequestView, req: Req): Step<HttpResult> {
+    (req as unknown as Marked)[COUNTED] = true;
+    const key = keyOf(view, req);
+    const { cost } = config;
+    if (typeof key === 'string' && typeof cost === 'number') return tiered(view, req, key, cost);
+    return then(key, (k) =>
+      then(typeof cost === 'number' ? cost : cost(req), (c) => tiered(view, req, k, c)),
+    );
+  }
+
+  function tiered(view: RequestView, req: Req, key: string, cost: number): Step<HttpResult> {
+    if (config.tiers === undefined) {
+      return counted(view, req, { key, cost, policies: undefined }, cost === 1 ? COST_1 : { cost });
     }
+    return then(tiers.choose(req, key), (policies) =>
+      counted(view, req, { key, cost, policies }, { cost, policies }),
+    );
+  }
+
+  function counted(view: RequestView, req: Req, grant: Grant, options: ConsumeOptions): Step<HttpResult> {
+    const decision = limiter.decide(grant.key, options);
+    return isThenable(decision)
+      ? decision.then((d) => decided(view, req, d, grant))
+      : decided(view, req, decision, grant);
+  }
+
+  /** From here on the request counted: if a callback fails, it is given back (errors never cost quota). */
+  function decided(view: RequestView, req: Req, decision: Decision, grant: Grant): Step<HttpResult> {
     try {
-      if (config.onDecision !== undefined) await config.onDecision(req, decision);
-      return decision.allowed ? admit(view, req, decision, grant) : await deny(view, req, decision);
+      const result =
+        config.onDecision === undefined
+          ? settle(view, req, decision, grant)
+          : then(config.onDecision(req, decision), () => settle(view, req, decision, grant));
+      return isThenable(result)
+        ? Promise.resolve(result).then(undefined, (error: unknown) => giveBackAndFail(error, decision, grant))
+        : result;
     } catch (error) {
-      // A callback failed after counting: give the request back, so errors never cost quota.
-      if (counts(decision)) await giveBack(grant);
-      return { action: 'error', error, headers: {}, delayMs: 0 };
+      return giveBackAndFail(error, decision, grant);
     }
+  }
+
+  function giveBackAndFail(error: unknown, decision: Decision, grant: Grant): Promise<HttpResult> {
+    return (counts(decision) ? giveBack(grant) : Promise.resolve()).then(() => failed(error));
+  }
+
+  function settle(view: RequestView, req: Req, decision: Decision, grant: Grant): Step<HttpResult> {
+    return decision.allowed ? admit(view, req, decision, grant) : deny(view, req, decision);
   }
 
   /** The key, synchronously when nothing asynchronous is involved (the default byIp()). */
@@ -172,7 +221,7 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
     return result;
   }
 
-  async function deny(view: RequestView, req: Req, decision: Decision): Promise<HttpResult> {
+  function deny(view: RequestView, req: Req, decision: Decision): Step<HttpResult> {
     if (decision.reason === 'store-error') {
       // onStoreError: 'deny'. Not the client's fault, so not a 429.
       const { body, contentType } = encodeBody(storeUnavailableProblem(decision), true);
@@ -180,15 +229,26 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
       if (!view.headersSent?.()) headers['Content-Type'] = contentType;
       return { action: 'limit', decision, status: 503, headers, body, delayMs: 0 };
     }
-    if (config.onLimited !== undefined) await config.onLimited(req, decision);
-    const custom = typeof config.body === 'function' ? await config.body(req, decision) : config.body;
-    const { body, contentType } =
-      custom === undefined
-        ? encodeBody(quotaExceededProblem(decision, config.status), true)
-        : encodeBody(custom);
-    const headers = headersFor(view, decision, config.modes);
-    if (!view.headersSent?.()) headers['Content-Type'] = contentType;
-    return { action: 'limit', decision, status: config.status, headers, body, delayMs: 0 };
+    const limited = config.onLimited === undefined ? undefined : config.onLimited(req, decision);
+    return then(limited, () => {
+      const { body } = config;
+      return then(typeof body === 'function' ? body(req, decision) : body, (custom) => {
+        const encoded =
+          custom === undefined
+            ? encodeBody(quotaExceededProblem(decision, config.status), true)
+            : encodeBody(custom);
+        const headers = headersFor(view, decision, config.modes);
+        if (!view.headersSent?.()) headers['Content-Type'] = encoded.contentType;
+        return {
+          action: 'limit',
+          decision,
+          status: config.status,
+          headers,
+          body: encoded.body,
+          delayMs: 0,
+        } satisfies HttpResult;
+      });
+    });
   }
 
   function headersFor(
@@ -214,7 +274,12 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
     }
   }
 
-  return Object.assign(rateLimit, { limiter });
+  function rateLimit(view: RequestView, req: Req): Promise<HttpResult> {
+    const result = decide(view, req);
+    return isThenable(result) ? result : Promise.resolve(result);
+  }
+
+  return Object.assign(rateLimit, { limiter, decide });
 }
 
 /** Validates what a `policies` function returns, and warns when it returns fresh copies each time. */
@@ -225,8 +290,11 @@ class TierCheck<Req> {
 
   constructor(private readonly config: RateLimitConfig<Req>) {}
 
-  async choose(req: Req, key: string): Promise<Policy | readonly Policy[]> {
-    const policies = await this.config.tiers!(req, key);
+  choose(req: Req, key: string): Step<Policy | readonly Policy[]> {
+    return then(this.config.tiers!(req, key), (policies) => this.check(policies));
+  }
+
+  private check(policies: Policy | readonly Policy[]): Policy | readonly Policy[] {
     if (typeof policies !== 'object' || policies === null) {
       throw new TypeError(
         `Expected the \`policies\` function to return a policy or an array of policies, got ${describeValue(policies)}.`,
@@ -250,8 +318,21 @@ class TierCheck<Req> {
   }
 }
 
-const isThenable = (value: unknown): value is PromiseLike<unknown> =>
-  typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+/** A value now, or later. */
+type Step<T> = T | PromiseLike<T>;
+
+const isThenable = <T>(value: Step<T>): value is PromiseLike<T> =>
+  typeof (value as PromiseLike<T> | null)?.then === 'function';
+
+/** Runs `next` on `value` at once when it is a plain value, after it settles when it is a promise. */
+function then<T, U>(value: Step<T>, next: (value: T) => Step<U>): Step<U> {
+  return isThenable(value) ? Promise.resolve(value).then(next) : next(value);
+}
+
+/** What a failure before the response is decided becomes: the adapter hands it to the framework. */
+const failed = (error: unknown): HttpResult => ({ action: 'error', error, headers: {}, delayMs: 0 });
+
+const COST_1: ConsumeOptions = Object.freeze({ cost: 1 });
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
