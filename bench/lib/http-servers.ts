@@ -9,8 +9,10 @@ import { createRequire } from 'node:module';
 import {
   byHeader as coreByHeader,
   rateLimit as coreRateLimit,
+  type HttpResult,
   MemoryStore,
   type RequestView,
+  writeHeaders,
 } from '@tollgate/core';
 import { byHeader as expressByHeader, rateLimit as expressRateLimit } from '@tollgate/express';
 import { byHeader as koaByHeader, rateLimit as koaRateLimit } from '@tollgate/koa';
@@ -158,26 +160,24 @@ function nodeServer(
     // The handler passes the view as the framework request, so key callbacks get the view.
     ...(keyBy === 'header' ? { key: byKey } : {}),
   });
+  const respond = (res: ServerResponse, result: HttpResult) => {
+    if (result.action === 'error') {
+      res.statusCode = 500;
+      return void res.end();
+    }
+    writeHeaders(res, result.headers);
+    if (result.action === 'limit') {
+      res.statusCode = result.status!;
+      return void res.end(result.body);
+    }
+    ok(res);
+  };
   return createServer((req, res) => {
     const view = nodeView(req, res);
-    handle(view, view).then(
-      (result) => {
-        if (result.action === 'error') {
-          res.statusCode = 500;
-          return void res.end();
-        }
-        for (const name in result.headers) res.setHeader(name, result.headers[name]!);
-        if (result.action === 'limit') {
-          res.statusCode = result.status!;
-          return void res.end(result.body);
-        }
-        ok(res);
-      },
-      () => {
-        res.statusCode = 500;
-        res.end();
-      },
-    );
+    // `decide` answers synchronously with the MemoryStore, with a promise with Redis.
+    const result = handle.decide(view, view);
+    if (result instanceof Promise) result.then((r) => respond(res, r));
+    else respond(res, result);
   });
 }
 

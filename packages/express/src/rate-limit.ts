@@ -9,6 +9,7 @@ import {
   type Limiter,
   type RateLimitOptions,
   type RequestView,
+  writeHeaders,
 } from '@tollgate/core';
 import type { Request } from 'express';
 
@@ -77,9 +78,11 @@ const viewOf = (req: ExpressRequest, res?: ServerResponse): RequestView => new E
 export function rateLimit(options: RateLimitOptions<Request>): RateLimitMiddleware {
   const handle = createHandler<Request>(options);
   function rateLimit(req: ExpressRequest, res: ServerResponse, next: (error?: unknown) => void): void {
-    handle(viewOf(req, res), req as Request)
-      .then((result) => apply(result, req, res, next))
-      .catch(next);
+    // With a synchronous decision (the MemoryStore) the request goes downstream at once, as with
+    // any synchronous middleware; otherwise when the decision arrives.
+    const result = handle.decide(new ExpressView(req, res), req as Request);
+    if (result instanceof Promise) result.then((r) => apply(r, req, res, next)).catch(next);
+    else apply(result, req, res, next);
   }
   return Object.assign(rateLimit, { limiter: handle.limiter });
 }
@@ -96,8 +99,7 @@ function apply(
   if (complete !== undefined) res.once('close', () => complete(res.statusCode, !res.writableFinished));
   // Never touch a response that has started (a handler streamed, a timeout answered): no ERR_HTTP_HEADERS_SENT.
   if (!res.headersSent) {
-    const { headers } = result;
-    for (const name in headers) res.setHeader(name, headers[name]!);
+    writeHeaders(res, result.headers);
   }
   if (result.action === 'limit') {
     if (res.headersSent) return void res.end();

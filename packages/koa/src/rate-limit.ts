@@ -2,12 +2,14 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import {
   rateLimit as createHandler,
   type Decision,
+  type HttpResult,
   hold,
   type KeyHelpers,
   keyHelpers,
   type Limiter,
   type RateLimitOptions,
   type RequestView,
+  writeHeaders,
 } from '@tollgate/core';
 import type { Context } from 'koa';
 
@@ -24,6 +26,8 @@ export interface KoaContext {
   path: string;
   ip: string;
   headers: IncomingHttpHeaders;
+  req: { method?: string | undefined; headers: IncomingHttpHeaders };
+  request: { ip: string };
   app: { proxy: boolean; maxIpsCount?: number };
   state: { rateLimit?: Decision };
   res: ServerResponse;
@@ -43,18 +47,20 @@ export type RateLimitMiddleware = ((ctx: KoaContext, next: () => Promise<unknown
  */
 class KoaView implements RequestView {
   constructor(private readonly ctx: KoaContext) {}
+  // Straight to Node's request and response where Koa's getters only forward to them: each Koa
+  // accessor on `ctx` is two getter calls deep, and these run on every request.
   get method(): string {
-    return this.ctx.method;
+    return this.ctx.req.method!;
   }
   get path(): string {
     return this.ctx.path;
   }
   header(name: string): string | undefined {
-    const value = this.ctx.headers[name];
+    const value = this.ctx.req.headers[name];
     return Array.isArray(value) ? value.join(', ') : value;
   }
   get ip(): string | undefined {
-    return this.ctx.ip || undefined;
+    return this.ctx.request.ip || undefined;
   }
   get trustProxy(): boolean {
     return this.ctx.app.proxy;
@@ -63,7 +69,7 @@ class KoaView implements RequestView {
     return this.ctx.app.proxy && !this.ctx.app.maxIpsCount;
   }
   headersSent(): boolean {
-    return this.ctx.headerSent;
+    return this.ctx.res.headersSent;
   }
 }
 
@@ -72,28 +78,43 @@ const viewOf = (ctx: KoaContext): RequestView => new KoaView(ctx);
 /** Koa 2 and 3 rate-limit middleware. Callbacks receive Koa's `ctx`. */
 export function rateLimit(options: RateLimitOptions<Context>): RateLimitMiddleware {
   const handle = createHandler<Context>(options);
-  async function rateLimit(ctx: KoaContext, next: () => Promise<unknown>): Promise<void> {
-    const result = await handle(viewOf(ctx), ctx as unknown as Context);
-    if (result.action === 'error') throw result.error;
-    if (result.decision !== undefined) ctx.state.rateLimit = result.decision;
-    const { complete } = result;
-    // On the Node response, so the final status counts (Koa's error handling included) and aborts do too.
-    if (complete !== undefined)
-      ctx.res.once('close', () => complete(ctx.res.statusCode, !ctx.res.writableFinished));
-    if (!ctx.headerSent) {
-      const { headers } = result;
-      for (const name in headers) ctx.res.setHeader(name, headers[name]!);
+  // Not an async function: with a synchronous decision (the MemoryStore) the request goes
+  // downstream without a promise hop, and `next()`'s own promise is what Koa waits on.
+  function rateLimit(ctx: KoaContext, next: () => Promise<unknown>): Promise<void> {
+    try {
+      const result = handle.decide(new KoaView(ctx), ctx as unknown as Context);
+      return isPromise(result) ? result.then((r) => apply(r, ctx, next)) : apply(result, ctx, next);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    if (result.action === 'limit') {
-      if (ctx.headerSent) return void ctx.res.end();
-      ctx.status = result.status!;
-      ctx.body = result.body;
-      return;
-    }
-    if (result.delayMs > 0 && !(await hold(result.delayMs, ctx.res))) return;
-    await next();
   }
   return Object.assign(rateLimit, { limiter: handle.limiter });
+}
+
+const DONE: Promise<void> = Promise.resolve();
+const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => value instanceof Promise;
+
+function apply(result: HttpResult, ctx: KoaContext, next: () => Promise<unknown>): Promise<void> {
+  if (result.action === 'error') return Promise.reject(result.error);
+  if (result.decision !== undefined) ctx.state.rateLimit = result.decision;
+  const { complete } = result;
+  // On the Node response, so the final status counts (Koa's error handling included) and aborts do too.
+  if (complete !== undefined)
+    ctx.res.once('close', () => complete(ctx.res.statusCode, !ctx.res.writableFinished));
+  const { res } = ctx;
+  if (!res.headersSent) writeHeaders(res, result.headers);
+  if (result.action === 'limit') {
+    if (res.headersSent) res.end();
+    else {
+      ctx.status = result.status!;
+      ctx.body = result.body;
+    }
+    return DONE;
+  }
+  if (result.delayMs > 0) {
+    return hold(result.delayMs, ctx.res).then((go) => (go ? (next() as Promise<void>) : undefined));
+  }
+  return next() as Promise<void>;
 }
 
 const keys: KeyHelpers<Context> = keyHelpers<Context>(viewOf);

@@ -101,8 +101,13 @@ export function decisionHeaders(
  */
 const policyFields = new WeakMap<object, { quota: string; named: string }>();
 
+/** The last set's fields: most limiters see one policy set, so this saves the WeakMap lookup. */
+let lastFirst: object | undefined;
+let lastField: { quota: string; named: string } | undefined;
+
 function policyField(decision: Decision): { quota: string; named: string } {
   const first = decision.policies[0]!.policy;
+  if (first === lastFirst) return lastField!;
   let field = policyFields.get(first);
   if (field === undefined) {
     field = {
@@ -111,5 +116,47 @@ function policyField(decision: Decision): { quota: string; named: string } {
     };
     policyFields.set(first, field);
   }
+  lastFirst = first;
+  lastField = field;
   return field;
+}
+
+/**
+ * The wire name of a field tollgate sets. Node's `setHeader` lower-cases every name it is given (a
+ * new string per header per response) unless it already is lower case, and field names are
+ * case-insensitive (RFC 9110), so adapters send them in lower case, as HTTP/2 does.
+ */
+function wireName(name: string): string {
+  switch (name) {
+    case 'RateLimit-Limit':
+      return 'ratelimit-limit';
+    case 'RateLimit-Remaining':
+      return 'ratelimit-remaining';
+    case 'RateLimit-Reset':
+      return 'ratelimit-reset';
+    case 'RateLimit-Policy':
+      return 'ratelimit-policy';
+    case 'RateLimit':
+      return 'ratelimit';
+    case 'X-RateLimit-Limit':
+      return 'x-ratelimit-limit';
+    case 'X-RateLimit-Remaining':
+      return 'x-ratelimit-remaining';
+    case 'X-RateLimit-Reset':
+      return 'x-ratelimit-reset';
+    case 'Retry-After':
+      return 'retry-after';
+    case 'Content-Type':
+      return 'content-type';
+    default:
+      return name;
+  }
+}
+
+/** Sets an `HttpResult`'s headers on a Node response (`res.setHeader`), names in lower case. */
+export function writeHeaders(
+  response: { setHeader(name: string, value: string): unknown },
+  headers: Readonly<Record<string, string>>,
+): void {
+  for (const name in headers) response.setHeader(wireName(name), headers[name]!);
 }

@@ -6,6 +6,7 @@ export {
   resolveHeaderModes,
   retryAfterSeconds,
   windowSeconds,
+  writeHeaders,
 } from './headers.js';
 export type { Closable } from './hold.js';
 export { hold } from './hold.js';
