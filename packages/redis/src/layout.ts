@@ -10,6 +10,7 @@ import {
 } from './lua/fixed-window.js';
 import { peekScript } from './lua/peek.js';
 import { refundScript } from './lua/refund.js';
+import { SINGLE_PARAMS, singleScripts } from './lua/single.js';
 
 /** The algorithm codes the Lua scripts dispatch on. */
 export const ALGORITHM_CODES: Record<Algorithm, Code> = {
@@ -48,7 +49,8 @@ export interface Layout {
   /**
    * `counter`: one fixed-window policy on Redis time, the count as an integer expiring with the
    * window (lua/fixed-window.ts); ARGV is cost, then `args`. `packed`: anything else, the states as
-   * binary doubles (lua/algorithms.ts); ARGV is now, cost, then `args`.
+   * binary doubles (lua/algorithms.ts); ARGV is now, cost, then `args` (per policy: code, limit,
+   * window, burst, delay; for one policy only what its algorithm reads, lua/single.ts).
    */
   readonly kind: 'counter' | 'packed';
   /** Number of policies. */
@@ -69,19 +71,25 @@ const COUNTER: Scripts = {
   refund: script('refund', FIXED_WINDOW_REFUND_SCRIPT),
 };
 
-/** Packed-layout scripts by the set of algorithms they carry (at most 15 combinations). */
+/**
+ * Packed-layout scripts by the set of algorithms they carry (at most 15 combinations), bit 0 set
+ * for sets of one policy, which have scripts of their own (lua/single.ts).
+ */
 const PACKED = new Map<number, Scripts>();
 
-function packedScripts(codes: ReadonlySet<Code>): Scripts {
-  let mask = 0;
+function packedScripts(codes: ReadonlySet<Code>, single: boolean): Scripts {
+  let mask = single ? 1 : 0;
   for (const code of codes) mask |= 1 << code;
   let scripts = PACKED.get(mask);
   if (scripts === undefined) {
     const list = [...codes];
+    const lua = single
+      ? singleScripts(list[0]!)
+      : { consume: consumeScript(list), peek: peekScript(list), refund: refundScript(list) };
     scripts = {
-      consume: script('consume', consumeScript(list)),
-      peek: script('peek', peekScript(list)),
-      refund: script('refund', refundScript(list)),
+      consume: script('consume', lua.consume),
+      peek: script('peek', lua.peek),
+      refund: script('refund', lua.refund),
     };
     PACKED.set(mask, scripts);
   }
@@ -111,6 +119,11 @@ export function layoutFor(set: PolicySet, prefix: string, redisTime: boolean): L
   const codes = new Set<Code>();
   if (kind === 'counter') {
     args.push(String(only!.limit), String(only!.window));
+  } else if (only !== undefined) {
+    const code = ALGORITHM_CODES[only.algorithm];
+    codes.add(code);
+    const values = { L: only.limit, W: only.window, B: only.burst, D: only.delay ? 1 : 0 };
+    for (const param of SINGLE_PARAMS[code]) args.push(String(values[param]));
   } else {
     for (const policy of set.policies) {
       codes.add(ALGORITHM_CODES[policy.algorithm]);
@@ -130,6 +143,6 @@ export function layoutFor(set: PolicySet, prefix: string, redisTime: boolean): L
     head: `${prefix}{${set.namespace}|`,
     tail: `}:${sha256(`${kind === 'counter' ? 'c1' : 'p1'}\n${set.id}`).slice(0, 16)}`,
     args,
-    scripts: kind === 'counter' ? COUNTER : packedScripts(codes),
+    scripts: kind === 'counter' ? COUNTER : packedScripts(codes, only !== undefined),
   };
 }
