@@ -46,20 +46,24 @@ export type RedisClientLike = IoRedisLike | NodeRedisClientLike | NodeRedisClust
 interface IoRedisCommand {
   name: string;
   args: unknown[];
+  toWritable(socket: unknown): string | Buffer;
 }
 type IoRedisCommandClass = new (
   name: string,
-  args: readonly (string | readonly string[])[],
+  args: unknown,
   options: { replyEncoding: null; keyPrefix?: string },
 ) => IoRedisCommand;
 
 /**
- * A reply that may still be sent again later by the client. ioredis resends, after a reconnect,
- * every command that got no answer (`autoResendUnfulfilledCommands`, on by default), including
- * those the store already answered with a timeout: a request counted after it was refused or let
- * through. `neutralize` turns such a command into a PING, so a resend changes nothing.
+ * A command on its way, and its reply. ioredis resends, after a reconnect, every command that got
+ * no answer (`autoResendUnfulfilledCommands`, on by default), including those the store already
+ * answered with a timeout: a request counted after it was refused or let through. `neutralize`,
+ * where the client may do that, turns such a command into a PING, so a resend changes nothing.
  */
-export type Sent = Reply & { neutralize?: () => void };
+export interface Sent {
+  readonly reply: Reply;
+  neutralize?(): void;
+}
 
 export interface Script {
   readonly operation: 'consume' | 'peek' | 'refund';
@@ -90,7 +94,7 @@ export interface Connection {
     send: boolean,
     company: boolean,
   ): Sent;
-  del(key: string): Reply;
+  del(key: string): Sent;
 }
 
 const isFunction = (value: unknown): value is (...args: never[]) => unknown => typeof value === 'function';
@@ -130,6 +134,71 @@ const MAX_BATCH = 16;
 
 type ScriptCommand = (key: string, ...args: (string | readonly string[])[]) => Reply;
 
+const EMPTY: readonly never[] = [];
+
+/**
+ * ioredis's Command class. Its `Redis` has it as a static, but `client.constructor` is not `Redis`
+ * (a mixin leaves EventEmitter there), so it is caught from a command the client builds: a PING
+ * handed to a stand-in for `sendCommand`, never sent.
+ */
+function commandClass(client: IoRedisCalls): IoRedisCommandClass | undefined {
+  const declared = (client.constructor as { Command?: unknown }).Command;
+  if (typeof declared === 'function') return declared as IoRedisCommandClass;
+  let built: unknown;
+  const probe = Object.create(client) as Record<string, unknown>;
+  probe.options = { ...client.options, enableAutoPipelining: false, showFriendlyErrorStack: false };
+  probe.sendCommand = (command: object) => {
+    built = command.constructor;
+    return Promise.resolve();
+  };
+  try {
+    (probe.ping as (() => unknown) | undefined)?.call(probe);
+  } catch {
+    return undefined;
+  }
+  if (typeof built !== 'function') return undefined;
+  const prototype = (built as { prototype?: Partial<IoRedisCommand> }).prototype;
+  return typeof prototype?.toWritable === 'function' ? (built as IoRedisCommandClass) : undefined;
+}
+
+/** An EVALSHA the store can neutralize, written as one string built here. */
+interface EvalshaCommand extends IoRedisCommand, Sent {
+  reply: Reply;
+}
+type EvalshaCommandClass = new (argv: string[], resp: string) => EvalshaCommand;
+
+/**
+ * ioredis's Command for EVALSHA, made cheaper where it costs the most per call: its constructor
+ * flattens the arguments with `Array.prototype.flat` (about a microsecond in V8, more than the
+ * rest of the command), and `toWritable` measures and joins them one by one. This one is handed
+ * no arguments to flatten (`args` is set after), and writes the request the store has already
+ * built. Once neutralized it is a PING, written by ioredis's own `toWritable`.
+ */
+function evalshaClass(Command: IoRedisCommandClass): EvalshaCommandClass {
+  const Base = Command as unknown as new (...args: unknown[]) => IoRedisCommand;
+  const OPTIONS = { replyEncoding: null };
+  return class extends Base implements EvalshaCommand {
+    reply!: Reply;
+    constructor(
+      argv: string[],
+      private readonly resp: string,
+    ) {
+      super('evalsha', EMPTY, OPTIONS);
+      this.args = argv;
+    }
+    override toWritable(socket: unknown): string | Buffer {
+      return this.name === 'evalsha' ? this.resp : super.toWritable(socket);
+    }
+    neutralize(): void {
+      this.name = 'ping';
+      this.args = [];
+    }
+  };
+}
+
+/** `$<length>\r\n<arg>\r\n`: one RESP bulk string of ASCII `arg`. */
+const bulk = (arg: string): string => `$${arg.length}\r\n${arg}\r\n`;
+
 /**
  * ioredis. On a `Redis`: EVALSHA (EVAL after NOSCRIPT); replies come unconverted
  * (`evalshaBuffer`: the scripts answer integers only). On a `Cluster`: the scripts registered with
@@ -162,14 +231,15 @@ class IoRedisConnection implements Connection {
 
   /** To build commands the store can neutralize after a timeout (see `Sent`). */
   private readonly Command: IoRedisCommandClass | undefined;
+  /** The same, lighter, when no `keyPrefix` has to be put in front of the key. */
+  private readonly Evalsha: EvalshaCommandClass | undefined;
 
   constructor(private readonly client: IoRedisCalls) {
     this.cluster = client.isCluster === true;
-    const Command = (client.constructor as { Command?: unknown }).Command;
     this.Command =
-      typeof Command === 'function' && typeof client.sendCommand === 'function'
-        ? (Command as IoRedisCommandClass)
-        : undefined;
+      !this.cluster && typeof client.sendCommand === 'function' ? commandClass(client) : undefined;
+    this.Evalsha =
+      this.Command !== undefined && !client.options?.keyPrefix ? evalshaClass(this.Command) : undefined;
     // Auto-pipelining batches by itself.
     this.cork = !this.cluster && client.options?.enableAutoPipelining !== true;
   }
@@ -190,20 +260,44 @@ class IoRedisConnection implements Connection {
     args: readonly string[],
     send: boolean,
     company: boolean,
-  ): Reply {
+  ): Sent {
     // ioredis flattens one level of arrays in arguments, so the static part goes as it is.
     if (this.cluster) {
       // ioredis sends the script's text itself when a node does not know it.
       const command = this.defined.get(script) ?? this.define(script);
-      return second === undefined
-        ? command.call(this.client, key, first, args)
-        : command.call(this.client, key, first, second, args);
+      return {
+        reply:
+          second === undefined
+            ? command.call(this.client, key, first, args)
+            : command.call(this.client, key, first, second, args),
+      };
     }
     if (this.cork && company) this.corkSocket();
     if (send) {
-      return second === undefined
-        ? this.client.evalBuffer(script.lua, '1', key, first, args)
-        : this.client.evalBuffer(script.lua, '1', key, first, second, args);
+      return {
+        reply:
+          second === undefined
+            ? this.client.evalBuffer(script.lua, '1', key, first, args)
+            : this.client.evalBuffer(script.lua, '1', key, first, second, args),
+      };
+    }
+    const { Evalsha } = this;
+    if (Evalsha !== undefined) {
+      const argv = [script.sha, '1', key, first];
+      let count = 5 + args.length;
+      let resp = `${bulk(script.sha)}$1\r\n1\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n${bulk(first)}`;
+      if (second !== undefined) {
+        argv.push(second);
+        resp += bulk(second);
+        count++;
+      }
+      for (const arg of args) {
+        argv.push(arg);
+        resp += bulk(arg);
+      }
+      const command = new Evalsha(argv, `*${count}\r\n$7\r\nevalsha\r\n${resp}`);
+      command.reply = this.client.sendCommand!(command);
+      return command;
     }
     const { Command } = this;
     if (Command !== undefined) {
@@ -217,20 +311,24 @@ class IoRedisConnection implements Connection {
         argv,
         keyPrefix ? { replyEncoding: null, keyPrefix } : { replyEncoding: null },
       );
-      const sent: Sent = this.client.sendCommand!(command);
-      sent.neutralize = () => {
-        command.name = 'ping';
-        command.args = [];
+      return {
+        reply: this.client.sendCommand!(command),
+        neutralize() {
+          command.name = 'ping';
+          command.args = [];
+        },
       };
-      return sent;
     }
-    return second === undefined
-      ? this.client.evalshaBuffer(script.sha, '1', key, first, args)
-      : this.client.evalshaBuffer(script.sha, '1', key, first, second, args);
+    return {
+      reply:
+        second === undefined
+          ? this.client.evalshaBuffer(script.sha, '1', key, first, args)
+          : this.client.evalshaBuffer(script.sha, '1', key, first, second, args),
+    };
   }
 
-  del(key: string): Reply {
-    return this.client.del(key);
+  del(key: string): Sent {
+    return { reply: this.client.del(key) };
   }
 
   private define(script: Script): ScriptCommand {
@@ -304,16 +402,16 @@ class NodeRedisConnection implements Connection {
     second: string | undefined,
     args: readonly string[],
     send: boolean,
-  ): Reply {
+  ): Sent {
     // node-redis batches the writes of a tick by itself.
     const command = send ? ['EVAL', script.lua, '1', key, first] : ['EVALSHA', script.sha, '1', key, first];
     if (second !== undefined) command.push(second);
     for (const arg of args) command.push(arg);
-    return this.send(key, command);
+    return { reply: this.send(key, command) };
   }
 
-  del(key: string): Reply {
-    return this.send(key, ['DEL', key]);
+  del(key: string): Sent {
+    return { reply: this.send(key, ['DEL', key]) };
   }
 
   private send(key: string, args: string[]): Reply {

@@ -251,10 +251,10 @@ export class RedisStore implements Store {
               this.deadlines.pending > 1,
             );
     } catch (error) {
-      sent = Promise.reject(error);
+      sent = { reply: Promise.reject(error) };
     }
     call.sent = sent;
-    sent.then(
+    sent.reply.then(
       (reply) => this.replied(call, reply),
       (error: unknown) => {
         // The server lost its script cache (SCRIPT FLUSH, restart, failover): send the script itself.
