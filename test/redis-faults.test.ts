@@ -258,7 +258,7 @@ describe('Redis killed mid-run, then restarted on the same port', () => {
 async function blackHole(
   onTestFinished: Finished,
   answerUntil: string | undefined,
-): Promise<{ port: number; received: string[] }> {
+): Promise<{ port: number; received: string[]; drop(): void }> {
   const sockets = new Set<Socket>();
   const received: string[] = [];
   const server: Server = createServer((socket) => {
@@ -291,7 +291,15 @@ async function blackHole(
     for (const socket of sockets) socket.destroy();
     await new Promise((resolve) => server.close(resolve));
   });
-  return { port: (server.address() as AddressInfo).port, received };
+  return {
+    port: (server.address() as AddressInfo).port,
+    received,
+    // Closes every connection, as a network failure would: the client reconnects.
+    drop: () => {
+      for (const socket of sockets) socket.destroy();
+      sockets.clear();
+    },
+  };
 }
 
 /** One RESP command (an array of bulk strings) from the start of `buffer`, or undefined if incomplete. */
@@ -416,6 +424,24 @@ describe('a Redis that stops answering never stalls a request past timeoutMs + 5
       }
     },
   );
+
+  test('ioredis resends a command answered by timeout after a reconnect: as a PING, which counts nothing', async ({
+    onTestFinished,
+  }) => {
+    const hole = await blackHole(onTestFinished, 'INFO');
+    const client = await ioredis(hole.port, onTestFinished);
+    const { limiter } = redisLimiter(client, { prefix: testPrefix(), policies: { limit: 5, window: '1m' } });
+    const answers = await Promise.all([1, 2, 3].map(() => limiter.consume('k')));
+    expect(answers.map((a) => a.reason)).toEqual(['store-error', 'store-error', 'store-error']);
+    expect(hole.received.filter((command) => /^EVALSHA /i.test(command))).toHaveLength(3);
+
+    const before = hole.received.length;
+    hole.drop();
+    await until(() => hole.received.slice(before).some((command) => /^PING/i.test(command)), 'the resend');
+    await delay(50);
+    const resent = hole.received.slice(before).filter((command) => !/^(INFO|CLIENT)/i.test(command));
+    expect(resent.map((command) => command.toUpperCase())).toEqual(['PING', 'PING', 'PING']);
+  });
 
   test('a SIGSTOPped redis-server (ioredis and node-redis): answered within timeoutMs + 50 ms; after SIGCONT, back to Redis within 2 s', async ({
     onTestFinished,
