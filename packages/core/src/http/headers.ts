@@ -66,6 +66,15 @@ export function decisionHeaders(
   modes: readonly HeaderMode[],
   now?: number,
 ): Record<string, string> {
+  // The default on an allowed request, on every request: one literal, built with its final shape.
+  if (decision.allowed && modes.length === 1 && modes[0] === 'draft-6') {
+    return {
+      'RateLimit-Limit': String(decision.limit),
+      'RateLimit-Remaining': String(decision.remaining),
+      'RateLimit-Reset': String(ceilSeconds(decision.resetMs)),
+      'RateLimit-Policy': policyField(decision).quota,
+    };
+  }
   const headers: Record<string, string> = {};
   const reset = String(ceilSeconds(decision.resetMs));
   for (const mode of modes) {
