@@ -1,0 +1,210 @@
+/**
+ * What one request costs each rate-limit middleware, in-process: no sockets, no load generator.
+ *   pnpm bench:middleware [--rounds 25] [--requests 50000]
+ *
+ * Each request is a real Node `IncomingMessage` and `ServerResponse` (on an unconnected socket: the
+ * response is never written) and, for Koa, a real Koa context from `app.createContext`; the
+ * middleware runs with a `next` that resolves at once, and every call is awaited. This isolates
+ * what `pnpm bench` (HTTP) measures through a load generator on a 2-core machine, where the
+ * limiter's share is a few percent of a request and the CPU's speed drifts: here the only other
+ * work is building the request objects, measured alone as `none` in the same round. Rounds
+ * interleave the variants; a variant's cost is the median over rounds of (its time per request -
+ * `none`'s time per request in that round).
+ */
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import { Socket } from 'node:net';
+import { parseArgs } from 'node:util';
+import { rateLimit as coreRateLimit, type HttpResult, type RequestView, writeHeaders } from '@tollgate/core';
+import { rateLimit as koaRateLimit } from '@tollgate/koa';
+import Koa from 'koa';
+import { median } from './lib/stats.ts';
+import { table } from './lib/table.ts';
+
+const { values: flags } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '25' },
+    requests: { type: 'string', default: '50000' },
+  },
+});
+const ROUNDS = Number(flags.rounds);
+const REQUESTS = Number(flags.requests);
+const HUGE = 1_000_000_000;
+
+/** koa-ratelimit ships no types: the options used here. */
+type KoaRatelimit = (options: {
+  driver: 'memory';
+  db: Map<string, unknown>;
+  max: number;
+  duration: number;
+}) => KoaMiddleware;
+const koaRatelimit = createRequire(import.meta.url)('koa-ratelimit') as KoaRatelimit;
+
+const socket = new Socket();
+Object.defineProperty(socket, 'remoteAddress', { value: '127.0.0.1' });
+const app = new Koa();
+const next = () => Promise.resolve();
+
+function request(): { req: IncomingMessage; res: ServerResponse } {
+  const req = new IncomingMessage(socket);
+  req.method = 'GET';
+  req.url = '/';
+  req.headers = { host: '127.0.0.1' };
+  return { req, res: new ServerResponse(req) };
+}
+
+type Run = () => unknown;
+type KoaMiddleware = (ctx: Koa.Context, next: () => Promise<void>) => unknown;
+
+const koaVariant =
+  (middleware: KoaMiddleware | undefined): Run =>
+  () => {
+    const { req, res } = request();
+    const ctx = app.createContext(req, res);
+    return middleware === undefined ? next() : middleware(ctx, next);
+  };
+
+const core = coreRateLimit<IncomingMessage>({ policies: { limit: HUGE, window: '1m' } });
+const respond = (res: ServerResponse, result: HttpResult) => {
+  if (result.action === 'next') writeHeaders(res, result.headers);
+};
+/**
+ * A class, as the adapters use: an object literal with arrow functions made per request would also
+ * pay for tsx's `__name` wrapper on every closure, which a build does not have.
+ */
+class NodeView implements RequestView {
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+  ) {}
+  get method(): string {
+    return this.req.method!;
+  }
+  get path(): string {
+    return this.req.url!;
+  }
+  header(name: string): string | undefined {
+    return this.req.headers[name] as string | undefined;
+  }
+  get ip(): string | undefined {
+    return this.req.socket.remoteAddress;
+  }
+  get trustProxy(): boolean {
+    return false;
+  }
+  headersSent(): boolean {
+    return this.res.headersSent;
+  }
+}
+
+function nodeRequest(limited: boolean): unknown {
+  const { req, res } = request();
+  if (!limited) return undefined;
+  const result = core.decide(new NodeView(req, res), req);
+  return result instanceof Promise ? result.then((r) => respond(res, r)) : respond(res, result);
+}
+const nodeVariant =
+  (limited: boolean): Run =>
+  () =>
+    nodeRequest(limited);
+
+interface Variant {
+  name: string;
+  setup: string;
+  baseline: string;
+  run: Run;
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'koa none', setup: 'a Koa context, next() only', baseline: 'koa none', run: koaVariant(undefined) },
+  {
+    name: 'koa + tollgate',
+    setup:
+      "@tollgate/koa rateLimit({ policies: { limit: 1e9, window: '1m' } }) (sliding window, draft-6: 4 fields)",
+    baseline: 'koa none',
+    run: koaVariant(koaRateLimit({ policies: { limit: HUGE, window: '1m' } }) as unknown as KoaMiddleware),
+  },
+  {
+    name: 'koa + tollgate, no headers',
+    setup: 'same with headers: false (what the fields cost)',
+    baseline: 'koa none',
+    run: koaVariant(
+      koaRateLimit({
+        name: 'quiet',
+        policies: { limit: HUGE, window: '1m' },
+        headers: false,
+      }) as unknown as KoaMiddleware,
+    ),
+  },
+  {
+    name: 'koa + koa-ratelimit',
+    setup:
+      "koa-ratelimit({ driver: 'memory', db: new Map(), max: 1e9, duration: 60000 }) (3 X-RateLimit-* fields)",
+    baseline: 'koa none',
+    run: koaVariant(
+      koaRatelimit({
+        driver: 'memory',
+        db: new Map(),
+        max: HUGE,
+        duration: 60_000,
+      }) as unknown as KoaMiddleware,
+    ),
+  },
+  {
+    name: 'node none',
+    setup: 'a request and a response, nothing else',
+    baseline: 'node none',
+    run: nodeVariant(false),
+  },
+  {
+    name: 'node + tollgate core',
+    setup: '@tollgate/core rateLimit(...).decide(view, req), then writeHeaders(res, result.headers)',
+    baseline: 'node none',
+    run: nodeVariant(true),
+  },
+];
+
+async function measure(run: Run): Promise<number> {
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < REQUESTS; i++) await run();
+  return Number(process.hrtime.bigint() - start) / REQUESTS;
+}
+
+const times = new Map<string, number[]>(VARIANTS.map((v) => [v.name, []]));
+// Warm-up: every variant reaches optimized code before the first measured round.
+for (const v of VARIANTS) await measure(v.run);
+for (let round = 0; round < ROUNDS; round++) {
+  const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length]!);
+  for (const v of order) times.get(v.name)!.push(await measure(v.run));
+}
+
+const added = (v: Variant) => {
+  const mine = times.get(v.name)!;
+  const base = times.get(v.baseline)!;
+  return mine.map((t, i) => t - base[i]!);
+};
+
+console.log(`# tollgate bench:middleware  (node ${process.version})\n`);
+console.log(`${ROUNDS} interleaved rounds of ${REQUESTS} requests per variant; ns per request.\n`);
+const rows = VARIANTS.map((v) => {
+  const own = times.get(v.name)!;
+  const cost = v.baseline === v.name ? undefined : added(v);
+  return [
+    v.name,
+    median(own).toFixed(0),
+    Math.min(...own).toFixed(0),
+    cost === undefined ? '' : median(cost).toFixed(0),
+    cost === undefined ? '' : `[${Math.min(...cost).toFixed(0)} - ${Math.max(...cost).toFixed(0)}]`,
+    v.setup,
+  ];
+});
+console.log(table(['variant', 'ns/req', 'min', 'ns added', 'range', 'what runs'], rows, 'lrrrrl'));
+
+const tollgate = median(added(VARIANTS[1]!));
+const peer = median(added(VARIANTS[3]!));
+const ratios = added(VARIANTS[1]!).map((t, i) => t / added(VARIANTS[3]!)[i]!);
+console.log(
+  `\nKoa: tollgate adds ${tollgate.toFixed(0)} ns per request, koa-ratelimit ${peer.toFixed(0)} ns: ` +
+    `${(tollgate / peer).toFixed(2)}x (round by round: median ${median(ratios).toFixed(2)}x, ` +
+    `${ratios.filter((r) => r <= 0.5).length} of ${ratios.length} rounds at or below 0.5x).`,
+);
