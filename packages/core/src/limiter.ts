@@ -6,6 +6,12 @@ import { resolveNamespace, resolvePolicySet } from './policy.js';
 import type { Decision, Logger, Outcome, Policy, PolicySet, Store } from './types.js';
 import { WARNINGS, Warner } from './warnings.js';
 
+/**
+ * Internal: marks the limiter of an HTTP `rateLimit()` whose policies come from a function (tiers).
+ * Its `policies` is a placeholder that never counts, so every call must name its policies.
+ */
+export const TIERED: unique symbol = Symbol('tollgate.tiered');
+
 export interface LimiterOptions {
   /** One policy or several, applied all or nothing. */
   policies: Policy | readonly Policy[];
@@ -38,6 +44,8 @@ export interface LimiterOptions {
   blockedCache?: boolean | number;
   /** Receives coded warnings and store errors. @default console */
   logger?: Logger;
+  /** @internal */
+  [TIERED]?: boolean;
 }
 
 export interface ConsumeOptions {
@@ -210,16 +218,17 @@ export function createLimiter(options: LimiterOptions): Limiter {
     blockedOption === false ? undefined : new BlockedCache(blockedOption === true ? 10_000 : blockedOption);
 
   const warner = new Warner(logger);
+  const tiered = options[TIERED] === true;
   const names = namesByStore.get(store) ?? new Map<string, string>();
   namesByStore.set(store, names);
-  const other = names.get(name);
+  const other = tiered ? undefined : names.get(name);
   if (other !== undefined && other !== set.id) {
     warner.warn(
       WARNINGS.NAME_CONFLICT,
       `Two limiters named '${name}' with different policies share one store; their counters are separate. Give each a distinct \`name\` (or the same policies) to make this explicit.`,
     );
   }
-  names.set(name, set.id);
+  if (!tiered) names.set(name, set.id);
 
   return new LimiterImpl(
     name,
@@ -231,6 +240,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
     probeIntervalMs,
     blocked,
     warner,
+    tiered,
   );
 }
 
@@ -251,12 +261,13 @@ class LimiterImpl implements Limiter {
     private readonly probeIntervalMs: number,
     private readonly blocked: BlockedCache | undefined,
     private readonly warner: Warner,
+    private readonly tiered = false,
   ) {
     this.syncStore = isSync(store) ? store : undefined;
   }
 
   resolve(policies?: Policy | readonly Policy[]): PolicySet {
-    if (policies === undefined) return this.policies;
+    if (policies === undefined) return this.tiered ? this.noPolicies() : this.policies;
     if (typeof policies !== 'object' || policies === null) return resolvePolicySet(policies, this.name);
     let set = this.sets.get(policies);
     if (set === undefined) {
@@ -283,6 +294,9 @@ class LimiterImpl implements Limiter {
     if (options !== undefined) {
       if (options.cost !== undefined) cost = checkCost(options.cost);
       if (options.policies !== undefined) set = this.resolve(options.policies);
+      else if (this.tiered) this.noPolicies();
+    } else if (this.tiered) {
+      this.noPolicies();
     }
     if (this.blocked !== undefined && this.blocked.size > 0) {
       const cached = this.blocked.lookup(`${set.id}\n${key}`, cost, monotonicClock());
@@ -298,6 +312,12 @@ class LimiterImpl implements Limiter {
       return this.decided(key, set, cost, outcomes);
     }
     return this.consumeAsync(key, set, cost);
+  }
+
+  private noPolicies(): never {
+    throw new ConfigError(
+      `Limiter '${this.name}' chooses its policies per request (its \`policies\` option is a function): pass them to each call, e.g. \`limiter.peek(key, { policies: TIERS.pro })\`.`,
+    );
   }
 
   /** A store that answers with a promise (Redis). A `then` chain, not an async function: one hop less. */

@@ -1,5 +1,5 @@
 import { configError } from '../errors.js';
-import { createLimiter, type Limiter } from '../limiter.js';
+import { createLimiter, type Limiter, TIERED } from '../limiter.js';
 import type { Decision, Logger, Policy, Store } from '../types.js';
 import { checkFunction, checkOptions } from './check-options.js';
 import { type HeaderMode, resolveHeaderModes } from './headers.js';
@@ -155,7 +155,8 @@ const LIMITER_OPTIONS = [
 
 /**
  * Stands in for the limiter's own policies when they are chosen per request: every request passes
- * its tier's policies to `consume`, so this set is never counted against.
+ * its tier's policies to `consume`, and the limiter (marked TIERED) refuses calls without policies,
+ * so this set is never counted against nor reported.
  */
 const PER_REQUEST: Policy = Object.freeze({ name: 'per-request', limit: 1, window: 1000 });
 
@@ -170,9 +171,10 @@ export function resolveOptions<Req>(options: RateLimitOptions<Req>): RateLimitCo
     );
   }
   const tiers = typeof options.policies === 'function' ? options.policies : undefined;
-  const limiterOptions: Record<string, unknown> = {
+  const limiterOptions: Record<string | symbol, unknown> = {
     policies: tiers === undefined ? options.policies : PER_REQUEST,
   };
+  if (tiers !== undefined) limiterOptions[TIERED] = true;
   for (const option of LIMITER_OPTIONS) {
     const value = options[option as keyof RateLimitOptions<Req>];
     if (value !== undefined) limiterOptions[option] = value;

@@ -233,6 +233,22 @@ describe('rateLimit handler', () => {
     );
   });
 
+  it('asks for policies when a tier limiter is used directly without them', async () => {
+    const pro: Policy[] = [{ limit: 600, window: '1m' }];
+    const { hit, handle } = limiter({ key: () => 'k', policies: () => pro });
+    await hit();
+    expect((await handle.limiter.peek('k', { policies: pro })).remaining).toBe(599);
+    const message =
+      "Limiter 'default' chooses its policies per request (its `policies` option is a function): pass them to each call, e.g. `limiter.peek(key, { policies: TIERS.pro })`.";
+    await expect(handle.limiter.peek('k')).rejects.toThrow(new ConfigError(message));
+    await expect(handle.limiter.consume('k')).rejects.toThrow(new ConfigError(message));
+    await expect(handle.limiter.consume('k', { cost: 2 })).rejects.toThrow(new ConfigError(message));
+    await expect(handle.limiter.refund('k')).rejects.toThrow(new ConfigError(message));
+    await expect(handle.limiter.reset('k')).rejects.toThrow(new ConfigError(message));
+    await handle.limiter.refund('k', 1, { policies: pro });
+    expect((await handle.limiter.peek('k', { policies: pro })).remaining).toBe(600);
+  });
+
   it('sets nothing on a response that already started, and says so once', async () => {
     const { hit, log } = limiter({ policies: { limit: 1, window: '1m' } });
     const started = { headersSent: () => true };
