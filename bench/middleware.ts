@@ -15,7 +15,7 @@ import { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { parseArgs } from 'node:util';
-import { rateLimit as coreRateLimit, type HttpResult, type RequestView, writeHeaders } from '@tollgate/core';
+import { rateLimit as coreRateLimit, type HttpResult, NodeRequestView, writeHeaders } from '@tollgate/core';
 import { rateLimit as koaRateLimit } from '@tollgate/koa';
 import Koa from 'koa';
 import { median } from './lib/stats.ts';
@@ -68,39 +68,10 @@ const core = coreRateLimit<IncomingMessage>({ policies: { limit: HUGE, window: '
 const respond = (res: ServerResponse, result: HttpResult) => {
   if (result.action === 'next') writeHeaders(res, result.headers);
 };
-/**
- * A class, as the adapters use: an object literal with arrow functions made per request would also
- * pay for tsx's `__name` wrapper on every closure, which a build does not have.
- */
-class NodeView implements RequestView {
-  constructor(
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
-  ) {}
-  get method(): string {
-    return this.req.method!;
-  }
-  get path(): string {
-    return this.req.url!;
-  }
-  header(name: string): string | undefined {
-    return this.req.headers[name] as string | undefined;
-  }
-  get ip(): string | undefined {
-    return this.req.socket.remoteAddress;
-  }
-  get trustProxy(): boolean {
-    return false;
-  }
-  headersSent(): boolean {
-    return this.res.headersSent;
-  }
-}
-
 function nodeRequest(limited: boolean): unknown {
   const { req, res } = request();
   if (!limited) return undefined;
-  const result = core.decide(new NodeView(req, res), req);
+  const result = core.decide(new NodeRequestView(req, res), req);
   return result instanceof Promise ? result.then((r) => respond(res, r)) : respond(res, result);
 }
 const nodeVariant =

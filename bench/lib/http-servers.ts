@@ -4,13 +4,14 @@
  * window. Runs in the variant's own child process (bench/lib/http-child.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import {
   byHeader as coreByHeader,
   rateLimit as coreRateLimit,
   type HttpResult,
   MemoryStore,
+  NodeRequestView,
   type RequestView,
   writeHeaders,
 } from '@tollgate/core';
@@ -116,23 +117,6 @@ function ok(res: ServerResponse): void {
   res.end('ok');
 }
 
-/** A RequestView of a plain IncomingMessage: what a hand-written node:http integration passes. */
-function nodeView(req: IncomingMessage, res: ServerResponse): RequestView {
-  const url = req.url ?? '/';
-  const query = url.indexOf('?');
-  return {
-    method: req.method ?? 'GET',
-    path: query === -1 ? url : url.slice(0, query),
-    header(name) {
-      const value = req.headers[name];
-      return Array.isArray(value) ? value.join(', ') : value;
-    },
-    ip: req.socket.remoteAddress,
-    trustProxy: false,
-    headersSent: () => res.headersSent,
-  };
-}
-
 function nodeServer(
   variant: Variant,
   keyBy: ServerOptions['keyBy'],
@@ -173,7 +157,7 @@ function nodeServer(
     ok(res);
   };
   return createServer((req, res) => {
-    const view = nodeView(req, res);
+    const view = new NodeRequestView(req, res);
     // `decide` answers synchronously with the MemoryStore, with a promise with Redis.
     const result = handle.decide(view, view);
     if (result instanceof Promise) result.then((r) => respond(res, r));

@@ -13,6 +13,8 @@ export { hold } from './hold.js';
 export { ipBucket } from './ip-address.js';
 export type { ByIpOptions, FallbackOptions, KeyFunction, KeyHelpers } from './keys.js';
 export { byApiKey, byHeader, byIp, keyHelpers } from './keys.js';
+export type { NodeRequestLike, NodeResponseLike } from './node-view.js';
+export { NodeRequestView } from './node-view.js';
 export type { RateLimitConfig, RateLimitOptions, RefundOptions, TierFunction } from './options.js';
 export { resolveOptions } from './options.js';
 export type { EncodedBody, QuotaExceededProblem, StoreUnavailableProblem } from './problem.js';
