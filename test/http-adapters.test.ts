@@ -75,4 +75,55 @@ describe('@tollgate/koa', () => {
     expect((await supertest(app.callback()).get('/search')).body).toEqual({ remaining: 4 });
     expect((await supertest(app.callback()).get('/search?free=1')).body).toEqual({ remaining: null });
   });
+
+  it.each([
+    ['Koa 2', () => new Koa2()],
+    ['Koa 3', () => new Koa3()],
+  ])('counts by the address Koa would give ctx.ip on %s, however the app decides it', async (_, create) => {
+    const keyOf = async (setup: (app: Koa3) => void, headers: Record<string, string> = {}) => {
+      const app = create() as unknown as Koa3;
+      setup(app);
+      app.use(forKoa.rateLimit({ policies, logger: quiet }));
+      app.use((ctx) => {
+        ctx.body = { key: ctx.state.rateLimit?.key, ip: ctx.ip };
+      });
+      const keys = [];
+      // Twice: the first request of a process may take another path than the next ones.
+      for (let i = 0; i < 2; i++) keys.push((await supertest(app.callback()).get('/').set(headers)).body);
+      return keys;
+    };
+    const [first, second] = await keyOf(() => {});
+    expect(first!.ip).toMatch(/^(::ffff:)?127\.0\.0\.1$/);
+    expect([first, second]).toEqual([
+      { key: 'ip:127.0.0.1', ip: first!.ip },
+      { key: 'ip:127.0.0.1', ip: first!.ip },
+    ]);
+    // An earlier middleware sets ctx.request.ip (Koa's setter).
+    const set = { key: 'ip:9.9.9.9', ip: '9.9.9.9' };
+    expect(
+      await keyOf((app) =>
+        app.use((ctx, next) => {
+          ctx.request.ip = '9.9.9.9';
+          return next();
+        }),
+      ),
+    ).toEqual([set, set]);
+    // The app redefines ip for all its requests.
+    const redefined = { key: 'ip:8.8.8.8', ip: '8.8.8.8' };
+    expect(
+      await keyOf((app) =>
+        Object.defineProperty(app.request, 'ip', { get: () => '8.8.8.8', configurable: true }),
+      ),
+    ).toEqual([redefined, redefined]);
+    // Behind a trusted proxy.
+    const proxied = { key: 'ip:7.7.7.7', ip: '7.7.7.7' };
+    expect(
+      await keyOf(
+        (app) => {
+          app.proxy = true;
+        },
+        { 'x-forwarded-for': '7.7.7.7' },
+      ),
+    ).toEqual([proxied, proxied]);
+  });
 });

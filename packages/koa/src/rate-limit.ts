@@ -26,7 +26,11 @@ export interface KoaContext {
   path: string;
   ip: string;
   headers: IncomingHttpHeaders;
-  req: { method?: string | undefined; headers: IncomingHttpHeaders };
+  req: {
+    method?: string | undefined;
+    headers: IncomingHttpHeaders;
+    socket: { remoteAddress?: string | undefined };
+  };
   request: { ip: string };
   app: { proxy: boolean; maxIpsCount?: number };
   state: { rateLimit?: Decision };
@@ -60,7 +64,22 @@ class KoaView implements RequestView {
     return Array.isArray(value) ? value.join(', ') : value;
   }
   get ip(): string | undefined {
-    return this.ctx.request.ip || undefined;
+    const { ctx } = this;
+    const request = ctx.request as KoaContext['request'] & Record<symbol, string | undefined>;
+    const cache = ctx.app.proxy ? undefined : ipCacheOf(ctx.app);
+    if (cache === undefined || cache.symbol === null || Object.hasOwn(request, 'ip')) {
+      return request.ip || undefined;
+    }
+    if (cache.symbol === undefined) {
+      const ip = request.ip;
+      cache.symbol =
+        Object.getOwnPropertySymbols(request).find((s) => s.description === 'context#ip') ?? null;
+      return ip || undefined;
+    }
+    // Koa's own getter, with `app.proxy` off, is `this[IP] || this.socket.remoteAddress || ''`
+    // after building an empty list of forwarded addresses (a header lookup, a lower-cased copy of
+    // the header name, an array) on every request; this is the same without that.
+    return request[cache.symbol] || ctx.req.socket.remoteAddress || undefined;
   }
   get trustProxy(): boolean {
     return this.ctx.app.proxy;
@@ -74,6 +93,37 @@ class KoaView implements RequestView {
 }
 
 const viewOf = (ctx: KoaContext): RequestView => new KoaView(ctx);
+
+/**
+ * Per app: the symbol under which Koa's request caches the client address (`Symbol('context#ip')`
+ * in Koa 2 and 3; each Koa module has its own), found on the app's first request, `null` when there
+ * is none. No entry (`undefined` from `ipCacheOf`) when the app redefined `request.ip`: then Koa's
+ * getter, or the app's, is always asked.
+ */
+const ipCaches = new WeakMap<object, { symbol: symbol | null | undefined } | null>();
+
+function ipCacheOf(app: KoaContext['app']): { symbol: symbol | null | undefined } | undefined {
+  let cache = ipCaches.get(app);
+  if (cache === undefined) {
+    const request = (app as { request?: object }).request;
+    const ipOwner = request && definer(request, 'ip');
+    const plain =
+      ipOwner !== undefined &&
+      ipOwner === definer(request!, 'ips') &&
+      typeof Object.getOwnPropertyDescriptor(ipOwner, 'ip')?.get === 'function';
+    cache = plain ? { symbol: undefined } : null;
+    ipCaches.set(app, cache);
+  }
+  return cache ?? undefined;
+}
+
+/** The object along `object`'s prototype chain that defines `name`. */
+function definer(object: object, name: string): object | undefined {
+  for (let o: object | null = object; o !== null; o = Object.getPrototypeOf(o)) {
+    if (Object.hasOwn(o, name)) return o;
+  }
+  return undefined;
+}
 
 /** Koa 2 and 3 rate-limit middleware. Callbacks receive Koa's `ctx`. */
 export function rateLimit(options: RateLimitOptions<Context>): RateLimitMiddleware {
