@@ -294,10 +294,8 @@ class LimiterImpl implements Limiter {
     if (options !== undefined) {
       if (options.cost !== undefined) cost = checkCost(options.cost);
       if (options.policies !== undefined) set = this.resolve(options.policies);
-      else if (this.tiered) this.noPolicies();
-    } else if (this.tiered) {
-      this.noPolicies();
     }
+    if (this.tiered && set === this.policies) this.noPolicies();
     if (this.blocked !== undefined && this.blocked.size > 0) {
       const cached = this.blocked.lookup(`${set.id}\n${key}`, cost, monotonicClock());
       if (cached !== undefined) return toDecision(key, set, cached, 'blocked-cache');
