@@ -62,6 +62,14 @@ describe('node:http with NodeRequestView', () => {
     expect([first!.status, second!.status, third!.status]).toEqual([200, 200, 429]);
     expect(first!.headers['ratelimit-remaining']).toBe('1');
     expect(first!.headers['ratelimit-policy']).toBe('2;w=60');
+    // On the wire, as sent (supertest's `headers` are lower-cased whatever was sent).
+    const raw = (first as unknown as { res: { rawHeaders: string[] } }).res.rawHeaders;
+    expect(raw.filter((name) => /ratelimit/i.test(name))).toEqual([
+      'ratelimit-limit',
+      'ratelimit-remaining',
+      'ratelimit-reset',
+      'ratelimit-policy',
+    ]);
     expect(first!.headers['retry-after']).toBeUndefined();
     expect(third!.headers['retry-after']).toMatch(/^[1-9][0-9]*$/);
     expect(third!.headers['content-type']).toBe('application/problem+json');

@@ -4,7 +4,13 @@ import { toDecision } from '../decision.js';
 import { ConfigError } from '../errors.js';
 import { resolvePolicySet } from '../policy.js';
 import type { Outcome, Policy } from '../types.js';
-import { decisionHeaders, resolveHeaderModes, retryAfterSeconds, windowSeconds } from './headers.js';
+import {
+  decisionHeaders,
+  resolveHeaderModes,
+  retryAfterSeconds,
+  windowSeconds,
+  writeHeaders,
+} from './headers.js';
 
 const outcome = (o: Partial<Outcome>): Outcome => ({
   allowed: true,
@@ -225,5 +231,40 @@ describe('resolveHeaderModes', () => {
     );
     expect(() => resolveHeaderModes(true)).toThrow(ConfigError);
     expect(() => resolveHeaderModes(['draft-6', 'draft-8'])).toThrow(/pick one of them/);
+  });
+});
+
+describe('writeHeaders', () => {
+  it('sets every field under its lower-case wire name, and other names as they are', () => {
+    const set: [string, string][] = [];
+    writeHeaders(
+      { setHeader: (name: string, value: string) => set.push([name, value]) },
+      {
+        'RateLimit-Limit': '10',
+        'RateLimit-Remaining': '9',
+        'RateLimit-Reset': '1',
+        'RateLimit-Policy': '10;w=1',
+        RateLimit: 'limit=10, remaining=9, reset=1',
+        'X-RateLimit-Limit': '10',
+        'X-RateLimit-Remaining': '9',
+        'X-RateLimit-Reset': '1700000000',
+        'Retry-After': '1',
+        'Content-Type': 'application/problem+json',
+        'X-Other': 'kept',
+      },
+    );
+    expect(set).toEqual([
+      ['ratelimit-limit', '10'],
+      ['ratelimit-remaining', '9'],
+      ['ratelimit-reset', '1'],
+      ['ratelimit-policy', '10;w=1'],
+      ['ratelimit', 'limit=10, remaining=9, reset=1'],
+      ['x-ratelimit-limit', '10'],
+      ['x-ratelimit-remaining', '9'],
+      ['x-ratelimit-reset', '1700000000'],
+      ['retry-after', '1'],
+      ['content-type', 'application/problem+json'],
+      ['X-Other', 'kept'],
+    ]);
   });
 });
