@@ -4,6 +4,7 @@
  *   pnpm bench [--rounds 5] [--duration 1] [--warmup 0.25] [--first-warmup 1] [--connections 50]
  *              [--pipelining 10] [--only koa,redis | --only all] [--keys 1] [--autopipelining]
  *              [--profile koa-tollgate-mem] [--profile-s 5] [--compile build|tsx] [--json runs.json]
+ *              [--pin auto|on|off]
  *
  * Every variant (bench/lib/http-variants.ts) is a server in its own child process on 127.0.0.1,
  * loaded by autocannon from this process with a fixed number of connections, one variant at a time.
@@ -22,7 +23,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,6 +61,7 @@ const { values: flags } = parseArgs({
     compile: { type: 'string', default: 'build' },
     autopipelining: { type: 'boolean', default: false },
     json: { type: 'string' },
+    pin: { type: 'string', default: 'auto' },
   },
 });
 const ROUNDS = Number(flags.rounds);
@@ -131,8 +133,27 @@ async function startServer(variant: Variant, redis: RedisServer | undefined, ext
   ];
   const child = startChild('./http-child.ts', args, extraFlags);
   const { port } = await request<{ port: number }>(child, { op: 'start' });
+  if (PIN) await pin(child.pid!, SERVER_CPU);
   return { variant, child, port } satisfies Server;
 }
+
+/**
+ * `--pin auto|on|off`: every server on the last CPU, autocannon (this process) on the others, so the
+ * two never take turns on one core and the scheduler never moves a server mid-run (on a 2-core VM
+ * this cut the spread between rounds from 50-75% to 15-25%). redis-server is not pinned (it starts
+ * before this process pins itself). `auto` pins when there are at least 2 CPUs and `taskset`
+ * (util-linux) is installed.
+ */
+const PIN =
+  flags.pin === 'on' || (flags.pin === 'auto' && cpus().length >= 2 && existsSync('/usr/bin/taskset'));
+const SERVER_CPU = String(cpus().length - 1);
+const CLIENT_CPUS = cpus().length > 1 ? `0-${cpus().length - 2}` : '0';
+const pin = (pid: number, cpuList: string) =>
+  new Promise<void>((resolve, reject) =>
+    execFile('taskset', ['-a', '-p', '-c', cpuList, String(pid)], (error) =>
+      error ? reject(new Error(`--pin needs taskset (util-linux): ${error.message}`)) : resolve(),
+    ),
+  );
 
 async function stopServer(server: Server): Promise<void> {
   const exited = new Promise((resolve) => server.child.once('exit', resolve));
@@ -388,7 +409,8 @@ function best(peers: readonly Variant[]): Variant | undefined {
   return found;
 }
 
-const isPeer = (v: Variant) => v.limiter !== 'bare' && v.limiter !== 'tollgate';
+const REFERENCES: readonly string[] = ['bare', 'tollgate', 'quiet', 'fields'];
+const isPeer = (v: Variant) => !REFERENCES.includes(v.limiter);
 const name = (v: Variant) => `${LIMITER_LABEL[v.limiter]} on ${FRAMEWORK_LABEL[v.framework]}`;
 
 function verdict(
@@ -445,6 +467,28 @@ function targets(): Verdict[] {
   return verdicts;
 }
 
+/**
+ * Where tollgate's time goes, from the two references run on the same framework: the decision
+ * without header fields (`quiet`), and four fixed fields without a limiter (`fields`).
+ */
+function split(): string[] {
+  const lines: string[] = [];
+  for (const f of FRAMEWORKS) {
+    const of = (limiter: string) => variants.find((v) => v.framework === f && v.limiter === limiter);
+    const [t, quiet, fields] = [of('tollgate'), of('quiet'), of('fields')];
+    if (t?.store !== 'memory' || quiet === undefined || fields === undefined) continue;
+    const cell = (v: Variant) =>
+      `${us(median(addedUs(v)))} us ${range(addedUs(v))} (server CPU ${us(median(addedCpuUs(v)))} us)`;
+    lines.push(
+      `${FRAMEWORK_LABEL[f]}, where tollgate's time goes: the whole, with draft-6's four fields, ${cell(t)};` +
+        ` its decision alone (headers: false) ${cell(quiet)}; four fixed fields set by a middleware` +
+        ` without a limiter ${cell(fields)}: Node's cost of writing the fields, the same for any limiter.`,
+      '',
+    );
+  }
+  return lines;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -455,9 +499,13 @@ async function main(): Promise<void> {
     throw new Error('--warmup and --first-warmup take seconds >= 0');
   if (COMPILE !== 'build' && COMPILE !== 'tsx') throw new Error("--compile is 'build' or 'tsx'");
   if (flags.profile !== undefined) select(flags.profile);
+  if (!['auto', 'on', 'off'].includes(flags.pin)) throw new Error("--pin is 'auto', 'on' or 'off'");
+  if (PIN && cpus().length < 2) throw new Error('--pin on needs at least 2 CPUs');
   const loadBefore = loadavg();
   const needsRedis = variants.some((v) => v.store === 'redis') || (flags.profile ?? '').endsWith('-redis');
+  // redis-server first, so it does not inherit this process's CPU.
   const redis = needsRedis ? await startRedis() : undefined;
+  if (PIN) await pin(process.pid, CLIENT_CPUS);
   try {
     await rounds(redis);
     if (flags.profile !== undefined) await profile(flags.profile, redis);
@@ -472,6 +520,9 @@ async function main(): Promise<void> {
   log(
     `autocannon, ${CONNECTIONS} connections x ${PIPELINING} pipelined requests, GET / on 127.0.0.1, ${DURATION} s per run after a ${WARMUP} s warm-up` +
       ` (${FIRST_WARMUP} s the first time), ${ROUNDS} interleaved rounds; ${KEYS > 1 ? `${KEYS} keys (X-API-Key header, the same requests sent to the bare servers)` : 'one key: every limiter counts by client IP, all 127.0.0.1'}.` +
+      (PIN
+        ? ` Servers pinned to CPU ${SERVER_CPU}, autocannon to CPU ${CLIENT_CPUS} (taskset; --pin off to let them float).`
+        : ' Processes not pinned to CPUs.') +
       (flags.autopipelining
         ? ' Every ioredis client with enableAutoPipelining.'
         : ' ioredis clients with default options.'),
@@ -502,6 +553,7 @@ async function main(): Promise<void> {
     ),
   );
   log();
+  for (const line of split()) log(line);
   if (profileReport !== undefined) {
     log(`## CPU profile of ${flags.profile} under load (self time, top 30; includes start-up)`);
     log();

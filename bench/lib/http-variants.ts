@@ -7,7 +7,11 @@
 export const KEY_HEADER = 'x-api-key';
 
 export type Framework = 'node' | 'express' | 'koa';
-export type LimiterName = 'bare' | 'tollgate' | 'erl' | 'rlf' | 'koa-ratelimit';
+/**
+ * `quiet` and `fields` are references, not peers: tollgate without its header fields, and the four
+ * draft-6 fields without a limiter. Together they split tollgate's cost into its own work and Node's.
+ */
+export type LimiterName = 'bare' | 'tollgate' | 'erl' | 'rlf' | 'koa-ratelimit' | 'quiet' | 'fields';
 export type StoreKind = 'memory' | 'redis';
 
 export interface Variant {
@@ -37,6 +41,8 @@ export const LIMITER_LABEL: Record<LimiterName, string> = {
   erl: 'express-rate-limit',
   rlf: 'rate-limiter-flexible',
   'koa-ratelimit': 'koa-ratelimit',
+  quiet: 'tollgate, headers: false',
+  fields: 'four fixed RateLimit fields',
 };
 
 const v = (
@@ -58,7 +64,12 @@ const v = (
 });
 
 export const VARIANTS: readonly Variant[] = [
-  v('node', 'bare', undefined, "http.createServer((req, res) => res.end('ok'))"),
+  v(
+    'node',
+    'bare',
+    undefined,
+    "http.createServer((req, res) => { res.setHeader('Content-Type', 'text/plain; charset=utf-8'); res.end('ok') })",
+  ),
   v(
     'node',
     'tollgate',
@@ -86,6 +97,18 @@ export const VARIANTS: readonly Variant[] = [
     'tollgate',
     'memory',
     "@tollgate/koa rateLimit({ policies: { limit: 1e9, window: '1m' } }) (sliding window, draft-6 headers)",
+  ),
+  v(
+    'koa',
+    'quiet',
+    'memory',
+    "same with headers: false: tollgate's own work, without the four fields (a reference, not a peer)",
+  ),
+  v(
+    'koa',
+    'fields',
+    undefined,
+    "no limiter: a middleware that sets draft-6's four fields to fixed values with res.setHeader (what Node charges for them; a reference)",
   ),
   v('koa', 'tollgate', 'redis', 'same, store: new RedisStore({ client: ioredis })'),
   v(
@@ -186,5 +209,6 @@ interface GroupKind {
 const GROUP_KINDS: readonly GroupKind[] = [
   { words: FRAMEWORKS, of: (x) => x.framework },
   { words: Object.keys(LIMITER_LABEL), of: (x) => x.limiter },
-  { words: ['memory', 'redis'], of: (x) => x.store },
+  // The fixed-fields reference has no store; it belongs with the memory runs it explains.
+  { words: ['memory', 'redis'], of: (x) => x.store ?? (x.limiter === 'fields' ? 'memory' : undefined) },
 ];
