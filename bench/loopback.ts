@@ -11,6 +11,8 @@
  * core. The client's share (writing requests, scanning responses) is the same for every variant
  * but for the extra bytes of the header fields.
  *
+ * The Redis variants share one throwaway redis-server (its CPU is not counted: the client side is).
+ *
  * Rounds interleave the variants; a variant's cost is the median over rounds of (its CPU per
  * response - the bare server's in the same round). Two references split tollgate's cost: its
  * decision without fields (`headers: false`), and four fixed fields set by a middleware without a
@@ -24,7 +26,10 @@ import { connect } from 'node:net';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { rateLimit } from '@tollgate/koa';
+import { RedisStore } from '@tollgate/redis';
+import { Redis } from 'ioredis';
 import Koa from 'koa';
+import { startRedis } from '../test/support/redis-servers.ts';
 import { median } from './lib/stats.ts';
 import { table } from './lib/table.ts';
 
@@ -47,8 +52,8 @@ const HUGE = 1_000_000_000;
 type Middleware = (ctx: Koa.Context, next: () => Promise<unknown>) => unknown;
 /** koa-ratelimit ships no types: the options used here. */
 type KoaRatelimit = (options: {
-  driver: 'memory';
-  db: Map<string, unknown>;
+  driver: 'memory' | 'redis';
+  db: Map<string, unknown> | Redis;
   max: number;
   duration: number;
 }) => Middleware;
@@ -77,6 +82,11 @@ interface Variant {
   setup: string;
   app: Koa;
 }
+
+// A throwaway redis-server, started before this process pins itself so it runs on another CPU.
+const redisServer = await startRedis();
+const redis = new Redis({ port: redisServer.port });
+await redis.ping();
 
 const VARIANTS: Variant[] = [
   { name: 'koa bare', setup: "app.use((ctx) => { ctx.body = 'ok' })", app: koaApp(undefined) },
@@ -108,6 +118,22 @@ const VARIANTS: Variant[] = [
     setup:
       "koa-ratelimit({ driver: 'memory', db: new Map(), max: 1e9, duration: 60000 }) (3 X-RateLimit-* fields)",
     app: koaApp(koaRatelimit({ driver: 'memory', db: new Map(), max: HUGE, duration: 60_000 })),
+  },
+  {
+    name: 'koa + tollgate (redis)',
+    setup: 'koa + tollgate with store: new RedisStore({ client: ioredis })',
+    app: koaApp(
+      rateLimit({
+        name: 'redis',
+        policies: { limit: HUGE, window: '1m' },
+        store: new RedisStore({ client: redis, prefix: 'tollgate:' }),
+      }) as unknown as Middleware,
+    ),
+  },
+  {
+    name: 'koa + koa-ratelimit (redis)',
+    setup: "koa-ratelimit({ driver: 'redis', db: ioredis, max: 1e9, duration: 60000 })",
+    app: koaApp(koaRatelimit({ driver: 'redis', db: redis, max: HUGE, duration: 60_000 })),
   },
 ];
 
@@ -184,6 +210,8 @@ for (let round = -2; round < ROUNDS; round++) {
   }
 }
 for (const server of servers.values()) server.close();
+await redis.quit();
+await redisServer.stop();
 
 const bare = times.get(VARIANTS[0]!)!;
 const added = (v: Variant) => times.get(v)!.map((t, i) => t - bare[i]!);
@@ -213,13 +241,23 @@ console.log(
   ),
 );
 const byName = (name: string) => VARIANTS.find((v) => v.name === name)!;
-const mine = added(byName('koa + tollgate'));
-const theirs = added(byName('koa + koa-ratelimit'));
 const fields = median(added(byName('koa + four fixed fields')));
-const ratios = mine.map((t, i) => t / theirs[i]!);
+console.log();
+for (const [store, suffix] of [
+  ['memory', ''],
+  ['Redis', ' (redis)'],
+] as const) {
+  const mine = added(byName(`koa + tollgate${suffix}`));
+  const theirs = added(byName(`koa + koa-ratelimit${suffix}`));
+  const ratios = mine.map((t, i) => t / theirs[i]!);
+  console.log(
+    `Koa, ${store}: tollgate adds ${us(median(mine))} us per request, koa-ratelimit ${us(median(theirs))} us: ` +
+      `${(median(mine) / median(theirs)).toFixed(2)}x (round by round: median ${median(ratios).toFixed(2)}x, ` +
+      `${ratios.filter((r) => r <= 0.5).length} of ${ratios.length} rounds at or below 0.5x).`,
+  );
+}
 console.log(
-  `\nKoa: tollgate adds ${us(median(mine))} us per request, koa-ratelimit ${us(median(theirs))} us: ` +
-    `${(median(mine) / median(theirs)).toFixed(2)}x (round by round: median ${median(ratios).toFixed(2)}x, ` +
-    `${ratios.filter((r) => r <= 0.5).length} of ${ratios.length} rounds at or below 0.5x). ` +
-    `Four fixed fields alone add ${us(fields)} us, ${(fields / median(theirs)).toFixed(2)}x of koa-ratelimit's whole cost.`,
+  `Four fixed fields alone add ${us(fields)} us: ${(fields / median(added(byName('koa + koa-ratelimit')))).toFixed(2)}x ` +
+    "of koa-ratelimit's whole cost with memory. redis-server's own CPU is not in these figures (pnpm bench and " +
+    'pnpm bench:redis report it).',
 );
