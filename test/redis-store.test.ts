@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   ConfigError,
+  createLimiter,
   evaluate,
   isStoreError,
   type Outcome,
@@ -387,6 +388,22 @@ describe('RedisStore on the shared servers', () => {
     await store.reset('user', s);
     expect(await admin.exists(store.keyFor('user', s))).toBe(0);
     expect((await store.consume('user', s, 1))[0]!.remaining).toBe(1);
+  });
+
+  it("keeps Retry-After tight with a test clock: the limiter's denied-key cache follows it", async () => {
+    const time = { now: 1_000_000 };
+    const store = new RedisStore({ client, prefix: prefix(), clock: () => time.now });
+    // The cache is on by default for a RedisStore.
+    const limiter = createLimiter({ policies: { algorithm: 'fixed-window', limit: 1, window: 1000 }, store });
+    await limiter.consume('k');
+    const denied = await limiter.consume('k');
+    expect([denied.allowed, denied.retryAfterMs, denied.reason]).toEqual([false, 1000, undefined]);
+    time.now += denied.retryAfterMs - 1;
+    const cached = await limiter.consume('k');
+    expect([cached.allowed, cached.retryAfterMs, cached.reason]).toEqual([false, 1, 'blocked-cache']);
+    time.now += 1;
+    const after = await limiter.consume('k');
+    expect([after.allowed, after.reason]).toEqual([true, undefined]);
   });
 
   it('reads time from Redis TIME when no clock is given', async () => {

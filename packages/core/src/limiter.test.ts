@@ -767,6 +767,24 @@ describe('blocked cache', () => {
     expect([after.allowed, after.reason, store.calls.consume]).toEqual([true, undefined, 5]);
   });
 
+  test("measures the block with the store's own clock when it has one (no faked timers)", async () => {
+    const clock = { t: 5_000_000 };
+    const inner = new MemoryStore({ clock: () => clock.t });
+    // A remote store with its own time source, like a RedisStore given a test `clock`.
+    const store = Object.assign(new FlakyStore(inner, true), { clock: inner.clock });
+    const limiter = createLimiter({ policies: policy, store });
+    await limiter.consume('k');
+    await limiter.consume('k');
+    const denied = await limiter.consume('k');
+    expect([denied.allowed, denied.retryAfterMs, store.calls.consume]).toEqual([false, 1000, 3]);
+    clock.t += 999;
+    const cached = await limiter.consume('k');
+    expect([cached.reason, cached.retryAfterMs, store.calls.consume]).toEqual(['blocked-cache', 1, 3]);
+    clock.t += 1;
+    const after = await limiter.consume('k');
+    expect([after.allowed, after.reason, store.calls.consume]).toEqual([true, undefined, 4]);
+  });
+
   test('another cost asks the store; reset and refund lift the block', async () => {
     const time = virtualTime();
     const store = new FlakyStore(new MemoryStore({ clock: time.clock }));

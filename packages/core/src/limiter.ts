@@ -3,7 +3,7 @@ import { openDecision, toDecision } from './decision.js';
 import { ConfigError, configError, StoreError } from './errors.js';
 import { MemoryStore } from './memory-store.js';
 import { resolveNamespace, resolvePolicySet } from './policy.js';
-import type { Decision, Logger, Outcome, Policy, PolicySet, Store } from './types.js';
+import type { Clock, Decision, Logger, Outcome, Policy, PolicySet, Store } from './types.js';
 import { WARNINGS, Warner } from './warnings.js';
 
 /**
@@ -247,6 +247,8 @@ export function createLimiter(options: LimiterOptions): Limiter {
 class LimiterImpl implements Limiter {
   private readonly sets = new WeakMap<object, PolicySet>();
   private readonly syncStore: SyncStore | undefined;
+  /** The denied-key cache's time: the store's own clock when it has one (a virtual clock in tests). */
+  private readonly cacheClock: Clock;
   /** While the store fails: when the next request may try it again. */
   private probeAt = 0;
   private failing = false;
@@ -264,6 +266,7 @@ class LimiterImpl implements Limiter {
     private readonly tiered = false,
   ) {
     this.syncStore = isSync(store) ? store : undefined;
+    this.cacheClock = store.clock ?? monotonicClock;
   }
 
   resolve(policies?: Policy | readonly Policy[]): PolicySet {
@@ -297,7 +300,7 @@ class LimiterImpl implements Limiter {
     }
     if (this.tiered && set === this.policies) this.noPolicies();
     if (this.blocked !== undefined && this.blocked.size > 0) {
-      const cached = this.blocked.lookup(`${set.id}\n${key}`, cost, monotonicClock());
+      const cached = this.blocked.lookup(`${set.id}\n${key}`, cost, this.cacheClock());
       if (cached !== undefined) return toDecision(key, set, cached, 'blocked-cache');
     }
     if (this.syncStore !== undefined && !this.failing) {
@@ -342,7 +345,7 @@ class LimiterImpl implements Limiter {
   private decided(key: string, set: PolicySet, cost: number, outcomes: Outcome[]): Decision {
     const decision = toDecision(key, set, outcomes);
     if (!decision.allowed && this.blocked !== undefined) {
-      this.blocked.remember(`${set.id}\n${key}`, cost, monotonicClock(), outcomes, decision.retryAfterMs);
+      this.blocked.remember(`${set.id}\n${key}`, cost, this.cacheClock(), outcomes, decision.retryAfterMs);
     }
     return decision;
   }

@@ -255,7 +255,8 @@ class Table {
 export class MemoryStore implements Store {
   readonly remote = false;
   private readonly maxKeys: number;
-  private readonly clock: Clock;
+  /** The time source (the limiter's denied-key cache follows it). */
+  readonly clock: Clock;
   private readonly tables = new Map<string, Table>();
   private readonly byId: Table[] = [];
   private readonly slots: Slots;

@@ -112,6 +112,13 @@ export interface Store {
   close?(): Promise<void> | void;
   /** True for stores that leave the process (Redis): turns on the denied-key cache by default. */
   readonly remote?: boolean;
+  /**
+   * The store's time source when it runs in this process (a MemoryStore's clock, a RedisStore given
+   * a test `clock`): the limiter's denied-key cache measures its waits with it, so a virtual clock
+   * drives both. Undefined when time comes from elsewhere (Redis `TIME`): the cache then uses a
+   * monotonic clock, which measures the same durations.
+   */
+  readonly clock?: Clock | undefined;
 }
 
 /** Time source in milliseconds. Stores use a monotonic one by default. */

@@ -88,7 +88,8 @@ export class RedisStore implements Store {
   readonly remote = true;
   private readonly connection: Connection;
   private readonly prefix: string;
-  private readonly clock: Clock | undefined;
+  /** The `clock` option, if given (the limiter's denied-key cache follows it). */
+  readonly clock: Clock | undefined;
   private readonly onError: ((error: StoreError) => void) | undefined;
   private readonly deadlines: Deadlines<Call>;
   private readonly layouts = new WeakMap<PolicySet, Layout>();
