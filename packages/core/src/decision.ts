@@ -29,7 +29,15 @@ export function toDecision(
     };
     if (o.delayMs > delayMs) delayMs = o.delayMs;
     if (!o.allowed) {
-      if (allowed || o.retryAfterMs > outcomes[binding]!.retryAfterMs) binding = i;
+      // The denial that lasts longest binds; between equal waits, the one with less left.
+      const b = outcomes[binding]!;
+      if (
+        allowed ||
+        o.retryAfterMs > b.retryAfterMs ||
+        (o.retryAfterMs === b.retryAfterMs && o.remaining < b.remaining)
+      ) {
+        binding = i;
+      }
       allowed = false;
     } else if (allowed && o.remaining < outcomes[binding]!.remaining) {
       binding = i;

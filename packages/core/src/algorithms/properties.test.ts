@@ -270,15 +270,16 @@ async function request(r: ReturnType<typeof rig>, models: readonly Model[], cost
     }
   });
 
-  // The binding policy: the denier with the longest wait, else the one with least remaining.
+  // The binding policy: the denier with the longest wait (between equal waits, the one with less
+  // left), else the one with least remaining.
   let b = 0;
   d.policies.forEach((s, i) => {
     const cur = d.policies[b]!;
-    if (
-      allowed ? s.remaining < cur.remaining : !s.allowed && (cur.allowed || s.retryAfterMs > cur.retryAfterMs)
-    ) {
-      b = i;
-    }
+    const longer =
+      cur.allowed ||
+      s.retryAfterMs > cur.retryAfterMs ||
+      (s.retryAfterMs === cur.retryAfterMs && s.remaining < cur.remaining);
+    if (allowed ? s.remaining < cur.remaining : !s.allowed && longer) b = i;
   });
   const binding = d.policies[b]!;
   expect(d.policy).toBe(resolved[b]);
