@@ -757,6 +757,40 @@ describe.each(variants)('$name', ({ framework, store: storeKind, name: variant }
       expect((await send('/slow')).status).toBe(429);
       expect(store.refunds).toBe(1);
     });
+
+    it('counts a client that left while the limiter was deciding as a failure, and sends it nowhere', async () => {
+      const keyGate = new Gate();
+      await app((b) => ({
+        routes: [
+          route('/slow-key', {
+            ...b,
+            policies: { limit: 2, window: '1m' },
+            refund: { onFailure: true },
+            // An asynchronous step (a slow key lookup; Redis is another): the client leaves during it.
+            key: async () => {
+              keyGate.entered.resolve();
+              await keyGate.released.promise;
+              return 'slow-key-client';
+            },
+          }),
+        ],
+      }));
+      await abort('/slow-key', {}, keyGate.entered.promise);
+      // Until the server has seen the connection close.
+      for (let open = 1; open > 0; ) {
+        open = await new Promise<number>((resolve, reject) =>
+          server!.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+        );
+        if (open > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      keyGate.released.resolve();
+      await store.refunded(1);
+      expect(counters.downstream).toBe(0);
+      expect((await send('/slow-key')).headers['ratelimit-remaining']).toBe('1');
+      expect((await send('/slow-key')).headers['ratelimit-remaining']).toBe('0');
+      expect((await send('/slow-key')).status).toBe(429);
+      expect([store.refunds, counters.downstream]).toEqual([1, 2]);
+    });
   });
 
   it('does not count CORS preflights', async () => {

@@ -96,6 +96,10 @@ function apply(
   if (result.action === 'error') return next(result.error);
   if (result.decision !== undefined) req.rateLimit = result.decision;
   const { complete } = result;
+  // The client left while the limiter decided (an asynchronous store or callback): nobody is there
+  // to answer and the request does not go downstream (as during a leaky-bucket hold); the abort
+  // counts now, since 'close' has already fired.
+  if (res.destroyed) return complete?.(res.statusCode, !res.writableFinished);
   if (complete !== undefined) res.once('close', () => complete(res.statusCode, !res.writableFinished));
   // Never touch a response that has started (a handler streamed, a timeout answered): no ERR_HTTP_HEADERS_SENT.
   if (!res.headersSent) {

@@ -148,10 +148,16 @@ function apply(result: HttpResult, ctx: KoaContext, next: () => Promise<unknown>
   if (result.action === 'error') return Promise.reject(result.error);
   if (result.decision !== undefined) ctx.state.rateLimit = result.decision;
   const { complete } = result;
-  // On the Node response, so the final status counts (Koa's error handling included) and aborts do too.
-  if (complete !== undefined)
-    ctx.res.once('close', () => complete(ctx.res.statusCode, !ctx.res.writableFinished));
   const { res } = ctx;
+  // The client left while the limiter decided (an asynchronous store or callback): nobody is there
+  // to answer and the request does not go downstream (as during a leaky-bucket hold); the abort
+  // counts now, since 'close' has already fired.
+  if (res.destroyed) {
+    complete?.(res.statusCode, !res.writableFinished);
+    return DONE;
+  }
+  // On the Node response, so the final status counts (Koa's error handling included) and aborts do too.
+  if (complete !== undefined) res.once('close', () => complete(res.statusCode, !res.writableFinished));
   if (!res.headersSent) writeHeaders(res, result.headers);
   if (result.action === 'limit') {
     if (res.headersSent) res.end();
