@@ -79,6 +79,52 @@ describe('@tollgate/koa', () => {
   it.each([
     ['Koa 2', () => new Koa2()],
     ['Koa 3', () => new Koa3()],
+  ])(
+    'keeps the rate-limit fields on an error thrown downstream on %s, as Express does',
+    async (_, create) => {
+      const fields = (res: { headers: Record<string, unknown> }) =>
+        Object.fromEntries(Object.entries(res.headers).filter(([name]) => name.startsWith('ratelimit')));
+      const expected = {
+        'ratelimit-limit': '5',
+        'ratelimit-remaining': '4',
+        'ratelimit-reset': '60',
+        'ratelimit-policy': '5;w=60',
+      };
+      const limit = {
+        policies: { algorithm: 'fixed-window' as const, limit: 5, window: '1m' },
+        logger: quiet,
+      };
+
+      const koa = create() as unknown as Koa3;
+      koa.silent = true;
+      koa.use(forKoa.rateLimit(limit));
+      koa.use((ctx) => {
+        // Koa's own error handler answers: it clears every header first, then sets `error.headers`.
+        if (ctx.path === '/teapot') ctx.throw(418, { headers: { 'x-brew': 'no' } });
+        ctx.throw(404);
+      });
+      const missing = await supertest(koa.callback()).get('/');
+      expect([missing.status, fields(missing)]).toEqual([404, expected]);
+      const teapot = await supertest(koa.callback()).get('/teapot');
+      expect([teapot.status, teapot.headers['x-brew'], fields(teapot)]).toEqual([
+        418,
+        'no',
+        { ...expected, 'ratelimit-remaining': '3' },
+      ]);
+
+      const app = express5();
+      app.use(forExpress.rateLimit(limit));
+      app.use(() => {
+        throw Object.assign(new Error('Not Found'), { status: 404 });
+      });
+      const onExpress = await supertest(app).get('/');
+      expect([onExpress.status, fields(onExpress)]).toEqual([404, expected]);
+    },
+  );
+
+  it.each([
+    ['Koa 2', () => new Koa2()],
+    ['Koa 3', () => new Koa3()],
   ])('counts by the address Koa would give ctx.ip on %s, however the app decides it', async (_, create) => {
     const keyOf = async (setup: (app: Koa3) => void, headers: Record<string, string> = {}) => {
       const app = create() as unknown as Koa3;

@@ -168,9 +168,33 @@ function apply(result: HttpResult, ctx: KoaContext, next: () => Promise<unknown>
     return DONE;
   }
   if (result.delayMs > 0) {
-    return hold(result.delayMs, ctx.res).then((go) => (go ? (next() as Promise<void>) : undefined));
+    return hold(result.delayMs, ctx.res).then((go) => (go ? downstream(next, result.headers) : undefined));
   }
-  return next() as Promise<void>;
+  return downstream(next, result.headers);
+}
+
+/**
+ * Runs the rest of the app. Koa's default error handler removes every header before it answers a
+ * thrown error and then sets `error.headers`: the rate-limit fields go there too, so a 404 or 500
+ * thrown downstream carries them, as it does on Express.
+ */
+function downstream(next: () => Promise<unknown>, headers: Readonly<Record<string, string>>): Promise<void> {
+  const done = next() as Promise<void>;
+  for (const _ in headers) return done.then(undefined, (error: unknown) => rethrowWith(error, headers));
+  return done;
+}
+
+function rethrowWith(error: unknown, headers: Readonly<Record<string, string>>): never {
+  if (typeof error === 'object' && error !== null && Object.isExtensible(error)) {
+    const own = (error as { headers?: unknown }).headers;
+    try {
+      (error as { headers?: unknown }).headers =
+        typeof own === 'object' && own !== null ? { ...headers, ...own } : { ...headers };
+    } catch {
+      // A read-only `headers` (a getter, a frozen property): Koa sends what it has.
+    }
+  }
+  throw error;
 }
 
 const keys: KeyHelpers<Context> = keyHelpers<Context>(viewOf);
