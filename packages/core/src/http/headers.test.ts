@@ -162,7 +162,7 @@ describe('decisionHeaders', () => {
     expect(at(0)).toBe('0');
   });
 
-  it('states bucket policies as capacity over the time to refill it, which may be a decimal', () => {
+  it('states bucket policies as capacity over the time to refill it, in whole seconds rounded up', () => {
     const bucket = decide(
       [
         { name: 'tb', algorithm: 'token-bucket', limit: 10, window: '1s', burst: 15 },
@@ -171,9 +171,11 @@ describe('decisionHeaders', () => {
       [{ remaining: 14, resetMs: 100 }, { remaining: 2 }],
     );
     const headers = decisionHeaders(bucket, ['draft-8']);
-    expect(headers['RateLimit-Policy']).toBe('"tb";q=15;w=1.5, "half";q=3;w=0.5');
+    // 15 tokens refill in 1.5 s; 3 per 500 ms: the drafts' `w` is an Integer, rounded up (a lower rate).
+    expect(headers['RateLimit-Policy']).toBe('"tb";q=15;w=2, "half";q=3;w=1');
     const parsed = parseList(headers['RateLimit-Policy']!);
-    expect(parsed.map(([, params]) => params.get('w'))).toEqual([1.5, 0.5]);
+    expect(parsed.map(([, params]) => params.get('w'))).toEqual([2, 1]);
+    expect(parsed.every(([, params]) => Number.isInteger(params.get('w')))).toBe(true);
     expect(parseList(decisionHeaders(bucket, ['draft-6'])['RateLimit-Policy']!)).toHaveLength(2);
   });
 
@@ -199,7 +201,8 @@ describe('windowSeconds', () => {
       ],
       [{}, {}],
     );
-    expect(d.policies.map(windowSeconds)).toEqual(['60', '0.334']);
+    // 1 token every 333.3 ms: at least one whole second.
+    expect(d.policies.map(windowSeconds)).toEqual(['60', '1']);
   });
 });
 

@@ -46,14 +46,14 @@ export function retryAfterSeconds(ms: number): number | undefined {
 
 /**
  * A policy's window in seconds as a client should read it: the time to go from empty to full
- * quota. For the buckets that is burst / rate, so quota and window together state both.
+ * quota. For the buckets that is burst / rate, so quota and window together state both. The drafts
+ * define `w` as an Integer, so a window that is not a whole number of seconds is rounded up: the
+ * stated rate is then lower than the real one, never higher (3 per 500 ms reads `3;w=1`), and a
+ * client that paces itself by it is never throttled.
  */
 export function windowSeconds(status: PolicyStatus): string {
   const { policy } = status;
-  const ms = Math.ceil((status.limit * policy.window) / policy.limit);
-  const seconds = ms / 1000;
-  // An RFC 9651 Decimal has at most 12 integer digits; past that, an Integer (rounded up) fits.
-  return Number.isInteger(seconds) || seconds >= 1e12 ? String(Math.ceil(seconds)) : String(seconds);
+  return String(Math.max(1, Math.ceil((status.limit * policy.window) / policy.limit / 1000)));
 }
 
 /**
