@@ -376,39 +376,30 @@ describe('decisions', () => {
     });
   });
 
+  const second: Policy = { name: 'second', algorithm: 'fixed-window', limit: 1, window: '1s' };
+  const minute: Policy = { name: 'minute', algorithm: 'fixed-window', limit: 1, window: '1m' };
+  const bothOrders = [
+    [second, minute],
+    [minute, second],
+  ];
+
   test('between denials with equal waits, the policy with less left binds, whatever the order', async () => {
-    const short: Policy = { name: 'short', algorithm: 'fixed-window', limit: 1, window: '1s' };
-    const long: Policy = { name: 'long', algorithm: 'fixed-window', limit: 1, window: '1m' };
-    for (const policies of [
-      [short, long],
-      [long, short],
-    ]) {
+    const INF = Number.POSITIVE_INFINITY;
+    for (const policies of bothOrders) {
       const s = rig(policies);
       await s.limiter.consume('k');
       s.at(1000);
-      // short's window is over (1 left), long's is not (0 left); a cost of 2 exceeds both: no wait helps.
+      // second's window is over (1 left), minute's is not (0 left); a cost of 2 exceeds both: no wait helps.
       const d = await s.limiter.consume('k', { cost: 2 });
       expect(d.policies.map((p) => [p.name, p.remaining, p.retryAfterMs])).toEqual(
-        policies.map((p) =>
-          p === short ? ['short', 1, Number.POSITIVE_INFINITY] : ['long', 0, Number.POSITIVE_INFINITY],
-        ),
+        policies.map((p) => (p === second ? ['second', 1, INF] : ['minute', 0, INF])),
       );
-      expect([d.allowed, d.policy.name, d.remaining, d.retryAfterMs]).toEqual([
-        false,
-        'long',
-        0,
-        Number.POSITIVE_INFINITY,
-      ]);
+      expect([d.allowed, d.policy.name, d.remaining, d.retryAfterMs]).toEqual([false, 'minute', 0, INF]);
     }
   });
 
   test('when several policies deny, the longest wait binds, whatever the order', async () => {
-    const second: Policy = { name: 'second', algorithm: 'fixed-window', limit: 1, window: '1s' };
-    const minute: Policy = { name: 'minute', algorithm: 'fixed-window', limit: 1, window: '1m' };
-    for (const policies of [
-      [second, minute],
-      [minute, second],
-    ]) {
+    for (const policies of bothOrders) {
       const s = rig(policies);
       s.at(0);
       expect((await s.limiter.consume('k')).allowed).toBe(true);

@@ -180,6 +180,7 @@ function apply(result: HttpResult, ctx: KoaContext, next: () => Promise<unknown>
  */
 function downstream(next: () => Promise<unknown>, headers: Readonly<Record<string, string>>): Promise<void> {
   const done = next() as Promise<void>;
+  // Only when there are fields to carry (a loop that returns on the first one: no array per request).
   for (const _ in headers) return done.then(undefined, (error: unknown) => rethrowWith(error, headers));
   return done;
 }
