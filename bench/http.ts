@@ -234,10 +234,19 @@ async function rounds(redis: RedisServer | undefined): Promise<void> {
     // Two at a time: 2 cores, and starting a child (tsx) is CPU-bound.
     const queue = [...variants];
     const worker = async () => {
-      for (let v = queue.shift(); v !== undefined; v = queue.shift())
-        servers.push(await startServer(v, redis));
+      for (let v = queue.shift(); v !== undefined; v = queue.shift()) {
+        try {
+          servers.push(await startServer(v, redis));
+        } catch (error) {
+          queue.length = 0; // the other worker starts nothing more
+          throw error;
+        }
+      }
     };
-    await Promise.all([worker(), worker()]);
+    // Both workers finish before a failure is thrown, so `finally` stops every server that started
+    // (a server started after the failure would otherwise keep this process alive).
+    const started = await Promise.allSettled([worker(), worker()]);
+    for (const s of started) if (s.status === 'rejected') throw s.reason;
     const byFramework = FRAMEWORKS.map((f) =>
       variants.filter((v) => v.framework === f).map((v) => servers.find((s) => s.variant === v)!),
     ).filter((list) => list.length > 0);
