@@ -208,6 +208,9 @@ describe('createLimiter validates every option at construction', () => {
     );
     configError(create({ policies, store: {} }), '`store`', 'consume, peek, refund and reset');
     configError(create({ policies, store: new Map() }), '`store`');
+    const withClock = (clock: unknown) => Object.assign(new MemoryStore(), { clock });
+    configError(create({ policies, store: withClock(5) }), '`store.clock`', '`5` (number)');
+    configError(create({ policies, fallback: withClock('now') }), '`fallback.clock`', '"now" (string)');
     configError(create({ policies, fallback: 'memory' }), '`fallback`', '"memory" (string)');
     configError(create({ policies, probeIntervalMs: 0 }), '`probeIntervalMs`', '`0` (number)');
     configError(create({ policies, probeIntervalMs: 1.5 }), '`probeIntervalMs`', '`1.5` (number)');

@@ -107,6 +107,10 @@ function assertStore(store: unknown, option: string): asserts store is Store {
   ) {
     throw configError(option, 'a store (an object with consume, peek, refund and reset methods)', store);
   }
+  // Optional, but the denied-key cache calls it on every request: a wrong one fails here, not there.
+  if (s.clock !== undefined && typeof s.clock !== 'function') {
+    throw configError(`${option}.clock`, 'a function returning milliseconds, or undefined', s.clock);
+  }
 }
 
 function checkCost(cost: unknown): number {
