@@ -1,16 +1,18 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url));
+const src = (file: string) => fileURLToPath(new URL(`./packages/${file}`, import.meta.url));
 
 export default defineConfig({
   resolve: {
-    alias: {
-      '@tollgate/core': src('core'),
-      '@tollgate/redis': src('redis'),
-      '@tollgate/express': src('express'),
-      '@tollgate/koa': src('koa'),
-    },
+    // Exact matches: `@tollgate/core/internal` must not resolve as a path below `@tollgate/core`.
+    alias: [
+      { find: /^@tollgate\/core$/, replacement: src('core/src/index.ts') },
+      { find: /^@tollgate\/core\/internal$/, replacement: src('core/src/internal.ts') },
+      { find: /^@tollgate\/redis$/, replacement: src('redis/src/index.ts') },
+      { find: /^@tollgate\/express$/, replacement: src('express/src/index.ts') },
+      { find: /^@tollgate\/koa$/, replacement: src('koa/src/index.ts') },
+    ],
   },
   test: {
     include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts'],
