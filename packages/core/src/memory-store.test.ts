@@ -322,6 +322,31 @@ describe('clock', () => {
   });
 });
 
+describe('the sweep timer where timers are numbers', () => {
+  // Browsers, jsdom and some test environments return a number from setInterval, which has no
+  // `unref` (issue 9).
+  test('the store is created, sweeps on its interval and closes', async () => {
+    let tick: (() => void) | undefined;
+    const cleared: unknown[] = [];
+    vi.stubGlobal('setInterval', (fn: () => void) => {
+      tick = fn;
+      return 7;
+    });
+    vi.stubGlobal('clearInterval', (id: unknown) => cleared.push(id));
+    try {
+      const s = rig({ algorithm: 'fixed-window', limit: 1, window: 100 });
+      await s.hit('k');
+      s.time.t = 100;
+      tick!();
+      expect(s.store.size).toBe(0);
+      await s.store.close();
+      expect(cleared).toEqual([7]);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+});
+
 describe('close', () => {
   test('drops all state, stops the timer, is safe to call twice', async () => {
     const s = rig(fixed10);

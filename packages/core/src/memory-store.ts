@@ -294,7 +294,8 @@ export class MemoryStore implements Store {
     this.slots = new Slots(maxKeys);
     this.clock = clock;
     this.timer = setInterval(() => this.sweep(), sweepIntervalMs);
-    this.timer.unref();
+    // Where timers are numbers (browsers, jsdom, some test environments) there is nothing to unref.
+    if (typeof this.timer.unref === 'function') this.timer.unref();
   }
 
   /** Keys currently tracked. */
