@@ -34,6 +34,7 @@ import Koa3 from 'koa';
 import Koa2 from 'koa2';
 import { parseDictionary, parseItem, parseList } from 'structured-headers';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { IPV4_SPELLINGS, IPV6_SPELLINGS } from './support/address-spellings.js';
 
 /** Midnight of a virtual day: windows of every usual length start here, so the numbers are round. */
 const T0 = 20_000 * 86_400_000;
@@ -875,6 +876,41 @@ describe.each(variants)('$name', ({ framework, store: storeKind, name: variant }
         key: 'ip:1.2.3.4',
         remaining: 8,
       });
+    });
+    it('counts 20 spellings of one IPv4 client and 20 of one IPv6 client as one client each', async () => {
+      await app((b) => ({
+        trustProxy: 'one',
+        routes: [
+          route('/ip', { ...b, policies: { limit: 100, window: '1m' } }),
+          route('/ip6', { ...b, policies: { limit: 100, window: '1m' }, key: byIp({ ipv6Subnet: 128 }) }),
+        ],
+      }));
+      for (const [i, address] of IPV4_SPELLINGS.entries()) {
+        const res = await send('/ip', { 'x-forwarded-for': `198.51.100.7, ${address}` });
+        expect(res.body, address).toMatchObject({ key: 'ip:1.2.3.4', remaining: 99 - i });
+      }
+      for (const [i, address] of IPV6_SPELLINGS.entries()) {
+        const res = await send('/ip6', { 'x-forwarded-for': address });
+        expect(res.body, address).toMatchObject({ key: 'ip:2001:db8::1', remaining: 99 - i });
+      }
+      expect(log.warnings).toEqual([]);
+    });
+
+    it('puts every address that is no address in one shared bucket, and says so once', async () => {
+      await app((b) => ({
+        trustProxy: 'one',
+        routes: [route('/ip', { ...b, policies: { limit: 100, window: '1m' } })],
+      }));
+      const junk = ['unknown', '1.2.3.256', '1.2.3.4:port', '[2001:db8::1', 'x'.repeat(8000)];
+      for (const [i, address] of junk.entries()) {
+        const res = await send('/ip', { 'x-forwarded-for': address });
+        expect(res.body).toMatchObject({ key: 'ip:invalid', remaining: 99 - i });
+      }
+      expect(log.warnings).toEqual([
+        expect.stringMatching(
+          /^\[TOLLGATE_INVALID_IP\] The client address of GET \/ip is no IP address \("unknown"\)/,
+        ),
+      ]);
     });
   });
 

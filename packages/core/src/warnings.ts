@@ -27,6 +27,11 @@ export const WARNINGS = {
    * every request. Define tier policies once, outside the function.
    */
   UNSTABLE_POLICIES: 'TOLLGATE_UNSTABLE_POLICIES',
+  /**
+   * The client address the framework reported is no IP address in any spelling; such requests
+   * share one `ip:invalid` bucket.
+   */
+  INVALID_IP: 'TOLLGATE_INVALID_IP',
   /** The response had started before the limiter decided: it could set no headers and send no 429. */
   HEADERS_SENT: 'TOLLGATE_HEADERS_SENT',
 } as const;

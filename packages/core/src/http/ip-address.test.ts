@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { IPV4_SPELLINGS, IPV6_SPELLINGS } from '../../../../test/support/address-spellings.js';
 import { ipBucket } from './ip-address.js';
 
 describe('ipBucket', () => {
@@ -42,15 +43,58 @@ describe('ipBucket', () => {
   });
 
   it('puts every address of one /56 in one bucket and neighbours outside it elsewhere', () => {
-    const buckets = new Set<string>();
+    const buckets = new Set<string | undefined>();
     for (let i = 0; i < 256; i++)
       buckets.add(ipBucket(`2001:db8:aa:bb${i.toString(16).padStart(2, '0')}::${i}`));
     expect([...buckets]).toEqual(['2001:db8:aa:bb00::/56']);
     expect(ipBucket('2001:db8:aa:bc00::1')).toBe('2001:db8:aa:bc00::/56');
   });
 
-  it('returns unparseable input trimmed and lower-cased', () => {
-    expect(ipBucket(' Unknown ')).toBe('unknown');
-    expect(ipBucket('1.2.3')).toBe('1.2.3');
+  it('reads every spelling of one IPv4 client as that address', () => {
+    const spellings = [...IPV4_SPELLINGS, ' 1.2.3.4 '];
+    expect(spellings.map((s) => ipBucket(s))).toEqual(spellings.map(() => '1.2.3.4'));
+  });
+
+  it('reads octal and hex parts as inet_aton and URL parsers do', () => {
+    expect(ipBucket('010.0.0.1')).toBe('8.0.0.1');
+    expect(ipBucket('0x7f.1')).toBe('127.0.0.1');
+    expect(ipBucket('0x.0.0.0')).toBe('0.0.0.0');
+    expect(ipBucket('4294967295')).toBe('255.255.255.255');
+  });
+
+  it('reads every spelling of one IPv6 client as one address', () => {
+    expect(IPV6_SPELLINGS.map((s) => ipBucket(s, 128))).toEqual(IPV6_SPELLINGS.map(() => '2001:db8::1'));
+    expect(IPV6_SPELLINGS.map((s) => ipBucket(s))).toEqual(IPV6_SPELLINGS.map(() => '2001:db8::/56'));
+  });
+
+  it('keeps the unspecified and loopback IPv6 addresses apart from IPv4', () => {
+    expect(ipBucket('::1', 128)).toBe('::1');
+    expect(ipBucket('::', 128)).toBe('::');
+    expect(ipBucket('::0.0.0.1', 128)).toBe('::1');
+    // IPv4-compatible, so no longer grouped with ::1 in ::/56.
+    expect(ipBucket('::1.2.3.4')).toBe('1.2.3.4');
+  });
+
+  it('refuses what is no address in any spelling', () => {
+    for (const junk of [
+      '',
+      'unknown',
+      '1.2.3.256',
+      '1.2.3.4.5',
+      '1..2.3',
+      '08.0.0.1',
+      '0xg.0.0.1',
+      '4294967296',
+      '1.2.3.4:port',
+      '1.2.3.4:123456',
+      '[2001:db8::1',
+      '[2001:db8::1]x',
+      '2001:db8::1:2:3:4:5:6:7',
+      ':::1',
+      `1.2.3.4${' '.repeat(200)}`,
+      '9'.repeat(15_000),
+    ]) {
+      expect(ipBucket(junk), junk.slice(0, 40)).toBeUndefined();
+    }
   });
 });

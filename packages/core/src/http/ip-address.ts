@@ -1,31 +1,109 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 
 /**
- * The bucket an address belongs to: IPv4 as is, IPv4-mapped IPv6 (`::ffff:1.2.3.4`) as the IPv4
- * address, any other IPv6 address as its `/subnet` network in RFC 5952 form (`2001:db8:0:100::/56`),
- * because one IPv6 client usually holds a whole /64 or /56 and could otherwise rotate addresses.
- * Anything unparseable is returned trimmed and lower-cased.
+ * Longer input is no address in any spelling (the longest, a bracketed IPv6 address with an
+ * embedded IPv4 tail, a zone id and a port, is about 70 characters): it is refused before any work.
  */
-export function ipBucket(address: string, subnet = 56): string {
-  let ip = address.trim().toLowerCase();
-  const zone = ip.indexOf('%');
-  if (zone !== -1) ip = ip.slice(0, zone);
-  if (isIPv4(ip)) return ip;
-  if (!isIPv6(ip)) return ip;
-  const groups = parseIPv6(ip);
-  if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0) {
-    if (groups[5] === 0xffff) {
-      const hi = groups[6]!;
-      const lo = groups[7]!;
-      return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
-    }
+export const MAX_ADDRESS_LENGTH = 100;
+
+/**
+ * The bucket an address belongs to, the same for every spelling of one client (issue 9):
+ * - a port is dropped (`1.2.3.4:8080`, `[2001:db8::1]:443`), and so are brackets and a zone id
+ *   (`fe80::1%eth0`: the link does not tell clients apart);
+ * - IPv4 is read as `inet_aton` and URL parsers read it (WHATWG URL, "IPv4 parser"): parts in
+ *   decimal, octal (a leading `0`) or hex (`0x`), one to four of them (`16909060`, `1.2.772`),
+ *   a trailing dot allowed; so `010.0.0.1` is `8.0.0.1`, as `ping` would reach it;
+ * - IPv4-mapped (`::ffff:1.2.3.4`) and IPv4-compatible (`::1.2.3.4`, RFC 4291 §2.5.5.1) IPv6
+ *   addresses are the IPv4 address; `::` and `::1` stay IPv6 (unspecified, loopback);
+ * - any other IPv6 address is its `/subnet` network in RFC 5952 form (`2001:db8:0:100::/56`),
+ *   because one IPv6 client usually holds a whole /64 or /56 and could otherwise rotate addresses.
+ * `undefined` when the input is none of these.
+ */
+export function ipBucket(address: string, subnet = 56): string | undefined {
+  if (address.length > MAX_ADDRESS_LENGTH) return undefined;
+  const host = withoutPort(address.trim().toLowerCase());
+  if (host === undefined) return undefined;
+  if (!host.includes(':')) {
+    const v4 = parseIPv4(host);
+    return v4 === undefined ? undefined : formatIPv4(v4);
   }
+  const zone = host.indexOf('%');
+  const ip = zone === -1 ? host : host.slice(0, zone);
+  if (!isIPv6(ip)) return undefined;
+  const groups = parseIPv6(ip);
+  const v4 = embeddedIPv4(groups);
+  if (v4 !== undefined) return formatIPv4(v4);
   if (subnet >= 128) return formatIPv6(groups);
   for (let i = 0; i < 8; i++) {
     const keep = Math.min(16, Math.max(0, subnet - i * 16));
     groups[i] = groups[i]! & ((0xffff << (16 - keep)) & 0xffff);
   }
   return `${formatIPv6(groups)}/${subnet}`;
+}
+
+const PORT = /^\d{1,5}$/;
+
+/** The host of `host`, `host:port`, `[host]` or `[host]:port`; an unbracketed IPv6 address has no port. */
+function withoutPort(text: string): string | undefined {
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close === -1) return undefined;
+    const rest = text.slice(close + 1);
+    if (rest !== '' && !(rest.startsWith(':') && PORT.test(rest.slice(1)))) return undefined;
+    // In a URL a zone id's `%` is written `%25` (RFC 6874).
+    return text.slice(1, close).replace('%25', '%');
+  }
+  const colon = text.indexOf(':');
+  if (colon === -1 || text.indexOf(':', colon + 1) !== -1) return text;
+  // One colon: IPv4 with a port (an IPv6 address has at least two).
+  return PORT.test(text.slice(colon + 1)) ? text.slice(0, colon) : undefined;
+}
+
+const DECIMAL = /^\d+$/;
+const OCTAL = /^[0-7]+$/;
+const HEX = /^[0-9a-f]*$/;
+
+/** An IPv4 address as a 32-bit number, read as the WHATWG URL standard's IPv4 parser reads a host. */
+function parseIPv4(text: string): number | undefined {
+  const parts = text.split('.');
+  if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop();
+  if (parts.length > 4) return undefined;
+  let address = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const value = parseIPv4Part(parts[i]!);
+    if (value === undefined) return undefined;
+    const last = i === parts.length - 1;
+    // Each part but the last is one byte; the last fills the bytes that remain (`1.2.772` = 1.2.3.4).
+    const room = last ? 2 ** (8 * (4 - i)) : 256;
+    if (value >= room) return undefined;
+    address = last ? address * room + value : address * 256 + value;
+  }
+  return address;
+}
+
+function parseIPv4Part(part: string): number | undefined {
+  if (part === '' || part.length > 12) return undefined;
+  if (part.startsWith('0x')) {
+    const digits = part.slice(2);
+    return HEX.test(digits) ? (digits === '' ? 0 : Number.parseInt(digits, 16)) : undefined;
+  }
+  if (part.length > 1 && part.startsWith('0')) {
+    return OCTAL.test(part) ? Number.parseInt(part, 8) : undefined;
+  }
+  return DECIMAL.test(part) ? Number(part) : undefined;
+}
+
+const formatIPv4 = (address: number): string =>
+  `${address >>> 24}.${(address >>> 16) & 0xff}.${(address >>> 8) & 0xff}.${address & 0xff}`;
+
+/** The IPv4 address an IPv4-mapped (`::ffff:0:0/96`) or IPv4-compatible (`::/96`) address carries. */
+function embeddedIPv4(groups: readonly number[]): number | undefined {
+  for (let i = 0; i < 5; i++) if (groups[i] !== 0) return undefined;
+  const address = groups[6]! * 0x10000 + groups[7]!;
+  if (groups[5] === 0xffff) return address;
+  // `::` (unspecified) and `::1` (loopback) are IPv6 addresses of their own, not 0.0.0.0 and 0.0.0.1.
+  if (groups[5] === 0 && address > 1) return address;
+  return undefined;
 }
 
 /** Eight 16-bit groups of an address `net.isIPv6` accepted (`::`, embedded IPv4 allowed). */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { configError } from '../errors.js';
 import { checkFunction, checkOptions } from './check-options.js';
-import { ipBucket } from './ip-address.js';
+import { ipBucket, MAX_ADDRESS_LENGTH } from './ip-address.js';
 import type { RequestView } from './request-view.js';
 
 /**
@@ -39,20 +39,29 @@ export function byIp(options: ByIpOptions = {}): (view: RequestView) => string |
   if (!Number.isInteger(ipv6Subnet) || ipv6Subnet < 1 || ipv6Subnet > 128) {
     throw configError('ipv6Subnet', 'an integer from 1 to 128', ipv6Subnet);
   }
-  // Clients come back: remember the last few thousand addresses' keys rather than parse each time.
+  // Clients come back: remember the last few thousand addresses' keys rather than parse each time
+  // (never input too long to be an address: the cache holds at most 4096 short strings).
   const seen = new Map<string, string>();
   return function byIp(view) {
     const ip = view.ip;
     if (!ip) return undefined;
+    if (ip.length > MAX_ADDRESS_LENGTH) return INVALID_IP_KEY;
     let key = seen.get(ip);
     if (key === undefined) {
-      key = `ip:${ipBucket(ip, ipv6Subnet)}`;
+      const bucket = ipBucket(ip, ipv6Subnet);
+      key = bucket === undefined ? INVALID_IP_KEY : `ip:${bucket}`;
       if (seen.size >= 4096) seen.clear();
       seen.set(ip, key);
     }
     return key;
   };
 }
+
+/**
+ * The one key of every request whose address is no address (a proxy that writes junk): they share
+ * one bucket rather than each getting its own, and the limiter says so once (TOLLGATE_INVALID_IP).
+ */
+export const INVALID_IP_KEY = 'ip:invalid';
 
 /** Counts by the value of a request header, e.g. a tenant id set by the authentication in front. */
 export function byHeader(name: string, options: FallbackOptions<RequestView> = {}): KeyFunction<RequestView> {

@@ -3,7 +3,7 @@ import type { ConsumeOptions, Limiter } from '../limiter.js';
 import type { Decision, Policy } from '../types.js';
 import { WARNINGS } from '../warnings.js';
 import { decisionHeaders, type HeaderMode } from './headers.js';
-import { byIp } from './keys.js';
+import { byIp, INVALID_IP_KEY } from './keys.js';
 import { type RateLimitConfig, type RateLimitOptions, resolveOptions } from './options.js';
 import { encodeBody, quotaExceededProblem, storeUnavailableProblem } from './problem.js';
 import type { RequestView } from './request-view.js';
@@ -173,6 +173,12 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
       );
     }
     if (!proxyChecked && resolved.startsWith('ip:')) checkProxy(view);
+    if (resolved === INVALID_IP_KEY) {
+      warner.warn(
+        HTTP_WARNINGS.INVALID_IP,
+        `The client address of ${view.method} ${view.path} is no IP address (${JSON.stringify(view.ip?.slice(0, 64))}); every such request shares the rate-limit key '${INVALID_IP_KEY}'. Check what the proxy in front writes into X-Forwarded-For.`,
+      );
+    }
     return resolved;
   }
 
