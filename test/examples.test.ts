@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { get, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { MemoryStore, QUOTA_EXCEEDED_TYPE } from '@tollgate/core';
+import { MemoryStore, type Policy, QUOTA_EXCEEDED_TYPE } from '@tollgate/core';
 import { RedisStore } from '@tollgate/redis';
 import { Redis } from 'ioredis';
 import supertest from 'supertest';
@@ -223,7 +223,7 @@ describe('redis', () => {
 
   it('shares one limit between two apps on one Redis (in process)', async () => {
     const prefix = `examples:${randomUUID()}:`;
-    const policies = { name: 'shared', limit: 3, window: '1m' };
+    const policies = { name: 'shared', limit: 3, window: '1m' } satisfies Policy;
     const [a, b] = await Promise.all(
       [0, 1].map(async () => {
         const client = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0 });

@@ -13,7 +13,7 @@ import Koa2 from 'koa2';
 import supertest from 'supertest';
 import { describe, expect, it } from 'vitest';
 
-const policies = { limit: 5, window: '1m' };
+const policies = { limit: 5, window: '1m' as const };
 const quiet = { warn: () => {}, error: () => {} };
 
 describe('@tollgate/express', () => {
@@ -91,7 +91,7 @@ describe('@tollgate/koa', () => {
         'ratelimit-policy': '5;w=60',
       };
       const limit = {
-        policies: { algorithm: 'fixed-window' as const, limit: 5, window: '1m' },
+        policies: { algorithm: 'fixed-window' as const, limit: 5, window: '1m' as const },
         logger: quiet,
       };
 

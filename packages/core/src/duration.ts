@@ -1,35 +1,36 @@
 import { configError } from './errors.js';
-import type { Duration } from './types.js';
+import type { DurationUnit } from './types.js';
 
 /** Longest accepted window: the largest delay `setTimeout` honours (about 24.8 days). */
 export const MAX_WINDOW_MS = 2 ** 31 - 1;
 
-const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-const PATTERN = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/;
+const UNIT_MS: Record<DurationUnit, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/**
+ * The whole grammar, the same as the `DurationString` type: a whole number without leading zeros
+ * and a unit, no spaces, no fractions, no exponent.
+ */
+const PATTERN = /^(0|[1-9][0-9]*)(ms|s|m|h|d)$/;
+const EXPECTED =
+  "milliseconds as a number or a string of a whole number and a unit with no space: `'500ms'`, `'10s'`, `'1m'`, `'1h'` or `'1d'`";
 
 /**
  * Parses `'500ms' | '10s' | '1m' | '1h' | '1d'` or a number of milliseconds into a positive
- * integer number of milliseconds, or throws a ConfigError naming `option`.
+ * integer number of milliseconds, or throws a ConfigError naming `option`. Takes `unknown` so that
+ * a string from configuration (an environment variable) is checked here, with a clear message.
  */
-export function parseDuration(value: Duration, option: string): number {
+export function parseDuration(value: unknown, option: string): number {
   let ms: number;
   if (typeof value === 'number') {
     ms = value;
   } else if (typeof value === 'string') {
     const match = PATTERN.exec(value);
     if (!match) {
-      throw configError(
-        option,
-        "a duration such as `'500ms'`, `'10s'`, `'1m'`, `'1h'`, `'1d'` or milliseconds",
-        value,
-      );
+      const meant = guess(value);
+      throw configError(option, EXPECTED, value, meant === undefined ? '' : `Did you mean '${meant}'?`);
     }
-    ms = Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
-    // '1.5s' is 1500 ms; float noise such as 0.1 * 1000 must not reject it.
-    const rounded = Math.round(ms);
-    if (Math.abs(ms - rounded) < 1e-6) ms = rounded;
+    ms = Number(match[1]) * UNIT_MS[match[2] as DurationUnit];
   } else {
-    throw configError(option, "a duration (milliseconds or a string such as `'10s'`)", value);
+    throw configError(option, EXPECTED, value);
   }
   if (!Number.isInteger(ms) || ms <= 0) {
     throw configError(option, 'a positive whole number of milliseconds', value);
@@ -51,4 +52,50 @@ export function formatDuration(ms: number): string {
     if (ms % UNIT_MS[unit] === 0) return `${ms / UNIT_MS[unit]}${unit}`;
   }
   return `${ms}ms`;
+}
+
+const SPELLED: Record<string, DurationUnit> = {
+  millisecond: 'ms',
+  milliseconds: 'ms',
+  msec: 'ms',
+  sec: 's',
+  secs: 's',
+  second: 's',
+  seconds: 's',
+  min: 'm',
+  mins: 'm',
+  minute: 'm',
+  minutes: 'm',
+  hr: 'h',
+  hrs: 'h',
+  hour: 'h',
+  hours: 'h',
+  day: 'd',
+  days: 'd',
+};
+
+/**
+ * The accepted spelling of what a rejected string most likely meant ('2 m' -> '2m', '1 minute' ->
+ * '1m', '1.5s' -> '1500ms'), or undefined when there is no exact one. Only for the error message:
+ * the parser itself never guesses.
+ */
+function guess(value: string): string | undefined {
+  const loose = /^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$/i.exec(value);
+  if (!loose) return undefined;
+  const word = loose[2]!.toLowerCase();
+  const unit = Object.hasOwn(UNIT_MS, word)
+    ? (word as DurationUnit)
+    : Object.hasOwn(SPELLED, word)
+      ? SPELLED[word]
+      : undefined;
+  if (unit === undefined) return undefined;
+  // Counted in thousandths of the unit, so '1.5s' is exact; more fraction digits than that are
+  // no spelling anyone means.
+  const [whole, fraction = ''] = loose[1]!.split('.');
+  if (fraction.length > 3) return undefined;
+  const scaled = (Number(whole) * 1000 + Number(fraction.padEnd(3, '0'))) * UNIT_MS[unit];
+  if (!Number.isSafeInteger(scaled) || scaled % 1000 !== 0) return undefined;
+  const ms = scaled / 1000;
+  if (ms <= 0 || ms > MAX_WINDOW_MS) return undefined;
+  return ms % UNIT_MS[unit] === 0 ? `${ms / UNIT_MS[unit]}${unit}` : formatDuration(ms);
 }

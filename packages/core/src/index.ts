@@ -33,6 +33,8 @@ export type {
   Decision,
   DecisionReason,
   Duration,
+  DurationString,
+  DurationUnit,
   Logger,
   Outcome,
   Policy,

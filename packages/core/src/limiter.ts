@@ -192,7 +192,6 @@ export function createLimiter(options: LimiterOptions): Limiter {
     throw new ConfigError("Missing option `policies`, e.g. `{ policies: { limit: 100, window: '1m' } }`.");
   }
   const name = options.name === undefined ? 'default' : resolveNamespace(options.name);
-  const set = resolvePolicySet(options.policies, name);
   const ownsStore = options.store === undefined;
   const store = options.store ?? new MemoryStore();
   assertStore(store, 'store');
@@ -222,6 +221,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
     blockedOption === false ? undefined : new BlockedCache(blockedOption === true ? 10_000 : blockedOption);
 
   const warner = new Warner(logger);
+  const set = resolvePolicySet(options.policies, name, 'policies', warner);
   const tiered = options[TIERED] === true;
   const names = namesByStore.get(store) ?? new Map<string, string>();
   namesByStore.set(store, names);
@@ -275,10 +275,11 @@ class LimiterImpl implements Limiter {
 
   resolve(policies?: Policy | readonly Policy[]): PolicySet {
     if (policies === undefined) return this.tiered ? this.noPolicies() : this.policies;
-    if (typeof policies !== 'object' || policies === null) return resolvePolicySet(policies, this.name);
+    if (typeof policies !== 'object' || policies === null)
+      return resolvePolicySet(policies, this.name, 'policies', this.warner);
     let set = this.sets.get(policies);
     if (set === undefined) {
-      set = resolvePolicySet(policies, this.name);
+      set = resolvePolicySet(policies, this.name, 'policies', this.warner);
       this.sets.set(policies, set);
     }
     return set;

@@ -256,7 +256,10 @@ describe('sweep', () => {
   test('removes only expired keys, across limiters', async () => {
     let t = 0;
     const store = new MemoryStore({ clock: () => t });
-    const short = createLimiter({ policies: { algorithm: 'fixed-window', limit: 1, window: 100 }, store });
+    const short = createLimiter({
+      policies: { algorithm: 'fixed-window', limit: 1, window: '100ms' },
+      store,
+    });
     const long = createLimiter({
       policies: { algorithm: 'fixed-window', limit: 1, window: 1000 },
       store,
@@ -276,7 +279,7 @@ describe('sweep', () => {
 
   test('runs by itself on its interval', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
-    const s = rig({ algorithm: 'fixed-window', limit: 1, window: 100 }, { sweepIntervalMs: 1000 });
+    const s = rig({ algorithm: 'fixed-window', limit: 1, window: '100ms' }, { sweepIntervalMs: 1000 });
     await s.hit('k');
     s.time.t = 100;
     vi.advanceTimersByTime(999);

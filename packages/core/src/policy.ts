@@ -1,6 +1,7 @@
 import { formatDuration, parseDuration } from './duration.js';
 import { ConfigError, configError, describeValue } from './errors.js';
 import type { Algorithm, Policy, PolicySet, ResolvedPolicy } from './types.js';
+import { WARNINGS, type Warner } from './warnings.js';
 
 export const ALGORITHMS: readonly Algorithm[] = [
   'fixed-window',
@@ -28,8 +29,11 @@ function positiveInteger(value: unknown, option: string): number {
   return value;
 }
 
-/** Validates one policy and fills in its defaults. `at` names it in messages, e.g. `policies[1]`. */
-export function resolvePolicy(input: Policy, at = 'policy'): ResolvedPolicy {
+/**
+ * Validates one policy and fills in its defaults. `at` names it in messages, e.g. `policies[1]`;
+ * `warner` (the limiter's) hears of soft mistakes.
+ */
+export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): ResolvedPolicy {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw configError(at, "an object such as `{ limit: 10, window: '1s' }`", input);
   }
@@ -83,6 +87,13 @@ export function resolvePolicy(input: Policy, at = 'policy'): ResolvedPolicy {
   if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
     throw configError(`${at}.name`, 'a string of 1-64 letters, digits, `.`, `_`, `:`, `/` or `-`', name);
   }
+  // Warned only of a policy that is otherwise valid: a rejected one says enough.
+  if (typeof input.window === 'number' && window < 1000) {
+    warner?.warn(
+      WARNINGS.NUMERIC_WINDOW,
+      `\`${at}.window\` is ${window}, a number, so ${window} ms. Did you mean '${window}s'? Write '${window}s', or '${window}ms' if milliseconds are meant.`,
+    );
+  }
   const id = isBucket(algorithm)
     ? `${ABBREV[algorithm]}:${limit}:${window}:${burst}`
     : `${ABBREV[algorithm]}:${limit}:${window}`;
@@ -102,12 +113,15 @@ export function resolvePolicySet(
   input: Policy | readonly Policy[],
   namespace: string,
   option = 'policies',
+  warner?: Warner,
 ): PolicySet {
   const list = Array.isArray(input) ? (input as readonly Policy[]) : [input as Policy];
   if (list.length === 0) {
     throw new ConfigError(`Expected \`${option}\` to hold at least one policy, got an empty array.`);
   }
-  const policies = list.map((p, i) => resolvePolicy(p, Array.isArray(input) ? `${option}[${i}]` : option));
+  const policies = list.map((p, i) =>
+    resolvePolicy(p, Array.isArray(input) ? `${option}[${i}]` : option, warner),
+  );
   const seen = new Map<string, number>();
   policies.forEach((p, i) => {
     const first = seen.get(p.name);

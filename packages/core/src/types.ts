@@ -1,8 +1,17 @@
 /** The four algorithms. See DESIGN.md and docs/algorithms.md for the exact arithmetic. */
 export type Algorithm = 'fixed-window' | 'sliding-window' | 'token-bucket' | 'leaky-bucket';
 
-/** A window: milliseconds, or a string such as `'500ms'`, `'10s'`, `'1m'`, `'1h'`, `'1d'`. */
-export type Duration = number | `${number}${'ms' | 's' | 'm' | 'h' | 'd'}` | string;
+/** The units a duration string may end with: milliseconds, seconds, minutes, hours, days. */
+export type DurationUnit = 'ms' | 's' | 'm' | 'h' | 'd';
+/**
+ * A whole number and a unit, nothing else: `'500ms'`, `'10s'`, `'1m'`, `'1h'`, `'1d'`. The type
+ * rejects `'1 minute'`, `'2 m'`, `' 1h'` and `'1.5s'` at compile time (`${bigint}` admits digits
+ * only, unlike `${number}`, which admits spaces and exponents); a negative amount passes the type
+ * and is refused when the policy is validated.
+ */
+export type DurationString = `${bigint}${DurationUnit}`;
+/** A window: milliseconds as a number, or a {@link DurationString}. */
+export type Duration = number | DurationString;
 
 /** A rate-limit policy as users write it. */
 export interface Policy {

@@ -34,6 +34,11 @@ export const WARNINGS = {
   INVALID_IP: 'TOLLGATE_INVALID_IP',
   /** The response had started before the limiter decided: it could set no headers and send no 429. */
   HEADERS_SENT: 'TOLLGATE_HEADERS_SENT',
+  /**
+   * A policy's `window` is a number under 1000: numbers are milliseconds, so `window: 60` is 60 ms,
+   * most likely meant as `'60s'`. Write the string (`'60s'`, or `'60ms'` if milliseconds are meant).
+   */
+  NUMERIC_WINDOW: 'TOLLGATE_NUMERIC_WINDOW',
 } as const;
 
 export type WarningCode = (typeof WARNINGS)[keyof typeof WARNINGS];

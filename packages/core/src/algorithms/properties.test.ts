@@ -219,7 +219,8 @@ function advance(step: RawStep, policies: readonly ResolvedPolicy[]): number {
 function rig(policies: readonly Policy[]) {
   const clock = { t: 0 };
   const store = new MemoryStore({ clock: () => clock.t });
-  const limiter = createLimiter({ policies, store });
+  // Windows here are milliseconds on purpose (a virtual clock): no TOLLGATE_NUMERIC_WINDOW notes.
+  const limiter = createLimiter({ policies, store, logger: { warn() {}, error() {} } });
   return { clock, store, limiter, resolved: limiter.policies.policies };
 }
 

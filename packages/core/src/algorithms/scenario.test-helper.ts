@@ -10,7 +10,8 @@ export const INF = Number.POSITIVE_INFINITY;
 export function scenario(policy: Policy) {
   let t = 0;
   const store = new MemoryStore({ clock: () => t });
-  const limiter = createLimiter({ policies: policy, store });
+  // Windows here are milliseconds on purpose (a virtual clock): no TOLLGATE_NUMERIC_WINDOW notes.
+  const limiter = createLimiter({ policies: policy, store, logger: { warn() {}, error() {} } });
   const view = (d: Decision) => ({
     allowed: d.allowed,
     remaining: d.remaining,
