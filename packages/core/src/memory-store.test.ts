@@ -337,7 +337,7 @@ describe('the sweep timer where timers are numbers', () => {
     });
     vi.stubGlobal('clearInterval', (id: unknown) => cleared.push(id));
     try {
-      const s = rig({ algorithm: 'fixed-window', limit: 1, window: 100 });
+      const s = rig({ algorithm: 'fixed-window', limit: 1, window: '100ms' });
       await s.hit('k');
       s.time.t = 100;
       tick!();
