@@ -293,24 +293,44 @@ describe('redis', () => {
 });
 
 describe('pnpm demo', () => {
-  it('runs the express-basic example into a 429 and exits 0 by itself within 15 s', async () => {
+  it('runs the express-basic example into a 429, explains it, waits Retry-After, gets in and exits 0 within 20 s', async () => {
     const script: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
       .scripts.demo;
     const [command, ...args] = script.split(' ');
     expect(command).toBe('node');
     const started = performance.now();
-    const { code, signal, stdout, stderr } = await runScript(args, 15_000);
+    const { code, signal, stdout, stderr } = await runScript(args, 20_000);
+    const elapsed = performance.now() - started;
     expect({ code, signal, stderr }).toEqual({ code: 0, signal: null, stderr: '' });
-    expect(performance.now() - started).toBeLessThan(15_000);
     const lines = stdout.split('\n');
-    expect(lines.filter((line) => /^#\d {2}200 OK /.test(line))).toHaveLength(5);
-    expect(lines.filter((line) => /^#\d {2}429 Too Many Requests /.test(line))).toHaveLength(3);
+    const statuses = lines.filter((line) => /^#\d /.test(line)).map((line) => line.slice(0, 25).trim());
+    expect(statuses).toEqual([
+      ...['#1', '#2', '#3', '#4', '#5'].map((n) => `${n}  200 OK`),
+      ...['#6', '#7', '#8'].map((n) => `${n}  429 Too Many Requests`),
+      '#9  200 OK',
+    ]);
     expect(stdout).toMatch(
       /^#1 {2}200 OK +RateLimit-Limit: 5 {2}RateLimit-Remaining: 4 {2}RateLimit-Reset: \d+/m,
     );
     expect(stdout).toMatch(/^#6 {2}429 Too Many Requests .*RateLimit-Remaining: 0 .*Retry-After: \d+$/m);
     expect(stdout).toContain(`"type": "${QUOTA_EXCEEDED_TYPE}"`);
     expect(stdout).toContain(`Content-Type: ${PROBLEM}`);
+
+    // The two lines on the sliding window quote the last 429's own Reset and Retry-After.
+    const last = /^#8 .*RateLimit-Reset: (\d+) .*Retry-After: (\d+)$/m.exec(stdout)!;
+    const [reset, retryAfter] = [Number(last[1]), Number(last[2])];
+    const explanation = lines.findIndex((line) => line.startsWith('Sliding window: '));
+    expect(lines[explanation]).toContain(`RateLimit-Reset (${reset} s)`);
+    expect(lines[explanation + 1]).toContain(`Retry-After (${retryAfter} s)`);
+    // The sliding window over 5 s: everything forgotten within two windows, one more within one.
+    expect(reset).toBeGreaterThanOrEqual(1);
+    expect(reset).toBeLessThanOrEqual(10);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(reset);
+    // It really waited: #9 was sent at least Retry-After seconds after the 429s.
+    expect(stdout).toContain(`Waiting Retry-After (${retryAfter} s), then one more:`);
+    expect(elapsed).toBeGreaterThanOrEqual(retryAfter * 1000);
+    expect(stdout).toContain('Admitted: a client that waits Retry-After gets in.');
   });
 });
 
