@@ -409,6 +409,16 @@ describe.each(variants)('$name', ({ framework, store: storeKind, name: variant }
     });
   }
 
+  /** Until the server has seen every connection close. */
+  async function allClosed(): Promise<void> {
+    for (let open = 1; open > 0; ) {
+      open = await new Promise<number>((resolve, reject) =>
+        server!.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+      );
+      if (open > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
   const route = (path: string, ...limiters: Options[]): Route => ({ path, limiters });
 
   it('counts, then denies with Retry-After and an RFC 9457 body', async () => {
@@ -745,9 +755,23 @@ describe.each(variants)('$name', ({ framework, store: storeKind, name: variant }
       expect((await send('/login')).status).toBe(429);
     });
 
-    it('counts a client that went away as a failure, once', async () => {
+    it('counts requests whose clients went away mid-handler: an abort is no failure', async () => {
       await app((b) => ({
-        routes: [route('/slow', { ...b, policies: { limit: 2, window: '1m' }, refund: { onFailure: true } })],
+        routes: [
+          route('/abort', { ...b, policies: { limit: 50, window: '1m' }, refund: { onFailure: true } }),
+        ],
+      }));
+      const inside = vi.waitFor(() => expect(counters.downstream).toBe(50), { timeout: 10_000, interval: 5 });
+      await Promise.all(Array.from({ length: 50 }, () => abort('/abort', { 'x-gate': '1' }, inside)));
+      await allClosed();
+      counters.gate.released.resolve();
+      expect((await send('/abort')).status).toBe(429);
+      expect([store.refunds, counters.downstream]).toEqual([0, 50]);
+    });
+
+    it('gives back a client that went away mid-handler with onAbort, once', async () => {
+      await app((b) => ({
+        routes: [route('/slow', { ...b, policies: { limit: 2, window: '1m' }, refund: { onAbort: true } })],
       }));
       await abort('/slow', { 'x-gate': '1' }, counters.gate.entered.promise);
       await store.refunded(1);
@@ -777,13 +801,7 @@ describe.each(variants)('$name', ({ framework, store: storeKind, name: variant }
         ],
       }));
       await abort('/slow-key', {}, keyGate.entered.promise);
-      // Until the server has seen the connection close.
-      for (let open = 1; open > 0; ) {
-        open = await new Promise<number>((resolve, reject) =>
-          server!.getConnections((error, count) => (error ? reject(error) : resolve(count))),
-        );
-        if (open > 0) await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      await allClosed();
       keyGate.released.resolve();
       await store.refunded(1);
       expect(counters.downstream).toBe(0);

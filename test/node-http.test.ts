@@ -9,7 +9,7 @@ import {
   NodeRequestView,
   rateLimit,
   type Store,
-  writeHeaders,
+  writeResult,
 } from '@tollgate/core';
 import { RedisStore } from '@tollgate/redis';
 import { Redis } from 'ioredis';
@@ -25,11 +25,12 @@ function server(store: Store) {
     name: `node-${Math.random()}`,
     logger: quiet,
   });
+  const handle = (res: ServerResponse) => res.end('ok');
   const respond = (res: ServerResponse, result: HttpResult) => {
     if (result.action === 'error') return void res.writeHead(500).end();
-    writeHeaders(res, result.headers);
-    if (result.action === 'limit') return void res.writeHead(result.status!).end(result.body);
-    res.end('ok');
+    const go = writeResult(result, res);
+    if (go === true) handle(res);
+    else if (go !== false) void go.then((held) => held && handle(res));
   };
   const sync: boolean[] = [];
   const app = createServer((req, res) => {

@@ -3,13 +3,12 @@ import {
   rateLimit as createHandler,
   type Decision,
   type HttpResult,
-  hold,
   type KeyHelpers,
   keyHelpers,
   type Limiter,
   type RateLimitOptions,
   type RequestView,
-  writeHeaders,
+  writeResult,
 } from '@tollgate/core';
 import type { Request } from 'express';
 
@@ -95,23 +94,9 @@ function apply(
 ) {
   if (result.action === 'error') return next(result.error);
   if (result.decision !== undefined) req.rateLimit = result.decision;
-  const { complete } = result;
-  // The client left while the limiter decided (an asynchronous store or callback): nobody is there
-  // to answer and the request does not go downstream (as during a leaky-bucket hold); the abort
-  // counts now, since 'close' has already fired.
-  if (res.destroyed) return complete?.(res.statusCode, !res.writableFinished);
-  if (complete !== undefined) res.once('close', () => complete(res.statusCode, !res.writableFinished));
-  // Never touch a response that has started (a handler streamed, a timeout answered): no ERR_HTTP_HEADERS_SENT.
-  if (!res.headersSent) {
-    writeHeaders(res, result.headers);
-  }
-  if (result.action === 'limit') {
-    if (res.headersSent) return void res.end();
-    res.statusCode = result.status!;
-    return void res.end(result.body);
-  }
-  if (result.delayMs > 0) return void hold(result.delayMs, res).then((go) => go && next());
-  next();
+  const go = writeResult(result, res);
+  if (go === true) next();
+  else if (go !== false) void go.then((held) => held && next());
 }
 
 const keys: KeyHelpers<Request> = keyHelpers<Request>((req) => viewOf(req));

@@ -3,13 +3,12 @@ import {
   rateLimit as createHandler,
   type Decision,
   type HttpResult,
-  hold,
   type KeyHelpers,
   keyHelpers,
   type Limiter,
   type RateLimitOptions,
   type RequestView,
-  writeHeaders,
+  writeResult,
 } from '@tollgate/core';
 import type { Context } from 'koa';
 
@@ -147,30 +146,14 @@ const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => value insta
 function apply(result: HttpResult, ctx: KoaContext, next: () => Promise<unknown>): Promise<void> {
   if (result.action === 'error') return Promise.reject(result.error);
   if (result.decision !== undefined) ctx.state.rateLimit = result.decision;
-  const { complete } = result;
-  const { res } = ctx;
-  // The client left while the limiter decided (an asynchronous store or callback): nobody is there
-  // to answer and the request does not go downstream (as during a leaky-bucket hold); the abort
-  // counts now, since 'close' has already fired.
-  if (res.destroyed) {
-    complete?.(res.statusCode, !res.writableFinished);
-    return DONE;
-  }
-  // On the Node response, so the final status counts (Koa's error handling included) and aborts do too.
-  if (complete !== undefined) res.once('close', () => complete(res.statusCode, !res.writableFinished));
-  if (!res.headersSent) writeHeaders(res, result.headers);
-  if (result.action === 'limit') {
-    if (res.headersSent) res.end();
-    else {
-      ctx.status = result.status!;
-      ctx.body = result.body;
-    }
-    return DONE;
-  }
-  if (result.delayMs > 0) {
-    return hold(result.delayMs, ctx.res).then((go) => (go ? downstream(next, result.headers) : undefined));
-  }
-  return downstream(next, result.headers);
+  // Koa answers a denial itself from `ctx.status` and `ctx.body`, so upstream middleware sees them.
+  const go = writeResult(result, ctx.res, (status, body) => {
+    ctx.status = status;
+    ctx.body = body;
+  });
+  if (go === true) return downstream(next, result.headers);
+  if (go === false) return DONE;
+  return go.then((held) => (held ? downstream(next, result.headers) : undefined));
 }
 
 /**

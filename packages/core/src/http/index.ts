@@ -13,6 +13,8 @@ export { hold } from './hold.js';
 export { ipBucket } from './ip-address.js';
 export type { ByIpOptions, FallbackOptions, KeyFunction, KeyHelpers } from './keys.js';
 export { byApiKey, byHeader, byIp, keyHelpers } from './keys.js';
+export type { Answer, NodeResponse } from './node-response.js';
+export { writeResult } from './node-response.js';
 export type { NodeRequestLike, NodeResponseLike } from './node-view.js';
 export { NodeRequestView } from './node-view.js';
 export type { RateLimitConfig, RateLimitOptions, RefundOptions, TierFunction } from './options.js';
@@ -24,7 +26,7 @@ export {
   quotaExceededProblem,
   storeUnavailableProblem,
 } from './problem.js';
-export type { HttpLimiter, HttpResult } from './rate-limit.js';
+export type { HttpLimiter, HttpResult, RequestEnding } from './rate-limit.js';
 export { rateLimit } from './rate-limit.js';
 export type { RequestView } from './request-view.js';
 export type { HttpWarningCode } from './warnings.js';

@@ -19,11 +19,19 @@ export interface RefundOptions {
    */
   onSuccess?: boolean;
   /**
-   * Give the request back when its response failed, or the client went away before it finished
-   * (express-rate-limit `skipFailedRequests`).
+   * Give the request back when its response failed (express-rate-limit `skipFailedRequests`), or
+   * when its client went away before it was sent downstream (it was never served). A client that
+   * goes away while the handler runs is no failure: see `onAbort`.
    * @default false
    */
   onFailure?: boolean;
+  /**
+   * Give the request back when its client went away while the handler ran, before the response
+   * finished. Off by default: the handler did its work, and with refunds on abort a client could
+   * run it without limit by hanging up every time.
+   * @default false
+   */
+  onAbort?: boolean;
   /**
    * Which final status counts as a failure.
    * @default (status) => status >= 400
@@ -211,10 +219,20 @@ export function resolveOptions<Req>(options: RateLimitOptions<Req>): RateLimitCo
 
 function resolveRefund(refund: RefundOptions | undefined): Required<RefundOptions> | undefined {
   if (refund === undefined) return undefined;
-  checkOptions(refund, ['onSuccess', 'onFailure', 'isFailure'], '`refund`');
-  const { onSuccess = false, onFailure = false, isFailure = (status: number) => status >= 400 } = refund;
-  if (typeof onSuccess !== 'boolean') throw configError('refund.onSuccess', 'a boolean', onSuccess);
-  if (typeof onFailure !== 'boolean') throw configError('refund.onFailure', 'a boolean', onFailure);
+  checkOptions(refund, ['onSuccess', 'onFailure', 'onAbort', 'isFailure'], '`refund`');
+  const {
+    onSuccess = false,
+    onFailure = false,
+    onAbort = false,
+    isFailure = (status: number) => status >= 400,
+  } = refund;
+  for (const [name, value] of [
+    ['onSuccess', onSuccess],
+    ['onFailure', onFailure],
+    ['onAbort', onAbort],
+  ] as const) {
+    if (typeof value !== 'boolean') throw configError(`refund.${name}`, 'a boolean', value);
+  }
   checkFunction(isFailure, 'refund.isFailure');
-  return onSuccess || onFailure ? { onSuccess, onFailure, isFailure } : undefined;
+  return onSuccess || onFailure || onAbort ? { onSuccess, onFailure, onAbort, isFailure } : undefined;
 }

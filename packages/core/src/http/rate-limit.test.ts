@@ -62,7 +62,7 @@ describe('rateLimit options', () => {
       ],
       [
         { policies: { limit: 1, window: '1s' }, refund: { onSucces: true } },
-        'Unknown option `onSucces` in `refund`. It takes `onSuccess`, `onFailure`, `isFailure`.',
+        'Unknown option `onSucces` in `refund`. It takes `onSuccess`, `onFailure`, `onAbort`, `isFailure`.',
       ],
       [
         { policies: { limit: 1, window: '1s' }, refund: { onFailure: 'yes' } },
@@ -186,11 +186,25 @@ describe('rateLimit handler', () => {
     const failed = await hit();
     failed.complete!(500);
     failed.complete!(500);
-    failed.complete!(0, true);
+    failed.complete!(0, 'unserved');
     await new Promise((resolve) => setImmediate(resolve));
     expect((await handle.limiter.peek('k')).remaining).toBe(1);
+    const unserved = await hit();
+    unserved.complete!(200, 'unserved');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((await handle.limiter.peek('k')).remaining).toBe(1);
+    // An abort downstream is no failure: the handler ran.
     const aborted = await hit();
-    aborted.complete!(200, true);
+    aborted.complete!(500, 'aborted');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((await handle.limiter.peek('k')).remaining).toBe(0);
+  });
+
+  it('refunds an abort downstream only with onAbort', async () => {
+    const { hit, handle } = limiter({ key: () => 'k', refund: { onAbort: true } });
+    (await hit()).complete!(500, 'aborted');
+    (await hit()).complete!(0, 'unserved');
+    (await hit()).complete!(500, 'finished');
     await new Promise((resolve) => setImmediate(resolve));
     expect((await handle.limiter.peek('k')).remaining).toBe(1);
   });

@@ -4,7 +4,12 @@ import type { Decision, Policy } from '../types.js';
 import { WARNINGS } from '../warnings.js';
 import { decisionHeaders, type HeaderMode } from './headers.js';
 import { byIp, INVALID_IP_KEY } from './keys.js';
-import { type RateLimitConfig, type RateLimitOptions, resolveOptions } from './options.js';
+import {
+  type RateLimitConfig,
+  type RateLimitOptions,
+  type RefundOptions,
+  resolveOptions,
+} from './options.js';
 import { encodeBody, quotaExceededProblem, storeUnavailableProblem } from './problem.js';
 import type { RequestView } from './request-view.js';
 import { HTTP_WARNINGS } from './warnings.js';
@@ -23,11 +28,18 @@ export interface HttpResult {
   delayMs: number;
   error?: unknown;
   /**
-   * Present when a refund may follow: call it once the response has finished, with its final status,
-   * or with `aborted` when the client went away first. Later calls do nothing.
+   * Present when a refund may follow: call it once the response has closed, with its final status
+   * and how the request ended (`writeResult` does). Later calls do nothing.
    */
-  complete?: (statusCode: number, aborted?: boolean) => void;
+  complete?: (statusCode: number, ending?: RequestEnding) => void;
 }
+
+/**
+ * How a request ended, for refunds: its response `finished`; its client went away after it was
+ * sent downstream (`aborted`: the handler ran, so it counts unless `refund.onAbort`); or before it
+ * was (`unserved`: left while the limiter decided or a leaky bucket held it; a failure).
+ */
+export type RequestEnding = 'finished' | 'aborted' | 'unserved';
 
 /** The framework-free limiter: one call per request. */
 export interface HttpLimiter<Req> {
@@ -210,21 +222,33 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
     }
     const { refund } = config;
     if (refund !== undefined && grant.cost > 0 && counts(decision)) {
-      let done = false;
-      result.complete = (statusCode, aborted = false) => {
-        if (done) return;
-        done = true;
-        let give: boolean;
-        try {
-          give = aborted || refund.isFailure(statusCode) ? refund.onFailure : refund.onSuccess;
-        } catch (error) {
-          config.logger.error(`[tollgate] refund.isFailure threw: ${describe(error)}`);
-          return;
-        }
-        if (give) void giveBack(grant);
-      };
+      result.complete = refundOnClose(refund, grant);
     }
     return result;
+  }
+
+  /** The refund a request's ending decides, given at most once (issue 9: an abort is no failure). */
+  function refundOnClose(refund: Required<RefundOptions>, grant: Grant): NonNullable<HttpResult['complete']> {
+    let done = false;
+    return (statusCode, ending = 'finished') => {
+      if (done) return;
+      done = true;
+      let give: boolean;
+      try {
+        give =
+          ending === 'aborted'
+            ? refund.onAbort
+            : ending === 'unserved'
+              ? refund.onFailure || refund.onAbort
+              : refund.isFailure(statusCode)
+                ? refund.onFailure
+                : refund.onSuccess;
+      } catch (error) {
+        config.logger.error(`[tollgate] refund.isFailure threw: ${describe(error)}`);
+        return;
+      }
+      if (give) void giveBack(grant);
+    };
   }
 
   function deny(view: RequestView, req: Req, decision: Decision): Step<HttpResult> {

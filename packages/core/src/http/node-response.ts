@@ -1,0 +1,68 @@
+import { writeHeaders } from './headers.js';
+import { type Closable, hold } from './hold.js';
+import type { HttpResult } from './rate-limit.js';
+
+/** The parts of a `node:http` `ServerResponse` the writer uses (Express's `res` and Koa's `ctx.res` are one). */
+export interface NodeResponse extends Closable {
+  statusCode: number;
+  readonly headersSent: boolean;
+  readonly writableFinished: boolean;
+  setHeader(name: string, value: string): unknown;
+  end(body?: string | Uint8Array): unknown;
+}
+
+/** Sends a denial's status and body; Koa sets `ctx.status` and `ctx.body` instead, so its own middleware sees them. */
+export type Answer = (status: number, body: string | Uint8Array) => void;
+
+/**
+ * Applies the limiter's result for one request to Node's response, the one sequence every adapter
+ * and plain `node:http` server shares:
+ * - a client that left while the limiter decided (an asynchronous store or callback) gets nothing,
+ *   its request goes nowhere, and its ending is reported at once (its `close` has passed);
+ * - the refund, if one may follow, is armed on the response's `close`, so it sees the final status
+ *   and whether the response finished, was abandoned downstream, or never went downstream;
+ * - headers are set unless the response has started (no ERR_HTTP_HEADERS_SENT);
+ * - a denial is answered (or, over a response that has started, the response is ended);
+ * - an admitted request is held for a leaky bucket's delay, and dropped if its client leaves.
+ *
+ * Returns whether the request goes downstream: now (`true`), never (`false`), or after a hold (a
+ * promise). A result with `action: 'error'` is the caller's to hand to its framework: this throws it.
+ */
+export function writeResult(
+  result: HttpResult,
+  response: NodeResponse,
+  answer: Answer = (status, body) => {
+    response.statusCode = status;
+    response.end(body);
+  },
+): boolean | Promise<boolean> {
+  if (result.action === 'error') throw result.error;
+  const { complete } = result;
+  if (response.destroyed) {
+    complete?.(response.statusCode, 'unserved');
+    return false;
+  }
+  let downstream = false;
+  if (complete !== undefined) {
+    response.once('close', () =>
+      complete(
+        response.statusCode,
+        response.writableFinished ? 'finished' : downstream ? 'aborted' : 'unserved',
+      ),
+    );
+  }
+  if (!response.headersSent) writeHeaders(response, result.headers);
+  if (result.action === 'limit') {
+    if (response.headersSent) response.end();
+    else answer(result.status!, result.body!);
+    return false;
+  }
+  if (result.delayMs > 0) {
+    return hold(result.delayMs, response).then((go) => {
+      downstream = go;
+      return go;
+    });
+  }
+  downstream = true;
+  return true;
+}
