@@ -1,26 +1,23 @@
+import { REGISTRY, STEPS } from './algorithms/index.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { ConfigError, configError, describeValue } from './errors.js';
 import type { Algorithm, Policy, PolicySet, ResolvedPolicy } from './types.js';
 import { WARNINGS, type Warner } from './warnings.js';
 
-export const ALGORITHMS: readonly Algorithm[] = [
-  'fixed-window',
-  'sliding-window',
-  'token-bucket',
-  'leaky-bucket',
-];
+export const ALGORITHMS: readonly Algorithm[] = REGISTRY.map((a) => a.name);
 export const DEFAULT_ALGORITHM: Algorithm = 'sliding-window';
 
 const POLICY_KEYS = new Set(['name', 'algorithm', 'limit', 'window', 'burst', 'delay']);
 const NAME_PATTERN = /^[A-Za-z0-9._:/-]{1,64}$/;
-const ABBREV: Record<Algorithm, string> = {
-  'fixed-window': 'fw',
-  'sliding-window': 'sw',
-  'token-bucket': 'tb',
-  'leaky-bucket': 'lb',
-};
 
-const isBucket = (algorithm: Algorithm) => algorithm === 'token-bucket' || algorithm === 'leaky-bucket';
+/** Whether `burst` applies: the algorithm reads it (the buckets). */
+const isBucket = (algorithm: Algorithm) => STEPS[algorithm].params.includes('B');
+/** Whether `delay` applies (leaky-bucket). */
+const delays = (algorithm: Algorithm) => STEPS[algorithm].params.includes('D');
+const listOf = (test: (algorithm: Algorithm) => boolean) =>
+  ALGORITHMS.filter(test)
+    .map((a) => `'${a}'`)
+    .join(' and ');
 
 function positiveInteger(value: unknown, option: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
@@ -55,20 +52,20 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
   if (input.burst !== undefined) {
     if (!isBucket(algorithm)) {
       throw new ConfigError(
-        `\`${at}.burst\` only applies to 'token-bucket' and 'leaky-bucket', not '${algorithm}'. Remove it or change \`${at}.algorithm\`.`,
+        `\`${at}.burst\` only applies to ${listOf(isBucket)}, not '${algorithm}'. Remove it or change \`${at}.algorithm\`.`,
       );
     }
     burst = positiveInteger(input.burst, `${at}.burst`);
   }
   let delay = false;
   if (input.delay !== undefined) {
-    if (algorithm !== 'leaky-bucket') {
-      throw new ConfigError(`\`${at}.delay\` only applies to 'leaky-bucket', not '${algorithm}'.`);
+    if (!delays(algorithm)) {
+      throw new ConfigError(`\`${at}.delay\` only applies to ${listOf(delays)}, not '${algorithm}'.`);
     }
     if (typeof input.delay !== 'boolean') throw configError(`${at}.delay`, 'a boolean', input.delay);
     delay = input.delay;
   } else {
-    delay = algorithm === 'leaky-bucket';
+    delay = delays(algorithm);
   }
   // The algorithms count in units of 1/window so that all arithmetic is exact integer arithmetic
   // in doubles (and in Redis Lua); that needs capacity * window to stay a safe integer.
@@ -77,7 +74,7 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
       `\`${at}\`: limit (or burst) times window must not exceed ${Number.MAX_SAFE_INTEGER}, got ${Math.max(limit, burst)} x ${window} ms. Use a shorter window with a proportional limit.`,
     );
   }
-  if (algorithm === 'leaky-bucket' && delay && Math.ceil(((burst - 1) * window) / limit) > 2 ** 31 - 1) {
+  if (delay && Math.ceil(((burst - 1) * window) / limit) > 2 ** 31 - 1) {
     throw new ConfigError(
       `\`${at}\`: a full leaky bucket would hold a request for more than ${2 ** 31 - 1} ms. Lower \`burst\` or set \`delay: false\`.`,
     );
@@ -94,9 +91,8 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
       `\`${at}.window\` is ${window}, a number, so ${window} ms. Did you mean '${window}s'? Write '${window}s', or '${window}ms' if milliseconds are meant.`,
     );
   }
-  const id = isBucket(algorithm)
-    ? `${ABBREV[algorithm]}:${limit}:${window}:${burst}`
-    : `${ABBREV[algorithm]}:${limit}:${window}`;
+  const { tag } = STEPS[algorithm];
+  const id = isBucket(algorithm) ? `${tag}:${limit}:${window}:${burst}` : `${tag}:${limit}:${window}`;
   return Object.freeze({ name, algorithm, limit, window, burst, delay, id });
 }
 

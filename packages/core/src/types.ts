@@ -1,5 +1,10 @@
-/** The four algorithms. See DESIGN.md and docs/algorithms.md for the exact arithmetic. */
-export type Algorithm = 'fixed-window' | 'sliding-window' | 'token-bucket' | 'leaky-bucket';
+import type { AlgorithmName } from './algorithms/registry.js';
+
+/**
+ * An algorithm's name: 'fixed-window' | 'sliding-window' | 'token-bucket' | 'leaky-bucket' (one
+ * per folder of ./algorithms). See DESIGN.md and docs/algorithms.md for the exact arithmetic.
+ */
+export type Algorithm = AlgorithmName;
 
 /** The units a duration string may end with: milliseconds, seconds, minutes, hours, days. */
 export type DurationUnit = 'ms' | 's' | 'm' | 'h' | 'd';

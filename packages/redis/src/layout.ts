@@ -1,24 +1,15 @@
 import { createHash } from 'node:crypto';
-import type { Algorithm, PolicySet } from '@tollgate/core';
+import type { PolicySet } from '@tollgate/core';
+import { type AlgorithmDefinition, type LuaParam, STEPS } from '@tollgate/core/internal';
 import { type Script, script } from './clients.js';
-import type { Code } from './lua/algorithms.js';
-import { consumeScript } from './lua/consume.js';
 import {
-  FIXED_WINDOW_CONSUME_SCRIPT,
-  FIXED_WINDOW_PEEK_SCRIPT,
-  FIXED_WINDOW_REFUND_SCRIPT,
-} from './lua/fixed-window.js';
-import { peekScript } from './lua/peek.js';
-import { refundScript } from './lua/refund.js';
-import { SINGLE_PARAMS, singleScripts } from './lua/single.js';
-
-/** The algorithm codes the Lua scripts dispatch on. */
-export const ALGORITHM_CODES: Record<Algorithm, Code> = {
-  'fixed-window': 1,
-  'sliding-window': 2,
-  'token-bucket': 3,
-  'leaky-bucket': 4,
-};
+  CODES,
+  codeOf,
+  counterScripts,
+  manyScripts,
+  type ScriptTexts,
+  singleScripts,
+} from './lua/scripts.js';
 
 /**
  * Keys used as they are: short, and only characters that mean nothing to Redis or to us. Everything
@@ -47,16 +38,15 @@ export interface Scripts {
 /** What a store computes once per policy set (cached in a WeakMap keyed by the frozen set). */
 export interface Layout {
   /**
-   * `counter`: one fixed-window policy on Redis time, the count as an integer expiring with the
-   * window (lua/fixed-window.ts); ARGV is cost, then `args`. `packed`: anything else, the states as
-   * binary doubles (lua/algorithms.ts); ARGV is now, cost, then `args` (per policy: code, limit,
-   * window, burst, delay; for one policy only what its algorithm reads, lua/single.ts).
+   * `counter`: one policy of a counter algorithm (fixed-window) on Redis time, the count as an
+   * integer expiring with the window; ARGV is cost, then `args` (limit, window). `packed`: anything
+   * else, the states as binary doubles; ARGV is now, cost, then `args` (for one policy the
+   * parameters its algorithm reads; for several, per policy: code, limit, window, burst, delay).
+   * See lua/scripts.ts.
    */
   readonly kind: 'counter' | 'packed';
   /** Number of policies. */
   readonly size: number;
-  /** `counter`: the policy's limit, which the store needs to read the scripts' replies. */
-  readonly limit: number;
   /** The Redis key is `head + encodeKey(key) + tail`. */
   readonly head: string;
   readonly tail: string;
@@ -65,36 +55,30 @@ export interface Layout {
   readonly scripts: Scripts;
 }
 
-const COUNTER: Scripts = {
-  consume: script('consume', FIXED_WINDOW_CONSUME_SCRIPT),
-  peek: script('peek', FIXED_WINDOW_PEEK_SCRIPT),
-  refund: script('refund', FIXED_WINDOW_REFUND_SCRIPT),
-};
+const toScripts = (lua: ScriptTexts): Scripts => ({
+  consume: script('consume', lua.consume),
+  peek: script('peek', lua.peek),
+  refund: script('refund', lua.refund),
+});
 
-/**
- * Packed-layout scripts by the set of algorithms they carry (at most 15 combinations), bit 0 set
- * for sets of one policy, which have scripts of their own (lua/single.ts).
- */
-const PACKED = new Map<number, Scripts>();
+/** Scripts by layout and algorithms: one per algorithm alone and as a counter, one per combination. */
+const SCRIPTS = new Map<string, Scripts>();
 
-function packedScripts(codes: ReadonlySet<Code>, single: boolean): Scripts {
-  let mask = single ? 1 : 0;
-  for (const code of codes) mask |= 1 << code;
-  let scripts = PACKED.get(mask);
+function scriptsFor(id: string, build: () => ScriptTexts): Scripts {
+  let scripts = SCRIPTS.get(id);
   if (scripts === undefined) {
-    const list = [...codes];
-    const lua = single
-      ? singleScripts(list[0]!)
-      : { consume: consumeScript(list), peek: peekScript(list), refund: refundScript(list) };
-    scripts = {
-      consume: script('consume', lua.consume),
-      peek: script('peek', lua.peek),
-      refund: script('refund', lua.refund),
-    };
-    PACKED.set(mask, scripts);
+    scripts = toScripts(build());
+    SCRIPTS.set(id, scripts);
   }
   return scripts;
 }
+
+const paramValue = (policy: PolicySet['policies'][number], param: LuaParam): string => {
+  if (param === 'L') return String(policy.limit);
+  if (param === 'W') return String(policy.window);
+  if (param === 'B') return String(policy.burst);
+  return policy.delay ? '1' : '0';
+};
 
 /**
  * Redis key of one (policy set, key): `${prefix}{${namespace}|${encodedKey}}:${setHash}`, one key
@@ -109,40 +93,42 @@ function packedScripts(codes: ReadonlySet<Code>, single: boolean): Scripts {
  *   policies under one namespace: changing a limiter's policies starts fresh counters instead of
  *   misreading old state. The layout is part of it, so two layouts never read each other's values.
  *
- * `redisTime`: the scripts read Redis TIME (no caller clock); only then can a fixed window live in
- * the key's TTL.
+ * `redisTime`: the scripts read Redis TIME (no caller clock); only then can a window live in the
+ * key's TTL.
  */
 export function layoutFor(set: PolicySet, prefix: string, redisTime: boolean): Layout {
-  const only = set.policies.length === 1 ? set.policies[0]! : undefined;
-  const kind = redisTime && only?.algorithm === 'fixed-window' ? 'counter' : 'packed';
-  const args: string[] = [];
-  const codes = new Set<Code>();
-  if (kind === 'counter') {
-    args.push(String(only!.limit), String(only!.window));
-  } else if (only !== undefined) {
-    const code = ALGORITHM_CODES[only.algorithm];
-    codes.add(code);
-    const values = { L: only.limit, W: only.window, B: only.burst, D: only.delay ? 1 : 0 };
-    for (const param of SINGLE_PARAMS[code]) args.push(String(values[param]));
-  } else {
-    for (const policy of set.policies) {
-      codes.add(ALGORITHM_CODES[policy.algorithm]);
-      args.push(
-        String(ALGORITHM_CODES[policy.algorithm]),
-        String(policy.limit),
-        String(policy.window),
-        String(policy.burst),
-        policy.delay ? '1' : '0',
-      );
+  const { policies } = set;
+  const only = policies.length === 1 ? policies[0]! : undefined;
+  const algorithm: AlgorithmDefinition | undefined = only && STEPS[only.algorithm];
+  const kind = redisTime && algorithm?.counter === true ? 'counter' : 'packed';
+  let args: string[];
+  let scripts: Scripts;
+  if (only !== undefined && algorithm !== undefined) {
+    if (kind === 'counter') {
+      args = [String(only.limit), String(only.window)];
+      scripts = scriptsFor(`counter ${algorithm.name}`, () => counterScripts(algorithm));
+    } else {
+      args = algorithm.params.map((param) => paramValue(only, param));
+      scripts = scriptsFor(`single ${algorithm.name}`, () => singleScripts(algorithm));
     }
+  } else {
+    args = [];
+    const codes = new Set<number>();
+    for (const policy of policies) {
+      const code = codeOf(STEPS[policy.algorithm]);
+      codes.add(code);
+      args.push(String(code), String(policy.limit), String(policy.window), String(policy.burst));
+      args.push(policy.delay ? '1' : '0');
+    }
+    const list = CODES.filter((code) => codes.has(code));
+    scripts = scriptsFor(`many ${list.join(',')}`, () => manyScripts(list));
   }
   return {
     kind,
-    size: set.policies.length,
-    limit: only?.limit ?? 0,
+    size: policies.length,
     head: `${prefix}{${set.namespace}|`,
     tail: `}:${sha256(`${kind === 'counter' ? 'c1' : 'p1'}\n${set.id}`).slice(0, 16)}`,
     args,
-    scripts: kind === 'counter' ? COUNTER : packedScripts(codes, only !== undefined),
+    scripts,
   };
 }

@@ -272,10 +272,7 @@ export class RedisStore implements Store {
       call.resolve(undefined);
       return;
     }
-    const outcomes =
-      layout.kind === 'counter'
-        ? counterOutcomes(reply, operation === 'peek', call.cost, layout.limit)
-        : toOutcomes(reply, layout.size);
+    const outcomes = toOutcomes(reply, layout.size);
     if (outcomes === undefined) {
       call.reject(this.failure(operation, new Error(`unexpected script reply ${JSON.stringify(reply)}`)));
     } else {
@@ -294,30 +291,6 @@ export class RedisStore implements Store {
     }
     return error;
   }
-}
-
-/**
- * The fixed-window counter scripts' reply (lua/fixed-window.ts): the count (after the request when
- * allowed, else as it stands) and the ttl, negative when denied. A peek is a cost-1 request asked
- * without consuming: its count and ttl are as they stand.
- */
-function counterOutcomes(reply: unknown, peek: boolean, cost: number, L: number): Outcome[] | undefined {
-  if (!Array.isArray(reply) || reply.length !== 2) return undefined;
-  const count = reply[0] as number;
-  const ttl = reply[1] as number;
-  if (typeof count !== 'number' || typeof ttl !== 'number') return undefined;
-  let outcome: Outcome;
-  if (peek) {
-    const allowed = count + 1 <= L;
-    outcome = { allowed, remaining: L - count, resetMs: ttl, retryAfterMs: allowed ? 0 : ttl, delayMs: 0 };
-  } else if (cost > L) {
-    outcome = { allowed: false, remaining: L - count, resetMs: ttl, retryAfterMs: Infinity, delayMs: 0 };
-  } else if (ttl < 0) {
-    outcome = { allowed: false, remaining: L - count, resetMs: -ttl, retryAfterMs: -ttl, delayMs: 0 };
-  } else {
-    outcome = { allowed: true, remaining: L - count, resetMs: ttl, retryAfterMs: 0, delayMs: 0 };
-  }
-  return [outcome];
 }
 
 /** The scripts' reply: 5 integers per policy (allowed, remaining, resetMs, retryAfterMs, delayMs). */

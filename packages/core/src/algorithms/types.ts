@@ -24,9 +24,9 @@ export type Kernel = (
 ) => boolean;
 
 /**
- * One algorithm. `step` is the pure form `(state, now, policy, cost) -> { state, outcome }`; `run`
- * is the same computation on packed state, which the MemoryStore uses to avoid allocations. The
- * Redis store runs a Lua twin, tied to this code by a differential test.
+ * One algorithm in TypeScript. `step` is the pure form `(state, now, policy, cost) -> { state,
+ * outcome }`; `run` is the same computation on packed state, which the MemoryStore uses to avoid
+ * allocations.
  */
 export interface AlgorithmStep {
   /** How many numbers the state holds. */
@@ -37,6 +37,51 @@ export interface AlgorithmStep {
   refund(state: State | undefined, now: number, policy: ResolvedPolicy, cost: number): State | undefined;
   /** From this time on the state is the same as no state at all, and may be dropped. */
   expiresAt(state: State, policy: ResolvedPolicy): number;
+}
+
+/**
+ * The policy parameters a Lua body reads, as it names them: L (limit), W (window ms), B (burst, the
+ * buckets' capacity) and D (delay: 1 to hold admitted requests, else 0).
+ */
+export type LuaParam = 'L' | 'W' | 'B' | 'D';
+
+/**
+ * One algorithm, every form of it: its TypeScript kernel and its Lua body, from one folder
+ * (`./<name>/`). The Redis store generates every script it sends from `lua` (see the body contract
+ * in ./lua-contract.ts); test/store-conformance.test.ts requires both forms to answer identically.
+ */
+export interface AlgorithmDefinition<Name extends string = string> extends AlgorithmStep {
+  /** The `algorithm` of a policy. */
+  readonly name: Name;
+  /** Its tag in policy ids, and so in Redis keys: changing it starts fresh counters. */
+  readonly tag: string;
+  /**
+   * The parameters it reads, L and W first: `B` makes `burst` an option of its policies, `D`
+   * makes `delay` one. The one-policy Redis scripts receive only these.
+   */
+  readonly params: readonly LuaParam[];
+  /**
+   * Its state is (window start, count) and expires at start + W, so on Redis time one such policy
+   * can live as a bare counter: the count as an integer, the window's end as the key's TTL.
+   */
+  readonly counter: boolean;
+  /**
+   * The Lua body: the kernel's computation, expression for expression, in three sections, each
+   * opening with a comment line that starts with its name (the Redis store generates every script
+   * it sends from the sections, inlined flat: Lua would build a `local function` anew on each call).
+   *
+   * - Before `-- consume:`, the state as seen at `now`: locals shared by the two sections below.
+   * - `-- consume:` reads `s1, s2, s3` (the stored state; `s1` nil: none), `now` (ms), `L`, `W`,
+   *   `B`, `D` (see LuaParam) and `cost`; writes `ok` (1 allowed, else 0), `remaining`, `reset`,
+   *   `retry` (`INF`: never), `delay` and, when `ok == 1`, the next state `n1, n2, n3` with `old`
+   *   and `new`, the times at which the stored and the next state expire (`old` 0 without state).
+   * - `-- refund:` reads the same (`s1` never nil) and writes `n1, n2, n3` (`n1` nil: nothing left
+   *   to keep) and, when `n1`, `new`.
+   *
+   * The outputs start as 0 (`n1, n2` nil), so a section assigns only what it sets, and never
+   * declares them `local`. In scope: `INF` (-1), `floor`, `ceil`, `max`, `min`, `fmod`.
+   */
+  readonly lua: string;
 }
 
 export const newOutcome = (): Outcome => ({
@@ -74,4 +119,11 @@ export function pureStep(width: number, run: Kernel): AlgorithmStep['step'] {
     const allowed = run(data, 0, now, policy, cost, outcome);
     return { state: allowed ? Array.from(data) : state, outcome };
   };
+}
+
+/** An algorithm's definition, checked and frozen (its name kept as a literal type for the registry). */
+export function defineAlgorithm<Name extends string>(
+  definition: AlgorithmDefinition<Name>,
+): AlgorithmDefinition<Name> {
+  return Object.freeze(definition);
 }

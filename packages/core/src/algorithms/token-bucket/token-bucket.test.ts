@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'vitest';
-import { resolvePolicy } from '../policy.js';
-import type { Policy } from '../types.js';
-import { INF, no, ok, scenario } from './scenario.test-helper.js';
-import { tokenBucket } from './token-bucket.js';
+import { resolvePolicy } from '../../policy.js';
+import type { Policy } from '../../types.js';
+import { INF, no, ok, scenario } from '../scenario.test-helper.js';
+import { tokenBucket } from './index.js';
 
 describe('token-bucket (DESIGN: capacity burst (default L), refills L per W continuously, starts full)', () => {
   const policy: Policy = { algorithm: 'token-bucket', limit: 10, window: 1000 };

@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'vitest';
-import { resolvePolicy } from '../policy.js';
-import type { Policy } from '../types.js';
-import { fixedWindow } from './fixed-window.js';
-import { INF, no, ok, scenario } from './scenario.test-helper.js';
+import { resolvePolicy } from '../../policy.js';
+import type { Policy } from '../../types.js';
+import { INF, no, ok, scenario } from '../scenario.test-helper.js';
+import { fixedWindow } from './index.js';
 
 describe('fixed-window (DESIGN: opens at the first request, lasts W, allowed iff count + c <= L)', () => {
   const policy: Policy = { algorithm: 'fixed-window', limit: 3, window: 1000 };

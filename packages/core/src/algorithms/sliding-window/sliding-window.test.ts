@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'vitest';
-import { resolvePolicy } from '../policy.js';
-import type { Policy } from '../types.js';
-import { INF, no, ok, scenario } from './scenario.test-helper.js';
-import { slidingWindow } from './sliding-window.js';
+import { resolvePolicy } from '../../policy.js';
+import type { Policy } from '../../types.js';
+import { INF, no, ok, scenario } from '../scenario.test-helper.js';
+import { slidingWindow } from './index.js';
 
 describe('sliding-window (DESIGN: aligned windows, estimate = prev * (W - elapsed) / W + curr)', () => {
   const policy: Policy = { algorithm: 'sliding-window', limit: 10, window: 1000 };

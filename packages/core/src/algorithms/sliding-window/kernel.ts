@@ -1,4 +1,4 @@
-import { type AlgorithmStep, type Kernel, pureStep, type State, setOutcome } from './types.js';
+import { type AlgorithmStep, type Kernel, pureStep, type State, setOutcome } from '../types.js';
 
 // State: [currentWindowStart, currentCount, previousCount]. Windows are aligned to multiples of W.
 // estimate = prev * (W - elapsed) / W + curr; everything below is that equation multiplied by W,
@@ -76,7 +76,7 @@ function shift(state: State, now: number, W: number): [number, number, number] {
   return [start, 0, 0];
 }
 
-export const slidingWindow: AlgorithmStep = {
+export const slidingWindowStep: AlgorithmStep = {
   width: 3,
   run,
   step: pureStep(3, run),

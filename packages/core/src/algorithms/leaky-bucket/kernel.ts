@@ -1,5 +1,5 @@
-import type { ResolvedPolicy } from '../types.js';
-import { type AlgorithmStep, type Kernel, pureStep, setOutcome } from './types.js';
+import type { ResolvedPolicy } from '../../types.js';
+import { type AlgorithmStep, type Kernel, pureStep, setOutcome } from '../types.js';
 
 // The shaping bucket of nginx limit_req. State: [level * W, lastLeak]. The queue drains one unit
 // every W/L ms, i.e. exactly L scaled units per millisecond. A request that fits waits for what is
@@ -46,7 +46,7 @@ const run: Kernel = (data, at, now, policy, cost, out) => {
   );
 };
 
-export const leakyBucket: AlgorithmStep = {
+export const leakyBucketStep: AlgorithmStep = {
   width: 2,
   run,
   step: pureStep(2, run),

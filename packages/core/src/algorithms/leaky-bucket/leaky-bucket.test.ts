@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'vitest';
-import { resolvePolicy } from '../policy.js';
-import type { Policy } from '../types.js';
-import { leakyBucket } from './leaky-bucket.js';
-import { INF, no, ok, scenario } from './scenario.test-helper.js';
+import { resolvePolicy } from '../../policy.js';
+import type { Policy } from '../../types.js';
+import { INF, no, ok, scenario } from '../scenario.test-helper.js';
+import { leakyBucket } from './index.js';
 
 describe('leaky-bucket (DESIGN: nginx limit_req shaping; drains L per W; queue capacity burst)', () => {
   const policy: Policy = { algorithm: 'leaky-bucket', limit: 10, window: 1000 };

@@ -1,4 +1,4 @@
-import { type AlgorithmStep, type Kernel, pureStep, setOutcome } from './types.js';
+import { type AlgorithmStep, type Kernel, pureStep, setOutcome } from '../types.js';
 
 // State: [windowStart, count]. A window opens at the key's first request and lasts `window` ms.
 
@@ -18,7 +18,7 @@ const run: Kernel = (data, at, now, policy, cost, out) => {
   return setOutcome(out, true, L - count - cost, start + W - now, 0, 0);
 };
 
-export const fixedWindow: AlgorithmStep = {
+export const fixedWindowStep: AlgorithmStep = {
   width: 2,
   run,
   step: pureStep(2, run),

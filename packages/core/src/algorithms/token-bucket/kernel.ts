@@ -1,5 +1,5 @@
-import type { ResolvedPolicy } from '../types.js';
-import { type AlgorithmStep, type Kernel, pureStep, setOutcome } from './types.js';
+import type { ResolvedPolicy } from '../../types.js';
+import { type AlgorithmStep, type Kernel, pureStep, setOutcome } from '../types.js';
 
 // State: [tokens * W, lastRefill]. Tokens are counted in units of 1/W so that refilling L per W
 // adds exactly L per millisecond: exact integers, no drift, identical in Lua.
@@ -40,7 +40,7 @@ const run: Kernel = (data, at, now, policy, cost, out) => {
   return setOutcome(out, true, Math.floor(left / W), Math.ceil((capacity - left) / L), 0, 0);
 };
 
-export const tokenBucket: AlgorithmStep = {
+export const tokenBucketStep: AlgorithmStep = {
   width: 2,
   run,
   step: pureStep(2, run),

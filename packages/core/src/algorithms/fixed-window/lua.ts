@@ -1,0 +1,33 @@
+/**
+ * The Lua body of fixed-window: ./kernel.ts in Lua, the same expressions in the same order (the
+ * contract every body follows, and how the Redis scripts are built from it, is in ../types.ts).
+ */
+export const FIXED_WINDOW_LUA = `
+-- fixed-window: a window opens at the key's first request and lasts W ms; a request is allowed
+-- iff count + cost <= L.
+-- State: s1 = the window's start in ms (nil: no window), s2 = its count.
+-- Reads s1, s2, now, L (limit), W (window ms), cost.
+local start, count, windowReset = now, 0, 0
+if s1 and now < s1 + W then
+  start, count, windowReset = s1, s2, s1 + W - now
+end
+
+-- consume: writes ok, remaining, reset, retry; when ok == 1 also n1, n2, old and new.
+remaining, reset = L - count, windowReset
+if cost > L then
+  retry = INF
+elseif count + cost > L then
+  retry = reset
+else
+  ok = 1
+  n1, n2 = start, count + cost
+  remaining, reset = L - n2, start + W - now
+  if s1 then old = s1 + W end
+  new = start + W
+end
+
+-- refund: writes n1, n2 (n1 nil: nothing left to keep) and new.
+if now < s1 + W then
+  n1, n2, new = s1, max(0, s2 - cost), s1 + W
+end
+`;

@@ -1,0 +1,12 @@
+import { defineAlgorithm } from '../types.js';
+import { slidingWindowStep } from './kernel.js';
+import { SLIDING_WINDOW_LUA } from './lua.js';
+
+export const slidingWindow = defineAlgorithm({
+  ...slidingWindowStep,
+  name: 'sliding-window',
+  tag: 'sw',
+  params: ['L', 'W'],
+  counter: false,
+  lua: SLIDING_WINDOW_LUA,
+});

@@ -1,0 +1,380 @@
+import { type AlgorithmDefinition, type LuaParam, REGISTRY } from '@tollgate/core/internal';
+
+/**
+ * Every script the store sends, built from the algorithms' Lua bodies (each in its folder of
+ * packages/core/src/algorithms, the contract in its types.ts): string building only, so that no
+ * algorithm exists here a second time. A body is inlined flat wherever a script runs it, never
+ * wrapped in a `local function`, which Lua would build anew on every call.
+ *
+ * Three layouts of the state in Redis:
+ * - one policy (most limiters): three binary doubles, ARGV only the parameters its algorithm reads;
+ * - several policies: three binary doubles per policy, applied all or nothing (`manyScripts`, the
+ *   twin of `evaluate` in packages/core/src/evaluate.ts);
+ * - the counter: one policy of an algorithm whose state is a window's count (fixed-window) on
+ *   Redis time, kept as Redis keeps a bare counter, the count as an integer expiring with the window.
+ *
+ * Every consume and peek replies with 5 integers per policy: allowed (1/0), remaining, resetMs,
+ * retryAfterMs (-1: never) and delayMs. A refund replies 1 when it kept state, else 0.
+ */
+
+/**
+ * With a caller's `clock`, keys live this much longer than their state. Redis expires keys on its
+ * own clock; a clock that runs slower than Redis's (a virtual clock in tests) would otherwise see
+ * state vanish before it says it expires. With Redis TIME (the default) TTLs are exact.
+ */
+export const CLOCK_TTL_GRACE_MS = 60_000;
+
+/** The scripts of one layout. */
+export interface ScriptTexts {
+  readonly consume: string;
+  readonly peek: string;
+  readonly refund: string;
+}
+
+/** An algorithm's code in the scripts of several policies: its place in the registry, from 1. */
+export const codeOf = (algorithm: AlgorithmDefinition): number => REGISTRY.indexOf(algorithm as never) + 1;
+
+/** Every code: the scripts of sets of any algorithms. */
+export const CODES: readonly number[] = REGISTRY.map((_, i) => i + 1);
+
+interface Sections {
+  /** The state as seen at `now`, shared by the two others. */
+  readonly view: string;
+  readonly consume: string;
+  readonly refund: string;
+}
+
+const cache = new Map<AlgorithmDefinition, Sections>();
+
+/** A body's three sections (see `AlgorithmDefinition.lua`). */
+function sections(algorithm: AlgorithmDefinition): Sections {
+  let found = cache.get(algorithm);
+  if (found === undefined) {
+    const lines = algorithm.lua.trim().split('\n');
+    const start = (name: string) => lines.findIndex((line) => line.startsWith(`-- ${name}:`));
+    const consume = start('consume');
+    const refund = start('refund');
+    if (consume < 0 || refund < consume) {
+      throw new Error(
+        `The Lua body of ${algorithm.name} needs a '-- consume:' and then a '-- refund:' section.`,
+      );
+    }
+    const text = (from: number, to?: number) => lines.slice(from, to).join('\n').trim();
+    found = { view: text(0, consume), consume: text(consume, refund), refund: text(refund) };
+    cache.set(algorithm, found);
+  }
+  return found;
+}
+
+const indent = (text: string, depth: number): string => text.replace(/^(?=.)/gm, ' '.repeat(depth));
+
+/** `part` of `algorithm` with the state it sees, as one block of statements. */
+const body = (algorithm: AlgorithmDefinition, part: 'consume' | 'refund'): string => {
+  const s = sections(algorithm);
+  return `${s.view}\n${s[part]}`;
+};
+
+/** `do ... end` around `part`, so its locals stay in it. */
+const block = (algorithm: AlgorithmDefinition, part: 'consume' | 'refund', depth = 0): string =>
+  indent(`do\n${indent(body(algorithm, part), 2)}\nend`, depth);
+
+/** `part` of whichever algorithm `code` names: an if chain (a table of functions is built per call). */
+function dispatch(codes: readonly number[], part: 'consume' | 'refund', depth: number): string {
+  const lines = codes.map(
+    (code, i) =>
+      `${i === 0 ? 'if' : 'elseif'} code == ${code} then\n${indent(body(REGISTRY[code - 1]!, part), 2)}`,
+  );
+  return indent(`${lines.join('\n')}\nend`, depth);
+}
+
+/** The outputs of a consume section, at their starting values. */
+const OUTPUTS =
+  'local ok, remaining, reset, retry, delay, n1, n2, n3, old, new = 0, 0, 0, 0, 0, nil, nil, 0, 0, 0';
+
+const HEAD = `local INF, NONE = -1, -1 / 0
+local floor, ceil, max, min, fmod = math.floor, math.ceil, math.max, math.min, math.fmod
+local call = redis.call
+local key = KEYS[1]`;
+
+/** `now`: ARGV[1], or Redis TIME when it is ''; `grace` (see CLOCK_TTL_GRACE_MS). */
+const NOW = `local now, grace = ARGV[1], 0
+if now == '' then
+  -- Redis < 5 replicates scripts verbatim and refuses writes after TIME unless told otherwise.
+  if redis.replicate_commands then redis.replicate_commands() end
+  local t = call('TIME')
+  now = t[1] * 1000 + floor(t[2] / 1000)
+else
+  now, grace = now + 0, ${CLOCK_TTL_GRACE_MS}
+end`;
+
+const NAMES: Record<LuaParam, string> = { L: 'limit', W: 'window ms', B: 'burst', D: 'delay (1/0)' };
+
+/**
+ * The scripts of a set of one policy of `algorithm`: ARGV now, cost, then the parameters the
+ * algorithm reads (`params`: Redis makes a Lua string of every argument on every call). Numbers are
+ * read with `+ 0`, not tonumber(), which parses a string twice: the same strtod, the same double.
+ */
+export function singleScripts(algorithm: AlgorithmDefinition): ScriptTexts {
+  const { params } = algorithm;
+  const header = (operation: string) => `-- KEYS[1]: the state of one (policy, key): 3 binary doubles
+-- ARGV[1]: now in ms, or '' to use Redis TIME
+-- ARGV[2]: ${operation}
+${params.map((p, i) => `-- ARGV[${i + 3}]: ${NAMES[p]}`).join('\n')}
+${HEAD}
+${NOW}
+local ${params.join(', ')} = ${params.map((_, i) => `ARGV[${i + 3}] + 0`).join(', ')}
+local raw = call('GET', key)
+local s1, s2, s3
+if raw then
+  if #raw ~= 24 then
+    return redis.error_reply('ERR tollgate: the state at ' .. key .. ' is not 1 policies long')
+  end
+  s1, s2, s3 = struct.unpack('<ddd', raw)
+  if s1 == NONE then s1 = nil end
+end`;
+  const consume = `${header('cost')}
+local cost = ARGV[2] + 0
+${OUTPUTS}
+${block(algorithm, 'consume')}
+-- Denied: nothing is written.
+if ok == 0 then return { 0, remaining, reset, retry, delay } end
+${keep("struct.pack('<ddd', n1, n2, n3)", 'new', 'old')}
+return { 1, remaining, reset, 0, delay }
+`;
+  const peek = `${header('ignored (the cost slot of the shared argument layout)')}
+${peekOne(algorithm)}`;
+  const refund = `${header('cost to give back')}
+local cost = ARGV[2] + 0
+if not s1 then return 0 end
+local n1, n2, n3, new = nil, nil, 0, 0
+${block(algorithm, 'refund')}
+if not n1 then
+  call('DEL', key)
+  return 0
+end
+${keep("struct.pack('<ddd', n1, n2, n3)", 'new')}
+return 1
+`;
+  return { consume, peek, refund };
+}
+
+/**
+ * Writes `value` at `key` until the deadline `deadline`. SET with KEEPTTL (Redis 6+, used from 7
+ * on, which scripts detect through REDIS_VERSION_NUM) when the deadline did not move (`old`, the
+ * stored state's, is the same), which spares Redis the expiry bookkeeping on most calls of a window.
+ * Without `old` (a refund) the deadline is set again.
+ */
+function keep(value: string, deadline: string, old?: string): string {
+  const set = `call('SET', key, ${value}, 'PX', max(1, ${deadline} - now) + grace)`;
+  if (old === undefined) return set;
+  return `if raw and grace == 0 and ${deadline} == ${old} and ${deadline} > now and redis.REDIS_VERSION_NUM then
+  call('SET', key, ${value}, 'KEEPTTL')
+else
+  ${set}
+end`;
+}
+
+/** What a cost-1 request would get, writing nothing: `consume` run with cost 0, then with cost 1. */
+function peekBody(consume: string, depth = 0): string {
+  return indent(
+    `local idleRemaining, idleReset
+do
+  local cost = 0
+  ${OUTPUTS}
+${indent(consume, 2)}
+  idleRemaining, idleReset = remaining, reset
+end
+local cost = 1
+${OUTPUTS}
+${consume}`,
+    depth,
+  );
+}
+
+/** The peek of a set of one policy of `algorithm`, after its state is read. */
+const peekOne = (algorithm: AlgorithmDefinition): string =>
+  `${peekBody(block(algorithm, 'consume'))}\nreturn { ok, idleRemaining, idleReset, retry, delay }\n`;
+
+/**
+ * The scripts of a set of several policies of the algorithms `codes`: ARGV now, cost, then per
+ * policy its code, limit, window ms, burst and delay (1/0). One key holds every policy's state, three
+ * doubles each (policy i at 3i-2 .. 3i of `st`), NONE (-inf, which no state holds) first for a
+ * policy without state: one GET and one SET, cheaper for Redis than a hash's HMGET, HSET and PEXPIRE.
+ */
+export function manyScripts(codes: readonly number[]): ScriptTexts {
+  const header = (
+    operation: string,
+  ) => `-- KEYS[1]: the state of one (policy set, key): 3 binary doubles per policy
+-- ARGV[1]: now in ms, or '' to use Redis TIME
+-- ARGV[2]: ${operation}
+-- ARGV[3..]: per policy: algorithm code, limit, window ms, burst, delay (1/0)
+${HEAD}
+${NOW}
+local n = (#ARGV - 2) / 5
+local format = '<' .. string.rep('d', 3 * n)
+local raw = call('GET', key)
+local st = {}
+if raw then
+  if #raw ~= 24 * n then
+    return redis.error_reply('ERR tollgate: the state at ' .. key .. ' is not ' .. n .. ' policies long')
+  end
+  st = { struct.unpack(format, raw) }
+  for j = 1, 3 * n, 3 do
+    if st[j] == NONE then st[j] = nil end
+  end
+end`;
+  /** Policy i's parameters and stored state. */
+  const policy = (depth: number) =>
+    indent(
+      `local a, j = 5 * i - 2, 3 * i - 2
+local code, L, W, B, D = ARGV[a] + 0, ARGV[a + 1] + 0, ARGV[a + 2] + 0, ARGV[a + 3] + 0, ARGV[a + 4] + 0
+local s1, s2, s3 = st[j], st[j + 1], st[j + 2]`,
+      depth,
+    );
+  const write = (states: string, deadline: string, old?: string) => `for j = 1, 3 * n, 3 do
+  if ${states}[j] == nil then ${states}[j], ${states}[j + 1], ${states}[j + 2] = NONE, 0, 0 end
+end
+${keep(`struct.pack(format, unpack(${states}, 1, 3 * n))`, deadline, old)}`;
+
+  const consume = `${header('cost')}
+local cost = ARGV[2] + 0
+local out, states, allowed, keyOld, keyNew = {}, {}, true, 0, 0
+for i = 1, n do
+${policy(2)}
+  ${OUTPUTS}
+${dispatch(codes, 'consume', 2)}
+  local o = 5 * i - 5
+  out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = ok, remaining, reset, retry, delay
+  if ok == 1 then
+    states[j], states[j + 1], states[j + 2] = n1, n2, n3
+    keyOld, keyNew = max(keyOld, old), max(keyNew, new)
+  else
+    allowed = false
+  end
+end
+if allowed then
+${indent(write('states', 'keyNew', 'keyOld'), 2)}
+  return out
+end
+-- Denied as a whole, so nothing is written, and the policies that allowed report their state
+-- untouched: as with cost 0.
+for i = 1, n do
+  local o = 5 * i - 5
+  if out[o + 1] == 1 then
+${policy(4)}
+    local cost = 0
+    ${OUTPUTS}
+${dispatch(codes, 'consume', 4)}
+    out[o + 2], out[o + 3], out[o + 4], out[o + 5] = remaining, reset, 0, 0
+  end
+end
+return out
+`;
+  const peek = `${header('ignored (the cost slot of the shared argument layout)')}
+local out = {}
+for i = 1, n do
+${policy(2)}
+${peekBody(dispatch(codes, 'consume', 0), 2)}
+  local o = 5 * i - 5
+  out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = ok, idleRemaining, idleReset, retry, delay
+end
+return out
+`;
+  const refund = `${header('cost to give back')}
+local cost = ARGV[2] + 0
+-- A policy left with nothing to keep loses its state; the key goes when no policy has any left.
+local any, kept, keyNew = false, false, 0
+for i = 1, n do
+  if st[3 * i - 2] then
+${policy(4)}
+    any = true
+    local n1, n2, n3, new = nil, nil, 0, 0
+${dispatch(codes, 'refund', 4)}
+    st[j], st[j + 1], st[j + 2] = n1, n2, n3
+    if n1 then
+      kept, keyNew = true, max(keyNew, new)
+    end
+  end
+end
+if not kept then
+  if any then call('DEL', key) end
+  return 0
+end
+${write('st', 'keyNew')}
+return 1
+`;
+  return { consume, peek, refund };
+}
+
+/**
+ * The scripts of one policy of a `counter` algorithm (fixed-window) on Redis time: ARGV cost, limit,
+ * window ms. The key holds the window's count as an integer and expires when the window ends, so
+ * the window's start is never stored: its end is the key's PTTL. The body runs on time in the
+ * window's own terms, `now` 0 and the window started at PTTL - W: no TIME, no decoding, and the
+ * same answers as with the stored start. Everything is read before anything is written, so a denied
+ * request writes nothing and is still answered when Redis refuses writes (out of memory under
+ * `maxmemory-policy noeviction`).
+ *
+ * A key without a TTL (PTTL -1: someone PERSISTed it) is no window, and is written again with one.
+ * A value that is not a number is an error, not a guess.
+ */
+export function counterScripts(algorithm: AlgorithmDefinition): ScriptTexts {
+  const header = (
+    operation: string,
+  ) => `-- KEYS[1]: one (${algorithm.name} policy, key): the count, expiring when the window ends
+-- ARGV[1]: ${operation}
+-- ARGV[2]: limit
+-- ARGV[3]: window ms
+local INF = -1
+local floor, ceil, max, min, fmod = math.floor, math.ceil, math.max, math.min, math.fmod
+local call = redis.call
+local key = KEYS[1]
+local L, W = ARGV[2] + 0, ARGV[3] + 0
+local now, raw, s1, s2 = 0, call('GET', key), nil, nil
+if raw then
+  s2 = tonumber(raw)
+  if not s2 then return redis.error_reply('ERR tollgate: the value at ' .. key .. ' is not an integer count') end
+  local ttl = call('PTTL', key)
+  -- 0: the window ends this millisecond.
+  if ttl > 0 then s1 = ttl - W end
+end`;
+  // The count as an exact integer: a number would go to Redis as '%.14g', which rounds past 1e14.
+  const count = "string.format('%d', n2)";
+  const consume = `${header('cost')}
+local cost = ARGV[1] + 0
+${OUTPUTS}
+${block(algorithm, 'consume')}
+if ok == 0 then return { 0, remaining, reset, retry, delay } end
+if s1 and new == old and redis.REDIS_VERSION_NUM then
+  call('SET', key, ${count}, 'KEEPTTL')
+else
+  call('SET', key, ${count}, 'PX', max(1, new - now))
+end
+return { 1, remaining, reset, 0, delay }
+`;
+  const peek = `${header('ignored (the cost slot)')}
+${peekOne(algorithm)}`;
+  const refund = `${header('cost to give back')}
+local cost = ARGV[1] + 0
+if not raw then return 0 end
+local n1, n2, n3, new = nil, nil, 0, 0
+if s1 then
+${block(algorithm, 'refund', 2)}
+end
+if not n1 then
+  call('DEL', key)
+  return 0
+end
+call('SET', key, ${count}, 'PX', max(1, new - now))
+return 1
+`;
+  return { consume, peek, refund };
+}
+
+const ANY = manyScripts(CODES);
+/** The consume script for sets of any algorithms (the store sends one per combination it meets). */
+export const CONSUME_SCRIPT: string = ANY.consume;
+/** The peek script for sets of any algorithms. */
+export const PEEK_SCRIPT: string = ANY.peek;
+/** The refund script for sets of any algorithms. */
+export const REFUND_SCRIPT: string = ANY.refund;
