@@ -8,6 +8,8 @@ interface AutocannonRequest {
   method?: string;
   path?: string;
   headers?: Record<string, string>;
+  /** Called before each request is sent; returns the request to send. */
+  setupRequest?: (request: AutocannonRequest) => AutocannonRequest;
 }
 
 interface AutocannonOptions {
@@ -46,6 +48,8 @@ export interface LoadOptions {
   seconds: number;
   /** Distinct X-API-Key values, cycled per connection; 1 sends no key header (limiters key by IP). */
   keys: number;
+  /** Instead of `keys`: every request carries a new X-API-Key, this prefix and a counter. */
+  freshKeys?: string;
 }
 
 const requestsCache = new Map<number, AutocannonRequest[]>();
@@ -68,8 +72,30 @@ function requestsFor(keys: number): AutocannonRequest[] | undefined {
   return requests;
 }
 
-export function load({ port, connections, pipelining, seconds, keys }: LoadOptions): Promise<LoadResult> {
-  const requests = requestsFor(keys);
+/** One request template whose X-API-Key is new each time it is sent. */
+function freshRequests(prefix: string): AutocannonRequest[] {
+  let sent = 0;
+  return [
+    {
+      method: 'GET',
+      path: '/',
+      setupRequest: (request) => ({
+        ...request,
+        headers: { [KEY_HEADER]: `${prefix}${(sent++).toString(36)}` },
+      }),
+    },
+  ];
+}
+
+export function load({
+  port,
+  connections,
+  pipelining,
+  seconds,
+  keys,
+  freshKeys,
+}: LoadOptions): Promise<LoadResult> {
+  const requests = freshKeys === undefined ? requestsFor(keys) : freshRequests(freshKeys);
   return new Promise((resolve, reject) => {
     autocannon(
       {
