@@ -3,12 +3,14 @@ import { type AlgorithmStep, type Kernel, newOutcome, type State } from './algor
 import { monotonicClock } from './clock.js';
 import { ConfigError, configError } from './errors.js';
 import { peekOutcomes, refundStates } from './evaluate.js';
+import { NONE, Slots } from './memory-slots.js';
 import type { Clock, Outcome, PolicySet, Store } from './types.js';
 
 export interface MemoryStoreOptions {
   /**
    * Most keys tracked at once, over all limiters using this store. Past it, the least recently
-   * used key is dropped, skipping keys that are currently denied while any other can go.
+   * used key that is not currently denied is dropped; when every key is denied, the one whose
+   * denial ends first.
    * @default 100000
    */
   maxKeys?: number;
@@ -22,136 +24,6 @@ export interface MemoryStoreOptions {
 }
 
 const OPTIONS = new Set(['maxKeys', 'sweepIntervalMs', 'clock']);
-const NONE = -1;
-
-/**
- * Every key of the store, whatever its policy set: one slot per key holding the key, its owning
- * table, its place in one least-recently-used list, and its states packed in one Float64Array at
- * `slot * stride` (a few numbers per policy, NaN when a policy has no state). All arrays, the key
- * array included, grow by doubling up to `maxKeys` slots and never past it, so their capacity is
- * exact rather than a growth policy's guess. While the store serves a single policy set (the usual
- * case) no owner array exists at all: every slot belongs to table 0.
- */
-class Slots {
-  /** The key of each slot; `undefined` for a free one. */
-  keys: (string | undefined)[] = new Array(16);
-  /** Owning table's id per slot, once a second table exists. */
-  owners: Uint32Array | undefined;
-  prev = new Int32Array(16);
-  next = new Int32Array(16);
-  /** Numbers per slot: the widest table's width. */
-  stride = 1;
-  data = new Float64Array(16);
-  head = NONE; // most recently used
-  tail = NONE; // least recently used
-  free: number[] = [];
-  /** Slots ever handed out: the next new slot. */
-  top = 0;
-  used = 0;
-
-  constructor(private readonly max: number) {}
-
-  get capacity(): number {
-    return this.prev.length;
-  }
-
-  allocate(key: string, owner: number): number {
-    let slot = this.free.pop();
-    if (slot === undefined) {
-      slot = this.top++;
-      if (slot >= this.prev.length) this.grow();
-    }
-    this.keys[slot] = key;
-    if (this.owners !== undefined) this.owners[slot] = owner;
-    this.used++;
-    this.linkFront(slot);
-    return slot;
-  }
-
-  ownerOf(slot: number): number {
-    return this.owners === undefined ? 0 : this.owners[slot]!;
-  }
-
-  /** From now on, slots may belong to different tables (the existing ones belong to table 0). */
-  trackOwners(): void {
-    this.owners ??= new Uint32Array(this.prev.length);
-  }
-
-  release(slot: number): void {
-    this.keys[slot] = undefined;
-    this.unlink(slot);
-    this.free.push(slot);
-    this.used--;
-  }
-
-  touch(slot: number): void {
-    if (this.head === slot) return;
-    this.unlink(slot);
-    this.linkFront(slot);
-  }
-
-  /** Makes room for states `width` numbers wide (a new, wider policy set). */
-  widen(width: number): void {
-    if (width <= this.stride) return;
-    const data = new Float64Array(this.prev.length * width);
-    for (let slot = 0; slot < this.top; slot++) {
-      data.set(this.data.subarray(slot * this.stride, (slot + 1) * this.stride), slot * width);
-    }
-    this.data = data;
-    this.stride = width;
-  }
-
-  clear(): void {
-    this.keys.fill(undefined);
-    this.owners?.fill(0);
-    this.head = NONE;
-    this.tail = NONE;
-    this.free = [];
-    this.top = 0;
-    this.used = 0;
-  }
-
-  private linkFront(slot: number): void {
-    this.prev[slot] = NONE;
-    this.next[slot] = this.head;
-    if (this.head !== NONE) this.prev[this.head] = slot;
-    this.head = slot;
-    if (this.tail === NONE) this.tail = slot;
-  }
-
-  private unlink(slot: number): void {
-    const p = this.prev[slot]!;
-    const n = this.next[slot]!;
-    if (p !== NONE) this.next[p] = n;
-    else this.head = n;
-    if (n !== NONE) this.prev[n] = p;
-    else this.tail = p;
-  }
-
-  private grow(): void {
-    const capacity = this.prev.length;
-    const slots = Math.max(capacity + 1, Math.min(capacity * 2, this.max));
-    // `new Array(n)` reserves exactly n elements (pushing would over-allocate by half).
-    const keys = new Array<string | undefined>(slots);
-    for (let slot = 0; slot < capacity; slot++) keys[slot] = this.keys[slot];
-    this.keys = keys;
-    if (this.owners !== undefined) {
-      const owners = new Uint32Array(slots);
-      owners.set(this.owners);
-      this.owners = owners;
-    }
-    const prev = new Int32Array(slots);
-    prev.set(this.prev);
-    this.prev = prev;
-    const next = new Int32Array(slots);
-    next.set(this.next);
-    this.next = next;
-    const data = new Float64Array(slots * this.stride);
-    data.set(this.data);
-    this.data = data;
-  }
-}
-
 /** The keys of one policy set: an index from key to slot, and how its states are laid out. */
 class Table {
   readonly index = new Map<string, number>();
@@ -164,6 +36,7 @@ class Table {
   readonly scratch2: Float64Array;
   /** For eviction checks, which run while `scratch` holds a pending state. */
   readonly probe: Float64Array;
+  readonly out = newOutcome();
 
   constructor(
     readonly set: PolicySet,
@@ -235,16 +108,20 @@ class Table {
     }
   }
 
-  /** Would a cost-1 request be denied now? */
-  isDenied(slot: number, now: number): boolean {
-    const { probe, kernels, offsets } = this;
+  /** When a cost-1 request from this slot will be allowed: `now` if it would be allowed now. */
+  deniedUntil(slot: number, now: number): number {
+    const { probe, kernels, offsets, out } = this;
     const policies = this.set.policies;
-    const out = newOutcome();
     this.load(slot, probe);
+    // A denied request consumes nothing and time alone never denies, so each policy that denies now
+    // allows from its own retry time on, and the set allows once the last of them does.
+    let until = now;
     for (let i = 0; i < kernels.length; i++) {
-      if (!kernels[i]!(probe, offsets[i]!, now, policies[i]!, 1, out)) return true;
+      if (!kernels[i]!(probe, offsets[i]!, now, policies[i]!, 1, out)) {
+        until = Math.max(until, now + Math.max(1, out.retryAfterMs));
+      }
     }
-    return false;
+    return until;
   }
 }
 
@@ -393,7 +270,11 @@ export class MemoryStore implements Store {
     if (table !== undefined && slot !== undefined) {
       const states = refundStates(table.read(slot), this.now(), set, cost);
       if (states.every((s) => s === undefined)) this.drop(slot);
-      else table.write(slot, states);
+      else {
+        table.write(slot, states);
+        // A set-aside key's denial may now end earlier than when it was set aside.
+        this.slots.putBack(slot);
+      }
     }
     return Promise.resolve();
   }
@@ -470,20 +351,31 @@ export class MemoryStore implements Store {
   }
 
   /**
-   * Frees one key: the least recently used that is not currently denied. Evicting a denied key
-   * would hand its client a fresh quota, so denied keys are moved to the front and passed over; only
-   * if every key is denied does the least recently used one go. The scan is amortised (a passed-over
-   * key is not looked at again until the whole list has turned), but when every tracked key is denied
-   * each new key costs a pass over all of them.
+   * Frees one key. Evicting a denied key would hand its client a fresh quota, so the least recently
+   * used key that is not denied goes:
+   * 1. a set-aside key whose denial has ended (they are older than every key in the list), the one
+   *    whose denial ended first;
+   * 2. else the least recently used key of the list that is not denied; each denied key met on the
+   *    way is set aside and not looked at again until it is used, so a key is examined at most once
+   *    per use, whatever the mix of denied and open keys;
+   * 3. else, when every key is denied, the set-aside key whose denial ends first: its client gets
+   *    back the least quota it had not earned yet.
    */
   private evict(now: number): void {
     const { slots } = this;
-    for (let scanned = slots.used; scanned > 0; scanned--) {
-      const slot = slots.tail;
-      if (!this.byId[slots.ownerOf(slot)]!.isDenied(slot, now)) break;
-      slots.touch(slot);
+    if (slots.firstAsideEnds <= now) {
+      this.drop(slots.firstAside);
+      return;
     }
-    this.drop(slots.tail);
+    for (let slot = slots.tail; slot !== NONE; slot = slots.tail) {
+      const until = this.byId[slots.ownerOf(slot)]!.deniedUntil(slot, now);
+      if (until <= now) {
+        this.drop(slot);
+        return;
+      }
+      slots.setAside(slot, until);
+    }
+    this.drop(slots.firstAside);
   }
 }
 
