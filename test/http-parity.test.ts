@@ -684,7 +684,10 @@ describe.each(variants)('$name', ({ framework, store: storeKind, name: variant }
     expect(tooMuch.headers['retry-after']).toBe('60');
     expect(tooMuch.headers['ratelimit-remaining']).toBe('6');
     const never = await send('/cost', { 'x-cost': '11' });
-    expect(never.status).toBe(429);
+    // No wait helps: a status no client retries (ky, axios-retry retry 429), no Retry-After.
+    expect(never.status).toBe(403);
+    expect(never.body.status).toBe(403);
+    expect(never.headers['ratelimit-reset']).toBe('60');
     expect(never.headers['retry-after']).toBeUndefined();
     expect(never.body.retryAfter).toBeUndefined();
     expect(never.body.detail).toBe(
@@ -1122,6 +1125,31 @@ describe.each(variants)('$name', ({ framework, store: storeKind, name: variant }
     expect(log.warnings[0]).toMatch(
       /^\[TOLLGATE_DOUBLE_COUNT\] Limiter 'default' ran twice for one request \(GET \/twice\)/,
     );
+  });
+
+  it('counts a request once when two limiters share counters, and says so once', async () => {
+    await app((b) => {
+      const policies = { limit: 5, window: '1m' } as const;
+      const outer = framework.limit({ ...b, name: 'api', policies });
+      const inner = framework.limit({ ...b, name: 'api', policies });
+      const other = framework.limit({ ...b, name: 'api-burst', policies });
+      return {
+        routes: [
+          { path: '/shared', limiters: [outer, inner] },
+          { path: '/apart', limiters: [outer, other] },
+        ],
+      };
+    });
+    expect((await send('/shared')).headers['ratelimit-remaining']).toBe('4');
+    expect((await send('/shared')).headers['ratelimit-remaining']).toBe('3');
+    expect(log.warnings).toEqual([
+      expect.stringMatching(
+        /^\[TOLLGATE_DOUBLE_COUNT\] Two limiters share the counters of limiter 'api' \(one store, one name, the same policies\) and both ran for one request \(GET \/shared\)/,
+      ),
+    ]);
+    // Another name is other counters: both count.
+    expect((await send('/apart')).body).toMatchObject({ limit: 5, remaining: 2 });
+    expect(log.warnings).toHaveLength(1);
   });
 });
 

@@ -19,9 +19,19 @@ const listOf = (test: (algorithm: Algorithm) => boolean) =>
     .map((a) => `'${a}'`)
     .join(' and ');
 
+/** The largest limit: RateLimit header fields are RFC 9651 Integers, at most 15 digits (§3.3.1). */
+export const MAX_LIMIT = 999_999_999_999_999;
+
 function positiveInteger(value: unknown, option: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
     throw configError(option, 'a positive integer', value);
+  }
+  if (value > MAX_LIMIT) {
+    throw configError(
+      option,
+      `at most ${MAX_LIMIT} (15 digits, the most an RFC 9651 header Integer holds)`,
+      value,
+    );
   }
   return value;
 }

@@ -192,6 +192,25 @@ describe('decisionHeaders', () => {
   });
 });
 
+describe('the largest limit', () => {
+  it('still gives RFC 9651 Integers (15 digits) in every field of every mode', () => {
+    const largest = decide(
+      [{ name: 'max', limit: 999_999_999_999_999, window: '9ms' }],
+      [{ remaining: 999_999_999_999_998, resetMs: 9 }],
+    );
+    for (const mode of ['draft-6', 'draft-7', 'draft-8', 'legacy'] as const) {
+      const headers = decisionHeaders(largest, [mode], 0);
+      for (const [name, value] of Object.entries(headers)) {
+        if (name === 'RateLimit' && mode === 'draft-7') expect(() => parseDictionary(value)).not.toThrow();
+        else if (name === 'RateLimit' || name === 'RateLimit-Policy')
+          expect(() => parseList(value)).not.toThrow();
+        else expect(Number.isInteger(parseItem(value)[0]), `${mode} ${name}`).toBe(true);
+      }
+    }
+    expect(() => decide([{ limit: 10 ** 15, window: '1ms' }], [{}])).toThrow(ConfigError);
+  });
+});
+
 describe('windowSeconds', () => {
   it('is the window for window algorithms and burst / rate for buckets', () => {
     const d = decide(

@@ -45,6 +45,15 @@ describe('rateLimit options', () => {
         'Expected `policies.limit` to be a positive integer, got `0` (number).',
       ],
       [
+        // RateLimit-Limit would be 16 digits: no RFC 9651 Integer.
+        { policies: { limit: 10 ** 15, window: '1ms' } },
+        'Expected `policies.limit` to be at most 999999999999999 (15 digits, the most an RFC 9651 header Integer holds), got `1000000000000000` (number).',
+      ],
+      [
+        { policies: { algorithm: 'token-bucket', limit: 1, burst: 10 ** 15, window: '1ms' } },
+        'Expected `policies.burst` to be at most 999999999999999 (15 digits, the most an RFC 9651 header Integer holds), got `1000000000000000` (number).',
+      ],
+      [
         { policies: { limit: 1, window: '1s' }, cost: -1 },
         'Expected `cost` to be a non-negative integer or a function returning one, got `-1` (number).',
       ],

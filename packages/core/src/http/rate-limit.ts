@@ -68,6 +68,29 @@ const counts = (decision: Decision) => decision.allowed && decision.reason !== '
 const SHOWN = Symbol('tollgate.shown');
 type Marked = { [SHOWN]?: Decision } & Record<symbol, unknown>;
 
+/** Per store, one mark per set of counters (a PolicySet id names the namespace and the policies). */
+const countedMarks = new WeakMap<object, Map<string, symbol>>();
+
+/**
+ * The request property marking a request counted on `limiter`'s counters: one symbol for every
+ * limiter with the same store, name and policies, so two instances that share counters see each
+ * other's marks.
+ */
+function countedMark(limiter: Limiter): symbol {
+  let marks = countedMarks.get(limiter.store);
+  if (marks === undefined) {
+    marks = new Map();
+    countedMarks.set(limiter.store, marks);
+  }
+  const { id } = limiter.policies;
+  let mark = marks.get(id);
+  if (mark === undefined) {
+    mark = Symbol(`tollgate.counted ${id}`);
+    marks.set(id, mark);
+  }
+  return mark;
+}
+
 /** What one request consumed, to give it back. */
 interface Grant {
   key: string;
@@ -82,8 +105,9 @@ interface Grant {
 export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): HttpLimiter<Req> {
   const config = resolveOptions(options);
   const { limiter, warner } = config;
-  // Marks the requests this limiter counted (DOUBLE_COUNT).
-  const COUNTED = Symbol(`tollgate.counted`);
+  // Marks the requests counted on this limiter's counters (DOUBLE_COUNT), with who counted them.
+  const COUNTED = countedMark(limiter);
+  const self = {};
   const tiers = new TierCheck(config);
   let proxyChecked = false;
 
@@ -103,10 +127,13 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
 
   function start(view: RequestView, req: Req): Step<HttpResult> {
     if (isPreflight(view)) return PASS;
-    if ((req as unknown as Marked)[COUNTED] === true) {
+    const counter = (req as unknown as Marked)[COUNTED];
+    if (counter !== undefined) {
       warner.warn(
         WARNINGS.DOUBLE_COUNT,
-        `Limiter '${limiter.name}' ran twice for one request (${view.method} ${view.path}); it counted it once. Mount it once per route.`,
+        counter === self
+          ? `Limiter '${limiter.name}' ran twice for one request (${view.method} ${view.path}); it counted it once. Mount it once per route.`
+          : `Two limiters share the counters of limiter '${limiter.name}' (one store, one name, the same policies) and both ran for one request (${view.method} ${view.path}); it was counted once. Mount one of them, or give them different names for separate budgets.`,
       );
       return PASS;
     }
@@ -115,7 +142,7 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
   }
 
   function keyed(view: RequestView, req: Req): Step<HttpResult> {
-    (req as unknown as Marked)[COUNTED] = true;
+    (req as unknown as Marked)[COUNTED] = self;
     const key = keyOf(view, req);
     const { cost } = config;
     if (typeof key === 'string' && typeof cost === 'number') return tiered(view, req, key, cost);
@@ -262,17 +289,18 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
     const limited = config.onLimited === undefined ? undefined : config.onLimited(req, decision);
     return then(limited, () => {
       const { body } = config;
+      const status = Number.isFinite(decision.retryAfterMs) ? config.status : NEVER_FITS_STATUS;
       return then(typeof body === 'function' ? body(req, decision) : body, (custom) => {
         const encoded =
           custom === undefined
-            ? encodeBody(quotaExceededProblem(decision, config.status), true)
+            ? encodeBody(quotaExceededProblem(decision, status), true)
             : encodeBody(custom);
         const headers = headersFor(view, decision, config.modes);
         if (!view.headersSent?.()) headers['Content-Type'] = encoded.contentType;
         return {
           action: 'limit',
           decision,
-          status: config.status,
+          status,
           headers,
           body: encoded.body,
           delayMs: 0,
@@ -361,6 +389,14 @@ function then<T, U>(value: Step<T>, next: (value: T) => Step<U>): Step<U> {
 
 /** What a failure before the response is decided becomes: the adapter hands it to the framework. */
 const failed = (error: unknown): HttpResult => ({ action: 'error', error, headers: {}, delayMs: 0 });
+
+/**
+ * The status of a request whose cost exceeds a policy's capacity: no wait lets it through, so no
+ * status a client retries (ky: 408, 413, 429, 5xx, reading `Retry-After` or `RateLimit-Reset` as the
+ * delay; axios-retry: 429, 5xx). RFC 9110 §15.5.4: the client SHOULD NOT repeat the request with
+ * the same credentials (a larger plan may allow it).
+ */
+const NEVER_FITS_STATUS = 403;
 
 const COST_1: ConsumeOptions = Object.freeze({ cost: 1 });
 
