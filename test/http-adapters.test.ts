@@ -10,6 +10,8 @@ import express5 from 'express';
 import express4 from 'express4';
 import Koa3 from 'koa';
 import Koa2 from 'koa2';
+import Koa2Lowest from 'koa2-lowest';
+import Koa3Lowest from 'koa3-lowest';
 import supertest from 'supertest';
 import { describe, expect, it } from 'vitest';
 
@@ -125,6 +127,8 @@ describe('@tollgate/koa', () => {
   it.each([
     ['Koa 2', () => new Koa2()],
     ['Koa 3', () => new Koa3()],
+    ['Koa 2.13.0', () => new Koa2Lowest()],
+    ['Koa 3.0.0', () => new Koa3Lowest()],
   ])('counts by the address Koa would give ctx.ip on %s, however the app decides it', async (_, create) => {
     const keyOf = async (setup: (app: Koa3) => void, headers: Record<string, string> = {}) => {
       const app = create() as unknown as Koa3;

@@ -1,8 +1,9 @@
 /**
- * One HTTP suite, every framework and store: Express 4 and 5, Koa 2 and 3, each on the MemoryStore
- * and on the RedisStore, over real HTTP. Every scenario asserts exact statuses, headers and bodies,
- * and every response is also recorded, so the last test can require that all eight variants
- * answered the same traffic byte for byte.
+ * One HTTP suite, every framework and store: Express 4 and 5, Koa 2 and 3 at their latest releases,
+ * each on the MemoryStore and on the RedisStore, and at their lowest supported releases on the
+ * MemoryStore, over real HTTP. Every scenario asserts exact statuses, headers and bodies, and every
+ * response is also recorded, so the last test can require that all twelve variants answered the
+ * same traffic byte for byte.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import {
@@ -29,9 +30,13 @@ import * as forKoa from '@tollgate/koa';
 import { RedisStore } from '@tollgate/redis';
 import express5 from 'express';
 import express4 from 'express4';
+import express4Lowest from 'express4-lowest';
+import express5Lowest from 'express5-lowest';
 import { Redis } from 'ioredis';
 import Koa3 from 'koa';
 import Koa2 from 'koa2';
+import Koa2Lowest from 'koa2-lowest';
+import Koa3Lowest from 'koa3-lowest';
 import { parseDictionary, parseItem, parseList } from 'structured-headers';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { IPV4_SPELLINGS, IPV6_SPELLINGS } from './support/address-spellings.js';
@@ -80,7 +85,7 @@ interface Counters {
 }
 
 interface Framework {
-  name: 'express4' | 'express5' | 'koa2' | 'koa3';
+  name: string;
   keys: KeyHelpers<Native>;
   limit(options: Options): Middleware;
   listener(spec: AppSpec, counters: Counters): (req: never, res: ServerResponse) => void;
@@ -216,31 +221,35 @@ const reply = (decision: { key: string; limit: number; remaining: number } | und
     ? { ok: true }
     : { ok: true, key: decision.key, limit: decision.limit, remaining: decision.remaining };
 
+const onExpress = (name: string, create: () => unknown): Framework => ({
+  name,
+  keys: forExpress as unknown as KeyHelpers<Native>,
+  limit: (o) => forExpress.rateLimit(o) as Middleware,
+  listener: expressListener(create as () => ExpressLike),
+});
+const onKoa = (name: string, Koa: new () => unknown): Framework => ({
+  name,
+  keys: forKoa as unknown as KeyHelpers<Native>,
+  limit: (o) => forKoa.rateLimit(o) as Middleware,
+  listener: koaListener(() => new Koa() as KoaLike),
+});
+
+/** Every supported peer range at its latest release (aliases `express4`, `koa2`, ...): on every store. */
 const frameworks: Framework[] = [
-  {
-    name: 'express4',
-    keys: forExpress as unknown as KeyHelpers<Native>,
-    limit: (o) => forExpress.rateLimit(o) as Middleware,
-    listener: expressListener(() => express4() as unknown as ExpressLike),
-  },
-  {
-    name: 'express5',
-    keys: forExpress as unknown as KeyHelpers<Native>,
-    limit: (o) => forExpress.rateLimit(o) as Middleware,
-    listener: expressListener(() => express5() as unknown as ExpressLike),
-  },
-  {
-    name: 'koa2',
-    keys: forKoa as unknown as KeyHelpers<Native>,
-    limit: (o) => forKoa.rateLimit(o) as Middleware,
-    listener: koaListener(() => new Koa2() as unknown as KoaLike),
-  },
-  {
-    name: 'koa3',
-    keys: forKoa as unknown as KeyHelpers<Native>,
-    limit: (o) => forKoa.rateLimit(o) as Middleware,
-    listener: koaListener(() => new Koa3() as unknown as KoaLike),
-  },
+  onExpress('express4', express4),
+  onExpress('express5', express5),
+  onKoa('koa2', Koa2),
+  onKoa('koa3', Koa3),
+];
+/**
+ * And at its lowest (Express 4.17.0 and 5.0.0, Koa 2.13.0 and 3.0.0): every scenario, on the memory
+ * store only, since what a store does is independent of the framework's release.
+ */
+const lowest: Framework[] = [
+  onExpress('express4.17.0', express4Lowest),
+  onExpress('express5.0.0', express5Lowest),
+  onKoa('koa2.13.0', Koa2Lowest),
+  onKoa('koa3.0.0', Koa3Lowest),
 ];
 
 // --- Stores -------------------------------------------------------------------------------------
@@ -326,9 +335,10 @@ afterAll(async () => {
 /** The headers the limiter owns, plus the content type; `X-RateLimit-Reset` is epoch time: dropped. */
 const RECORDED = /^(ratelimit.*|retry-after|x-ratelimit-(limit|remaining)|content-type)$/;
 
-const variants = frameworks.flatMap((framework) =>
-  (['memory', 'redis'] as const).map((store) => ({ framework, store, name: `${framework.name} + ${store}` })),
-);
+const variants = [
+  ...frameworks.flatMap((framework) => (['memory', 'redis'] as const).map((store) => ({ framework, store }))),
+  ...lowest.map((framework) => ({ framework, store: 'memory' as const })),
+].map((v) => ({ ...v, name: `${v.framework.name} + ${v.store}` }));
 
 describe.each(variants)('$name', ({ framework, store: storeKind, name: variant }) => {
   const transcript = new Map<string, Exchange[]>();
