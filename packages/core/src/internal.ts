@@ -6,3 +6,4 @@
 export type { AlgorithmDefinition, LuaParam } from './algorithms/index.js';
 export { REGISTRY } from './algorithms/index.js';
 export * from './index.js';
+export { keyDigest } from './key-digest.js';

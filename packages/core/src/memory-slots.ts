@@ -24,7 +24,7 @@ const ASIDE = -2;
  * once, stays exact until it is used or refunded.
  */
 export class Slots {
-  /** The key of each slot; `undefined` for a free one. */
+  /** The key of each slot (a long key's digest); `undefined` for a free one. */
   keys: (string | undefined)[] = new Array(16);
   /** Owning table's id per slot, once a second table exists. */
   owners: Uint32Array | undefined;

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { monotonicClock } from './clock.js';
 import { ConfigError } from './errors.js';
+import { keyDigest } from './key-digest.js';
 import { createLimiter } from './limiter.js';
 import { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
 import type { Policy } from './types.js';
@@ -322,6 +323,66 @@ describe('clock', () => {
     expect([d.retryAfterMs, d.resetMs]).toEqual([334, 1000]);
     t = 1334.2;
     expect((await s.limiter.consume('k')).allowed).toBe(true);
+  });
+});
+
+describe('long keys are held by digest (issue 9)', () => {
+  const policy: Policy = { name: 'f', algorithm: 'fixed-window', limit: 5, window: '1h' };
+  const long = `hdr:x-api-key:${'a'.repeat(200)}`;
+
+  test('a long key counts, peeks, refunds and resets like any other', async () => {
+    const s = rig(policy);
+    await s.hit(long, 3);
+    expect(await s.left(long)).toEqual([2]);
+    await s.limiter.refund(long);
+    expect(await s.left(long)).toEqual([3]);
+    expect(s.store.size).toBe(1);
+    await s.limiter.reset(long);
+    expect(s.store.size).toBe(0);
+    expect(await s.left(long)).toEqual([5]);
+  });
+
+  test('keys at the bound, one past it, and ones differing in their last character stay apart', async () => {
+    const s = rig([policy, daily]);
+    const keys = ['k'.repeat(100), 'k'.repeat(101), `${'k'.repeat(5000)}a`, `${'k'.repeat(5000)}b`];
+    for (const [i, key] of keys.entries()) await s.hit(key, i + 1);
+    for (const [i, key] of keys.entries()) expect(await s.left(key)).toEqual([4 - i, 99 - i]);
+    expect(s.store.size).toBe(4);
+  });
+
+  test('a short key that spells a long key’s digest is another key', async () => {
+    const s = rig(policy);
+    await s.hit(long, 4);
+    expect(await s.left(keyDigest(long))).toEqual([5]);
+    await s.hit(keyDigest(long), 1);
+    expect(await s.left(long)).toEqual([1]);
+    expect(await s.left(keyDigest(long))).toEqual([4]);
+    // Dropping one leaves the other.
+    await s.limiter.reset(keyDigest(long));
+    expect(await s.left(long)).toEqual([1]);
+  });
+
+  test('long keys differing only in lone surrogates stay apart', async () => {
+    const s = rig(policy);
+    const base = 'x'.repeat(150);
+    await s.hit(`${base}\uD800`, 1);
+    await s.hit(`${base}\uDC00`, 2);
+    await s.hit(`${base}\uFFFD`, 3);
+    expect(await s.left(`${base}\uD800`)).toEqual([4]);
+    expect(await s.left(`${base}\uDC00`)).toEqual([3]);
+    expect(await s.left(`${base}\uFFFD`)).toEqual([2]);
+  });
+
+  test('eviction and the sweep drop long keys', async () => {
+    const s = rig({ name: 'f', algorithm: 'fixed-window', limit: 5, window: 1000 }, { maxKeys: 2 });
+    await s.hit(long);
+    await s.hit(`${long}b`);
+    await s.hit('short');
+    expect(s.store.size).toBe(2);
+    expect(await s.left(long)).toEqual([5]);
+    s.time.t = 1000;
+    expect(s.store.sweep()).toBe(2);
+    expect(s.store.size).toBe(0);
   });
 });
 

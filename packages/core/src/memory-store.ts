@@ -3,6 +3,7 @@ import { type AlgorithmStep, type Kernel, newOutcome, type State } from './algor
 import { monotonicClock } from './clock.js';
 import { ConfigError, configError } from './errors.js';
 import { peekOutcomes, refundStates } from './evaluate.js';
+import { keyDigest } from './key-digest.js';
 import { NONE, Slots } from './memory-slots.js';
 import type { Clock, Outcome, PolicySet, Store } from './types.js';
 
@@ -24,9 +25,20 @@ export interface MemoryStoreOptions {
 }
 
 const OPTIONS = new Set(['maxKeys', 'sweepIntervalMs', 'clock']);
+
+/**
+ * Keys longer than this many characters are held as their SHA-256 digest (43 characters), the
+ * bound the Redis store uses too, so `maxKeys` also bounds bytes: 15 KB header values held 1.45 GB
+ * at 100 000 keys (issue 9). Shorter keys, which is nearly all (`ip:…`, `key:<digest>`, a tenant
+ * id), are held as they are and cost no hashing.
+ */
+const MAX_KEY_LENGTH = 100;
 /** The keys of one policy set: an index from key to slot, and how its states are laid out. */
 class Table {
+  /** Keys of at most MAX_KEY_LENGTH characters, as they are. */
   readonly index = new Map<string, number>();
+  /** Longer keys, by digest: a map of their own, so no short key can be taken for one. */
+  readonly digests = new Map<string, number>();
   readonly width: number;
   readonly offsets: number[];
   readonly steps: AlgorithmStep[];
@@ -56,6 +68,11 @@ class Table {
     this.scratch2 = new Float64Array(width);
     this.probe = new Float64Array(width);
     slots.widen(width);
+  }
+
+  /** The slot holding `key`, if any. */
+  find(key: string): number | undefined {
+    return key.length > MAX_KEY_LENGTH ? this.digests.get(keyDigest(key)) : this.index.get(key);
   }
 
   read(slot: number): (State | undefined)[] {
@@ -195,8 +212,10 @@ export class MemoryStore implements Store {
   consumeSync(key: string, set: PolicySet, cost: number): Outcome[] {
     const now = this.now();
     const table = set === this.lastSet ? this.lastTable! : this.table(set);
-    let slot = table.index.get(key);
-    if (table.kernels.length !== 1) return this.consumeMany(table, key, slot, now, cost);
+    const long = key.length > MAX_KEY_LENGTH;
+    if (long) key = keyDigest(key);
+    let slot = (long ? table.digests : table.index).get(key);
+    if (table.kernels.length !== 1) return this.consumeMany(table, key, long, slot, now, cost);
     const single = this.single;
     const out = single[0];
     const kernel = table.kernels[0]!;
@@ -208,7 +227,7 @@ export class MemoryStore implements Store {
       const scratch = table.scratch;
       scratch[0] = Number.NaN;
       if (kernel(scratch, 0, now, set.policies[0]!, cost, out)) {
-        slot = this.insert(table, key, now);
+        slot = this.insert(table, key, long, now);
         table.commit(slot, scratch);
       }
     }
@@ -219,6 +238,7 @@ export class MemoryStore implements Store {
   private consumeMany(
     table: Table,
     key: string,
+    long: boolean,
     slot: number | undefined,
     now: number,
     cost: number,
@@ -234,7 +254,7 @@ export class MemoryStore implements Store {
       outcomes[i] = out;
     }
     if (allowed) {
-      if (slot === undefined) slot = this.insert(table, key, now);
+      if (slot === undefined) slot = this.insert(table, key, long, now);
       else this.slots.touch(slot);
       table.commit(slot, scratch);
       return outcomes;
@@ -259,14 +279,14 @@ export class MemoryStore implements Store {
 
   peekSync(key: string, set: PolicySet): Outcome[] {
     const table = this.tables.get(set.id);
-    const slot = table?.index.get(key);
+    const slot = table?.find(key);
     const states = table === undefined || slot === undefined ? EMPTY : table.read(slot);
     return peekOutcomes(states, this.now(), set);
   }
 
   refund(key: string, set: PolicySet, cost: number): Promise<void> {
     const table = this.tables.get(set.id);
-    const slot = table?.index.get(key);
+    const slot = table?.find(key);
     if (table !== undefined && slot !== undefined) {
       const states = refundStates(table.read(slot), this.now(), set, cost);
       if (states.every((s) => s === undefined)) this.drop(slot);
@@ -280,7 +300,7 @@ export class MemoryStore implements Store {
   }
 
   reset(key: string, set: PolicySet): Promise<void> {
-    const slot = this.tables.get(set.id)?.index.get(key);
+    const slot = this.tables.get(set.id)?.find(key);
     if (slot !== undefined) this.drop(slot);
     return Promise.resolve();
   }
@@ -336,17 +356,21 @@ export class MemoryStore implements Store {
     return table;
   }
 
-  private insert(table: Table, key: string, now: number): number {
+  /** `key` is the digest of a long key (`long`). */
+  private insert(table: Table, key: string, long: boolean, now: number): number {
     if (this.slots.used >= this.maxKeys) this.evict(now);
     const slot = this.slots.allocate(key, table.id);
-    table.index.set(key, slot);
+    (long ? table.digests : table.index).set(key, slot);
     return slot;
   }
 
   private drop(slot: number): void {
     const key = this.slots.keys[slot];
     if (key === undefined) return;
-    this.byId[this.slots.ownerOf(slot)]!.index.delete(key);
+    const table = this.byId[this.slots.ownerOf(slot)]!;
+    // A short key may spell some long key's digest; only the map that points here holds this slot.
+    if (table.index.get(key) === slot) table.index.delete(key);
+    else table.digests.delete(key);
     this.slots.release(slot);
   }
 

@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { PolicySet } from '@tollgate/core';
-import { type AlgorithmDefinition, type LuaParam, STEPS } from '@tollgate/core/internal';
+import { type AlgorithmDefinition, keyDigest, type LuaParam, STEPS } from '@tollgate/core/internal';
 import { type Script, script } from './clients.js';
 import {
   CODES,
@@ -18,14 +17,9 @@ import {
  */
 const RAW_KEY = /^[A-Za-z0-9_.:/@+=~-]{0,100}$/;
 
-const sha256 = (text: string): string =>
-  // utf16le encodes every JavaScript string losslessly, lone surrogates included (utf8 would map
-  // all of them to U+FFFD and make distinct keys collide).
-  createHash('sha256').update(text, 'utf16le').digest('base64url');
-
 /** A user key as it appears inside the Redis key: itself, or `#` + its SHA-256 (43 characters). */
 export function encodeKey(key: string): string {
-  return RAW_KEY.test(key) ? key : `#${sha256(key)}`;
+  return RAW_KEY.test(key) ? key : `#${keyDigest(key)}`;
 }
 
 /** The three scripts of one layout. */
@@ -127,7 +121,7 @@ export function layoutFor(set: PolicySet, prefix: string, redisTime: boolean): L
     kind,
     size: policies.length,
     head: `${prefix}{${set.namespace}|`,
-    tail: `}:${sha256(`${kind === 'counter' ? 'c1' : 'p1'}\n${set.id}`).slice(0, 16)}`,
+    tail: `}:${keyDigest(`${kind === 'counter' ? 'c1' : 'p1'}\n${set.id}`).slice(0, 16)}`,
     args,
     scripts,
   };
