@@ -8,6 +8,7 @@
  * `onStoreError` or `fallback` says; no rejection may go unhandled; and after every test every key
  * under the test's prefix must have a TTL.
  */
+import { createHash } from 'node:crypto';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
@@ -20,11 +21,17 @@ import {
   type StoreError,
 } from '@tollgate/core';
 import { type RedisClientLike, RedisStore } from '@tollgate/redis';
-import { Redis } from 'ioredis';
-import { createClient } from 'redis';
+import { Cluster, Redis } from 'ioredis';
+import { createClient, createCluster } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, type TestContext, test } from 'vitest';
 import { keysUnder, TtlGuard, testPrefix } from './support/multi-process/redis-keys.ts';
-import { findFreePort, type RedisServer, startRedis } from './support/redis-servers.ts';
+import {
+  findFreePort,
+  keySlot,
+  type RedisServer,
+  startCluster,
+  startRedis,
+} from './support/redis-servers.ts';
 
 const TIMEOUT_MS = 200;
 /** How long any request may take while Redis fails. */
@@ -637,4 +644,142 @@ describe('errors from Redis itself are store errors, never exceptions', () => {
     const { answers: recovering } = await untilFromStore(limiter, 'typed');
     expect(recovering.at(-1)!.decision).toMatchObject({ allowed: true, remaining: 4 });
   });
+});
+
+describe('a failure on one key or one Cluster master fails only what it reaches (issue 9)', () => {
+  const LIMIT = 30;
+  const policies = { limit: LIMIT, window: '1h' } as const;
+
+  /** `rounds` rounds every `everyMs`, each consuming every key once at the same time; decisions by key. */
+  async function traffic(
+    limiter: Limiter,
+    keys: readonly string[],
+    rounds: number,
+    everyMs: number,
+  ): Promise<Map<string, Timed[]>> {
+    const byKey = new Map<string, Timed[]>(keys.map((key) => [key, []]));
+    const all: Promise<void>[] = [];
+    for (let round = 0; round < rounds; round++) {
+      for (const key of keys) {
+        all.push(timed(() => limiter.consume(key)).then((answer) => void byKey.get(key)!.push(answer)));
+      }
+      await delay(everyMs);
+    }
+    await Promise.all(all);
+    return byKey;
+  }
+
+  /**
+   * Exactly what Redis answers key by key after `before` earlier consumes: all from Redis, every
+   * remaining count once, as many allowed as the limit leaves.
+   */
+  function expectExact(answers: readonly Timed[], key: string, before = 0): void {
+    const decisions = answers.map((a) => a.decision);
+    expect(
+      decisions.map((d) => d.reason),
+      `reasons for ${key}`,
+    ).toEqual(decisions.map(() => undefined));
+    const remaining = decisions.map((d) => d.remaining).sort((a, b) => b - a);
+    const left = LIMIT - before;
+    expect(remaining, `remaining for ${key}`).toEqual(decisions.map((_, i) => Math.max(0, left - 1 - i)));
+    const allowed = decisions.filter((d) => d.allowed);
+    expect(allowed, `allowed for ${key}`).toHaveLength(Math.min(left, decisions.length));
+  }
+
+  test.for(['a hash in place of the state (WRONGTYPE)', 'a string the script cannot read'])(
+    'one broken key hammered 20 times a second among 200 clients: every other decision comes from Redis, the broken one is logged hashed',
+    async (breakage, { onTestFinished }) => {
+      const client = await ioredis(inject('redisPort'), onTestFinished);
+      const prefix = guard.watch(client);
+      const { limiter, logged } = redisLimiter(client, { prefix, policies });
+      const broken = 'customer-4711';
+      const held = (limiter.store as RedisStore).keyFor(broken, limiter.policies);
+      if (breakage.includes('WRONGTYPE')) {
+        await client.multi().hset(held, 'not', 'a state').pexpire(held, 60_000).exec();
+      } else {
+        await client.set(held, 'garbage', 'PX', 60_000);
+      }
+
+      const keys = Array.from({ length: 200 }, (_, i) => `client-${i}`);
+      const hammer = (async () => {
+        const answers: Timed[] = [];
+        for (let i = 0; i < 40; i++) {
+          answers.push(await timed(() => limiter.consume(broken)));
+          await delay(50);
+        }
+        return answers;
+      })();
+      const byKey = await traffic(limiter, keys, 40, 50);
+      const brokenAnswers = await hammer;
+
+      for (const [key, answers] of byKey) expectExact(answers, key);
+      expect(brokenAnswers.map((a) => [a.decision.allowed, a.decision.reason])).toEqual(
+        brokenAnswers.map(() => [true, 'store-error']),
+      );
+      // Logged once, as a key error with the key's hash; never the key itself, and no store failure.
+      const hash = createHash('sha256').update(broken).digest('hex').slice(0, 16);
+      const keyErrors = logged.filter((m) => m.includes('TOLLGATE_STORE_KEY_ERROR'));
+      expect(keyErrors).toHaveLength(1);
+      expect(keyErrors[0]).toContain(hash);
+      expect(keyErrors[0]).toMatch(breakage.includes('WRONGTYPE') ? /WRONGTYPE/ : /tollgate: the state/);
+      expect(logged.join('\n')).not.toContain(broken);
+      expect(logged.filter((m) => m.includes('TOLLGATE_STORE_ERROR'))).toEqual([]);
+    },
+  );
+
+  test.for(['ioredis', 'node-redis'])(
+    'one of 3 Cluster masters killed (%s): keys on the other two stay exact, keys on the dead one answered within timeoutMs + 50 ms',
+    async (library, { onTestFinished }) => {
+      // Without full coverage required, the two healthy masters keep serving their slots.
+      const cluster = await startCluster({ args: ['--cluster-require-full-coverage', 'no'] });
+      onTestFinished(() => cluster.stop());
+      const admin = new Cluster(cluster.nodes, { lazyConnect: true });
+      admin.on('error', () => undefined);
+      onTestFinished(() => admin.disconnect());
+      await admin.connect();
+      let client: RedisClientLike;
+      if (library === 'ioredis') {
+        client = admin;
+      } else {
+        const node = createCluster({
+          rootNodes: cluster.nodes.map(({ host, port }) => ({
+            socket: { host, port, reconnectStrategy: 50 },
+          })),
+          defaults: { disableOfflineQueue: true },
+        });
+        node.on('error', () => undefined);
+        await node.connect();
+        onTestFinished(() => node.destroy());
+        client = node;
+      }
+      const prefix = guard.watch(admin);
+      const { limiter, logged } = redisLimiter(client, { prefix, policies });
+      const store = limiter.store as RedisStore;
+      const keys = Array.from({ length: 90 }, (_, i) => `client-${i}`);
+      const masterOf = (key: string) =>
+        cluster.masterForSlot(keySlot(store.keyFor(key, limiter.policies))).port;
+      // Every key once, so that every master is connected and known.
+      for (const key of keys) expect((await limiter.consume(key)).reason).toBeUndefined();
+
+      const victim = cluster.servers[0]!;
+      const healthy = keys.filter((key) => masterOf(key) !== victim.port);
+      const lost = keys.filter((key) => masterOf(key) === victim.port);
+      expect(lost.length).toBeGreaterThan(20);
+      await victim.kill();
+      const byKey = await traffic(limiter, keys, 30, 50);
+
+      // One consume each before the kill.
+      for (const key of healthy) expectExact(byKey.get(key)!, key, 1);
+      const lostAnswers = lost.flatMap((key) => byKey.get(key)!);
+      expect(new Set(lostAnswers.map((a) => a.decision.reason))).toEqual(new Set(['store-error']));
+      expect(slowest(lostAnswers)).toBeLessThanOrEqual(BOUND_MS);
+      expect(slowest([...byKey.values()].flat())).toBeLessThanOrEqual(BOUND_MS);
+      const failures = logged.filter((m) => m.includes('TOLLGATE_STORE_ERROR'));
+      expect(failures.length).toBeGreaterThan(0);
+      for (const failure of failures) expect(failure).toContain(`shard 127.0.0.1:${victim.port}`);
+      // Back, so that the TTL guard can look at every master.
+      await victim.restart();
+      await until(() => admin.nodes('master').length === 3, 'the master to rejoin');
+    },
+  );
 });

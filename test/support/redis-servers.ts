@@ -66,6 +66,8 @@ export interface RedisCluster {
 export interface StartClusterOptions {
   /** Number of masters, at least 3 (a `redis-cli --cluster create` requirement). @default 3 */
   masters?: number;
+  /** Extra `redis-server` arguments for every node, e.g. `['--cluster-require-full-coverage', 'no']`. */
+  args?: readonly string[];
 }
 
 interface ProcessState {
@@ -383,6 +385,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<R
           `nodes-${port}.conf`,
           '--cluster-node-timeout',
           '2000',
+          ...(options.args ?? []),
         ],
       }),
     ),

@@ -19,12 +19,23 @@ export class ConfigError extends TollgateError {
   }
 }
 
+/**
+ * What a store failure takes down: the whole store (a lost connection, a timeout), only the part
+ * holding the request's key (`'shard'`: one Redis Cluster master, see `Store.shardOf`), or only that
+ * key (`'key'`: its value is of the wrong type or unreadable). The limiter puts the store, or that
+ * shard, in the failing state for the first two; the third fails that one request alone.
+ */
+export type StoreErrorScope = 'store' | 'shard' | 'key';
+
 /** A store failed (connection lost, timeout, script error). The original error is `cause`. */
 export class StoreError extends TollgateError {
   override name = 'StoreError';
+  /** What the failure takes down (see `StoreErrorScope`). @default 'store' */
+  readonly scope: StoreErrorScope;
 
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: { cause?: unknown; scope?: StoreErrorScope }) {
     super(message, 'TOLLGATE_STORE', options);
+    this.scope = options?.scope ?? 'store';
   }
 }
 

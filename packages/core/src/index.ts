@@ -3,6 +3,7 @@ export { fixedWindow, leakyBucket, STEPS, slidingWindow, tokenBucket } from './a
 export { monotonicClock } from './clock.js';
 export { openDecision, toDecision } from './decision.js';
 export { formatDuration, MAX_WINDOW_MS, parseDuration } from './duration.js';
+export type { StoreErrorScope } from './errors.js';
 export {
   ConfigError,
   configError,

@@ -722,6 +722,63 @@ describe('store failure', () => {
     expect([warn, error]).toEqual([[], []]);
   });
 
+  /** Keys `a*` on shard A, the rest on B; `broken` fails on its value; B fails while `shardBDown`. */
+  class ShardedStore extends FlakyStore {
+    shardBDown = false;
+    shardOf(key: string): string {
+      return key.startsWith('a') ? 'A' : 'B';
+    }
+    override async consume(key: string, set: PolicySet, cost: number): Promise<Outcome[]> {
+      if (key === 'broken') throw new StoreError('WRONGTYPE on this key', { scope: 'key' });
+      if (this.shardBDown && this.shardOf(key) === 'B') {
+        this.calls.consume++;
+        throw new StoreError('no reply within 500 ms', { scope: 'shard' });
+      }
+      return super.consume(key, set, cost);
+    }
+  }
+
+  test("a key-scoped error fails that request alone; a shard-scoped one only the shard's keys (issue 9)", async () => {
+    const time = virtualTime();
+    const store = new ShardedStore(new MemoryStore({ clock: time.clock }), true);
+    const { logger, warn } = recorder();
+    const limiter = createLimiter({
+      policies: policy,
+      store,
+      logger,
+      probeIntervalMs: 50,
+      blockedCache: false,
+    });
+    const reasons = async (keys: string[]) =>
+      (await Promise.all(keys.map((key) => limiter.consume(key)))).map((d) => d.reason ?? 'store');
+
+    expect(await reasons(['broken', 'a1', 'b1', 'broken'])).toEqual([
+      'store-error',
+      'store',
+      'store',
+      'store-error',
+    ]);
+    expect(warn).toHaveLength(1);
+    expect(warn[0]).toContain(`[${WARNINGS.STORE_KEY_ERROR}]`);
+    expect(warn[0]).not.toContain('broken');
+
+    store.shardBDown = true;
+    expect(await reasons(['b1'])).toEqual(['store-error']);
+    const calls = store.calls.consume;
+    // B is skipped until its probe; A is asked every time.
+    expect(await reasons(['a1', 'b1', 'b2', 'a2'])).toEqual(['store', 'store-error', 'store-error', 'store']);
+    expect(store.calls.consume).toBe(calls + 2);
+    expect(warn.filter((w) => w.includes(WARNINGS.STORE_ERROR))).toEqual([
+      expect.stringContaining('shard B'),
+    ]);
+    store.shardBDown = false;
+    time.advance(50);
+    // One probe at a time: b1 asked while b2 probes keeps away; once b2 answered, B is back.
+    expect(await reasons(['b2', 'b1', 'a1'])).toEqual(['store', 'store-error', 'store']);
+    expect(await reasons(['b1'])).toEqual(['store']);
+    expect(warn.filter((w) => w.includes(WARNINGS.STORE_RECOVERED))).toHaveLength(1);
+  });
+
   test('refund and reset reach the primary store, and a failure surfaces as a StoreError', async () => {
     const store = new FlakyStore(new MemoryStore({ clock: () => 0 }));
     const limiter = createLimiter({ policies: policy, store, logger: recorder().logger });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { monotonicClock } from './clock.js';
 import { openDecision, toDecision } from './decision.js';
 import { ConfigError, configError, StoreError } from './errors.js';
@@ -253,9 +254,13 @@ class LimiterImpl implements Limiter {
   private readonly syncStore: SyncStore | undefined;
   /** The denied-key cache's time: the store's own clock when it has one (a virtual clock in tests). */
   private readonly cacheClock: Clock;
-  /** While the store fails: when the next request may try it again. */
-  private probeAt = 0;
-  private failing = false;
+  /**
+   * The failing parts of the store (`WHOLE`, or a shard named by `store.shardOf`), each with when
+   * the next request may try it again. Empty while the store works.
+   */
+  private readonly down = new Map<string, number>();
+  /** Keys (hashed) whose command-level failure was logged: once each, bounded. */
+  private readonly loggedKeys = new Set<string>();
 
   constructor(
     readonly name: string,
@@ -308,7 +313,7 @@ class LimiterImpl implements Limiter {
       const cached = this.blocked.lookup(`${set.id}\n${key}`, cost, this.cacheClock());
       if (cached !== undefined) return toDecision(key, set, cached, 'blocked-cache');
     }
-    if (this.syncStore !== undefined && !this.failing) {
+    if (this.syncStore !== undefined && this.down.size === 0) {
       let outcomes: Outcome[];
       try {
         outcomes = this.syncStore.consumeSync(key, set, cost);
@@ -328,9 +333,14 @@ class LimiterImpl implements Limiter {
 
   /** A store that answers with a promise (Redis). A `then` chain, not an async function: one hop less. */
   private consumeAsync(key: string, set: PolicySet, cost: number): Promise<Decision> {
-    if (this.failing) {
-      if (monotonicClock() < this.probeAt) return this.degraded(key, set, cost);
-      this.probeAt = monotonicClock() + this.probeIntervalMs;
+    if (this.down.size > 0) {
+      const part = this.failingPart(key, set);
+      if (part !== undefined) {
+        const now = monotonicClock();
+        if (now < this.down.get(part)!) return this.degraded(key, set, cost);
+        // This request probes the part; the others keep away for another interval.
+        this.down.set(part, now + this.probeIntervalMs);
+      }
     }
     let pending: Promise<Outcome[]>;
     try {
@@ -340,11 +350,18 @@ class LimiterImpl implements Limiter {
     }
     return pending.then(
       (outcomes) => {
-        this.recovered();
+        if (this.down.size > 0) this.recovered(key, set);
         return this.decided(key, set, cost, outcomes);
       },
       (error: unknown) => this.afterFailure(error, key, set, cost),
     );
+  }
+
+  /** The failing part of the store that holds `key`, if any (only asked while some part fails). */
+  private failingPart(key: string, set: PolicySet): string | undefined {
+    if (this.down.has(WHOLE)) return WHOLE;
+    const shard = this.store.shardOf?.(key, set);
+    return shard !== undefined && this.down.has(shard) ? shard : undefined;
   }
 
   private decided(key: string, set: PolicySet, cost: number, outcomes: Outcome[]): Decision {
@@ -356,26 +373,51 @@ class LimiterImpl implements Limiter {
   }
 
   private afterFailure(error: unknown, key: string, set: PolicySet, cost: number): Promise<Decision> {
-    this.failed(error);
+    this.failed(error, key, set);
     return this.degraded(key, set, cost);
   }
 
-  private failed(error: unknown): void {
-    if (!this.failing) {
-      this.failing = true;
-      this.probeAt = monotonicClock() + this.probeIntervalMs;
-      const cause = error instanceof StoreError ? error : new StoreError(describe(error), { cause: error });
-      const then = this.fallback
-        ? 'the fallback store decides'
-        : `requests are ${this.onStoreError === 'allow' ? 'allowed' : 'denied with 503'}`;
-      this.warner.warn(WARNINGS.STORE_ERROR, `Store failed (${cause.message}); ${then} until it recovers.`);
-      this.warner.forget(WARNINGS.STORE_RECOVERED);
+  /**
+   * Puts what `error` took down in the failing state (issue 9): the whole store, or only the shard
+   * holding `key`; an error on `key`'s value alone changes nothing for other keys (it is logged).
+   */
+  private failed(error: unknown, key: string, set: PolicySet): void {
+    const cause = error instanceof StoreError ? error : new StoreError(describe(error), { cause: error });
+    const then = this.fallback
+      ? 'the fallback store decides'
+      : `requests are ${this.onStoreError === 'allow' ? 'allowed' : 'denied with 503'}`;
+    if (cause.scope === 'key') {
+      this.keyFailed(key, cause, then);
+      return;
     }
+    const shard = cause.scope === 'shard' ? this.store.shardOf?.(key, set) : undefined;
+    const part = shard ?? WHOLE;
+    if (this.down.has(part) || this.down.has(WHOLE)) return;
+    this.down.set(part, monotonicClock() + this.probeIntervalMs);
+    const what = part === WHOLE ? 'Store failed' : `Store failed on shard ${part}`;
+    const scope = part === WHOLE ? '' : ' for the keys it holds (other keys are unaffected)';
+    // Every part that goes down is news, also while another one is down.
+    this.warner.forget(WARNINGS.STORE_ERROR);
+    this.warner.warn(WARNINGS.STORE_ERROR, `${what} (${cause.message}); ${then}${scope} until it recovers.`);
+    this.warner.forget(WARNINGS.STORE_RECOVERED);
   }
 
-  private recovered(): void {
-    if (!this.failing) return;
-    this.failing = false;
+  private keyFailed(key: string, cause: StoreError, then: string): void {
+    const hash = createHash('sha256').update(key).digest('hex').slice(0, 16);
+    if (this.loggedKeys.has(hash)) return;
+    if (this.loggedKeys.size >= MAX_LOGGED_KEYS) this.loggedKeys.clear();
+    this.loggedKeys.add(hash);
+    this.warner.logger.warn(
+      `[${WARNINGS.STORE_KEY_ERROR}] Store failed on one key (sha256 ${hash}…): ${cause.message}; for this key ${then}, other keys are unaffected.`,
+    );
+  }
+
+  /** A call on `key` succeeded: the part holding it works again. */
+  private recovered(key: string, set: PolicySet): void {
+    let back = this.down.delete(WHOLE);
+    const shard = this.down.size > 0 ? this.store.shardOf?.(key, set) : undefined;
+    if (shard !== undefined && this.down.delete(shard)) back = true;
+    if (!back || this.down.size > 0) return;
     this.warner.warn(WARNINGS.STORE_RECOVERED, 'Store recovered; decisions come from it again.');
     this.warner.forget(WARNINGS.STORE_ERROR);
   }
@@ -412,11 +454,13 @@ class LimiterImpl implements Limiter {
   async peek(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<Decision> {
     checkKey(key);
     const set = this.resolve(options?.policies);
+    const fallback =
+      this.fallback !== undefined && this.down.size > 0 && this.failingPart(key, set) !== undefined;
     try {
-      const outcomes = await (this.failing && this.fallback ? this.fallback : this.store).peek(key, set);
-      return toDecision(key, set, outcomes, this.failing && this.fallback ? 'fallback' : undefined);
+      const outcomes = await (fallback ? this.fallback! : this.store).peek(key, set);
+      return toDecision(key, set, outcomes, fallback ? 'fallback' : undefined);
     } catch (error) {
-      this.failed(error);
+      this.failed(error, key, set);
       return this.storeErrorDecision(key, set);
     }
   }
@@ -450,6 +494,11 @@ class LimiterImpl implements Limiter {
     if (this.ownsStore) await this.store.close?.();
   }
 }
+
+/** The part of `down` that stands for the whole store. */
+const WHOLE = '';
+/** Distinct keys whose failures are logged before the record starts over. */
+const MAX_LOGGED_KEYS = 1000;
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -133,6 +133,12 @@ export interface Store {
    * monotonic clock, which measures the same durations.
    */
   readonly clock?: Clock | undefined;
+  /**
+   * Which independent part of the store holds `key` under `set` (a Redis Cluster master), for stores
+   * whose parts fail apart. A `StoreError` with `scope: 'shard'` puts only that part in the failing
+   * state: keys elsewhere keep their decisions from the store. Asked only while some part fails.
+   */
+  shardOf?(key: string, set: PolicySet): string;
 }
 
 /** Time source in milliseconds. Stores use a monotonic one by default. */

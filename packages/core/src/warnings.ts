@@ -13,6 +13,12 @@ export const WARNINGS = {
   NAME_CONFLICT: 'TOLLGATE_NAME_CONFLICT',
   /** The store failed; decisions come from `onStoreError` or the fallback until it recovers. */
   STORE_ERROR: 'TOLLGATE_STORE_ERROR',
+  /**
+   * The store failed on one key's value (a key of the wrong type, an unreadable state): that request
+   * was answered by the fallback or `onStoreError`, other keys are unaffected. Logged once per key,
+   * which shows as the first 16 hex digits of its SHA-256, never in clear.
+   */
+  STORE_KEY_ERROR: 'TOLLGATE_STORE_KEY_ERROR',
   /** The store recovered after a failure. */
   STORE_RECOVERED: 'TOLLGATE_STORE_RECOVERED',
   /** A key function returned no key; the request was limited under a shared fallback key. */

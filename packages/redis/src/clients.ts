@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { keySlot } from './slot.js';
 
 /** A socket as ioredis holds it: writes can be corked for the rest of a tick. */
 interface CorkableStream {
@@ -22,6 +23,8 @@ interface IoRedisCalls extends IoRedisLike {
   evalBuffer(lua: string, numberOfKeys: string, ...args: (string | readonly string[])[]): Reply;
   sendCommand?(command: IoRedisCommand): Reply;
   readonly isCluster?: boolean;
+  /** Cluster: the nodes (`host:port`, master first) serving each slot. */
+  readonly slots?: readonly (readonly string[] | undefined)[];
   readonly options?: { enableAutoPipelining?: boolean; keyPrefix?: string };
   readonly stream?: Partial<CorkableStream>;
 }
@@ -36,6 +39,10 @@ export interface NodeRedisClientLike {
 /** The parts of a node-redis (v4.6+, v5) cluster from `createCluster` the store uses. */
 export interface NodeRedisClusterLike {
   readonly isOpen: boolean;
+  /** v5: each slot's master. */
+  readonly slots?: readonly ({ master?: { address?: string } } | undefined)[];
+  /** v4: the same, by a method. */
+  getSlotMaster?(slot: number): { address?: string } | undefined;
   sendCommand(firstKey: string, isReadonly: boolean, args: string[]): Promise<unknown>;
   nodeClient(node: never): unknown;
 }
@@ -78,6 +85,10 @@ export function script(operation: Script['operation'], lua: string): Script {
 /** One Redis client behind the few operations the store needs. */
 export interface Connection {
   readonly kind: 'ioredis' | 'node-redis' | 'node-redis-cluster';
+  /** A Redis Cluster: its masters fail apart. */
+  readonly cluster: boolean;
+  /** The Cluster master serving `key` (a Redis key), or its slot while the client knows no map. */
+  shardOf(key: string): string;
   /** Why a command must not be sent now (it would wait in the client's offline queue), or undefined. */
   notReady(): string | undefined;
   /**
@@ -225,7 +236,7 @@ class IoRedisConnection implements Connection {
   /** Commands written into the corked socket since it was last let go. */
   private batched = 0;
   private readonly cork: boolean;
-  private readonly cluster: boolean;
+  readonly cluster: boolean;
   /** Cluster: the commands defined for each script. */
   private readonly defined = new Map<Script, ScriptCommand>();
 
@@ -242,6 +253,11 @@ class IoRedisConnection implements Connection {
       this.Command !== undefined && !client.options?.keyPrefix ? evalshaClass(this.Command) : undefined;
     // Auto-pipelining batches by itself.
     this.cork = !this.cluster && client.options?.enableAutoPipelining !== true;
+  }
+
+  shardOf(key: string): string {
+    const slot = keySlot(key);
+    return this.client.slots?.[slot]?.[0] ?? `slot ${slot}`;
   }
 
   notReady(): string | undefined {
@@ -375,9 +391,16 @@ class NodeRedisConnection implements Connection {
 
   constructor(
     private readonly client: NodeRedisClientLike | NodeRedisClusterLike,
-    private readonly cluster: boolean,
+    readonly cluster: boolean,
   ) {
     this.kind = cluster ? 'node-redis-cluster' : 'node-redis';
+  }
+
+  shardOf(key: string): string {
+    const slot = keySlot(key);
+    const cluster = this.client as NodeRedisClusterLike;
+    const master = cluster.slots?.[slot]?.master ?? cluster.getSlotMaster?.(slot);
+    return master?.address ?? `slot ${slot}`;
   }
 
   notReady(): string | undefined {

@@ -6,6 +6,7 @@ import {
   type PolicySet,
   type Store,
   StoreError,
+  type StoreErrorScope,
 } from '@tollgate/core';
 import { type Connection, connect, isNoScript, type RedisClientLike, type Sent } from './clients.js';
 import { Deadlines, type Pending } from './deadlines.js';
@@ -80,6 +81,13 @@ interface Call extends Pending {
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /**
+ * Errors Redis answers about one key's value (issue 9): a key of another type, or a state the
+ * scripts cannot read. Other keys are unaffected. Anything else (a timeout, a lost connection,
+ * READONLY, OOM, LOADING, CLUSTERDOWN, an unknown error) is taken to affect every key it can reach.
+ */
+const KEY_ERROR = /^(WRONGTYPE|ERR tollgate:)/;
+
+/**
  * Policy state in Redis, shared by every process using the same Redis: one EVALSHA per request
  * runs all policies of a key atomically (Lua twins of the core algorithms, all or nothing), on
  * standalone Redis or Redis Cluster.
@@ -143,7 +151,9 @@ export class RedisStore implements Store {
     this.deadlines = new Deadlines<Call>(timeoutMs, (call) => {
       // Answered now as failed: the command must not count if the client resends it later.
       call.sent?.neutralize?.();
-      call.reject(this.failure(call.operation, new Error(`no reply from Redis within ${timeoutMs} ms`)));
+      call.reject(
+        this.failure(call.operation, new Error(`no reply from Redis within ${timeoutMs} ms`), this.reach),
+      );
     });
   }
 
@@ -169,6 +179,19 @@ export class RedisStore implements Store {
    */
   close(): void {
     this.closed = true;
+  }
+
+  /**
+   * On Redis Cluster, the master that holds `key`'s state (`host:port`): a master that fails takes
+   * only its own keys into the limiter's failing state. One name for the whole store elsewhere.
+   */
+  shardOf(key: string, set: PolicySet): string {
+    return this.connection.cluster ? this.connection.shardOf(this.keyFor(key, set)) : 'redis';
+  }
+
+  /** What a failure to reach Redis for one call takes down: on Cluster, that call's master. */
+  private get reach(): StoreErrorScope {
+    return this.connection.cluster ? 'shard' : 'store';
   }
 
   /** The Redis key holding `key`'s state under `set` (for inspection and tests). */
@@ -260,7 +283,7 @@ export class RedisStore implements Store {
       (error: unknown) => {
         // The server lost its script cache (SCRIPT FLUSH, restart, failover): send the script itself.
         if (!text && !call.done && isNoScript(error)) this.send(call, true);
-        else if (this.deadlines.settle(call)) call.reject(this.failure(call.operation, error));
+        else if (this.deadlines.settle(call)) call.reject(this.commandFailure(call, error));
       },
     );
   }
@@ -274,14 +297,30 @@ export class RedisStore implements Store {
     }
     const outcomes = toOutcomes(reply, layout.size);
     if (outcomes === undefined) {
-      call.reject(this.failure(operation, new Error(`unexpected script reply ${JSON.stringify(reply)}`)));
+      const cause = new Error(`unexpected script reply ${JSON.stringify(reply)}`);
+      call.reject(this.failure(operation, cause, 'key'));
     } else {
       call.resolve(outcomes);
     }
   }
 
-  private failure(operation: string, cause: unknown): StoreError {
-    const error = new StoreError(`RedisStore ${operation} failed: ${describe(cause)}`, { cause });
+  /**
+   * A command answered with an error: on the key's value alone, or on everything the connection
+   * reaches. The message names no key (the scripts' errors hold the Redis key, hence the user's).
+   */
+  private commandFailure(call: Call, cause: unknown): StoreError {
+    const message = describe(cause);
+    const scope = KEY_ERROR.test(message) ? 'key' : this.reach;
+    return this.failure(call.operation, cause, scope, message.replaceAll(call.key, '<key>'));
+  }
+
+  private failure(
+    operation: string,
+    cause: unknown,
+    scope: StoreErrorScope = 'store',
+    message = describe(cause),
+  ): StoreError {
+    const error = new StoreError(`RedisStore ${operation} failed: ${message}`, { cause, scope });
     if (this.onError !== undefined) {
       try {
         this.onError(error);
