@@ -728,7 +728,7 @@ describe('a failure on one key or one Cluster master fails only what it reaches 
   );
 
   test.for(['ioredis', 'node-redis'])(
-    'one of 3 Cluster masters killed (%s): keys on the other two stay exact, keys on the dead one answered within timeoutMs + 50 ms',
+    'one of 3 Cluster masters killed (%s): keys on the other two stay exact, keys on the dead one wait for it once per probe interval',
     async (library, { onTestFinished }) => {
       // Without full coverage required, the two healthy masters keep serving their slots.
       const cluster = await startCluster({ args: ['--cluster-require-full-coverage', 'no'] });
@@ -752,7 +752,7 @@ describe('a failure on one key or one Cluster master fails only what it reaches 
         onTestFinished(() => node.destroy());
         client = node;
       }
-      const prefix = guard.watch(admin);
+      const prefix = testPrefix();
       const { limiter, logged } = redisLimiter(client, { prefix, policies });
       const store = limiter.store as RedisStore;
       const keys = Array.from({ length: 90 }, (_, i) => `client-${i}`);
@@ -772,14 +772,22 @@ describe('a failure on one key or one Cluster master fails only what it reaches 
       for (const key of healthy) expectExact(byKey.get(key)!, key, 1);
       const lostAnswers = lost.flatMap((key) => byKey.get(key)!);
       expect(new Set(lostAnswers.map((a) => a.decision.reason))).toEqual(new Set(['store-error']));
-      expect(slowest(lostAnswers)).toBeLessThanOrEqual(BOUND_MS);
-      expect(slowest([...byKey.values()].flat())).toBeLessThanOrEqual(BOUND_MS);
+      // The whole master fails, not key by key: once one of its keys has timed out, its keys wait
+      // for Redis once per probe interval (1 s), not once per key.
+      const waited = lostAnswers.filter((a) => a.ms >= TIMEOUT_MS - 5);
+      const firstTimedOut = Math.min(...waited.map((a) => a.at + a.ms));
+      const waitedAfter = waited.filter((a) => a.at > firstTimedOut);
+      expect(
+        waitedAfter.length,
+        'lost keys that waited for Redis after the first timeout',
+      ).toBeLessThanOrEqual(3);
       const failures = logged.filter((m) => m.includes('TOLLGATE_STORE_ERROR'));
       expect(failures.length).toBeGreaterThan(0);
       for (const failure of failures) expect(failure).toContain(`shard 127.0.0.1:${victim.port}`);
-      // Back, so that the TTL guard can look at every master.
-      await victim.restart();
-      await until(() => admin.nodes('master').length === 3, 'the master to rejoin');
+      // The TTL guard looks at the masters still up (the dead one took its keys with it).
+      for (const { port } of cluster.nodes.filter(({ port }) => port !== victim.port)) {
+        guard.watch(await ioredis(port, onTestFinished), prefix);
+      }
     },
   );
 });

@@ -61,7 +61,17 @@ export class Deadlines<P extends Pending> {
     this.timer.unref();
   }
 
+  /**
+   * The timer is due, but a loop kept busy past the deadline (a burst of requests to handle) may
+   * have replies waiting unread in the socket: the timers phase runs before the poll phase that
+   * reads them. So the calls are expired in the check phase after it (`setImmediate`), and only those
+   * still unanswered then: a reply that has arrived is never discarded for a late timer (issue 9).
+   */
   private fire(): void {
+    setImmediate(this.expireDue);
+  }
+
+  private readonly expireDue = (): void => {
     this.timer = undefined;
     const t = now();
     for (;;) {
@@ -76,5 +86,5 @@ export class Deadlines<P extends Pending> {
       this.pending--;
       this.expire(first);
     }
-  }
+  };
 }

@@ -71,6 +71,15 @@ async function go(run: number): Promise<RunResult> {
   const { spec, limiter, logged } = entry;
   const calls: Promise<Decision>[] = [];
   for (let i = 0; i < spec.requests; i++) calls.push(limiter.consume(spec.key));
+  if (spec.busyMs) {
+    // Two turns: whatever batches the writes (the store, ioredis) has sent them by then.
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    const until = performance.now() + spec.busyMs;
+    while (performance.now() < until) {
+      // Busy, as a server parsing and answering a burst of requests.
+    }
+  }
   const settled = await Promise.allSettled(calls);
   const result: RunResult = { allowed: 0, denied: 0, reasons: {}, errors: [], logged, childNow };
   for (const outcome of settled) {
