@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { configError } from '../errors.js';
+import { configError, describeValue } from '../errors.js';
+import { WARNINGS, type Warner } from '../warnings.js';
 import { checkFunction, checkOptions } from './check-options.js';
 import { ipBucket, MAX_ADDRESS_LENGTH } from './ip-address.js';
 import type { RequestView } from './request-view.js';
@@ -128,4 +129,61 @@ export function keyHelpers<Req>(toView: (req: Req) => RequestView): KeyHelpers<R
       withFallback(bind(headerReader(name)), fallbackOf(options, '`byHeader()` options')),
     byApiKey: (options) => withFallback(bind(apiKeyOf), fallbackOf(options, '`byApiKey()` options')),
   };
+}
+
+/** The key of a request when the limiter has no `key` option: its client address. */
+export const defaultKey: (view: RequestView) => string | undefined = byIp();
+
+/**
+ * Checks what a key function returned, per limiter: a string, or nothing (then the client address
+ * stands in). Warns once each when requests arrive through a proxy the app does not trust (or
+ * trusts too much), when a key is missing and when the address is no address.
+ */
+export class KeyCheck {
+  private proxyChecked = false;
+
+  constructor(
+    private readonly warner: Warner,
+    private readonly limiterName: string,
+  ) {}
+
+  check(view: RequestView, key: unknown): string {
+    if (typeof key !== 'string' && key !== undefined && key !== null) {
+      throw new TypeError(
+        `Expected the \`key\` function to return a string or undefined, got ${describeValue(key)}.`,
+      );
+    }
+    let resolved = key;
+    if (!resolved) {
+      resolved = defaultKey(view) ?? 'ip:unknown';
+      this.warner.warn(
+        WARNINGS.MISSING_KEY,
+        `The key function of limiter '${this.limiterName}' returned no key for ${view.method} ${view.path}; such requests are counted by IP address (${resolved}). Return a key for every request, or give byHeader()/byApiKey() a \`fallback\`.`,
+      );
+    }
+    if (!this.proxyChecked && resolved.startsWith('ip:')) this.checkProxy(view);
+    if (resolved === INVALID_IP_KEY) {
+      this.warner.warn(
+        WARNINGS.INVALID_IP,
+        `The client address of ${view.method} ${view.path} is no IP address (${JSON.stringify(view.ip?.slice(0, 64))}); every such request shares the rate-limit key '${INVALID_IP_KEY}'. Check what the proxy in front writes into X-Forwarded-For.`,
+      );
+    }
+    return resolved;
+  }
+
+  private checkProxy(view: RequestView): void {
+    if (view.header('x-forwarded-for') === undefined) return;
+    this.proxyChecked = true;
+    if (!view.trustProxy) {
+      this.warner.warn(
+        WARNINGS.TRUST_PROXY,
+        "X-Forwarded-For arrived but the app does not trust proxies, so every client behind the proxy shares one rate-limit key. Express: app.set('trust proxy', 1); Koa: app.proxy = true and app.maxIpsCount = 1 (the number of proxies in front).",
+      );
+    } else if (view.trustAnyProxy === true) {
+      this.warner.warn(
+        WARNINGS.PERMISSIVE_TRUST_PROXY,
+        "The app trusts every X-Forwarded-For hop, so a client can claim any address and get a fresh rate-limit bucket with each request. Trust only your proxies: Express app.set('trust proxy', 1); Koa app.maxIpsCount = 1.",
+      );
+    }
+  }
 }

@@ -3,7 +3,7 @@ import type { ConsumeOptions, Limiter } from '../limiter.js';
 import type { Decision, Policy } from '../types.js';
 import { WARNINGS } from '../warnings.js';
 import { decisionHeaders, type HeaderMode } from './headers.js';
-import { byIp, INVALID_IP_KEY } from './keys.js';
+import { defaultKey, KeyCheck } from './keys.js';
 import {
   type RateLimitConfig,
   type RateLimitOptions,
@@ -57,9 +57,8 @@ export interface HttpLimiter<Req> {
 const PASS: HttpResult = Object.freeze({ action: 'next', headers: Object.freeze({}), delayMs: 0 });
 const isPreflight = (view: RequestView) =>
   view.method === 'OPTIONS' && view.header('access-control-request-method') !== undefined;
-const ipKey = byIp();
 /** Whether a decision took units from a store (a fail-open decision took none: nothing to refund). */
-const counts = (decision: Decision) => decision.allowed && decision.reason !== 'store-error';
+const tookUnits = (decision: Decision) => decision.allowed && decision.reason !== 'store-error';
 
 /**
  * Per request, the decision whose headers went out, so stacked limiters show the most restrictive.
@@ -67,6 +66,14 @@ const counts = (decision: Decision) => decision.allowed && decision.reason !== '
  */
 const SHOWN = Symbol('tollgate.shown');
 type Marked = { [SHOWN]?: Decision } & Record<symbol, unknown>;
+
+/** Of this decision and the one shown by a limiter before it on this request, the one with less left. */
+function mostRestrictive(req: Marked, decision: Decision): Decision {
+  const prior = req[SHOWN];
+  const visible = prior !== undefined && prior.remaining < decision.remaining ? prior : decision;
+  req[SHOWN] = visible;
+  return visible;
+}
 
 /** Per store, one mark per set of counters (a PolicySet id names the namespace and the policies). */
 const countedMarks = new WeakMap<object, Map<string, symbol>>();
@@ -109,7 +116,7 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
   const COUNTED = countedMark(limiter);
   const self = {};
   const tiers = new TierCheck(config);
-  let proxyChecked = false;
+  const keys = new KeyCheck(warner, limiter.name);
 
   /**
    * One request, as a chain of steps each of which may answer synchronously: `then` runs the next
@@ -118,14 +125,15 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
    */
   function decide(view: RequestView, req: Req): HttpResult | Promise<HttpResult> {
     try {
-      const result = start(view, req);
+      const result = screen(view, req);
       return isThenable(result) ? Promise.resolve(result).then(undefined, failed) : result;
     } catch (error) {
       return failed(error);
     }
   }
 
-  function start(view: RequestView, req: Req): Step<HttpResult> {
+  /** Lets preflights, requests already counted on these counters and skipped ones pass uncounted. */
+  function screen(view: RequestView, req: Req): Step<HttpResult> {
     if (isPreflight(view)) return PASS;
     const counter = (req as unknown as Marked)[COUNTED];
     if (counter !== undefined) {
@@ -137,43 +145,51 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
       );
       return PASS;
     }
-    if (config.skip === undefined) return keyed(view, req);
-    return then(config.skip(req), (skip) => (skip ? PASS : keyed(view, req)));
+    if (config.skip === undefined) return findKey(view, req);
+    return then(config.skip(req), (skip) => (skip ? PASS : findKey(view, req)));
   }
 
-  function keyed(view: RequestView, req: Req): Step<HttpResult> {
+  /** The key and the cost, synchronously when nothing asynchronous is involved (the default byIp()). */
+  function findKey(view: RequestView, req: Req): Step<HttpResult> {
     (req as unknown as Marked)[COUNTED] = self;
-    const key = keyOf(view, req);
+    const found = config.key === undefined ? defaultKey(view) : config.key(req);
+    const key = isThenable(found)
+      ? Promise.resolve(found).then((k) => keys.check(view, k))
+      : keys.check(view, found);
     const { cost } = config;
-    if (typeof key === 'string' && typeof cost === 'number') return tiered(view, req, key, cost);
+    if (typeof key === 'string' && typeof cost === 'number') return choosePolicies(view, req, key, cost);
     return then(key, (k) =>
-      then(typeof cost === 'number' ? cost : cost(req), (c) => tiered(view, req, k, c)),
+      then(typeof cost === 'number' ? cost : cost(req), (c) => choosePolicies(view, req, k, c)),
     );
   }
 
-  function tiered(view: RequestView, req: Req, key: string, cost: number): Step<HttpResult> {
+  /** The limiter's policies, or the tier's. */
+  function choosePolicies(view: RequestView, req: Req, key: string, cost: number): Step<HttpResult> {
     if (config.tiers === undefined) {
-      return counted(view, req, { key, cost, policies: undefined }, cost === 1 ? COST_1 : { cost });
+      return consume(view, req, { key, cost, policies: undefined }, cost === 1 ? COST_1 : { cost });
     }
     return then(tiers.choose(req, key), (policies) =>
-      counted(view, req, { key, cost, policies }, { cost, policies }),
+      consume(view, req, { key, cost, policies }, { cost, policies }),
     );
   }
 
-  function counted(view: RequestView, req: Req, grant: Grant, options: ConsumeOptions): Step<HttpResult> {
+  function consume(view: RequestView, req: Req, grant: Grant, options: ConsumeOptions): Step<HttpResult> {
     const decision = limiter.decide(grant.key, options);
     return isThenable(decision)
-      ? decision.then((d) => decided(view, req, d, grant))
-      : decided(view, req, decision, grant);
+      ? decision.then((d) => report(view, req, d, grant))
+      : report(view, req, decision, grant);
   }
 
-  /** From here on the request counted: if a callback fails, it is given back (errors never cost quota). */
-  function decided(view: RequestView, req: Req, decision: Decision, grant: Grant): Step<HttpResult> {
+  /**
+   * Tells `onDecision`, then answers. From here on the request counted: if a callback fails, it is
+   * given back (errors never cost quota).
+   */
+  function report(view: RequestView, req: Req, decision: Decision, grant: Grant): Step<HttpResult> {
     try {
       const result =
         config.onDecision === undefined
-          ? settle(view, req, decision, grant)
-          : then(config.onDecision(req, decision), () => settle(view, req, decision, grant));
+          ? answer(view, req, decision, grant)
+          : then(config.onDecision(req, decision), () => answer(view, req, decision, grant));
       return isThenable(result)
         ? Promise.resolve(result).then(undefined, (error: unknown) => giveBackAndFail(error, decision, grant))
         : result;
@@ -183,72 +199,22 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
   }
 
   function giveBackAndFail(error: unknown, decision: Decision, grant: Grant): Promise<HttpResult> {
-    return (counts(decision) ? giveBack(grant) : Promise.resolve()).then(() => failed(error));
+    return (tookUnits(decision) ? giveBack(grant) : Promise.resolve()).then(() => failed(error));
   }
 
-  function settle(view: RequestView, req: Req, decision: Decision, grant: Grant): Step<HttpResult> {
+  function answer(view: RequestView, req: Req, decision: Decision, grant: Grant): Step<HttpResult> {
     return decision.allowed ? admit(view, req, decision, grant) : deny(view, req, decision);
-  }
-
-  /** The key, synchronously when nothing asynchronous is involved (the default byIp()). */
-  function keyOf(view: RequestView, req: Req): string | Promise<string> {
-    if (config.key === undefined) return checkKey(view, ipKey(view));
-    const key = config.key(req);
-    return isThenable(key) ? Promise.resolve(key).then((k) => checkKey(view, k)) : checkKey(view, key);
-  }
-
-  function checkKey(view: RequestView, key: unknown): string {
-    if (typeof key !== 'string' && key !== undefined && key !== null) {
-      throw new TypeError(
-        `Expected the \`key\` function to return a string or undefined, got ${describeValue(key)}.`,
-      );
-    }
-    let resolved = key;
-    if (!resolved) {
-      resolved = ipKey(view) ?? 'ip:unknown';
-      warner.warn(
-        WARNINGS.MISSING_KEY,
-        `The key function of limiter '${limiter.name}' returned no key for ${view.method} ${view.path}; such requests are counted by IP address (${resolved}). Return a key for every request, or give byHeader()/byApiKey() a \`fallback\`.`,
-      );
-    }
-    if (!proxyChecked && resolved.startsWith('ip:')) checkProxy(view);
-    if (resolved === INVALID_IP_KEY) {
-      warner.warn(
-        HTTP_WARNINGS.INVALID_IP,
-        `The client address of ${view.method} ${view.path} is no IP address (${JSON.stringify(view.ip?.slice(0, 64))}); every such request shares the rate-limit key '${INVALID_IP_KEY}'. Check what the proxy in front writes into X-Forwarded-For.`,
-      );
-    }
-    return resolved;
-  }
-
-  function checkProxy(view: RequestView): void {
-    if (view.header('x-forwarded-for') === undefined) return;
-    proxyChecked = true;
-    if (!view.trustProxy) {
-      warner.warn(
-        WARNINGS.TRUST_PROXY,
-        "X-Forwarded-For arrived but the app does not trust proxies, so every client behind the proxy shares one rate-limit key. Express: app.set('trust proxy', 1); Koa: app.proxy = true and app.maxIpsCount = 1 (the number of proxies in front).",
-      );
-    } else if (view.trustAnyProxy === true) {
-      warner.warn(
-        HTTP_WARNINGS.PERMISSIVE_TRUST_PROXY,
-        "The app trusts every X-Forwarded-For hop, so a client can claim any address and get a fresh rate-limit bucket with each request. Trust only your proxies: Express app.set('trust proxy', 1); Koa app.maxIpsCount = 1.",
-      );
-    }
   }
 
   function admit(view: RequestView, req: Req, decision: Decision, grant: Grant): HttpResult {
     const result: HttpResult = { action: 'next', decision, headers: {}, delayMs: decision.delayMs };
     if (decision.reason !== 'store-error') {
-      const marked = req as unknown as Marked;
-      const prior = marked[SHOWN];
-      const visible = prior !== undefined && prior.remaining < decision.remaining ? prior : decision;
-      marked[SHOWN] = visible;
+      const visible = mostRestrictive(req as unknown as Marked, decision);
       result.decision = visible;
-      result.headers = headersFor(view, visible, config.modes);
+      result.headers = headersOf(view, visible, config.modes);
     }
     const { refund } = config;
-    if (refund !== undefined && grant.cost > 0 && counts(decision)) {
+    if (refund !== undefined && grant.cost > 0 && tookUnits(decision)) {
       result.complete = refundOnClose(refund, grant);
     }
     return result;
@@ -282,7 +248,7 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
     if (decision.reason === 'store-error') {
       // onStoreError: 'deny'. Not the client's fault, so not a 429.
       const { body, contentType } = encodeBody(storeUnavailableProblem(decision), true);
-      const headers = headersFor(view, decision, []);
+      const headers = headersOf(view, decision, []);
       if (!view.headersSent?.()) headers['Content-Type'] = contentType;
       return { action: 'limit', decision, status: 503, headers, body, delayMs: 0 };
     }
@@ -295,7 +261,7 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
           custom === undefined
             ? encodeBody(quotaExceededProblem(decision, status), true)
             : encodeBody(custom);
-        const headers = headersFor(view, decision, config.modes);
+        const headers = headersOf(view, decision, config.modes);
         if (!view.headersSent?.()) headers['Content-Type'] = encoded.contentType;
         return {
           action: 'limit',
@@ -309,7 +275,7 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
     });
   }
 
-  function headersFor(
+  function headersOf(
     view: RequestView,
     decision: Decision,
     modes: readonly HeaderMode[],
@@ -332,12 +298,12 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
     }
   }
 
-  function rateLimit(view: RequestView, req: Req): Promise<HttpResult> {
+  function handle(view: RequestView, req: Req): Promise<HttpResult> {
     const result = decide(view, req);
     return isThenable(result) ? result : Promise.resolve(result);
   }
 
-  return Object.assign(rateLimit, { limiter, decide });
+  return Object.assign(handle, { limiter, decide });
 }
 
 /** Validates what a `policies` function returns, and warns when it returns fresh copies each time. */
