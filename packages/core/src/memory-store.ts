@@ -120,8 +120,11 @@ class Table {
     if (slot === undefined) {
       for (const offset of this.offsets) into[offset] = Number.NaN;
     } else {
-      const at = slot * this.slots.stride;
-      into.set(this.slots.data.subarray(at, at + this.width));
+      // A loop rather than `set(subarray(...))`: no view object per call (eviction calls this once
+      // per key it examines).
+      const { data, stride } = this.slots;
+      const at = slot * stride;
+      for (let i = 0; i < this.width; i++) into[i] = data[at + i]!;
     }
   }
 
