@@ -59,10 +59,15 @@ afterAll(async () => {
 describe.each(PACKAGES)('$name', (pkg) => {
   const manifest = () => JSON.parse(readFileSync(join(root, 'packages', pkg.dir, 'package.json'), 'utf8'));
 
-  it('packs dist, package metadata, its own README and the LICENSE, nothing else', async () => {
+  it('packs dist, package metadata, its own README, the LICENSE and its CHANGELOG, nothing else', async () => {
     const { stdout } = await run('tar', ['-tzf', tarball(pkg.dir)]);
     const files = stdout.trim().split('\n').sort();
+    // CHANGELOG.md exists once `changeset version` has written it (at the first release).
+    const changelog = existsSync(join(root, 'packages', pkg.dir, 'CHANGELOG.md'))
+      ? ['package/CHANGELOG.md']
+      : [];
     expect(files.filter((f) => !f.startsWith('package/dist/'))).toEqual([
+      ...changelog,
       'package/LICENSE',
       'package/README.md',
       'package/package.json',
