@@ -52,9 +52,14 @@ describe('the duration grammar: a whole number and a unit, nothing else', () => 
     );
   });
 
+  test('a bare number in a string is told it needs a unit', () => {
+    expect(rejection('60')).toContain(
+      `got "60" (string). A string needs a unit: '60s', '60m' or '60ms'; the number 60 means 60 ms.`,
+    );
+  });
+
   test.each([
     '',
-    '10',
     '1e3s',
     '0x10s',
     '1_000s',

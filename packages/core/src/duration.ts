@@ -24,10 +24,7 @@ export function parseDuration(value: unknown, option: string): number {
     ms = value;
   } else if (typeof value === 'string') {
     const match = PATTERN.exec(value);
-    if (!match) {
-      const meant = guess(value);
-      throw configError(option, EXPECTED, value, meant === undefined ? '' : `Did you mean '${meant}'?`);
-    }
+    if (!match) throw configError(option, EXPECTED, value, hint(value));
     ms = Number(match[1]) * UNIT_MS[match[2] as DurationUnit];
   } else {
     throw configError(option, EXPECTED, value);
@@ -73,6 +70,16 @@ const SPELLED: Record<string, DurationUnit> = {
   day: 'd',
   days: 'd',
 };
+
+/** What to write instead of a refused string, when that can be told: a sentence, or ''. */
+function hint(value: string): string {
+  // A bare number in a string (often from an environment variable) has no unit to guess.
+  if (/^[0-9]+$/.test(value)) {
+    return `A string needs a unit: '${value}s', '${value}m' or '${value}ms'; the number ${value} means ${value} ms.`;
+  }
+  const meant = guess(value);
+  return meant === undefined ? '' : `Did you mean '${meant}'?`;
+}
 
 /**
  * The accepted spelling of what a rejected string most likely meant ('2 m' -> '2m', '1 minute' ->
