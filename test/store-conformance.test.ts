@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   type Clock,
+  type ConsumeInfo,
   evaluate,
   MemoryStore,
   type Outcome,
@@ -86,6 +87,8 @@ class Driver {
   readonly store: Store;
   private readonly model = new Map<string, (State | undefined)[]>();
   private readonly history: string[] = [];
+  /** The `countedAt` of every allowed consume, in order. */
+  readonly counted: number[] = [];
 
   constructor(make: (clock: Clock) => Store) {
     this.store = make(this.clock);
@@ -105,8 +108,12 @@ class Driver {
     const id = `${set.id}\n${key}`;
     const expected = evaluate(this.model.get(id) ?? [], this.now, set, cost);
     if (expected.allowed) this.model.set(id, expected.states);
-    const actual = await this.store.consume(key, set, cost);
+    const info: ConsumeInfo = {};
+    const actual = await this.store.consume(key, set, cost, info);
     expect(actual, this.context()).toEqual(expected.outcomes);
+    // The store's time of the request: what a refund needs to find the window that counted it.
+    expect(info.countedAt, this.context()).toBe(this.now);
+    if (expected.allowed) this.counted.push(this.now);
     return actual;
   }
 
@@ -118,13 +125,14 @@ class Driver {
     return actual;
   }
 
-  async refund(set: PolicySet, key: string, cost = 1): Promise<void> {
-    this.history.push(`refund(${key}, ${cost})`);
+  /** Gives back `cost`, counted at `countedAt` if given (the time of an earlier allowed consume). */
+  async refund(set: PolicySet, key: string, cost = 1, countedAt?: number): Promise<void> {
+    this.history.push(`refund(${key}, ${cost}${countedAt === undefined ? '' : `, counted at ${countedAt}`})`);
     const id = `${set.id}\n${key}`;
-    const states = refundStates(this.model.get(id) ?? [], this.now, set, cost);
+    const states = refundStates(this.model.get(id) ?? [], this.now, set, cost, countedAt);
     if (states.every((s) => s === undefined)) this.model.delete(id);
     else this.model.set(id, states);
-    await this.store.refund(key, set, cost);
+    await this.store.refund(key, set, cost, countedAt);
   }
 
   async reset(set: PolicySet, key: string): Promise<void> {
@@ -191,13 +199,19 @@ async function standardTraffic(d: Driver, s: PolicySet, capacity: number) {
   for (let i = 0; i < capacity; i++) await d.consume(s, key, 1);
   const denied = await d.consume(s, key, 2);
   if (!denied[0]!.allowed) await expectTightRetry(d, s, key, 2, denied);
-  // Time passing in odd steps, across window and bucket boundaries.
+  // Time passing in odd steps, across window and bucket boundaries; refunds of units counted now,
+  // one step ago and two steps ago (in this window, the previous one, or earlier).
   for (const step of [1, 13, 250, 999, 1, 3_001, 10_000, 86_400_000]) {
+    const earlier = d.counted.slice(-6);
     d.advance(step);
     await d.peek(s, key);
     await d.consume(s, key, 1);
     await d.consume(s, key, 2);
     await d.refund(s, key, 1);
+    for (const at of [earlier[0], earlier.at(-1), d.counted.at(-1)]) {
+      if (at !== undefined) await d.refund(s, key, 1, at);
+    }
+    await d.peek(s, key);
   }
   await d.reset(s, key);
   await d.peek(s, key);
@@ -309,6 +323,9 @@ describe.each(variants)('$name', (variant) => {
         await d.consume(s, key, 100);
         await d.peek(s, key);
         await d.refund(s, key, 2);
+        const at = d.counted.at(-9);
+        if (at !== undefined) await d.refund(s, key, 2, at);
+        await d.peek(s, key);
       }
       await d.reset(s, key);
       await d.peek(s, key);
@@ -396,8 +413,19 @@ describe.each(variants)('$name', (variant) => {
         fc.integer({ min: 0, max: 5000 }),
         fc.constantFrom('retry' as const, 'reset' as const),
       ),
-      kind: fc.constantFrom('consume', 'consume', 'consume', 'consume', 'peek', 'refund', 'reset'),
+      kind: fc.constantFrom(
+        'consume',
+        'consume',
+        'consume',
+        'consume',
+        'peek',
+        'refund',
+        'refund-counted',
+        'reset',
+      ),
       cost: fc.oneof(fc.constantFrom(0, 1, 1, 1, 2, 3), fc.integer({ min: 0, max: 25 })),
+      /** Which earlier allowed consume a `refund-counted` refers to, counting back. */
+      back: fc.nat({ max: 6 }),
     });
     await fc.assert(
       fc.asyncProperty(
@@ -409,13 +437,17 @@ describe.each(variants)('$name', (variant) => {
           const key = `prop:${randomUUID()}`;
           d.at(start);
           let last: Outcome[] = [];
-          for (const { advance, kind, cost } of ops) {
+          const counted = d.counted.length;
+          for (const { advance, kind, cost, back } of ops) {
             if (typeof advance === 'number') d.advance(advance);
             else d.advance(announced(last, advance === 'retry' ? 'retryAfterMs' : 'resetMs'));
             if (kind === 'consume') last = await d.consume(s, key, cost);
             else if (kind === 'peek') last = await d.peek(s, key);
             else if (kind === 'refund') await d.refund(s, key, cost);
-            else await d.reset(s, key);
+            else if (kind === 'refund-counted') {
+              const mine = d.counted.slice(counted);
+              await d.refund(s, key, cost, mine[Math.max(0, mine.length - 1 - back)] ?? d.now);
+            } else await d.reset(s, key);
           }
         },
       ),

@@ -41,13 +41,13 @@ return {consumed, ttl} \
  */
 function tollgate(algorithm: Algorithm, name: string): LuaSubject {
   const set = resolvePolicySet({ limit: HUGE, window: WINDOW_MS, algorithm }, 'bench');
-  const layout = layoutFor(set, 'bench:', true);
+  const layout = layoutFor(set, 'bench:');
   return {
     label: `tollgate ${name}`,
     lua: layout.scripts.consume.lua,
     key: `bench:lua:{tg-${name}}`,
     // '' for `now`: the script reads Redis TIME.
-    args: layout.kind === 'counter' ? ['1', ...layout.args] : ['', '1', ...layout.args],
+    args: ['', '1', ...layout.args],
   };
 }
 

@@ -59,12 +59,15 @@ export function peekOutcomes(states: readonly (State | undefined)[], now: number
   });
 }
 
-/** The states after giving `cost` back to every policy. */
+/** The states after giving `cost` back to every policy, counted at `countedAt` if known. */
 export function refundStates(
   states: readonly (State | undefined)[],
   now: number,
   set: PolicySet,
   cost: number,
+  countedAt?: number,
 ): (State | undefined)[] {
-  return set.policies.map((policy, i) => STEPS[policy.algorithm].refund(states[i], now, policy, cost));
+  return set.policies.map((policy, i) =>
+    STEPS[policy.algorithm].refund(states[i], now, policy, cost, countedAt),
+  );
 }

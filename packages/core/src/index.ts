@@ -16,7 +16,7 @@ export {
 export type { Evaluation } from './evaluate.js';
 export { evaluate, peekOutcomes, refundStates } from './evaluate.js';
 export * from './http/index.js';
-export type { ConsumeOptions, Limiter, LimiterOptions } from './limiter.js';
+export type { ConsumeOptions, Limiter, LimiterOptions, RefundOptions } from './limiter.js';
 export { createLimiter } from './limiter.js';
 export type { MemoryStoreOptions } from './memory-store.js';
 export { MemoryStore } from './memory-store.js';
@@ -31,6 +31,7 @@ export {
 export type {
   Algorithm,
   Clock,
+  ConsumeInfo,
   Decision,
   DecisionReason,
   Duration,

@@ -282,6 +282,7 @@ describe('decisions', () => {
     expect(Object.keys(d).sort()).toEqual(
       [
         'allowed',
+        'countedAt',
         'delayMs',
         'key',
         'limit',
@@ -301,6 +302,7 @@ describe('decisions', () => {
       retryAfterMs: 0,
       delayMs: 0,
       policy: p0,
+      countedAt: 0,
       policies: [
         {
           name: 'burst',
@@ -542,6 +544,27 @@ describe('peek, refund, reset, per-request policies and cost', () => {
     await s.limiter.refund('never-seen', 3);
     expect(s.store.size).toBe(1);
     expect((await s.limiter.peek('never-seen')).remaining).toBe(3);
+  });
+
+  test("refund with a decision's countedAt gives back to the window that counted, not a later one", async () => {
+    const s = rig();
+    s.at(1000);
+    const first = await s.limiter.consume('k', { cost: 3 });
+    expect(first.countedAt).toBe(1000);
+    // The next window: the units came from the last one, so this one keeps its count.
+    s.at(61_000);
+    const second = await s.limiter.consume('k', { cost: 3 });
+    expect(second.countedAt).toBe(61_000);
+    await s.limiter.refund('k', 3, { countedAt: first.countedAt });
+    expect((await s.limiter.consume('k')).allowed).toBe(false);
+    await s.limiter.refund('k', 3, { countedAt: second.countedAt });
+    expect((await s.limiter.peek('k')).remaining).toBe(3);
+    // Nothing was counted for a denial.
+    await s.limiter.consume('k', { cost: 3 });
+    expect((await s.limiter.consume('k')).countedAt).toBeUndefined();
+    for (const countedAt of [Number.NaN, INF, '1000']) {
+      await rejectsConfig(s.limiter.refund('k', 1, { countedAt: countedAt as number }), '`countedAt`');
+    }
   });
 
   test('reset forgets a key entirely', async () => {

@@ -4,7 +4,7 @@ import { openDecision, toDecision } from './decision.js';
 import { ConfigError, configError, StoreError } from './errors.js';
 import { MemoryStore } from './memory-store.js';
 import { resolveNamespace, resolvePolicySet } from './policy.js';
-import type { Clock, Decision, Logger, Outcome, Policy, PolicySet, Store } from './types.js';
+import type { Clock, ConsumeInfo, Decision, Logger, Outcome, Policy, PolicySet, Store } from './types.js';
 import { WARNINGS, Warner } from './warnings.js';
 
 /**
@@ -56,6 +56,15 @@ export interface ConsumeOptions {
   policies?: Policy | readonly Policy[];
 }
 
+export interface RefundOptions extends Pick<ConsumeOptions, 'policies'> {
+  /**
+   * The `countedAt` of the Decision that counted the units: a window opened since then keeps its
+   * quota (express-rate-limit's `skipSuccessfulRequests` across a window boundary). Without it the
+   * units go back to the state as it is now.
+   */
+  countedAt?: number | undefined;
+}
+
 export interface Limiter {
   readonly name: string;
   readonly policies: PolicySet;
@@ -69,8 +78,11 @@ export interface Limiter {
   decide(key: string, options?: ConsumeOptions): Decision | Promise<Decision>;
   /** The decision a cost-1 request would get now, consuming nothing. */
   peek(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<Decision>;
-  /** Gives back `cost` units (default 1): never below zero, never reviving an expired window. */
-  refund(key: string, cost?: number, options?: Pick<ConsumeOptions, 'policies'>): Promise<void>;
+  /**
+   * Gives back `cost` units (default 1): never below zero, never reviving an expired window. With
+   * `countedAt` (the Decision's), to the window or bucket that counted them, never to a later one.
+   */
+  refund(key: string, cost?: number, options?: RefundOptions): Promise<void>;
   reset(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<void>;
   /** Resolves `policies` (as `consume` would) into the set used for storage and headers. */
   resolve(policies?: Policy | readonly Policy[]): PolicySet;
@@ -91,7 +103,7 @@ const OPTIONS = new Set([
 
 interface SyncStore extends Store {
   /** Like `consume`, synchronously; the result may be reused by the next call. */
-  consumeSync(key: string, set: PolicySet, cost: number): Outcome[];
+  consumeSync(key: string, set: PolicySet, cost: number, info?: ConsumeInfo): Outcome[];
 }
 const isSync = (store: Store): store is SyncStore =>
   typeof (store as Partial<SyncStore>).consumeSync === 'function';
@@ -261,6 +273,8 @@ class LimiterImpl implements Limiter {
   private readonly down = new Map<string, number>();
   /** Keys (hashed) whose command-level failure was logged: once each, bounded. */
   private readonly loggedKeys = new Set<string>();
+  /** The synchronous store's answer besides the outcomes, reused: read at once. */
+  private readonly info: ConsumeInfo = {};
 
   constructor(
     readonly name: string,
@@ -315,12 +329,14 @@ class LimiterImpl implements Limiter {
     }
     if (this.syncStore !== undefined && this.down.size === 0) {
       let outcomes: Outcome[];
+      const info = this.info;
+      info.countedAt = undefined;
       try {
-        outcomes = this.syncStore.consumeSync(key, set, cost);
+        outcomes = this.syncStore.consumeSync(key, set, cost, info);
       } catch (error) {
         return this.afterFailure(error, key, set, cost);
       }
-      return this.decided(key, set, cost, outcomes);
+      return this.decided(key, set, cost, outcomes, info.countedAt);
     }
     return this.consumeAsync(key, set, cost);
   }
@@ -343,15 +359,16 @@ class LimiterImpl implements Limiter {
       }
     }
     let pending: Promise<Outcome[]>;
+    const info: ConsumeInfo = {};
     try {
-      pending = Promise.resolve(this.store.consume(key, set, cost));
+      pending = Promise.resolve(this.store.consume(key, set, cost, info));
     } catch (error) {
       return this.afterFailure(error, key, set, cost);
     }
     return pending.then(
       (outcomes) => {
         if (this.down.size > 0) this.recovered(key, set);
-        return this.decided(key, set, cost, outcomes);
+        return this.decided(key, set, cost, outcomes, info.countedAt);
       },
       (error: unknown) => this.afterFailure(error, key, set, cost),
     );
@@ -364,9 +381,17 @@ class LimiterImpl implements Limiter {
     return shard !== undefined && this.down.has(shard) ? shard : undefined;
   }
 
-  private decided(key: string, set: PolicySet, cost: number, outcomes: Outcome[]): Decision {
+  private decided(
+    key: string,
+    set: PolicySet,
+    cost: number,
+    outcomes: Outcome[],
+    countedAt: number | undefined,
+  ): Decision {
     const decision = toDecision(key, set, outcomes);
-    if (!decision.allowed && this.blocked !== undefined) {
+    if (decision.allowed) {
+      if (countedAt !== undefined) decision.countedAt = countedAt;
+    } else if (this.blocked !== undefined) {
       this.blocked.remember(`${set.id}\n${key}`, cost, this.cacheClock(), outcomes, decision.retryAfterMs);
     }
     return decision;
@@ -426,7 +451,10 @@ class LimiterImpl implements Limiter {
   private async degraded(key: string, set: PolicySet, cost: number): Promise<Decision> {
     if (this.fallback !== undefined) {
       try {
-        return toDecision(key, set, await this.fallback.consume(key, set, cost), 'fallback');
+        const info: ConsumeInfo = {};
+        const decision = toDecision(key, set, await this.fallback.consume(key, set, cost, info), 'fallback');
+        if (decision.allowed && info.countedAt !== undefined) decision.countedAt = info.countedAt;
+        return decision;
       } catch (error) {
         this.warner.logger.error(`[${WARNINGS.STORE_ERROR}] Fallback store failed too: ${describe(error)}`);
       }
@@ -465,12 +493,16 @@ class LimiterImpl implements Limiter {
     }
   }
 
-  async refund(key: string, cost = 1, options?: Pick<ConsumeOptions, 'policies'>): Promise<void> {
+  async refund(key: string, cost = 1, options?: RefundOptions): Promise<void> {
     checkKey(key);
     checkCost(cost);
     const set = this.resolve(options?.policies);
+    const countedAt = options?.countedAt;
+    if (countedAt !== undefined && !Number.isFinite(countedAt)) {
+      throw configError('countedAt', "a Decision's `countedAt` (a number of ms)", countedAt);
+    }
     this.blocked?.forget(`${set.id}\n${key}`);
-    await this.both((store) => store.refund(key, set, cost));
+    await this.both((store) => store.refund(key, set, cost, countedAt));
   }
 
   async reset(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<void> {

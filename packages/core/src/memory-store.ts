@@ -5,7 +5,7 @@ import { ConfigError, configError } from './errors.js';
 import { peekOutcomes, refundStates } from './evaluate.js';
 import { keyDigest } from './key-digest.js';
 import { NONE, Slots } from './memory-slots.js';
-import type { Clock, Outcome, PolicySet, Store } from './types.js';
+import type { Clock, ConsumeInfo, Outcome, PolicySet, Store } from './types.js';
 
 export interface MemoryStoreOptions {
   /**
@@ -200,9 +200,9 @@ export class MemoryStore implements Store {
     return this.slots.used;
   }
 
-  consume(key: string, set: PolicySet, cost: number): Promise<Outcome[]> {
+  consume(key: string, set: PolicySet, cost: number, info?: ConsumeInfo): Promise<Outcome[]> {
     try {
-      return Promise.resolve(this.consumeSync(key, set, cost).map((o) => ({ ...o })));
+      return Promise.resolve(this.consumeSync(key, set, cost, info).map((o) => ({ ...o })));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -212,8 +212,9 @@ export class MemoryStore implements Store {
    * The synchronous core of `consume`; the limiter calls it directly to save a promise. For speed,
    * the array it returns may be reused by the next call: read it at once, keep nothing of it.
    */
-  consumeSync(key: string, set: PolicySet, cost: number): Outcome[] {
+  consumeSync(key: string, set: PolicySet, cost: number, info?: ConsumeInfo): Outcome[] {
     const now = this.now();
+    if (info !== undefined) info.countedAt = now;
     const table = set === this.lastSet ? this.lastTable! : this.table(set);
     const long = key.length > MAX_KEY_LENGTH;
     if (long) key = keyDigest(key);
@@ -287,11 +288,11 @@ export class MemoryStore implements Store {
     return peekOutcomes(states, this.now(), set);
   }
 
-  refund(key: string, set: PolicySet, cost: number): Promise<void> {
+  refund(key: string, set: PolicySet, cost: number, countedAt?: number): Promise<void> {
     const table = this.tables.get(set.id);
     const slot = table?.find(key);
     if (table !== undefined && slot !== undefined) {
-      const states = refundStates(table.read(slot), this.now(), set, cost);
+      const states = refundStates(table.read(slot), this.now(), set, cost, countedAt);
       if (states.every((s) => s === undefined)) this.drop(slot);
       else {
         table.write(slot, states);

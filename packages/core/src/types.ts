@@ -110,6 +110,19 @@ export interface Decision {
   policy: ResolvedPolicy;
   policies: PolicyStatus[];
   reason?: DecisionReason;
+  /**
+   * When a store counted this request: its time then, in ms (Redis `TIME` on a RedisStore). Pass it
+   * to `limiter.refund(key, cost, { countedAt })` so that the units go back to the window that
+   * counted them and never free quota in a later one. Absent when nothing was counted (a denial,
+   * a fail-open decision).
+   */
+  countedAt?: number;
+}
+
+/** What a store's `consume` tells besides the outcomes. */
+export interface ConsumeInfo {
+  /** The store's time (ms) at which it decided: when the request was counted, if it was allowed. */
+  countedAt?: number | undefined;
 }
 
 /**
@@ -117,11 +130,16 @@ export interface Decision {
  * policy denies, no policy consumes. Results come back in the order of `set.policies`.
  */
 export interface Store {
-  consume(key: string, set: PolicySet, cost: number): Promise<Outcome[]>;
+  /** `info`, when given, receives the store's time of the decision (see ConsumeInfo). */
+  consume(key: string, set: PolicySet, cost: number, info?: ConsumeInfo): Promise<Outcome[]>;
   /** The state as a cost-1 request would see it, consuming nothing. */
   peek(key: string, set: PolicySet): Promise<Outcome[]>;
-  /** Gives back up to `cost` units to every policy; never below zero, never revives an expired window. */
-  refund(key: string, set: PolicySet, cost: number): Promise<void>;
+  /**
+   * Gives back up to `cost` units to every policy; never below zero, never revives an expired
+   * window. `countedAt` (from `ConsumeInfo`): give them to the state that counted them, not to a
+   * window opened since; without it, to the state as it is now.
+   */
+  refund(key: string, set: PolicySet, cost: number, countedAt?: number): Promise<void>;
   reset(key: string, set: PolicySet): Promise<void>;
   close?(): Promise<void> | void;
   /** True for stores that leave the process (Redis): turns on the denied-key cache by default. */

@@ -1,14 +1,7 @@
 import type { PolicySet } from '@tollgate/core';
 import { type AlgorithmDefinition, keyDigest, type LuaParam, STEPS } from '@tollgate/core/internal';
 import { type Script, script } from './clients.js';
-import {
-  CODES,
-  codeOf,
-  counterScripts,
-  manyScripts,
-  type ScriptTexts,
-  singleScripts,
-} from './lua/scripts.js';
+import { CODES, codeOf, manyScripts, type ScriptTexts, singleScripts } from './lua/scripts.js';
 
 /**
  * Keys used as they are: short, and only characters that mean nothing to Redis or to us. Everything
@@ -31,14 +24,6 @@ export interface Scripts {
 
 /** What a store computes once per policy set (cached in a WeakMap keyed by the frozen set). */
 export interface Layout {
-  /**
-   * `counter`: one policy of a counter algorithm (fixed-window) on Redis time, the count as an
-   * integer expiring with the window; ARGV is cost, then `args` (limit, window). `packed`: anything
-   * else, the states as binary doubles; ARGV is now, cost, then `args` (for one policy the
-   * parameters its algorithm reads; for several, per policy: code, limit, window, burst, delay).
-   * See lua/scripts.ts.
-   */
-  readonly kind: 'counter' | 'packed';
   /** Number of policies. */
   readonly size: number;
   /** The Redis key is `head + encodeKey(key) + tail`. */
@@ -55,7 +40,7 @@ const toScripts = (lua: ScriptTexts): Scripts => ({
   refund: script('refund', lua.refund),
 });
 
-/** Scripts by layout and algorithms: one per algorithm alone and as a counter, one per combination. */
+/** Scripts by the algorithms they run: one per algorithm alone, one per combination for several policies. */
 const SCRIPTS = new Map<string, Scripts>();
 
 function scriptsFor(id: string, build: () => ScriptTexts): Scripts {
@@ -86,25 +71,17 @@ const paramValue = (policy: PolicySet['policies'][number], param: LuaParam): str
  * - `setHash` (16 characters of SHA-256 of the layout and `set.id`) separates sets with different
  *   policies under one namespace: changing a limiter's policies starts fresh counters instead of
  *   misreading old state. The layout is part of it, so two layouts never read each other's values.
- *
- * `redisTime`: the scripts read Redis TIME (no caller clock); only then can a window live in the
- * key's TTL.
  */
-export function layoutFor(set: PolicySet, prefix: string, redisTime: boolean): Layout {
+export function layoutFor(set: PolicySet, prefix: string): Layout {
   const { policies } = set;
-  const only = policies.length === 1 ? policies[0]! : undefined;
-  const algorithm: AlgorithmDefinition | undefined = only && STEPS[only.algorithm];
-  const kind = redisTime && algorithm?.counter === true ? 'counter' : 'packed';
   let args: string[];
   let scripts: Scripts;
-  if (only !== undefined && algorithm !== undefined) {
-    if (kind === 'counter') {
-      args = [String(only.limit), String(only.window)];
-      scripts = scriptsFor(`counter ${algorithm.name}`, () => counterScripts(algorithm));
-    } else {
-      args = algorithm.params.map((param) => paramValue(only, param));
-      scripts = scriptsFor(`single ${algorithm.name}`, () => singleScripts(algorithm));
-    }
+  if (policies.length === 1) {
+    const only = policies[0]!;
+    const algorithm: AlgorithmDefinition = STEPS[only.algorithm];
+    // ARGV: now, cost, then only what the algorithm reads (Redis makes a Lua string of each).
+    args = algorithm.params.map((param) => paramValue(only, param));
+    scripts = scriptsFor(`single ${algorithm.name}`, () => singleScripts(algorithm));
   } else {
     args = [];
     const codes = new Set<number>();
@@ -118,10 +95,9 @@ export function layoutFor(set: PolicySet, prefix: string, redisTime: boolean): L
     scripts = scriptsFor(`many ${list.join(',')}`, () => manyScripts(list));
   }
   return {
-    kind,
     size: policies.length,
     head: `${prefix}{${set.namespace}|`,
-    tail: `}:${keyDigest(`${kind === 'counter' ? 'c1' : 'p1'}\n${set.id}`).slice(0, 16)}`,
+    tail: `}:${keyDigest(`p1\n${set.id}`).slice(0, 16)}`,
     args,
     scripts,
   };

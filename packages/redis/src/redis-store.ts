@@ -1,6 +1,7 @@
 import {
   type Clock,
   ConfigError,
+  type ConsumeInfo,
   configError,
   type Outcome,
   type PolicySet,
@@ -67,11 +68,13 @@ type Operation = 'consume' | 'peek' | 'refund' | 'reset';
 interface Call extends Pending {
   readonly operation: Operation;
   readonly layout: Layout;
-  readonly cost: number;
   readonly key: string;
-  /** ARGV before the layout's static part: `first`, then `second` unless undefined. */
+  /** ARGV: `first` (now), `second` (cost), then `args`. */
   readonly first: string;
   readonly second: string | undefined;
+  readonly args: readonly string[];
+  /** consume: receives Redis's time of the decision. */
+  readonly info: ConsumeInfo | undefined;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: StoreError) => void;
   /** The command sent, if the client might send it again after a reconnect (see `Sent`). */
@@ -157,16 +160,16 @@ export class RedisStore implements Store {
     });
   }
 
-  consume(key: string, set: PolicySet, cost: number): Promise<Outcome[]> {
-    return this.call('consume', key, set, cost) as Promise<Outcome[]>;
+  consume(key: string, set: PolicySet, cost: number, info?: ConsumeInfo): Promise<Outcome[]> {
+    return this.call('consume', key, set, cost, info) as Promise<Outcome[]>;
   }
 
   peek(key: string, set: PolicySet): Promise<Outcome[]> {
     return this.call('peek', key, set, 1) as Promise<Outcome[]>;
   }
 
-  refund(key: string, set: PolicySet, cost: number): Promise<void> {
-    return this.call('refund', key, set, cost) as Promise<void>;
+  refund(key: string, set: PolicySet, cost: number, countedAt?: number): Promise<void> {
+    return this.call('refund', key, set, cost, undefined, countedAt) as Promise<void>;
   }
 
   reset(key: string, set: PolicySet): Promise<void> {
@@ -203,7 +206,7 @@ export class RedisStore implements Store {
   private layout(set: PolicySet): Layout {
     let layout = this.layouts.get(set);
     if (layout === undefined) {
-      layout = layoutFor(set, this.prefix, this.clock === undefined);
+      layout = layoutFor(set, this.prefix);
       this.layouts.set(set, layout);
     }
     return layout;
@@ -221,22 +224,24 @@ export class RedisStore implements Store {
    * Runs `operation` for one key: one command, bounded by `timeoutMs`, every failure a StoreError.
    * The hot path of every request, so it allocates little: one Call, the promise and two handlers.
    */
-  private call(operation: Operation, key: string, set: PolicySet, cost: number): Promise<unknown> {
+  private call(
+    operation: Operation,
+    key: string,
+    set: PolicySet,
+    cost: number,
+    info?: ConsumeInfo,
+    countedAt?: number,
+  ): Promise<unknown> {
     const unavailable = this.closed ? 'the store was closed' : this.connection.notReady();
     if (unavailable !== undefined) {
       return Promise.reject(this.failure(operation, new Error(`Redis unavailable: ${unavailable}`)));
     }
     const layout = this.layout(set);
-    const c = cost === 1 ? '1' : String(cost);
-    let first = c;
-    let second: string | undefined;
-    if (layout.kind === 'packed') {
-      try {
-        first = this.now();
-      } catch (error) {
-        return Promise.reject(this.failure(operation, error));
-      }
-      second = c;
+    let first: string;
+    try {
+      first = this.now();
+    } catch (error) {
+      return Promise.reject(this.failure(operation, error));
     }
     return new Promise((resolve, reject) => {
       const call: Call = {
@@ -244,10 +249,15 @@ export class RedisStore implements Store {
         done: false,
         operation,
         layout,
-        cost,
         key: layout.head + encodeKey(key) + layout.tail,
         first,
-        second,
+        second: cost === 1 ? '1' : String(cost),
+        // A refund's ARGV[3]: when the units were counted ('' if unknown).
+        args:
+          operation === 'refund'
+            ? [countedAt === undefined ? '' : String(Math.floor(countedAt)), ...layout.args]
+            : layout.args,
+        info,
         resolve,
         reject,
         sent: undefined,
@@ -269,7 +279,7 @@ export class RedisStore implements Store {
               call.key,
               call.first,
               call.second,
-              call.layout.args,
+              call.args,
               text,
               // Alone in flight: no company to wait for, so write at once.
               this.deadlines.pending > 1,
@@ -295,7 +305,7 @@ export class RedisStore implements Store {
       call.resolve(undefined);
       return;
     }
-    const outcomes = toOutcomes(reply, layout.size);
+    const outcomes = toOutcomes(reply, layout.size, call.info);
     if (outcomes === undefined) {
       const cause = new Error(`unexpected script reply ${JSON.stringify(reply)}`);
       call.reject(this.failure(operation, cause, 'key'));
@@ -332,9 +342,13 @@ export class RedisStore implements Store {
   }
 }
 
-/** The scripts' reply: 5 integers per policy (allowed, remaining, resetMs, retryAfterMs, delayMs). */
-function toOutcomes(reply: unknown, size: number): Outcome[] | undefined {
-  if (!Array.isArray(reply) || reply.length !== size * 5) return undefined;
+/**
+ * A consume or peek script's reply: 5 integers per policy (allowed, remaining, resetMs, retryAfterMs,
+ * delayMs), then Redis's time of the decision, which goes to `info`.
+ */
+function toOutcomes(reply: unknown, size: number, info: ConsumeInfo | undefined): Outcome[] | undefined {
+  if (!Array.isArray(reply) || reply.length !== size * 5 + 1) return undefined;
+  if (info !== undefined) info.countedAt = Number(reply[size * 5]);
   const outcomes: Outcome[] = new Array(size);
   for (let i = 0; i < size; i++) {
     const at = i * 5;

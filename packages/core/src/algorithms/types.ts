@@ -33,8 +33,18 @@ export interface AlgorithmStep {
   readonly width: number;
   readonly run: Kernel;
   step(state: State | undefined, now: number, policy: ResolvedPolicy, cost: number): StepResult;
-  /** Gives back `cost` units; returns `undefined` when there is nothing to keep. */
-  refund(state: State | undefined, now: number, policy: ResolvedPolicy, cost: number): State | undefined;
+  /**
+   * Gives back `cost` units to the state that counted them: `countedAt` is the time the units were
+   * counted (a Decision's `countedAt`), so that a window opened since is left alone; without it, to
+   * the state as it is now. Returns `undefined` when there is nothing to keep.
+   */
+  refund(
+    state: State | undefined,
+    now: number,
+    policy: ResolvedPolicy,
+    cost: number,
+    countedAt?: number,
+  ): State | undefined;
   /** From this time on the state is the same as no state at all, and may be dropped. */
   expiresAt(state: State, policy: ResolvedPolicy): number;
 }
@@ -61,11 +71,6 @@ export interface AlgorithmDefinition<Name extends string = string> extends Algor
    */
   readonly params: readonly LuaParam[];
   /**
-   * Its state is (window start, count) and expires at start + W, so on Redis time one such policy
-   * can live as a bare counter: the count as an integer, the window's end as the key's TTL.
-   */
-  readonly counter: boolean;
-  /**
    * The Lua body: the kernel's computation, expression for expression, in three sections, each
    * opening with a comment line that starts with its name (the Redis store generates every script
    * it sends from the sections, inlined flat: Lua would build a `local function` anew on each call).
@@ -75,8 +80,8 @@ export interface AlgorithmDefinition<Name extends string = string> extends Algor
    *   `B`, `D` (see LuaParam) and `cost`; writes `ok` (1 allowed, else 0), `remaining`, `reset`,
    *   `retry` (`INF`: never), `delay` and, when `ok == 1`, the next state `n1, n2, n3` with `old`
    *   and `new`, the times at which the stored and the next state expire (`old` 0 without state).
-   * - `-- refund:` reads the same (`s1` never nil) and writes `n1, n2, n3` (`n1` nil: nothing left
-   *   to keep) and, when `n1`, `new`.
+   * - `-- refund:` reads the same (`s1` never nil) and `at`, when the units were counted (nil:
+   *   unknown), and writes `n1, n2, n3` (`n1` nil: nothing left to keep) and, when `n1`, `new`.
    *
    * The outputs start as 0 (`n1, n2` nil), so a section assigns only what it sets, and never
    * declares them `local`. In scope: `INF` (-1), `floor`, `ceil`, `max`, `min`, `fmod`.

@@ -199,7 +199,7 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
   }
 
   function giveBackAndFail(error: unknown, decision: Decision, grant: Grant): Promise<HttpResult> {
-    return (tookUnits(decision) ? giveBack(grant) : Promise.resolve()).then(() => failed(error));
+    return (tookUnits(decision) ? giveBack(grant, decision) : Promise.resolve()).then(() => failed(error));
   }
 
   function answer(view: RequestView, req: Req, decision: Decision, grant: Grant): Step<HttpResult> {
@@ -215,13 +215,17 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
     }
     const { refund } = config;
     if (refund !== undefined && grant.cost > 0 && tookUnits(decision)) {
-      result.complete = refundOnClose(refund, grant);
+      result.complete = refundOnClose(refund, grant, decision);
     }
     return result;
   }
 
   /** The refund a request's ending decides, given at most once (issue 9: an abort is no failure). */
-  function refundOnClose(refund: Required<RefundOptions>, grant: Grant): NonNullable<HttpResult['complete']> {
+  function refundOnClose(
+    refund: Required<RefundOptions>,
+    grant: Grant,
+    decision: Decision,
+  ): NonNullable<HttpResult['complete']> {
     let done = false;
     return (statusCode, ending = 'finished') => {
       if (done) return;
@@ -240,7 +244,7 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
         config.logger.error(`[tollgate] refund.isFailure threw: ${describe(error)}`);
         return;
       }
-      if (give) void giveBack(grant);
+      if (give) void giveBack(grant, decision);
     };
   }
 
@@ -290,9 +294,10 @@ export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): H
     return decisionHeaders(decision, modes);
   }
 
-  async function giveBack({ key, cost, policies }: Grant): Promise<void> {
+  /** To the window or bucket that counted the request (`countedAt`), never to a later one. */
+  async function giveBack({ key, cost, policies }: Grant, { countedAt }: Decision): Promise<void> {
     try {
-      await limiter.refund(key, cost, policies === undefined ? undefined : { policies });
+      await limiter.refund(key, cost, policies === undefined ? { countedAt } : { policies, countedAt });
     } catch (error) {
       config.logger.error(`[tollgate] Refund for limiter '${limiter.name}' failed: ${describe(error)}`);
     }

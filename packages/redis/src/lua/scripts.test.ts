@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { REGISTRY } from '@tollgate/core/internal';
 import { describe, expect, it } from 'vitest';
-import { CODES, counterScripts, manyScripts, type ScriptTexts, singleScripts } from './scripts.js';
+import { CODES, manyScripts, type ScriptTexts, singleScripts } from './scripts.js';
 
 const sha1 = (lua: string) => createHash('sha1').update(lua).digest('hex');
 
@@ -28,41 +28,35 @@ describe('generated scripts', () => {
     const pinned: Record<string, string> = {};
     for (const algorithm of REGISTRY) {
       pinned[`single ${algorithm.name}`] = shas(singleScripts(algorithm));
-      if (algorithm.counter) pinned[`counter ${algorithm.name}`] = shas(counterScripts(algorithm));
     }
     for (const codes of combinations(CODES)) pinned[`many ${codes.join(',')}`] = shas(manyScripts(codes));
     expect(pinned).toMatchInlineSnapshot(`
       {
-        "counter fixed-window": "a584d5e2de8649b5f8cf0a08e8830f46a95c16cd 5eec9d403c28fb4afe88080f756e2c1d0e72dbf5 87db62136508d32e90dcf43ee2d374ff7436769a",
-        "many 1": "afdeb758036e0dcbec5ae7ce3ec036f0fa496ab2 92796d75e8ec360c29ec150b395cf02654bb162f 5a009a0661b9b36b69289652c502852af061761e",
-        "many 1,2": "d5f9d2938de7949f07877b4e3cbd0c2f351e2fe0 1c317b456d2145275e00918a43426e12490d872f 88e7a53baa8a0e72373545500b491bd4a945691d",
-        "many 1,2,3": "f37b90b0c8b4c49418a63669d4b77cef9b0c8dd8 9c8facaab679412a491ad4260d2c303ae3c8b3aa be58ccc8c3999520fbd4258bb59e671241eab6a0",
-        "many 1,2,3,4": "410ed8d4ab1daed22a470a404efb435109b51572 752fc41e875521c0d80e7611af362a99954aa258 377b6c20dcf659d1acef0b528e3fc479eaf088f8",
-        "many 1,2,4": "724e6ff94cbbb600762407cf69ada718bbc3b744 7e342fb90627ea0636246c11440be1177b1def53 8ab234a4e53e43ba1aa7e0c92aaca1025e5162dd",
-        "many 1,3": "51f93aef105f91506109ce7f5a8eb2536e4df584 d4c8a4a7afe4a82e32949e6ed1fa7364ded1aff8 aa890fc92baf409c807f8430bee0408c3efefb94",
-        "many 1,3,4": "c6150fb71a2be40c37114202e6857a973d998de5 d675f720b52b5b8ae6dc8b04de17c349680d5723 a77632a12844eeb5f25802566a91ffda312d7332",
-        "many 1,4": "b89d80747e94eae0bc0889c4b8af93541f349543 786fc71bd57104789ad10c2dd96d02a0a3c4c4e5 3a5bdd13221e62adb886ef238fa49643b6f4f71f",
-        "many 2": "1338a715ede5bef645053801a14577e0f44f2263 dd9de777f14cd682efcbbe82652dbd65e30dd52f bd0c2f8ac7479dea7766c5db3def73bb05e4c64d",
-        "many 2,3": "9c8aab1acb5baaa1e2bb2742daca740e35513ae5 55162c4d56029fa7ea3ea6212a756b91b42ecf2b 42ec420069e38164bed1a9c9c34c6f919865f067",
-        "many 2,3,4": "f49691642ee1fe108a0a28f81e3d7a3561afd159 6ae5b470aa70df8ddd8c78284f6dc7f38dcdd742 e072630477ad7cc6641e7e4ef23c31866495a0f2",
-        "many 2,4": "22a9f463d95c4f83fdd105d4d969fdd05008929d ab15120b7709e814402d50a3e69b4369885c2cef ba2d46029f2a4608c92c592da8c3135f350715e3",
-        "many 3": "ab7b231e3ba3212a6d264fe14fb59b09b1db7004 03f34a91488f72bbd1c11e280c80d553c81a07eb 79a4fcafa0693469da650a65ed650fc2dbc289c4",
-        "many 3,4": "0c0944d254de879d3c823e85e4ea536504345159 61428cf6e4746692511757582ecca1d9501be417 ab7e5206cad0575144ed2d2191de3915dff5a6b5",
-        "many 4": "3dd01aaa7ca8fd318404227ec051e89187aac49d e93c428166677948a73de010345389cbe2d63e5f cb400ccb63450df264de48062bf445ee4af01dd6",
-        "single fixed-window": "fe48b9f83e813a5f7b313e6b770e7383e9589bdc accb1ee69f1965c2c8da7062115cc8465c909a3b 792523676038b028e1a52683d8ff9631985e6554",
-        "single leaky-bucket": "3e0239a838a1f59f21a7adaa85a29c6073ef433f 42c2d097e2f8fce3d8849d40bc7dab1bb5b84057 1980257feb0b89d558c9c3341b2ada016cacf44b",
-        "single sliding-window": "f26d2304dea5fe6699b78f0a374cfb841a857079 5cd47fb9d3662834e89e4b29c0175979783848d2 6ce48095f440e40e6997adb7af7197151dc2e030",
-        "single token-bucket": "6603d188f216d17e52f4a125e324b6c77fb9a809 0184ac545d9fc2e635bf5be4572d42205d3f8452 2649b81601d3c8d1861371db6ea188f238bcb696",
+        "many 1": "dc911567d60b689d5d4d47a5ded4705a2ffde113 2d48319d86ea2390e8011303162418f845890ea2 db38e45a138b574b5a243c8a02cf5abe7a95775d",
+        "many 1,2": "128529d0b8a3ff696aedb1680c0e92502edba230 8c65c0690e70f64435b9ea42f02dad8eb5a290fe 3afd15ce35f96e23934f1ffa8aa79c6c18c2f84d",
+        "many 1,2,3": "9fb63d71de5ad55ae203c1fabf7e29ffa514e1a7 06056b2595e6ee97f08169162374a20058940db9 456e44f601139f43a7eb248fa478a02a3ef00746",
+        "many 1,2,3,4": "98fab8b57c308d29518b28376acf8ef180f64f7e f255ba3ec2174d148d68ad7b4a696c1f5ace50e0 9167c27bdc1734a733e925fb15781d67cb6627e1",
+        "many 1,2,4": "c8b69214fbd96755e47346a1a0164cb9d9d7654a 7ce3c9a14d9975d9c540846d8980a164e3e5dfa9 9609a4b85a8101d7ece209cea429950e1adf0701",
+        "many 1,3": "1e4ec048f5cf674c1cc7100ba97bd8e986f0f22a e56cc9b63c67834a37f047d856692bd9b9c35abb 3ec54a7c4fc05ef103017a7ad0591e9461c65637",
+        "many 1,3,4": "901ae612e99693464d556c9ef7d88bf1b3abb37c 042fb8b16d46d3931a2e65f60fcfa13011cab124 d0e6e13a0b3eb05e95a3c962afeb523062bffebf",
+        "many 1,4": "ca205d7cc485e00eb85f607b756e99785fb6ff86 f7e518900e04f9873de457523178b266fe7af435 30d790003a97e4e5ac9cc03ccc802bb40c613956",
+        "many 2": "5bd7a6e1db6f06cbd200332f8d74fbae2d6d5110 8e56699d0d92a5f2e615466b5a9dfe0c51ebca4c 55f449a5847bc7218a14a3c4fcc183bd45327588",
+        "many 2,3": "e88f809c8af1a090bac37bee65c714da3e8489fa 18732128d115eec1510fb0f274d1571672143933 2a4129cb78fa96930ee0315cf750e4a8592fc75c",
+        "many 2,3,4": "e1e211caaf3287e4429777e4be15e66d160941f4 80c7bf8aa4c9667c0dd18b632be85d46de8157e2 d7be39aa9d45e618262101ea7a3dfabec932737f",
+        "many 2,4": "eea92df25164d29ebed4248dc7bf5cc2c7f8a703 7f793362685840ef56753965434809b1f292c004 dbe7e22b5c2b3cf23000fe93a16a16792dac6c02",
+        "many 3": "ee73bcee8489ab4c3d0d5520f212667964ad0088 e001cc4662eedd6c606ef50a35343711553ef884 c75b6f2b482b718f1125f4c560611018da6639ec",
+        "many 3,4": "e35e8a60432a86b4ee964858e24cd17418d55d43 3adf63d77ee216d6f94ac7ccf36c59a6cceb43be a5df7be8ce9397a084ab3ca5a1b60b566418183a",
+        "many 4": "28cc8b6910c1a2702e0d6bbe69bb5299a8620d53 0722d0bf792a95dcf049189ba28e30d5ad366d8a 63ac54ea430780e45552d582df8e95ef111f3b9a",
+        "single fixed-window": "1780117d86f4edfc976a59a46488f4755e9cd2e9 84794996df644c71ba82dfeaad6cb2a631faf404 4f645aa6d6314aba784eb38425f4517ed22fb482",
+        "single leaky-bucket": "09c806256191f65c3a407dff99dc28cbba4dc0fe ad4d6df8271aa075a21de550ae8aec61fb374cfc ee8876c85ffc222a21f2cae96dffe31a0bd00f0f",
+        "single sliding-window": "b6ac1967934d35192229d25a7d092af0f3b5a017 b5765e8bf96129688790f5bfc8c88c7bcf490a89 f8c54e98d975ef5aeb2bf85da4369b8814432447",
+        "single token-bucket": "51640d06433dddca48461f411b7f673dc0e80b96 aa84af76fdd30ae139873ecbbc3d3708f7720805 7469d50713b5a8a6ef4f0ce39fce411c5671bf56",
       }
     `);
   });
 
   it('open with their KEYS and ARGV', () => {
-    const scripts = REGISTRY.flatMap((a) => [
-      singleScripts(a),
-      ...(a.counter ? [counterScripts(a)] : []),
-      manyScripts([CODES[REGISTRY.indexOf(a)]!]),
-    ]);
+    const scripts = REGISTRY.flatMap((a) => [singleScripts(a), manyScripts([CODES[REGISTRY.indexOf(a)]!])]);
     for (const { consume, peek, refund } of scripts) {
       for (const lua of [consume, peek, refund]) expect(lua).toMatch(/^-- KEYS\[1\]: .*\n-- ARGV\[1\]: /);
     }

@@ -6,15 +6,17 @@ import { type AlgorithmDefinition, type LuaParam, REGISTRY } from '@tollgate/cor
  * algorithm exists here a second time. A body is inlined flat wherever a script runs it, never
  * wrapped in a `local function`, which Lua would build anew on every call.
  *
- * Three layouts of the state in Redis:
- * - one policy (most limiters): three binary doubles, ARGV only the parameters its algorithm reads;
- * - several policies: three binary doubles per policy, applied all or nothing (`manyScripts`, the
- *   twin of `evaluate` in packages/core/src/evaluate.ts);
- * - the counter: one policy of an algorithm whose state is a window's count (fixed-window) on
- *   Redis time, kept as Redis keeps a bare counter, the count as an integer expiring with the window.
+ * Two layouts of the state in Redis, both three binary doubles per policy in one string key, read
+ * with one GET and written with one SET: one policy (most limiters), whose ARGV carries only the
+ * parameters its algorithm reads, and several policies, applied all or nothing (`manyScripts`, the
+ * twin of `evaluate` in packages/core/src/evaluate.ts). Every script reads before it writes, and a
+ * denial writes nothing, so a blocked key is still answered when Redis refuses writes (out of
+ * memory under `maxmemory-policy noeviction`).
  *
- * Every consume and peek replies with 5 integers per policy: allowed (1/0), remaining, resetMs,
- * retryAfterMs (-1: never) and delayMs. A refund replies 1 when it kept state, else 0.
+ * ARGV[1] is now in ms ('' for Redis TIME), ARGV[2] the cost; a refund's ARGV[3] is when the units
+ * were counted ('' if unknown); the policies' parameters follow. Every consume and peek replies
+ * with 5 integers per policy, allowed (1/0), remaining, resetMs, retryAfterMs (-1: never) and
+ * delayMs, then `now` (a Decision's `countedAt`). A refund replies 1 when it kept state, else 0.
  */
 
 /**
@@ -107,6 +109,10 @@ else
   now, grace = now + 0, ${CLOCK_TTL_GRACE_MS}
 end`;
 
+const COUNTED_AT = "-- ARGV[3]: when the units were counted, in ms, or '' if unknown";
+/** `at`: a refund's ARGV[3], nil when unknown. */
+const AT = "local at = ARGV[3]\nif at == '' then at = nil else at = at + 0 end";
+
 const NAMES: Record<LuaParam, string> = { L: 'limit', W: 'window ms', B: 'burst', D: 'delay (1/0)' };
 
 /**
@@ -116,13 +122,16 @@ const NAMES: Record<LuaParam, string> = { L: 'limit', W: 'window ms', B: 'burst'
  */
 export function singleScripts(algorithm: AlgorithmDefinition): ScriptTexts {
   const { params } = algorithm;
-  const header = (operation: string) => `-- KEYS[1]: the state of one (policy, key): 3 binary doubles
+  const header = (
+    operation: string,
+    from = 3,
+  ) => `-- KEYS[1]: the state of one (policy, key): 3 binary doubles
 -- ARGV[1]: now in ms, or '' to use Redis TIME
--- ARGV[2]: ${operation}
-${params.map((p, i) => `-- ARGV[${i + 3}]: ${NAMES[p]}`).join('\n')}
+-- ARGV[2]: ${operation}${from > 3 ? `\n${COUNTED_AT}` : ''}
+${params.map((p, i) => `-- ARGV[${i + from}]: ${NAMES[p]}`).join('\n')}
 ${HEAD}
 ${NOW}
-local ${params.join(', ')} = ${params.map((_, i) => `ARGV[${i + 3}] + 0`).join(', ')}
+local ${params.join(', ')} = ${params.map((_, i) => `ARGV[${i + from}] + 0`).join(', ')}
 local raw = call('GET', key)
 local s1, s2, s3
 if raw then
@@ -137,14 +146,15 @@ local cost = ARGV[2] + 0
 ${OUTPUTS}
 ${block(algorithm, 'consume')}
 -- Denied: nothing is written.
-if ok == 0 then return { 0, remaining, reset, retry, delay } end
+if ok == 0 then return { 0, remaining, reset, retry, delay, now } end
 ${keep("struct.pack('<ddd', n1, n2, n3)", 'new', 'old')}
-return { 1, remaining, reset, 0, delay }
+return { 1, remaining, reset, 0, delay, now }
 `;
   const peek = `${header('ignored (the cost slot of the shared argument layout)')}
 ${peekOne(algorithm)}`;
-  const refund = `${header('cost to give back')}
+  const refund = `${header('cost to give back', 4)}
 local cost = ARGV[2] + 0
+${AT}
 if not s1 then return 0 end
 local n1, n2, n3, new = nil, nil, 0, 0
 ${block(algorithm, 'refund')}
@@ -193,7 +203,7 @@ ${consume}`,
 
 /** The peek of a set of one policy of `algorithm`, after its state is read. */
 const peekOne = (algorithm: AlgorithmDefinition): string =>
-  `${peekBody(block(algorithm, 'consume'))}\nreturn { ok, idleRemaining, idleReset, retry, delay }\n`;
+  `${peekBody(block(algorithm, 'consume'))}\nreturn { ok, idleRemaining, idleReset, retry, delay, now }\n`;
 
 /**
  * The scripts of a set of several policies of the algorithms `codes`: ARGV now, cost, then per
@@ -204,13 +214,14 @@ const peekOne = (algorithm: AlgorithmDefinition): string =>
 export function manyScripts(codes: readonly number[]): ScriptTexts {
   const header = (
     operation: string,
+    from = 3,
   ) => `-- KEYS[1]: the state of one (policy set, key): 3 binary doubles per policy
 -- ARGV[1]: now in ms, or '' to use Redis TIME
--- ARGV[2]: ${operation}
--- ARGV[3..]: per policy: algorithm code, limit, window ms, burst, delay (1/0)
+-- ARGV[2]: ${operation}${from > 3 ? `\n${COUNTED_AT}` : ''}
+-- ARGV[${from}..]: per policy: algorithm code, limit, window ms, burst, delay (1/0)
 ${HEAD}
 ${NOW}
-local n = (#ARGV - 2) / 5
+local n = (#ARGV - ${from - 1}) / 5
 local format = '<' .. string.rep('d', 3 * n)
 local raw = call('GET', key)
 local st = {}
@@ -224,9 +235,9 @@ if raw then
   end
 end`;
   /** Policy i's parameters and stored state. */
-  const policy = (depth: number) =>
+  const policy = (depth: number, from = 3) =>
     indent(
-      `local a, j = 5 * i - 2, 3 * i - 2
+      `local a, j = 5 * i - ${5 - from}, 3 * i - 2
 local code, L, W, B, D = ARGV[a] + 0, ARGV[a + 1] + 0, ARGV[a + 2] + 0, ARGV[a + 3] + 0, ARGV[a + 4] + 0
 local s1, s2, s3 = st[j], st[j + 1], st[j + 2]`,
       depth,
@@ -252,6 +263,7 @@ ${dispatch(codes, 'consume', 2)}
     allowed = false
   end
 end
+out[5 * n + 1] = now
 if allowed then
 ${indent(write('states', 'keyNew', 'keyOld'), 2)}
   return out
@@ -278,15 +290,17 @@ ${peekBody(dispatch(codes, 'consume', 0), 2)}
   local o = 5 * i - 5
   out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = ok, idleRemaining, idleReset, retry, delay
 end
+out[5 * n + 1] = now
 return out
 `;
-  const refund = `${header('cost to give back')}
+  const refund = `${header('cost to give back', 4)}
 local cost = ARGV[2] + 0
+${AT}
 -- A policy left with nothing to keep loses its state; the key goes when no policy has any left.
 local any, kept, keyNew = false, false, 0
 for i = 1, n do
   if st[3 * i - 2] then
-${policy(4)}
+${policy(4, 4)}
     any = true
     local n1, n2, n3, new = nil, nil, 0, 0
 ${dispatch(codes, 'refund', 4)}
@@ -301,71 +315,6 @@ if not kept then
   return 0
 end
 ${write('st', 'keyNew')}
-return 1
-`;
-  return { consume, peek, refund };
-}
-
-/**
- * The scripts of one policy of a `counter` algorithm (fixed-window) on Redis time: ARGV cost, limit,
- * window ms. The key holds the window's count as an integer and expires when the window ends, so
- * the window's start is never stored: its end is the key's PTTL. The body runs on time in the
- * window's own terms, `now` 0 and the window started at PTTL - W: no TIME, no decoding, and the
- * same answers as with the stored start. Everything is read before anything is written, so a denied
- * request writes nothing and is still answered when Redis refuses writes (out of memory under
- * `maxmemory-policy noeviction`).
- *
- * A key without a TTL (PTTL -1: someone PERSISTed it) is no window, and is written again with one.
- * A value that is not a number is an error, not a guess.
- */
-export function counterScripts(algorithm: AlgorithmDefinition): ScriptTexts {
-  const header = (
-    operation: string,
-  ) => `-- KEYS[1]: one (${algorithm.name} policy, key): the count, expiring when the window ends
--- ARGV[1]: ${operation}
--- ARGV[2]: limit
--- ARGV[3]: window ms
-local INF = -1
-local floor, ceil, max, min, fmod = math.floor, math.ceil, math.max, math.min, math.fmod
-local call = redis.call
-local key = KEYS[1]
-local L, W = ARGV[2] + 0, ARGV[3] + 0
-local now, raw, s1, s2 = 0, call('GET', key), nil, nil
-if raw then
-  s2 = tonumber(raw)
-  if not s2 then return redis.error_reply('ERR tollgate: the value at ' .. key .. ' is not an integer count') end
-  local ttl = call('PTTL', key)
-  -- 0: the window ends this millisecond.
-  if ttl > 0 then s1 = ttl - W end
-end`;
-  // The count as an exact integer: a number would go to Redis as '%.14g', which rounds past 1e14.
-  const count = "string.format('%d', n2)";
-  const consume = `${header('cost')}
-local cost = ARGV[1] + 0
-${OUTPUTS}
-${block(algorithm, 'consume')}
-if ok == 0 then return { 0, remaining, reset, retry, delay } end
-if s1 and new == old and redis.REDIS_VERSION_NUM then
-  call('SET', key, ${count}, 'KEEPTTL')
-else
-  call('SET', key, ${count}, 'PX', max(1, new - now))
-end
-return { 1, remaining, reset, 0, delay }
-`;
-  const peek = `${header('ignored (the cost slot)')}
-${peekOne(algorithm)}`;
-  const refund = `${header('cost to give back')}
-local cost = ARGV[1] + 0
-if not raw then return 0 end
-local n1, n2, n3, new = nil, nil, 0, 0
-if s1 then
-${block(algorithm, 'refund', 2)}
-end
-if not n1 then
-  call('DEL', key)
-  return 0
-end
-call('SET', key, ${count}, 'PX', max(1, new - now))
 return 1
 `;
   return { consume, peek, refund };

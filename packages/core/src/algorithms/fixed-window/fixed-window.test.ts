@@ -84,4 +84,16 @@ describe('fixed-window (DESIGN: opens at the first request, lasts W, allowed iff
     expect(fixedWindow.step(state, 1100, p, 1)).toEqual({ state: [1100, 1], outcome: ok(2, 1000) });
     expect(fixedWindow.expiresAt(state, p)).toBe(1100);
   });
+
+  test('a refund goes to the window that counted the units, never a later one (issue 9 item 6)', () => {
+    const p = resolvePolicy({ algorithm: 'fixed-window', limit: 5, window: 1000 });
+    const state = [2000, 3]; // the window [2000, 3000)
+    expect(fixedWindow.refund(state, 2500, p, 1, 2100)).toEqual([2000, 2]);
+    // Counted in the window before: this one owes it nothing.
+    expect(fixedWindow.refund(state, 2500, p, 1, 1999)).toEqual([2000, 3]);
+    // Unknown: the window as it is now.
+    expect(fixedWindow.refund(state, 2500, p, 1)).toEqual([2000, 2]);
+    expect(fixedWindow.refund(state, 2500, p, 9, 2000)).toEqual([2000, 0]);
+    expect(fixedWindow.refund(state, 3000, p, 1, 2100)).toBeUndefined();
+  });
 });

@@ -7,6 +7,5 @@ export const fixedWindow = defineAlgorithm({
   name: 'fixed-window',
   tag: 'fw',
   params: ['L', 'W'],
-  counter: true,
   lua: FIXED_WINDOW_LUA,
 });

@@ -23,8 +23,10 @@ export const fixedWindowStep: AlgorithmStep = {
   run,
   step: pureStep(2, run),
 
-  refund(state, now, policy, cost) {
+  refund(state, now, policy, cost, countedAt) {
     if (state === undefined || now >= state[0]! + policy.window) return undefined;
+    // Counted in an earlier window: this one owes it nothing.
+    if (countedAt !== undefined && countedAt < state[0]!) return state;
     return [state[0]!, Math.max(0, state[1]! - cost)];
   },
 

@@ -6,7 +6,7 @@ export const FIXED_WINDOW_LUA = `
 -- fixed-window: a window opens at the key's first request and lasts W ms; a request is allowed
 -- iff count + cost <= L.
 -- State: s1 = the window's start in ms (nil: no window), s2 = its count.
--- Reads s1, s2, now, L (limit), W (window ms), cost.
+-- Reads s1, s2, now, L (limit), W (window ms), cost; a refund also at.
 local start, count, windowReset = now, 0, 0
 if s1 and now < s1 + W then
   start, count, windowReset = s1, s2, s1 + W - now
@@ -29,5 +29,7 @@ end
 -- refund: writes n1, n2 (n1 nil: nothing left to keep) and new.
 if now < s1 + W then
   n1, n2, new = s1, max(0, s2 - cost), s1 + W
+  -- Counted in an earlier window: this one owes it nothing.
+  if at and at < s1 then n2 = s2 end
 end
 `;

@@ -7,6 +7,5 @@ export const leakyBucket = defineAlgorithm({
   name: 'leaky-bucket',
   tag: 'lb',
   params: ['L', 'W', 'B', 'D'],
-  counter: false,
   lua: LEAKY_BUCKET_LUA,
 });

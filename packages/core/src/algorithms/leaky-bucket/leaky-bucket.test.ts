@@ -89,4 +89,13 @@ describe('leaky-bucket (DESIGN: nginx limit_req shaping; drains L per W; queue c
     expect(denied.outcome).toEqual(no(0, 1000, 100));
     expect(leakyBucket.expiresAt(state, p)).toBe(1000);
   });
+
+  test('a refund leaves the queue whenever the units were counted, never below empty', () => {
+    const p = resolvePolicy({ algorithm: 'leaky-bucket', limit: 5, window: 1000 });
+    const full = [5000, 1000]; // five queued at 1000 (units of 1/W)
+    expect(leakyBucket.refund(full, 1000, p, 2, 0)).toEqual([3000, 1000]);
+    expect(leakyBucket.refund(full, 1000, p, 2)).toEqual([3000, 1000]);
+    // Drained meanwhile: nothing left to keep.
+    expect(leakyBucket.refund(full, 1600, p, 2, 1000)).toBeUndefined();
+  });
 });

@@ -31,7 +31,8 @@ else
   new = now + reset
 end
 
--- refund: writes n1, n2 (n1 nil: nothing left to keep, an empty queue) and new.
+-- refund: writes n1, n2 (n1 nil: nothing left to keep, an empty queue) and new. It ignores at: the
+-- bucket is one state whenever the units were counted, and a refund never fills it past capacity.
 level = max(0, level - cost * W)
 if level > 0 then
   n1, n2, new = level, now, now + ceil(level / L)

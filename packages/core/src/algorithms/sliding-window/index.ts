@@ -7,6 +7,5 @@ export const slidingWindow = defineAlgorithm({
   name: 'sliding-window',
   tag: 'sw',
   params: ['L', 'W'],
-  counter: false,
   lua: SLIDING_WINDOW_LUA,
 });

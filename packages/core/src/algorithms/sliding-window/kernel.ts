@@ -81,12 +81,20 @@ export const slidingWindowStep: AlgorithmStep = {
   run,
   step: pureStep(3, run),
 
-  refund(state, now, policy, cost) {
+  refund(state, now, policy, cost, countedAt) {
     if (state === undefined) return undefined;
-    const [start, curr, prev] = shift(state, now, policy.window);
+    const W = policy.window;
+    const [start, curr, prev] = shift(state, now, W);
     if (curr === 0 && prev === 0) return undefined;
-    const fromCurr = Math.min(curr, cost);
-    return [start, curr - fromCurr, Math.max(0, prev - (cost - fromCurr))];
+    if (countedAt === undefined) {
+      const fromCurr = Math.min(curr, cost);
+      return [start, curr - fromCurr, Math.max(0, prev - (cost - fromCurr))];
+    }
+    // To the window that counted the units, if it still weighs in: this one or the previous one.
+    const counted = countedAt - (countedAt % W);
+    if (counted === start) return [start, Math.max(0, curr - cost), prev];
+    if (counted === start - W) return [start, curr, Math.max(0, prev - cost)];
+    return [start, curr, prev];
   },
 
   expiresAt: (state, policy) => state[0]! + 2 * policy.window,

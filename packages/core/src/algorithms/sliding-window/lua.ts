@@ -6,7 +6,7 @@ export const SLIDING_WINDOW_LUA = `
 -- sliding-window: the sliding-window counter over windows aligned to multiples of W.
 -- estimate = prev * (W - elapsed) / W + curr, multiplied by W throughout to stay in exact integers.
 -- State: s1 = the current window's start (nil: none), s2 = its count, s3 = the previous window's.
--- Reads s1, s2, s3, now, L (limit), W (window ms), cost.
+-- Reads s1, s2, s3, now, L (limit), W (window ms), cost; a refund also at.
 -- fmod truncates like the % of JavaScript.
 local start = now - fmod(now, W)
 local curr, prev = 0, 0
@@ -51,7 +51,18 @@ end
 
 -- refund: writes n1, n2, n3 (n1 nil: nothing left to keep) and new.
 if curr > 0 or prev > 0 then
-  local fromCurr = min(curr, cost)
-  n1, n2, n3, new = start, curr - fromCurr, max(0, prev - (cost - fromCurr)), start + 2 * W
+  n1, n2, n3, new = start, curr, prev, start + 2 * W
+  if not at then
+    local fromCurr = min(curr, cost)
+    n2, n3 = curr - fromCurr, max(0, prev - (cost - fromCurr))
+  else
+    -- To the window that counted the units, if it still weighs in: this one or the previous one.
+    local counted = at - fmod(at, W)
+    if counted == start then
+      n2 = max(0, curr - cost)
+    elseif counted == start - W then
+      n3 = max(0, prev - cost)
+    end
+  end
 end
 `;

@@ -122,4 +122,19 @@ describe('sliding-window (DESIGN: aligned windows, estimate = prev * (W - elapse
     expect(slidingWindow.step(state, 3000, p, 1).state).toEqual([3000, 1, 0]);
     expect(slidingWindow.expiresAt(state, p)).toBe(3000);
   });
+
+  test('a refund goes to the window that counted the units, never a later one (issue 9 item 6)', () => {
+    const p = resolvePolicy({ algorithm: 'sliding-window', limit: 10, window: 1000 });
+    const state = [2000, 4, 3]; // 4 in [2000, 3000), 3 in the window before
+    expect(slidingWindow.refund(state, 2500, p, 1, 2100)).toEqual([2000, 3, 3]);
+    expect(slidingWindow.refund(state, 2500, p, 1, 1500)).toEqual([2000, 4, 2]);
+    // Counted two windows ago: neither window weighing in now owes it anything.
+    expect(slidingWindow.refund(state, 2500, p, 1, 999)).toEqual([2000, 4, 3]);
+    expect(slidingWindow.refund(state, 2500, p, 9, 2000)).toEqual([2000, 0, 3]);
+    // Unknown: the current window first, then the previous one.
+    expect(slidingWindow.refund(state, 2500, p, 6)).toEqual([2000, 0, 1]);
+    // A window later, the counting window is the previous one.
+    expect(slidingWindow.refund(state, 3200, p, 1, 2100)).toEqual([3000, 0, 3]);
+    expect(slidingWindow.refund(state, 3200, p, 1, 3100)).toEqual([3000, 0, 4]);
+  });
 });

@@ -7,6 +7,5 @@ export const tokenBucket = defineAlgorithm({
   name: 'token-bucket',
   tag: 'tb',
   params: ['L', 'W', 'B'],
-  counter: false,
   lua: TOKEN_BUCKET_LUA,
 });

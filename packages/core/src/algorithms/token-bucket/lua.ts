@@ -30,7 +30,8 @@ else
   new = now + reset
 end
 
--- refund: writes n1, n2 (n1 nil: nothing left to keep, a full bucket) and new.
+-- refund: writes n1, n2 (n1 nil: nothing left to keep, a full bucket) and new. It ignores at: the
+-- bucket is one state whenever the units were counted, and a refund never fills it past capacity.
 tokens = min(capacity, tokens + cost * W)
 if tokens < capacity then
   n1, n2, new = tokens, now, now + ceil((capacity - tokens) / L)

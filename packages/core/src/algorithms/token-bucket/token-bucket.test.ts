@@ -97,4 +97,13 @@ describe('token-bucket (DESIGN: capacity burst (default L), refills L per W cont
     expect(tokenBucket.step(undefined, 7, p, 11).state).toBeUndefined();
     expect(tokenBucket.expiresAt(state, p)).toBe(1100);
   });
+
+  test('a refund goes back into the bucket whenever the units were counted, never past capacity', () => {
+    const p = resolvePolicy({ algorithm: 'token-bucket', limit: 5, window: 1000 });
+    const empty = [0, 1000]; // no tokens at 1000 (units of 1/W)
+    expect(tokenBucket.refund(empty, 1000, p, 2, 0)).toEqual([2000, 1000]);
+    expect(tokenBucket.refund(empty, 1000, p, 2)).toEqual([2000, 1000]);
+    // Refilled meanwhile: the refund is capped, and a full bucket is no state.
+    expect(tokenBucket.refund(empty, 1600, p, 2, 1000)).toBeUndefined();
+  });
 });
