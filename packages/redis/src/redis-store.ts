@@ -84,11 +84,13 @@ interface Call extends Pending {
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /**
- * Errors Redis answers about one key's value (issue 9): a key of another type, or a state the
- * scripts cannot read. Other keys are unaffected. Anything else (a timeout, a lost connection,
- * READONLY, OOM, LOADING, CLUSTERDOWN, an unknown error) is taken to affect every key it can reach.
+ * Errors that fail one request alone (issue 9): a key of another type, a state the scripts cannot
+ * read, and OOM, a write refused when Redis is full with `noeviction` (the scripts read before they
+ * write, so a denial, which writes nothing, is still answered: a blocked client stays blocked).
+ * Anything else (a timeout, a lost connection, READONLY, LOADING, CLUSTERDOWN, an unknown error) is
+ * taken to affect every key it can reach.
  */
-const KEY_ERROR = /^(WRONGTYPE|ERR tollgate:)/;
+const KEY_ERROR = /^(WRONGTYPE|ERR tollgate:|OOM )/;
 
 /**
  * Policy state in Redis, shared by every process using the same Redis: one EVALSHA per request
