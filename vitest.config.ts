@@ -12,6 +12,7 @@ export default defineConfig({
       { find: /^@tollgate\/redis$/, replacement: src('redis/src/index.ts') },
       { find: /^@tollgate\/express$/, replacement: src('express/src/index.ts') },
       { find: /^@tollgate\/koa$/, replacement: src('koa/src/index.ts') },
+      { find: /^@tollgate\/client$/, replacement: src('client/src/index.ts') },
     ],
   },
   test: {

@@ -23,6 +23,11 @@ const PACKAGES = [
   { dir: 'redis', name: '@tollgate/redis', exports: ['RedisStore'] },
   { dir: 'express', name: '@tollgate/express', exports: ['rateLimit', 'byIp', 'byHeader', 'byApiKey'] },
   { dir: 'koa', name: '@tollgate/koa', exports: ['rateLimit', 'byIp', 'byHeader', 'byApiKey'] },
+  {
+    dir: 'client',
+    name: '@tollgate/client',
+    exports: ['pace', 'readHeaders', 'ConfigError', 'QueueFullError'],
+  },
 ] as const;
 /** Peer dependencies the offline scratch app borrows from the workspace. */
 const PEERS = ['express', 'koa', 'ioredis', 'redis'];

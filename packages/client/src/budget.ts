@@ -1,0 +1,266 @@
+import { CostExceedsLimitError, DeadlineError, QueueFullError } from './errors.js';
+import { queuedChannel } from './events.js';
+import { Quota, type QuotaSnapshot } from './quota.js';
+import type { HeaderReading, QuotaUnit } from './read-headers.js';
+import type { ServerClock } from './server-clock.js';
+import { type Waiter, WaitQueue } from './wait-queue.js';
+
+/** What one call spends, per unit. Requests cost 1. */
+export type Cost = Partial<Record<QuotaUnit, number>>;
+
+/** A budget as `snapshot()` shows it. */
+export interface BudgetSnapshot {
+  origin: string;
+  /** A hash of the credential (never the credential), or undefined for anonymous calls. */
+  credential: string | undefined;
+  queued: number;
+  inFlight: number;
+  /** Local epoch ms until which no call is sent (a `Retry-After`, or backoff after a bare 429). */
+  blockedUntil: number | undefined;
+  quotas: QuotaSnapshot[];
+}
+
+interface Job extends Waiter {
+  cost: Cost;
+  resolve: (seq: number) => void;
+  reject: (error: unknown) => void;
+  cleanup: () => void;
+}
+
+interface Sent {
+  seq: number;
+  cost: Cost;
+}
+
+/** Quotas one server states at most: a misbehaving server cannot grow memory through headers. */
+const MAX_QUOTAS = 32;
+/** Timer lag made up for when spacing calls (see `send`). */
+const LAG_MS = 250;
+/** Sends remembered for the "spent since that answer" sum; a bound against answers never coming. */
+const MAX_SENDS = 4096;
+
+/**
+ * The budget of one origin and credential: the quotas its answers state, the calls waiting, and
+ * the pump that lets each go when the quotas allow.
+ */
+export class Budget {
+  private readonly quotas = new Map<string, Quota>();
+  private readonly queue = new WaitQueue<Job>();
+  private readonly sends: Sent[] = [];
+  private seq = 0;
+  private order = 0;
+  private inFlight = 0;
+  private answered = false;
+  private lastSentAt = Number.NEGATIVE_INFINITY;
+  private blockedUntil = Number.NEGATIVE_INFINITY;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+
+  constructor(
+    readonly origin: string,
+    readonly credential: string | undefined,
+    private readonly clock: ServerClock,
+    private readonly now: () => number,
+    private readonly maxQueue: number,
+  ) {}
+
+  /** A place in line among equal priorities, kept by the call's retries. */
+  nextOrder(): number {
+    return this.order++;
+  }
+
+  get idle(): boolean {
+    return this.queue.size === 0 && this.inFlight === 0;
+  }
+
+  /**
+   * Waits for the turn of a call costing `cost`; resolves with its send number once it may go (it
+   * counts as sent from then on). `order` keeps a retried call's place among equal priorities.
+   */
+  acquire(
+    cost: Cost,
+    priority: number,
+    signal: AbortSignal | null | undefined,
+    deadline: number | undefined,
+    order: number,
+  ): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      signal?.throwIfAborted();
+      if (this.queue.size >= this.maxQueue) throw new QueueFullError(this.origin, this.queue.size);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const job: Job = {
+        priority,
+        order,
+        cost,
+        resolve,
+        reject,
+        cleanup: () => {
+          signal?.removeEventListener('abort', onAbort);
+          if (timer !== undefined) clearTimeout(timer);
+        },
+      };
+      const drop = (error: unknown) => {
+        if (!this.queue.remove(job)) return;
+        job.cleanup();
+        reject(error);
+        this.pump();
+      };
+      const onAbort = () => drop(signal!.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (deadline !== undefined) {
+        timer = setTimeout(() => drop(new DeadlineError(this.origin)), Math.max(0, deadline - this.now()));
+      }
+      this.queue.push(job);
+      if (queuedChannel.hasSubscribers) {
+        const now = this.now();
+        queuedChannel.publish({
+          origin: this.origin,
+          credential: this.credential,
+          queued: this.queue.size,
+          waitMs: Math.max(0, this.readyAt(cost, now) - now),
+        });
+      }
+      this.pump();
+    });
+  }
+
+  /** Lets waiting calls go while the quotas allow; sets a timer for the next one. */
+  pump = (): void => {
+    for (;;) {
+      const job = this.queue.peek();
+      // Until the first answer nothing is known: one call goes alone and learns the quotas.
+      if (job === undefined || (!this.answered && this.inFlight > 0)) {
+        this.clearTimer();
+        return;
+      }
+      const now = this.now();
+      const at = this.readyAt(job.cost, now);
+      if (at === Number.POSITIVE_INFINITY) {
+        this.queue.shift();
+        job.cleanup();
+        job.reject(this.tooLarge(job.cost));
+        continue;
+      }
+      if (at > now) {
+        this.setTimer(at, now);
+        return;
+      }
+      this.queue.shift();
+      job.cleanup();
+      job.resolve(this.send(job.cost, now, at));
+    }
+  };
+
+  /** Holds every call of this budget until `until` (a Retry-After, or backoff after a bare 429). */
+  block(until: number): void {
+    if (until <= this.blockedUntil) return;
+    this.blockedUntil = until;
+  }
+
+  /** An answer arrived for send `seq`. */
+  answer(seq: number, reading: HeaderReading | undefined, sentAt: number, receivedAt: number): void {
+    this.inFlight--;
+    this.answered = true;
+    if (reading !== undefined) {
+      for (const q of reading.quotas) {
+        let quota = this.quotas.get(q.key);
+        if (quota === undefined) {
+          if (this.quotas.size >= MAX_QUOTAS) continue;
+          quota = new Quota(q.key, q.unit);
+          this.quotas.set(q.key, quota);
+        }
+        quota.update(q, seq, sentAt, receivedAt, this.clock, this.spentAfter(seq, q.unit));
+      }
+      this.forget();
+    }
+    this.pump();
+  }
+
+  /** A send that got no answer (network error, abort). */
+  unanswered(): void {
+    this.inFlight--;
+    this.pump();
+  }
+
+  snapshot(now: number): BudgetSnapshot {
+    return {
+      origin: this.origin,
+      credential: this.credential,
+      queued: this.queue.size,
+      inFlight: this.inFlight,
+      blockedUntil: this.blockedUntil > now ? this.blockedUntil : undefined,
+      quotas: [...this.quotas.values()].map((q) => q.snapshot(now)),
+    };
+  }
+
+  /** When a call of `cost` may go; in the past when it may go now. */
+  private readyAt(cost: Cost, now: number): number {
+    let at = this.blockedUntil;
+    for (const quota of this.quotas.values()) {
+      at = Math.max(at, quota.readyAt(now, costIn(cost, quota.unit), this.lastSentAt));
+    }
+    return at;
+  }
+
+  private tooLarge(cost: Cost): CostExceedsLimitError {
+    for (const quota of this.quotas.values()) {
+      const c = costIn(cost, quota.unit);
+      if (quota.limit !== undefined && c > quota.limit)
+        return new CostExceedsLimitError(quota.key, c, quota.limit);
+    }
+    throw new Error('unreachable: no quota is smaller than the cost');
+  }
+
+  private send(cost: Cost, now: number, due: number): number {
+    const seq = this.seq++;
+    this.inFlight++;
+    // Spacing counts from when the call was due, not when a busy event loop got to it, so timer lag
+    // does not add up to a lower rate; at most LAG_MS is made up.
+    this.lastSentAt = Math.min(now, Math.max(due, now - LAG_MS));
+    for (const quota of this.quotas.values()) quota.spend(costIn(cost, quota.unit), now);
+    this.sends.push({ seq, cost });
+    if (this.sends.length > MAX_SENDS) this.sends.shift();
+    return seq;
+  }
+
+  private spentAfter(seq: number, unit: QuotaUnit): number {
+    let sum = 0;
+    for (let i = this.sends.length - 1; i >= 0 && this.sends[i]!.seq > seq; i--) {
+      sum += costIn(this.sends[i]!.cost, unit);
+    }
+    return sum;
+  }
+
+  /** Sends older than every in-flight call and every quota's answer are no longer needed. */
+  private forget(): void {
+    if (this.inFlight === 0 && this.sends.length > 0) this.sends.length = 0;
+  }
+
+  private setTimer(at: number, now: number): void {
+    if (this.timer !== undefined && this.timerAt === at) return;
+    this.clearTimer();
+    this.timerAt = at;
+    // Whole milliseconds, rounded up: a timer may fire at the floor of a fractional delay, and the
+    // pump would find it is not time yet.
+    this.timer = setTimeout(this.wake, Math.ceil(at - now));
+  }
+
+  private wake = (): void => {
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    this.pump();
+  };
+
+  private clearTimer(): void {
+    if (this.timer === undefined) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+  }
+}
+
+/**
+ * What a call costs in a quota's unit: what the call says, else 1 (a request; and a call of unknown
+ * token cost needs at least one token, so a token quota at zero holds it).
+ */
+export const costIn = (cost: Cost, unit: QuotaUnit): number => cost[unit] ?? 1;

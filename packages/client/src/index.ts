@@ -1,0 +1,15 @@
+export type { BudgetSnapshot, Cost } from './budget.js';
+export {
+  ClientError,
+  ConfigError,
+  CostExceedsLimitError,
+  DeadlineError,
+  isClientError,
+  QueueFullError,
+} from './errors.js';
+export type { CallOptions, PaceOptions, RetryBudgetOptions, RetryOptions } from './options.js';
+export type { FetchLike, PacedFetch, PaceInit, PaceSnapshot } from './pace.js';
+export { pace } from './pace.js';
+export type { QuotaSnapshot } from './quota.js';
+export type { HeaderReading, HeaderSource, QuotaReading, QuotaUnit } from './read-headers.js';
+export { readHeaders } from './read-headers.js';

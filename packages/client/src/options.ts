@@ -1,0 +1,199 @@
+import { ConfigError, configError } from './errors.js';
+
+export interface RetryBudgetOptions {
+  /**
+   * Retries earned per call: over time at most this share of calls are retries, so a failing
+   * server is not hit with several times its normal load.
+   * @default 0.2
+   */
+  ratio?: number;
+  /**
+   * Retries allowed before any are earned (and the most that can be saved up), so a quiet client
+   * still retries its few calls.
+   * @default 10
+   */
+  reserve?: number;
+}
+
+export interface RetryOptions {
+  /**
+   * Retries per call at most (attempts = 1 + limit).
+   * @default 3
+   */
+  limit?: number;
+  /**
+   * Methods retried. Others are not (a retried POST may act twice) unless a call asks with
+   * `pace: { retry: true }`.
+   * @default ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']
+   */
+  methods?: readonly string[];
+  /**
+   * Statuses retried.
+   * @default [408, 429, 500, 502, 503, 504]
+   */
+  statuses?: readonly number[];
+  /**
+   * The first backoff's ceiling in ms; the n-th retry waits a random time in [0, base × 2ⁿ)
+   * ("full jitter"), unless the answer carries `Retry-After`, which is followed exactly.
+   * @default 200
+   */
+  baseDelay?: number;
+  /**
+   * Ceiling of any backoff, in ms.
+   * @default 20000
+   */
+  maxDelay?: number;
+  /**
+   * A `Retry-After` longer than this (ms) is not waited for: the answer goes back to the caller.
+   * @default 60000
+   */
+  maxRetryAfter?: number;
+  /** @default { ratio: 0.2, reserve: 10 } */
+  budget?: RetryBudgetOptions;
+}
+
+/** Options of `pace()`. */
+export interface PaceOptions {
+  /**
+   * Retries of failed calls, or `false` for none.
+   * @default {} (the defaults of RetryOptions)
+   */
+  retry?: RetryOptions | false;
+  /**
+   * Calls waiting per budget (origin and credential) at most; one more rejects with
+   * `QueueFullError`.
+   * @default 10000
+   */
+  maxQueue?: number;
+  /**
+   * What tells callers apart at one origin. Calls with different credentials have separate
+   * budgets. The value is hashed (SHA-256) before it is kept; it never stays in clear.
+   * @default the `Authorization`, `X-Api-Key` or `Api-Key` header
+   */
+  credential?: (headers: Headers, url: URL) => string | undefined;
+  /** The clock, epoch ms. For tests. @default Date.now */
+  now?: () => number;
+  /** Random numbers in [0, 1) for backoff jitter. For tests. @default Math.random */
+  random?: () => number;
+}
+
+/** Per call, beside the usual `RequestInit` fields: `fetch(url, { pace: { priority: 1 } })`. */
+export interface CallOptions {
+  /**
+   * Higher goes first among the calls waiting for one budget.
+   * @default 0
+   */
+  priority?: number;
+  /**
+   * Epoch ms: a call still waiting for its turn then is rejected with `DeadlineError`, unsent.
+   */
+  deadline?: number;
+  /**
+   * Retry this call although its method is not in `retry.methods` (`true`), or never (`false`).
+   */
+  retry?: boolean;
+}
+
+export interface ResolvedRetry {
+  limit: number;
+  methods: ReadonlySet<string>;
+  statuses: ReadonlySet<number>;
+  baseDelay: number;
+  maxDelay: number;
+  maxRetryAfter: number;
+  ratio: number;
+  reserve: number;
+}
+
+export interface ResolvedOptions {
+  retry: ResolvedRetry | undefined;
+  maxQueue: number;
+  credential: (headers: Headers, url: URL) => string | undefined;
+  now: () => number;
+  random: () => number;
+}
+
+const IDEMPOTENT = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'];
+
+const defaultCredential = (headers: Headers): string | undefined =>
+  headers.get('authorization') ?? headers.get('x-api-key') ?? headers.get('api-key') ?? undefined;
+
+function checkObject(name: string, value: unknown): Record<string, unknown> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw configError(name, 'an object', value);
+  }
+  return value as Record<string, unknown>;
+}
+
+function checkKeys(name: string, value: Record<string, unknown>, known: readonly string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      throw new ConfigError(
+        `Unknown option \`${name}${name ? '.' : ''}${key}\`; known: ${known.join(', ')}.`,
+      );
+    }
+  }
+}
+
+function number(name: string, value: unknown, fallback: number, min: number, integer: boolean): number {
+  if (value === undefined) return fallback;
+  const ok =
+    typeof value === 'number' &&
+    (integer ? Number.isInteger(value) || value === Number.POSITIVE_INFINITY : !Number.isNaN(value)) &&
+    value >= min;
+  if (!ok) throw configError(name, `${integer ? 'an integer' : 'a number'} ≥ ${min}`, value);
+  return value;
+}
+
+function fn<T>(name: string, value: unknown, fallback: T): T {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'function') throw configError(name, 'a function', value);
+  return value as T;
+}
+
+function resolveRetry(value: unknown): ResolvedRetry | undefined {
+  if (value === false) return undefined;
+  const retry = checkObject('retry', value);
+  checkKeys('retry', retry, [
+    'limit',
+    'methods',
+    'statuses',
+    'baseDelay',
+    'maxDelay',
+    'maxRetryAfter',
+    'budget',
+  ]);
+  const budget = checkObject('retry.budget', retry.budget);
+  checkKeys('retry.budget', budget, ['ratio', 'reserve']);
+  const methods = retry.methods ?? IDEMPOTENT;
+  if (!Array.isArray(methods) || !methods.every((m) => typeof m === 'string')) {
+    throw configError('retry.methods', 'an array of method names', methods);
+  }
+  const statuses = retry.statuses ?? [408, 429, 500, 502, 503, 504];
+  if (!Array.isArray(statuses) || !statuses.every((s) => Number.isInteger(s) && s >= 100 && s <= 599)) {
+    throw configError('retry.statuses', 'an array of HTTP statuses', statuses);
+  }
+  return {
+    limit: number('retry.limit', retry.limit, 3, 0, true),
+    methods: new Set(methods.map((m: string) => m.toUpperCase())),
+    statuses: new Set(statuses as number[]),
+    baseDelay: number('retry.baseDelay', retry.baseDelay, 200, 0, false),
+    maxDelay: number('retry.maxDelay', retry.maxDelay, 20_000, 0, false),
+    maxRetryAfter: number('retry.maxRetryAfter', retry.maxRetryAfter, 60_000, 0, false),
+    ratio: number('retry.budget.ratio', budget.ratio, 0.2, 0, false),
+    reserve: number('retry.budget.reserve', budget.reserve, 10, 0, false),
+  };
+}
+
+export function resolveOptions(value: unknown): ResolvedOptions {
+  const options = checkObject('options', value);
+  checkKeys('', options, ['retry', 'maxQueue', 'credential', 'now', 'random']);
+  return {
+    retry: resolveRetry(options.retry),
+    maxQueue: number('maxQueue', options.maxQueue, 10_000, 1, true),
+    credential: fn('credential', options.credential, defaultCredential),
+    now: fn('now', options.now, Date.now),
+    random: fn('random', options.random, Math.random),
+  };
+}

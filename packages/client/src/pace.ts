@@ -1,0 +1,209 @@
+import { createHash } from 'node:crypto';
+import { Budget, type Budget as BudgetClass, type BudgetSnapshot, type Cost } from './budget.js';
+import { configError } from './errors.js';
+import { limitedChannel, retriedChannel, sentChannel } from './events.js';
+import { type CallOptions, type PaceOptions, type ResolvedRetry, resolveOptions } from './options.js';
+import { readHeaders } from './read-headers.js';
+import { ServerClock } from './server-clock.js';
+
+/** A `fetch`, or anything with its signature (undici's, node-fetch's, a test double). */
+export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
+/** `RequestInit` plus this package's per-call options under `pace`. */
+export type PaceInit = RequestInit & { pace?: CallOptions };
+
+export interface PaceSnapshot {
+  /** One entry per origin and credential the client has called. */
+  budgets: BudgetSnapshot[];
+  /** Retries the retry budget allows right now. */
+  retryTokens: number;
+}
+
+/** The function `pace()` returns: call it as `fetch`; `snapshot()` shows what it knows. */
+export interface PacedFetch {
+  (input: string | URL | Request, init?: PaceInit): Promise<Response>;
+  snapshot(): PaceSnapshot;
+}
+
+/** Budgets kept at most; idle ones beyond this are forgotten, least recently used first. */
+const MAX_BUDGETS = 1000;
+
+/**
+ * Wraps `fetch` so that calls to each origin (and credential) are paced by what the server's
+ * answers say about the quota, retried with backoff when they fail, and queued meanwhile.
+ *
+ * @example
+ * const api = pace(fetch);
+ * const res = await api('https://api.example.com/items'); // a fetch, paced
+ * api.snapshot().budgets[0].quotas; // [{ key: 'policy:100;w=60', available: 99, ... }]
+ */
+export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions): PacedFetch {
+  if (typeof fetch !== 'function') throw configError('fetch', 'a fetch-compatible function', fetch);
+  const config = resolveOptions(options);
+  const { now, random, retry } = config;
+  const budgets = new Map<string, BudgetClass>();
+  const clocks = new Map<string, ServerClock>();
+  const retries = { tokens: retry?.reserve ?? 0 };
+
+  function budgetFor(origin: string, credential: string | undefined): BudgetClass {
+    const key = credential === undefined ? origin : `${origin} ${credential}`;
+    let budget = budgets.get(key);
+    if (budget !== undefined) {
+      // Most recently used last, so eviction below finds the stalest first.
+      budgets.delete(key);
+      budgets.set(key, budget);
+      return budget;
+    }
+    let clock = clocks.get(origin);
+    if (clock === undefined) {
+      clock = new ServerClock();
+      clocks.set(origin, clock);
+    }
+    budget = new Budget(origin, credential, clock, now, config.maxQueue);
+    budgets.set(key, budget);
+    if (budgets.size > MAX_BUDGETS) {
+      for (const [k, b] of budgets) {
+        if (!b.idle) continue;
+        budgets.delete(k);
+        if (![...budgets.values()].some((other) => other.origin === b.origin)) clocks.delete(b.origin);
+        break;
+      }
+    }
+    return budget;
+  }
+
+  const paced = async function pacedFetch(input: string | URL | Request, init?: PaceInit): Promise<Response> {
+    const call = callOptions(init?.pace);
+    const rest = withoutPace(init);
+    const request = input instanceof Request ? input : undefined;
+    const url = new URL(request?.url ?? String(input));
+    const method = (rest?.method ?? request?.method ?? 'GET').toUpperCase();
+    const headers = new Headers(rest?.headers ?? request?.headers);
+    const secret = config.credential(headers, url);
+    const budget = budgetFor(url.origin, secret === undefined || secret === '' ? undefined : hash(secret));
+    const signal = rest?.signal ?? request?.signal ?? undefined;
+    const event = { origin: budget.origin, credential: budget.credential };
+    const mayRetry = retry !== undefined && replayable(rest) && (call.retry ?? retry.methods.has(method));
+    if (retry !== undefined)
+      retries.tokens = Math.min(Math.max(retry.reserve, 1), retries.tokens + retry.ratio);
+    const cost: Cost = {};
+    const order = budget.nextOrder();
+
+    for (let attempt = 0; ; attempt++) {
+      const seq = await budget.acquire(cost, call.priority, signal, call.deadline, order);
+      const sentAt = now();
+      if (sentChannel.hasSubscribers) sentChannel.publish({ ...event, attempt, method, url: url.href });
+      let response: Response;
+      try {
+        // A Request's body can be read once: each attempt sends a copy.
+        response = await fetch(request && mayRetry ? request.clone() : input, rest);
+      } catch (error) {
+        budget.unanswered();
+        if (!mayRetry || attempt >= retry.limit || signal?.aborted || !takeRetry()) throw error;
+        const delay = backoff(retry, attempt);
+        publishRetry(event, attempt, delay, 'network');
+        await sleep(delay, signal);
+        continue;
+      }
+      const receivedAt = now();
+      const reading = readHeaders(response.headers);
+      const clock = clocks.get(budget.origin)!;
+      clock.observe(reading.date, receivedAt);
+      const { status } = response;
+      const limited = status === 429 || status === 503;
+      let delay: number | undefined;
+      if (limited) {
+        delay =
+          reading.retryAfter === undefined
+            ? backoff(retry, attempt)
+            : Math.max(0, clock.toLocal(reading.retryAfter, sentAt, receivedAt).hi - receivedAt);
+        // The quota is out (or the server overloaded) for every call of this budget, not just this one.
+        budget.block(receivedAt + delay);
+        if (limitedChannel.hasSubscribers) {
+          limitedChannel.publish({ ...event, status, retryAfterMs: reading.retryAfter ? delay : undefined });
+        }
+      }
+      budget.answer(seq, reading, sentAt, receivedAt);
+      if (!mayRetry || !retry.statuses.has(status) || attempt >= retry.limit) return response;
+      delay ??= reading.retryAfter
+        ? Math.max(0, clock.toLocal(reading.retryAfter, sentAt, receivedAt).hi - receivedAt)
+        : backoff(retry, attempt);
+      if (delay > retry.maxRetryAfter || !takeRetry()) return response;
+      publishRetry(event, attempt, delay, String(status));
+      await response.body?.cancel();
+      // A 429/503 holds the whole budget (the queue waits); other failures wait on their own.
+      if (!limited) await sleep(delay, signal);
+    }
+  } as PacedFetch;
+
+  function takeRetry(): boolean {
+    if (retries.tokens < 1) return false;
+    retries.tokens -= 1;
+    return true;
+  }
+
+  /** Full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter"): uniform in [0, cap). */
+  function backoff(options: ResolvedRetry | undefined, attempt: number): number {
+    if (options === undefined) return 1000 * 2 ** attempt * random();
+    return Math.floor(random() * Math.min(options.maxDelay, options.baseDelay * 2 ** attempt));
+  }
+
+  paced.snapshot = () => {
+    const at = now();
+    return {
+      budgets: [...budgets.values()].map((b) => b.snapshot(at)),
+      retryTokens: Math.floor(retries.tokens),
+    };
+  };
+  return paced;
+}
+
+function publishRetry(event: object, attempt: number, delayMs: number, reason: string): void {
+  if (retriedChannel.hasSubscribers) retriedChannel.publish({ ...event, attempt, delayMs, reason });
+}
+
+const hash = (secret: string): string => createHash('sha256').update(secret).digest('base64url').slice(0, 22);
+
+function callOptions(value: unknown): Required<Pick<CallOptions, 'priority'>> & CallOptions {
+  if (value === undefined) return { priority: 0 };
+  if (typeof value !== 'object' || value === null) throw configError('pace', 'an object', value);
+  const { priority = 0, deadline, retry } = value as CallOptions;
+  if (typeof priority !== 'number' || !Number.isFinite(priority)) {
+    throw configError('pace.priority', 'a finite number', priority);
+  }
+  if (deadline !== undefined && (typeof deadline !== 'number' || Number.isNaN(deadline))) {
+    throw configError('pace.deadline', 'epoch milliseconds', deadline);
+  }
+  if (retry !== undefined && typeof retry !== 'boolean') throw configError('pace.retry', 'a boolean', retry);
+  return {
+    priority,
+    ...(deadline === undefined ? {} : { deadline }),
+    ...(retry === undefined ? {} : { retry }),
+  };
+}
+
+function withoutPace(init: PaceInit | undefined): RequestInit | undefined {
+  if (init === undefined || !('pace' in init)) return init;
+  const { pace: _, ...rest } = init;
+  return rest;
+}
+
+/** A streamed body is read by the first attempt: there is nothing left to send again. */
+const replayable = (init: RequestInit | undefined): boolean =>
+  !(init?.body instanceof ReadableStream) &&
+  !(typeof init?.body === 'object' && init.body !== null && Symbol.asyncIterator in init.body);
+
+function sleep(ms: number, signal: AbortSignal | null | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    signal?.throwIfAborted();
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
