@@ -30,6 +30,7 @@ interface Job extends Waiter {
 interface Sent {
   seq: number;
   cost: Cost;
+  answered: boolean;
 }
 
 /** Quotas one server states at most: a misbehaving server cannot grow memory through headers. */
@@ -160,6 +161,7 @@ export class Budget {
   /** An answer arrived for send `seq`. */
   answer(seq: number, reading: HeaderReading | undefined, sentAt: number, receivedAt: number): void {
     this.inFlight--;
+    this.markAnswered(seq);
     this.answered = true;
     if (reading !== undefined) {
       for (const q of reading.quotas) {
@@ -177,8 +179,9 @@ export class Budget {
   }
 
   /** A send that got no answer (network error, abort). */
-  unanswered(): void {
+  unanswered(seq: number): void {
     this.inFlight--;
+    this.markAnswered(seq);
     this.pump();
   }
 
@@ -218,17 +221,30 @@ export class Budget {
     // does not add up to a lower rate; at most LAG_MS is made up.
     this.lastSentAt = Math.min(now, Math.max(due, now - LAG_MS));
     for (const quota of this.quotas.values()) quota.spend(costIn(cost, quota.unit), now);
-    this.sends.push({ seq, cost });
+    this.sends.push({ seq, cost, answered: false });
     if (this.sends.length > MAX_SENDS) this.sends.shift();
     return seq;
   }
 
+  /**
+   * What the answer to `seq` may not count yet: calls sent after it, and calls sent before it still
+   * unanswered (the server may decide them after it: separate connections do not keep order).
+   */
   private spentAfter(seq: number, unit: QuotaUnit): number {
     let sum = 0;
-    for (let i = this.sends.length - 1; i >= 0 && this.sends[i]!.seq > seq; i--) {
-      sum += costIn(this.sends[i]!.cost, unit);
+    for (const sent of this.sends) {
+      if (sent.seq > seq || (sent.seq < seq && !sent.answered)) sum += costIn(sent.cost, unit);
     }
     return sum;
+  }
+
+  private markAnswered(seq: number): void {
+    for (let i = this.sends.length - 1; i >= 0; i--) {
+      if (this.sends[i]!.seq === seq) {
+        this.sends[i]!.answered = true;
+        return;
+      }
+    }
   }
 
   /** Sends older than every in-flight call and every quota's answer are no longer needed. */

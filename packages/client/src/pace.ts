@@ -98,7 +98,7 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
         // A Request's body can be read once: each attempt sends a copy.
         response = await fetch(request && mayRetry ? request.clone() : input, rest);
       } catch (error) {
-        budget.unanswered();
+        budget.unanswered(seq);
         if (!mayRetry || attempt >= retry.limit || signal?.aborted || !takeRetry()) throw error;
         const delay = backoff(retry, attempt);
         publishRetry(event, attempt, delay, 'network');

@@ -92,12 +92,15 @@ export class Quota {
     ) {
       this.kind = 'bucket';
     }
-    // Sent after the last reset and more left: the quota came back whole at its reset, a window.
+    // Sent after the last reset, and the quota is whole again although calls went out just before:
+    // it came back all at once, a window. (A bucket paced at its rate never shows that.)
     if (
       this.kind === 'window' &&
       this.resetHi !== undefined &&
       sentAt >= this.resetHi &&
-      reading.remaining > this.remaining
+      this.limit !== undefined &&
+      this.remaining < this.limit - 1 &&
+      reading.remaining + spentAfter >= this.limit - 1
     ) {
       this.windowSeen = true;
     }
