@@ -154,8 +154,13 @@ describe('per-route', () => {
 });
 
 describe('multi-tenant', () => {
+  // A clock that stands still mid-minute: the bursts below must not straddle a sliding window's
+  // minute boundary, where the decaying previous window frees a unit (601 admitted under load).
+  const clock = () => 1_800_000_030_000;
   const start = () =>
-    listening((port, host) => multiTenant({ store: new MemoryStore(), logger: quiet }).listen(port, host));
+    listening((port, host) =>
+      multiTenant({ store: new MemoryStore({ clock }), logger: quiet }).listen(port, host),
+    );
   const as = (http: ReturnType<typeof supertest>, key: string, org: string) =>
     http.get('/').set('X-API-Key', key).set('X-Org-Id', org);
 
