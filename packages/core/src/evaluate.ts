@@ -1,6 +1,6 @@
 import { STEPS } from './algorithms/index.js';
-import type { State } from './algorithms/types.js';
-import type { Outcome, PolicySet } from './types.js';
+import { type Kernel, newOutcome, type State } from './algorithms/types.js';
+import type { Outcome, PolicySet, ResolvedPolicy } from './types.js';
 
 export interface Evaluation {
   allowed: boolean;
@@ -10,9 +10,46 @@ export interface Evaluation {
 }
 
 /**
- * Applies one request of `cost` to every policy of `set`, all or nothing: if any policy denies,
- * no policy consumes, and the allowing policies report their state without this request.
- * The Redis store's Lua script is the twin of this function.
+ * The all-or-nothing combinator, on packed state: the one TypeScript twin of the Lua scripts'
+ * several-policy loop (packages/redis/src/lua/scripts.ts). Runs each policy's kernel on `working`
+ * (policy i's state at `offsets[i]`), writing its outcome into `outcomes[i]`; if any denies, the
+ * policies that allowed report their state as with cost 0, each run on a fresh copy that `reload`
+ * writes into `spare`. Returns whether the request is allowed: then, and only then, `working` holds
+ * every policy's next state.
+ */
+export function applyAll(
+  kernels: readonly Kernel[],
+  offsets: readonly number[],
+  policies: readonly ResolvedPolicy[],
+  working: Float64Array,
+  reload: (into: Float64Array) => void,
+  spare: Float64Array,
+  now: number,
+  cost: number,
+  outcomes: Outcome[],
+): boolean {
+  let allowed = true;
+  for (let i = 0; i < kernels.length; i++) {
+    const out = newOutcome();
+    if (!kernels[i]!(working, offsets[i]!, now, policies[i]!, cost, out)) allowed = false;
+    outcomes[i] = out;
+  }
+  if (allowed) return true;
+  for (let i = 0; i < kernels.length; i++) {
+    const out = outcomes[i]!;
+    if (!out.allowed) continue;
+    // Allowed here but the request as a whole is denied: report this policy as untouched.
+    reload(spare);
+    kernels[i]!(spare, offsets[i]!, now, policies[i]!, 0, out);
+    out.retryAfterMs = 0;
+    out.delayMs = 0;
+  }
+  return false;
+}
+
+/**
+ * Applies one request of `cost` to every policy of `set`, all or nothing (see `applyAll`), on
+ * states as arrays: the reference the stores are tested against.
  */
 export function evaluate(
   states: readonly (State | undefined)[],
@@ -21,25 +58,35 @@ export function evaluate(
   cost: number,
 ): Evaluation {
   const { policies } = set;
+  const steps = policies.map((p) => STEPS[p.algorithm]);
+  const offsets: number[] = [];
+  let width = 0;
+  for (const step of steps) {
+    offsets.push(width);
+    width += step.width;
+  }
+  const original = new Float64Array(width);
+  steps.forEach((_, i) => {
+    const state = states[i];
+    if (state === undefined) original[offsets[i]!] = Number.NaN;
+    else original.set(state, offsets[i]!);
+  });
+  const working = original.slice();
   const outcomes: Outcome[] = new Array(policies.length);
-  const next: (State | undefined)[] = new Array(policies.length);
-  let allowed = true;
-  for (let i = 0; i < policies.length; i++) {
-    const policy = policies[i]!;
-    const result = STEPS[policy.algorithm].step(states[i], now, policy, cost);
-    outcomes[i] = result.outcome;
-    next[i] = result.state;
-    if (!result.outcome.allowed) allowed = false;
-  }
-  if (!allowed && policies.length > 1) {
-    for (let i = 0; i < policies.length; i++) {
-      if (!outcomes[i]!.allowed) continue;
-      // Allowed here but the request as a whole is denied: report this policy as untouched.
-      const policy = policies[i]!;
-      const untouched = STEPS[policy.algorithm].step(states[i], now, policy, 0).outcome;
-      outcomes[i] = { ...untouched, allowed: true, retryAfterMs: 0, delayMs: 0 };
-    }
-  }
+  const allowed = applyAll(
+    steps.map((step) => step.run),
+    offsets,
+    policies,
+    working,
+    (into) => into.set(original),
+    new Float64Array(width),
+    now,
+    cost,
+    outcomes,
+  );
+  const next = allowed
+    ? steps.map((step, i) => Array.from(working.subarray(offsets[i]!, offsets[i]! + step.width)))
+    : [...states];
   return { allowed, outcomes, states: next };
 }
 

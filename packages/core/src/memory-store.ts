@@ -2,7 +2,7 @@ import { STEPS } from './algorithms/index.js';
 import { type AlgorithmStep, type Kernel, newOutcome, type State } from './algorithms/types.js';
 import { monotonicClock } from './clock.js';
 import { ConfigError, configError } from './errors.js';
-import { peekOutcomes, refundStates } from './evaluate.js';
+import { applyAll, peekOutcomes, refundStates } from './evaluate.js';
 import { keyDigest } from './key-digest.js';
 import { NONE, Slots } from './memory-slots.js';
 import type { Clock, ConsumeInfo, Outcome, PolicySet, Store } from './types.js';
@@ -238,7 +238,7 @@ export class MemoryStore implements Store {
     return single;
   }
 
-  /** Several policies, all or nothing: evaluate on a copy, commit only if every policy allows. */
+  /** Several policies, all or nothing (`applyAll`): evaluate on a copy, commit only if every policy allows. */
   private consumeMany(
     table: Table,
     key: string,
@@ -248,30 +248,16 @@ export class MemoryStore implements Store {
     cost: number,
   ): Outcome[] {
     const { kernels, offsets, scratch } = table;
-    const policies = table.set.policies;
     const outcomes: Outcome[] = new Array(kernels.length);
     table.load(slot, scratch);
-    let allowed = true;
-    for (let i = 0; i < kernels.length; i++) {
-      const out = newOutcome();
-      if (!kernels[i]!(scratch, offsets[i]!, now, policies[i]!, cost, out)) allowed = false;
-      outcomes[i] = out;
-    }
-    if (allowed) {
+    const reload = (into: Float64Array) => table.load(slot, into);
+    if (
+      applyAll(kernels, offsets, table.set.policies, scratch, reload, table.scratch2, now, cost, outcomes)
+    ) {
       if (slot === undefined) slot = this.insert(table, key, long, now);
       else this.slots.touch(slot);
       table.commit(slot, scratch);
       return outcomes;
-    }
-    // Denied as a whole: the policies that would have allowed report their state untouched.
-    const untouched = table.scratch2;
-    for (let i = 0; i < kernels.length; i++) {
-      const out = outcomes[i]!;
-      if (!out.allowed) continue;
-      table.load(slot, untouched);
-      kernels[i]!(untouched, offsets[i]!, now, policies[i]!, 0, out);
-      out.retryAfterMs = 0;
-      out.delayMs = 0;
     }
     if (slot !== undefined) this.slots.touch(slot);
     return outcomes;
