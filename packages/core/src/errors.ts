@@ -10,7 +10,10 @@ export class TollgateError extends Error {
   }
 }
 
-/** Invalid options, thrown at construction (never per request). */
+/**
+ * Invalid options, thrown at construction; or, per request, a callback (`policies`, `key`) that
+ * returned the wrong kind of value, handed to the framework's error path.
+ */
 export class ConfigError extends TollgateError {
   override name = 'ConfigError';
 

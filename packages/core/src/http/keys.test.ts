@@ -64,7 +64,9 @@ describe('byHeader', () => {
       new ConfigError('Expected `name` to be an HTTP header name, got "x org" (string).'),
     );
     expect(() => byHeader('x-org', { fallback: 'ip' as never })).toThrow(
-      new ConfigError('Expected `fallback` to be a function, got "ip" (string).'),
+      new ConfigError(
+        'Expected `fallback` to be a key function such as `byIp()`, got "ip" (string). For one key shared by every request without it, write `fallback: () => "ip"`.',
+      ),
     );
   });
 });

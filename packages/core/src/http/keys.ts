@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { configError, describeValue } from '../errors.js';
+import { ConfigError, configError, describeValue } from '../errors.js';
 import { WARNINGS, type Warner } from '../warnings.js';
-import { checkFunction, checkOptions } from './check-options.js';
+import { checkOptions } from './check-options.js';
 import { ipBucket, MAX_ADDRESS_LENGTH } from './ip-address.js';
 import type { RequestView } from './request-view.js';
 
@@ -98,8 +98,18 @@ function fallbackOf<Req>(
 ): KeyFunction<Req> | undefined {
   if (options === undefined) return undefined;
   checkOptions(options, ['fallback'], what);
-  checkFunction(options.fallback, 'fallback');
-  return options.fallback;
+  const { fallback } = options;
+  if (fallback !== undefined && typeof fallback !== 'function') {
+    throw configError(
+      'fallback',
+      'a key function such as `byIp()`',
+      fallback,
+      typeof fallback === 'string'
+        ? `For one key shared by every request without it, write \`fallback: () => ${JSON.stringify(fallback)}\`.`
+        : '',
+    );
+  }
+  return fallback;
 }
 
 function withFallback<Req>(
@@ -149,8 +159,8 @@ export class KeyCheck {
 
   check(view: RequestView, key: unknown): string {
     if (typeof key !== 'string' && key !== undefined && key !== null) {
-      throw new TypeError(
-        `Expected the \`key\` function to return a string or undefined, got ${describeValue(key)}.`,
+      throw new ConfigError(
+        `Expected the \`key\` function of limiter '${this.limiterName}' to return a string or undefined, got ${describeValue(key)}.`,
       );
     }
     let resolved = key;

@@ -171,7 +171,9 @@ describe('rateLimit handler', () => {
     const wrong = await hit(request({ bad: '1' }));
     expect(wrong.action).toBe('error');
     expect(wrong.error).toEqual(
-      new TypeError('Expected the `key` function to return a string or undefined, got `42` (number).'),
+      new ConfigError(
+        "Expected the `key` function of limiter 'default' to return a string or undefined, got `42` (number).",
+      ),
     );
     expect((await handle.limiter.peek('k')).remaining).toBe(2);
   });
@@ -253,6 +255,14 @@ describe('rateLimit handler', () => {
     expect(result.action).toBe('error');
     expect(result.error).toEqual(
       new ConfigError('Expected `policies[0].limit` to be a positive integer, got `-1` (number).'),
+    );
+    const none = limiter({ policies: () => undefined as never });
+    const missing = await none.hit();
+    expect(missing.action).toBe('error');
+    expect(missing.error).toEqual(
+      new ConfigError(
+        "Expected the `policies` function of limiter 'default' to return a policy or an array of policies for every request, got `undefined`. Return a default tier rather than nothing, e.g. `(req) => TIERS[req.user?.plan] ?? TIERS.free`.",
+      ),
     );
   });
 

@@ -1,4 +1,4 @@
-import { describeValue } from '../errors.js';
+import { ConfigError, describeValue } from '../errors.js';
 import type { ConsumeOptions, Limiter } from '../limiter.js';
 import type { Decision, Policy } from '../types.js';
 import { WARNINGS } from '../warnings.js';
@@ -325,8 +325,10 @@ class TierCheck<Req> {
 
   private check(policies: Policy | readonly Policy[]): Policy | readonly Policy[] {
     if (typeof policies !== 'object' || policies === null) {
-      throw new TypeError(
-        `Expected the \`policies\` function to return a policy or an array of policies, got ${describeValue(policies)}.`,
+      // Per request, so it reaches the framework's error path (a 500): a ConfigError names the
+      // option, where a TypeError from deeper down would not.
+      throw new ConfigError(
+        `Expected the \`policies\` function of limiter '${this.config.limiter.name}' to return a policy or an array of policies for every request, got ${describeValue(policies)}. Return a default tier rather than nothing, e.g. \`(req) => TIERS[req.user?.plan] ?? TIERS.free\`.`,
       );
     }
     // Validates (once per object: the limiter caches resolved sets by identity).
