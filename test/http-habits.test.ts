@@ -52,3 +52,78 @@ describe('a policies function that returns nothing', () => {
     expect((caught[0] as Error).message).toContain(message);
   });
 });
+
+describe('Koa `throw: true`', () => {
+  it("sends a denial through the app's central error handling as an HttpError with the fields on error.headers", async () => {
+    const app = new Koa();
+    const thrown: Array<Record<string, unknown>> = [];
+    app.use(async (_ctx, next) => {
+      try {
+        await next();
+      } catch (error) {
+        thrown.push(error as Record<string, unknown>);
+        throw error;
+      }
+    });
+    app.use(forKoa.rateLimit({ policies: { limit: 1, window: '1m' }, throw: true, logger: recorder() }));
+    app.use((ctx) => {
+      ctx.body = 'ok';
+    });
+    const server = supertest(app.callback());
+    await server.get('/').expect(200, 'ok');
+    const denied = await server.get('/');
+    expect(denied.status).toBe(429);
+    expect(denied.text).toMatch(/^Rate limit exceeded \(policy '.+'\)\. Retry after \d+ seconds\.$/);
+    expect(denied.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(Number(denied.headers['retry-after'])).toBeGreaterThanOrEqual(60);
+    expect(denied.headers['ratelimit-remaining']).toBe('0');
+    const error = thrown[0]!;
+    expect(error).toMatchObject({ status: 429, expose: true, rateLimit: { allowed: false, remaining: 0 } });
+    expect(error.headers).toEqual({
+      'Retry-After': denied.headers['retry-after'],
+      'RateLimit-Limit': '1',
+      'RateLimit-Remaining': '0',
+      'RateLimit-Reset': denied.headers['ratelimit-reset'],
+      'RateLimit-Policy': '1;w=60',
+    });
+  });
+
+  it('answers as before without it, and refuses a non-boolean', async () => {
+    expect(() => forKoa.rateLimit({ policies: { limit: 1, window: '1m' }, throw: 'yes' as never })).toThrow(
+      'Expected `throw` to be a boolean, got "yes" (string).',
+    );
+    const app = new Koa();
+    app.use(forKoa.rateLimit({ policies: { limit: 1, window: '1m' }, logger: recorder() }));
+    app.use((ctx) => {
+      ctx.body = 'ok';
+    });
+    const server = supertest(app.callback());
+    await server.get('/').expect(200);
+    await server.get('/').expect(429).expect('content-type', 'application/problem+json');
+  });
+});
+
+describe('Express `handler`', () => {
+  it('is not used for a store failure with onStoreError deny (a 503), and must be a function', async () => {
+    expect(() =>
+      forExpress.rateLimit({ policies: { limit: 1, window: '1m' }, handler: 'x' as never }),
+    ).toThrow('Expected `handler` to be a function `(req, res, next, decision) => void`, got "x" (string).');
+    const down = () => Promise.reject(new Error('down'));
+    const store = { consume: down, peek: down, refund: down, reset: down };
+    let called = false;
+    const app = express();
+    app.use(
+      forExpress.rateLimit({
+        policies: { limit: 1, window: '1m' },
+        store,
+        onStoreError: 'deny',
+        logger: recorder(),
+        handler: () => {
+          called = true;
+        },
+      }),
+    );
+    await supertest(app).get('/').expect(503).expect('content-type', 'application/problem+json');
+    expect(called).toBe(false);
+  });
+});

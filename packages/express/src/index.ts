@@ -15,5 +15,10 @@ export type {
   TierFunction,
 } from '@tollgate/core';
 export { HTTP_WARNINGS, MemoryStore, WARNINGS } from '@tollgate/core';
-export type { ExpressRequest, RateLimitMiddleware } from './rate-limit.js';
+export type {
+  ExpressRateLimitOptions,
+  ExpressRequest,
+  LimitHandler,
+  RateLimitMiddleware,
+} from './rate-limit.js';
 export { byApiKey, byHeader, byIp, rateLimit } from './rate-limit.js';

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import {
+  configError,
   rateLimit as createHandler,
   type Decision,
   type HttpResult,
@@ -10,7 +11,7 @@ import {
   type RequestView,
   writeResult,
 } from '@tollgate/core';
-import type { Request } from 'express';
+import type { NextFunction, Request, Response } from 'express';
 
 declare global {
   namespace Express {
@@ -73,15 +74,36 @@ class ExpressView implements RequestView {
 
 const viewOf = (req: ExpressRequest, res?: ServerResponse): RequestView => new ExpressView(req, res);
 
+/**
+ * Answers a request over its limit one's own way (express-rate-limit's `handler`). The status is
+ * already set (429, or 403 for a cost that can never fit) and so are the rate-limit headers and
+ * `Retry-After`; `req.rateLimit` holds the decision. A throw or a rejection goes to `next`.
+ */
+export type LimitHandler = (
+  req: Request,
+  res: Response,
+  next: NextFunction,
+  decision: Decision,
+) => void | Promise<void>;
+
+export interface ExpressRateLimitOptions extends RateLimitOptions<Request> {
+  /** Answers requests over the limit instead of the default body (never store failures, which answer 503). */
+  handler?: LimitHandler;
+}
+
 /** Express 4 and 5 rate-limit middleware. Callbacks receive Express's `req`. */
-export function rateLimit(options: RateLimitOptions<Request>): RateLimitMiddleware {
-  const handle = createHandler<Request>(options);
+export function rateLimit(options: ExpressRateLimitOptions): RateLimitMiddleware {
+  const handle = createHandler<Request>(options, ['handler']);
+  const { handler } = options;
+  if (handler !== undefined && typeof handler !== 'function') {
+    throw configError('handler', 'a function `(req, res, next, decision) => void`', handler);
+  }
   function rateLimit(req: ExpressRequest, res: ServerResponse, next: (error?: unknown) => void): void {
     // With a synchronous decision (the MemoryStore) the request goes downstream at once, as with
     // any synchronous middleware; otherwise when the decision arrives.
     const result = handle.decide(new ExpressView(req, res), req as Request);
-    if (result instanceof Promise) result.then((r) => apply(r, req, res, next)).catch(next);
-    else apply(result, req, res, next);
+    if (result instanceof Promise) result.then((r) => apply(r, req, res, next, handler)).catch(next);
+    else apply(result, req, res, next, handler);
   }
   return Object.assign(rateLimit, { limiter: handle.limiter });
 }
@@ -91,12 +113,30 @@ function apply(
   req: ExpressRequest,
   res: ServerResponse,
   next: (error?: unknown) => void,
+  handler: LimitHandler | undefined,
 ) {
   if (result.action === 'error') return next(result.error);
   if (result.decision !== undefined) req.rateLimit = result.decision;
-  const go = writeResult(result, res);
+  const go =
+    handler !== undefined && result.action === 'limit' && result.decision?.reason !== 'store-error'
+      ? writeResult(withoutBodyType(result), res, (status) => {
+          res.statusCode = status;
+          try {
+            const done = handler(req as Request, res as Response, next, result.decision!);
+            if (done instanceof Promise) done.catch(next);
+          } catch (error) {
+            next(error);
+          }
+        })
+      : writeResult(result, res);
   if (go === true) next();
   else if (go !== false) void go.then((held) => held && next());
+}
+
+/** The handler writes its own body: the default body's type must not stay on the response. */
+function withoutBodyType(result: HttpResult): HttpResult {
+  const { 'Content-Type': _, ...headers } = result.headers;
+  return { ...result, headers };
 }
 
 const keys: KeyHelpers<Request> = keyHelpers<Request>((req) => viewOf(req));

@@ -15,5 +15,5 @@ export type {
   TierFunction,
 } from '@tollgate/core';
 export { HTTP_WARNINGS, MemoryStore, WARNINGS } from '@tollgate/core';
-export type { KoaContext, RateLimitMiddleware } from './rate-limit.js';
+export type { KoaContext, KoaRateLimitOptions, RateLimitMiddleware } from './rate-limit.js';
 export { byApiKey, byHeader, byIp, rateLimit } from './rate-limit.js';

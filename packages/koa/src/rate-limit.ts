@@ -1,13 +1,16 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import {
+  configError,
   rateLimit as createHandler,
   type Decision,
   type HttpResult,
   type KeyHelpers,
   keyHelpers,
   type Limiter,
+  quotaExceededProblem,
   type RateLimitOptions,
   type RequestView,
+  storeUnavailableProblem,
   writeResult,
 } from '@tollgate/core';
 import type { Context } from 'koa';
@@ -38,6 +41,7 @@ export interface KoaContext {
   status: number;
   body: unknown;
   set(field: string, value: string): void;
+  throw(status: number, message: string, properties: object): never;
 }
 
 export type RateLimitMiddleware = ((ctx: KoaContext, next: () => Promise<unknown>) => Promise<void>) & {
@@ -124,15 +128,29 @@ function definer(object: object, name: string): object | undefined {
   return undefined;
 }
 
+export interface KoaRateLimitOptions extends RateLimitOptions<Context> {
+  /**
+   * Throw a denial (and a store failure's 503) as an HttpError (`ctx.throw`: `status`, `expose`,
+   * the rate-limit fields and `Retry-After` on `error.headers`, the decision on `error.rateLimit`)
+   * so the app's central error handling answers it, as koa-ratelimit's `throw: true`.
+   * @default false: the middleware answers with `ctx.status` and `ctx.body`
+   */
+  throw?: boolean;
+}
+
 /** Koa 2 and 3 rate-limit middleware. Callbacks receive Koa's `ctx`. */
-export function rateLimit(options: RateLimitOptions<Context>): RateLimitMiddleware {
-  const handle = createHandler<Context>(options);
+export function rateLimit(options: KoaRateLimitOptions): RateLimitMiddleware {
+  const handle = createHandler<Context>(options, ['throw']);
+  const throws = options.throw ?? false;
+  if (typeof throws !== 'boolean') throw configError('throw', 'a boolean', throws);
   // Not an async function: with a synchronous decision (the MemoryStore) the request goes
   // downstream without a promise hop, and `next()`'s own promise is what Koa waits on.
   function rateLimit(ctx: KoaContext, next: () => Promise<unknown>): Promise<void> {
     try {
       const result = handle.decide(new KoaView(ctx), ctx as unknown as Context);
-      return isPromise(result) ? result.then((r) => apply(r, ctx, next)) : apply(result, ctx, next);
+      return isPromise(result)
+        ? result.then((r) => apply(r, ctx, next, throws))
+        : apply(result, ctx, next, throws);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -143,9 +161,15 @@ export function rateLimit(options: RateLimitOptions<Context>): RateLimitMiddlewa
 const DONE: Promise<void> = Promise.resolve();
 const isPromise = <T>(value: T | Promise<T>): value is Promise<T> => value instanceof Promise;
 
-function apply(result: HttpResult, ctx: KoaContext, next: () => Promise<unknown>): Promise<void> {
+function apply(
+  result: HttpResult,
+  ctx: KoaContext,
+  next: () => Promise<unknown>,
+  throws: boolean,
+): Promise<void> {
   if (result.action === 'error') return Promise.reject(result.error);
   if (result.decision !== undefined) ctx.state.rateLimit = result.decision;
+  if (throws && result.action === 'limit') return throwDenial(result, ctx);
   // Koa answers a denial itself from `ctx.status` and `ctx.body`, so upstream middleware sees them.
   const go = writeResult(result, ctx.res, (status, body) => {
     ctx.status = status;
@@ -166,6 +190,28 @@ function downstream(next: () => Promise<unknown>, headers: Readonly<Record<strin
   // Only when there are fields to carry (a loop that returns on the first one: no array per request).
   for (const _ in headers) return done.then(undefined, (error: unknown) => rethrowWith(error, headers));
   return done;
+}
+
+/**
+ * A denial as the HttpError Koa's `ctx.throw` makes. Koa's error handler drops every header already
+ * set and sends `error.headers`, so the fields go there and nowhere else; `expose` (true below 500)
+ * lets it send the message.
+ */
+function throwDenial(result: HttpResult, ctx: KoaContext): Promise<void> {
+  if (ctx.res.destroyed) return DONE;
+  const decision = result.decision!;
+  const status = result.status!;
+  const { 'Content-Type': _, ...headers } = result.headers;
+  const { detail } =
+    decision.reason === 'store-error'
+      ? storeUnavailableProblem(decision)
+      : quotaExceededProblem(decision, status);
+  try {
+    ctx.throw(status, detail, { headers, rateLimit: decision });
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return DONE;
 }
 
 function rethrowWith(error: unknown, headers: Readonly<Record<string, string>>): never {

@@ -168,9 +168,15 @@ const LIMITER_OPTIONS = [
  */
 const PER_REQUEST: Policy = Object.freeze({ name: 'per-request', limit: 1, window: 1000 });
 
-/** Validates every option once, at construction, and builds the limiter. */
-export function resolveOptions<Req>(options: RateLimitOptions<Req>): RateLimitConfig<Req> {
-  checkOptions(options, OPTIONS, '`rateLimit()` options');
+/**
+ * Validates every option once, at construction, and builds the limiter. `adapterOptions` are the
+ * names an adapter reads itself (Express `handler`, Koa `throw`): accepted here, checked there.
+ */
+export function resolveOptions<Req>(
+  options: RateLimitOptions<Req>,
+  adapterOptions: readonly string[] = [],
+): RateLimitConfig<Req> {
+  checkOptions(options, [...OPTIONS, ...adapterOptions], '`rateLimit()` options');
   if (options.policies === undefined) {
     throw configError(
       'policies',

@@ -107,10 +107,14 @@ interface Grant {
 
 /**
  * Parses `options` once and returns the per-request handler adapters call with their request view
- * and their framework's own request object (passed to the user's callbacks).
+ * and their framework's own request object (passed to the user's callbacks). `adapterOptions`: the
+ * option names the adapter handles itself.
  */
-export function rateLimit<Req extends object>(options: RateLimitOptions<Req>): HttpLimiter<Req> {
-  const config = resolveOptions(options);
+export function rateLimit<Req extends object>(
+  options: RateLimitOptions<Req>,
+  adapterOptions?: readonly string[],
+): HttpLimiter<Req> {
+  const config = resolveOptions(options, adapterOptions);
   const { limiter, warner } = config;
   // Marks the requests counted on this limiter's counters (DOUBLE_COUNT), with who counted them.
   const COUNTED = countedMark(limiter);

@@ -1,0 +1,110 @@
+/**
+ * express-rate-limit's own cases for `handler`, `requestWasSuccessful` and `resetKey`
+ * (test/library/middleware-test.ts), ported to tollgate over real Express and HTTP: the same
+ * expectations, written for tollgate's options (`handler`, `refund.isFailure(req, res)`,
+ * `middleware.reset(req)`).
+ */
+import { rateLimit } from '@tollgate/express';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import supertest from 'supertest';
+import { describe, expect, it } from 'vitest';
+
+const quiet = { warn: () => {}, error: () => {} };
+
+/** express-rate-limit's test server: `/` answers 'Hi there!', `/error` 400, behind `middleware`. */
+function createServer(...middleware: express.RequestHandler[]) {
+  const app = express();
+  app.use(...middleware);
+  app.get('/', (_req, res) => void res.send('Hi there!'));
+  app.get('/error', (_req, res) => void res.sendStatus(400));
+  return app;
+}
+
+describe('handler', () => {
+  it('should use a custom handler when specified', async () => {
+    const app = createServer(
+      rateLimit({
+        policies: { limit: 1, window: '1m' },
+        logger: quiet,
+        handler: (_req, res) => void res.status(420).end('Enhance your calm'),
+      }),
+    );
+    await supertest(app).get('/').expect(200);
+    await supertest(app).get('/').expect(420, 'Enhance your calm');
+  });
+
+  it('should forward errors in the handler using `next()`', async () => {
+    let errorCaught = false;
+    const app = createServer(
+      rateLimit({
+        policies: { limit: 1, window: '1m' },
+        logger: quiet,
+        handler: () => {
+          throw new Error('420: Enhance your calm');
+        },
+      }),
+    );
+    app.use((error: Error, _req: Request, res: Response, _next: NextFunction) => {
+      errorCaught = true;
+      res.status(500).send(error.message);
+    });
+    await supertest(app).get('/').expect(200);
+    await supertest(app).get('/').expect(500, '420: Enhance your calm');
+    expect(errorCaught).toBe(true);
+  });
+
+  it('should handle two rate-limiters with their own handlers operating independently', async () => {
+    const keyLimiter = rateLimit({
+      policies: { limit: 2, window: '1m' },
+      name: 'per-key',
+      logger: quiet,
+      key: (req) => String(req.query.key),
+      handler: (_req, res) => void res.status(420).end('Enhance your calm'),
+    });
+    const globalLimiter = rateLimit({
+      policies: { limit: 5, window: '1m' },
+      name: 'global',
+      logger: quiet,
+      key: () => 'global',
+      handler: (_req, res) => void res.status(429).end('Too many requests'),
+    });
+    let seen: Request | undefined;
+    const save = (req: Request, _res: Response, next: NextFunction) => {
+      seen = req;
+      next();
+    };
+    const app = createServer(save, keyLimiter, globalLimiter);
+    const get = (key: number) => supertest(app).get('/').query({ key });
+
+    await get(1).expect(200);
+    // tollgate shows the most restrictive decision of stacked limiters on req.rateLimit.
+    expect(seen?.rateLimit).toMatchObject({ limit: 2, remaining: 1 });
+    await get(2).expect(200);
+    await get(1).expect(200);
+    expect(seen?.rateLimit).toMatchObject({ limit: 2, remaining: 0 });
+    await get(2).expect(200);
+    expect(seen?.rateLimit).toMatchObject({ remaining: 0 });
+    await get(1).expect(420, 'Enhance your calm');
+    expect(seen?.rateLimit).toMatchObject({ limit: 2, remaining: 0 });
+    await get(3).expect(200);
+    await get(3).expect(429, 'Too many requests');
+    expect(seen?.rateLimit).toMatchObject({ limit: 5, remaining: 0 });
+  });
+
+  it('sets the status, the rate-limit fields and Retry-After before the handler, and no body type', async () => {
+    const app = createServer(
+      rateLimit({
+        policies: { limit: 1, window: '1m' },
+        logger: quiet,
+        handler: (req, res) => void res.send(`wait ${req.rateLimit?.retryAfterMs} ms`),
+      }),
+    );
+    await supertest(app).get('/').expect(200);
+    const denied = await supertest(app).get('/');
+    expect(denied.status).toBe(429);
+    expect(Number(denied.headers['retry-after'])).toBeGreaterThanOrEqual(60);
+    expect(denied.headers['ratelimit-remaining']).toBe('0');
+    expect(denied.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(denied.text).toMatch(/^wait \d+ ms$/);
+  });
+});
