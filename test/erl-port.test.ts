@@ -4,6 +4,7 @@
  * expectations, written for tollgate's options (`handler`, `refund.isFailure(req, res)`,
  * `middleware.reset(req)`).
  */
+import { MemoryStore, type PolicySet } from '@tollgate/core';
 import { rateLimit } from '@tollgate/express';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import supertest from 'supertest';
@@ -106,5 +107,106 @@ describe('handler', () => {
     expect(denied.headers['ratelimit-remaining']).toBe('0');
     expect(denied.headers['content-type']).toBe('text/html; charset=utf-8');
     expect(denied.text).toMatch(/^wait \d+ ms$/);
+  });
+});
+
+/** express-rate-limit's MockStore's `decrementWasCalled`, over a real MemoryStore. */
+class CountingStore extends MemoryStore {
+  refunds = 0;
+  resets: string[] = [];
+  override refund(key: string, set: PolicySet, cost: number, countedAt?: number): Promise<void> {
+    this.refunds++;
+    return super.refund(key, set, cost, countedAt);
+  }
+  override reset(key: string, set: PolicySet): Promise<void> {
+    this.resets.push(key);
+    return super.reset(key, set);
+  }
+}
+
+/**
+ * An app whose routes run after `limiter`, and a promise per request that settles once its response
+ * has closed and the refund it triggered (its `close` listener ran first) has reached the store.
+ */
+function refundServer(limiter: express.RequestHandler) {
+  let closed: Promise<void> = Promise.resolve();
+  const afterClose: express.RequestHandler = (_req, res, next) => {
+    closed = new Promise((resolve) => res.once('close', () => setImmediate(resolve)));
+    next();
+  };
+  const app = createServer(limiter, afterClose);
+  return { app, closed: () => closed };
+}
+
+describe('requestWasSuccessful (refund.isFailure from the request and response)', () => {
+  const cases = [
+    {
+      name: 'should decrement hits when requests succeed and a custom `requestWasSuccessful` method used',
+      isFailure: (_status: number, _req: Request, res: { statusCode: number }) => res.statusCode !== 200,
+      path: '/',
+      refunded: 1,
+    },
+    {
+      name: 'should not decrement hits when requests fail and a custom `requestWasSuccessful` method used',
+      isFailure: (_status: number, _req: Request, res: { statusCode: number }) => res.statusCode !== 200,
+      path: '/error',
+      refunded: 0,
+    },
+    {
+      name: 'should decrement hits when the request says it succeeded (from the request)',
+      isFailure: (_status: number, req: Request) => req.query.success !== '1',
+      path: '/?success=1',
+      refunded: 1,
+    },
+    {
+      name: 'should not decrement hits when the request says it failed (from the request)',
+      isFailure: (_status: number, req: Request) => req.query.success !== '1',
+      path: '/?success=0',
+      refunded: 0,
+    },
+    {
+      name: 'should decrement hits when an asynchronous `requestWasSuccessful` resolves success',
+      isFailure: async (_status: number, req: Request) => req.query.success !== '1',
+      path: '/?success=1',
+      refunded: 1,
+    },
+    {
+      name: 'should not decrement hits when an asynchronous `requestWasSuccessful` resolves failure',
+      isFailure: async (_status: number, req: Request) => req.query.success !== '1',
+      path: '/?success=0',
+      refunded: 0,
+    },
+  ];
+  it.each(cases)('$name', async ({ isFailure, path, refunded }) => {
+    const store = new CountingStore();
+    const limiter = rateLimit({
+      policies: { limit: 5, window: '1m' },
+      store,
+      logger: quiet,
+      key: () => 'k',
+      refund: { onSuccess: true, isFailure },
+    });
+    const { app, closed } = refundServer(limiter);
+    await supertest(app).get(path);
+    await closed();
+    expect(store.refunds).toBe(refunded);
+    expect((await limiter.limiter.peek('k')).remaining).toBe(5 - 1 + refunded);
+  });
+
+  it('logs a rejecting isFailure and refunds nothing', async () => {
+    const store = new CountingStore();
+    const errors: string[] = [];
+    const limiter = rateLimit({
+      policies: { limit: 5, window: '1m' },
+      store,
+      logger: { warn: () => {}, error: (m) => void errors.push(m) },
+      key: () => 'k',
+      refund: { onSuccess: true, isFailure: () => Promise.reject(new Error('no verdict')) },
+    });
+    const { app, closed } = refundServer(limiter);
+    await supertest(app).get('/').expect(200);
+    await closed();
+    expect(store.refunds).toBe(0);
+    expect(errors).toEqual(["[tollgate] refund.isFailure of limiter 'default' failed: no verdict"]);
   });
 });

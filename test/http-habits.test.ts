@@ -127,3 +127,40 @@ describe('Express `handler`', () => {
     expect(called).toBe(false);
   });
 });
+
+describe('refund.isFailure from the request and response, asynchronously', () => {
+  it('Koa: receives ctx and the Node response; a success the app reports is given back', async () => {
+    const app = new Koa();
+    const seen: Array<[string, number]> = [];
+    let closed: Promise<void> = Promise.resolve();
+    const limiter = forKoa.rateLimit({
+      policies: { limit: 5, window: '1m' },
+      key: () => 'k',
+      logger: recorder(),
+      refund: {
+        onSuccess: true,
+        isFailure: async (status, ctx, res) => {
+          seen.push([ctx.path, res.statusCode]);
+          return status >= 400 || ctx.state.failed === true;
+        },
+      },
+    });
+    app.use(limiter);
+    app.use((ctx) => {
+      closed = new Promise((resolve) => ctx.res.once('close', () => setImmediate(resolve)));
+      ctx.state.failed = ctx.path === '/soft-failure';
+      ctx.body = 'ok';
+    });
+    const server = supertest(app.callback());
+    await server.get('/fine').expect(200);
+    await closed;
+    expect((await limiter.limiter.peek('k')).remaining).toBe(5);
+    await server.get('/soft-failure').expect(200);
+    await closed;
+    expect((await limiter.limiter.peek('k')).remaining).toBe(4);
+    expect(seen).toEqual([
+      ['/fine', 200],
+      ['/soft-failure', 200],
+    ]);
+  });
+});

@@ -39,7 +39,7 @@ export function writeResult(
   if (result.action === 'error') throw result.error;
   const { complete } = result;
   if (response.destroyed) {
-    complete?.(response.statusCode, 'unserved');
+    complete?.(response.statusCode, 'unserved', response);
     return false;
   }
   let downstream = false;
@@ -48,6 +48,7 @@ export function writeResult(
       complete(
         response.statusCode,
         response.writableFinished ? 'finished' : downstream ? 'aborted' : 'unserved',
+        response,
       ),
     );
   }

@@ -4,6 +4,7 @@ import type { Decision, Logger, Policy, Store } from '../types.js';
 import { checkFunction, checkOptions } from './check-options.js';
 import { type HeaderMode, resolveHeaderModes } from './headers.js';
 import type { KeyFunction } from './keys.js';
+import type { NodeResponse } from './node-response.js';
 import { HttpWarner } from './warnings.js';
 
 /** Policies chosen per request, e.g. by the tenant's plan. Return objects defined once (see README). */
@@ -12,7 +13,7 @@ export type TierFunction<Req> = (
   key: string,
 ) => Policy | readonly Policy[] | Promise<Policy | readonly Policy[]>;
 
-export interface RefundOptions {
+export interface RefundOptions<Req = unknown> {
   /**
    * Give the request back when its response succeeded (express-rate-limit `skipSuccessfulRequests`).
    * @default false
@@ -33,10 +34,15 @@ export interface RefundOptions {
    */
   onAbort?: boolean;
   /**
-   * Which final status counts as a failure.
+   * Whether a finished response counts as a failure: from its final status, or from the request
+   * and response (the framework's request, Node's response), possibly asynchronously
+   * (express-rate-limit's `requestWasSuccessful`, negated). A throw or rejection refunds nothing and
+   * is logged.
    * @default (status) => status >= 400
+   * @example (status) => status >= 500
+   * @example async (_status, req, res) => !(await wasSuccessful(req, res))
    */
-  isFailure?: (status: number) => boolean;
+  isFailure?: (status: number, req: Req, res: NodeResponse) => boolean | Promise<boolean>;
 }
 
 /**
@@ -73,7 +79,7 @@ export interface RateLimitOptions<Req> {
   /** Requests for which this returns true are neither counted nor given headers. */
   skip?: (req: Req) => boolean | Promise<boolean>;
   /** Give a request back after its response, depending on how it ended. At most once per request. */
-  refund?: RefundOptions;
+  refund?: RefundOptions<Req>;
   /**
    * Which rate-limit headers to send (see `HeaderMode`); `false` for none. `Retry-After` is sent on
    * every 429 regardless.
@@ -123,7 +129,7 @@ export interface RateLimitConfig<Req> {
   readonly key: KeyFunction<Req> | undefined;
   readonly cost: number | ((req: Req) => number | Promise<number>);
   readonly skip: ((req: Req) => boolean | Promise<boolean>) | undefined;
-  readonly refund: Required<RefundOptions> | undefined;
+  readonly refund: Required<RefundOptions<Req>> | undefined;
   readonly modes: readonly HeaderMode[];
   readonly onLimited: ((req: Req, decision: Decision) => void | Promise<void>) | undefined;
   readonly onDecision: ((req: Req, decision: Decision) => void | Promise<void>) | undefined;
@@ -223,7 +229,9 @@ export function resolveOptions<Req>(
   };
 }
 
-function resolveRefund(refund: RefundOptions | undefined): Required<RefundOptions> | undefined {
+function resolveRefund<Req>(
+  refund: RefundOptions<Req> | undefined,
+): Required<RefundOptions<Req>> | undefined {
   if (refund === undefined) return undefined;
   checkOptions(refund, ['onSuccess', 'onFailure', 'onAbort', 'isFailure'], '`refund`');
   const {

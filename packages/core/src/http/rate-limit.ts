@@ -4,6 +4,7 @@ import type { Decision, Policy } from '../types.js';
 import { WARNINGS } from '../warnings.js';
 import { decisionHeaders, type HeaderMode } from './headers.js';
 import { defaultKey, KeyCheck } from './keys.js';
+import type { NodeResponse } from './node-response.js';
 import {
   type RateLimitConfig,
   type RateLimitOptions,
@@ -28,10 +29,11 @@ export interface HttpResult {
   delayMs: number;
   error?: unknown;
   /**
-   * Present when a refund may follow: call it once the response has closed, with its final status
-   * and how the request ended (`writeResult` does). Later calls do nothing.
+   * Present when a refund may follow: call it once the response has closed, with its final status,
+   * how the request ended and the response (`writeResult` does; `refund.isFailure` receives the
+   * response). Later calls do nothing.
    */
-  complete?: (statusCode: number, ending?: RequestEnding) => void;
+  complete?: (statusCode: number, ending?: RequestEnding, response?: NodeResponse) => void;
 }
 
 /**
@@ -219,36 +221,46 @@ export function rateLimit<Req extends object>(
     }
     const { refund } = config;
     if (refund !== undefined && grant.cost > 0 && tookUnits(decision)) {
-      result.complete = refundOnClose(refund, grant, decision);
+      result.complete = refundOnClose(refund, req, grant, decision);
     }
     return result;
   }
 
   /** The refund a request's ending decides, given at most once (issue 9: an abort is no failure). */
   function refundOnClose(
-    refund: Required<RefundOptions>,
+    refund: Required<RefundOptions<Req>>,
+    req: Req,
     grant: Grant,
     decision: Decision,
   ): NonNullable<HttpResult['complete']> {
     let done = false;
-    return (statusCode, ending = 'finished') => {
+    return (statusCode, ending = 'finished', response) => {
       if (done) return;
       done = true;
-      let give: boolean;
-      try {
-        give =
-          ending === 'aborted'
-            ? refund.onAbort
-            : ending === 'unserved'
-              ? refund.onFailure || refund.onAbort
-              : refund.isFailure(statusCode)
-                ? refund.onFailure
-                : refund.onSuccess;
-      } catch (error) {
-        config.logger.error(`[tollgate] refund.isFailure threw: ${describe(error)}`);
+      if (ending !== 'finished') {
+        if (ending === 'aborted' ? refund.onAbort : refund.onFailure || refund.onAbort) {
+          void giveBack(grant, decision);
+        }
         return;
       }
-      if (give) void giveBack(grant, decision);
+      // Both outcomes alike: no need to ask (an asynchronous isFailure may be costly). The response
+      // is the one `writeResult` was given; only a caller of `complete` without one passes none.
+      if (refund.onFailure === refund.onSuccess) {
+        if (refund.onFailure) void giveBack(grant, decision);
+        return;
+      }
+      const failed = (error: unknown) =>
+        config.logger.error(
+          `[tollgate] refund.isFailure of limiter '${limiter.name}' failed: ${describe(error)}`,
+        );
+      try {
+        const judged = then(refund.isFailure(statusCode, req, response as NodeResponse), (failure) => {
+          if (failure ? refund.onFailure : refund.onSuccess) void giveBack(grant, decision);
+        });
+        if (isThenable(judged)) Promise.resolve(judged).catch(failed);
+      } catch (error) {
+        failed(error);
+      }
     };
   }
 
