@@ -1,5 +1,7 @@
+import { Aimd } from './aimd.js';
 import { CostExceedsLimitError, DeadlineError, QueueFullError } from './errors.js';
 import { queuedChannel } from './events.js';
+import type { ResolvedAimd } from './options.js';
 import { Quota, type QuotaSnapshot } from './quota.js';
 import type { HeaderReading, QuotaUnit } from './read-headers.js';
 import type { ServerClock } from './server-clock.js';
@@ -18,6 +20,8 @@ export interface BudgetSnapshot {
   /** Local epoch ms until which no call is sent (a `Retry-After`, or backoff after a bare 429). */
   blockedUntil: number | undefined;
   quotas: QuotaSnapshot[];
+  /** AIMD's state, for an origin whose answers state no quota (with the `aimd` option). */
+  aimd: { rate: number; cooldownUntil: number | undefined } | undefined;
 }
 
 interface Job extends Waiter {
@@ -63,7 +67,12 @@ export class Budget {
     private readonly clock: ServerClock,
     private readonly now: () => number,
     private readonly maxQueue: number,
-  ) {}
+    aimd: ResolvedAimd | undefined,
+  ) {
+    this.aimd = aimd === undefined ? undefined : new Aimd(aimd);
+  }
+
+  private readonly aimd: Aimd | undefined;
 
   /** A place in line among equal priorities, kept by the call's retries. */
   nextOrder(): number {
@@ -159,7 +168,13 @@ export class Budget {
   }
 
   /** An answer arrived for send `seq`. */
-  answer(seq: number, reading: HeaderReading | undefined, sentAt: number, receivedAt: number): void {
+  answer(
+    seq: number,
+    reading: HeaderReading | undefined,
+    sentAt: number,
+    receivedAt: number,
+    status: number,
+  ): void {
     this.inFlight--;
     this.markAnswered(seq);
     this.answered = true;
@@ -174,6 +189,11 @@ export class Budget {
         quota.update(q, seq, sentAt, receivedAt, this.clock, this.spentAfter(seq, q.unit));
       }
       this.forget();
+    }
+    // AIMD steps in only while the server has stated no quota at all.
+    if (this.aimd !== undefined && this.quotas.size === 0) {
+      if (this.aimd.backsOff(status)) this.aimd.limited(receivedAt);
+      else if (status < 400) this.aimd.succeeded(receivedAt);
     }
     this.pump();
   }
@@ -193,6 +213,10 @@ export class Budget {
       inFlight: this.inFlight,
       blockedUntil: this.blockedUntil > now ? this.blockedUntil : undefined,
       quotas: [...this.quotas.values()].map((q) => q.snapshot(now)),
+      aimd:
+        this.aimd === undefined || this.quotas.size > 0
+          ? undefined
+          : { rate: this.aimd.rate, cooldownUntil: this.aimd.cooldownUntil(now) },
     };
   }
 
@@ -202,6 +226,8 @@ export class Budget {
     for (const quota of this.quotas.values()) {
       at = Math.max(at, quota.readyAt(now, costIn(cost, quota.unit), this.lastSentAt));
     }
+    if (this.aimd !== undefined && this.quotas.size === 0)
+      at = Math.max(at, this.lastSentAt + this.aimd.interval);
     return at;
   }
 

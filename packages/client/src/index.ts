@@ -7,7 +7,7 @@ export {
   isClientError,
   QueueFullError,
 } from './errors.js';
-export type { CallOptions, PaceOptions, RetryBudgetOptions, RetryOptions } from './options.js';
+export type { AimdOptions, CallOptions, PaceOptions, RetryBudgetOptions, RetryOptions } from './options.js';
 export type { FetchLike, PacedFetch, PaceInit, PaceSnapshot } from './pace.js';
 export { pace } from './pace.js';
 export type { QuotaSnapshot } from './quota.js';

@@ -52,8 +52,32 @@ export interface RetryOptions {
   budget?: RetryBudgetOptions;
 }
 
+/**
+ * Pacing for servers that state no quota in their answers (AIMD). Off unless given: with it, an
+ * origin whose answers carry no rate-limit headers is called at `initialRate`, faster while calls
+ * succeed, slower after each `backoffStatus`.
+ */
+export interface AimdOptions {
+  /** Calls per second to start at. @default 10 */
+  initialRate?: number;
+  /** @default 1 */
+  minRate?: number;
+  /** @default 100 */
+  maxRate?: number;
+  /** Calls/s added per second while calls succeed. @default 1 */
+  increaseStep?: number;
+  /** The rate is multiplied by this on a backoff status. @default 0.5 */
+  decreaseFactor?: number;
+  /** @default [429, 503] */
+  backoffStatus?: readonly number[];
+  /** Ms after a cut during which the rate neither grows nor is cut again. @default 1000 */
+  cooldown?: number;
+}
+
 /** Options of `pace()`. */
 export interface PaceOptions {
+  /** AIMD pacing for origins whose answers state no quota. @default off */
+  aimd?: AimdOptions;
   /**
    * Retries of failed calls, or `false` for none.
    * @default {} (the defaults of RetryOptions)
@@ -105,7 +129,18 @@ export interface ResolvedRetry {
   reserve: number;
 }
 
+export interface ResolvedAimd {
+  initialRate: number;
+  minRate: number;
+  maxRate: number;
+  increaseStep: number;
+  decreaseFactor: number;
+  backoffStatus: ReadonlySet<number>;
+  cooldown: number;
+}
+
 export interface ResolvedOptions {
+  aimd: ResolvedAimd | undefined;
   retry: ResolvedRetry | undefined;
   maxQueue: number;
   credential: (headers: Headers, url: URL) => string | undefined;
@@ -186,10 +221,51 @@ function resolveRetry(value: unknown): ResolvedRetry | undefined {
   };
 }
 
+function resolveAimd(value: unknown): ResolvedAimd {
+  const aimd = checkObject('aimd', value);
+  checkKeys('aimd', aimd, [
+    'initialRate',
+    'minRate',
+    'maxRate',
+    'increaseStep',
+    'decreaseFactor',
+    'backoffStatus',
+    'cooldown',
+  ]);
+  const minRate = number('aimd.minRate', aimd.minRate, 1, Number.MIN_VALUE, false);
+  const maxRate = number('aimd.maxRate', aimd.maxRate, 100, minRate, false);
+  const initialRate = number(
+    'aimd.initialRate',
+    aimd.initialRate,
+    Math.min(maxRate, Math.max(minRate, 10)),
+    minRate,
+    false,
+  );
+  if (initialRate > maxRate)
+    throw configError('aimd.initialRate', `a number ≤ maxRate (${maxRate})`, initialRate);
+  const decreaseFactor = number('aimd.decreaseFactor', aimd.decreaseFactor, 0.5, Number.MIN_VALUE, false);
+  if (decreaseFactor >= 1)
+    throw configError('aimd.decreaseFactor', 'a number between 0 and 1', decreaseFactor);
+  const statuses = aimd.backoffStatus ?? [429, 503];
+  if (!Array.isArray(statuses) || !statuses.every((s) => Number.isInteger(s) && s >= 100 && s <= 599)) {
+    throw configError('aimd.backoffStatus', 'an array of HTTP statuses', statuses);
+  }
+  return {
+    initialRate,
+    minRate,
+    maxRate,
+    increaseStep: number('aimd.increaseStep', aimd.increaseStep, 1, 0, false),
+    decreaseFactor,
+    backoffStatus: new Set(statuses as number[]),
+    cooldown: number('aimd.cooldown', aimd.cooldown, 1000, 0, false),
+  };
+}
+
 export function resolveOptions(value: unknown): ResolvedOptions {
   const options = checkObject('options', value);
-  checkKeys('', options, ['retry', 'maxQueue', 'credential', 'now', 'random']);
+  checkKeys('', options, ['aimd', 'retry', 'maxQueue', 'credential', 'now', 'random']);
   return {
+    aimd: options.aimd === undefined ? undefined : resolveAimd(options.aimd),
     retry: resolveRetry(options.retry),
     maxQueue: number('maxQueue', options.maxQueue, 10_000, 1, true),
     credential: fn('credential', options.credential, defaultCredential),

@@ -59,7 +59,7 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
       clock = new ServerClock();
       clocks.set(origin, clock);
     }
-    budget = new Budget(origin, credential, clock, now, config.maxQueue);
+    budget = new Budget(origin, credential, clock, now, config.maxQueue, config.aimd);
     budgets.set(key, budget);
     if (budgets.size > MAX_BUDGETS) {
       for (const [k, b] of budgets) {
@@ -123,7 +123,7 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
           limitedChannel.publish({ ...event, status, retryAfterMs: reading.retryAfter ? delay : undefined });
         }
       }
-      budget.answer(seq, reading, sentAt, receivedAt);
+      budget.answer(seq, reading, sentAt, receivedAt, status);
       if (!mayRetry || !retry.statuses.has(status) || attempt >= retry.limit) return response;
       delay ??= reading.retryAfter
         ? Math.max(0, clock.toLocal(reading.retryAfter, sentAt, receivedAt).hi - receivedAt)

@@ -1,0 +1,72 @@
+// AIMD against a server that states no quota: it answers a bare 429 above a hidden rate (20 calls/s,
+// a bucket of 4). After a warm-up the client must settle within 10% of that rate, with at most 5% of
+// its calls answered 429.
+import { pace } from '@tollgate/client';
+import { afterEach, expect, it } from 'vitest';
+import { type Running, scriptedServer } from './support/client-servers.js';
+
+const HIDDEN_RATE = 20;
+const BURST = 4;
+const WARM_UP = 4000;
+const MEASURE = 6000;
+
+let server: Running | undefined;
+afterEach(() => server?.close());
+
+it('settles within 10% of a hidden rate with at most 5% of calls answered 429 after warm-up', async () => {
+  let tokens = BURST;
+  let last = Date.now();
+  const answers: Array<[number, number]> = [];
+  server = await scriptedServer((_req, res) => {
+    const now = Date.now();
+    tokens = Math.min(BURST, tokens + ((now - last) * HIDDEN_RATE) / 1000);
+    last = now;
+    const status = tokens >= 1 ? 200 : 429;
+    if (status === 200) tokens -= 1;
+    answers.push([now, status]);
+    res.writeHead(status);
+    res.end();
+  });
+  const api = pace(fetch, {
+    aimd: { initialRate: 15, increaseStep: 2, decreaseFactor: 0.9, cooldown: 1000 },
+  });
+  const start = Date.now();
+  const end = start + WARM_UP + MEASURE;
+  const caller = async () => {
+    while (Date.now() < end) {
+      const response = await api(server!.url, { pace: { deadline: end } }).catch(() => undefined);
+      await response?.arrayBuffer();
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, caller));
+  const measured = answers.filter(([at]) => at >= start + WARM_UP && at < end);
+  const ok = measured.filter(([, status]) => status === 200).length;
+  const limited = measured.length - ok;
+  const rate = ok / (MEASURE / 1000);
+  console.log(
+    `AIMD: ${rate.toFixed(1)} calls/s allowed (hidden ${HIDDEN_RATE}), ${limited}/${measured.length} answered 429`,
+  );
+  console.log(JSON.stringify(api.snapshot().budgets[0]?.aimd));
+  expect(Math.abs(rate - HIDDEN_RATE) / HIDDEN_RATE).toBeLessThanOrEqual(0.1);
+  expect(limited).toBeLessThanOrEqual(measured.length * 0.05);
+}, 30_000);
+
+it('stays out of the way of an origin that states its quota', async () => {
+  server = await scriptedServer((_req, res) => {
+    res.writeHead(200, { RateLimit: 'limit=10, remaining=9, reset=1', 'RateLimit-Policy': '10;w=1' });
+    res.end();
+  });
+  const api = pace(fetch, { aimd: { initialRate: 1 } });
+  await (await api(server.url)).arrayBuffer();
+  expect(api.snapshot().budgets[0]!.aimd).toBeUndefined();
+});
+
+it('checks its options at pace()', () => {
+  expect(() => pace(fetch, { aimd: { decreaseFactor: 1 } })).toThrow(
+    'Expected `aimd.decreaseFactor` to be a number between 0 and 1, got `1` (number).',
+  );
+  expect(() => pace(fetch, { aimd: { minRate: 5, maxRate: 2 } })).toThrow(
+    'Expected `aimd.maxRate` to be a number ≥ 5',
+  );
+  expect(() => pace(fetch, { aimd: { backoffStatus: [42] } })).toThrow('Expected `aimd.backoffStatus`');
+});
