@@ -15,7 +15,12 @@ import { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
 import { parseArgs } from 'node:util';
-import { rateLimit as coreRateLimit, type HttpResult, NodeRequestView, writeHeaders } from '@tollgate/core';
+import {
+  rateLimit as coreRateLimit,
+  type HttpResult,
+  NodeRequestView,
+  writeHeaders,
+} from '@tollgate/core/internal';
 import { rateLimit as koaRateLimit } from '@tollgate/koa';
 import Koa from 'koa';
 import { median } from './lib/stats.ts';

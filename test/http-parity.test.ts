@@ -24,7 +24,7 @@ import {
   QUOTA_EXCEEDED_TYPE,
   type RateLimitOptions,
   type Store,
-} from '@tollgate/core';
+} from '@tollgate/core/internal';
 import * as forExpress from '@tollgate/express';
 import * as forKoa from '@tollgate/koa';
 import { RedisStore } from '@tollgate/redis';

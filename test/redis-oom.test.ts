@@ -4,7 +4,7 @@
  * throwaway server whose memory limit is lowered below what it uses once the keys are in place.
  */
 import { randomUUID } from 'node:crypto';
-import { createLimiter, type Policy, resolvePolicySet, StoreError } from '@tollgate/core';
+import { createLimiter, type Policy, resolvePolicySet, StoreError } from '@tollgate/core/internal';
 import { RedisStore } from '@tollgate/redis';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

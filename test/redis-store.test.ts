@@ -18,12 +18,13 @@ import {
   resolvePolicySet,
   type State,
   StoreError,
-} from '@tollgate/core';
-import { CONSUME_SCRIPT, PEEK_SCRIPT, REFUND_SCRIPT, RedisStore } from '@tollgate/redis';
+} from '@tollgate/core/internal';
+import { RedisStore } from '@tollgate/redis';
 import fc from 'fast-check';
 import { Cluster, Redis } from 'ioredis';
 import { createClient, createCluster } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { CONSUME_SCRIPT, PEEK_SCRIPT, REFUND_SCRIPT } from '../packages/redis/src/lua/scripts.js';
 import { type RedisServer, startRedis } from './support/redis-servers.ts';
 
 const set = (policies: Policy | Policy[], namespace = 'redis-test'): PolicySet =>

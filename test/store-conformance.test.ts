@@ -17,7 +17,7 @@ import {
   resolvePolicySet,
   type State,
   type Store,
-} from '@tollgate/core';
+} from '@tollgate/core/internal';
 import { RedisStore } from '@tollgate/redis';
 import fc from 'fast-check';
 import { Cluster, Redis } from 'ioredis';

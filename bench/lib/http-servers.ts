@@ -14,7 +14,7 @@ import {
   NodeRequestView,
   type RequestView,
   writeHeaders,
-} from '@tollgate/core';
+} from '@tollgate/core/internal';
 import { byHeader as expressByHeader, rateLimit as expressRateLimit } from '@tollgate/express';
 import { byHeader as koaByHeader, rateLimit as koaRateLimit } from '@tollgate/koa';
 import { RedisStore } from '@tollgate/redis';

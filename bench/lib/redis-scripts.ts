@@ -1,4 +1,4 @@
-import { type Algorithm, resolvePolicySet } from '../../packages/core/src/index.ts';
+import { type Algorithm, resolvePolicySet } from '../../packages/core/src/internal.ts';
 import { layoutFor } from '../../packages/redis/src/layout.ts';
 import type { LuaSubject } from './redis-lua.ts';
 

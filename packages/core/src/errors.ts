@@ -42,8 +42,11 @@ export class StoreError extends TollgateError {
   }
 }
 
+/** True for every error tollgate throws or rejects with. */
 export const isTollgateError = (error: unknown): error is TollgateError => error instanceof TollgateError;
+/** True for a `ConfigError` (bad options or arguments). */
 export const isConfigError = (error: unknown): error is ConfigError => error instanceof ConfigError;
+/** True for a `StoreError` (the store failed or is closed). */
 export const isStoreError = (error: unknown): error is StoreError => error instanceof StoreError;
 
 /** `0 (number)`, `'abc' (string)`: how a bad value shows in a ConfigError message. */

@@ -1,33 +1,48 @@
-export type { AlgorithmStep, State, StepResult } from './algorithms/index.js';
-export { fixedWindow, leakyBucket, STEPS, slidingWindow, tokenBucket } from './algorithms/index.js';
-export { monotonicClock } from './clock.js';
-export { openDecision, toDecision } from './decision.js';
-export { formatDuration, MAX_WINDOW_MS, parseDuration } from './duration.js';
+// `@tollgate/core`: what users call. Every name here is documented where it is declared and listed in
+// the README's "API" section; what sibling packages, benches and tests share is in `./internal.ts`.
+
+export { formatDuration, parseDuration } from './duration.js';
+// Errors and warnings.
 export type { StoreErrorScope } from './errors.js';
 export {
   ConfigError,
-  configError,
   isConfigError,
   isStoreError,
   isTollgateError,
   StoreError,
   TollgateError,
 } from './errors.js';
-export type { Evaluation } from './evaluate.js';
-export { evaluate, peekOutcomes, refundStates } from './evaluate.js';
-export * from './http/index.js';
+// The framework-free HTTP layer (any server without an adapter, `node:http`).
+export type {
+  ByIpOptions,
+  FallbackOptions,
+  HeaderMode,
+  HttpLimiter,
+  HttpResult,
+  KeyFunction,
+  QuotaExceededProblem,
+  RateLimitOptions,
+  RefundOptions as RateLimitRefundOptions,
+  RequestEnding,
+  RequestView,
+  StoreUnavailableProblem,
+  TierFunction,
+} from './http/index.js';
+export {
+  byApiKey,
+  byHeader,
+  byIp,
+  NodeRequestView,
+  QUOTA_EXCEEDED_TYPE,
+  rateLimit,
+  writeResult,
+} from './http/index.js';
+// Limiters and their decisions.
 export type { ConsumeOptions, Limiter, LimiterOptions, RefundOptions } from './limiter.js';
 export { createLimiter } from './limiter.js';
+// Stores, and what a store of your own implements.
 export type { MemoryStoreOptions } from './memory-store.js';
 export { MemoryStore } from './memory-store.js';
-export {
-  ALGORITHMS,
-  capacityOf,
-  DEFAULT_ALGORITHM,
-  resolveNamespace,
-  resolvePolicy,
-  resolvePolicySet,
-} from './policy.js';
 export type {
   Algorithm,
   Clock,
@@ -46,4 +61,4 @@ export type {
   Store,
 } from './types.js';
 export type { WarningCode } from './warnings.js';
-export { WARNINGS, Warner } from './warnings.js';
+export { WARNINGS } from './warnings.js';

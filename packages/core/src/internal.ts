@@ -1,9 +1,69 @@
 /**
- * `@tollgate/core/internal`: what sibling packages (`@tollgate/redis`, the adapters) and the tests
- * share. No stability promise and not documented for users: the public names are in `./index.ts`.
+ * `@tollgate/core/internal`: what sibling packages (`@tollgate/redis`, the adapters), the benches and
+ * the tests share. No stability promise and not documented for users: the public names are in
+ * `./index.ts`, re-exported here so that one import serves a test.
  */
 
-export type { AlgorithmDefinition, LuaParam } from './algorithms/index.js';
-export { REGISTRY } from './algorithms/index.js';
+export type {
+  AlgorithmDefinition,
+  AlgorithmName,
+  AlgorithmStep,
+  Kernel,
+  LuaParam,
+  State,
+  StepResult,
+} from './algorithms/index.js';
+export {
+  fixedWindow,
+  leakyBucket,
+  newOutcome,
+  REGISTRY,
+  STEPS,
+  slidingWindow,
+  tokenBucket,
+} from './algorithms/index.js';
+export { monotonicClock } from './clock.js';
+export { openDecision, toDecision } from './decision.js';
+export { MAX_WINDOW_MS } from './duration.js';
+export { configError, describeValue } from './errors.js';
+export type { Evaluation } from './evaluate.js';
+export { evaluate, peekOutcomes, refundStates } from './evaluate.js';
+export type {
+  Answer,
+  Closable,
+  EncodedBody,
+  KeyHelpers,
+  NodeRequestLike,
+  NodeResponse,
+  NodeResponseLike,
+  RateLimitConfig,
+  RefundOptions as HttpRefundOptions,
+} from './http/index.js';
+export {
+  ceilSeconds,
+  decisionHeaders,
+  encodeBody,
+  HEADER_MODES,
+  hold,
+  ipBucket,
+  keyHelpers,
+  quotaExceededProblem,
+  resolveHeaderModes,
+  resolveOptions,
+  retryAfterSeconds,
+  storeUnavailableProblem,
+  windowSeconds,
+  writeHeaders,
+} from './http/index.js';
 export * from './index.js';
 export { keyDigest } from './key-digest.js';
+export { TIERED } from './limiter.js';
+export {
+  ALGORITHMS,
+  capacityOf,
+  DEFAULT_ALGORITHM,
+  resolveNamespace,
+  resolvePolicy,
+  resolvePolicySet,
+} from './policy.js';
+export { Warner } from './warnings.js';

@@ -13,6 +13,7 @@ import { WARNINGS, Warner } from './warnings.js';
  */
 export const TIERED: unique symbol = Symbol('tollgate.tiered');
 
+/** Options of `createLimiter()`. */
 export interface LimiterOptions {
   /** One policy or several, applied all or nothing. */
   policies: Policy | readonly Policy[];
@@ -49,6 +50,7 @@ export interface LimiterOptions {
   [TIERED]?: boolean;
 }
 
+/** Per-call options of `consume`, `decide`, `peek` and `reset`. */
 export interface ConsumeOptions {
   /** Units this request costs: a non-negative integer. @default 1 */
   cost?: number;
@@ -56,6 +58,7 @@ export interface ConsumeOptions {
   policies?: Policy | readonly Policy[];
 }
 
+/** Options of `limiter.refund()`. */
 export interface RefundOptions extends Pick<ConsumeOptions, 'policies'> {
   /**
    * The `countedAt` of the Decision that counted the units: a window opened since then keeps its
@@ -65,6 +68,7 @@ export interface RefundOptions extends Pick<ConsumeOptions, 'policies'> {
   countedAt?: number | undefined;
 }
 
+/** Counts requests per key against its policies in a store; made by `createLimiter()`. */
 export interface Limiter {
   readonly name: string;
   readonly policies: PolicySet;

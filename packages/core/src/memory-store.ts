@@ -7,6 +7,7 @@ import { keyDigest } from './key-digest.js';
 import { NONE, Slots } from './memory-slots.js';
 import type { Clock, ConsumeInfo, Outcome, PolicySet, Store } from './types.js';
 
+/** Options of `new MemoryStore()`. */
 export interface MemoryStoreOptions {
   /**
    * Most keys tracked at once, over all limiters using this store. Past it, the least recently

@@ -96,6 +96,7 @@ export interface PolicyStatus extends Outcome {
 /** Why a decision did not come from the store in the normal way. */
 export type DecisionReason = 'store-error' | 'blocked-cache' | 'fallback' | 'skipped';
 
+/** The answer for one request: allowed or not, what is left, and when to retry. */
 export interface Decision {
   allowed: boolean;
   key: string;
@@ -162,6 +163,7 @@ export interface Store {
 /** Time source in milliseconds. Stores use a monotonic one by default. */
 export type Clock = () => number;
 
+/** Where coded warnings (`logger.warn`) and store errors (`logger.error`) go; `console` fits. */
 export interface Logger {
   warn(message: string): void;
   error(message: string): void;

@@ -47,6 +47,7 @@ export const WARNINGS = {
   NUMERIC_WINDOW: 'TOLLGATE_NUMERIC_WINDOW',
 } as const;
 
+/** One of the codes in `WARNINGS`, the prefix of a warning's message. */
 export type WarningCode = (typeof WARNINGS)[keyof typeof WARNINGS];
 
 /** Logs each code at most once per `Warner`. */

@@ -10,11 +10,12 @@ export type {
   PolicyStatus,
   QuotaExceededProblem,
   RateLimitOptions,
+  RateLimitRefundOptions,
   RefundOptions,
   Store,
   TierFunction,
 } from '@tollgate/core';
-export { HTTP_WARNINGS, MemoryStore, WARNINGS } from '@tollgate/core';
+export { MemoryStore, WARNINGS } from '@tollgate/core';
 export type {
   ExpressRateLimitOptions,
   ExpressRequest,

@@ -10,7 +10,7 @@ import {
   type RateLimitOptions,
   type RequestView,
   writeResult,
-} from '@tollgate/core';
+} from '@tollgate/core/internal';
 import type { NextFunction, Request, Response } from 'express';
 
 declare global {
@@ -32,6 +32,7 @@ export interface ExpressRequest {
   rateLimit?: Decision;
 }
 
+/** The Express middleware `rateLimit()` returns; `.limiter` is its limiter (peek, reset, refund). */
 export type RateLimitMiddleware = ((
   req: ExpressRequest,
   res: ServerResponse,
@@ -86,6 +87,7 @@ export type LimitHandler = (
   decision: Decision,
 ) => void | Promise<void>;
 
+/** Options of the Express `rateLimit()`: the core options plus `handler`. */
 export interface ExpressRateLimitOptions extends RateLimitOptions<Request> {
   /** Answers requests over the limit instead of the default body (never store failures, which answer 503). */
   handler?: LimitHandler;

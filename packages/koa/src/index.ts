@@ -10,10 +10,11 @@ export type {
   PolicyStatus,
   QuotaExceededProblem,
   RateLimitOptions,
+  RateLimitRefundOptions,
   RefundOptions,
   Store,
   TierFunction,
 } from '@tollgate/core';
-export { HTTP_WARNINGS, MemoryStore, WARNINGS } from '@tollgate/core';
+export { MemoryStore, WARNINGS } from '@tollgate/core';
 export type { KoaContext, KoaRateLimitOptions, RateLimitMiddleware } from './rate-limit.js';
 export { byApiKey, byHeader, byIp, rateLimit } from './rate-limit.js';

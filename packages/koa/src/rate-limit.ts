@@ -12,7 +12,7 @@ import {
   type RequestView,
   storeUnavailableProblem,
   writeResult,
-} from '@tollgate/core';
+} from '@tollgate/core/internal';
 import type { Context } from 'koa';
 
 declare module 'koa' {
@@ -44,6 +44,7 @@ export interface KoaContext {
   throw(status: number, message: string, properties: object): never;
 }
 
+/** The Koa middleware `rateLimit()` returns; `.limiter` is its limiter (peek, reset, refund). */
 export type RateLimitMiddleware = ((ctx: KoaContext, next: () => Promise<unknown>) => Promise<void>) & {
   readonly limiter: Limiter;
 };
@@ -128,6 +129,7 @@ function definer(object: object, name: string): object | undefined {
   return undefined;
 }
 
+/** Options of the Koa `rateLimit()`: the core options plus `throw`. */
 export interface KoaRateLimitOptions extends RateLimitOptions<Context> {
   /**
    * Throw a denial (and a store failure's 503) as an HttpError (`ctx.throw`: `status`, `expose`,

@@ -47,6 +47,7 @@ export interface NodeRedisClusterLike {
   nodeClient(node: never): unknown;
 }
 
+/** The clients a `RedisStore` takes: an ioredis `Redis` or `Cluster`, a node-redis client or cluster. */
 export type RedisClientLike = IoRedisLike | NodeRedisClientLike | NodeRedisClusterLike;
 
 /** ioredis's `Command` (a public export, also `Redis.Command`): what the store needs of it. */

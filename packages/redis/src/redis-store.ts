@@ -8,11 +8,12 @@ import {
   type Store,
   StoreError,
   type StoreErrorScope,
-} from '@tollgate/core';
+} from '@tollgate/core/internal';
 import { type Connection, connect, isNoScript, type RedisClientLike, type Sent } from './clients.js';
 import { Deadlines, type Pending } from './deadlines.js';
 import { encodeKey, type Layout, layoutFor } from './layout.js';
 
+/** Options of `new RedisStore()`. */
 export interface RedisStoreOptions {
   /**
    * A connected client: an ioredis `Redis` or `Cluster`, or a node-redis client (`createClient`) or

@@ -11,6 +11,7 @@ import type { RequestView } from './request-view.js';
  */
 export type KeyFunction<Req> = (req: Req) => string | undefined | Promise<string | undefined>;
 
+/** Options of `byIp()`. */
 export interface ByIpOptions {
   /**
    * IPv6 addresses are counted per network of this prefix length, since one client usually holds a
@@ -20,6 +21,7 @@ export interface ByIpOptions {
   ipv6Subnet?: number;
 }
 
+/** Options of `byHeader()` and `byApiKey()`: what counts a request that lacks the header. */
 export interface FallbackOptions<Req> {
   /**
    * The key for requests without the header, e.g. `byIp()`.

@@ -13,6 +13,7 @@ export type TierFunction<Req> = (
   key: string,
 ) => Policy | readonly Policy[] | Promise<Policy | readonly Policy[]>;
 
+/** The `refund` option of `rateLimit()`: which requests give their units back. */
 export interface RefundOptions<Req = unknown> {
   /**
    * Give the request back when its response succeeded (express-rate-limit `skipSuccessfulRequests`).
