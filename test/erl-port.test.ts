@@ -210,3 +210,39 @@ describe('requestWasSuccessful (refund.isFailure from the request and response)'
     expect(errors).toEqual(["[tollgate] refund.isFailure of limiter 'default' failed: no verdict"]);
   });
 });
+
+describe('resetKey (middleware.reset(req))', () => {
+  it('should call `resetKey` on the store, with the key the request maps to', async () => {
+    const store = new CountingStore();
+    const limiter = rateLimit({ policies: { limit: 2, window: '1m' }, store, logger: quiet });
+    const app = express();
+    app.post('/login', async (req, res) => {
+      await limiter.reset(req);
+      res.send('reset');
+    });
+    app.use(limiter);
+    app.get('/', (_req, res) => void res.send('Hi there!'));
+    await supertest(app).get('/').expect(200);
+    await supertest(app).get('/').expect(200);
+    await supertest(app).get('/').expect(429);
+    await supertest(app).post('/login').expect(200, 'reset');
+    expect(store.resets).toEqual(['ip:127.0.0.1']);
+    await supertest(app).get('/').expect(200);
+    await supertest(app).get('/').expect(200);
+    await supertest(app).get('/').expect(429);
+  });
+
+  it('is needed: limiter.reset(req.ip) resets a key no request is counted under', async () => {
+    const limiter = rateLimit({ policies: { limit: 1, window: '1m' }, logger: quiet });
+    const app = express();
+    app.post('/reset-by-ip', async (req, res) => {
+      await limiter.limiter.reset(req.ip!);
+      res.send('reset');
+    });
+    app.use(limiter);
+    app.get('/', (_req, res) => void res.send('Hi there!'));
+    await supertest(app).get('/').expect(200);
+    await supertest(app).post('/reset-by-ip').expect(200);
+    await supertest(app).get('/').expect(429);
+  });
+});

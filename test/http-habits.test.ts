@@ -164,3 +164,36 @@ describe('refund.isFailure from the request and response, asynchronously', () =>
     ]);
   });
 });
+
+describe('middleware.reset(req)', () => {
+  it("Koa: resets the counters of the request's key under its tier's policies", async () => {
+    const tiers = { free: [{ limit: 1, window: '1m' as const }], pro: [{ limit: 2, window: '1m' as const }] };
+    const limiter = forKoa.rateLimit({
+      policies: (ctx) => (ctx.get('x-plan') === 'pro' ? tiers.pro : tiers.free),
+      key: forKoa.byHeader('x-user'),
+      logger: recorder(),
+    });
+    const app = new Koa();
+    app.use(async (ctx, next) => {
+      if (ctx.path !== '/login') return next();
+      await limiter.reset(ctx);
+      ctx.body = 'reset';
+    });
+    app.use(limiter);
+    app.use((ctx) => {
+      ctx.body = 'ok';
+    });
+    const server = supertest(app.callback());
+    const get = (path: string) => server.get(path).set('x-user', 'ann').set('x-plan', 'pro');
+    await get('/').expect(200);
+    await get('/').expect(200);
+    await get('/').expect(429);
+    await get('/login').expect(200, 'reset');
+    await get('/').expect(200);
+    // Another user's counters are untouched.
+    await server.get('/').set('x-user', 'bob').expect(200);
+    await server.get('/').set('x-user', 'bob').expect(429);
+    await get('/').expect(200);
+    await get('/').expect(429);
+  });
+});

@@ -37,7 +37,14 @@ export type RateLimitMiddleware = ((
   req: ExpressRequest,
   res: ServerResponse,
   next: (error?: unknown) => void,
-) => void) & { readonly limiter: Limiter };
+) => void) & {
+  readonly limiter: Limiter;
+  /**
+   * Resets the counters of the key `req` maps to, for this limiter's policies (its tier's): e.g.
+   * after a successful login. `limiter.reset(req.ip)` resets nothing: keys carry a prefix.
+   */
+  reset(req: ExpressRequest): Promise<void>;
+};
 
 /**
  * A class, not an object literal with getters: literals with accessors, made per request, measured
@@ -107,7 +114,8 @@ export function rateLimit(options: ExpressRateLimitOptions): RateLimitMiddleware
     if (result instanceof Promise) result.then((r) => apply(r, req, res, next, handler)).catch(next);
     else apply(result, req, res, next, handler);
   }
-  return Object.assign(rateLimit, { limiter: handle.limiter });
+  const reset = (req: ExpressRequest) => handle.reset(new ExpressView(req), req as Request);
+  return Object.assign(rateLimit, { limiter: handle.limiter, reset });
 }
 
 function apply(

@@ -47,6 +47,11 @@ export interface KoaContext {
 /** The Koa middleware `rateLimit()` returns; `.limiter` is its limiter (peek, reset, refund). */
 export type RateLimitMiddleware = ((ctx: KoaContext, next: () => Promise<unknown>) => Promise<void>) & {
   readonly limiter: Limiter;
+  /**
+   * Resets the counters of the key `ctx` maps to, for this limiter's policies (its tier's): e.g.
+   * after a successful login. `limiter.reset(ctx.ip)` resets nothing: keys carry a prefix.
+   */
+  reset(ctx: KoaContext): Promise<void>;
 };
 
 /**
@@ -157,7 +162,8 @@ export function rateLimit(options: KoaRateLimitOptions): RateLimitMiddleware {
       return Promise.reject(error);
     }
   }
-  return Object.assign(rateLimit, { limiter: handle.limiter });
+  const reset = (ctx: KoaContext) => handle.reset(new KoaView(ctx), ctx as unknown as Context);
+  return Object.assign(rateLimit, { limiter: handle.limiter, reset });
 }
 
 const DONE: Promise<void> = Promise.resolve();

@@ -52,7 +52,13 @@ export interface HttpLimiter<Req> {
    * Never throws: failures come back as `action: 'error'`.
    */
   decide(view: RequestView, req: Req): HttpResult | Promise<HttpResult>;
-  /** The underlying limiter, e.g. to `reset` a key. */
+  /**
+   * Resets the counters of the key this request maps to, for the policies it would be counted
+   * under (its tier's): what `limiter.reset(req.ip)` does not do, since keys carry a prefix
+   * (`ip:1.2.3.4`). Runs the `key` and `policies` functions; their errors reject.
+   */
+  reset(view: RequestView, req: Req): Promise<void>;
+  /** The underlying limiter, e.g. to `peek` a key. */
   readonly limiter: Limiter;
 }
 
@@ -324,7 +330,13 @@ export function rateLimit<Req extends object>(
     return isThenable(result) ? result : Promise.resolve(result);
   }
 
-  return Object.assign(handle, { limiter, decide });
+  async function reset(view: RequestView, req: Req): Promise<void> {
+    const key = keys.check(view, await (config.key === undefined ? defaultKey(view) : config.key(req)));
+    const policies = config.tiers === undefined ? undefined : await tiers.choose(req, key);
+    await limiter.reset(key, policies === undefined ? undefined : { policies });
+  }
+
+  return Object.assign(handle, { limiter, decide, reset });
 }
 
 /** Validates what a `policies` function returns, and warns when it returns fresh copies each time. */
