@@ -3,6 +3,9 @@
  * casts (so `tsc` checks that one source fits every supported version's types), callbacks typed
  * with each framework's own request.
  */
+
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import Router from '@koa/router';
 import * as forExpress from '@tollgate/express';
 import * as forKoa from '@tollgate/koa';
@@ -12,6 +15,7 @@ import Koa3 from 'koa';
 import Koa2 from 'koa2';
 import Koa2Lowest from 'koa2-lowest';
 import Koa3Lowest from 'koa3-lowest';
+import ky, { HTTPError } from 'ky';
 import supertest from 'supertest';
 import { describe, expect, it } from 'vitest';
 
@@ -175,5 +179,36 @@ describe('@tollgate/koa', () => {
         { 'x-forwarded-for': '7.7.7.7' },
       ),
     ).toEqual([proxied, proxied]);
+  });
+});
+
+describe('a retrying client', () => {
+  it('does not resend a request whose cost can never fit (ky, four retries allowed)', async () => {
+    let arrived = 0;
+    const app = express5();
+    app.use((_req, _res, next) => {
+      arrived++;
+      next();
+    });
+    app.use(
+      forExpress.rateLimit({
+        policies: { algorithm: 'fixed-window', limit: 10, window: '1m' },
+        cost: 11,
+        logger: quiet,
+      }),
+    );
+    const server = createServer(app).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const error = await ky(`http://127.0.0.1:${port}/`, { retry: { limit: 4 } }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(HTTPError);
+      expect((error as HTTPError).response.status).toBe(403);
+      expect((error as HTTPError).response.headers.get('retry-after')).toBeNull();
+      expect(arrived).toBe(1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
