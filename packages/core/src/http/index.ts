@@ -29,5 +29,3 @@ export {
 export type { HttpLimiter, HttpResult, RequestEnding } from './rate-limit.js';
 export { rateLimit } from './rate-limit.js';
 export type { RequestView } from './request-view.js';
-export type { HttpWarningCode } from './warnings.js';
-export { HTTP_WARNINGS, HttpWarner } from './warnings.js';

@@ -1,11 +1,11 @@
 import { configError } from '../errors.js';
 import { createLimiter, type Limiter, TIERED } from '../limiter.js';
 import type { Decision, Logger, Policy, Store } from '../types.js';
+import { Warner } from '../warnings.js';
 import { checkFunction, checkOptions } from './check-options.js';
 import { type HeaderMode, resolveHeaderModes } from './headers.js';
 import type { KeyFunction } from './keys.js';
 import type { NodeResponse } from './node-response.js';
-import { HttpWarner } from './warnings.js';
 
 /** Policies chosen per request, e.g. by the tenant's plan. Return objects defined once (see README). */
 export type TierFunction<Req> = (
@@ -124,7 +124,7 @@ export interface RateLimitOptions<Req> {
 /** The options after validation. */
 export interface RateLimitConfig<Req> {
   readonly limiter: Limiter;
-  readonly warner: HttpWarner;
+  readonly warner: Warner;
   readonly logger: Logger;
   readonly tiers: TierFunction<Req> | undefined;
   readonly key: KeyFunction<Req> | undefined;
@@ -215,7 +215,7 @@ export function resolveOptions<Req>(
   const logger = options.logger ?? console;
   return {
     limiter,
-    warner: new HttpWarner(logger),
+    warner: new Warner(logger),
     logger,
     tiers,
     key: options.key,

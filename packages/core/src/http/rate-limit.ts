@@ -13,7 +13,6 @@ import {
 } from './options.js';
 import { encodeBody, quotaExceededProblem, storeUnavailableProblem } from './problem.js';
 import type { RequestView } from './request-view.js';
-import { HTTP_WARNINGS } from './warnings.js';
 
 /** What an adapter does with a request; it copies this onto the response and nothing more. */
 export interface HttpResult {
@@ -308,7 +307,7 @@ export function rateLimit<Req extends object>(
   ): Record<string, string> {
     if (view.headersSent?.()) {
       warner.warn(
-        HTTP_WARNINGS.HEADERS_SENT,
+        WARNINGS.HEADERS_SENT,
         `The response to ${view.method} ${view.path} had already started when limiter '${limiter.name}' decided, so it set no headers${decision.allowed ? '' : ' and could not answer 429 (it ended the response)'}. Mount the limiter before anything that writes the response.`,
       );
       return {};
@@ -366,7 +365,7 @@ class TierCheck<Req> {
       if (this.ids.has(set.id)) {
         this.warned = true;
         this.config.warner.warn(
-          HTTP_WARNINGS.UNSTABLE_POLICIES,
+          WARNINGS.UNSTABLE_POLICIES,
           `The \`policies\` function of limiter '${this.config.limiter.name}' returns new objects for the same policies, so they are validated again on every request. Define each tier's policies once, outside the function.`,
         );
       } else if (this.ids.size < 1000) {
