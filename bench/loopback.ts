@@ -1,6 +1,6 @@
 /**
  * What each Koa rate-limit middleware costs per request over a real socket, on one CPU:
- *   pnpm bench:loopback [--rounds 12] [--requests 20000] [--depth 50]
+ *   pnpm bench:loopback [--rounds 12] [--requests 20000] [--depth 50] [--baseline <worktree>]
  *
  * One process holds every server (Koa 3 on node:http, 127.0.0.1) and a raw client that pipelines
  * `GET /` on one connection, keeps `--depth` requests in flight and only counts responses. The
@@ -17,6 +17,13 @@
  * response - the bare server's in the same round). Two references split tollgate's cost: its
  * decision without fields (`headers: false`), and four fixed fields set by a middleware without a
  * limiter (what Node charges for draft-6's fields, whoever sets them).
+ *
+ * `--baseline` adds the tollgate variants of another built checkout (e.g. a git worktree of an
+ * older main: `git worktree add ../oldmain <commit> && pnpm install && pnpm build` there), loaded
+ * from its `dist/` into this process, so old and new run interleaved under the same load. Run it
+ * with this checkout built and `TSX_TSCONFIG_PATH=bench/tsconfig.baseline.json`: the root
+ * tsconfig's `paths` would send the baseline's own `@tollgate/core` imports to this checkout's
+ * sources, and that tsconfig loads both builds from their `dist/` instead.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -24,6 +31,7 @@ import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { cpus } from 'node:os';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { rateLimit } from '@tollgate/koa';
 import { RedisStore } from '@tollgate/redis';
@@ -38,6 +46,7 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string', default: '12' },
     requests: { type: 'string', default: '20000' },
     depth: { type: 'string', default: '50' },
+    baseline: { type: 'string' },
   },
 });
 const ROUNDS = Number(flags.rounds);
@@ -88,14 +97,47 @@ const redisServer = await startRedis();
 const redis = new Redis({ port: redisServer.port });
 await redis.ping();
 
+type KoaRateLimit = (options: Record<string, unknown>) => unknown;
+interface Tollgate {
+  rateLimit: KoaRateLimit;
+  RedisStore: new (options: { client: Redis; prefix: string }) => unknown;
+}
+const current: Tollgate = { rateLimit: rateLimit as unknown as KoaRateLimit, RedisStore };
+const baseline: Tollgate | undefined =
+  flags.baseline === undefined
+    ? undefined
+    : {
+        rateLimit: (await import(resolve(flags.baseline, 'packages/koa/dist/index.mjs'))).rateLimit,
+        RedisStore: (await import(resolve(flags.baseline, 'packages/redis/dist/index.mjs'))).RedisStore,
+      };
+
+/** tollgate's two main variants (memory, Redis) for one build of it. */
+function tollgateVariants({ rateLimit, RedisStore }: Tollgate, suffix: string, prefix: string): Variant[] {
+  return [
+    {
+      name: `koa + tollgate${suffix}`,
+      setup:
+        "@tollgate/koa rateLimit({ policies: { limit: 1e9, window: '1m' } }) (sliding window, draft-6: 4 fields)",
+      app: koaApp(rateLimit({ policies: { limit: HUGE, window: '1m' } }) as Middleware),
+    },
+    {
+      name: `koa + tollgate (redis${suffix})`,
+      setup: 'koa + tollgate with store: new RedisStore({ client: ioredis })',
+      app: koaApp(
+        rateLimit({
+          name: 'redis',
+          policies: { limit: HUGE, window: '1m' },
+          store: new RedisStore({ client: redis, prefix }),
+        }) as Middleware,
+      ),
+    },
+  ];
+}
+const [tollgateMemory, tollgateRedis] = tollgateVariants(current, '', 'tollgate:') as [Variant, Variant];
+
 const VARIANTS: Variant[] = [
   { name: 'koa bare', setup: "app.use((ctx) => { ctx.body = 'ok' })", app: koaApp(undefined) },
-  {
-    name: 'koa + tollgate',
-    setup:
-      "@tollgate/koa rateLimit({ policies: { limit: 1e9, window: '1m' } }) (sliding window, draft-6: 4 fields)",
-    app: koaApp(rateLimit({ policies: { limit: HUGE, window: '1m' } }) as unknown as Middleware),
-  },
+  tollgateMemory,
   {
     name: 'koa + tollgate, no headers',
     setup: 'same with headers: false (its decision alone; a reference)',
@@ -119,22 +161,13 @@ const VARIANTS: Variant[] = [
       "koa-ratelimit({ driver: 'memory', db: new Map(), max: 1e9, duration: 60000 }) (3 X-RateLimit-* fields)",
     app: koaApp(koaRatelimit({ driver: 'memory', db: new Map(), max: HUGE, duration: 60_000 })),
   },
-  {
-    name: 'koa + tollgate (redis)',
-    setup: 'koa + tollgate with store: new RedisStore({ client: ioredis })',
-    app: koaApp(
-      rateLimit({
-        name: 'redis',
-        policies: { limit: HUGE, window: '1m' },
-        store: new RedisStore({ client: redis, prefix: 'tollgate:' }),
-      }) as unknown as Middleware,
-    ),
-  },
+  tollgateRedis,
   {
     name: 'koa + koa-ratelimit (redis)',
     setup: "koa-ratelimit({ driver: 'redis', db: ioredis, max: 1e9, duration: 60000 })",
     app: koaApp(koaRatelimit({ driver: 'redis', db: redis, max: HUGE, duration: 60_000 })),
   },
+  ...(baseline === undefined ? [] : tollgateVariants(baseline, ', baseline', 'tollgate-baseline:')),
 ];
 
 const REQUEST = Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
@@ -255,6 +288,21 @@ for (const [store, suffix] of [
       `${(median(mine) / median(theirs)).toFixed(2)}x (round by round: median ${median(ratios).toFixed(2)}x, ` +
       `${ratios.filter((r) => r <= 0.5).length} of ${ratios.length} rounds at or below 0.5x).`,
   );
+}
+if (baseline !== undefined) {
+  for (const [store, suffix] of [
+    ['memory', ''],
+    ['Redis', 'redis'],
+  ] as const) {
+    const mine = added(byName(suffix ? 'koa + tollgate (redis)' : 'koa + tollgate'));
+    const old = added(byName(suffix ? 'koa + tollgate (redis, baseline)' : 'koa + tollgate, baseline'));
+    const ratios = mine.map((t, i) => t / old[i]!);
+    console.log(
+      `Koa, ${store}: this build adds ${us(median(mine))} us per request, the baseline (${flags.baseline}) ` +
+        `${us(median(old))} us: ${(median(mine) / median(old)).toFixed(2)}x (round by round: median ` +
+        `${median(ratios).toFixed(2)}x).`,
+    );
+  }
 }
 console.log(
   `Four fixed fields alone add ${us(fields)} us: ${(fields / median(added(byName('koa + koa-ratelimit')))).toFixed(2)}x ` +

@@ -129,15 +129,20 @@ function apply(
   if (result.decision !== undefined) req.rateLimit = result.decision;
   const go =
     handler !== undefined && result.action === 'limit' && result.decision?.reason !== 'store-error'
-      ? writeResult(withoutBodyType(result), res, (status) => {
-          res.statusCode = status;
-          try {
-            const done = handler(req as Request, res as Response, next, result.decision!);
-            if (done instanceof Promise) done.catch(next);
-          } catch (error) {
-            next(error);
-          }
-        })
+      ? writeResult(
+          withoutBodyType(result),
+          res,
+          (status) => {
+            res.statusCode = status;
+            try {
+              const done = handler(req as Request, res as Response, next, result.decision!);
+              if (done instanceof Promise) done.catch(next);
+            } catch (error) {
+              next(error);
+            }
+          },
+          undefined,
+        )
       : writeResult(result, res);
   if (go === true) next();
   else if (go !== false) void go.then((held) => held && next());

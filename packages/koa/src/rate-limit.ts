@@ -73,22 +73,8 @@ class KoaView implements RequestView {
     return Array.isArray(value) ? value.join(', ') : value;
   }
   get ip(): string | undefined {
-    const { ctx } = this;
-    const request = ctx.request as KoaContext['request'] & Record<symbol, string | undefined>;
-    const cache = ctx.app.proxy ? undefined : ipCacheOf(ctx.app);
-    if (cache === undefined || cache.symbol === null || Object.hasOwn(request, 'ip')) {
-      return request.ip || undefined;
-    }
-    if (cache.symbol === undefined) {
-      const ip = request.ip;
-      cache.symbol =
-        Object.getOwnPropertySymbols(request).find((s) => s.description === 'context#ip') ?? null;
-      return ip || undefined;
-    }
-    // Koa's own getter, with `app.proxy` off, is `this[IP] || this.socket.remoteAddress || ''`
-    // after building an empty list of forwarded addresses (a header lookup, a lower-cased copy of
-    // the header name, an array) on every request; this is the same without that.
-    return request[cache.symbol] || ctx.req.socket.remoteAddress || undefined;
+    // Koa's public getter: honours `app.proxy` and `maxIpsCount`, and an address set by the app.
+    return this.ctx.request.ip || undefined;
   }
   get trustProxy(): boolean {
     return this.ctx.app.proxy;
@@ -102,37 +88,6 @@ class KoaView implements RequestView {
 }
 
 const viewOf = (ctx: KoaContext): RequestView => new KoaView(ctx);
-
-/**
- * Per app: the symbol under which Koa's request caches the client address (`Symbol('context#ip')`
- * in Koa 2 and 3; each Koa module has its own), found on the app's first request, `null` when there
- * is none. No entry (`undefined` from `ipCacheOf`) when the app redefined `request.ip`: then Koa's
- * getter, or the app's, is always asked.
- */
-const ipCaches = new WeakMap<object, { symbol: symbol | null | undefined } | null>();
-
-function ipCacheOf(app: KoaContext['app']): { symbol: symbol | null | undefined } | undefined {
-  let cache = ipCaches.get(app);
-  if (cache === undefined) {
-    const request = (app as { request?: object }).request;
-    const ipOwner = request && definer(request, 'ip');
-    const plain =
-      ipOwner !== undefined &&
-      ipOwner === definer(request!, 'ips') &&
-      typeof Object.getOwnPropertyDescriptor(ipOwner, 'ip')?.get === 'function';
-    cache = plain ? { symbol: undefined } : null;
-    ipCaches.set(app, cache);
-  }
-  return cache ?? undefined;
-}
-
-/** The object along `object`'s prototype chain that defines `name`. */
-function definer(object: object, name: string): object | undefined {
-  for (let o: object | null = object; o !== null; o = Object.getPrototypeOf(o)) {
-    if (Object.hasOwn(o, name)) return o;
-  }
-  return undefined;
-}
 
 /** Options of the Koa `rateLimit()`: the core options plus `throw`. */
 export interface KoaRateLimitOptions extends RateLimitOptions<Context> {
@@ -178,15 +133,17 @@ function apply(
   if (result.action === 'error') return Promise.reject(result.error);
   if (result.decision !== undefined) ctx.state.rateLimit = result.decision;
   if (throws && result.action === 'limit') return throwDenial(result, ctx);
-  // Koa answers a denial itself from `ctx.status` and `ctx.body`, so upstream middleware sees them.
-  const go = writeResult(result, ctx.res, (status, body) => {
-    ctx.status = status;
-    ctx.body = body;
-  });
+  const go = writeResult(result, ctx.res, answerWithKoa, ctx);
   if (go === true) return downstream(next, result.headers);
   if (go === false) return DONE;
   return go.then((held) => (held ? downstream(next, result.headers) : undefined));
 }
+
+/** Koa answers a denial itself from `ctx.status` and `ctx.body`, so upstream middleware sees them. */
+const answerWithKoa = (status: number, body: string | Uint8Array, ctx: KoaContext) => {
+  ctx.status = status;
+  ctx.body = body;
+};
 
 /**
  * Runs the rest of the app. Koa's default error handler removes every header before it answers a
