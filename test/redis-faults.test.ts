@@ -355,7 +355,7 @@ describe('a Redis that stops answering never stalls a request past timeoutMs + 5
       onStoreError: 'deny',
     });
     const start = performance.now();
-    await expect(store.consume('k', allow.policies, 1)).rejects.toSatisfy(isStoreError);
+    await expect(store.consume('k', allow.policies!, 1)).rejects.toSatisfy(isStoreError);
     expect(performance.now() - start).toBeLessThanOrEqual(BOUND_MS);
     const answers = await Promise.all([
       ...[1, 2, 3].map(() => timed(() => allow.consume('k'))),
@@ -396,7 +396,7 @@ describe('a Redis that stops answering never stalls a request past timeoutMs + 5
       const prefix = testPrefix();
       const store = new RedisStore({ client, prefix, timeoutMs: TIMEOUT_MS });
       const policies = { limit: 5, window: '1m' } as const;
-      const set = createLimiter({ policies, store, logger: quiet }).policies;
+      const set = createLimiter({ policies, store, logger: quiet }).policies!;
       // The store alone: 20 calls in flight, each rejected with a StoreError on time.
       const calls = await Promise.all(
         Array.from({ length: 20 }, async () => {
@@ -693,7 +693,7 @@ describe('a failure on one key or one Cluster master fails only what it reaches 
       const prefix = guard.watch(client);
       const { limiter, logged } = redisLimiter(client, { prefix, policies });
       const broken = 'customer-4711';
-      const held = (limiter.store as RedisStore).keyFor(broken, limiter.policies);
+      const held = (limiter.store as RedisStore).keyFor(broken, limiter.policies!);
       if (breakage.includes('WRONGTYPE')) {
         await client.multi().hset(held, 'not', 'a state').pexpire(held, 60_000).exec();
       } else {
@@ -757,7 +757,7 @@ describe('a failure on one key or one Cluster master fails only what it reaches 
       const store = limiter.store as RedisStore;
       const keys = Array.from({ length: 90 }, (_, i) => `client-${i}`);
       const masterOf = (key: string) =>
-        cluster.masterForSlot(keySlot(store.keyFor(key, limiter.policies))).port;
+        cluster.masterForSlot(keySlot(store.keyFor(key, limiter.policies!))).port;
       // Every key once, so that every master is connected and known.
       for (const key of keys) expect((await limiter.consume(key)).reason).toBeUndefined();
 

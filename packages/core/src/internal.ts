@@ -57,7 +57,6 @@ export {
 } from './http/index.js';
 export * from './index.js';
 export { keyDigest } from './key-digest.js';
-export { TIERED } from './limiter.js';
 export {
   ALGORITHMS,
   capacityOf,

@@ -121,8 +121,9 @@ describe('createLimiter validates every option at construction', () => {
     configError(create({ policies, max: 10 }), '`max`');
   });
 
-  test('missing policies', () => {
-    configError(create({}), '`policies`');
+  test('no policies: a limiter whose policies come with each call', () => {
+    expect(createLimiter({}).policies).toBeUndefined();
+    expect(createLimiter({ name: 'tiers' }).policies).toBeUndefined();
   });
 
   test.each([
@@ -277,7 +278,7 @@ describe('decisions', () => {
 
   test('have exactly the documented shape', async () => {
     const { limiter } = rig();
-    const [p0, p1] = limiter.policies.policies;
+    const [p0, p1] = limiter.policies!.policies;
     const d = await limiter.consume('user-1');
     expect(Object.keys(d).sort()).toEqual(
       [
@@ -610,6 +611,30 @@ describe('peek, refund, reset, per-request policies and cost', () => {
       policies: [{ name: 'pro', algorithm: 'fixed-window', limit: 5, window: 60_000 }],
     });
     expect((await s.limiter.peek('u', { policies: pro })).remaining).toBe(4);
+  });
+
+  test('a limiter without policies of its own (tiers) counts only what each call passes', async () => {
+    const store = new MemoryStore({ clock: () => 0 });
+    const tiers = createLimiter({ store, name: 'tiers' });
+    expect(tiers.policies).toBeUndefined();
+    const pro: Policy[] = [{ name: 'pro', algorithm: 'fixed-window', limit: 5, window: '1m' }];
+    const free: Policy = { name: 'free', algorithm: 'fixed-window', limit: 1, window: '1m' };
+    expect((await tiers.consume('u', { policies: pro, cost: 2 })).remaining).toBe(3);
+    expect(tiers.decide('u', { policies: free })).toMatchObject({ allowed: true, remaining: 0 });
+    expect((await tiers.peek('u', { policies: pro })).remaining).toBe(3);
+    expect(tiers.resolve(pro).policies[0]!.name).toBe('pro');
+    await tiers.refund('u', 2, { policies: pro });
+    await tiers.reset('u', { policies: free });
+    expect((await tiers.peek('u', { policies: free })).remaining).toBe(1);
+    const message =
+      "Limiter 'tiers' has no policies of its own (created without `policies`, or by `rateLimit()` with a policies function): pass them to each call, e.g. `limiter.peek(key, { policies: TIERS.pro })`.";
+    expect(() => tiers.decide('u')).toThrow(new ConfigError(message));
+    expect(() => tiers.resolve()).toThrow(new ConfigError(message));
+    await expect(tiers.consume('u', { cost: 2 })).rejects.toThrow(new ConfigError(message));
+    await expect(tiers.peek('u')).rejects.toThrow(new ConfigError(message));
+    await expect(tiers.refund('u')).rejects.toThrow(new ConfigError(message));
+    await expect(tiers.reset('u')).rejects.toThrow(new ConfigError(message));
+    expect((await tiers.peek('u', { policies: pro })).remaining).toBe(5);
   });
 
   test('limiters with different names keep separate counters on one store', async () => {

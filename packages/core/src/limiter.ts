@@ -7,16 +7,13 @@ import { resolveNamespace, resolvePolicySet } from './policy.js';
 import type { Clock, ConsumeInfo, Decision, Logger, Outcome, Policy, PolicySet, Store } from './types.js';
 import { WARNINGS, Warner } from './warnings.js';
 
-/**
- * Internal: marks the limiter of an HTTP `rateLimit()` whose policies come from a function (tiers).
- * Its `policies` is a placeholder that never counts, so every call must name its policies.
- */
-export const TIERED: unique symbol = Symbol('tollgate.tiered');
-
 /** Options of `createLimiter()`. */
 export interface LimiterOptions {
-  /** One policy or several, applied all or nothing. */
-  policies: Policy | readonly Policy[];
+  /**
+   * One policy or several, applied all or nothing. Leave it out for a limiter whose policies come
+   * with each call (tiers: `consume(key, { policies: TIERS[plan] })`); every call must then pass them.
+   */
+  policies?: Policy | readonly Policy[];
   /** Where counters live. @default a new MemoryStore */
   store?: Store;
   /**
@@ -46,8 +43,6 @@ export interface LimiterOptions {
   blockedCache?: boolean | number;
   /** Receives coded warnings and store errors. @default console */
   logger?: Logger;
-  /** @internal */
-  [TIERED]?: boolean;
 }
 
 /** Per-call options of `consume`, `decide`, `peek` and `reset`. */
@@ -71,7 +66,8 @@ export interface RefundOptions extends Pick<ConsumeOptions, 'policies'> {
 /** Counts requests per key against its policies in a store; made by `createLimiter()`. */
 export interface Limiter {
   readonly name: string;
-  readonly policies: PolicySet;
+  /** The limiter's own policies, resolved; `undefined` when they come with each call (tiers). */
+  readonly policies: PolicySet | undefined;
   readonly store: Store;
   consume(key: string, options?: ConsumeOptions): Promise<Decision>;
   /**
@@ -205,9 +201,6 @@ export function createLimiter(options: LimiterOptions): Limiter {
       );
     }
   }
-  if (options.policies === undefined) {
-    throw new ConfigError("Missing option `policies`, e.g. `{ policies: { limit: 100, window: '1m' } }`.");
-  }
   const name = options.name === undefined ? 'default' : resolveNamespace(options.name);
   const ownsStore = options.store === undefined;
   const store = options.store ?? new MemoryStore();
@@ -238,18 +231,20 @@ export function createLimiter(options: LimiterOptions): Limiter {
     blockedOption === false ? undefined : new BlockedCache(blockedOption === true ? 10_000 : blockedOption);
 
   const warner = new Warner(logger);
-  const set = resolvePolicySet(options.policies, name, 'policies', warner);
-  const tiered = options[TIERED] === true;
-  const names = namesByStore.get(store) ?? new Map<string, string>();
-  namesByStore.set(store, names);
-  const other = tiered ? undefined : names.get(name);
-  if (other !== undefined && other !== set.id) {
-    warner.warn(
-      WARNINGS.NAME_CONFLICT,
-      `Two limiters named '${name}' with different policies share one store; their counters are separate. Give each a distinct \`name\` (or the same policies) to make this explicit.`,
-    );
+  const set =
+    options.policies === undefined ? undefined : resolvePolicySet(options.policies, name, 'policies', warner);
+  if (set !== undefined) {
+    const names = namesByStore.get(store) ?? new Map<string, string>();
+    namesByStore.set(store, names);
+    const other = names.get(name);
+    if (other !== undefined && other !== set.id) {
+      warner.warn(
+        WARNINGS.NAME_CONFLICT,
+        `Two limiters named '${name}' with different policies share one store; their counters are separate. Give each a distinct \`name\` (or the same policies) to make this explicit.`,
+      );
+    }
+    names.set(name, set.id);
   }
-  if (!tiered) names.set(name, set.id);
 
   return new LimiterImpl(
     name,
@@ -261,7 +256,6 @@ export function createLimiter(options: LimiterOptions): Limiter {
     probeIntervalMs,
     blocked,
     warner,
-    tiered,
   );
 }
 
@@ -282,7 +276,7 @@ class LimiterImpl implements Limiter {
 
   constructor(
     readonly name: string,
-    readonly policies: PolicySet,
+    readonly policies: PolicySet | undefined,
     readonly store: Store,
     private readonly ownsStore: boolean,
     private readonly fallback: Store | undefined,
@@ -290,14 +284,13 @@ class LimiterImpl implements Limiter {
     private readonly probeIntervalMs: number,
     private readonly blocked: BlockedCache | undefined,
     private readonly warner: Warner,
-    private readonly tiered = false,
   ) {
     this.syncStore = isSync(store) ? store : undefined;
     this.cacheClock = store.clock ?? monotonicClock;
   }
 
   resolve(policies?: Policy | readonly Policy[]): PolicySet {
-    if (policies === undefined) return this.tiered ? this.noPolicies() : this.policies;
+    if (policies === undefined) return this.policies ?? this.noPolicies();
     if (typeof policies !== 'object' || policies === null)
       return resolvePolicySet(policies, this.name, 'policies', this.warner);
     let set = this.sets.get(policies);
@@ -326,7 +319,7 @@ class LimiterImpl implements Limiter {
       if (options.cost !== undefined) cost = checkCost(options.cost);
       if (options.policies !== undefined) set = this.resolve(options.policies);
     }
-    if (this.tiered && set === this.policies) this.noPolicies();
+    if (set === undefined) return this.noPolicies();
     if (this.blocked !== undefined && this.blocked.size > 0) {
       const cached = this.blocked.lookup(`${set.id}\n${key}`, cost, this.cacheClock());
       if (cached !== undefined) return toDecision(key, set, cached, 'blocked-cache');
@@ -347,7 +340,7 @@ class LimiterImpl implements Limiter {
 
   private noPolicies(): never {
     throw new ConfigError(
-      `Limiter '${this.name}' chooses its policies per request (its \`policies\` option is a function): pass them to each call, e.g. \`limiter.peek(key, { policies: TIERS.pro })\`.`,
+      `Limiter '${this.name}' has no policies of its own (created without \`policies\`, or by \`rateLimit()\` with a policies function): pass them to each call, e.g. \`limiter.peek(key, { policies: TIERS.pro })\`.`,
     );
   }
 

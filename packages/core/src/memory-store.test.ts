@@ -220,7 +220,7 @@ describe('the Store interface', () => {
   test('consume and peek return fresh arrays that later calls do not change', async () => {
     for (const policies of [[fixed10], [fixed10, daily]]) {
       const s = rig(policies);
-      const set = s.limiter.policies;
+      const set = s.limiter.policies!;
       const first = await s.store.consume('k', set, 1);
       const copy = structuredClone(first);
       const peeked = await s.store.peek('k', set);

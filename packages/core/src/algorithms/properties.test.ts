@@ -221,7 +221,7 @@ function rig(policies: readonly Policy[]) {
   const store = new MemoryStore({ clock: () => clock.t });
   // Windows here are milliseconds on purpose (a virtual clock): no TOLLGATE_NUMERIC_WINDOW notes.
   const limiter = createLimiter({ policies, store, logger: { warn() {}, error() {} } });
-  return { clock, store, limiter, resolved: limiter.policies.policies };
+  return { clock, store, limiter, resolved: limiter.policies!.policies };
 }
 
 /**

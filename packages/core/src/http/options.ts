@@ -1,5 +1,5 @@
 import { configError } from '../errors.js';
-import { createLimiter, type Limiter, TIERED } from '../limiter.js';
+import { createLimiter, type Limiter } from '../limiter.js';
 import type { Decision, Logger, Policy, Store } from '../types.js';
 import { Warner } from '../warnings.js';
 import { checkFunction, checkOptions } from './check-options.js';
@@ -169,13 +169,6 @@ const LIMITER_OPTIONS = [
 ];
 
 /**
- * Stands in for the limiter's own policies when they are chosen per request: every request passes
- * its tier's policies to `consume`, and the limiter (marked TIERED) refuses calls without policies,
- * so this set is never counted against nor reported.
- */
-const PER_REQUEST: Policy = Object.freeze({ name: 'per-request', limit: 1, window: 1000 });
-
-/**
  * Validates every option once, at construction, and builds the limiter. `adapterOptions` are the
  * names an adapter reads itself (Express `handler`, Koa `throw`): accepted here, checked there.
  */
@@ -192,10 +185,8 @@ export function resolveOptions<Req>(
     );
   }
   const tiers = typeof options.policies === 'function' ? options.policies : undefined;
-  const limiterOptions: Record<string | symbol, unknown> = {
-    policies: tiers === undefined ? options.policies : PER_REQUEST,
-  };
-  if (tiers !== undefined) limiterOptions[TIERED] = true;
+  // Tiers: the limiter has no policies of its own; each request passes its tier's.
+  const limiterOptions: Record<string, unknown> = tiers === undefined ? { policies: options.policies } : {};
   for (const option of LIMITER_OPTIONS) {
     const value = options[option as keyof RateLimitOptions<Req>];
     if (value !== undefined) limiterOptions[option] = value;

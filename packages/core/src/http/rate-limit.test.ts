@@ -272,7 +272,7 @@ describe('rateLimit handler', () => {
     await hit();
     expect((await handle.limiter.peek('k', { policies: pro })).remaining).toBe(599);
     const message =
-      "Limiter 'default' chooses its policies per request (its `policies` option is a function): pass them to each call, e.g. `limiter.peek(key, { policies: TIERS.pro })`.";
+      "Limiter 'default' has no policies of its own (created without `policies`, or by `rateLimit()` with a policies function): pass them to each call, e.g. `limiter.peek(key, { policies: TIERS.pro })`.";
     await expect(handle.limiter.peek('k')).rejects.toThrow(new ConfigError(message));
     await expect(handle.limiter.consume('k')).rejects.toThrow(new ConfigError(message));
     await expect(handle.limiter.consume('k', { cost: 2 })).rejects.toThrow(new ConfigError(message));

@@ -96,7 +96,8 @@ function countedMark(limiter: Limiter): symbol {
     marks = new Map();
     countedMarks.set(limiter.store, marks);
   }
-  const { id } = limiter.policies;
+  // A tier limiter's marks are per namespace; a set's id always has a policy after the `|`.
+  const id = limiter.policies?.id ?? `${limiter.name}|`;
   let mark = marks.get(id);
   if (mark === undefined) {
     mark = Symbol(`tollgate.counted ${id}`);

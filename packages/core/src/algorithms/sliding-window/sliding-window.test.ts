@@ -11,7 +11,7 @@ describe('sliding-window (DESIGN: aligned windows, estimate = prev * (W - elapse
     const s = scenario({ limit: 10, window: 1000 });
     s.at(5200);
     expect(await s.hit(4)).toEqual(ok(6, 1800));
-    expect(s.limiter.policies.policies[0]!.algorithm).toBe('sliding-window');
+    expect(s.limiter.policies!.policies[0]!.algorithm).toBe('sliding-window');
   });
 
   test('a scripted run with exact estimates, remaining = floor(L - estimate) and tight retries', async () => {
