@@ -65,6 +65,22 @@ export class DeadlineError extends ClientError {
   }
 }
 
+/** The origin's circuit breaker is open: the call failed at once, unsent. */
+export class CircuitOpenError extends ClientError {
+  override name = 'CircuitOpenError';
+
+  constructor(
+    readonly origin: string,
+    /** Local epoch ms when a probe call will be let through. */
+    readonly retryAt: number,
+  ) {
+    super(
+      `The circuit breaker for ${origin} is open after repeated failures; the call was not sent. A probe goes through at ${new Date(retryAt).toISOString()}.`,
+      'TOLLGATE_CLIENT_CIRCUIT_OPEN',
+    );
+  }
+}
+
 export const isClientError = (error: unknown): error is ClientError => error instanceof ClientError;
 
 /** `0 (number)`, `"abc" (string)`: how a bad value shows in a ConfigError message. */

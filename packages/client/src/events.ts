@@ -12,6 +12,9 @@ export const limitedChannel = channel('tollgate:client:limited');
 /** A call will be retried after `delayMs` (`reason`: the status, or `network`). */
 export const retriedChannel = channel('tollgate:client:retried');
 
+/** An origin's circuit breaker changed `state`: 'open', 'half-open' or 'closed'. */
+export const breakerChannel = channel('tollgate:client:breaker');
+
 export interface BudgetEvent {
   origin: string;
   credential: string | undefined;

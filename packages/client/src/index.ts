@@ -1,5 +1,7 @@
+export type { BreakerState } from './breaker.js';
 export type { BudgetSnapshot, Cost } from './budget.js';
 export {
+  CircuitOpenError,
   ClientError,
   ConfigError,
   CostExceedsLimitError,
@@ -7,7 +9,14 @@ export {
   isClientError,
   QueueFullError,
 } from './errors.js';
-export type { AimdOptions, CallOptions, PaceOptions, RetryBudgetOptions, RetryOptions } from './options.js';
+export type {
+  AimdOptions,
+  BreakerOptions,
+  CallOptions,
+  PaceOptions,
+  RetryBudgetOptions,
+  RetryOptions,
+} from './options.js';
 export type { FetchLike, PacedFetch, PaceInit, PaceSnapshot } from './pace.js';
 export { pace } from './pace.js';
 export type { QuotaSnapshot } from './quota.js';

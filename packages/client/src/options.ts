@@ -74,8 +74,23 @@ export interface AimdOptions {
   cooldown?: number;
 }
 
+/** A circuit breaker per origin. Off unless given. */
+export interface BreakerOptions {
+  /** Failed calls in a row that open the breaker. @default 5 */
+  failures?: number;
+  /** Ms the breaker stays open before one probe call is let through. @default 10000 */
+  resetAfter?: number;
+  /**
+   * Which answers count as failures (network errors always do).
+   * @default (status) => status >= 500
+   */
+  failureStatus?: (status: number) => boolean;
+}
+
 /** Options of `pace()`. */
 export interface PaceOptions {
+  /** A circuit breaker per origin. @default off */
+  breaker?: BreakerOptions;
   /** AIMD pacing for origins whose answers state no quota. @default off */
   aimd?: AimdOptions;
   /**
@@ -139,7 +154,14 @@ export interface ResolvedAimd {
   cooldown: number;
 }
 
+export interface ResolvedBreaker {
+  failures: number;
+  resetAfter: number;
+  failureStatus: (status: number) => boolean;
+}
+
 export interface ResolvedOptions {
+  breaker: ResolvedBreaker | undefined;
   aimd: ResolvedAimd | undefined;
   retry: ResolvedRetry | undefined;
   maxQueue: number;
@@ -221,6 +243,16 @@ function resolveRetry(value: unknown): ResolvedRetry | undefined {
   };
 }
 
+function resolveBreaker(value: unknown): ResolvedBreaker {
+  const breaker = checkObject('breaker', value);
+  checkKeys('breaker', breaker, ['failures', 'resetAfter', 'failureStatus']);
+  return {
+    failures: number('breaker.failures', breaker.failures, 5, 1, true),
+    resetAfter: number('breaker.resetAfter', breaker.resetAfter, 10_000, 0, false),
+    failureStatus: fn('breaker.failureStatus', breaker.failureStatus, (status: number) => status >= 500),
+  };
+}
+
 function resolveAimd(value: unknown): ResolvedAimd {
   const aimd = checkObject('aimd', value);
   checkKeys('aimd', aimd, [
@@ -263,9 +295,10 @@ function resolveAimd(value: unknown): ResolvedAimd {
 
 export function resolveOptions(value: unknown): ResolvedOptions {
   const options = checkObject('options', value);
-  checkKeys('', options, ['aimd', 'retry', 'maxQueue', 'credential', 'now', 'random']);
+  checkKeys('', options, ['aimd', 'breaker', 'retry', 'maxQueue', 'credential', 'now', 'random']);
   return {
     aimd: options.aimd === undefined ? undefined : resolveAimd(options.aimd),
+    breaker: options.breaker === undefined ? undefined : resolveBreaker(options.breaker),
     retry: resolveRetry(options.retry),
     maxQueue: number('maxQueue', options.maxQueue, 10_000, 1, true),
     credential: fn('credential', options.credential, defaultCredential),

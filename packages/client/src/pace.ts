@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { Breaker, type BreakerState } from './breaker.js';
 import { Budget, type Budget as BudgetClass, type BudgetSnapshot, type Cost } from './budget.js';
 import { configError } from './errors.js';
 import { limitedChannel, retriedChannel, sentChannel } from './events.js';
@@ -17,6 +18,8 @@ export interface PaceSnapshot {
   budgets: BudgetSnapshot[];
   /** Retries the retry budget allows right now. */
   retryTokens: number;
+  /** Each origin's circuit breaker (with the `breaker` option). */
+  breakers: Array<{ origin: string; state: BreakerState }>;
 }
 
 /** The function `pace()` returns: call it as `fetch`; `snapshot()` shows what it knows. */
@@ -43,6 +46,20 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
   const { now, random, retry } = config;
   const budgets = new Map<string, BudgetClass>();
   const clocks = new Map<string, ServerClock>();
+  const breakers = new Map<string, Breaker>();
+  const breakerFor = (origin: string): Breaker | undefined => {
+    if (config.breaker === undefined) return undefined;
+    let breaker = breakers.get(origin);
+    if (breaker === undefined) {
+      // Bounded like the budgets: a closed breaker with no failures holds nothing worth keeping.
+      if (breakers.size >= MAX_BUDGETS) {
+        for (const [o, b] of breakers) if (b.state === 'closed') breakers.delete(o);
+      }
+      breaker = new Breaker(origin, config.breaker);
+      breakers.set(origin, breaker);
+    }
+    return breaker;
+  };
   const retries = { tokens: retry?.reserve ?? 0 };
 
   function budgetFor(origin: string, credential: string | undefined): BudgetClass {
@@ -89,8 +106,17 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
     const cost: Cost = {};
     const order = budget.nextOrder();
 
+    const breaker = breakerFor(url.origin);
     for (let attempt = 0; ; attempt++) {
-      const seq = await budget.acquire(cost, call.priority, signal, call.deadline, order);
+      // Checked before queueing (fail fast) and again when the turn comes (it may have opened since).
+      breaker?.admit(now());
+      let seq: number;
+      try {
+        seq = await budget.acquire(cost, call.priority, signal, call.deadline, order);
+      } catch (error) {
+        breaker?.release();
+        throw error;
+      }
       const sentAt = now();
       if (sentChannel.hasSubscribers) sentChannel.publish({ ...event, attempt, method, url: url.href });
       let response: Response;
@@ -99,6 +125,8 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
         response = await fetch(request && mayRetry ? request.clone() : input, rest);
       } catch (error) {
         budget.unanswered(seq);
+        if (signal?.aborted) breaker?.release();
+        else breaker?.record(false, now());
         if (!mayRetry || attempt >= retry.limit || signal?.aborted || !takeRetry()) throw error;
         const delay = backoff(retry, attempt);
         publishRetry(event, attempt, delay, 'network');
@@ -110,6 +138,7 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
       const clock = clocks.get(budget.origin)!;
       clock.observe(reading.date, receivedAt);
       const { status } = response;
+      breaker?.record(!breaker.isFailure(status), receivedAt);
       const limited = status === 429 || status === 503;
       let delay: number | undefined;
       if (limited) {
@@ -153,6 +182,7 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
     return {
       budgets: [...budgets.values()].map((b) => b.snapshot(at)),
       retryTokens: Math.floor(retries.tokens),
+      breakers: [...breakers.values()].map((b) => ({ origin: b.origin, state: b.state })),
     };
   };
   return paced;
