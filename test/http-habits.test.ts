@@ -197,3 +197,49 @@ describe('middleware.reset(req)', () => {
     await get('/').expect(429);
   });
 });
+
+describe('used and resetTime on the decision', () => {
+  const policies = { limit: 5, window: '1m', algorithm: 'fixed-window' } as const;
+
+  it('Express: req.rateLimit carries used and resetTime (a Date), allowed and denied', async () => {
+    const app = express();
+    const limiter = forExpress.rateLimit({
+      policies: { ...policies, limit: 2 },
+      logger: recorder(),
+      handler: (req, res) =>
+        void res.json({ used: req.rateLimit?.used, reset: req.rateLimit?.resetTime.getTime() }),
+    });
+    app.use(limiter);
+    app.get('/', (req, res) => {
+      const info = req.rateLimit!;
+      res.json({
+        used: info.used,
+        remaining: info.remaining,
+        isDate: info.resetTime instanceof Date,
+        reset: info.resetTime.getTime(),
+      });
+    });
+    const before = Date.now();
+    const first = (await supertest(app).get('/').expect(200)).body;
+    expect(first).toMatchObject({ used: 1, remaining: 1, isDate: true });
+    expect(first.reset).toBeGreaterThan(before);
+    expect(first.reset).toBeLessThanOrEqual(Date.now() + 60_000);
+    expect((await supertest(app).get('/').expect(200)).body).toMatchObject({ used: 2, remaining: 0 });
+    const denied = (await supertest(app).get('/').expect(429)).body;
+    expect(denied.used).toBe(2);
+    // One fixed window: every request of it resets at the same moment (to the clock's millisecond).
+    expect(Math.abs(denied.reset - first.reset)).toBeLessThanOrEqual(5);
+  });
+
+  it('Koa: ctx.state.rateLimit carries used and resetTime', async () => {
+    const app = new Koa();
+    app.use(forKoa.rateLimit({ policies, logger: recorder() }));
+    app.use((ctx) => {
+      const info = ctx.state.rateLimit!;
+      ctx.body = { used: info.used, remaining: info.remaining, isDate: info.resetTime instanceof Date };
+    });
+    const server = supertest(app.callback());
+    expect((await server.get('/')).body).toEqual({ used: 1, remaining: 4, isDate: true });
+    expect((await server.get('/')).body).toEqual({ used: 2, remaining: 3, isDate: true });
+  });
+});

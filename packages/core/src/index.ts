@@ -21,6 +21,7 @@ export type {
   HttpResult,
   KeyFunction,
   QuotaExceededProblem,
+  RateLimitInfo,
   RateLimitOptions,
   RefundOptions as RateLimitRefundOptions,
   RequestEnding,

@@ -2,11 +2,11 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import {
   configError,
   rateLimit as createHandler,
-  type Decision,
   type HttpResult,
   type KeyHelpers,
   keyHelpers,
   type Limiter,
+  type RateLimitInfo,
   type RateLimitOptions,
   type RequestView,
   writeResult,
@@ -17,7 +17,7 @@ declare global {
   namespace Express {
     interface Request {
       /** Set by `@tollgate/express`: the decision for this request (with stacked limiters, the most restrictive). */
-      rateLimit?: Decision;
+      rateLimit?: RateLimitInfo;
     }
   }
 }
@@ -29,7 +29,7 @@ export interface ExpressRequest {
   readonly ip?: string | undefined;
   headers: IncomingHttpHeaders;
   app: { get(setting: string): unknown };
-  rateLimit?: Decision;
+  rateLimit?: RateLimitInfo;
 }
 
 /** The Express middleware `rateLimit()` returns; `.limiter` is its limiter (peek, reset, refund). */
@@ -91,7 +91,7 @@ export type LimitHandler = (
   req: Request,
   res: Response,
   next: NextFunction,
-  decision: Decision,
+  decision: RateLimitInfo,
 ) => void | Promise<void>;
 
 /** Options of the Express `rateLimit()`: the core options plus `handler`. */

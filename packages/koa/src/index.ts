@@ -9,6 +9,7 @@ export type {
   Policy,
   PolicyStatus,
   QuotaExceededProblem,
+  RateLimitInfo,
   RateLimitOptions,
   RateLimitRefundOptions,
   RefundOptions,

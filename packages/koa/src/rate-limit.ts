@@ -2,12 +2,12 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import {
   configError,
   rateLimit as createHandler,
-  type Decision,
   type HttpResult,
   type KeyHelpers,
   keyHelpers,
   type Limiter,
   quotaExceededProblem,
+  type RateLimitInfo,
   type RateLimitOptions,
   type RequestView,
   storeUnavailableProblem,
@@ -18,7 +18,7 @@ import type { Context } from 'koa';
 declare module 'koa' {
   interface DefaultState {
     /** Set by `@tollgate/koa`: the decision for this request (with stacked limiters, the most restrictive). */
-    rateLimit?: Decision;
+    rateLimit?: RateLimitInfo;
   }
 }
 
@@ -35,7 +35,7 @@ export interface KoaContext {
   };
   request: { ip: string };
   app: { proxy: boolean; maxIpsCount?: number };
-  state: { rateLimit?: Decision };
+  state: { rateLimit?: RateLimitInfo };
   res: ServerResponse;
   headerSent: boolean;
   status: number;

@@ -26,6 +26,6 @@ export {
   quotaExceededProblem,
   storeUnavailableProblem,
 } from './problem.js';
-export type { HttpLimiter, HttpResult, RequestEnding } from './rate-limit.js';
+export type { HttpLimiter, HttpResult, RateLimitInfo, RequestEnding } from './rate-limit.js';
 export { rateLimit } from './rate-limit.js';
 export type { RequestView } from './request-view.js';

@@ -14,12 +14,23 @@ import {
 import { encodeBody, quotaExceededProblem, storeUnavailableProblem } from './problem.js';
 import type { RequestView } from './request-view.js';
 
+/**
+ * The decision as the request carries it (`req.rateLimit`, `ctx.state.rateLimit`, callbacks), with
+ * what express-rate-limit users read besides `limit` and `remaining`.
+ */
+export interface RateLimitInfo extends Decision {
+  /** Units used of the binding policy's limit: `limit - remaining`. */
+  used: number;
+  /** When the binding policy is back to its full quota: now plus `resetMs`. */
+  resetTime: Date;
+}
+
 /** What an adapter does with a request; it copies this onto the response and nothing more. */
 export interface HttpResult {
   /** `next`: go downstream (after `delayMs`); `limit`: answer with `status`, `headers`, `body`; `error`: hand `error` to the framework. */
   action: 'next' | 'limit' | 'error';
   /** For `req.rateLimit` / `ctx.state.rateLimit`: with stacked limiters, the most restrictive so far. */
-  decision?: Decision;
+  decision?: RateLimitInfo;
   status?: number;
   /** To set on the response as they are (nothing to set when the response had already started). */
   headers: Record<string, string>;
@@ -72,10 +83,10 @@ const tookUnits = (decision: Decision) => decision.allowed && decision.reason !=
  * A symbol property on the request, not a WeakMap: measurably cheaper per request.
  */
 const SHOWN = Symbol('tollgate.shown');
-type Marked = { [SHOWN]?: Decision } & Record<symbol, unknown>;
+type Marked = { [SHOWN]?: RateLimitInfo } & Record<symbol, unknown>;
 
 /** Of this decision and the one shown by a limiter before it on this request, the one with less left. */
-function mostRestrictive(req: Marked, decision: Decision): Decision {
+function mostRestrictive(req: Marked, decision: RateLimitInfo): RateLimitInfo {
   const prior = req[SHOWN];
   const visible = prior !== undefined && prior.remaining < decision.remaining ? prior : decision;
   req[SHOWN] = visible;
@@ -188,15 +199,15 @@ export function rateLimit<Req extends object>(
   function consume(view: RequestView, req: Req, grant: Grant, options: ConsumeOptions): Step<HttpResult> {
     const decision = limiter.decide(grant.key, options);
     return isThenable(decision)
-      ? decision.then((d) => report(view, req, d, grant))
-      : report(view, req, decision, grant);
+      ? decision.then((d) => report(view, req, withUsage(d), grant))
+      : report(view, req, withUsage(decision), grant);
   }
 
   /**
    * Tells `onDecision`, then answers. From here on the request counted: if a callback fails, it is
    * given back (errors never cost quota).
    */
-  function report(view: RequestView, req: Req, decision: Decision, grant: Grant): Step<HttpResult> {
+  function report(view: RequestView, req: Req, decision: RateLimitInfo, grant: Grant): Step<HttpResult> {
     try {
       const result =
         config.onDecision === undefined
@@ -214,11 +225,11 @@ export function rateLimit<Req extends object>(
     return (tookUnits(decision) ? giveBack(grant, decision) : Promise.resolve()).then(() => failed(error));
   }
 
-  function answer(view: RequestView, req: Req, decision: Decision, grant: Grant): Step<HttpResult> {
+  function answer(view: RequestView, req: Req, decision: RateLimitInfo, grant: Grant): Step<HttpResult> {
     return decision.allowed ? admit(view, req, decision, grant) : deny(view, req, decision);
   }
 
-  function admit(view: RequestView, req: Req, decision: Decision, grant: Grant): HttpResult {
+  function admit(view: RequestView, req: Req, decision: RateLimitInfo, grant: Grant): HttpResult {
     const result: HttpResult = { action: 'next', decision, headers: {}, delayMs: decision.delayMs };
     if (decision.reason !== 'store-error') {
       const visible = mostRestrictive(req as unknown as Marked, decision);
@@ -270,7 +281,7 @@ export function rateLimit<Req extends object>(
     };
   }
 
-  function deny(view: RequestView, req: Req, decision: Decision): Step<HttpResult> {
+  function deny(view: RequestView, req: Req, decision: RateLimitInfo): Step<HttpResult> {
     if (decision.reason === 'store-error') {
       // onStoreError: 'deny'. Not the client's fault, so not a 429.
       const { body, contentType } = encodeBody(storeUnavailableProblem(decision), true);
@@ -375,6 +386,14 @@ class TierCheck<Req> {
     }
     return policies;
   }
+}
+
+/** Adds `used` and `resetTime` to a decision the limiter just made (a fresh object: no copy). */
+function withUsage(decision: Decision): RateLimitInfo {
+  const info = decision as RateLimitInfo;
+  info.used = decision.limit - decision.remaining;
+  info.resetTime = new Date(Date.now() + decision.resetMs);
+  return info;
 }
 
 /** A value now, or later. */
