@@ -93,8 +93,9 @@ describe('RedisStore options', () => {
     [
       'an unknown option',
       { client: 'C', clock: undefined, timeout: 5 },
-      /Unknown RedisStore option `timeout`/,
+      /Unknown option `timeout` in `RedisStore` options\. Did you mean `timeoutMs`\?/,
     ],
+    ['timeoutMs a malformed duration', { client: 'C', timeoutMs: '2 s' }, /`timeoutMs`.*"2 s" \(string\)/],
     ['a prefix with a brace', { client: 'C', prefix: 'a{b' }, /`prefix`.*"a\{b"/],
     ['a prefix with a space', { client: 'C', prefix: 'a b' }, /`prefix`/],
     ['a prefix too long', { client: 'C', prefix: 'x'.repeat(65) }, /`prefix`/],
@@ -127,6 +128,7 @@ describe('RedisStore options', () => {
     });
     expect(store.remote).toBe(true);
     expect(new RedisStore({ client, prefix: '' })).toBeInstanceOf(RedisStore);
+    expect(new RedisStore({ client, timeoutMs: '2s' })).toBeInstanceOf(RedisStore);
   });
 
   it('exports the scripts, each opening with its KEYS and ARGV', () => {

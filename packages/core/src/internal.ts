@@ -22,6 +22,7 @@ export {
   slidingWindow,
   tokenBucket,
 } from './algorithms/index.js';
+export { checkFunction, checkOptions, durationOption } from './check-options.js';
 export { monotonicClock } from './clock.js';
 export { openDecision, toDecision } from './decision.js';
 export { MAX_WINDOW_MS } from './duration.js';

@@ -119,6 +119,15 @@ describe('createLimiter validates every option at construction', () => {
       '`policies`, `store`, `name`, `onStoreError`, `fallback`, `probeIntervalMs`, `blockedCache`, `logger`',
     );
     configError(create({ policies, max: 10 }), '`max`');
+    configError(create({ policies, probeInterval: 10 }), 'Did you mean `probeIntervalMs`?');
+    configError(create({ policies, Store: 10 }), 'Did you mean `store`?');
+  });
+
+  test('probeIntervalMs takes milliseconds or a duration string, checked by the duration parser', () => {
+    expect(() => create({ policies, probeIntervalMs: '2s' })()).not.toThrow();
+    expect(() => create({ policies, probeIntervalMs: 250 })()).not.toThrow();
+    configError(create({ policies, probeIntervalMs: '2 s' }), '`probeIntervalMs`', '"2 s" (string)');
+    configError(create({ policies, probeIntervalMs: 0 }), '`probeIntervalMs`', 'positive');
   });
 
   test('no policies: a limiter whose policies come with each call', () => {
@@ -165,7 +174,11 @@ describe('createLimiter validates every option at construction', () => {
       "'sliding-window'",
       '"gcra" (string)',
     );
-    configError(create({ policies: { limit: 1, window: 1, max: 3 } }), '`policies.max`', '`limit`');
+    configError(
+      create({ policies: { limit: 1, window: 1, max: 3 } }),
+      'Unknown option `max` in `policies`',
+      '`limit`',
+    );
     configError(
       create({ policies: { algorithm: 'token-bucket', limit: 1, window: 1, burst: 0 } }),
       '`policies.burst`',

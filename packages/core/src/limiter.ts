@@ -1,10 +1,21 @@
 import { createHash } from 'node:crypto';
+import { checkOptions, durationOption } from './check-options.js';
 import { monotonicClock } from './clock.js';
 import { openDecision, toDecision } from './decision.js';
 import { ConfigError, configError, StoreError } from './errors.js';
 import { MemoryStore } from './memory-store.js';
 import { resolveNamespace, resolvePolicySet } from './policy.js';
-import type { Clock, ConsumeInfo, Decision, Logger, Outcome, Policy, PolicySet, Store } from './types.js';
+import type {
+  Clock,
+  ConsumeInfo,
+  Decision,
+  Duration,
+  Logger,
+  Outcome,
+  Policy,
+  PolicySet,
+  Store,
+} from './types.js';
 import { WARNINGS, Warner } from './warnings.js';
 
 /** Options of `createLimiter()`. */
@@ -31,10 +42,11 @@ export interface LimiterOptions {
   fallback?: Store;
   /**
    * While the store fails, one request per this many ms tries it again; the rest go straight to
-   * the fallback or `onStoreError`, so a dead store costs no latency.
+   * the fallback or `onStoreError`, so a dead store costs no latency. Milliseconds or a duration
+   * string (`'2s'`).
    * @default 1000
    */
-  probeIntervalMs?: number;
+  probeIntervalMs?: Duration;
   /**
    * Deny repeat requests of a denied key locally until its `retryAfterMs` has passed, without asking
    * the store (`reason: 'blocked-cache'`). Set a number to bound how many keys it holds.
@@ -90,7 +102,7 @@ export interface Limiter {
   close(): Promise<void>;
 }
 
-const OPTIONS = new Set([
+const OPTIONS = [
   'policies',
   'store',
   'name',
@@ -99,7 +111,7 @@ const OPTIONS = new Set([
   'probeIntervalMs',
   'blockedCache',
   'logger',
-]);
+];
 
 interface SyncStore extends Store {
   /** Like `consume`, synchronously; the result may be reused by the next call. */
@@ -194,13 +206,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
   if (typeof options !== 'object' || options === null) {
     throw configError('options', "an object such as `{ policies: { limit: 10, window: '1s' } }`", options);
   }
-  for (const option of Object.keys(options)) {
-    if (!OPTIONS.has(option)) {
-      throw new ConfigError(
-        `Unknown limiter option \`${option}\`. It takes ${[...OPTIONS].map((o) => `\`${o}\``).join(', ')}.`,
-      );
-    }
-  }
+  checkOptions(options, OPTIONS, '`createLimiter()` options');
   const name = options.name === undefined ? 'default' : resolveNamespace(options.name);
   const ownsStore = options.store === undefined;
   const store = options.store ?? new MemoryStore();
@@ -210,10 +216,7 @@ export function createLimiter(options: LimiterOptions): Limiter {
   if (onStoreError !== 'allow' && onStoreError !== 'deny') {
     throw configError('onStoreError', "`'allow'` or `'deny'`", onStoreError);
   }
-  const probeIntervalMs = options.probeIntervalMs ?? 1000;
-  if (!Number.isInteger(probeIntervalMs) || probeIntervalMs < 1) {
-    throw configError('probeIntervalMs', 'a positive whole number of milliseconds', probeIntervalMs);
-  }
+  const probeIntervalMs = durationOption(options.probeIntervalMs, 'probeIntervalMs', 1000);
   const logger = options.logger ?? console;
   if (
     typeof logger !== 'object' ||

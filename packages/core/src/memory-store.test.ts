@@ -35,18 +35,40 @@ describe('MemoryStore options', () => {
   });
 
   test.each([
-    [0, '`0` (number)'],
-    [2 ** 31, '`2147483648` (number)'],
-    [10.5, '`10.5` (number)'],
-  ])('sweepIntervalMs %j', (sweepIntervalMs, given) => {
-    configError(create({ sweepIntervalMs }), '`sweepIntervalMs`', 'between 1 and 2147483647', given);
+    [0, 'a positive whole number of milliseconds', '`0` (number)'],
+    [2 ** 31, 'at most 2147483647 ms', '`2147483648` (number)'],
+    [10.5, 'a positive whole number of milliseconds', '`10.5` (number)'],
+    ['30 s', "`'10s'`", '"30 s" (string)'],
+    ['30', 'a unit', '"30" (string)'],
+  ])('sweepIntervalMs %j', (sweepIntervalMs, expected, given) => {
+    configError(create({ sweepIntervalMs }), '`sweepIntervalMs`', expected, given);
+  });
+
+  test('sweepIntervalMs takes a duration string', () => {
+    vi.useFakeTimers();
+    try {
+      const store = new MemoryStore({ sweepIntervalMs: '2s' });
+      const sweep = vi.spyOn(store, 'sweep');
+      vi.advanceTimersByTime(1999);
+      expect(sweep).not.toHaveBeenCalled();
+      vi.advanceTimersByTime(1);
+      expect(sweep).toHaveBeenCalledTimes(1);
+      store.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   test('clock, unknown options, options that are not an object', () => {
     configError(create({ clock: 5 }), '`clock`', 'a function', '`5` (number)');
-    configError(create({ maxkeys: 10 }), '`maxkeys`', '`maxKeys`, `sweepIntervalMs`, `clock`');
-    configError(create(null), 'MemoryStore options', '`null`');
-    configError(create('big'), 'MemoryStore options', '"big" (string)');
+    configError(
+      create({ maxkeys: 10 }),
+      'Unknown option `maxkeys` in `MemoryStore` options. Did you mean `maxKeys`? It takes `maxKeys`, `sweepIntervalMs`, `clock`.',
+    );
+    configError(create({ sweepInterval: 10 }), 'Did you mean `sweepIntervalMs`?');
+    configError(create({ size: 10 }), 'Unknown option `size` in `MemoryStore` options. It takes');
+    configError(create(null), '`MemoryStore` options', '`null`');
+    configError(create('big'), '`MemoryStore` options', '"big" (string)');
   });
 });
 

@@ -1,11 +1,12 @@
 import { STEPS } from './algorithms/index.js';
 import { type AlgorithmStep, type Kernel, newOutcome, type State } from './algorithms/types.js';
+import { checkOptions, durationOption } from './check-options.js';
 import { monotonicClock } from './clock.js';
 import { ConfigError, configError } from './errors.js';
 import { applyAll, peekOutcomes, refundStates } from './evaluate.js';
 import { keyDigest } from './key-digest.js';
 import { NONE, Slots } from './memory-slots.js';
-import type { Clock, ConsumeInfo, Outcome, PolicySet, Store } from './types.js';
+import type { Clock, ConsumeInfo, Duration, Outcome, PolicySet, Store } from './types.js';
 
 /** Options of `new MemoryStore()`. */
 export interface MemoryStoreOptions {
@@ -17,15 +18,16 @@ export interface MemoryStoreOptions {
    */
   maxKeys?: number;
   /**
-   * How often expired state is swept, in ms. The timer is `unref`'d: it never keeps a process alive.
+   * How often expired state is swept: milliseconds or a duration string (`'30s'`). The timer is
+   * `unref`'d: it never keeps a process alive.
    * @default 60000
    */
-  sweepIntervalMs?: number;
+  sweepIntervalMs?: Duration;
   /** Time source in ms, for tests. @default a monotonic clock */
   clock?: Clock;
 }
 
-const OPTIONS = new Set(['maxKeys', 'sweepIntervalMs', 'clock']);
+const OPTIONS = ['maxKeys', 'sweepIntervalMs', 'clock'];
 
 /**
  * Keys longer than this many characters are held as their SHA-256 digest (43 characters), the
@@ -167,26 +169,11 @@ export class MemoryStore implements Store {
   private closed = false;
 
   constructor(options: MemoryStoreOptions = {}) {
-    if (typeof options !== 'object' || options === null) {
-      throw configError('MemoryStore options', 'an object', options);
-    }
-    for (const option of Object.keys(options)) {
-      if (!OPTIONS.has(option)) {
-        throw new ConfigError(
-          `Unknown MemoryStore option \`${option}\`. It takes \`maxKeys\`, \`sweepIntervalMs\`, \`clock\`.`,
-        );
-      }
-    }
-    const { maxKeys = 100_000, sweepIntervalMs = 60_000, clock = monotonicClock } = options;
+    checkOptions(options, OPTIONS, '`MemoryStore` options');
+    const { maxKeys = 100_000, clock = monotonicClock } = options;
     if (!Number.isInteger(maxKeys) || maxKeys < 1)
       throw configError('maxKeys', 'a positive integer', maxKeys);
-    if (!Number.isInteger(sweepIntervalMs) || sweepIntervalMs < 1 || sweepIntervalMs > 2 ** 31 - 1) {
-      throw configError(
-        'sweepIntervalMs',
-        'a whole number of milliseconds between 1 and 2147483647',
-        sweepIntervalMs,
-      );
-    }
+    const sweepIntervalMs = durationOption(options.sweepIntervalMs, 'sweepIntervalMs', 60_000);
     if (typeof clock !== 'function') throw configError('clock', 'a function returning milliseconds', clock);
     this.maxKeys = maxKeys;
     this.slots = new Slots(maxKeys);

@@ -139,10 +139,13 @@ describe('every bad policy option throws a ConfigError naming option, expectatio
   test('unknown option name', () => {
     configError(
       bad({ limit: 10, window: '1s', max: 5 }),
-      '`policy.max`',
+      'Unknown option `max` in `policy`',
       '`name`, `algorithm`, `limit`, `window`, `burst`, `delay`',
     );
-    configError(bad({ limit: 10, windowMs: 1000, window: 1 }), '`policy.windowMs`');
+    configError(
+      bad({ limit: 10, windowMs: 1000, window: 1 }),
+      'Unknown option `windowMs` in `policy`. Did you mean `window`?',
+    );
   });
 
   test.each([

@@ -1,4 +1,5 @@
 import { REGISTRY, STEPS } from './algorithms/index.js';
+import { checkOptions } from './check-options.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { ConfigError, configError, describeValue } from './errors.js';
 import type { Algorithm, Policy, PolicySet, ResolvedPolicy } from './types.js';
@@ -7,7 +8,7 @@ import { WARNINGS, type Warner } from './warnings.js';
 export const ALGORITHMS: readonly Algorithm[] = REGISTRY.map((a) => a.name);
 export const DEFAULT_ALGORITHM: Algorithm = 'sliding-window';
 
-const POLICY_KEYS = new Set(['name', 'algorithm', 'limit', 'window', 'burst', 'delay']);
+const POLICY_KEYS = ['name', 'algorithm', 'limit', 'window', 'burst', 'delay'];
 const NAME_PATTERN = /^[A-Za-z0-9._:/-]{1,64}$/;
 
 /** Whether `burst` applies: the algorithm reads it (the buckets). */
@@ -44,13 +45,7 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     throw configError(at, "an object such as `{ limit: 10, window: '1s' }`", input);
   }
-  for (const option of Object.keys(input)) {
-    if (!POLICY_KEYS.has(option)) {
-      throw new ConfigError(
-        `Unknown option \`${at}.${option}\`. A policy takes ${[...POLICY_KEYS].map((k) => `\`${k}\``).join(', ')}.`,
-      );
-    }
-  }
+  checkOptions(input, POLICY_KEYS, `\`${at}\``);
   const algorithm = input.algorithm ?? DEFAULT_ALGORITHM;
   if (!ALGORITHMS.includes(algorithm)) {
     throw configError(`${at}.algorithm`, `one of ${ALGORITHMS.map((a) => `'${a}'`).join(', ')}`, algorithm);

@@ -1,8 +1,10 @@
 import {
   type Clock,
-  ConfigError,
   type ConsumeInfo,
+  checkOptions,
   configError,
+  type Duration,
+  durationOption,
   type Outcome,
   type PolicySet,
   type Store,
@@ -53,14 +55,15 @@ export interface RedisStoreOptions {
    * A call that has not answered within this many ms fails with a `StoreError`, so a Redis that
    * stopped answering never holds requests up (the limiter then fails open, or as configured).
    * Long enough to ride out a GC pause or a brief network stall, short enough to bound the damage.
+   * Milliseconds or a duration string (`'500ms'`, `'2s'`).
    * @default 500
    */
-  timeoutMs?: number;
+  timeoutMs?: Duration;
   /** Called with every `StoreError` (connection, script error, timeout) before it is thrown. */
   onError?: (error: StoreError) => void;
 }
 
-const OPTIONS = new Set(['client', 'prefix', 'clock', 'timeoutMs', 'onError']);
+const OPTIONS = ['client', 'prefix', 'clock', 'timeoutMs', 'onError'];
 const PREFIX = /^[\x21-\x7a|~]{0,64}$/;
 
 type Operation = 'consume' | 'peek' | 'refund' | 'reset';
@@ -113,14 +116,9 @@ export class RedisStore implements Store {
     if (typeof options !== 'object' || options === null) {
       throw configError('RedisStore options', 'an object such as `{ client: new Redis() }`', options);
     }
-    for (const option of Object.keys(options)) {
-      if (!OPTIONS.has(option)) {
-        throw new ConfigError(
-          `Unknown RedisStore option \`${option}\`. It takes ${[...OPTIONS].map((o) => `\`${o}\``).join(', ')}.`,
-        );
-      }
-    }
-    const { client, prefix = 'tollgate:', clock, timeoutMs = 500, onError } = options;
+    checkOptions(options, OPTIONS, '`RedisStore` options');
+    const { client, prefix = 'tollgate:', clock, onError } = options;
+    const timeoutMs = durationOption(options.timeoutMs, 'timeoutMs', 500);
     const connection = connect(client);
     if (connection === undefined) {
       throw configError(
@@ -138,14 +136,6 @@ export class RedisStore implements Store {
     }
     if (clock !== undefined && typeof clock !== 'function') {
       throw configError('clock', 'a function returning milliseconds', clock);
-    }
-    if (
-      typeof timeoutMs !== 'number' ||
-      !Number.isInteger(timeoutMs) ||
-      timeoutMs < 1 ||
-      timeoutMs > 2 ** 31 - 1
-    ) {
-      throw configError('timeoutMs', 'a whole number of milliseconds between 1 and 2147483647', timeoutMs);
     }
     if (onError !== undefined && typeof onError !== 'function') {
       throw configError('onError', 'a function', onError);

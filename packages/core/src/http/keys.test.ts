@@ -120,7 +120,9 @@ describe('keyHelpers', () => {
   it('validates like the core helpers', () => {
     expect(() => header('bad name')).toThrow(ConfigError);
     expect(() => apiKey({ fallbak: ip() } as never)).toThrow(
-      new ConfigError('Unknown option `fallbak` in `byApiKey()` options. It takes `fallback`.'),
+      new ConfigError(
+        'Unknown option `fallbak` in `byApiKey()` options. Did you mean `fallback`? It takes `fallback`.',
+      ),
     );
   });
 });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
+import { checkOptions } from '../check-options.js';
 import { ConfigError, configError, describeValue } from '../errors.js';
 import { WARNINGS, type Warner } from '../warnings.js';
-import { checkOptions } from './check-options.js';
 import { ipBucket, MAX_ADDRESS_LENGTH } from './ip-address.js';
 import type { RequestView } from './request-view.js';
 

@@ -1,8 +1,8 @@
+import { checkFunction, checkOptions } from '../check-options.js';
 import { configError } from '../errors.js';
 import { createLimiter, type Limiter } from '../limiter.js';
 import type { Decision, Logger, Policy, Store } from '../types.js';
 import { Warner } from '../warnings.js';
-import { checkFunction, checkOptions } from './check-options.js';
 import { type HeaderMode, resolveHeaderModes } from './headers.js';
 import type { KeyFunction } from './keys.js';
 import type { NodeResponse } from './node-response.js';

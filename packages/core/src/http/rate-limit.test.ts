@@ -71,7 +71,7 @@ describe('rateLimit options', () => {
       ],
       [
         { policies: { limit: 1, window: '1s' }, refund: { onSucces: true } },
-        'Unknown option `onSucces` in `refund`. It takes `onSuccess`, `onFailure`, `onAbort`, `isFailure`.',
+        'Unknown option `onSucces` in `refund`. Did you mean `onSuccess`? It takes `onSuccess`, `onFailure`, `onAbort`, `isFailure`.',
       ],
       [
         { policies: { limit: 1, window: '1s' }, refund: { onFailure: 'yes' } },
