@@ -9,7 +9,13 @@
  * under the test's prefix must have a TTL.
  */
 import { createHash } from 'node:crypto';
-import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import {
+  type AddressInfo,
+  createConnection as connectTo,
+  createServer,
+  type Server,
+  type Socket,
+} from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   createLimiter,
@@ -334,8 +340,63 @@ function parseCommand(buffer: string): { args: string[]; length: number } | unde
   return { args, length: at };
 }
 
+/**
+ * A TCP relay to a real Redis that can hold what the client sends (as a stalled network does) and
+ * drop every connection (as a network failure does; held bytes are lost). Records the commands it
+ * passed on to Redis.
+ */
+async function proxy(
+  onTestFinished: Finished,
+  target: number,
+): Promise<{ port: number; hold(on: boolean): void; drop(): void; commands(): string[] }> {
+  const pairs = new Set<{ client: Socket; server: Socket; held: Buffer[]; seen: string }>();
+  const commands: string[] = [];
+  let holding = false;
+  const pass = (pair: { server: Socket; seen: string }, chunk: Buffer) => {
+    pair.server.write(chunk);
+    pair.seen += chunk.toString('latin1');
+    for (let parsed = parseCommand(pair.seen); parsed; parsed = parseCommand(pair.seen)) {
+      pair.seen = pair.seen.slice(parsed.length);
+      commands.push(parsed.args.join(' '));
+    }
+  };
+  const relay: Server = createServer((client) => {
+    const server = connectTo(target);
+    const pair = { client, server, held: [] as Buffer[], seen: '' };
+    pairs.add(pair);
+    for (const socket of [client, server]) socket.on('error', () => undefined);
+    client.on('data', (chunk: Buffer) => (holding ? pair.held.push(chunk) : pass(pair, chunk)));
+    server.on('data', (chunk: Buffer) => client.write(chunk));
+    client.on('close', () => server.destroy());
+    server.on('close', () => client.destroy());
+  });
+  const port = await findFreePort();
+  await new Promise<void>((resolve) => relay.listen(port, '127.0.0.1', resolve));
+  const drop = () => {
+    for (const pair of pairs) {
+      pair.client.destroy();
+      pair.server.destroy();
+    }
+    pairs.clear();
+  };
+  onTestFinished(async () => {
+    drop();
+    await new Promise((resolve) => relay.close(resolve));
+  });
+  return {
+    port,
+    hold(on) {
+      holding = on;
+      if (on) return;
+      for (const pair of pairs) for (const chunk of pair.held.splice(0)) pass(pair, chunk);
+    },
+    drop,
+    commands: () => [...commands],
+  };
+}
+
 describe('a Redis that stops answering never stalls a request past timeoutMs + 50 ms', () => {
-  test('a TCP server that accepts and never answers: ioredis never becomes ready, the store fails at once', async ({
+  test('a TCP server that accepts and never answers: ioredis never becomes ready, the store fails within timeoutMs', async ({
     onTestFinished,
   }) => {
     const { port, received } = await blackHole(onTestFinished, undefined);
@@ -432,23 +493,45 @@ describe('a Redis that stops answering never stalls a request past timeoutMs + 5
     },
   );
 
-  test('ioredis resends a command answered by timeout after a reconnect: as a PING, which counts nothing', async ({
-    onTestFinished,
-  }) => {
-    const hole = await blackHole(onTestFinished, 'INFO');
-    const client = await ioredis(hole.port, onTestFinished);
-    const { limiter } = redisLimiter(client, { prefix: testPrefix(), policies: { limit: 5, window: '1m' } });
-    const answers = await Promise.all([1, 2, 3].map(() => limiter.consume('k')));
-    expect(answers.map((a) => a.reason)).toEqual(['store-error', 'store-error', 'store-error']);
-    expect(hole.received.filter((command) => /^EVALSHA /i.test(command))).toHaveLength(3);
+  test.for(['resent by ioredis after a reconnect', 'held up on the way, then delivered'])(
+    'a command answered by timeout and %s reaches Redis after its deadline: it counts nothing',
+    async (how, { onTestFinished }) => {
+      const server = await ownRedis(onTestFinished);
+      const relay = await proxy(onTestFinished, server.port);
+      // Default options: offline queue on, `autoResendUnfulfilledCommands` on.
+      const client = await ioredis(relay.port, onTestFinished);
+      const admin = await ioredis(server.port, onTestFinished);
+      const prefix = guard.watch(admin);
+      const policies = { algorithm: 'fixed-window', limit: 100, window: '1h' } as const;
+      const { limiter } = redisLimiter(client, { prefix, policies, probeIntervalMs: 50 });
+      for (let i = 0; i < 3; i++) expect((await limiter.consume('late')).reason).toBeUndefined();
+      const count = async () =>
+        Number(await admin.get((limiter.store as RedisStore).keyFor('late', limiter.policies)));
+      expect(await count()).toBe(3);
 
-    const before = hole.received.length;
-    hole.drop();
-    await until(() => hole.received.slice(before).some((command) => /^PING/i.test(command)), 'the resend');
-    await delay(50);
-    const resent = hole.received.slice(before).filter((command) => !/^(INFO|CLIENT)/i.test(command));
-    expect(resent.map((command) => command.toUpperCase())).toEqual(['PING', 'PING', 'PING']);
-  });
+      relay.hold(true);
+      const answers = await Promise.all([1, 2, 3].map(() => timed(() => limiter.consume('late'))));
+      expect(reasons(answers)).toEqual(['store-error', 'store-error', 'store-error']);
+      const sent = relay.commands().filter((c) => /^EVAL/i.test(c)).length;
+      if (how.includes('reconnect')) {
+        relay.drop();
+        relay.hold(false);
+        await until(() => client.status === 'ready', 'ioredis to reconnect');
+      } else {
+        // Past the deadline's margin (the TIME reading's round trip and 5 ms).
+        await delay(100);
+        relay.hold(false);
+      }
+      // The commands reached Redis again (resent, or delivered late)...
+      await until(() => relay.commands().filter((c) => /^EVAL/i.test(c)).length >= sent + 3, 'the commands');
+      await delay(100);
+      // ...and changed nothing.
+      expect(await count()).toBe(3);
+      const { answers: after } = await untilFromStore(limiter, 'late');
+      expect(after.at(-1)!.decision).toMatchObject({ allowed: true, remaining: 96 });
+      expect(await count()).toBe(4);
+    },
+  );
 
   test('a SIGSTOPped redis-server (ioredis and node-redis): answered within timeoutMs + 50 ms; after SIGCONT, back to Redis within 2 s', async ({
     onTestFinished,

@@ -25,7 +25,7 @@ import { Cluster, Redis } from 'ioredis';
 import { createClient, createCluster } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { CONSUME_SCRIPT, PEEK_SCRIPT, REFUND_SCRIPT } from '../packages/redis/src/lua/scripts.js';
-import { type RedisServer, startRedis } from './support/redis-servers.ts';
+import { findFreePort, type RedisServer, startRedis } from './support/redis-servers.ts';
 
 const set = (policies: Policy | Policy[], namespace = 'redis-test'): PolicySet =>
   resolvePolicySet(policies, namespace);
@@ -116,6 +116,14 @@ describe('RedisStore options', () => {
     const create = () => new RedisStore(resolved as never);
     expect(create).toThrow(ConfigError);
     expect(create).toThrow(message);
+  });
+
+  it('given a client instead of options, names the fix', () => {
+    for (const given of [client, createClient()]) {
+      const create = () => new RedisStore(given as never);
+      expect(create).toThrow(ConfigError);
+      expect(create).toThrow('`new RedisStore({ client })`');
+    }
   });
 
   it('accepts every documented option', () => {
@@ -570,55 +578,26 @@ describe('RedisStore on the shared servers', () => {
     });
   });
 
-  it('sends the calls of one event-loop turn in writes of 16, each still answered on its own', async () => {
+  it('answers each of many concurrent calls on its own, a wrong-type key among them', async () => {
     const own = await connectedIoredis(inject('redisPort'));
     const store = new RedisStore({ client: own, prefix: prefix() });
     const s = fixed(3);
     const broken = set({ limit: 3, window: '1m' });
     await admin.hset(store.keyFor('broken', broken), 'field', '1');
     await admin.pexpire(store.keyFor('broken', broken), 60_000);
-    const writes: number[] = [];
-    const socket = own.stream as typeof own.stream & {
-      _write: (chunk: unknown, encoding: unknown, cb: unknown) => void;
-      _writev?: (chunks: unknown[], cb: unknown) => void;
-    };
-    const write = socket._write.bind(socket);
-    const writev = socket._writev!.bind(socket);
-    socket._write = (chunk, encoding, cb) => {
-      writes.push(1);
-      write(chunk, encoding, cb);
-    };
-    socket._writev = (chunks, cb) => {
-      writes.push(chunks.length);
-      writev(chunks, cb);
-    };
-    try {
-      // 60 calls from one turn, a wrong-type key among them: the first, alone in flight, at once;
-      // the others corked, 16 at a time...
-      const calls = [
-        ...Array.from({ length: 50 }, (_, i) => store.consume(`user-${i % 10}`, s, 1)),
-        store.consume('broken', broken, 1),
-        ...Array.from({ length: 9 }, (_, i) => store.peek(`user-${i}`, s)),
-      ];
-      expect(own.stream.writableCorked).toBe(1);
-      const results = await Promise.allSettled(calls);
-      // ...the last 11 until the turn ends, and every call got its own answer. (The socket may
-      // merge what piles up while a write is under way, never more.)
-      expect(own.stream.writableCorked).toBe(0);
-      expect(writes.slice(0, 2)).toEqual([1, 16]);
-      expect(writes.length).toBeLessThanOrEqual(5);
-      expect(writes.reduce((a, b) => a + b)).toBe(60);
-      const consumed = results.slice(0, 50).map((r) => (r as PromiseFulfilledResult<Outcome[]>).value[0]!);
-      expect(consumed.filter((o) => o.allowed)).toHaveLength(30);
-      expect(results[50]).toMatchObject({ status: 'rejected', reason: expect.any(StoreError) });
-      expect(String((results[50] as PromiseRejectedResult).reason.cause)).toMatch(/WRONGTYPE/);
-      expect(
-        results.slice(51).map((r) => (r as PromiseFulfilledResult<Outcome[]>).value[0]!.remaining),
-      ).toEqual(Array(9).fill(0));
-    } finally {
-      socket._write = write;
-      socket._writev = writev;
-    }
+    const calls = [
+      ...Array.from({ length: 50 }, (_, i) => store.consume(`user-${i % 10}`, s, 1)),
+      store.consume('broken', broken, 1),
+      ...Array.from({ length: 9 }, (_, i) => store.peek(`user-${i}`, s)),
+    ];
+    const results = await Promise.allSettled(calls);
+    const consumed = results.slice(0, 50).map((r) => (r as PromiseFulfilledResult<Outcome[]>).value[0]!);
+    expect(consumed.filter((o) => o.allowed)).toHaveLength(30);
+    expect(results[50]).toMatchObject({ status: 'rejected', reason: expect.any(StoreError) });
+    expect(String((results[50] as PromiseRejectedResult).reason.cause)).toMatch(/WRONGTYPE/);
+    expect(
+      results.slice(51).map((r) => (r as PromiseFulfilledResult<Outcome[]>).value[0]!.remaining),
+    ).toEqual(Array(9).fill(0));
   });
 
   it('works with ioredis auto-pipelining (standalone and Cluster)', async () => {
@@ -676,16 +655,39 @@ describe('RedisStore on the shared servers', () => {
     await expect(store.consume('user', fixed(3), 1)).rejects.toThrow(StoreError);
   });
 
-  it('fails at once while the client is not ready, instead of queueing', async () => {
+  it('waits for a client connecting for the first time (issue 11), fails at once for one nobody connects', async () => {
     const errors: StoreError[] = [];
+    const s = fixed(3);
+    // As a script would: a client created a moment ago (still connecting), used at once.
+    const fresh = new Redis({ host: '127.0.0.1', port: inject('redisPort') });
+    toDispose.push(() => fresh.quit());
+    expect(fresh.status).toBe('connecting');
+    const store = new RedisStore({ client: fresh, prefix: prefix(), onError: (e) => errors.push(e) });
+    expect((await store.consume('user', s, 1))[0]!.remaining).toBe(2);
+    // lazyConnect: the first call asks it to connect and waits too; reset() likewise.
     const lazy = ioredis(inject('redisPort'));
     toDispose.push(() => lazy.quit());
-    const store = new RedisStore({ client: lazy, prefix: prefix(), onError: (e) => errors.push(e) });
-    const s = fixed(3);
-    // lazyConnect: the first call fails but asks the client to connect.
-    await expect(store.consume('user', s, 1)).rejects.toThrow(/not ready \(status 'wait'\)/);
-    await until(() => lazy.status === 'ready', 'ioredis to connect');
-    expect((await store.consume('user', s, 1))[0]!.remaining).toBe(2);
+    expect(lazy.status).toBe('wait');
+    const lazyStore = new RedisStore({ client: lazy, prefix: prefix(), onError: (e) => errors.push(e) });
+    const [first, second] = await Promise.all([
+      lazyStore.consume('user', s, 1),
+      lazyStore.consume('user', s, 1),
+    ]);
+    expect([first![0]!.remaining, second![0]!.remaining].sort()).toEqual([1, 2]);
+    const resetting = new Redis({ host: '127.0.0.1', port: inject('redisPort') });
+    toDispose.push(() => resetting.quit());
+    await new RedisStore({ client: resetting, prefix: prefix() }).reset('user', s);
+    // node-redis: `connect()` called but not awaited.
+    const connecting = createClient({ socket: { host: '127.0.0.1', port: inject('redisPort') } });
+    void connecting.connect();
+    toDispose.push(() => connecting.close());
+    const nodeStore = new RedisStore({
+      client: connecting,
+      prefix: prefix(),
+      onError: (e) => errors.push(e),
+    });
+    expect((await nodeStore.consume('user', s, 1))[0]!.remaining).toBe(2);
+    expect(errors).toEqual([]);
 
     const unopened = createClient({ socket: { host: '127.0.0.1', port: inject('redisPort') } });
     const other = new RedisStore({ client: unopened, prefix: prefix(), onError: (e) => errors.push(e) });
@@ -694,7 +696,21 @@ describe('RedisStore on the shared servers', () => {
     expect(performance.now() - started).toBeLessThan(50);
     expect(isStoreError(failure)).toBe(true);
     expect(String((failure as Error).message)).toMatch(/node-redis client is not open/);
-    expect(errors).toHaveLength(2);
+    expect(errors).toHaveLength(1);
+  });
+
+  it('waits for a first connection no longer than timeoutMs, and queues nothing that could replay', async () => {
+    // Nothing listens there: ioredis keeps trying to connect.
+    const port = await findFreePort();
+    const never = new Redis({ host: '127.0.0.1', port, retryStrategy: () => 50 });
+    never.on('error', () => undefined);
+    toDispose.push(() => never.disconnect());
+    const store = new RedisStore({ client: never, prefix: prefix(), timeoutMs: 100 });
+    const started = performance.now();
+    const failure = await store.consume('user', fixed(3), 1).catch((e: unknown) => e);
+    expect(performance.now() - started).toBeLessThan(150);
+    expect(String((failure as Error).message)).toMatch(/did not connect within 100 ms/);
+    expect(never.status).not.toBe('ready');
   });
 });
 

@@ -1,13 +1,8 @@
 import { createHash } from 'node:crypto';
 import { keySlot } from './slot.js';
 
-/** A socket as ioredis holds it: writes can be corked for the rest of a tick. */
-interface CorkableStream {
-  cork(): void;
-  uncork(): void;
-}
-
 type Reply = Promise<unknown>;
+type Arg = string | readonly string[];
 
 /** The parts of an ioredis `Redis` or `Cluster` by which the store recognizes one. */
 export interface IoRedisLike {
@@ -19,14 +14,15 @@ export interface IoRedisLike {
 
 /** What the store calls on an ioredis client (overloaded in ioredis's types, so kept apart). */
 interface IoRedisCalls extends IoRedisLike {
-  evalshaBuffer(sha: string, numberOfKeys: string, ...args: (string | readonly string[])[]): Reply;
-  evalBuffer(lua: string, numberOfKeys: string, ...args: (string | readonly string[])[]): Reply;
-  sendCommand?(command: IoRedisCommand): Reply;
+  evalshaBuffer(sha: string, numberOfKeys: string, ...args: Arg[]): Reply;
+  evalBuffer(lua: string, numberOfKeys: string, ...args: Arg[]): Reply;
+  time(): Promise<unknown>;
+  once(event: 'ready' | 'end', listener: () => void): unknown;
+  off(event: 'ready' | 'end', listener: () => void): unknown;
   readonly isCluster?: boolean;
   /** Cluster: the nodes (`host:port`, master first) serving each slot. */
   readonly slots?: readonly (readonly string[] | undefined)[];
-  readonly options?: { enableAutoPipelining?: boolean; keyPrefix?: string };
-  readonly stream?: Partial<CorkableStream>;
+  readonly options?: { enableAutoPipelining?: boolean };
 }
 
 /** The parts of a node-redis (v4, v5) client from `createClient` the store uses. */
@@ -43,45 +39,47 @@ export interface NodeRedisClusterLike {
   readonly slots?: readonly ({ master?: { address?: string } } | undefined)[];
   /** v4: the same, by a method. */
   getSlotMaster?(slot: number): { address?: string } | undefined;
-  sendCommand(firstKey: string, isReadonly: boolean, args: string[]): Promise<unknown>;
+  sendCommand(firstKey: string | undefined, isReadonly: boolean, args: string[]): Promise<unknown>;
   nodeClient(node: never): unknown;
 }
 
 /** The clients a `RedisStore` takes: an ioredis `Redis` or `Cluster`, a node-redis client or cluster. */
 export type RedisClientLike = IoRedisLike | NodeRedisClientLike | NodeRedisClusterLike;
 
-/** ioredis's `Command` (a public export, also `Redis.Command`): what the store needs of it. */
-interface IoRedisCommand {
-  name: string;
-  args: unknown[];
-  toWritable(socket: unknown): string | Buffer;
-}
-type IoRedisCommandClass = new (
-  name: string,
-  args: unknown,
-  options: { replyEncoding: null; keyPrefix?: string },
-) => IoRedisCommand;
-
-/**
- * A command on its way, and its reply. ioredis resends, after a reconnect, every command that got
- * no answer (`autoResendUnfulfilledCommands`, on by default), including those the store already
- * answered with a timeout: a request counted after it was refused or let through. `neutralize`,
- * where the client may do that, turns such a command into a PING, so a resend changes nothing.
- */
-export interface Sent {
-  readonly reply: Reply;
-  neutralize?(): void;
-}
-
 export interface Script {
   readonly operation: 'consume' | 'peek' | 'refund';
+  /** The script as sent: the guard below, then the generated script. */
   readonly lua: string;
   readonly sha: string;
 }
 
+/**
+ * The replay guard, put in front of every script. Its last ARGV is the store's deadline for the
+ * call in Redis time (ms), or '' for none. A command that reaches Redis after it (a command ioredis
+ * resends after a reconnect, `autoResendUnfulfilledCommands`, when the store has long answered it
+ * by timeout; or one held up on the way) changes nothing and answers LATE. The script after it
+ * sees ARGV without the deadline.
+ */
+const GUARD = `-- ARGV[#ARGV]: the caller's deadline, Redis TIME in ms ('' for none): later, change nothing.
+local deadline = tonumber(ARGV[#ARGV])
+if deadline then
+  if redis.replicate_commands then redis.replicate_commands() end
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > deadline then
+    return redis.error_reply('LATE tollgate: the command arrived after its deadline; nothing was changed')
+  end
+end
+local ARGV = { unpack(ARGV, 1, #ARGV - 1) }
+`;
+
 export function script(operation: Script['operation'], lua: string): Script {
-  return { operation, lua, sha: createHash('sha1').update(lua).digest('hex') };
+  const guarded = GUARD + lua;
+  return { operation, lua: guarded, sha: createHash('sha1').update(guarded).digest('hex') };
 }
+
+/** The guard's answer to a command that came too late (see `GUARD`). */
+export const isLate = (error: unknown): boolean =>
+  error instanceof Error && typeof error.message === 'string' && error.message.startsWith('LATE tollgate:');
 
 /** One Redis client behind the few operations the store needs. */
 export interface Connection {
@@ -93,20 +91,19 @@ export interface Connection {
   /** Why a command must not be sent now (it would wait in the client's offline queue), or undefined. */
   notReady(): string | undefined;
   /**
-   * EVALSHA `script` on `key` with ARGV `first`, then `second` unless undefined, then `args`: one
-   * command; EVAL with the script's text instead when `send` (after NOSCRIPT: see `isNoScript`).
-   * `company`: other calls are in flight, so this one may wait a moment to share a write.
+   * Resolves once the client is ready, or with false when it cannot get there (closed, ended), so
+   * that a call made while it connects for the first time waits instead of failing. Undefined
+   * when waiting would not help (a node-redis client nobody asked to connect).
    */
-  run(
-    script: Script,
-    key: string,
-    first: string,
-    second: string | undefined,
-    args: readonly string[],
-    send: boolean,
-    company: boolean,
-  ): Sent;
-  del(key: string): Sent;
+  ready(): Promise<boolean> | undefined;
+  /** Redis TIME, as [seconds, microseconds]. */
+  time(): Reply;
+  /**
+   * EVALSHA `script` on `key` with `argv`: one command; EVAL with the script's text instead when
+   * `text` (after NOSCRIPT: see `isNoScript`).
+   */
+  run(script: Script, key: string, argv: readonly string[], text: boolean): Reply;
+  del(key: string): Reply;
 }
 
 const isFunction = (value: unknown): value is (...args: never[]) => unknown => typeof value === 'function';
@@ -137,123 +134,31 @@ export function connect(client: unknown): Connection | undefined {
 export const isNoScript = (error: unknown): boolean =>
   error instanceof Error && typeof error.message === 'string' && error.message.startsWith('NOSCRIPT');
 
-/**
- * Most commands held back in one corked write. Small enough that Redis works on a write while the
- * client builds the next: a whole burst in one write would leave the two taking turns (a burst of
- * 100 calls in one write halved the throughput against writes of 16, for the same CPU per call).
- */
-const MAX_BATCH = 16;
-
-type ScriptCommand = (key: string, ...args: (string | readonly string[])[]) => Reply;
-
-const EMPTY: readonly never[] = [];
+type ScriptCommand = (key: string, ...args: Arg[]) => Reply;
 
 /**
- * ioredis's Command class. Its `Redis` has it as a static, but `client.constructor` is not `Redis`
- * (a mixin leaves EventEmitter there), so it is caught from a command the client builds: a PING
- * handed to a stand-in for `sendCommand`, never sent.
- */
-function commandClass(client: IoRedisCalls): IoRedisCommandClass | undefined {
-  const declared = (client.constructor as { Command?: unknown }).Command;
-  if (typeof declared === 'function') return declared as IoRedisCommandClass;
-  let built: unknown;
-  const probe = Object.create(client) as Record<string, unknown>;
-  probe.options = { ...client.options, enableAutoPipelining: false, showFriendlyErrorStack: false };
-  probe.sendCommand = (command: object) => {
-    built = command.constructor;
-    return Promise.resolve();
-  };
-  try {
-    (probe.ping as (() => unknown) | undefined)?.call(probe);
-  } catch {
-    return undefined;
-  }
-  if (typeof built !== 'function') return undefined;
-  const prototype = (built as { prototype?: Partial<IoRedisCommand> }).prototype;
-  return typeof prototype?.toWritable === 'function' ? (built as IoRedisCommandClass) : undefined;
-}
-
-/** An EVALSHA the store can neutralize, written as one string built here. */
-interface EvalshaCommand extends IoRedisCommand, Sent {
-  reply: Reply;
-}
-type EvalshaCommandClass = new (argv: string[], resp: string) => EvalshaCommand;
-
-/**
- * ioredis's Command for EVALSHA, made cheaper where it costs the most per call: its constructor
- * flattens the arguments with `Array.prototype.flat` (about a microsecond in V8, more than the
- * rest of the command), and `toWritable` measures and joins them one by one. This one is handed
- * no arguments to flatten (`args` is set after), and writes the request the store has already
- * built. Once neutralized it is a PING, written by ioredis's own `toWritable`.
- */
-function evalshaClass(Command: IoRedisCommandClass): EvalshaCommandClass {
-  const Base = Command as unknown as new (...args: unknown[]) => IoRedisCommand;
-  const OPTIONS = { replyEncoding: null };
-  return class extends Base implements EvalshaCommand {
-    reply!: Reply;
-    constructor(
-      argv: string[],
-      private readonly resp: string,
-    ) {
-      super('evalsha', EMPTY, OPTIONS);
-      this.args = argv;
-    }
-    override toWritable(socket: unknown): string | Buffer {
-      return this.name === 'evalsha' ? this.resp : super.toWritable(socket);
-    }
-    neutralize(): void {
-      this.name = 'ping';
-      this.args = [];
-    }
-  };
-}
-
-/** `$<length>\r\n<arg>\r\n`: one RESP bulk string of ASCII `arg`. */
-const bulk = (arg: string): string => `$${arg.length}\r\n${arg}\r\n`;
-
-/**
- * ioredis. On a `Redis`: EVALSHA (EVAL after NOSCRIPT); replies come unconverted
- * (`evalshaBuffer`: the scripts answer integers only). On a `Cluster`: the scripts registered with
- * `defineCommand`, whose first argument is the key, because Cluster auto-pipelining groups commands
- * by their first argument (for EVALSHA, the script's hash); ioredis then handles NOSCRIPT itself.
- *
- * Without auto-pipelining, ioredis writes every command to the socket on its own: one system call
- * each, most of a call's CPU time at high concurrency. So on a `Redis`, a call made while others
- * are in flight corks the socket, and a `setImmediate` uncorks it once the event loop has run what
- * it had (as ioredis's own auto-pipelining and node-redis do): the calls made meanwhile (all the
- * requests a burst of replies or of incoming connections set going) leave in writes of up to
- * MAX_BATCH, with no added wait. A call alone in flight is written at once. Nothing else changes:
- * the same commands in the same order, each with its own reply, error and timeout.
+ * ioredis, through its public API only. On a `Redis`: EVALSHA (EVAL after NOSCRIPT); replies come
+ * unconverted (`evalshaBuffer`: the scripts answer integers only). On a `Cluster`: the scripts
+ * registered with `defineCommand`, whose first argument is the key, because Cluster
+ * auto-pipelining groups commands by their first argument (for EVALSHA, the script's hash);
+ * ioredis then handles NOSCRIPT itself. Each command is written as ioredis writes it; to share
+ * writes between concurrent calls, turn on the client's documented `enableAutoPipelining` (a
+ * `pipeline()` of the store's own, per event-loop turn, cost more CPU per call than it saved:
+ * BENCHMARKS.md).
  */
 class IoRedisConnection implements Connection {
   readonly kind = 'ioredis';
-  /** The socket corked until the next `setImmediate`, if any. */
-  private corked: CorkableStream | undefined;
-  private readonly uncork = () => {
-    const stream = this.corked;
-    this.corked = undefined;
-    stream?.uncork();
-  };
-  /** Commands written into the corked socket since it was last let go. */
-  private batched = 0;
-  private readonly cork: boolean;
   readonly cluster: boolean;
   /** Cluster: the commands defined for each script. */
   private readonly defined = new Map<Script, ScriptCommand>();
-
-  /** To build commands the store can neutralize after a timeout (see `Sent`). */
-  private readonly Command: IoRedisCommandClass | undefined;
-  /** The same, lighter, when no `keyPrefix` has to be put in front of the key. */
-  private readonly Evalsha: EvalshaCommandClass | undefined;
+  /**
+   * Cluster with auto-pipelining: scripts defined during this turn of the event loop. A pipeline
+   * ioredis opened earlier in the turn lacks their command, so their calls wait for the next turn.
+   */
+  private fresh: Set<Script> | undefined;
 
   constructor(private readonly client: IoRedisCalls) {
     this.cluster = client.isCluster === true;
-    this.Command =
-      !this.cluster && typeof client.sendCommand === 'function' ? commandClass(client) : undefined;
-    this.Evalsha =
-      this.Command !== undefined && !client.options?.keyPrefix ? evalshaClass(this.Command) : undefined;
-    // Auto-pipelining batches by itself.
-    this.cork = !this.cluster && client.options?.enableAutoPipelining !== true;
   }
 
   shardOf(key: string): string {
@@ -263,89 +168,49 @@ class IoRedisConnection implements Connection {
 
   notReady(): string | undefined {
     const { status } = this.client;
-    if (status === 'ready') return undefined;
-    // lazyConnect: connect now so that the next request finds the client ready.
-    if (status === 'wait') this.client.connect().catch(() => undefined);
-    return `the ioredis client is not ready (status '${status}')`;
+    return status === 'ready' ? undefined : `the ioredis client is not ready (status '${status}')`;
   }
 
-  run(
-    script: Script,
-    key: string,
-    first: string,
-    second: string | undefined,
-    args: readonly string[],
-    send: boolean,
-    company: boolean,
-  ): Sent {
-    // ioredis flattens one level of arrays in arguments, so the static part goes as it is.
+  ready(): Promise<boolean> | undefined {
+    const { client } = this;
+    // lazyConnect: the first call is the moment to connect.
+    if (client.status === 'wait') client.connect().catch(() => undefined);
+    if (client.status !== 'connecting' && client.status !== 'connect') return undefined;
+    return new Promise((resolve) => {
+      const done = (ready: boolean) => () => {
+        client.off('ready', onReady);
+        client.off('end', onEnd);
+        resolve(ready);
+      };
+      const onReady = done(true);
+      const onEnd = done(false);
+      client.once('ready', onReady);
+      client.once('end', onEnd);
+    });
+  }
+
+  time(): Reply {
+    return this.client.time();
+  }
+
+  run(script: Script, key: string, argv: readonly string[], text: boolean): Reply {
+    // ioredis flattens one level of arrays in arguments, so `argv` goes as it is.
     if (this.cluster) {
-      // ioredis sends the script's text itself when a node does not know it.
       const command = this.defined.get(script) ?? this.define(script);
-      return {
-        reply:
-          second === undefined
-            ? command.call(this.client, key, first, args)
-            : command.call(this.client, key, first, second, args),
-      };
-    }
-    if (this.cork && company) this.corkSocket();
-    if (send) {
-      return {
-        reply:
-          second === undefined
-            ? this.client.evalBuffer(script.lua, '1', key, first, args)
-            : this.client.evalBuffer(script.lua, '1', key, first, second, args),
-      };
-    }
-    const { Evalsha } = this;
-    if (Evalsha !== undefined) {
-      const argv = [script.sha, '1', key, first];
-      let count = 5 + args.length;
-      let resp = `${bulk(script.sha)}$1\r\n1\r\n$${Buffer.byteLength(key)}\r\n${key}\r\n${bulk(first)}`;
-      if (second !== undefined) {
-        argv.push(second);
-        resp += bulk(second);
-        count++;
+      if (this.fresh?.has(script)) {
+        return new Promise((resolve) => setImmediate(resolve)).then(() =>
+          command.call(this.client, key, argv),
+        );
       }
-      for (const arg of args) {
-        argv.push(arg);
-        resp += bulk(arg);
-      }
-      const command = new Evalsha(argv, `*${count}\r\n$7\r\nevalsha\r\n${resp}`);
-      command.reply = this.client.sendCommand!(command);
-      return command;
+      return command.call(this.client, key, argv);
     }
-    const { Command } = this;
-    if (Command !== undefined) {
-      const argv =
-        second === undefined
-          ? [script.sha, '1', key, first, args]
-          : [script.sha, '1', key, first, second, args];
-      const keyPrefix = this.client.options?.keyPrefix;
-      const command = new Command(
-        'evalsha',
-        argv,
-        keyPrefix ? { replyEncoding: null, keyPrefix } : { replyEncoding: null },
-      );
-      return {
-        reply: this.client.sendCommand!(command),
-        neutralize() {
-          command.name = 'ping';
-          command.args = [];
-        },
-      };
-    }
-    return {
-      reply:
-        second === undefined
-          ? this.client.evalshaBuffer(script.sha, '1', key, first, args)
-          : this.client.evalshaBuffer(script.sha, '1', key, first, second, args),
-    };
+    return text
+      ? this.client.evalBuffer(script.lua, '1', key, argv)
+      : this.client.evalshaBuffer(script.sha, '1', key, argv);
   }
 
-  del(key: string): Sent {
-    return { reply: this.client.del(key) };
+  del(key: string): Reply {
+    return this.client.del(key);
   }
 
   private define(script: Script): ScriptCommand {
@@ -357,29 +222,17 @@ class IoRedisConnection implements Connection {
     }
     const command = methods[`${name}Buffer`]!;
     this.defined.set(script, command);
-    return command;
-  }
-
-  private corkSocket(): void {
-    const { stream } = this.client;
-    const corked = this.corked;
-    if (corked !== undefined && stream === corked) {
-      // A burst goes in several writes, so that Redis starts on it while the rest is built.
-      if (this.batched === MAX_BATCH) {
-        corked.uncork();
-        corked.cork();
-        this.batched = 0;
+    if (this.client.options?.enableAutoPipelining === true) {
+      if (this.fresh === undefined) {
+        const fresh = new Set<Script>();
+        this.fresh = fresh;
+        setImmediate(() => {
+          if (this.fresh === fresh) this.fresh = undefined;
+        });
       }
-      this.batched++;
-      return;
+      this.fresh.add(script);
     }
-    if (typeof stream?.cork !== 'function') return;
-    // A reconnect meanwhile: let the old socket go at once.
-    if (this.corked !== undefined) this.corked.uncork();
-    else setImmediate(this.uncork);
-    stream.cork();
-    this.corked = stream as CorkableStream;
-    this.batched = 1;
+    return command;
   }
 }
 
@@ -419,23 +272,42 @@ class NodeRedisConnection implements Connection {
       : 'the node-redis client is not open (call `await client.connect()`)';
   }
 
-  run(
-    script: Script,
-    key: string,
-    first: string,
-    second: string | undefined,
-    args: readonly string[],
-    send: boolean,
-  ): Sent {
-    // node-redis batches the writes of a tick by itself.
-    const command = send ? ['EVAL', script.lua, '1', key, first] : ['EVALSHA', script.sha, '1', key, first];
-    if (second !== undefined) command.push(second);
-    for (const arg of args) command.push(arg);
-    return { reply: this.send(key, command) };
+  ready(): Promise<boolean> | undefined {
+    // Connecting for the first time: `connect()` was called (open) but no connection is up yet.
+    const client = this.client as Partial<NodeRedisClientLike> & {
+      once?(event: 'ready' | 'end', listener: () => void): unknown;
+      off?(event: 'ready' | 'end', listener: () => void): unknown;
+    };
+    if (this.cluster || !client.isOpen || client.isReady || typeof client.once !== 'function')
+      return undefined;
+    return new Promise((resolve) => {
+      const done = (ready: boolean) => () => {
+        client.off?.('ready', onReady);
+        client.off?.('end', onEnd);
+        resolve(ready);
+      };
+      const onReady = done(true);
+      const onEnd = done(false);
+      client.once?.('ready', onReady);
+      client.once?.('end', onEnd);
+    });
   }
 
-  del(key: string): Sent {
-    return { reply: this.send(key, ['DEL', key]) };
+  time(): Reply {
+    return this.cluster
+      ? (this.client as NodeRedisClusterLike).sendCommand(undefined, true, ['TIME'])
+      : (this.client as NodeRedisClientLike).sendCommand(['TIME']);
+  }
+
+  run(script: Script, key: string, argv: readonly string[], text: boolean): Reply {
+    // node-redis batches the writes of a tick by itself.
+    const command = text ? ['EVAL', script.lua, '1', key] : ['EVALSHA', script.sha, '1', key];
+    for (const arg of argv) command.push(arg);
+    return this.send(key, command);
+  }
+
+  del(key: string): Reply {
+    return this.send(key, ['DEL', key]);
   }
 
   private send(key: string, args: string[]): Reply {

@@ -11,30 +11,29 @@ import {
   StoreError,
   type StoreErrorScope,
 } from '@tollgate/core/internal';
-import { type Connection, connect, isNoScript, type RedisClientLike, type Sent } from './clients.js';
+import { type Connection, connect, isLate, isNoScript, type RedisClientLike } from './clients.js';
 import { Deadlines, type Pending } from './deadlines.js';
 import { encodeKey, type Layout, layoutFor } from './layout.js';
 
 /** Options of `new RedisStore()`. */
 export interface RedisStoreOptions {
   /**
-   * A connected client: an ioredis `Redis` or `Cluster`, or a node-redis client (`createClient`) or
-   * cluster (`createCluster`), v4 or v5. The store never connects, quits or reconfigures it: you own
-   * it (an ioredis client created with `lazyConnect` is asked to connect on first use).
+   * A client: an ioredis `Redis` or `Cluster` (5.x), or a node-redis client (`createClient`) or
+   * cluster (`createCluster`), v4.6+ or v5. The store never quits or reconfigures it: you own it.
+   * Pass it inside the options (`new RedisStore({ client })`).
    *
-   * While the client is not ready, calls fail at once instead of waiting in the client's offline
-   * queue, which would replay stale requests after a reconnect. ioredis also sends again, after a
-   * reconnect, the commands that got no answer (`autoResendUnfulfilledCommands`); on an ioredis
-   * `Redis` the store turns a command that `timeoutMs` gave up on into a PING, so such a resend
-   * counts nothing. On an ioredis `Cluster`, set `maxRetriesPerRequest: 0` for the same effect; on
-   * a node-redis cluster (which tells only whether it is open, not whether each node is connected)
-   * `defaults: { disableOfflineQueue: true }`. Either way `timeoutMs` bounds the wait.
+   * While the client connects for the first time (just created, or `lazyConnect`, which the first
+   * call starts), calls wait for it, up to `timeoutMs`. Once it has been ready, a client that is not
+   * (reconnecting) fails calls at once: nothing ever waits in the client's offline queue, which
+   * would replay stale requests after a reconnect. ioredis also sends again, after a reconnect, the
+   * commands that got no answer (`autoResendUnfulfilledCommands`): every script carries its call's
+   * deadline in Redis time (the store reads Redis `TIME` every 10 s), so a command that reaches
+   * Redis after the store gave up on it changes nothing. On a node-redis cluster (which tells only
+   * whether it is open, not whether each node is connected) set
+   * `defaults: { disableOfflineQueue: true }`.
    *
-   * One command per call. On an ioredis `Redis`, the calls made while the event loop runs one turn
-   * leave in a few socket writes instead of one each (the store corks the socket until
-   * `setImmediate`, 16 commands a write at most): the same commands in the same order, each with
-   * its own answer, and much less CPU per call on both sides. Auto-pipelining (`enableAutoPipelining`) works too, and is the way
-   * to batch on an ioredis `Cluster`.
+   * One command per call, written as the client writes it; ioredis's `enableAutoPipelining` lets
+   * concurrent calls share socket writes.
    */
   client: RedisClientLike;
   /**
@@ -73,17 +72,18 @@ interface Call extends Pending {
   readonly operation: Operation;
   readonly layout: Layout;
   readonly key: string;
-  /** ARGV: `first` (now), `second` (cost), then `args`. */
-  readonly first: string;
-  readonly second: string | undefined;
-  readonly args: readonly string[];
+  /** The script's ARGV: now, cost, the layout's part, the deadline (see GUARD in clients.ts). */
+  readonly argv: readonly string[];
   /** consume: receives Redis's time of the decision. */
   readonly info: ConsumeInfo | undefined;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: StoreError) => void;
-  /** The command sent, if the client might send it again after a reconnect (see `Sent`). */
-  sent: Sent | undefined;
 }
+
+/** How often the store reads Redis TIME to keep the replay guard's deadlines in Redis time. */
+const SYNC_EVERY_MS = 10_000;
+/** A reading is trusted over an older one if its round trip is at most twice as long, or after this. */
+const SYNC_TRUST_MS = 60_000;
 
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
@@ -110,11 +110,27 @@ export class RedisStore implements Store {
   private readonly onError: ((error: StoreError) => void) | undefined;
   private readonly deadlines: Deadlines<Call>;
   private readonly layouts = new WeakMap<PolicySet, Layout>();
+  private readonly timeoutMs: number;
   private closed = false;
+  /** The client was ready at some call: from then on a client that is not ready fails at once. */
+  private wasReady = false;
+  /** Calls made while the client connects for the first time wait for this. */
+  private waiting: Promise<boolean> | undefined;
+  /** Redis TIME minus performance.now() (ms), from the TIME reading with round trip `rtt`. */
+  private offset: number | undefined;
+  private rtt = 0;
+  private trustedAt = Number.NEGATIVE_INFINITY;
+  private syncedAt = Number.NEGATIVE_INFINITY;
+  private syncing = false;
 
   constructor(options: RedisStoreOptions) {
     if (typeof options !== 'object' || options === null) {
       throw configError('RedisStore options', 'an object such as `{ client: new Redis() }`', options);
+    }
+    if (connect(options) !== undefined) {
+      throw new ConfigError(
+        'RedisStore takes an options object, not the client itself: write `new RedisStore({ client })`.',
+      );
     }
     checkOptions(options, OPTIONS, '`RedisStore` options');
     const { client, prefix = 'tollgate:', clock, onError } = options;
@@ -144,9 +160,9 @@ export class RedisStore implements Store {
     this.prefix = prefix;
     this.clock = clock;
     this.onError = onError;
+    this.timeoutMs = timeoutMs;
     this.deadlines = new Deadlines<Call>(timeoutMs, (call) => {
-      // Answered now as failed: the command must not count if the client resends it later.
-      call.sent?.neutralize?.();
+      // Answered now as failed; if the client sends it again later, its deadline makes it a no-op.
       call.reject(
         this.failure(call.operation, new Error(`no reply from Redis within ${timeoutMs} ms`), this.reach),
       );
@@ -227,15 +243,24 @@ export class RedisStore implements Store {
   ): Promise<unknown> {
     const unavailable = this.closed ? 'the store was closed' : this.connection.notReady();
     if (unavailable !== undefined) {
+      const waiting = this.wasReady || this.closed ? undefined : this.firstConnect();
+      if (waiting !== undefined)
+        return this.afterConnect(waiting, operation, key, set, cost, info, countedAt);
       return Promise.reject(this.failure(operation, new Error(`Redis unavailable: ${unavailable}`)));
     }
+    this.wasReady = true;
     const layout = this.layout(set);
-    let first: string;
+    const argv: string[] = [];
     try {
-      first = this.now();
+      argv.push(this.now());
     } catch (error) {
       return Promise.reject(this.failure(operation, error));
     }
+    argv.push(cost === 1 ? '1' : String(cost));
+    // A refund's ARGV[3]: when the units were counted ('' if unknown).
+    if (operation === 'refund') argv.push(countedAt === undefined ? '' : String(Math.floor(countedAt)));
+    for (const arg of layout.args) argv.push(arg);
+    argv.push(this.deadline());
     return new Promise((resolve, reject) => {
       const call: Call = {
         at: 0,
@@ -243,50 +268,122 @@ export class RedisStore implements Store {
         operation,
         layout,
         key: layout.head + encodeKey(key) + layout.tail,
-        first,
-        second: cost === 1 ? '1' : String(cost),
-        // A refund's ARGV[3]: when the units were counted ('' if unknown).
-        args:
-          operation === 'refund'
-            ? [countedAt === undefined ? '' : String(Math.floor(countedAt)), ...layout.args]
-            : layout.args,
+        argv,
         info,
         resolve,
         reject,
-        sent: undefined,
       };
       this.deadlines.add(call);
       this.send(call, false);
     });
   }
+  /**
+   * While the client connects for the first time (just created; `lazyConnect`), calls wait for it,
+   * up to `timeoutMs`, rather than fail (issue 11): nothing waits in the client's offline queue, so
+   * nothing can be replayed. All waiting calls share one wait.
+   */
+  private firstConnect(): Promise<boolean> | undefined {
+    if (this.waiting === undefined) {
+      const ready = this.connection.ready();
+      if (ready === undefined) return undefined;
+      this.waiting = ready.finally(() => {
+        this.waiting = undefined;
+      });
+    }
+    return this.waiting;
+  }
+
+  private afterConnect(
+    waiting: Promise<boolean>,
+    operation: Operation,
+    key: string,
+    set: PolicySet,
+    cost: number,
+    info: ConsumeInfo | undefined,
+    countedAt: number | undefined,
+  ): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          this.failure(
+            operation,
+            new Error(`Redis unavailable: the client did not connect within ${this.timeoutMs} ms`),
+          ),
+        );
+      }, this.timeoutMs);
+      waiting.then((ready) => {
+        clearTimeout(timer);
+        if (!ready) this.wasReady = true;
+        this.call(operation, key, set, cost, info, countedAt).then(resolve, reject);
+      });
+    });
+  }
+
+  /**
+   * The replay guard's last ARGV (see GUARD in clients.ts): when this call's timeout comes due, in
+   * Redis time, plus the TIME reading's round trip (its uncertainty) and 5 ms. '' until a first
+   * reading, which is taken now and then in the background.
+   */
+  private deadline(): string {
+    const t = performance.now();
+    if (!this.syncing && t - this.syncedAt > SYNC_EVERY_MS) this.sync(t);
+    if (this.offset === undefined) return '';
+    return String(Math.ceil(t + this.offset + this.timeoutMs + this.rtt + 5));
+  }
+
+  private sync(t0: number): void {
+    this.syncing = true;
+    this.syncedAt = t0;
+    let time: Promise<unknown>;
+    try {
+      time = this.connection.time();
+    } catch {
+      this.syncing = false;
+      return;
+    }
+    time.then(
+      (reply) => {
+        this.syncing = false;
+        const t1 = performance.now();
+        if (!Array.isArray(reply) || reply.length !== 2) return;
+        const redisMs = Number(String(reply[0])) * 1000 + Number(String(reply[1])) / 1000;
+        const rtt = t1 - t0;
+        if (!Number.isFinite(redisMs)) return;
+        // A reading delayed by a busy loop is less exact: keep the better one for a while.
+        if (this.offset !== undefined && rtt > this.rtt * 2 + 1 && t1 - this.trustedAt < SYNC_TRUST_MS)
+          return;
+        this.offset = redisMs - (t0 + t1) / 2;
+        this.rtt = rtt;
+        this.trustedAt = t1;
+      },
+      () => {
+        this.syncing = false;
+      },
+    );
+  }
 
   /** Sends `call`'s command (with the script's text when `text`) and settles it with the reply. */
   private send(call: Call, text: boolean): void {
-    let sent: Sent;
+    let reply: Promise<unknown>;
     try {
-      sent =
+      reply =
         call.operation === 'reset'
           ? this.connection.del(call.key)
-          : this.connection.run(
-              call.layout.scripts[call.operation],
-              call.key,
-              call.first,
-              call.second,
-              call.args,
-              text,
-              // Alone in flight: no company to wait for, so write at once.
-              this.deadlines.pending > 1,
-            );
+          : this.connection.run(call.layout.scripts[call.operation], call.key, call.argv, text);
     } catch (error) {
-      sent = { reply: Promise.reject(error) };
+      reply = Promise.reject(error);
     }
-    call.sent = sent;
-    sent.reply.then(
-      (reply) => this.replied(call, reply),
+    reply.then(
+      (value) => this.replied(call, value),
       (error: unknown) => {
         // The server lost its script cache (SCRIPT FLUSH, restart, failover): send the script itself.
-        if (!text && !call.done && isNoScript(error)) this.send(call, true);
-        else if (this.deadlines.settle(call)) call.reject(this.commandFailure(call, error));
+        if (!text && !call.done && isNoScript(error)) {
+          this.send(call, true);
+          return;
+        }
+        // Late by Redis's clock before our timeout: the reading of Redis TIME is off; take another.
+        if (isLate(error)) this.syncedAt = Number.NEGATIVE_INFINITY;
+        if (this.deadlines.settle(call)) call.reject(this.commandFailure(call, error));
       },
     );
   }

@@ -1,0 +1,175 @@
+/**
+ * The RedisStore on every supported client range at its lowest and latest release (issue 10):
+ * ioredis 5.0.0 and latest 5.x, node-redis 4.6.0 and latest, installed as aliased devDependencies.
+ * Per client: the store against the TypeScript algorithms (every algorithm and a mixed set, a
+ * scripted traffic on a virtual clock), SCRIPT FLUSH, a timeout, a wrong-type key failing only
+ * its own request, and a client used while it connects for the first time.
+ */
+import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import {
+  type Algorithm,
+  createLimiter,
+  evaluate,
+  type Policy,
+  type PolicySet,
+  resolvePolicySet,
+  type State,
+  StoreError,
+} from '@tollgate/core';
+import { type RedisClientLike, RedisStore } from '@tollgate/redis';
+import { Redis as IoRedisLatest } from 'ioredis';
+import IoRedisLowest from 'ioredis-lowest';
+import { createClient as createLatest } from 'redis';
+import { createClient as createLowest } from 'redis-lowest';
+import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+
+interface Peer {
+  name: string;
+  version: string;
+  /** A client just created, its connection under way (not awaited). */
+  create(port: number): { client: RedisClientLike; close(): unknown };
+}
+
+const io = (Redis: typeof IoRedisLatest, name: string, version: string): Peer => ({
+  name,
+  version,
+  create(port) {
+    const client = new Redis({ host: '127.0.0.1', port });
+    client.on('error', () => undefined);
+    return {
+      client,
+      close: () => {
+        client.disconnect();
+      },
+    };
+  },
+});
+
+const node = (createClient: typeof createLatest, name: string, version: string): Peer => ({
+  name,
+  version,
+  create(port) {
+    const client = createClient({ socket: { host: '127.0.0.1', port } });
+    client.on('error', () => undefined);
+    void client.connect().catch(() => undefined);
+    return { client: client as RedisClientLike, close: () => client.disconnect().catch(() => undefined) };
+  },
+});
+
+const require = createRequire(import.meta.url);
+const versionOf = (name: string): string => (require(`${name}/package.json`) as { version: string }).version;
+
+const PEERS: Peer[] = [
+  io(IoRedisLowest as unknown as typeof IoRedisLatest, 'ioredis', versionOf('ioredis-lowest')),
+  io(IoRedisLatest, 'ioredis', versionOf('ioredis')),
+  node(createLowest as unknown as typeof createLatest, 'node-redis', versionOf('redis-lowest')),
+  node(createLatest, 'node-redis', versionOf('redis')),
+];
+
+const ALGORITHMS: readonly Algorithm[] = ['fixed-window', 'sliding-window', 'token-bucket', 'leaky-bucket'];
+const quiet = { warn: () => undefined, error: () => undefined };
+
+test('the matrix holds the lowest and latest release of each range', () => {
+  expect(PEERS.map((p) => `${p.name} ${p.version}`)).toEqual([
+    'ioredis 5.0.0',
+    expect.stringMatching(/^ioredis 5\.\d+\.\d+$/),
+    'node-redis 4.6.0',
+    expect.stringMatching(/^node-redis 5\.\d+\.\d+$/),
+  ]);
+});
+
+describe.each(PEERS)('$name $version', (peer) => {
+  let client: RedisClientLike;
+  let close: () => unknown;
+  let admin: IoRedisLatest;
+  beforeAll(async () => {
+    ({ client, close } = peer.create(inject('redisPort')));
+    admin = new IoRedisLatest({ host: '127.0.0.1', port: inject('redisPort') });
+  });
+  afterAll(async () => {
+    await close();
+    admin.disconnect();
+  });
+  const prefix = () => `t:${randomUUID()}:`;
+
+  test('used at once while it connects, it counts the call; a client passed alone is refused', async () => {
+    const fresh = peer.create(inject('redisPort'));
+    try {
+      const store = new RedisStore({ client: fresh.client, prefix: prefix() });
+      const set = resolvePolicySet({ limit: 5, window: '1m' }, 'peers');
+      expect((await store.consume('k', set, 1))[0]!.remaining).toBe(4);
+      expect(() => new RedisStore(fresh.client as never)).toThrow('`new RedisStore({ client })`');
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  test('every algorithm, and several policies at once, answer as the TypeScript steps', async () => {
+    const sets: PolicySet[] = [
+      ...ALGORITHMS.map((algorithm) =>
+        resolvePolicySet(
+          { algorithm, limit: 4, window: 1000, ...(algorithm === 'token-bucket' ? { burst: 6 } : {}) },
+          'peers',
+        ),
+      ),
+      resolvePolicySet(
+        [
+          { name: 'a', algorithm: 'fixed-window', limit: 3, window: 700 },
+          { name: 'b', algorithm: 'leaky-bucket', limit: 5, window: 2000 },
+        ] satisfies Policy[],
+        'peers',
+      ),
+    ];
+    for (const set of sets) {
+      let now = 1_000_000;
+      const store = new RedisStore({ client, prefix: prefix(), clock: () => now });
+      let states: (State | undefined)[] = [];
+      for (let i = 0; i < 40; i++) {
+        now += [0, 90, 250, 400][i % 4]!;
+        const cost = i % 7 === 6 ? 2 : 1;
+        const expected = evaluate(states, now, set, cost);
+        expect(await store.consume('k', set, cost), `${set.id} step ${i}`).toEqual(expected.outcomes);
+        if (expected.allowed) states = expected.states;
+      }
+    }
+  });
+
+  test('SCRIPT FLUSH costs no request; a timeout is a StoreError within timeoutMs', async () => {
+    const store = new RedisStore({ client, prefix: prefix(), timeoutMs: 100 });
+    const set = resolvePolicySet({ algorithm: 'fixed-window', limit: 10, window: '1m' }, 'peers');
+    for (let i = 0; i < 3; i++) {
+      await admin.script('FLUSH');
+      expect((await store.consume('k', set, 1))[0]!.remaining).toBe(9 - i);
+    }
+    await admin.call('CLIENT', 'PAUSE', '300', 'WRITE');
+    const started = performance.now();
+    const failure = await store.consume('k', set, 1).catch((e: unknown) => e);
+    expect(performance.now() - started).toBeLessThan(200);
+    expect(failure).toBeInstanceOf(StoreError);
+    expect((failure as StoreError).message).toMatch(/no reply from Redis within 100 ms/);
+    await admin.call('CLIENT', 'UNPAUSE');
+  });
+
+  test('a wrong-type key fails its own request only', async () => {
+    const store = new RedisStore({ client, prefix: prefix() });
+    const limiter = createLimiter({
+      policies: { limit: 5, window: '1m' },
+      store,
+      logger: quiet,
+      blockedCache: false,
+    });
+    const held = store.keyFor('broken', limiter.policies);
+    await admin.multi().hset(held, 'not', 'a state').pexpire(held, 60_000).exec();
+    const failure = await store.consume('broken', limiter.policies, 1).catch((e: unknown) => e);
+    expect((failure as StoreError).scope).toBe('key');
+    const decisions = await Promise.all(['broken', 'a', 'b', 'broken', 'c'].map((k) => limiter.consume(k)));
+    expect(decisions.map((d) => d.reason)).toEqual([
+      'store-error',
+      undefined,
+      undefined,
+      'store-error',
+      undefined,
+    ]);
+  });
+});
