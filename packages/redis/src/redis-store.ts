@@ -320,15 +320,17 @@ export class RedisStore implements Store {
   }
 
   /**
-   * The replay guard's last ARGV (see GUARD in clients.ts): when this call's timeout comes due, in
-   * Redis time, plus the TIME reading's round trip (its uncertainty) and 5 ms. '' until a first
-   * reading, which is taken now and then in the background.
+   * The replay guard's last ARGV (see GUARD in clients.ts), in Redis time: twice `timeoutMs` after
+   * now, plus the TIME reading's round trip (its uncertainty) and 5 ms. Twice, because a reply that
+   * arrives while the loop is busy past `timeoutMs` is still taken (see Deadlines): a command Redis
+   * runs a little late must still count. A resend after a reconnect comes later than that. '' until
+   * a first reading, which is taken now and then in the background.
    */
   private deadline(): string {
     const t = performance.now();
     if (!this.syncing && t - this.syncedAt > SYNC_EVERY_MS) this.sync(t);
     if (this.offset === undefined) return '';
-    return String(Math.ceil(t + this.offset + this.timeoutMs + this.rtt + 5));
+    return String(Math.ceil(t + this.offset + 2 * this.timeoutMs + this.rtt + 5));
   }
 
   private sync(t0: number): void {

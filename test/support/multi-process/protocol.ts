@@ -31,9 +31,9 @@ export interface RunSpec {
   /** RedisStore `timeoutMs`. @default the store's default */
   timeoutMs?: number;
   /**
-   * Once the requests have left for Redis, keep the event loop busy this long (synchronous work, as
-   * a server handling a burst does), so that the replies wait unread in the socket while the
-   * timeouts come due. @default 0
+   * Once the requests have left for Redis, keep the event loop blocked this long (as a server
+   * handling a burst does), so that the replies wait unread in the socket while the timeouts come
+   * due. @default 0
    */
   busyMs?: number;
 }
