@@ -7,16 +7,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import {
-  type Algorithm,
-  createLimiter,
-  evaluate,
-  type Policy,
-  type PolicySet,
-  resolvePolicySet,
-  type State,
-  StoreError,
-} from '@tollgate/core';
+import { type Algorithm, createLimiter, type Policy, StoreError } from '@tollgate/core';
+import { evaluate, type PolicySet, resolvePolicySet, type State } from '@tollgate/core/internal';
 import { type RedisClientLike, RedisStore } from '@tollgate/redis';
 import { Redis as IoRedisLatest } from 'ioredis';
 import IoRedisLowest from 'ioredis-lowest';
@@ -159,9 +151,9 @@ describe.each(PEERS)('$name $version', (peer) => {
       logger: quiet,
       blockedCache: false,
     });
-    const held = store.keyFor('broken', limiter.policies);
+    const held = store.keyFor('broken', limiter.policies!);
     await admin.multi().hset(held, 'not', 'a state').pexpire(held, 60_000).exec();
-    const failure = await store.consume('broken', limiter.policies, 1).catch((e: unknown) => e);
+    const failure = await store.consume('broken', limiter.policies!, 1).catch((e: unknown) => e);
     expect((failure as StoreError).scope).toBe('key');
     const decisions = await Promise.all(['broken', 'a', 'b', 'broken', 'c'].map((k) => limiter.consume(k)));
     expect(decisions.map((d) => d.reason)).toEqual([
