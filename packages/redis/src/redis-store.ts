@@ -1,5 +1,6 @@
 import {
   type Clock,
+  ConfigError,
   type ConsumeInfo,
   checkOptions,
   configError,
