@@ -25,7 +25,7 @@ describe('a policies function that returns nothing', () => {
   const message =
     "Expected the `policies` function of limiter 'default' to return a policy or an array of policies for every request, got `undefined`.";
 
-  it('Express: reaches the error handler as a ConfigError naming the option (a 500 by default)', async () => {
+  it('Express: reaches the error handler as a CallbackError naming the option (a 500 by default)', async () => {
     const app = express();
     app.use(forExpress.rateLimit({ policies: () => undefined as never, logger: recorder() }));
     app.get('/', (_req, res) => void res.send('ok'));
@@ -35,11 +35,11 @@ describe('a policies function that returns nothing', () => {
       res.status(500).send('failed');
     });
     await supertest(app).get('/').expect(500, 'failed');
-    expect(caught).toMatchObject({ name: 'ConfigError', code: 'TOLLGATE_CONFIG' });
+    expect(caught).toMatchObject({ name: 'CallbackError', code: 'TOLLGATE_CALLBACK', option: 'policies' });
     expect((caught as Error).message).toContain(message);
   });
 
-  it("Koa: reaches the app's error handling as a ConfigError (a 500 by default)", async () => {
+  it("Koa: reaches the app's error handling as a CallbackError (a 500 by default)", async () => {
     const app = new Koa();
     const caught: unknown[] = [];
     app.on('error', (error) => void caught.push(error));
@@ -48,7 +48,7 @@ describe('a policies function that returns nothing', () => {
       ctx.body = 'ok';
     });
     await supertest(app.callback()).get('/').expect(500);
-    expect(caught[0]).toMatchObject({ name: 'ConfigError', code: 'TOLLGATE_CONFIG' });
+    expect(caught[0]).toMatchObject({ name: 'CallbackError', code: 'TOLLGATE_CALLBACK', option: 'policies' });
     expect((caught[0] as Error).message).toContain(message);
   });
 });

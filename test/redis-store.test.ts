@@ -653,6 +653,10 @@ describe('RedisStore on the shared servers', () => {
     expect(own.status).toBe('ready');
     expect(await own.ping()).toBe('PONG');
     await expect(store.consume('user', fixed(3), 1)).rejects.toThrow(StoreError);
+    // Every call on a closed store is a StoreError, as on a closed MemoryStore.
+    await expect(store.peek('user', fixed(3))).rejects.toThrow(/the store was closed/);
+    await expect(store.refund('user', fixed(3), 1)).rejects.toSatisfy(isStoreError);
+    await expect(store.reset('user', fixed(3))).rejects.toSatisfy(isStoreError);
   });
 
   it('waits for a client connecting for the first time (issue 11), fails at once for one nobody connects', async () => {

@@ -10,15 +10,28 @@ export class TollgateError extends Error {
   }
 }
 
-/**
- * Invalid options, thrown at construction; or, per request, a callback (`policies`, `key`) that
- * returned the wrong kind of value, handed to the framework's error path.
- */
+/** Invalid options, thrown at construction, or invalid arguments to a limiter's methods. */
 export class ConfigError extends TollgateError {
   override name = 'ConfigError';
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, 'TOLLGATE_CONFIG', options);
+  }
+}
+
+/**
+ * A callback you gave `rateLimit()` (`key`, `policies`, `cost`) returned the wrong kind of value
+ * for one request. That request fails, uncounted, through the framework's error path (a 500 by
+ * default); other requests are unaffected. `option` names the callback.
+ */
+export class CallbackError extends TollgateError {
+  override name = 'CallbackError';
+  /** The option whose function returned the value: `'key'`, `'policies'` or `'cost'`. */
+  readonly option: string;
+
+  constructor(option: string, message: string, options?: { cause?: unknown }) {
+    super(message, 'TOLLGATE_CALLBACK', options);
+    this.option = option;
   }
 }
 
@@ -46,6 +59,8 @@ export class StoreError extends TollgateError {
 export const isTollgateError = (error: unknown): error is TollgateError => error instanceof TollgateError;
 /** True for a `ConfigError` (bad options or arguments). */
 export const isConfigError = (error: unknown): error is ConfigError => error instanceof ConfigError;
+/** True for a `CallbackError` (a `rateLimit()` callback returned the wrong kind of value). */
+export const isCallbackError = (error: unknown): error is CallbackError => error instanceof CallbackError;
 /** True for a `StoreError` (the store failed or is closed). */
 export const isStoreError = (error: unknown): error is StoreError => error instanceof StoreError;
 

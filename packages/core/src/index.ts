@@ -5,7 +5,9 @@ export { formatDuration, parseDuration } from './duration.js';
 // Errors and warnings.
 export type { StoreErrorScope } from './errors.js';
 export {
+  CallbackError,
   ConfigError,
+  isCallbackError,
   isConfigError,
   isStoreError,
   isTollgateError,

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { monotonicClock } from './clock.js';
-import { ConfigError } from './errors.js';
+import { ConfigError, isStoreError, StoreError } from './errors.js';
 import { keyDigest } from './key-digest.js';
 import { createLimiter } from './limiter.js';
 import { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
@@ -443,5 +443,21 @@ describe('close', () => {
     expect(s.store.size).toBe(0);
     await s.store.close();
     expect(s.store.size).toBe(0);
+  });
+
+  test('a closed store answers every call with a StoreError, as a closed RedisStore does', async () => {
+    const s = rig(fixed10);
+    await s.hit('a');
+    const set = s.limiter.policies!;
+    await s.store.close();
+    const closed = new StoreError('This MemoryStore was closed; create a new one.');
+    await expect(s.store.consume('a', set, 1)).rejects.toThrow(closed);
+    await expect(s.store.consume('new', set, 1)).rejects.toSatisfy(isStoreError);
+    await expect(s.store.peek('a', set)).rejects.toThrow(closed);
+    await expect(s.store.refund('a', set, 1)).rejects.toThrow(closed);
+    await expect(s.store.reset('a', set)).rejects.toThrow(closed);
+    expect(() => s.store.consumeSync('a', set, 1)).toThrow(closed);
+    // Through the limiter: the failing state, answered by `onStoreError` (allow by default).
+    expect((await s.limiter.consume('a')).reason).toBe('store-error');
   });
 });

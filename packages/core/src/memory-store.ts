@@ -2,7 +2,7 @@ import { STEPS } from './algorithms/index.js';
 import { type AlgorithmStep, type Kernel, newOutcome, type State } from './algorithms/types.js';
 import { checkOptions, durationOption } from './check-options.js';
 import { monotonicClock } from './clock.js';
-import { ConfigError, configError } from './errors.js';
+import { configError, StoreError } from './errors.js';
 import { applyAll, peekOutcomes, refundStates } from './evaluate.js';
 import { keyDigest } from './key-digest.js';
 import { NONE, Slots } from './memory-slots.js';
@@ -28,6 +28,9 @@ export interface MemoryStoreOptions {
 }
 
 const OPTIONS = ['maxKeys', 'sweepIntervalMs', 'clock'];
+
+/** Every call on a closed store: a StoreError, as a closed RedisStore answers. */
+const closedError = () => new StoreError('This MemoryStore was closed; create a new one.');
 
 /**
  * Keys longer than this many characters are held as their SHA-256 digest (43 characters), the
@@ -252,10 +255,15 @@ export class MemoryStore implements Store {
   }
 
   peek(key: string, set: PolicySet): Promise<Outcome[]> {
-    return Promise.resolve(this.peekSync(key, set));
+    try {
+      return Promise.resolve(this.peekSync(key, set));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   peekSync(key: string, set: PolicySet): Outcome[] {
+    if (this.closed) throw closedError();
     const table = this.tables.get(set.id);
     const slot = table?.find(key);
     const states = table === undefined || slot === undefined ? EMPTY : table.read(slot);
@@ -263,6 +271,7 @@ export class MemoryStore implements Store {
   }
 
   refund(key: string, set: PolicySet, cost: number, countedAt?: number): Promise<void> {
+    if (this.closed) return Promise.reject(closedError());
     const table = this.tables.get(set.id);
     const slot = table?.find(key);
     if (table !== undefined && slot !== undefined) {
@@ -278,6 +287,7 @@ export class MemoryStore implements Store {
   }
 
   reset(key: string, set: PolicySet): Promise<void> {
+    if (this.closed) return Promise.reject(closedError());
     const slot = this.tables.get(set.id)?.find(key);
     if (slot !== undefined) this.drop(slot);
     return Promise.resolve();
@@ -323,7 +333,7 @@ export class MemoryStore implements Store {
   private table(set: PolicySet): Table {
     let table = this.tables.get(set.id);
     if (table === undefined) {
-      if (this.closed) throw new ConfigError('This MemoryStore was closed; create a new one.');
+      if (this.closed) throw closedError();
       if (this.byId.length === 1) this.slots.trackOwners();
       table = new Table(set, this.byId.length, this.slots);
       this.byId.push(table);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { checkOptions } from '../check-options.js';
-import { ConfigError, configError, describeValue } from '../errors.js';
+import { CallbackError, configError, describeValue } from '../errors.js';
 import { WARNINGS, type Warner } from '../warnings.js';
 import { ipBucket, MAX_ADDRESS_LENGTH } from './ip-address.js';
 import type { RequestView } from './request-view.js';
@@ -161,7 +161,8 @@ export class KeyCheck {
 
   check(view: RequestView, key: unknown): string {
     if (typeof key !== 'string' && key !== undefined && key !== null) {
-      throw new ConfigError(
+      throw new CallbackError(
+        'key',
         `Expected the \`key\` function of limiter '${this.limiterName}' to return a string or undefined, got ${describeValue(key)}.`,
       );
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../errors.js';
+import { CallbackError, ConfigError, isCallbackError, isTollgateError } from '../errors.js';
 import { MemoryStore } from '../memory-store.js';
 import type { Logger, Policy } from '../types.js';
 import { type RateLimitOptions, rateLimit } from './index.js';
@@ -165,16 +165,30 @@ describe('rateLimit handler', () => {
     const boom = new Error('boom');
     const { hit, handle } = limiter({
       key: (req) => (req.headers.bad ? (42 as never) : 'k'),
-      cost: (req) => (req.headers.throw ? Promise.reject(boom) : 1),
+      cost: (req) =>
+        req.headers.throw ? Promise.reject(boom) : req.headers.cost ? Number(req.headers.cost) : 1,
     });
     expect(await hit(request({ throw: '1' }))).toMatchObject({ action: 'error', error: boom, headers: {} });
     const wrong = await hit(request({ bad: '1' }));
     expect(wrong.action).toBe('error');
     expect(wrong.error).toEqual(
-      new ConfigError(
+      new CallbackError(
+        'key',
         "Expected the `key` function of limiter 'default' to return a string or undefined, got `42` (number).",
       ),
     );
+    expect(wrong.error).toMatchObject({ name: 'CallbackError', code: 'TOLLGATE_CALLBACK', option: 'key' });
+    expect(isCallbackError(wrong.error) && isTollgateError(wrong.error)).toBe(true);
+    for (const cost of ['-1', '1.5', 'NaN']) {
+      const result = await hit(request({ cost }));
+      expect(result.action).toBe('error');
+      expect(result.error).toEqual(
+        new CallbackError(
+          'cost',
+          `Expected the \`cost\` function of limiter 'default' to return a non-negative integer, got \`${cost}\` (number).`,
+        ),
+      );
+    }
     expect((await handle.limiter.peek('k')).remaining).toBe(2);
   });
 
@@ -254,13 +268,18 @@ describe('rateLimit handler', () => {
     const result = await broken.hit();
     expect(result.action).toBe('error');
     expect(result.error).toEqual(
-      new ConfigError('Expected `policies[0].limit` to be a positive integer, got `-1` (number).'),
+      new CallbackError(
+        'policies',
+        "The `policies` function of limiter 'default' returned an invalid policy: Expected `policies[0].limit` to be a positive integer, got `-1` (number).",
+      ),
     );
+    expect((result.error as Error).cause).toBeInstanceOf(ConfigError);
     const none = limiter({ policies: () => undefined as never });
     const missing = await none.hit();
     expect(missing.action).toBe('error');
     expect(missing.error).toEqual(
-      new ConfigError(
+      new CallbackError(
+        'policies',
         "Expected the `policies` function of limiter 'default' to return a policy or an array of policies for every request, got `undefined`. Return a default tier rather than nothing, e.g. `(req) => TIERS[req.user?.plan] ?? TIERS.free`.",
       ),
     );

@@ -1,6 +1,6 @@
-import { ConfigError, describeValue } from '../errors.js';
+import { CallbackError, describeValue, isConfigError } from '../errors.js';
 import type { ConsumeOptions, Limiter } from '../limiter.js';
-import type { Decision, Policy } from '../types.js';
+import type { Decision, Policy, PolicySet } from '../types.js';
 import { WARNINGS } from '../warnings.js';
 import { decisionHeaders, type HeaderMode } from './headers.js';
 import { defaultKey, KeyCheck } from './keys.js';
@@ -182,7 +182,15 @@ export function rateLimit<Req extends object>(
     const { cost } = config;
     if (typeof key === 'string' && typeof cost === 'number') return choosePolicies(view, req, key, cost);
     return then(key, (k) =>
-      then(typeof cost === 'number' ? cost : cost(req), (c) => choosePolicies(view, req, k, c)),
+      then(typeof cost === 'number' ? cost : cost(req), (c) => choosePolicies(view, req, k, checkCost(c))),
+    );
+  }
+
+  function checkCost(cost: unknown): number {
+    if (typeof cost === 'number' && Number.isInteger(cost) && cost >= 0) return cost;
+    throw new CallbackError(
+      'cost',
+      `Expected the \`cost\` function of limiter '${config.limiter.name}' to return a non-negative integer, got ${describeValue(cost)}.`,
     );
   }
 
@@ -364,14 +372,25 @@ class TierCheck<Req> {
 
   private check(policies: Policy | readonly Policy[]): Policy | readonly Policy[] {
     if (typeof policies !== 'object' || policies === null) {
-      // Per request, so it reaches the framework's error path (a 500): a ConfigError names the
+      // Per request, so it reaches the framework's error path (a 500): a CallbackError names the
       // option, where a TypeError from deeper down would not.
-      throw new ConfigError(
+      throw new CallbackError(
+        'policies',
         `Expected the \`policies\` function of limiter '${this.config.limiter.name}' to return a policy or an array of policies for every request, got ${describeValue(policies)}. Return a default tier rather than nothing, e.g. \`(req) => TIERS[req.user?.plan] ?? TIERS.free\`.`,
       );
     }
     // Validates (once per object: the limiter caches resolved sets by identity).
-    const set = this.config.limiter.resolve(policies);
+    let set: PolicySet;
+    try {
+      set = this.config.limiter.resolve(policies);
+    } catch (error) {
+      if (!isConfigError(error)) throw error;
+      throw new CallbackError(
+        'policies',
+        `The \`policies\` function of limiter '${this.config.limiter.name}' returned an invalid policy: ${error.message}`,
+        { cause: error },
+      );
+    }
     if (!this.warned && !this.objects.has(policies)) {
       this.objects.add(policies);
       if (this.ids.has(set.id)) {
