@@ -243,3 +243,143 @@ describe('used and resetTime on the decision', () => {
     expect((await server.get('/')).body).toEqual({ used: 2, remaining: 3, isDate: true });
   });
 });
+
+describe('coded misconfiguration warnings, once each per limiter', () => {
+  const policies = { limit: 100, window: '1m' } as const;
+  const codes = (log: { warnings: string[] }) => log.warnings.map((w) => w.slice(1, w.indexOf(']')));
+
+  type Send = (headers: Record<string, string>) => Promise<unknown>;
+  const apps: Array<
+    [
+      string,
+      (options: { trust: boolean; validate?: object }) => { send: Send; log: ReturnType<typeof recorder> },
+    ]
+  > = [
+    [
+      'Express',
+      ({ trust, validate }) => {
+        const log = recorder();
+        const app = express();
+        if (trust) app.set('trust proxy', 1);
+        app.use(
+          forExpress.rateLimit({
+            policies,
+            logger: log,
+            ...(validate === undefined ? {} : { validate: validate as never }),
+          }),
+        );
+        app.get('/', (_req, res) => void res.send('ok'));
+        return { log, send: (headers) => supertest(app).get('/').set(headers).expect(200) };
+      },
+    ],
+    [
+      'Koa',
+      ({ trust, validate }) => {
+        const log = recorder();
+        const app = new Koa();
+        if (trust) {
+          app.proxy = true;
+          app.maxIpsCount = 1;
+        }
+        app.use(
+          forKoa.rateLimit({
+            policies,
+            logger: log,
+            ...(validate === undefined ? {} : { validate: validate as never }),
+          }),
+        );
+        app.use((ctx) => {
+          ctx.body = 'ok';
+        });
+        return { log, send: (headers) => supertest(app.callback()).get('/').set(headers).expect(200) };
+      },
+    ],
+  ];
+
+  describe.each(apps)('%s', (_name, make) => {
+    it('an address with a port, an invalid address: TOLLGATE_IP_WITH_PORT, TOLLGATE_INVALID_IP, once each', async () => {
+      const { send, log } = make({ trust: true });
+      await send({ 'x-forwarded-for': '203.0.113.7:5678' });
+      await send({ 'x-forwarded-for': '[2001:db8::1]:443' });
+      await send({ 'x-forwarded-for': 'not-an-address' });
+      await send({ 'x-forwarded-for': 'still junk' });
+      expect(codes(log)).toEqual(['TOLLGATE_IP_WITH_PORT', 'TOLLGATE_INVALID_IP']);
+    });
+
+    it('a Forwarded header while proxies are not trusted: TOLLGATE_FORWARDED_HEADER once; none when trusted', async () => {
+      const untrusted = make({ trust: false });
+      await untrusted.send({ forwarded: 'for=203.0.113.7' });
+      await untrusted.send({ forwarded: 'for=203.0.113.8' });
+      expect(codes(untrusted.log)).toEqual(['TOLLGATE_FORWARDED_HEADER']);
+      const trusted = make({ trust: true });
+      await trusted.send({ forwarded: 'for=203.0.113.7', 'x-forwarded-for': '203.0.113.7' });
+      expect(codes(trusted.log)).toEqual([]);
+    });
+
+    it('validate turns a check off by code, or every warning with false', async () => {
+      const off = make({ trust: false, validate: { TOLLGATE_FORWARDED_HEADER: false } });
+      await off.send({ forwarded: 'for=203.0.113.7', 'x-forwarded-for': '203.0.113.7' });
+      expect(codes(off.log)).toEqual(['TOLLGATE_TRUST_PROXY']);
+      const none = make({ trust: false, validate: false as never });
+      await none.send({ forwarded: 'for=203.0.113.7', 'x-forwarded-for': '203.0.113.7' });
+      expect(codes(none.log)).toEqual([]);
+    });
+  });
+
+  it('validate: an unknown code or a non-boolean is a ConfigError', () => {
+    expect(() =>
+      forExpress.rateLimit({ policies, validate: { TOLLGATE_TRUST_PROXI: false } as never }),
+    ).toThrow(
+      /^Unknown option `TOLLGATE_TRUST_PROXI` in `validate`\. Did you mean `TOLLGATE_TRUST_PROXY`\? It takes `TOLLGATE_TRUST_PROXY`, /,
+    );
+    expect(() => forKoa.rateLimit({ policies, validate: { TOLLGATE_TRUST_PROXY: 'no' as never } })).toThrow(
+      'Expected `validate.TOLLGATE_TRUST_PROXY` to be a boolean, got "no" (string).',
+    );
+  });
+
+  it('an out-of-range ipv6Subnet is a ConfigError at construction', () => {
+    expect(() => forExpress.byIp({ ipv6Subnet: 129 })).toThrow(
+      'Expected `ipv6Subnet` to be an integer from 1 to 128, got `129` (number).',
+    );
+    expect(() => forKoa.byIp({ ipv6Subnet: 0 })).toThrow(
+      'Expected `ipv6Subnet` to be an integer from 1 to 128, got `0` (number).',
+    );
+  });
+
+  it('Express: a limiter created per request: TOLLGATE_CREATED_IN_REQUEST once for its logger', async () => {
+    const log = recorder();
+    const app = express();
+    app.use((req, res, next) =>
+      forExpress.rateLimit({ policies: { limit: 1, window: '1m' }, logger: log })(req, res, next),
+    );
+    app.get('/', (_req, res) => void res.send('ok'));
+    // Never limited: each request meets a new limiter.
+    await supertest(app).get('/').expect(200);
+    await supertest(app).get('/').expect(200);
+    await supertest(app).get('/').expect(200);
+    expect(codes(log)).toEqual(['TOLLGATE_CREATED_IN_REQUEST']);
+  });
+
+  it('Koa: a limiter created per request: TOLLGATE_CREATED_IN_REQUEST once for its logger', async () => {
+    const log = recorder();
+    const app = new Koa();
+    app.use((ctx, next) =>
+      forKoa.rateLimit({ policies: { limit: 1, window: '1m' }, logger: log })(ctx, next),
+    );
+    app.use((ctx) => {
+      ctx.body = 'ok';
+    });
+    await supertest(app.callback()).get('/').expect(200);
+    await supertest(app.callback()).get('/').expect(200);
+    expect(codes(log)).toEqual(['TOLLGATE_CREATED_IN_REQUEST']);
+  });
+
+  it('no warning for limiters created at start-up, as the README shows', async () => {
+    const log = recorder();
+    const app = express();
+    app.use(forExpress.rateLimit({ policies: { limit: 100, window: '1m' }, logger: log }));
+    app.get('/', (_req, res) => void res.send('ok'));
+    await supertest(app).get('/').expect(200);
+    expect(log.warnings).toEqual([]);
+  });
+});

@@ -38,6 +38,22 @@ export const WARNINGS = {
    * share one `ip:invalid` bucket.
    */
   INVALID_IP: 'TOLLGATE_INVALID_IP',
+  /**
+   * The client address the framework reported carries a port (`1.2.3.4:5678`, `[::1]:443`):
+   * something in front writes host:port into `X-Forwarded-For`. byIp drops the port (one bucket per
+   * client), but the proxy setup is worth a look.
+   */
+  IP_WITH_PORT: 'TOLLGATE_IP_WITH_PORT',
+  /**
+   * A `Forwarded` header (RFC 7239) arrives but the app does not trust proxies: every client behind
+   * the proxy shares one key. (Express and Koa read `X-Forwarded-For` only: make the proxy send it.)
+   */
+  FORWARDED_HEADER: 'TOLLGATE_FORWARDED_HEADER',
+  /**
+   * A limiter was created inside a request handler (Express or Koa middleware on the stack): a new
+   * limiter per request counts every request on fresh counters, so nothing is ever limited.
+   */
+  CREATED_IN_REQUEST: 'TOLLGATE_CREATED_IN_REQUEST',
   /** The response had started before the limiter decided: it could set no headers and send no 429. */
   HEADERS_SENT: 'TOLLGATE_HEADERS_SENT',
   /**

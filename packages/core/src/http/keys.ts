@@ -153,6 +153,8 @@ export const defaultKey: (view: RequestView) => string | undefined = byIp();
  */
 export class KeyCheck {
   private proxyChecked = false;
+  private forwardedChecked = false;
+  private portChecked = false;
 
   constructor(
     private readonly warner: Warner,
@@ -174,7 +176,11 @@ export class KeyCheck {
         `The key function of limiter '${this.limiterName}' returned no key for ${view.method} ${view.path}; such requests are counted by IP address (${resolved}). Return a key for every request, or give byHeader()/byApiKey() a \`fallback\`.`,
       );
     }
-    if (!this.proxyChecked && resolved.startsWith('ip:')) this.checkProxy(view);
+    if (resolved.startsWith('ip:')) {
+      if (!this.proxyChecked) this.checkProxy(view);
+      if (!this.forwardedChecked) this.checkForwarded(view);
+      if (!this.portChecked && resolved !== INVALID_IP_KEY) this.checkPort(view);
+    }
     if (resolved === INVALID_IP_KEY) {
       this.warner.warn(
         WARNINGS.INVALID_IP,
@@ -182,6 +188,30 @@ export class KeyCheck {
       );
     }
     return resolved;
+  }
+
+  private checkForwarded(view: RequestView): void {
+    if (view.header('forwarded') === undefined) return;
+    this.forwardedChecked = true;
+    if (!view.trustProxy) {
+      this.warner.warn(
+        WARNINGS.FORWARDED_HEADER,
+        "A Forwarded header arrived but the app does not trust proxies, so every client behind the proxy shares one rate-limit key. Trust the proxy (Express: app.set('trust proxy', 1); Koa: app.proxy = true and app.maxIpsCount = 1) and have it send X-Forwarded-For, the header Express and Koa read.",
+      );
+    }
+  }
+
+  /** An address with a port: `1.2.3.4:80` (one colon) or `[::1]:80` (a bracket). */
+  private checkPort(view: RequestView): void {
+    const ip = view.ip;
+    if (!ip) return;
+    const colon = ip.indexOf(':');
+    if (!(ip.startsWith('[') || (colon !== -1 && colon === ip.lastIndexOf(':')))) return;
+    this.portChecked = true;
+    this.warner.warn(
+      WARNINGS.IP_WITH_PORT,
+      `The client address of ${view.method} ${view.path} carries a port (${JSON.stringify(ip.slice(0, 64))}); byIp() drops it, so each client still has one bucket. Something in front writes host:port into X-Forwarded-For (some cloud load balancers do): check the proxy setup.`,
+    );
   }
 
   private checkProxy(view: RequestView): void {

@@ -2,7 +2,8 @@ import { checkFunction, checkOptions } from '../check-options.js';
 import { configError } from '../errors.js';
 import { createLimiter, type Limiter } from '../limiter.js';
 import type { Decision, Logger, Policy, Store } from '../types.js';
-import { Warner } from '../warnings.js';
+import { WARNINGS, Warner, type WarningCode } from '../warnings.js';
+import { createdInRequest } from './creation-check.js';
 import { type HeaderMode, resolveHeaderModes } from './headers.js';
 import type { KeyFunction } from './keys.js';
 import type { NodeResponse } from './node-response.js';
@@ -112,6 +113,12 @@ export interface RateLimitOptions<Req> {
   fallback?: Store;
   /** Receives coded warnings and errors. @default console */
   logger?: Logger;
+  /**
+   * Turns coded warnings off: `false` for all, or one by code (`{ TOLLGATE_TRUST_PROXY: false }`).
+   * An unknown code is a ConfigError. Errors are always logged.
+   * @default every warning on
+   */
+  validate?: boolean | Partial<Record<WarningCode, boolean>>;
   /** While the store fails, one request per this many ms tries it again. @default 1000 */
   probeIntervalMs?: number;
   /**
@@ -156,6 +163,7 @@ const OPTIONS = [
   'logger',
   'probeIntervalMs',
   'blockedCache',
+  'validate',
 ] as const;
 
 const LIMITER_OPTIONS = [
@@ -191,6 +199,8 @@ export function resolveOptions<Req>(
     const value = options[option as keyof RateLimitOptions<Req>];
     if (value !== undefined) limiterOptions[option] = value;
   }
+  const logger = withValidation(options.logger ?? console, options.validate);
+  limiterOptions.logger = logger;
   const limiter = createLimiter(limiterOptions as unknown as Parameters<typeof createLimiter>[0]);
 
   for (const option of ['key', 'skip', 'onLimited', 'onDecision'] as const)
@@ -203,10 +213,18 @@ export function resolveOptions<Req>(
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 599) {
     throw configError('status', 'an HTTP error status from 400 to 599', status);
   }
-  const logger = options.logger ?? console;
+  const warner = new Warner(logger);
+  // Once per logger, not per limiter: each request would make a new limiter and a new warning.
+  if (createdInRequest() && !warnedInRequest.has(options.logger ?? console)) {
+    warnedInRequest.add(options.logger ?? console);
+    warner.warn(
+      WARNINGS.CREATED_IN_REQUEST,
+      `Limiter '${limiter.name}' was created inside a request handler: a new limiter per request counts each request on fresh counters and limits nothing. Create it once, when the app starts, and mount it (app.use(limiter)).`,
+    );
+  }
   return {
     limiter,
-    warner: new Warner(logger),
+    warner,
     logger,
     tiers,
     key: options.key,
@@ -218,6 +236,30 @@ export function resolveOptions<Req>(
     onDecision: options.onDecision,
     status,
     body: options.body,
+  };
+}
+
+const CODES: readonly string[] = Object.values(WARNINGS);
+
+/** The loggers (the user's, before `validate`) already told of a limiter created per request. */
+const warnedInRequest = new WeakSet<Logger>();
+
+/** `logger` without the warnings `validate` turns off (every warning starts with `[CODE]`). */
+function withValidation(logger: Logger, validate: RateLimitOptions<unknown>['validate']): Logger {
+  if (validate === undefined || validate === true) return logger;
+  if (validate === false) return { warn: () => {}, error: (message) => logger.error(message) };
+  checkOptions(validate, CODES, '`validate`');
+  const off = new Set<string>();
+  for (const [code, on] of Object.entries(validate)) {
+    if (typeof on !== 'boolean') throw configError(`validate.${code}`, 'a boolean', on);
+    if (!on) off.add(`[${code}]`);
+  }
+  if (off.size === 0) return logger;
+  return {
+    warn: (message) => {
+      if (!off.has(message.slice(0, message.indexOf(']') + 1))) logger.warn(message);
+    },
+    error: (message) => logger.error(message),
   };
 }
 
