@@ -383,3 +383,57 @@ describe('coded misconfiguration warnings, once each per limiter', () => {
     expect(log.warnings).toEqual([]);
   });
 });
+
+describe("the README's own examples", () => {
+  it('log no warning (Express in ten lines, its Koa twin, plain node:http)', async () => {
+    const log = recorder();
+    const app = express();
+    app.use(
+      forExpress.rateLimit({
+        policies: [
+          { limit: 10, window: '1s' },
+          { limit: 1000, window: '1h' },
+        ],
+        logger: log,
+      }),
+    );
+    app.post(
+      '/search',
+      forExpress.rateLimit({
+        name: 'search',
+        policies: { limit: 5, window: '10s' },
+        key: forExpress.byApiKey(),
+        logger: log,
+      }),
+      (req, res) => void res.json({ left: req.rateLimit?.remaining }),
+    );
+    await supertest(app).post('/search').set('authorization', 'Bearer k1').expect(200, { left: 4 });
+    await supertest(app).get('/').expect(404);
+
+    const koa = new Koa();
+    koa.use(
+      forKoa.rateLimit({
+        policies: [
+          { limit: 10, window: '1s' },
+          { limit: 1000, window: '1h' },
+        ],
+        logger: log,
+      }),
+    );
+    koa.use((ctx) => {
+      ctx.body = { left: ctx.state.rateLimit?.remaining };
+    });
+    await supertest(koa.callback()).get('/').expect(200, { left: 9 });
+
+    const { rateLimit, writeResult, NodeRequestView } = await import('@tollgate/core');
+    const { createServer } = await import('node:http');
+    const limit = rateLimit({ policies: { limit: 100, window: '1m' }, logger: log });
+    const server = createServer(async (req, res) => {
+      const result = await limit(new NodeRequestView(req, res), req);
+      if (result.action === 'error') return void res.writeHead(500).end();
+      if (await writeResult(result, res)) res.end('ok');
+    });
+    await supertest(server).get('/').expect(200, 'ok');
+    expect(log.warnings).toEqual([]);
+  });
+});
