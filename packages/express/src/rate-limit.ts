@@ -47,8 +47,8 @@ export type RateLimitMiddleware = ((
 };
 
 /**
- * A class, not an object literal with getters: literals with accessors, made per request, measured
- * twice the CPU per request (they were promoted to old space with the request they hold).
+ * A class, not an object literal with getters: a literal with accessors made per request costs
+ * far more (BENCHMARKS.md, "Measurements behind code choices").
  */
 class ExpressView implements RequestView {
   constructor(

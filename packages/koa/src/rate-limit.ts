@@ -55,8 +55,8 @@ export type RateLimitMiddleware = ((ctx: KoaContext, next: () => Promise<unknown
 };
 
 /**
- * A class, not an object literal with getters: literals with accessors, made per request, measured
- * twice the CPU per request on Koa (they were promoted to old space with the request they hold).
+ * A class, not an object literal with getters: a literal with accessors made per request costs
+ * far more (BENCHMARKS.md, "Measurements behind code choices").
  */
 class KoaView implements RequestView {
   constructor(private readonly ctx: KoaContext) {}

@@ -80,7 +80,8 @@ const tookUnits = (decision: Decision) => decision.allowed && decision.reason !=
 
 /**
  * Per request, the decision whose headers went out, so stacked limiters show the most restrictive.
- * A symbol property on the request, not a WeakMap: measurably cheaper per request.
+ * A symbol property on the request, not a WeakMap: cheaper per request (BENCHMARKS.md,
+ * "Measurements behind code choices").
  */
 const SHOWN = Symbol('tollgate.shown');
 type Marked = { [SHOWN]?: RateLimitInfo } & Record<symbol, unknown>;
