@@ -1,7 +1,7 @@
 import { checkFunction, checkOptions } from '../check-options.js';
 import { configError } from '../errors.js';
 import { createLimiter, type Limiter } from '../limiter.js';
-import type { Decision, Logger, Policy, Store } from '../types.js';
+import type { Decision, Duration, Logger, Policy, Store } from '../types.js';
 import { WARNINGS, Warner, type WarningCode } from '../warnings.js';
 import { createdInRequest } from './creation-check.js';
 import { type HeaderMode, resolveHeaderModes } from './headers.js';
@@ -119,8 +119,12 @@ export interface RateLimitOptions<Req> {
    * @default every warning on
    */
   validate?: boolean | Partial<Record<WarningCode, boolean>>;
-  /** While the store fails, one request per this many ms tries it again. @default 1000 */
-  probeIntervalMs?: number;
+  /**
+   * While the store fails, one request per this many ms tries it again: milliseconds or a duration
+   * string (`'2s'`).
+   * @default 1000
+   */
+  probeIntervalMs?: Duration;
   /**
    * Deny repeat requests of a denied key locally until its retry time.
    * @default true for remote stores (Redis), false for the MemoryStore

@@ -89,10 +89,20 @@ describe('rateLimit options', () => {
         {},
         "Expected `policies` to be a policy such as `{ limit: 100, window: '1m' }`, an array or a function, got `undefined`.",
       ],
+      [
+        { policies: { limit: 1, window: '1s' }, probeIntervalMs: '2 s' },
+        "Expected `probeIntervalMs` to be milliseconds as a number or a string of a whole number and a unit with no space: `'500ms'`, `'10s'`, `'1m'`, `'1h'` or `'1d'`, got \"2 s\" (string). Did you mean '2s'?",
+      ],
     ];
     for (const [options, message] of cases) {
       expect(() => rateLimit(options as unknown as RateLimitOptions<Req>)).toThrow(new ConfigError(message));
     }
+  });
+
+  it('takes probeIntervalMs as a duration string', () => {
+    expect(() =>
+      rateLimit<Req>({ policies: { limit: 1, window: '1s' }, probeIntervalMs: '2s' }),
+    ).not.toThrow();
   });
 });
 
