@@ -706,7 +706,10 @@ describe.each(variants)('$name', ({ framework, store: storeKind, name: variant }
     expect((await send('/cost', { 'x-cost': '6' })).headers['ratelimit-remaining']).toBe('0');
     const bad = await send('/cost', { 'x-cost': '1.5' });
     expect(bad.status).toBe(500);
-    expect(bad.body).toEqual({ error: 'Expected `cost` to be a non-negative integer, got `1.5` (number).' });
+    // A cost function's wrong value is the CallbackError of issue 10, naming the callback.
+    expect(bad.body).toEqual({
+      error: "Expected the `cost` function of limiter 'default' to return a non-negative integer, got `1.5` (number).",
+    });
   });
 
   it('skips what `skip` says, with no headers and no count', async () => {
