@@ -708,7 +708,8 @@ describe.each(variants)('$name', ({ framework, store: storeKind, name: variant }
     expect(bad.status).toBe(500);
     // A cost function's wrong value is the CallbackError of issue 10, naming the callback.
     expect(bad.body).toEqual({
-      error: "Expected the `cost` function of limiter 'default' to return a non-negative integer, got `1.5` (number).",
+      error:
+        "Expected the `cost` function of limiter 'default' to return a non-negative integer, got `1.5` (number).",
     });
   });
 
