@@ -855,6 +855,21 @@ describe('store failure', () => {
 describe('blocked cache', () => {
   const policy: Policy = { name: 'p', algorithm: 'fixed-window', limit: 2, window: '1s' };
 
+  test('blockedCache keeps no key longer than 100 characters: such keys are asked of the store', async () => {
+    const time = virtualTime();
+    const store = new FlakyStore(new MemoryStore({ clock: time.clock }));
+    const limiter = createLimiter({ policies: policy, store, blockedCache: true });
+    const long = 'x'.repeat(101);
+    for (let i = 0; i < 4; i++) await limiter.consume(long);
+    const again = await limiter.consume(long);
+    expect(again.allowed).toBe(false);
+    expect(again.reason).toBeUndefined();
+    expect(store.calls.consume).toBe(5);
+    const short = 'y'.repeat(100);
+    for (let i = 0; i < 4; i++) await limiter.consume(short);
+    expect((await limiter.consume(short)).reason).toBe('blocked-cache');
+  });
+
   test("blockedCache: true answers repeat requests of a denied key locally ('blocked-cache')", async () => {
     const time = virtualTime();
     const store = new FlakyStore(new MemoryStore({ clock: time.clock }));

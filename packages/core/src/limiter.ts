@@ -150,6 +150,9 @@ function checkKey(key: unknown): string {
   return key;
 }
 
+/** Keys longer than this (the stores' own bound before they hash a key) are not cached. */
+const MAX_CACHED_KEY_LENGTH = 100;
+
 /** Denied-key cache: while a key is denied, repeat requests are answered without the store. */
 class BlockedCache {
   private readonly entries = new Map<
@@ -391,7 +394,9 @@ class LimiterImpl implements Limiter {
     const decision = toDecision(key, set, outcomes);
     if (decision.allowed) {
       if (countedAt !== undefined) decision.countedAt = countedAt;
-    } else if (this.blocked !== undefined) {
+    } else if (this.blocked !== undefined && key.length <= MAX_CACHED_KEY_LENGTH) {
+      // A long key is asked of the store each time rather than held here in full: the stores keep
+      // such keys as digests, and 10 000 of them at 15 KB would hold 150 MB in this cache.
       this.blocked.remember(`${set.id}\n${key}`, cost, this.cacheClock(), outcomes, decision.retryAfterMs);
     }
     return decision;
