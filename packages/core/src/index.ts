@@ -14,6 +14,22 @@ export {
   StoreError,
   TollgateError,
 } from './errors.js';
+// Events on `node:diagnostics_channel` (observers: metrics, dashboards).
+export type {
+  BanMessage,
+  DecisionMessage,
+  DecisionResult,
+  StoreCallMessage,
+  StoreErrorMessage,
+  StoreRecoveredMessage,
+} from './events.js';
+export {
+  BAN_CHANNEL,
+  DECISION_CHANNEL,
+  STORE_CALL_CHANNEL,
+  STORE_ERROR_CHANNEL,
+  STORE_RECOVERED_CHANNEL,
+} from './events.js';
 // The framework-free HTTP layer (any server without an adapter, `node:http`).
 export type {
   ByIpOptions,

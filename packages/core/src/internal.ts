@@ -29,6 +29,15 @@ export { MAX_WINDOW_MS } from './duration.js';
 export { configError, describeValue } from './errors.js';
 export type { Evaluation } from './evaluate.js';
 export { evaluate, peekOutcomes, refundStates } from './evaluate.js';
+export {
+  channels,
+  decisionResult,
+  publishBan,
+  publishDecision,
+  publishStoreCall,
+  publishStoreError,
+  publishStoreRecovered,
+} from './events.js';
 export type {
   Answer,
   Closable,

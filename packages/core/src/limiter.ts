@@ -3,6 +3,14 @@ import { checkOptions, durationOption } from './check-options.js';
 import { monotonicClock } from './clock.js';
 import { openDecision, toDecision } from './decision.js';
 import { ConfigError, configError, StoreError } from './errors.js';
+import {
+  channels,
+  publishDecision,
+  publishStoreCall,
+  publishStoreError,
+  publishStoreRecovered,
+  type StoreCallMessage,
+} from './events.js';
 import { MemoryStore } from './memory-store.js';
 import { resolveNamespace, resolvePolicySet } from './policy.js';
 import type {
@@ -275,6 +283,8 @@ class LimiterImpl implements Limiter {
    * the next request may try it again. Empty while the store works.
    */
   private readonly down = new Map<string, number>();
+  /** When the first part of the store went down (monotonic ms), for `tollgate:store-recovered`. */
+  private downSince = 0;
   /** Keys (hashed) whose command-level failure was logged: once each, bounded. */
   private readonly loggedKeys = new Set<string>();
   /** The synchronous store's answer besides the outcomes, reused: read at once. */
@@ -326,6 +336,20 @@ class LimiterImpl implements Limiter {
       if (options.policies !== undefined) set = this.resolve(options.policies);
     }
     if (set === undefined) return this.noPolicies();
+    // One read when nobody listens; the message is built only when someone does.
+    if (!channels.decision.hasSubscribers) return this.decideOn(key, set, cost);
+    const decision = this.decideOn(key, set, cost);
+    if (!(decision instanceof Promise)) {
+      publishDecision(this.name, key, decision, cost);
+      return decision;
+    }
+    return decision.then((d) => {
+      publishDecision(this.name, key, d, cost);
+      return d;
+    });
+  }
+
+  private decideOn(key: string, set: PolicySet, cost: number): Decision | Promise<Decision> {
     if (this.blocked !== undefined && this.blocked.size > 0) {
       const cached = this.blocked.lookup(`${set.id}\n${key}`, cost, this.cacheClock());
       if (cached !== undefined) return toDecision(key, set, cached, 'blocked-cache');
@@ -334,11 +358,14 @@ class LimiterImpl implements Limiter {
       let outcomes: Outcome[];
       const info = this.info;
       info.countedAt = undefined;
+      const startedAt = channels.storeCall.hasSubscribers ? performance.now() : undefined;
       try {
         outcomes = this.syncStore.consumeSync(key, set, cost, info);
       } catch (error) {
+        if (startedAt !== undefined) publishStoreCall(this.name, 'consume', startedAt, false);
         return this.afterFailure(error, key, set, cost);
       }
+      if (startedAt !== undefined) publishStoreCall(this.name, 'consume', startedAt, true);
       return this.decided(key, set, cost, outcomes, info.countedAt);
     }
     return this.consumeAsync(key, set, cost);
@@ -363,17 +390,23 @@ class LimiterImpl implements Limiter {
     }
     let pending: Promise<Outcome[]>;
     const info: ConsumeInfo = {};
+    const startedAt = channels.storeCall.hasSubscribers ? performance.now() : undefined;
     try {
       pending = Promise.resolve(this.store.consume(key, set, cost, info));
     } catch (error) {
+      if (startedAt !== undefined) publishStoreCall(this.name, 'consume', startedAt, false);
       return this.afterFailure(error, key, set, cost);
     }
     return pending.then(
       (outcomes) => {
+        if (startedAt !== undefined) publishStoreCall(this.name, 'consume', startedAt, true);
         if (this.down.size > 0) this.recovered(key, set);
         return this.decided(key, set, cost, outcomes, info.countedAt);
       },
-      (error: unknown) => this.afterFailure(error, key, set, cost),
+      (error: unknown) => {
+        if (startedAt !== undefined) publishStoreCall(this.name, 'consume', startedAt, false);
+        return this.afterFailure(error, key, set, cost);
+      },
     );
   }
 
@@ -413,6 +446,7 @@ class LimiterImpl implements Limiter {
    */
   private failed(error: unknown, key: string, set: PolicySet): void {
     const cause = error instanceof StoreError ? error : new StoreError(describe(error), { cause: error });
+    publishStoreError(this.name, cause, cause.scope);
     const then = this.fallback
       ? 'the fallback store decides'
       : `requests are ${this.onStoreError === 'allow' ? 'allowed' : 'denied with 503'}`;
@@ -423,7 +457,9 @@ class LimiterImpl implements Limiter {
     const shard = cause.scope === 'shard' ? this.store.shardOf?.(key, set) : undefined;
     const part = shard ?? WHOLE;
     if (this.down.has(part) || this.down.has(WHOLE)) return;
-    this.down.set(part, monotonicClock() + this.probeIntervalMs);
+    const now = monotonicClock();
+    if (this.down.size === 0) this.downSince = now;
+    this.down.set(part, now + this.probeIntervalMs);
     const what = part === WHOLE ? 'Store failed' : `Store failed on shard ${part}`;
     const scope = part === WHOLE ? '' : ' for the keys it holds (other keys are unaffected)';
     // Every part that goes down is news, also while another one is down.
@@ -448,6 +484,7 @@ class LimiterImpl implements Limiter {
     const shard = this.down.size > 0 ? this.store.shardOf?.(key, set) : undefined;
     if (shard !== undefined && this.down.delete(shard)) back = true;
     if (!back || this.down.size > 0) return;
+    publishStoreRecovered(this.name, monotonicClock() - this.downSince);
     this.warner.warn(WARNINGS.STORE_RECOVERED, 'Store recovered; decisions come from it again.');
     this.warner.forget(WARNINGS.STORE_ERROR);
   }
@@ -490,7 +527,9 @@ class LimiterImpl implements Limiter {
     const fallback =
       this.fallback !== undefined && this.down.size > 0 && this.failingPart(key, set) !== undefined;
     try {
-      const outcomes = await (fallback ? this.fallback! : this.store).peek(key, set);
+      const outcomes = fallback
+        ? await this.fallback!.peek(key, set)
+        : await this.timed('peek', () => this.store.peek(key, set));
       return toDecision(key, set, outcomes, fallback ? 'fallback' : undefined);
     } catch (error) {
       this.failed(error, key, set);
@@ -507,23 +546,40 @@ class LimiterImpl implements Limiter {
       throw configError('countedAt', "a Decision's `countedAt` (a number of ms)", countedAt);
     }
     this.blocked?.forget(`${set.id}\n${key}`);
-    await this.both((store) => store.refund(key, set, cost, countedAt));
+    await this.both('refund', (store) => store.refund(key, set, cost, countedAt));
   }
 
   async reset(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<void> {
     checkKey(key);
     const set = this.resolve(options?.policies);
     this.blocked?.forget(`${set.id}\n${key}`);
-    await this.both((store) => store.reset(key, set));
+    await this.both('reset', (store) => store.reset(key, set));
   }
 
   /** Runs on the primary and, if any, the fallback: a refund must reach whichever counted. */
-  private async both(run: (store: Store) => Promise<void>): Promise<void> {
+  private async both(
+    operation: StoreCallMessage['operation'],
+    run: (store: Store) => Promise<void>,
+  ): Promise<void> {
     if (this.fallback !== undefined) await run(this.fallback);
     try {
-      await run(this.store);
+      await this.timed(operation, () => run(this.store));
     } catch (error) {
       throw error instanceof StoreError ? error : new StoreError(describe(error), { cause: error });
+    }
+  }
+
+  /** Runs one call on the store, timed on `tollgate:store-call` while someone listens. */
+  private async timed<T>(operation: StoreCallMessage['operation'], call: () => Promise<T>): Promise<T> {
+    if (!channels.storeCall.hasSubscribers) return call();
+    const startedAt = performance.now();
+    try {
+      const result = await call();
+      publishStoreCall(this.name, operation, startedAt, true);
+      return result;
+    } catch (error) {
+      publishStoreCall(this.name, operation, startedAt, false);
+      throw error;
     }
   }
 
