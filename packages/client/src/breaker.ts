@@ -2,6 +2,7 @@ import { CircuitOpenError } from './errors.js';
 import { breakerChannel } from './events.js';
 import type { ResolvedBreaker } from './options.js';
 
+/** A circuit breaker's state: calls go (`closed`), fail fast (`open`), or one probe goes (`half-open`). */
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 /**

@@ -1,6 +1,7 @@
 import { Aimd } from './aimd.js';
 import { CostExceedsLimitError, DeadlineError, QueueFullError } from './errors.js';
 import { queuedChannel } from './events.js';
+import { type LimitSnapshot, LocalQuota } from './limits.js';
 import type { ResolvedAimd } from './options.js';
 import { Quota, type QuotaSnapshot } from './quota.js';
 import type { HeaderReading, QuotaUnit } from './read-headers.js';
@@ -20,12 +21,20 @@ export interface BudgetSnapshot {
   /** Local epoch ms until which no call is sent (a `Retry-After`, or backoff after a bare 429). */
   blockedUntil: number | undefined;
   quotas: QuotaSnapshot[];
+  /** The budgets configured with `limits` that this origin's calls spent from. */
+  limits: LimitSnapshot[];
+  /**
+   * Tokens: `charged`, what answered calls used (their usage, or their estimate where no usage
+   * came back); `pending`, the estimates of calls whose usage is not known yet.
+   */
+  tokens: { charged: number; pending: number };
   /** AIMD's state, for an origin whose answers state no quota (with the `aimd` option). */
   aimd: { rate: number; cooldownUntil: number | undefined } | undefined;
 }
 
 interface Job extends Waiter {
   cost: Cost;
+  locals: readonly LocalQuota[];
   resolve: (seq: number) => void;
   reject: (error: unknown) => void;
   cleanup: () => void;
@@ -43,6 +52,8 @@ const MAX_QUOTAS = 32;
 const LAG_MS = 250;
 /** Sends remembered for the "spent since that answer" sum; a bound against answers never coming. */
 const MAX_SENDS = 4096;
+/** Configured budgets kept per origin and credential (one per rule, unit and model). */
+const MAX_LOCALS = 256;
 
 /**
  * The budget of one origin and credential: the quotas its answers state, the calls waiting, and
@@ -50,6 +61,9 @@ const MAX_SENDS = 4096;
  */
 export class Budget {
   private readonly quotas = new Map<string, Quota>();
+  private readonly locals = new Map<string, LocalQuota>();
+  private charged = 0;
+  private pending = 0;
   private readonly queue = new WaitQueue<Job>();
   private readonly sends: Sent[] = [];
   private seq = 0;
@@ -79,8 +93,12 @@ export class Budget {
     return this.order++;
   }
 
+  /** Nothing waiting, in flight or owed: forgetting the budget loses nothing. */
   get idle(): boolean {
-    return this.queue.size === 0 && this.inFlight === 0;
+    if (this.queue.size > 0 || this.inFlight > 0 || this.pending > 0) return false;
+    const now = this.now();
+    for (const quota of this.locals.values()) if (!quota.idle(now)) return false;
+    return true;
   }
 
   /**
@@ -93,6 +111,7 @@ export class Budget {
     signal: AbortSignal | null | undefined,
     deadline: number | undefined,
     order: number,
+    locals: readonly LocalQuota[] = [],
   ): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       signal?.throwIfAborted();
@@ -102,6 +121,7 @@ export class Budget {
         priority,
         order,
         cost,
+        locals,
         resolve,
         reject,
         cleanup: () => {
@@ -127,7 +147,7 @@ export class Budget {
           origin: this.origin,
           credential: this.credential,
           queued: this.queue.size,
-          waitMs: Math.max(0, this.readyAt(cost, now) - now),
+          waitMs: Math.max(0, this.readyAt(cost, now, locals) - now),
         });
       }
       this.pump();
@@ -144,11 +164,11 @@ export class Budget {
         return;
       }
       const now = this.now();
-      const at = this.readyAt(job.cost, now);
+      const at = this.readyAt(job.cost, now, job.locals);
       if (at === Number.POSITIVE_INFINITY) {
         this.queue.shift();
         job.cleanup();
-        job.reject(this.tooLarge(job.cost));
+        job.reject(this.tooLarge(job.cost, job.locals));
         continue;
       }
       if (at > now) {
@@ -157,7 +177,7 @@ export class Budget {
       }
       this.queue.shift();
       job.cleanup();
-      job.resolve(this.send(job.cost, now, at));
+      job.resolve(this.send(job.cost, now, at, job.locals));
     }
   };
 
@@ -213,6 +233,8 @@ export class Budget {
       inFlight: this.inFlight,
       blockedUntil: this.blockedUntil > now ? this.blockedUntil : undefined,
       quotas: [...this.quotas.values()].map((q) => q.snapshot(now)),
+      limits: [...this.locals.values()].map((q) => q.snapshot(now)),
+      tokens: { charged: this.charged, pending: this.pending },
       aimd:
         this.aimd === undefined || this.quotas.size > 0
           ? undefined
@@ -220,9 +242,43 @@ export class Budget {
     };
   }
 
+  /**
+   * The configured budget `key` (a rule's, for one unit and model), made on first use. Bounded: past
+   * MAX_LOCALS, full ones are forgotten (a full bucket is the same as a new one).
+   */
+  local(key: string, unit: 'requests' | 'tokens', limit: number, windowMs: number): LocalQuota {
+    let quota = this.locals.get(key);
+    if (quota === undefined) {
+      const now = this.now();
+      if (this.locals.size >= MAX_LOCALS) {
+        for (const [k, q] of this.locals) if (q.idle(now)) this.locals.delete(k);
+      }
+      quota = new LocalQuota(key, unit, limit, windowMs, now);
+      this.locals.set(key, quota);
+    }
+    return quota;
+  }
+
+  /**
+   * A sent call's tokens are known: `actual` (undefined: none came back; the estimate stands).
+   * Configured token budgets are charged the difference, past zero if need be, so that what they
+   * charged is what the calls used.
+   */
+  settle(locals: readonly LocalQuota[], estimate: number, actual: number | undefined): void {
+    const used = actual ?? estimate;
+    this.pending -= estimate;
+    this.charged += used;
+    if (used !== estimate) {
+      const now = this.now();
+      for (const quota of locals) if (quota.unit === 'tokens') quota.settle(used - estimate, now);
+    }
+    this.pump();
+  }
+
   /** When a call of `cost` may go; in the past when it may go now. */
-  private readyAt(cost: Cost, now: number): number {
+  private readyAt(cost: Cost, now: number, locals: readonly LocalQuota[]): number {
     let at = this.blockedUntil;
+    for (const local of locals) at = Math.max(at, local.readyAt(now, costIn(cost, local.unit)));
     for (const quota of this.quotas.values()) {
       at = Math.max(at, quota.readyAt(now, costIn(cost, quota.unit), this.lastSentAt));
     }
@@ -231,7 +287,11 @@ export class Budget {
     return at;
   }
 
-  private tooLarge(cost: Cost): CostExceedsLimitError {
+  private tooLarge(cost: Cost, locals: readonly LocalQuota[]): CostExceedsLimitError {
+    for (const quota of locals) {
+      const c = costIn(cost, quota.unit);
+      if (c > quota.limit) return new CostExceedsLimitError(quota.key, c, quota.limit);
+    }
     for (const quota of this.quotas.values()) {
       const c = costIn(cost, quota.unit);
       if (quota.limit !== undefined && c > quota.limit)
@@ -240,8 +300,10 @@ export class Budget {
     throw new Error('unreachable: no quota is smaller than the cost');
   }
 
-  private send(cost: Cost, now: number, due: number): number {
+  private send(cost: Cost, now: number, due: number, locals: readonly LocalQuota[]): number {
     const seq = this.seq++;
+    for (const local of locals) local.spend(costIn(cost, local.unit), now);
+    this.pending += cost.tokens ?? 0;
     this.inFlight++;
     // Spacing counts from when the call was due, not when a busy event loop got to it, so timer lag
     // does not add up to a lower rate; at most LAG_MS is made up.

@@ -81,6 +81,7 @@ export class CircuitOpenError extends ClientError {
   }
 }
 
+/** Whether `error` is one of this package's errors (any `ClientError`). */
 export const isClientError = (error: unknown): error is ClientError => error instanceof ClientError;
 
 /** `0 (number)`, `"abc" (string)`: how a bad value shows in a ConfigError message. */

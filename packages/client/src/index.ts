@@ -9,6 +9,7 @@ export {
   isClientError,
   QueueFullError,
 } from './errors.js';
+export type { CallInfo, LimitRule, LimitSnapshot } from './limits.js';
 export type {
   AimdOptions,
   BreakerOptions,
@@ -19,6 +20,7 @@ export type {
 } from './options.js';
 export type { FetchLike, PacedFetch, PaceInit, PaceSnapshot } from './pace.js';
 export { pace } from './pace.js';
+export { presets } from './presets.js';
 export type { QuotaSnapshot } from './quota.js';
 export type { HeaderReading, HeaderSource, QuotaReading, QuotaUnit } from './read-headers.js';
 export { readHeaders } from './read-headers.js';

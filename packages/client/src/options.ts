@@ -1,5 +1,8 @@
 import { ConfigError, configError } from './errors.js';
+import { type CallInfo, type LimitRule, type ResolvedRule, resolveLimits } from './limits.js';
+import { estimateTokens, usageTokens } from './usage.js';
 
+/** How many retries all calls together may make: `retry.budget`. */
 export interface RetryBudgetOptions {
   /**
    * Retries earned per call: over time at most this share of calls are retries, so a failing
@@ -15,6 +18,7 @@ export interface RetryBudgetOptions {
   reserve?: number;
 }
 
+/** Retries of failed calls: `pace(fetch, { retry })`. */
 export interface RetryOptions {
   /**
    * Retries per call at most (attempts = 1 + limit).
@@ -89,6 +93,28 @@ export interface BreakerOptions {
 
 /** Options of `pace()`. */
 export interface PaceOptions {
+  /**
+   * Budgets you state yourself, beside those learned from the answers' headers: requests and
+   * tokens per minute or day, per URL prefix, model or any rule (see `LimitRule`). `presets`
+   * holds a few well-known APIs' as data to copy.
+   * @default []
+   */
+  limits?: readonly LimitRule[];
+  /**
+   * A call's token cost before it is sent, or `false` for none (token budgets then charge each
+   * call at least 1 and settle it to its usage). A call may state its own with
+   * `pace: { tokens }`.
+   * @default the prompt's characters / 4 plus its `max_tokens` (or `max_completion_tokens`,
+   * `max_output_tokens`), for JSON bodies naming a `model`
+   */
+  tokens?: ((call: CallInfo) => number | undefined) | false;
+  /**
+   * The tokens an answer's parsed JSON (or each event of a `text/event-stream`) says the call
+   * used; the call's token charge is settled to it.
+   * @default `usage.total_tokens`, else `usage.input_tokens + usage.output_tokens`, else
+   * `usage.prompt_tokens + usage.completion_tokens`
+   */
+  usage?: (body: unknown) => number | undefined;
   /** A circuit breaker per origin. @default off */
   breaker?: BreakerOptions;
   /** AIMD pacing for origins whose answers state no quota. @default off */
@@ -131,6 +157,8 @@ export interface CallOptions {
    * Retry this call although its method is not in `retry.methods` (`true`), or never (`false`).
    */
   retry?: boolean;
+  /** This call's token estimate, instead of the `tokens` option's. */
+  tokens?: number;
 }
 
 export interface ResolvedRetry {
@@ -161,6 +189,9 @@ export interface ResolvedBreaker {
 }
 
 export interface ResolvedOptions {
+  limits: ResolvedRule[];
+  tokens: ((call: CallInfo) => number | undefined) | undefined;
+  usage: (body: unknown) => number | undefined;
   breaker: ResolvedBreaker | undefined;
   aimd: ResolvedAimd | undefined;
   retry: ResolvedRetry | undefined;
@@ -295,8 +326,22 @@ function resolveAimd(value: unknown): ResolvedAimd {
 
 export function resolveOptions(value: unknown): ResolvedOptions {
   const options = checkObject('options', value);
-  checkKeys('', options, ['aimd', 'breaker', 'retry', 'maxQueue', 'credential', 'now', 'random']);
+  checkKeys('', options, [
+    'aimd',
+    'breaker',
+    'retry',
+    'maxQueue',
+    'credential',
+    'now',
+    'random',
+    'limits',
+    'tokens',
+    'usage',
+  ]);
   return {
+    limits: resolveLimits(options.limits),
+    tokens: options.tokens === false ? undefined : fn('tokens', options.tokens, estimateTokens),
+    usage: fn('usage', options.usage, usageTokens),
     aimd: options.aimd === undefined ? undefined : resolveAimd(options.aimd),
     breaker: options.breaker === undefined ? undefined : resolveBreaker(options.breaker),
     retry: resolveRetry(options.retry),

@@ -3,9 +3,11 @@ import { Breaker, type BreakerState } from './breaker.js';
 import { Budget, type Budget as BudgetClass, type BudgetSnapshot, type Cost } from './budget.js';
 import { configError } from './errors.js';
 import { limitedChannel, retriedChannel, sentChannel } from './events.js';
+import { type CallInfo, type LocalQuota, ruleScope } from './limits.js';
 import { type CallOptions, type PaceOptions, type ResolvedRetry, resolveOptions } from './options.js';
 import { readHeaders } from './read-headers.js';
 import { ServerClock } from './server-clock.js';
+import { readUsage } from './usage.js';
 
 /** A `fetch`, or anything with its signature (undici's, node-fetch's, a test double). */
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
@@ -13,6 +15,7 @@ export type FetchLike = (input: string | URL | Request, init?: RequestInit) => P
 /** `RequestInit` plus this package's per-call options under `pace`. */
 export type PaceInit = RequestInit & { pace?: CallOptions };
 
+/** What a paced fetch knows, from `snapshot()`: for metrics and debugging. */
 export interface PaceSnapshot {
   /** One entry per origin and credential the client has called. */
   budgets: BudgetSnapshot[];
@@ -103,7 +106,24 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
     const mayRetry = retry !== undefined && replayable(rest) && (call.retry ?? retry.methods.has(method));
     if (retry !== undefined)
       retries.tokens = Math.min(Math.max(retry.reserve, 1), retries.tokens + retry.ratio);
+    const info = callInfo(url, method, headers, rest?.body);
+    const locals = localsFor(budget, info);
     const cost: Cost = {};
+    const estimate = call.tokens ?? (config.tokens === undefined ? undefined : config.tokens(info));
+    if (estimate !== undefined) {
+      if (typeof estimate !== 'number' || !Number.isFinite(estimate) || estimate < 0) {
+        throw configError('tokens (the estimate of this call)', 'a finite number ≥ 0', estimate);
+      }
+      cost.tokens = Math.ceil(estimate);
+    } else if (locals.some((q) => q.unit === 'tokens')) {
+      // Unknown cost against a token budget: a token at least, settled to the usage.
+      cost.tokens = 1;
+    }
+    const tokens = cost.tokens;
+    /** An attempt's tokens are known (undefined: keep the estimate). */
+    const settle = (actual: number | undefined) => {
+      if (tokens !== undefined) budget.settle(locals, tokens, actual);
+    };
     const order = budget.nextOrder();
 
     const breaker = breakerFor(url.origin);
@@ -112,7 +132,7 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
       breaker?.admit(now());
       let seq: number;
       try {
-        seq = await budget.acquire(cost, call.priority, signal, call.deadline, order);
+        seq = await budget.acquire(cost, call.priority, signal, call.deadline, order, locals);
       } catch (error) {
         breaker?.release();
         throw error;
@@ -124,6 +144,8 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
         // A Request's body can be read once: each attempt sends a copy.
         response = await fetch(request && mayRetry ? request.clone() : input, rest);
       } catch (error) {
+        // Sent or not, the server may have served it: the estimate stands.
+        settle(undefined);
         budget.unanswered(seq);
         if (signal?.aborted) breaker?.release();
         else breaker?.record(false, now());
@@ -153,7 +175,23 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
         }
       }
       budget.answer(seq, reading, sentAt, receivedAt, status);
-      if (!mayRetry || !retry.statuses.has(status) || attempt >= retry.limit) return response;
+      if (!mayRetry || !retry.statuses.has(status) || attempt >= retry.limit) {
+        if (tokens === undefined) return response;
+        if (limited) {
+          settle(0);
+          return response;
+        }
+        // The caller reads the answer; a copy of it is read here for the usage it states. An
+        // error answer that states none used nothing.
+        const fallback = status < 400 ? undefined : 0;
+        readUsage(response.clone(), config.usage).then(
+          (actual) => settle(actual ?? fallback),
+          () => settle(fallback),
+        );
+        return response;
+      }
+      // Not returned: retried. A refused or failed call used nothing.
+      settle(0);
       delay ??= reading.retryAfter
         ? Math.max(0, clock.toLocal(reading.retryAfter, sentAt, receivedAt).hi - receivedAt)
         : backoff(retry, attempt);
@@ -164,6 +202,20 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
       if (!limited) await sleep(delay, signal);
     }
   } as PacedFetch;
+
+  /** The configured budgets (`limits`) a call spends from, in this budget (origin, credential). */
+  function localsFor(budget: BudgetClass, info: CallInfo): LocalQuota[] {
+    const out: LocalQuota[] = [];
+    for (const rule of config.limits) {
+      const scope = ruleScope(rule, info);
+      if (scope === undefined) continue;
+      for (const w of rule.windows) {
+        const key = `${rule.name}:${w.label}${scope === '' ? '' : `:${scope}`}`;
+        out.push(budget.local(key, w.unit, w.limit, w.windowMs));
+      }
+    }
+    return out;
+  }
 
   function takeRetry(): boolean {
     if (retries.tokens < 1) return false;
@@ -197,7 +249,10 @@ const hash = (secret: string): string => createHash('sha256').update(secret).dig
 function callOptions(value: unknown): Required<Pick<CallOptions, 'priority'>> & CallOptions {
   if (value === undefined) return { priority: 0 };
   if (typeof value !== 'object' || value === null) throw configError('pace', 'an object', value);
-  const { priority = 0, deadline, retry } = value as CallOptions;
+  const { priority = 0, deadline, retry, tokens } = value as CallOptions;
+  if (tokens !== undefined && (typeof tokens !== 'number' || !Number.isFinite(tokens) || tokens < 0)) {
+    throw configError('pace.tokens', 'a finite number ≥ 0', tokens);
+  }
   if (typeof priority !== 'number' || !Number.isFinite(priority)) {
     throw configError('pace.priority', 'a finite number', priority);
   }
@@ -209,7 +264,25 @@ function callOptions(value: unknown): Required<Pick<CallOptions, 'priority'>> & 
     priority,
     ...(deadline === undefined ? {} : { deadline }),
     ...(retry === undefined ? {} : { retry }),
+    ...(tokens === undefined ? {} : { tokens }),
   };
+}
+
+/** What rules and estimates see of a call: a string body holding JSON is parsed once. */
+function callInfo(url: URL, method: string, headers: Headers, body: unknown): CallInfo {
+  let json: unknown;
+  if (typeof body === 'string' && /^\s*[{[]/.test(body)) {
+    try {
+      json = JSON.parse(body);
+    } catch {
+      json = undefined;
+    }
+  }
+  const model =
+    typeof json === 'object' && json !== null && typeof (json as { model?: unknown }).model === 'string'
+      ? (json as { model: string }).model
+      : undefined;
+  return { url, method, headers, model, json };
 }
 
 function withoutPace(init: PaceInit | undefined): RequestInit | undefined {

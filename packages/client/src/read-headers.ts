@@ -35,6 +35,7 @@ export interface QuotaReading {
   windowMs: number | undefined;
 }
 
+/** Everything one response says about the caller's quota. */
 export interface HeaderReading {
   quotas: QuotaReading[];
   retryAfter: When | undefined;
@@ -47,6 +48,10 @@ export interface HeaderSource {
   get(name: string): string | null;
 }
 
+/**
+ * Reads the rate-limit headers of one response, in every dialect `pace()` understands: what it
+ * learns from, for your own logs or pacing.
+ */
 export function readHeaders(headers: HeaderSource): HeaderReading {
   const quotas: QuotaReading[] = [];
   const policies = readPolicies(headers.get('ratelimit-policy'));
