@@ -10,7 +10,7 @@ export const base: UserConfig = {
   target: 'node20',
   platform: 'node',
   // Peer and workspace packages stay imports; nothing of them is bundled.
-  deps: { neverBundle: [/^@tollgate\//, 'ioredis', 'redis', 'express', 'koa'] },
+  deps: { neverBundle: [/^@tollgate\//, /^@opentelemetry\//, 'ioredis', 'redis', 'express', 'koa'] },
   // A build says nothing unless something is wrong: no size report, no notes on how long the
   // declaration plugin took (that time is inherent to emitting .d.ts, not a fault to fix).
   logLevel: 'warn',

@@ -13,6 +13,7 @@ export default defineConfig({
       { find: /^@tollgate\/express$/, replacement: src('express/src/index.ts') },
       { find: /^@tollgate\/koa$/, replacement: src('koa/src/index.ts') },
       { find: /^@tollgate\/client$/, replacement: src('client/src/index.ts') },
+      { find: /^@tollgate\/otel$/, replacement: src('otel/src/index.ts') },
     ],
   },
   test: {

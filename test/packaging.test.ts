@@ -49,9 +49,10 @@ const PACKAGES = [
     exports: ['pace', 'readHeaders', 'ConfigError', 'QueueFullError'],
     internals: [],
   },
+  { dir: 'otel', name: '@tollgate/otel', exports: ['instrument'], internals: ['AttributeCache'] },
 ] as const;
 /** Peer dependencies the offline scratch app borrows from the workspace. */
-const PEERS = ['express', 'koa', 'ioredis', 'redis'];
+const PEERS = ['express', 'koa', 'ioredis', 'redis', '@opentelemetry/api'];
 
 let scratch: string;
 let packs: string;
@@ -159,6 +160,7 @@ describe('every tarball installed together with npm, offline', () => {
       ['install', '--offline', '--legacy-peer-deps', ...PACKAGES.map((pkg) => tarball(pkg.dir))],
       app,
     );
+    await mkdir(join(app, 'node_modules', '@opentelemetry'), { recursive: true });
     for (const peer of PEERS)
       await symlink(join(root, 'node_modules', peer), join(app, 'node_modules', peer));
   }, 200_000);

@@ -6,7 +6,7 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '..');
-const ENTRIES = ['core', 'redis', 'express', 'koa', 'client'] as const;
+const ENTRIES = ['core', 'redis', 'express', 'koa', 'client', 'otel'] as const;
 const entry = (dir: string) => resolve(root, 'packages', dir, 'src/index.ts');
 
 function publicNames(): Record<string, { name: string; documented: boolean }[]> {
