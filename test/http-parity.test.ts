@@ -102,7 +102,7 @@ interface ExpressLike {
 }
 interface ExpressReq extends Native {
   originalUrl: string;
-  rateLimit?: { key: string; limit: number; remaining: number };
+  rateLimit?: SeenDecision;
 }
 interface ExpressRes extends ServerResponse {
   status(code: number): ExpressRes;
@@ -153,7 +153,7 @@ interface KoaCtx extends Native {
   body: unknown;
   respond?: boolean;
   res: ServerResponse;
-  state: { rateLimit?: { key: string; limit: number; remaining: number } };
+  state: { rateLimit?: SeenDecision };
   path: string;
 }
 type KoaMiddleware = (ctx: KoaCtx, next: () => Promise<unknown>) => Promise<unknown>;
@@ -216,10 +216,24 @@ function koaListener(create: () => KoaLike) {
   };
 }
 
-const reply = (decision: { key: string; limit: number; remaining: number } | undefined) =>
+/** What the request's decision holds, as downstream reads it; the optional fields only when set. */
+interface SeenDecision {
+  key: string;
+  limit: number;
+  remaining: number;
+  shadowLimited?: string[];
+}
+
+const reply = (decision: SeenDecision | undefined) =>
   decision === undefined
     ? { ok: true }
-    : { ok: true, key: decision.key, limit: decision.limit, remaining: decision.remaining };
+    : {
+        ok: true,
+        key: decision.key,
+        limit: decision.limit,
+        remaining: decision.remaining,
+        ...(decision.shadowLimited === undefined ? {} : { shadowLimited: decision.shadowLimited }),
+      };
 
 const onExpress = (name: string, create: () => unknown): Framework => ({
   name,
@@ -613,6 +627,69 @@ describe.each(variants)('$name', ({ framework, store: storeKind, name: variant }
     const other = await send('/other');
     expect(other.headers['ratelimit-policy']).toBe('10;w=60');
     expect(other.headers['ratelimit-remaining']).toBe('6');
+  });
+
+  it('counts shadow policies without denying on them or advertising them, unless asked', async () => {
+    const policies: Policy[] = [
+      { name: 'api', limit: 3, window: '1m' },
+      { name: 'new', algorithm: 'fixed-window', limit: 1, window: '1m', mode: 'shadow' },
+    ];
+    await app((b) => ({
+      routes: [
+        route('/mixed', { ...b, name: 'mixed', policies }),
+        route('/advertised', { ...b, name: 'advertised', policies, shadowHeaders: true, headers: 'draft-8' }),
+        route('/trial', {
+          ...b,
+          name: 'trial',
+          policies: { name: 'trial', algorithm: 'fixed-window', limit: 1, window: '1m', mode: 'shadow' },
+        }),
+        route(
+          '/stacked',
+          { ...b, name: 'stacked', policies: { name: 'st', limit: 5, window: '1m' } },
+          {
+            ...b,
+            name: 'trial2',
+            policies: { name: 'trial2', algorithm: 'fixed-window', limit: 1, window: '1m', mode: 'shadow' },
+          },
+        ),
+      ],
+    }));
+    const mixed = [];
+    for (let i = 0; i < 4; i++) mixed.push(await send('/mixed'));
+    expect(mixed.map((a) => a.status)).toEqual([200, 200, 200, 429]);
+    // Only the enforced policy shows: its numbers, its quota.
+    expect(mixed[1]!.headers).toEqual({
+      'content-type': 'application/json; charset=utf-8',
+      'ratelimit-limit': '3',
+      'ratelimit-remaining': '1',
+      'ratelimit-reset': '120',
+      'ratelimit-policy': '3;w=60',
+    });
+    expect(mixed.map((a) => a.body.shadowLimited)).toEqual([undefined, ['new'], ['new'], undefined]);
+    expect(mixed[3]!.body['violated-policies']).toEqual(['api']);
+    expect(mixed[3]!.headers['retry-after']).toBe('80');
+
+    const advertised = await send('/advertised');
+    expect(advertised.headers['ratelimit-policy']).toBe('"api";q=3;w=60, "new";q=1;w=60');
+    expect(advertised.headers.ratelimit).toBe('"api";r=2;t=120, "new";r=0;t=60');
+
+    // Shadow policies only: every request passes, none carries a rate-limit header.
+    const trial = [await send('/trial'), await send('/trial'), await send('/trial')];
+    expect(trial.map((a) => a.status)).toEqual([200, 200, 200]);
+    for (const answer of trial) {
+      expect(answer.headers).toEqual({ 'content-type': 'application/json; charset=utf-8' });
+    }
+    expect(trial.map((a) => a.body)).toEqual([
+      { ok: true, key: 'ip:127.0.0.1', limit: 1, remaining: 0 },
+      { ok: true, key: 'ip:127.0.0.1', limit: 1, remaining: 0, shadowLimited: ['trial'] },
+      { ok: true, key: 'ip:127.0.0.1', limit: 1, remaining: 0, shadowLimited: ['trial'] },
+    ]);
+    // Behind an enforced limiter, a shadow-only one leaves the enforced decision in view.
+    await send('/stacked');
+    const stacked = await send('/stacked');
+    expect(stacked.headers['ratelimit-policy']).toBe('5;w=60');
+    expect(stacked.body).toEqual({ ok: true, key: 'ip:127.0.0.1', limit: 5, remaining: 3 });
+    expect(log.warnings).toEqual([]);
   });
 
   describe('tiers', () => {

@@ -311,6 +311,21 @@ describe.each(variants)('$name', (variant) => {
           { name: 'fw', algorithm: 'fixed-window', limit: 9, window: '2s' },
         ],
       ],
+      [
+        'sliding + tighter shadow token-bucket + shadow fixed',
+        [
+          { name: 'sw', limit: 10, window: '1s' },
+          { name: 'tb', algorithm: 'token-bucket', limit: 2, window: '1s', burst: 4, mode: 'shadow' },
+          { name: 'fw', algorithm: 'fixed-window', limit: 20, window: '1m', mode: 'shadow' },
+        ],
+      ],
+      [
+        'shadow only: leaky (delay) + sliding',
+        [
+          { name: 'lb', algorithm: 'leaky-bucket', limit: 4, window: '1s', burst: 3, mode: 'shadow' },
+          { name: 'sw', limit: 6, window: '2s', mode: 'shadow' },
+        ],
+      ],
     ];
     it.each(sets)('%s', async (_name, policies) => {
       const s = set(policies);
@@ -329,6 +344,31 @@ describe.each(variants)('$name', (variant) => {
       }
       await d.reset(s, key);
       await d.peek(s, key);
+    });
+
+    it('a shadow policy that would deny keeps its state and stops no other policy', async () => {
+      const s = set([
+        { name: 'a', algorithm: 'fixed-window', limit: 100, window: '1m' },
+        { name: 's', algorithm: 'fixed-window', limit: 2, window: '1m', mode: 'shadow' },
+      ]);
+      await d.consume(s, 'k', 2);
+      for (let i = 1; i <= 3; i++) {
+        const [a, shadow] = await d.consume(s, 'k', 1);
+        expect(a).toEqual({ allowed: true, remaining: 98 - i, resetMs: 60_000, retryAfterMs: 0, delayMs: 0 });
+        expect(shadow).toEqual({
+          allowed: false,
+          remaining: 0,
+          resetMs: 60_000,
+          retryAfterMs: 60_000,
+          delayMs: 0,
+        });
+      }
+      // Denied by the enforced policy: nobody's state changes, the shadow one still reports its own.
+      const [a, shadow] = await d.consume(s, 'k', 200);
+      expect(a!.allowed).toBe(false);
+      expect(shadow!.allowed).toBe(false);
+      d.advance(60_000);
+      expect((await d.consume(s, 'k', 2)).map((o) => o.allowed)).toEqual([true, true]);
     });
 
     it('a denied request consumes from no policy', async () => {
@@ -429,11 +469,17 @@ describe.each(variants)('$name', (variant) => {
     });
     await fc.assert(
       fc.asyncProperty(
-        fc.array(policy, { minLength: 1, maxLength: 3 }),
+        fc.array(
+          fc.tuple(policy, fc.constantFrom('enforce' as const, 'enforce' as const, 'shadow' as const)),
+          {
+            minLength: 1,
+            maxLength: 3,
+          },
+        ),
         fc.integer({ min: 0, max: 2 ** 42 }),
         fc.array(op, { minLength: 1, maxLength: 40 }),
         async (policies, start, ops) => {
-          const s = set(policies.map((p, i) => ({ ...p, name: `p${i}` })));
+          const s = set(policies.map(([p, mode], i) => ({ ...p, mode, name: `p${i}` })));
           const key = `prop:${randomUUID()}`;
           d.at(start);
           let last: Outcome[] = [];

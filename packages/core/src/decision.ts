@@ -1,7 +1,12 @@
 import { capacityOf } from './policy.js';
 import type { Decision, DecisionReason, Outcome, PolicySet, PolicyStatus, ResolvedPolicy } from './types.js';
 
-/** Turns per-policy outcomes into a Decision, choosing the binding policy. */
+/**
+ * Turns per-policy outcomes into a Decision, choosing the binding policy among the enforced ones:
+ * a shadow policy only reports (`shadowLimited`), so the decision is what the enforced policies
+ * alone would give. With shadow policies only, the request is allowed and the one with least
+ * remaining stands as the binding policy.
+ */
 export function toDecision(
   key: string,
   set: PolicySet,
@@ -9,11 +14,14 @@ export function toDecision(
   reason?: DecisionReason,
 ): Decision {
   const { policies } = set;
-  if (policies.length === 1 && reason === undefined) return single(key, policies[0]!, outcomes[0]!);
+  if (policies.length === 1 && reason === undefined && policies[0]!.mode === 'enforce') {
+    return single(key, policies[0]!, outcomes[0]!);
+  }
   const statuses: PolicyStatus[] = new Array(policies.length);
   let allowed = true;
-  let binding = 0;
+  let binding = -1;
   let delayMs = 0;
+  let shadowLimited: string[] | undefined;
   for (let i = 0; i < policies.length; i++) {
     const policy = policies[i]!;
     const o = outcomes[i]!;
@@ -27,6 +35,13 @@ export function toDecision(
       retryAfterMs: o.retryAfterMs,
       delayMs: o.delayMs,
     };
+    if (policy.mode === 'shadow') {
+      if (!o.allowed) {
+        if (shadowLimited === undefined) shadowLimited = [policy.name];
+        else shadowLimited.push(policy.name);
+      }
+      continue;
+    }
     if (o.delayMs > delayMs) delayMs = o.delayMs;
     if (!o.allowed) {
       // The denial that lasts longest binds; between equal waits, the one with less left.
@@ -39,10 +54,11 @@ export function toDecision(
         binding = i;
       }
       allowed = false;
-    } else if (allowed && o.remaining < outcomes[binding]!.remaining) {
+    } else if (allowed && (binding === -1 || o.remaining < outcomes[binding]!.remaining)) {
       binding = i;
     }
   }
+  if (binding === -1) binding = leastRemaining(outcomes);
   const b = statuses[binding]!;
   const decision: Decision = {
     allowed,
@@ -56,7 +72,17 @@ export function toDecision(
     policies: statuses,
   };
   if (reason !== undefined) decision.reason = reason;
+  if (shadowLimited !== undefined) decision.shadowLimited = shadowLimited;
   return decision;
+}
+
+/** Every policy is a shadow one: the one with least remaining (the first of equals). */
+function leastRemaining(outcomes: readonly Outcome[]): number {
+  let least = 0;
+  for (let i = 1; i < outcomes.length; i++) {
+    if (outcomes[i]!.remaining < outcomes[least]!.remaining) least = i;
+  }
+  return least;
 }
 
 /** A decision that lets the request through without a store (fail-open, skipped). */

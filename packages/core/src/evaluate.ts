@@ -12,8 +12,8 @@ export interface Evaluation {
 /**
  * The all-or-nothing combinator, on packed state: the one TypeScript twin of the Lua scripts'
  * several-policy loop (packages/redis/src/lua/scripts.ts). Runs each policy's kernel on `working`
- * (policy i's state at `offsets[i]`), writing its outcome into `outcomes[i]`; if any denies, the
- * policies that allowed report their state as with cost 0, each run on a fresh copy that `reload`
+ * (policy i's state at `offsets[i]`), writing its outcome into `outcomes[i]`; if any enforced one
+ * denies, the policies that allowed report their state as with cost 0, each run on a fresh copy that `reload`
  * writes into `spare`. Returns whether the request is allowed: then, and only then, `working` holds
  * every policy's next state.
  */
@@ -31,7 +31,12 @@ export function applyAll(
   let allowed = true;
   for (let i = 0; i < kernels.length; i++) {
     const out = newOutcome();
-    if (!kernels[i]!(working, offsets[i]!, now, policies[i]!, cost, out)) allowed = false;
+    const policy = policies[i]!;
+    // A shadow policy that denies keeps its state (a kernel writes only when it allows) and never
+    // denies the request: enforced policies never see a shadow denial.
+    if (!kernels[i]!(working, offsets[i]!, now, policy, cost, out) && policy.mode !== 'shadow') {
+      allowed = false;
+    }
     outcomes[i] = out;
   }
   if (allowed) return true;

@@ -715,6 +715,25 @@ describe('store failure', () => {
     expect(d.policies.every((p) => !p.allowed)).toBe(true);
   });
 
+  test("onStoreError 'deny' refuses on enforced policies only: shadow ones never deny", async () => {
+    const store = new FlakyStore(new MemoryStore({ clock: virtualTime().clock }));
+    store.failing = true;
+    const shadow = { limit: 5, window: '1m', mode: 'shadow' } as const;
+    const only = createLimiter({ policies: shadow, store, onStoreError: 'deny', logger: recorder().logger });
+    expect(await only.consume('k')).toMatchObject({ allowed: true, reason: 'store-error' });
+    const mixed = createLimiter({
+      name: 'mixed',
+      policies: [policy, { ...shadow, name: 'trial' }],
+      store,
+      onStoreError: 'deny',
+      logger: recorder().logger,
+    });
+    const d = await mixed.consume('k');
+    expect(d).toMatchObject({ allowed: false, reason: 'store-error' });
+    expect(d.policies.map((p) => p.allowed)).toEqual([false, true]);
+    expect(d.shadowLimited).toBeUndefined();
+  });
+
   // `Limiter.peek` is "the decision a cost-1 request would get now": with 'deny' that is a refusal.
   test("peek agrees with consume while the store fails (onStoreError 'deny')", async () => {
     const time = virtualTime();

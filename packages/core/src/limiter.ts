@@ -507,12 +507,14 @@ class LimiterImpl implements Limiter {
   /** What `onStoreError` says when no store answered. */
   private storeErrorDecision(key: string, set: PolicySet): Decision {
     const decision = openDecision(key, set, 'store-error');
-    if (this.onStoreError === 'deny') {
+    // Shadow policies never deny, not even for a failing store: a set of only those lets requests in.
+    if (this.onStoreError === 'deny' && decision.policy.mode !== 'shadow') {
       decision.allowed = false;
       decision.remaining = 0;
       // Unknown when the store comes back: suggest retrying after one probe interval.
       decision.retryAfterMs = this.probeIntervalMs;
       for (const status of decision.policies) {
+        if (status.policy.mode === 'shadow') continue;
         status.allowed = false;
         status.remaining = 0;
         status.retryAfterMs = this.probeIntervalMs;

@@ -210,7 +210,7 @@ export class MemoryStore implements Store {
     const long = key.length > MAX_KEY_LENGTH;
     if (long) key = keyDigest(key);
     let slot = (long ? table.digests : table.index).get(key);
-    if (table.kernels.length !== 1) return this.consumeMany(table, key, long, slot, now, cost);
+    if (table.kernels.length !== 1) return this.consumeMany(table, set, key, long, slot, now, cost);
     const single = this.single;
     const out = single[0];
     const kernel = table.kernels[0]!;
@@ -229,9 +229,13 @@ export class MemoryStore implements Store {
     return single;
   }
 
-  /** Several policies, all or nothing (`applyAll`): evaluate on a copy, commit only if every policy allows. */
+  /**
+   * Several policies, all or nothing (`applyAll`): evaluate on a copy, commit only if every enforced
+   * policy allows. `set`, not `table.set`: sets differing only in their policies' modes share a table.
+   */
   private consumeMany(
     table: Table,
+    set: PolicySet,
     key: string,
     long: boolean,
     slot: number | undefined,
@@ -242,9 +246,7 @@ export class MemoryStore implements Store {
     const outcomes: Outcome[] = new Array(kernels.length);
     table.load(slot, scratch);
     const reload = (into: Float64Array) => table.load(slot, into);
-    if (
-      applyAll(kernels, offsets, table.set.policies, scratch, reload, table.scratch2, now, cost, outcomes)
-    ) {
+    if (applyAll(kernels, offsets, set.policies, scratch, reload, table.scratch2, now, cost, outcomes)) {
       if (slot === undefined) slot = this.insert(table, key, long, now);
       else this.slots.touch(slot);
       table.commit(slot, scratch);

@@ -52,7 +52,7 @@ describe('durations', () => {
 });
 
 describe('resolvePolicy fills in defaults', () => {
-  test('sliding-window by default, burst = limit, no delay, a readable name', () => {
+  test('sliding-window by default, burst = limit, no delay, enforced, a readable name', () => {
     expect(resolvePolicy({ limit: 10, window: '1s' })).toEqual({
       name: '10-per-1s',
       algorithm: 'sliding-window',
@@ -60,6 +60,7 @@ describe('resolvePolicy fills in defaults', () => {
       window: 1000,
       burst: 10,
       delay: false,
+      mode: 'enforce',
       id: 'sw:10:1000',
     });
   });
@@ -140,7 +141,7 @@ describe('every bad policy option throws a ConfigError naming option, expectatio
     configError(
       bad({ limit: 10, window: '1s', max: 5 }),
       'Unknown option `max` in `policy`',
-      '`name`, `algorithm`, `limit`, `window`, `burst`, `delay`',
+      '`name`, `algorithm`, `limit`, `window`, `burst`, `delay`, `mode`',
     );
     configError(
       bad({ limit: 10, windowMs: 1000, window: 1 }),
@@ -192,6 +193,20 @@ describe('every bad policy option throws a ConfigError naming option, expectatio
       'a boolean',
       '"yes" (string)',
     );
+  });
+
+  test.each([
+    ['report', '"report" (string)'],
+    ['Shadow', '"Shadow" (string)'],
+    [true, '`true` (boolean)'],
+  ])('mode %j', (mode, given) => {
+    const error = configError(
+      bad({ limit: 10, window: '1s', mode }),
+      '`policy.mode`',
+      "`'enforce'` or `'shadow'`",
+      given,
+    );
+    expect(error.message).toContain("Use 'shadow'");
   });
 
   test.each([

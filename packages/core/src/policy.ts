@@ -2,13 +2,14 @@ import { REGISTRY, STEPS } from './algorithms/index.js';
 import { checkOptions } from './check-options.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { ConfigError, configError, describeValue } from './errors.js';
-import type { Algorithm, Policy, PolicySet, ResolvedPolicy } from './types.js';
+import type { Algorithm, Policy, PolicyMode, PolicySet, ResolvedPolicy } from './types.js';
 import { WARNINGS, type Warner } from './warnings.js';
 
 export const ALGORITHMS: readonly Algorithm[] = REGISTRY.map((a) => a.name);
 export const DEFAULT_ALGORITHM: Algorithm = 'sliding-window';
 
-const POLICY_KEYS = ['name', 'algorithm', 'limit', 'window', 'burst', 'delay'];
+const POLICY_KEYS = ['name', 'algorithm', 'limit', 'window', 'burst', 'delay', 'mode'];
+const MODES: readonly PolicyMode[] = ['enforce', 'shadow'];
 const NAME_PATTERN = /^[A-Za-z0-9._:/-]{1,64}$/;
 
 /** Whether `burst` applies: the algorithm reads it (the buckets). */
@@ -85,6 +86,15 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
     );
   }
 
+  const mode = input.mode ?? 'enforce';
+  if (!MODES.includes(mode)) {
+    throw configError(
+      `${at}.mode`,
+      "`'enforce'` or `'shadow'`",
+      mode,
+      "Use 'shadow' to count a policy without letting it deny (see `shadowLimited` on the decision).",
+    );
+  }
   const name = input.name ?? `${limit}-per-${formatDuration(window)}`;
   if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
     throw configError(`${at}.name`, 'a string of 1-64 letters, digits, `.`, `_`, `:`, `/` or `-`', name);
@@ -98,7 +108,7 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
   }
   const { tag } = STEPS[algorithm];
   const id = isBucket(algorithm) ? `${tag}:${limit}:${window}:${burst}` : `${tag}:${limit}:${window}`;
-  return Object.freeze({ name, algorithm, limit, window, burst, delay, id });
+  return Object.freeze({ name, algorithm, limit, window, burst, delay, mode, id });
 }
 
 /** Validates a limiter or store `name` (the namespace of its counters). */

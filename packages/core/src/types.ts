@@ -43,7 +43,18 @@ export interface Policy {
    * @default true
    */
   delay?: boolean;
+  /**
+   * `'shadow'`: counted exactly as if enforced, but never denies. A request it would have denied
+   * goes through and lists its name in the Decision's `shadowLimited`; the enforced policies beside
+   * it decide as if it were absent. For trying a new limit on real traffic before it bites (see the
+   * README's rollout recipe); flipping it to `'enforce'` keeps its counters.
+   * @default 'enforce'
+   */
+  mode?: PolicyMode;
 }
+
+/** Whether a policy denies (`'enforce'`) or only reports what it would have denied (`'shadow'`). */
+export type PolicyMode = 'enforce' | 'shadow';
 
 /** A validated policy with every default filled in. */
 export interface ResolvedPolicy {
@@ -56,7 +67,12 @@ export interface ResolvedPolicy {
   readonly burst: number;
   /** leaky-bucket: whether admitted requests are held; `false` elsewhere. */
   readonly delay: boolean;
-  /** Identifies algorithm and parameters; two policies with equal `id` share state safely. */
+  /** `'shadow'` never denies (see `Policy.mode`). */
+  readonly mode: PolicyMode;
+  /**
+   * Identifies algorithm and parameters; two policies with equal `id` share state safely. The mode
+   * is not part of it: a shadow policy flipped to enforce keeps its counters.
+   */
   readonly id: string;
 }
 
@@ -107,10 +123,20 @@ export interface Decision {
   /** 0 when allowed; Infinity when the cost can never fit. */
   retryAfterMs: number;
   delayMs: number;
-  /** The binding policy: the one that denied (the longest wait), else the one with least remaining. */
+  /**
+   * The binding policy: the one that denied (the longest wait), else the one with least remaining.
+   * Only enforced policies bind; when every policy is a shadow one, the shadow policy with least
+   * remaining (the decision is then always allowed).
+   */
   policy: ResolvedPolicy;
+  /** Every policy's state, shadow ones included (their `allowed` says what they would have decided). */
   policies: PolicyStatus[];
   reason?: DecisionReason;
+  /**
+   * Names of the shadow policies (`mode: 'shadow'`) that would have denied this request, in policy
+   * order; absent when none would. Set whether or not the enforced policies allowed the request.
+   */
+  shadowLimited?: string[];
   /**
    * When a store counted this request: its time then, in ms (Redis `TIME` on a RedisStore). Pass it
    * to `limiter.refund(key, cost, { countedAt })` so that the units go back to the window that
@@ -128,7 +154,9 @@ export interface ConsumeInfo {
 
 /**
  * A store keeps policy state and applies a request to every policy of a set atomically: when any
- * policy denies, no policy consumes. Results come back in the order of `set.policies`.
+ * enforced policy denies, no policy consumes; a shadow policy (`mode: 'shadow'`) that denies
+ * consumes nothing itself but never stops the others. Results come back in the order of
+ * `set.policies`.
  */
 export interface Store {
   /** `info`, when given, receives the store's time of the decision (see ConsumeInfo). */

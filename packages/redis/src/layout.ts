@@ -89,7 +89,7 @@ export function layoutFor(set: PolicySet, prefix: string): Layout {
       const code = codeOf(STEPS[policy.algorithm]);
       codes.add(code);
       args.push(String(code), String(policy.limit), String(policy.window), String(policy.burst));
-      args.push(policy.delay ? '1' : '0');
+      args.push(policy.delay ? '1' : '0', policy.mode === 'shadow' ? '1' : '0');
     }
     const list = CODES.filter((code) => codes.has(code));
     scripts = scriptsFor(`many ${list.join(',')}`, () => manyScripts(list));

@@ -192,6 +192,61 @@ describe('decisionHeaders', () => {
   });
 });
 
+describe('shadow policies', () => {
+  const mixed: Policy[] = [
+    { name: 'api', limit: 10, window: '1s' },
+    { name: 'next', limit: 5, window: '1s', mode: 'shadow' },
+  ];
+  // The shadow policy would deny: the request goes through on the enforced one's numbers.
+  const decision = decide(mixed, [
+    { remaining: 4, resetMs: 1000 },
+    { allowed: false, remaining: 0, resetMs: 1500, retryAfterMs: 300 },
+  ]);
+
+  it('bind nothing: the decision is the enforced policies’ own, naming the shadow denial', () => {
+    expect(decision).toMatchObject({ allowed: true, limit: 10, remaining: 4, retryAfterMs: 0 });
+    expect(decision.policy.name).toBe('api');
+    expect(decision.shadowLimited).toEqual(['next']);
+  });
+
+  it('are left out of every header unless asked', () => {
+    expect(decisionHeaders(decision, ['draft-6'])).toEqual({
+      'RateLimit-Limit': '10',
+      'RateLimit-Remaining': '4',
+      'RateLimit-Reset': '1',
+      'RateLimit-Policy': '10;w=1',
+    });
+    expect(decisionHeaders(decision, ['draft-8'])).toEqual({
+      'RateLimit-Policy': '"api";q=10;w=1',
+      RateLimit: '"api";r=4;t=1',
+    });
+    expect(decisionHeaders(decision, ['draft-8'], undefined, true)).toEqual({
+      'RateLimit-Policy': '"api";q=10;w=1, "next";q=5;w=1',
+      RateLimit: '"api";r=4;t=1, "next";r=0;t=2',
+    });
+    expect(decisionHeaders(decision, ['draft-6'], undefined, true)['RateLimit-Policy']).toBe('10;w=1, 5;w=1');
+    // And once more without: the cached field of one variant never answers for the other.
+    expect(decisionHeaders(decision, ['draft-6'])['RateLimit-Policy']).toBe('10;w=1');
+  });
+
+  it('alone: no header unless asked, then the tightest one', () => {
+    const only = decide(
+      [
+        { name: 'a', limit: 10, window: '1s', mode: 'shadow' },
+        { name: 'b', limit: 3, window: '1s', mode: 'shadow' },
+      ],
+      [{ remaining: 7 }, { allowed: false, remaining: 0, resetMs: 900, retryAfterMs: 200 }],
+    );
+    expect(only).toMatchObject({ allowed: true, limit: 3, remaining: 0, retryAfterMs: 0 });
+    expect(only.shadowLimited).toEqual(['b']);
+    expect(decisionHeaders(only, ['draft-6', 'legacy'])).toEqual({});
+    expect(decisionHeaders(only, ['draft-7'], undefined, true)).toEqual({
+      RateLimit: 'limit=3, remaining=0, reset=1',
+      'RateLimit-Policy': '10;w=1, 3;w=1',
+    });
+  });
+});
+
 describe('the largest limit', () => {
   it('still gives RFC 9651 Integers (15 digits) in every field of every mode', () => {
     const largest = decide(

@@ -59,20 +59,24 @@ export function windowSeconds(status: PolicyStatus): string {
 /**
  * The headers for a decision: the rate-limit fields of every mode, and `Retry-After` on a denial
  * that waiting can fix (a cost larger than the capacity gets none). `now` is epoch milliseconds,
- * used by `legacy` only.
+ * used by `legacy` only. Shadow policies are left out unless `shadow` (the `shadowHeaders`
+ * option): a decision of shadow policies only then gets no rate-limit fields at all.
  */
 export function decisionHeaders(
   decision: Decision,
   modes: readonly HeaderMode[],
   now?: number,
+  shadow = false,
 ): Record<string, string> {
+  // The binding policy is a shadow one only when every policy is: nothing enforced to advertise.
+  if (!shadow && decision.policy.mode === 'shadow') return {};
   // The default on an allowed request, on every request: one literal, built with its final shape.
   if (decision.allowed && modes.length === 1 && modes[0] === 'draft-6') {
     return {
       'RateLimit-Limit': String(decision.limit),
       'RateLimit-Remaining': String(decision.remaining),
       'RateLimit-Reset': String(ceilSeconds(decision.resetMs)),
-      'RateLimit-Policy': policyField(decision).quota,
+      'RateLimit-Policy': policyField(decision, shadow).quota,
     };
   }
   const headers: Record<string, string> = {};
@@ -82,13 +86,13 @@ export function decisionHeaders(
       headers['RateLimit-Limit'] = String(decision.limit);
       headers['RateLimit-Remaining'] = String(decision.remaining);
       headers['RateLimit-Reset'] = reset;
-      headers['RateLimit-Policy'] = policyField(decision).quota;
+      headers['RateLimit-Policy'] = policyField(decision, shadow).quota;
     } else if (mode === 'draft-7') {
       headers.RateLimit = `limit=${decision.limit}, remaining=${decision.remaining}, reset=${reset}`;
-      headers['RateLimit-Policy'] = policyField(decision).quota;
+      headers['RateLimit-Policy'] = policyField(decision, shadow).quota;
     } else if (mode === 'draft-8') {
-      headers['RateLimit-Policy'] = policyField(decision).named;
-      headers.RateLimit = decision.policies
+      headers['RateLimit-Policy'] = policyField(decision, shadow).named;
+      headers.RateLimit = shown(decision.policies, shadow)
         .map((p) => `"${p.name}";r=${p.remaining};t=${ceilSeconds(p.resetMs)}`)
         .join(', ');
     } else {
@@ -104,28 +108,42 @@ export function decisionHeaders(
   return headers;
 }
 
+/** The policies headers advertise: the enforced ones, and the shadow ones too when `shadow`. */
+const shown = (policies: readonly PolicyStatus[], shadow: boolean): readonly PolicyStatus[] =>
+  shadow ? policies : policies.filter((p) => p.policy.mode !== 'shadow');
+
+interface PolicyFields {
+  quota: string;
+  named: string;
+}
+
 /**
- * `RateLimit-Policy` depends only on the policy set, so it is built once per set. A resolved policy
- * object belongs to exactly one set, so the first one stands for the set.
+ * `RateLimit-Policy` depends only on the policy set (and on whether shadow policies show), so it is
+ * built once per set. A resolved policy object belongs to exactly one set, so the first one stands
+ * for the set.
  */
-const policyFields = new WeakMap<object, { quota: string; named: string }>();
+const policyFields = [new WeakMap<object, PolicyFields>(), new WeakMap<object, PolicyFields>()] as const;
 
 /** The last set's fields: most limiters see one policy set, so this saves the WeakMap lookup. */
 let lastFirst: object | undefined;
-let lastField: { quota: string; named: string } | undefined;
+let lastShadow = false;
+let lastField: PolicyFields | undefined;
 
-function policyField(decision: Decision): { quota: string; named: string } {
+function policyField(decision: Decision, shadow: boolean): PolicyFields {
   const first = decision.policies[0]!.policy;
-  if (first === lastFirst) return lastField!;
-  let field = policyFields.get(first);
+  if (first === lastFirst && shadow === lastShadow) return lastField!;
+  const cache = policyFields[shadow ? 1 : 0];
+  let field = cache.get(first);
   if (field === undefined) {
+    const policies = shown(decision.policies, shadow);
     field = {
-      quota: decision.policies.map((p) => `${p.limit};w=${windowSeconds(p)}`).join(', '),
-      named: decision.policies.map((p) => `"${p.name}";q=${p.limit};w=${windowSeconds(p)}`).join(', '),
+      quota: policies.map((p) => `${p.limit};w=${windowSeconds(p)}`).join(', '),
+      named: policies.map((p) => `"${p.name}";q=${p.limit};w=${windowSeconds(p)}`).join(', '),
     };
-    policyFields.set(first, field);
+    cache.set(first, field);
   }
   lastFirst = first;
+  lastShadow = shadow;
   lastField = field;
   return field;
 }

@@ -88,6 +88,13 @@ export interface RateLimitOptions<Req> {
    * @default 'draft-6'
    */
   headers?: HeaderMode | false | readonly HeaderMode[];
+  /**
+   * Advertise shadow policies (`mode: 'shadow'`) in `RateLimit-Policy` and draft-8's `RateLimit`,
+   * e.g. to announce a limit before it is enforced. Off, they never show in headers, and a limiter
+   * whose policies are all shadow ones sends no rate-limit headers at all.
+   * @default false
+   */
+  shadowHeaders?: boolean;
   /** Called for every denied request, before the 429 goes out. */
   onLimited?: (req: Req, decision: Decision) => void | Promise<void>;
   /** Called for every counted request, allowed or not. */
@@ -143,6 +150,7 @@ export interface RateLimitConfig<Req> {
   readonly skip: ((req: Req) => boolean | Promise<boolean>) | undefined;
   readonly refund: Required<RefundOptions<Req>> | undefined;
   readonly modes: readonly HeaderMode[];
+  readonly shadowHeaders: boolean;
   readonly onLimited: ((req: Req, decision: Decision) => void | Promise<void>) | undefined;
   readonly onDecision: ((req: Req, decision: Decision) => void | Promise<void>) | undefined;
   readonly status: number;
@@ -158,6 +166,7 @@ const OPTIONS = [
   'skip',
   'refund',
   'headers',
+  'shadowHeaders',
   'onLimited',
   'onDecision',
   'onStoreError',
@@ -217,6 +226,8 @@ export function resolveOptions<Req>(
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 400 || status > 599) {
     throw configError('status', 'an HTTP error status from 400 to 599', status);
   }
+  const shadowHeaders = options.shadowHeaders ?? false;
+  if (typeof shadowHeaders !== 'boolean') throw configError('shadowHeaders', 'a boolean', shadowHeaders);
   const warner = new Warner(logger);
   // Once per logger, not per limiter: each request would make a new limiter and a new warning.
   if (createdInRequest() && !warnedInRequest.has(options.logger ?? console)) {
@@ -236,6 +247,7 @@ export function resolveOptions<Req>(
     skip: options.skip,
     refund: resolveRefund(options.refund),
     modes: resolveHeaderModes(options.headers),
+    shadowHeaders,
     onLimited: options.onLimited,
     onDecision: options.onDecision,
     status,

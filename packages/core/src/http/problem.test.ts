@@ -42,6 +42,24 @@ describe('quotaExceededProblem', () => {
     expect(problem.detail).toBe("Rate limit exceeded (policy 'burst', 'hourly'). Retry after 60 seconds.");
   });
 
+  it('names no shadow policy among the violated ones, though it would have denied too', () => {
+    const withShadow = resolvePolicySet(
+      [
+        { name: 'burst', limit: 10, window: '1s' },
+        { name: 'trial', limit: 5, window: '1m', mode: 'shadow' },
+      ],
+      'test',
+    );
+    const decision = toDecision('k', withShadow, [
+      { allowed: false, remaining: 0, resetMs: 900, retryAfterMs: 100, delayMs: 0 },
+      { allowed: false, remaining: 0, resetMs: 60_000, retryAfterMs: 60_000, delayMs: 0 },
+    ]);
+    const problem = quotaExceededProblem(decision);
+    expect(problem['violated-policies']).toEqual(['burst']);
+    expect(problem.retryAfter).toBe(1);
+    expect(decision.shadowLimited).toEqual(['trial']);
+  });
+
   it('has no retryAfter when the cost can never fit', () => {
     const decision = toDecision('k', set, [
       { allowed: false, remaining: 10, resetMs: 0, retryAfterMs: Number.POSITIVE_INFINITY, delayMs: 0 },

@@ -10,7 +10,7 @@ export interface QuotaExceededProblem {
   title: string;
   status: number;
   detail: string;
-  /** Names of the policies that denied the request. */
+  /** Names of the enforced policies that denied the request. */
   'violated-policies': string[];
   /** Seconds to wait, as in `Retry-After`; absent when the request can never fit (cost > capacity). */
   retryAfter?: number;
@@ -30,7 +30,10 @@ export interface StoreUnavailableProblem {
 }
 
 export function quotaExceededProblem(decision: Decision, status = 429): QuotaExceededProblem {
-  const violated = decision.policies.filter((p) => !p.allowed).map((p) => p.name);
+  // A shadow policy never denies: it is no violated policy (its name is in `shadowLimited`).
+  const violated = decision.policies
+    .filter((p) => !p.allowed && p.policy.mode !== 'shadow')
+    .map((p) => p.name);
   const names = violated.map((n) => `'${n}'`).join(', ');
   const retryAfter = retryAfterSeconds(decision.retryAfterMs);
   const detail =

@@ -241,9 +241,13 @@ export function rateLimit<Req extends object>(
   function admit(view: RequestView, req: Req, decision: RateLimitInfo, grant: Grant): HttpResult {
     const result: HttpResult = { action: 'next', decision, headers: {}, delayMs: decision.delayMs };
     if (decision.reason !== 'store-error') {
-      const visible = mostRestrictive(req as unknown as Marked, decision);
+      // A decision of shadow policies only limits nothing: it shows only when asked (shadowHeaders),
+      // and gives way to an enforced limiter's decision on the same request.
+      const shows = config.shadowHeaders || decision.policy.mode !== 'shadow';
+      const marked = req as unknown as Marked;
+      const visible = shows ? mostRestrictive(marked, decision) : (marked[SHOWN] ?? decision);
       result.decision = visible;
-      result.headers = headersOf(view, visible, config.modes);
+      result.headers = shows ? headersOf(view, visible, config.modes) : {};
     }
     const { refund } = config;
     if (refund !== undefined && grant.cost > 0 && tookUnits(decision)) {
@@ -333,7 +337,7 @@ export function rateLimit<Req extends object>(
       );
       return {};
     }
-    return decisionHeaders(decision, modes);
+    return decisionHeaders(decision, modes, undefined, config.shadowHeaders);
   }
 
   /** To the window or bucket that counted the request (`countedAt`), never to a later one. */

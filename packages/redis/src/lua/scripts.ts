@@ -207,7 +207,7 @@ const peekOne = (algorithm: AlgorithmDefinition): string =>
 
 /**
  * The scripts of a set of several policies of the algorithms `codes`: ARGV now, cost, then per
- * policy its code, limit, window ms, burst and delay (1/0). One key holds every policy's state, three
+ * policy its code, limit, window ms, burst, delay (1/0) and mode (1: shadow, 0: enforce). One key holds every policy's state, three
  * doubles each (policy i at 3i-2 .. 3i of `st`), NONE (-inf, which no state holds) first for a
  * policy without state: one GET and one SET, cheaper for Redis than a hash's HMGET, HSET and PEXPIRE.
  */
@@ -218,10 +218,10 @@ export function manyScripts(codes: readonly number[]): ScriptTexts {
   ) => `-- KEYS[1]: the state of one (policy set, key): 3 binary doubles per policy
 -- ARGV[1]: now in ms, or '' to use Redis TIME
 -- ARGV[2]: ${operation}${from > 3 ? `\n${COUNTED_AT}` : ''}
--- ARGV[${from}..]: per policy: algorithm code, limit, window ms, burst, delay (1/0)
+-- ARGV[${from}..]: per policy: algorithm code, limit, window ms, burst, delay (1/0), shadow (1/0)
 ${HEAD}
 ${NOW}
-local n = (#ARGV - ${from - 1}) / 5
+local n = (#ARGV - ${from - 1}) / 6
 local format = '<' .. string.rep('d', 3 * n)
 local raw = call('GET', key)
 local st = {}
@@ -237,7 +237,7 @@ end`;
   /** Policy i's parameters and stored state. */
   const policy = (depth: number, from = 3) =>
     indent(
-      `local a, j = 5 * i - ${5 - from}, 3 * i - 2
+      `local a, j = 6 * i - ${6 - from}, 3 * i - 2
 local code, L, W, B, D = ARGV[a] + 0, ARGV[a + 1] + 0, ARGV[a + 2] + 0, ARGV[a + 3] + 0, ARGV[a + 4] + 0
 local s1, s2, s3 = st[j], st[j + 1], st[j + 2]`,
       depth,
@@ -249,7 +249,7 @@ ${keep(`struct.pack(format, unpack(${states}, 1, 3 * n))`, deadline, old)}`;
 
   const consume = `${header('cost')}
 local cost = ARGV[2] + 0
-local out, states, allowed, keyOld, keyNew = {}, {}, true, 0, 0
+local out, states, allowed, keyOld, keyNew, shadowed = {}, {}, true, 0, 0, false
 for i = 1, n do
 ${policy(2)}
   ${OUTPUTS}
@@ -259,12 +259,21 @@ ${dispatch(codes, 'consume', 2)}
   if ok == 1 then
     states[j], states[j + 1], states[j + 2] = n1, n2, n3
     keyOld, keyNew = max(keyOld, old), max(keyNew, new)
+  elseif ARGV[a + 5] == '1' then
+    -- A shadow policy that would deny keeps its state, as a denial does, and never denies the request.
+    states[j], states[j + 1], states[j + 2] = s1, s2, s3
+    shadowed = true
   else
     allowed = false
   end
 end
 out[5 * n + 1] = now
 if allowed then
+  if shadowed then
+    -- The state kept may outlive every state written: the key keeps at least the time it had.
+    local ttl = call('PTTL', key)
+    if ttl > 0 then keyNew = max(keyNew, now + ttl - grace) end
+  end
 ${indent(write('states', 'keyNew', 'keyOld'), 2)}
   return out
 end
