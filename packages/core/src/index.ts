@@ -1,6 +1,8 @@
 // `@tollgate/core`: what users call. Every name here is documented where it is declared and listed in
 // the README's "API" section; what sibling packages, benches and tests share is in `./internal.ts`.
 
+// The live dashboard's options (the page itself is served by the adapters' `dashboard()`).
+export type { DashboardOptions } from './dashboard/index.js';
 export { formatDuration, parseDuration } from './duration.js';
 // Errors and warnings.
 export type { StoreErrorScope } from './errors.js';

@@ -24,6 +24,8 @@ export {
 } from './algorithms/index.js';
 export { checkFunction, checkOptions, durationOption } from './check-options.js';
 export { monotonicClock } from './clock.js';
+export type { DashboardHandler } from './dashboard/index.js';
+export { createDashboard } from './dashboard/index.js';
 export { openDecision, toDecision } from './decision.js';
 export { MAX_WINDOW_MS } from './duration.js';
 export { configError, describeValue } from './errors.js';

@@ -1,5 +1,6 @@
 export type {
   ByIpOptions,
+  DashboardOptions,
   Decision,
   FallbackOptions,
   HeaderMode,
@@ -17,6 +18,8 @@ export type {
   TierFunction,
 } from '@tollgate/core';
 export { MemoryStore, WARNINGS } from '@tollgate/core';
+export type { DashboardMiddleware } from './dashboard.js';
+export { dashboard } from './dashboard.js';
 export type {
   ExpressRateLimitOptions,
   ExpressRequest,

@@ -1,5 +1,6 @@
 export type {
   ByIpOptions,
+  DashboardOptions,
   Decision,
   FallbackOptions,
   HeaderMode,
@@ -17,5 +18,7 @@ export type {
   TierFunction,
 } from '@tollgate/core';
 export { MemoryStore, WARNINGS } from '@tollgate/core';
+export type { DashboardMiddleware } from './dashboard.js';
+export { dashboard } from './dashboard.js';
 export type { KoaContext, KoaRateLimitOptions, RateLimitMiddleware } from './rate-limit.js';
 export { byApiKey, byHeader, byIp, rateLimit } from './rate-limit.js';

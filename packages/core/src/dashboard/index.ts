@@ -1,0 +1,2 @@
+export type { DashboardHandler, DashboardOptions } from './handler.js';
+export { createDashboard } from './handler.js';
