@@ -4,9 +4,15 @@
  * Retry-After and problem+json body. Then it explains why a sliding window's Reset and Retry-After
  * can exceed the window, waits Retry-After and shows the next request admitted. Needs no build and
  * no services (counters live in memory).
+ *
+ * The live dashboard is mounted beside the app meanwhile (its URL is printed first); with
+ * `pnpm demo --dashboard` the server stays up afterwards, with a light stream of requests, until
+ * Ctrl-C.
  */
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { dashboard } from '@tollgate/express';
+import express from 'express';
 import { createApp } from './express-basic/server.ts';
 
 const LIMIT = 5;
@@ -15,8 +21,16 @@ const WINDOW_SECONDS = 5;
 const REQUESTS = 8;
 const HEADERS = ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'RateLimit-Policy'];
 
-const app = createApp({ policies: { limit: LIMIT, window: `${WINDOW_SECONDS}s` as const } });
-const server = app.listen(0, '127.0.0.1');
+const keepDashboard = process.argv.includes('--dashboard');
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+
+const app = express();
+// Mounted before the example's limiter, so that the page and its live stream are not counted. The
+// guard admits this machine only: in your app, check your operators' session instead.
+const live = dashboard({ guard: (req) => LOOPBACK.has(req.socket.remoteAddress ?? '') });
+app.use(live);
+app.use(createApp({ policies: { limit: LIMIT, window: `${WINDOW_SECONDS}s` as const } }));
+const server = app.listen(keepDashboard ? Number(process.env.PORT ?? 0) : 0, '127.0.0.1');
 await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
 const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 
@@ -38,6 +52,9 @@ async function send(n: number): Promise<Sent> {
 }
 
 console.log(`tollgate demo: the express-basic example on ${url}`);
+console.log(
+  `Live dashboard: ${url}tollgate  (open it now; \`pnpm demo --dashboard\` keeps it up after the demo)`,
+);
 console.log(
   `Policy: ${LIMIT} requests per ${WINDOW_SECONDS}s per client IP (sliding window, in-memory store).`,
 );
@@ -82,6 +99,22 @@ try {
     }
   }
 } finally {
-  server.close();
-  server.closeAllConnections();
+  if (!keepDashboard) {
+    live.close();
+    server.close();
+    server.closeAllConnections();
+  }
+}
+
+if (keepDashboard) {
+  console.log(
+    `\nThe dashboard stays up at ${url}tollgate with a request every 300 ms (most of them limited). Ctrl-C ends it.`,
+  );
+  for (;;) {
+    await sleep(300);
+    await fetch(url).then(
+      (response) => response.arrayBuffer(),
+      () => undefined,
+    );
+  }
 }
