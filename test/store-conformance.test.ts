@@ -8,6 +8,7 @@ import {
   type Clock,
   type ConsumeInfo,
   evaluate,
+  MAX_WINDOW_MS,
   MemoryStore,
   type Outcome,
   type Policy,
@@ -26,6 +27,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, i
 
 /** A virtual epoch that is not a multiple of any usual window, so window alignment matters. */
 const START = 1_700_000_123_457;
+const NY = 'America/New_York';
 
 interface Variant {
   name: string;
@@ -255,6 +257,15 @@ describe.each(variants)('$name', (variant) => {
         { algorithm: 'leaky-bucket', limit: 5, window: '1s', burst: 8, delay: false },
         8,
       ],
+      // Calendar windows (issue 12): the scripts get the period from the store, and must agree.
+      ['fixed-window 5 per clock hour (UTC)', { limit: 5, window: { calendar: 'hour' } }, 5],
+      ['fixed-window 6 per day (New York)', { limit: 6, window: { calendar: 'day', timeZone: NY } }, 6],
+      ['fixed-window 4 per week from Sunday', { limit: 4, window: { calendar: 'week', startDay: 7 } }, 4],
+      [
+        'fixed-window 7 per month from the 15th (Kolkata)',
+        { limit: 7, window: { calendar: 'month', startDay: 15, timeZone: 'Asia/Kolkata' } },
+        7,
+      ],
     ];
     it.each(cases)('%s', async (_name, policy, capacity) => {
       await standardTraffic(d, set(policy), capacity);
@@ -326,6 +337,15 @@ describe.each(variants)('$name', (variant) => {
           { name: 'sw', limit: 6, window: '2s', mode: 'shadow' },
         ],
       ],
+      [
+        'calendar month (New York) + calendar hour + 10/s sliding + 40-day rolling fixed',
+        [
+          { name: 'month', limit: 60, window: { calendar: 'month', timeZone: NY } },
+          { name: 'hour', limit: 25, window: { calendar: 'hour' }, mode: 'shadow' },
+          { name: 'second', limit: 10, window: '1s' },
+          { name: 'forty-days', algorithm: 'fixed-window', limit: 70, window: '40d' },
+        ],
+      ],
     ];
     it.each(sets)('%s', async (_name, policies) => {
       const s = set(policies);
@@ -385,6 +405,78 @@ describe.each(variants)('$name', (variant) => {
     });
   });
 
+  it('calendar windows in New York across both DST changes of 2026, day and month (issue 12)', async () => {
+    const sets = [
+      set({ name: 'day', limit: 4, window: { calendar: 'day', timeZone: NY } }),
+      set({ name: 'month', limit: 9, window: { calendar: 'month', timeZone: NY } }),
+      set([
+        { name: 'day', limit: 4, window: { calendar: 'day', timeZone: NY } },
+        { name: 'month', limit: 9, window: { calendar: 'month', timeZone: NY } },
+      ]),
+    ];
+    // Local midnights: 1 and 8 March (EST), 9 March (EDT); 1 November (EDT), 2 November (EST).
+    const midnights = [
+      Date.UTC(2026, 2, 1, 5),
+      Date.UTC(2026, 2, 8, 5),
+      Date.UTC(2026, 2, 9, 4),
+      Date.UTC(2026, 10, 1, 4),
+      Date.UTC(2026, 10, 2, 5),
+    ];
+    for (const s of sets) {
+      const key = `dst:${randomUUID()}`;
+      for (const midnight of midnights) {
+        for (const at of [midnight - 3_600_001, midnight - 1, midnight, midnight + 1, midnight + 7_200_000]) {
+          d.at(at);
+          await d.peek(s, key);
+          for (let i = 0; i < 3; i++) await d.consume(s, key, 1);
+          await d.consume(s, key, 2);
+          await d.refund(s, key, 1, d.counted.at(-4));
+          await d.peek(s, key);
+        }
+      }
+    }
+    // Exact numbers, on every store: the 23-hour day opens at 5:00 UTC and closes at 4:00 UTC.
+    const day = sets[0]!;
+    const key = `dst:${randomUUID()}`;
+    const outcome = (allowed: boolean, remaining: number, resetMs: number, windowHours: number) => [
+      {
+        allowed,
+        remaining,
+        resetMs,
+        retryAfterMs: allowed ? 0 : resetMs,
+        delayMs: 0,
+        windowMs: windowHours * 3_600_000,
+      },
+    ];
+    d.at(Date.UTC(2026, 2, 8, 5));
+    expect(await d.consume(day, key, 4)).toEqual(outcome(true, 0, 23 * 3_600_000, 23));
+    d.at(Date.UTC(2026, 2, 9, 4) - 1);
+    expect(await d.consume(day, key, 1)).toEqual(outcome(false, 0, 1, 23));
+    d.at(Date.UTC(2026, 2, 9, 4));
+    expect(await d.consume(day, key, 1)).toEqual(outcome(true, 3, 24 * 3_600_000, 24));
+  });
+
+  it('rolling windows past 24.8 days, up to the longest (issue 12)', async () => {
+    const sets = [
+      set({ algorithm: 'fixed-window', limit: 1_000_000_000, window: '90d' }),
+      set({ algorithm: 'fixed-window', limit: 3, window: MAX_WINDOW_MS }),
+      set({ algorithm: 'sliding-window', limit: 1000, window: '365d' }),
+      set({ algorithm: 'token-bucket', limit: 3, window: MAX_WINDOW_MS }),
+      set({ algorithm: 'leaky-bucket', limit: 4, window: '30d', delay: false }),
+    ];
+    for (const s of sets) {
+      const key = `long:${randomUUID()}`;
+      d.at(START);
+      for (const step of [0, 1, 86_400_000, 25 * 86_400_000, 400 * 86_400_000]) {
+        d.advance(step);
+        await d.consume(s, key, 1);
+        await d.consume(s, key, 3);
+        await d.peek(s, key);
+        await d.refund(s, key, 1);
+      }
+    }
+  });
+
   it('keeps keys, sets and namespaces apart', async () => {
     const a = set({ limit: 2, window: '1m', algorithm: 'fixed-window' }, 'one');
     const b = set({ limit: 2, window: '1m', algorithm: 'fixed-window' }, 'two');
@@ -420,6 +512,21 @@ describe.each(variants)('$name', (variant) => {
 
   it('matches the reference on random traffic (property)', async () => {
     const policy: fc.Arbitrary<Policy> = fc.oneof(
+      fc.record({
+        algorithm: fc.constant('fixed-window' as const),
+        limit: fc.integer({ min: 1, max: 12 }),
+        window: fc.oneof(
+          fc.record({
+            calendar: fc.constantFrom('hour' as const, 'day' as const),
+            timeZone: fc.constantFrom('UTC', NY, 'Asia/Kolkata', 'Australia/Lord_Howe'),
+          }),
+          fc.record({
+            calendar: fc.constantFrom('week' as const, 'month' as const),
+            timeZone: fc.constantFrom('UTC', NY, 'Pacific/Apia'),
+            startDay: fc.integer({ min: 1, max: 7 }),
+          }),
+        ),
+      }),
       fc.record({
         algorithm: fc.constantFrom('fixed-window' as const, 'sliding-window' as const),
         limit: fc.integer({ min: 1, max: 12 }),

@@ -1,5 +1,13 @@
 import { capacityOf } from './policy.js';
-import type { Decision, DecisionReason, Outcome, PolicySet, PolicyStatus, ResolvedPolicy } from './types.js';
+import type {
+  Decision,
+  DecisionReason,
+  Outcome,
+  PolicySet,
+  PolicyStatus,
+  ResolvedCalendar,
+  ResolvedPolicy,
+} from './types.js';
 
 /**
  * Turns per-policy outcomes into a Decision, choosing the binding policy among the enforced ones:
@@ -34,6 +42,7 @@ export function toDecision(
       resetMs: o.resetMs,
       retryAfterMs: o.retryAfterMs,
       delayMs: o.delayMs,
+      windowMs: o.windowMs,
     };
     if (policy.mode === 'shadow') {
       if (!o.allowed) {
@@ -96,6 +105,8 @@ export function openDecision(key: string, set: PolicySet, reason: DecisionReason
       resetMs: 0,
       retryAfterMs: 0,
       delayMs: 0,
+      // No store told the period: this machine's clock does.
+      windowMs: p.calendar === undefined ? undefined : periodLength(p.calendar, Date.now()),
     })),
     reason,
   );
@@ -123,7 +134,13 @@ function single(key: string, policy: ResolvedPolicy, o: Outcome): Decision {
         resetMs: o.resetMs,
         retryAfterMs: o.retryAfterMs,
         delayMs: o.delayMs,
+        windowMs: o.windowMs,
       },
     ],
   };
+}
+
+function periodLength(calendar: ResolvedCalendar, at: number): number {
+  const { start, end } = calendar.periodAt(at);
+  return end - start;
 }

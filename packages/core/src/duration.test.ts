@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, expectTypeOf, test } from 'vitest';
-import { formatDuration, MAX_WINDOW_MS, parseDuration } from './duration.js';
+import { formatDuration, MAX_TIMER_MS, MAX_WINDOW_MS, parseDuration } from './duration.js';
 import { ConfigError } from './errors.js';
 import { createLimiter } from './limiter.js';
 import type { Duration, DurationString, Logger, Policy } from './types.js';
@@ -26,7 +26,7 @@ describe('the duration grammar: a whole number and a unit, nothing else', () => 
     ['1h', 3_600_000],
     ['1d', 86_400_000],
     ['24d', 24 * 86_400_000],
-    [`${MAX_WINDOW_MS}ms`, MAX_WINDOW_MS],
+    [`${MAX_TIMER_MS}ms`, MAX_TIMER_MS],
     [1, 1],
     [60_000, 60_000],
   ] as const)('%j is %d ms', (input, ms) => {
@@ -80,7 +80,15 @@ describe('the duration grammar: a whole number and a unit, nothing else', () => 
 
   test('zero and too long are refused by value', () => {
     expect(rejection('0s')).toContain('to be a positive whole number of milliseconds, got "0s"');
-    expect(rejection('25d')).toContain('to be at most 2147483647 ms (about 24.8 days), got "25d"');
+    // By default the longest timer; a policy's window asks for more.
+    expect(rejection('25d')).toContain(
+      'to be at most 2147483647 ms (about 24.8 days, the longest timer), got "25d"',
+    );
+    expect(parseDuration('25d', 'window', MAX_WINDOW_MS)).toBe(25 * 86_400_000);
+    expect(parseDuration(MAX_WINDOW_MS, 'window', MAX_WINDOW_MS)).toBe(2 ** 51);
+    expect(() => parseDuration(MAX_WINDOW_MS + 1, 'window', MAX_WINDOW_MS)).toThrow(
+      'Expected `window` to be at most 2251799813685248 ms, got `2251799813685249` (number).',
+    );
     expect(rejection(1.5)).toContain('a positive whole number of milliseconds, got `1.5` (number)');
   });
 
@@ -92,7 +100,7 @@ describe('the duration grammar: a whole number and a unit, nothing else', () => 
 
   test('what formatDuration writes, parseDuration reads back', () => {
     for (const ms of [1, 999, 1000, 1500, 60_000, 90_000, 3_600_000, 5_400_000, 86_400_000, MAX_WINDOW_MS]) {
-      expect(parseDuration(formatDuration(ms), 'window')).toBe(ms);
+      expect(parseDuration(formatDuration(ms), 'window', MAX_WINDOW_MS)).toBe(ms);
     }
   });
 });

@@ -1,8 +1,19 @@
 import { configError } from './errors.js';
 import type { DurationUnit } from './types.js';
 
-/** Longest accepted window: the largest delay `setTimeout` honours (about 24.8 days). */
-export const MAX_WINDOW_MS = 2 ** 31 - 1;
+/**
+ * Longest accepted duration of an option that becomes a timer (`timeoutMs`, `sweepIntervalMs`,
+ * `probeIntervalMs`): the largest delay `setTimeout` honours, 2^31 - 1 ms (about 24.8 days).
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Longest accepted rolling window, 2^51 ms (about 71 000 years): no timer waits for a window; the
+ * algorithms add it (sliding-window twice) to time stamps in ms, and those sums stay exact integers
+ * in doubles (and in Redis Lua) below 2^53. Whether `limit` times the window stays exact too is
+ * checked per algorithm when a policy is resolved.
+ */
+export const MAX_WINDOW_MS = 2 ** 51;
 
 const UNIT_MS: Record<DurationUnit, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 /**
@@ -17,14 +28,16 @@ const EXPECTED =
  * Parses `'500ms' | '10s' | '1m' | '1h' | '1d'` or a number of milliseconds into a positive
  * integer number of milliseconds, or throws a ConfigError naming `option`. Takes `unknown` so that
  * a string from configuration (an environment variable) is checked here, with a clear message.
+ * `max` is the longest accepted: by default that of a timer, 2^31 - 1 ms (about 24.8 days); a
+ * policy's window takes up to 2^51 ms.
  */
-export function parseDuration(value: unknown, option: string): number {
+export function parseDuration(value: unknown, option: string, max: number = MAX_TIMER_MS): number {
   let ms: number;
   if (typeof value === 'number') {
     ms = value;
   } else if (typeof value === 'string') {
     const match = PATTERN.exec(value);
-    if (!match) throw configError(option, EXPECTED, value, hint(value));
+    if (!match) throw configError(option, EXPECTED, value, hint(value, max));
     ms = Number(match[1]) * UNIT_MS[match[2] as DurationUnit];
   } else {
     throw configError(option, EXPECTED, value);
@@ -32,12 +45,11 @@ export function parseDuration(value: unknown, option: string): number {
   if (!Number.isInteger(ms) || ms <= 0) {
     throw configError(option, 'a positive whole number of milliseconds', value);
   }
-  if (ms > MAX_WINDOW_MS) {
+  if (ms > max) {
     throw configError(
       option,
-      `at most ${MAX_WINDOW_MS} ms (about 24.8 days)`,
+      max === MAX_TIMER_MS ? `at most ${max} ms (about 24.8 days, the longest timer)` : `at most ${max} ms`,
       value,
-      'For longer quotas, use a shorter window with a proportional limit.',
     );
   }
   return ms;
@@ -72,12 +84,12 @@ const SPELLED: Record<string, DurationUnit> = {
 };
 
 /** What to write instead of a refused string, when that can be told: a sentence, or ''. */
-function hint(value: string): string {
+function hint(value: string, max: number): string {
   // A bare number in a string (often from an environment variable) has no unit to guess.
   if (/^[0-9]+$/.test(value)) {
     return `A string needs a unit: '${value}s', '${value}m' or '${value}ms'; the number ${value} means ${value} ms.`;
   }
-  const meant = guess(value);
+  const meant = guess(value, max);
   return meant === undefined ? '' : `Did you mean '${meant}'?`;
 }
 
@@ -86,7 +98,7 @@ function hint(value: string): string {
  * '1m', '1.5s' -> '1500ms'), or undefined when there is no exact one. Only for the error message:
  * the parser itself never guesses.
  */
-function guess(value: string): string | undefined {
+function guess(value: string, max: number): string | undefined {
   const loose = /^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$/i.exec(value);
   if (!loose) return undefined;
   const word = loose[2]!.toLowerCase();
@@ -103,6 +115,6 @@ function guess(value: string): string | undefined {
   const scaled = (Number(whole) * 1000 + Number(fraction.padEnd(3, '0'))) * UNIT_MS[unit];
   if (!Number.isSafeInteger(scaled) || scaled % 1000 !== 0) return undefined;
   const ms = scaled / 1000;
-  if (ms <= 0 || ms > MAX_WINDOW_MS) return undefined;
+  if (ms <= 0 || ms > max) return undefined;
   return ms % UNIT_MS[unit] === 0 ? `${ms / UNIT_MS[unit]}${unit}` : formatDuration(ms);
 }

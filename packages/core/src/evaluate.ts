@@ -107,6 +107,7 @@ export function peekOutcomes(states: readonly (State | undefined)[], now: number
       resetMs: idle.resetMs,
       retryAfterMs: one.retryAfterMs,
       delayMs: one.delayMs,
+      windowMs: idle.windowMs,
     };
   });
 }

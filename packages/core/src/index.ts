@@ -66,6 +66,8 @@ export type { MemoryStoreOptions } from './memory-store.js';
 export { MemoryStore } from './memory-store.js';
 export type {
   Algorithm,
+  CalendarUnit,
+  CalendarWindow,
   Clock,
   ConsumeInfo,
   Decision,
@@ -78,6 +80,7 @@ export type {
   Policy,
   PolicySet,
   PolicyStatus,
+  ResolvedCalendar,
   ResolvedPolicy,
   Store,
 } from './types.js';

@@ -161,7 +161,7 @@ describe('createLimiter validates every option at construction', () => {
     [0, 'a positive whole number of milliseconds', '`0` (number)'],
     ['abc', "`'500ms'`, `'10s'`, `'1m'`, `'1h'` or `'1d'`", '"abc" (string)'],
     [-5, 'a positive whole number of milliseconds', '`-5` (number)'],
-    [2 ** 31, 'at most 2147483647 ms', '`2147483648` (number)'],
+    [2 ** 51 + 1, 'at most 2251799813685248 ms', '`2251799813685249` (number)'],
     ['1.5ms', 'a whole number and a unit with no space', '"1.5ms" (string)'],
   ])('window %j', (window, expected, given) => {
     configError(create({ policies: { limit: 10, window } }), '`policies.window`', expected, given);

@@ -190,6 +190,8 @@ class BlockedCache {
       resetMs: Math.max(0, o.resetMs - elapsed),
       retryAfterMs: o.allowed ? 0 : Math.max(1, o.retryAfterMs - elapsed),
       delayMs: 0,
+      // A calendar period: held no longer than the denial, which ends at its boundary at the latest.
+      windowMs: o.windowMs,
     }));
   }
 

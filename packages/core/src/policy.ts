@@ -1,6 +1,7 @@
+import { type Calendar, NOMINAL_MS, resolveCalendar } from './algorithms/fixed-window/calendar.js';
 import { REGISTRY, STEPS } from './algorithms/index.js';
 import { checkOptions } from './check-options.js';
-import { formatDuration, parseDuration } from './duration.js';
+import { formatDuration, MAX_WINDOW_MS, parseDuration } from './duration.js';
 import { ConfigError, configError, describeValue } from './errors.js';
 import type { Algorithm, Policy, PolicyMode, PolicySet, ResolvedPolicy } from './types.js';
 import { WARNINGS, type Warner } from './warnings.js';
@@ -16,6 +17,8 @@ const NAME_PATTERN = /^[A-Za-z0-9._:/-]{1,64}$/;
 const isBucket = (algorithm: Algorithm) => STEPS[algorithm].params.includes('B');
 /** Whether `delay` applies (leaky-bucket). */
 const delays = (algorithm: Algorithm) => STEPS[algorithm].params.includes('D');
+/** Whether a calendar period may be the window: the algorithm reads the period's start (fixed-window). */
+const takesCalendar = (algorithm: Algorithm) => STEPS[algorithm].params.includes('S');
 const listOf = (test: (algorithm: Algorithm) => boolean) =>
   ALGORITHMS.filter(test)
     .map((a) => `'${a}'`)
@@ -47,12 +50,26 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
     throw configError(at, "an object such as `{ limit: 10, window: '1s' }`", input);
   }
   checkOptions(input, POLICY_KEYS, `\`${at}\``);
-  const algorithm = input.algorithm ?? DEFAULT_ALGORITHM;
+  const periodic = typeof input.window === 'object' && input.window !== null;
+  // A calendar window implies the one algorithm that counts it; another one named is refused below.
+  const algorithm = input.algorithm ?? (periodic ? ALGORITHMS.find(takesCalendar)! : DEFAULT_ALGORITHM);
   if (!ALGORITHMS.includes(algorithm)) {
     throw configError(`${at}.algorithm`, `one of ${ALGORITHMS.map((a) => `'${a}'`).join(', ')}`, algorithm);
   }
   const limit = positiveInteger(input.limit, `${at}.limit`);
-  const window = parseDuration(input.window, `${at}.window`);
+  let calendar: Calendar | undefined;
+  let window: number;
+  if (periodic) {
+    if (!takesCalendar(algorithm)) {
+      throw new ConfigError(
+        `\`${at}.window\` is a calendar period, which only ${listOf(takesCalendar)} counts (a quota that resets on the calendar), not '${algorithm}'. Set \`${at}.algorithm\` to ${listOf(takesCalendar)}, or give a rolling window such as '30d'.`,
+      );
+    }
+    calendar = resolveCalendar(input.window as object, at);
+    window = NOMINAL_MS[calendar.unit];
+  } else {
+    window = parseDuration(input.window, `${at}.window`, MAX_WINDOW_MS);
+  }
 
   let burst = limit;
   if (input.burst !== undefined) {
@@ -74,8 +91,9 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
     delay = delays(algorithm);
   }
   // The algorithms count in units of 1/window so that all arithmetic is exact integer arithmetic
-  // in doubles (and in Redis Lua); that needs capacity * window to stay a safe integer.
-  if (Math.max(limit, burst) * window > Number.MAX_SAFE_INTEGER) {
+  // in doubles (and in Redis Lua); that needs capacity * window to stay a safe integer. One that
+  // counts whole units (fixed-window) never multiplies by the window.
+  if (!STEPS[algorithm].wholeUnits && Math.max(limit, burst) * window > Number.MAX_SAFE_INTEGER) {
     throw new ConfigError(
       `\`${at}\`: limit (or burst) times window must not exceed ${Number.MAX_SAFE_INTEGER}, got ${Math.max(limit, burst)} x ${window} ms. Use a shorter window with a proportional limit.`,
     );
@@ -95,7 +113,8 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
       "Use 'shadow' to count a policy without letting it deny (see `shadowLimited` on the decision).",
     );
   }
-  const name = input.name ?? `${limit}-per-${formatDuration(window)}`;
+  const name =
+    input.name ?? `${limit}-per-${calendar === undefined ? formatDuration(window) : calendar.unit}`;
   if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
     throw configError(`${at}.name`, 'a string of 1-64 letters, digits, `.`, `_`, `:`, `/` or `-`', name);
   }
@@ -107,8 +126,14 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
     );
   }
   const { tag } = STEPS[algorithm];
-  const id = isBucket(algorithm) ? `${tag}:${limit}:${window}:${burst}` : `${tag}:${limit}:${window}`;
-  return Object.freeze({ name, algorithm, limit, window, burst, delay, mode, id });
+  const id =
+    calendar !== undefined
+      ? `${tag}:${limit}:${calendar.unit}:${calendar.timeZone}:${calendar.startDay}`
+      : isBucket(algorithm)
+        ? `${tag}:${limit}:${window}:${burst}`
+        : `${tag}:${limit}:${window}`;
+  const resolved: ResolvedPolicy = { name, algorithm, limit, window, burst, delay, mode, id };
+  return Object.freeze(calendar === undefined ? resolved : { ...resolved, calendar });
 }
 
 /** Validates a limiter or store `name` (the namespace of its counters). */

@@ -18,6 +18,43 @@ export type DurationString = `${bigint}${DurationUnit}`;
 /** A window: milliseconds as a number, or a {@link DurationString}. */
 export type Duration = number | DurationString;
 
+/** The periods a calendar window can have: a clock hour, a day, a week or a month. */
+export type CalendarUnit = 'hour' | 'day' | 'week' | 'month';
+
+/**
+ * A fixed-window policy's `window` as a calendar period (a quota): the hour, day, week or month that
+ * holds the request, as the clocks of `timeZone` count it, so a monthly quota resets at midnight on
+ * the first (or on `startDay`) whatever the month's length or a daylight-saving change. The period
+ * follows the store's clock (Redis `TIME` on a RedisStore).
+ * @example { calendar: 'month' }
+ * @example { calendar: 'month', startDay: 15, timeZone: 'America/New_York' }
+ */
+export interface CalendarWindow {
+  calendar: CalendarUnit;
+  /**
+   * An IANA time zone (`'Europe/Berlin'`) whose midnights and hours bound the periods: one per
+   * policy, the business's zone, not each user's.
+   * @default 'UTC'
+   */
+  timeZone?: string;
+  /**
+   * `month`: the day of the month a period starts on, 1-28 (a billing day). `week`: the weekday a
+   * period starts on, 1 (Monday, ISO 8601) to 7 (Sunday). Not allowed for `hour` and `day`.
+   * @default 1
+   */
+  startDay?: number;
+}
+
+/** A validated calendar window: its unit, zone and start day, and the period holding an instant. */
+export interface ResolvedCalendar {
+  readonly unit: CalendarUnit;
+  /** The canonical IANA name (`'us/eastern'` -> `'America/New_York'`). */
+  readonly timeZone: string;
+  readonly startDay: number;
+  /** The period holding `t` (ms): `start <= t < end`. */
+  periodAt(t: number): { readonly start: number; readonly end: number };
+}
+
 /** A rate-limit policy as users write it. */
 export interface Policy {
   /**
@@ -30,8 +67,11 @@ export interface Policy {
   algorithm?: Algorithm;
   /** Requests (cost units) allowed per `window`; for the buckets, the refill / drain rate. */
   limit: number;
-  /** Window length, or for the buckets the period over which `limit` units refill / drain. */
-  window: Duration;
+  /**
+   * Window length, or for the buckets the period over which `limit` units refill / drain. A
+   * fixed-window policy also takes a calendar period (`{ calendar: 'month' }`, see CalendarWindow).
+   */
+  window: Duration | CalendarWindow;
   /**
    * Bucket capacity (token-bucket and leaky-bucket only).
    * @default limit
@@ -61,8 +101,13 @@ export interface ResolvedPolicy {
   readonly name: string;
   readonly algorithm: Algorithm;
   readonly limit: number;
-  /** Window in milliseconds. */
+  /**
+   * Window in milliseconds. For a calendar window, its unit's nominal length (1h, 1d, 7d, and 31d
+   * for a month); the period in force, which varies, is `calendar.periodAt(now)`.
+   */
   readonly window: number;
+  /** Set when the window is a calendar period (fixed-window only). */
+  readonly calendar?: ResolvedCalendar | undefined;
   /** Bucket capacity; equals `limit` for the window algorithms. */
   readonly burst: number;
   /** leaky-bucket: whether admitted requests are held; `false` elsewhere. */
@@ -99,6 +144,11 @@ export interface Outcome {
   retryAfterMs: number;
   /** leaky-bucket with `delay`: how long to hold the admitted request; else 0. */
   delayMs: number;
+  /**
+   * The length of the window this outcome speaks of when the policy's `window` does not tell it:
+   * the calendar period in force (an hour, a day of 23, 24 or 25 hours, a month). Absent otherwise.
+   */
+  windowMs?: number | undefined;
 }
 
 /** One policy's state in a decision, for multi-policy headers. */

@@ -1,4 +1,4 @@
-import type { PolicySet } from '@tollgate/core';
+import type { PolicySet, ResolvedCalendar } from '@tollgate/core';
 import { type AlgorithmDefinition, keyDigest, type LuaParam, STEPS } from '@tollgate/core/internal';
 import { type Script, script } from './clients.js';
 import { CODES, codeOf, manyScripts, type ScriptTexts, singleScripts } from './lua/scripts.js';
@@ -29,9 +29,21 @@ export interface Layout {
   /** The Redis key is `head + encodeKey(key) + tail`. */
   readonly head: string;
   readonly tail: string;
-  /** The static end of every script's ARGV. */
+  /** The static end of every script's ARGV (a calendar policy's W and S filled per call). */
   readonly args: readonly string[];
   readonly scripts: Scripts;
+  /** The calendar policies, whose W and S (see LuaParam) the store fills in per call. */
+  readonly periods: readonly PeriodSlot[];
+}
+
+/** Where one calendar policy's period goes in `Layout.args`, and its place in the set. */
+export interface PeriodSlot {
+  readonly calendar: ResolvedCalendar;
+  /** The policy's index in the set. */
+  readonly policy: number;
+  /** Indexes in `args` of W (the period's length) and S (its start). */
+  readonly w: number;
+  readonly s: number;
 }
 
 const toScripts = (lua: ScriptTexts): Scripts => ({
@@ -52,10 +64,12 @@ function scriptsFor(id: string, build: () => ScriptTexts): Scripts {
   return scripts;
 }
 
+/** A parameter's static value: a calendar period's W and S are filled per call (see `periods`). */
 const paramValue = (policy: PolicySet['policies'][number], param: LuaParam): string => {
   if (param === 'L') return String(policy.limit);
   if (param === 'W') return String(policy.window);
   if (param === 'B') return String(policy.burst);
+  if (param === 'S') return '';
   return policy.delay ? '1' : '0';
 };
 
@@ -76,21 +90,29 @@ export function layoutFor(set: PolicySet, prefix: string): Layout {
   const { policies } = set;
   let args: string[];
   let scripts: Scripts;
+  const periods: PeriodSlot[] = [];
   if (policies.length === 1) {
     const only = policies[0]!;
     const algorithm: AlgorithmDefinition = STEPS[only.algorithm];
     // ARGV: now, cost, then only what the algorithm reads (Redis makes a Lua string of each).
     args = algorithm.params.map((param) => paramValue(only, param));
+    if (only.calendar !== undefined) {
+      const { params } = algorithm;
+      periods.push({ calendar: only.calendar, policy: 0, w: params.indexOf('W'), s: params.indexOf('S') });
+    }
     scripts = scriptsFor(`single ${algorithm.name}`, () => singleScripts(algorithm));
   } else {
     args = [];
     const codes = new Set<number>();
-    for (const policy of policies) {
+    policies.forEach((policy, i) => {
       const code = codeOf(STEPS[policy.algorithm]);
       codes.add(code);
+      if (policy.calendar !== undefined) {
+        periods.push({ calendar: policy.calendar, policy: i, w: args.length + 2, s: args.length + 6 });
+      }
       args.push(String(code), String(policy.limit), String(policy.window), String(policy.burst));
-      args.push(policy.delay ? '1' : '0', policy.mode === 'shadow' ? '1' : '0');
-    }
+      args.push(policy.delay ? '1' : '0', policy.mode === 'shadow' ? '1' : '0', '');
+    });
     const list = CODES.filter((code) => codes.has(code));
     scripts = scriptsFor(`many ${list.join(',')}`, () => manyScripts(list));
   }
@@ -100,5 +122,6 @@ export function layoutFor(set: PolicySet, prefix: string): Layout {
     tail: `}:${keyDigest(`p1\n${set.id}`).slice(0, 16)}`,
     args,
     scripts,
+    periods,
   };
 }

@@ -14,7 +14,8 @@ import {
 } from '@tollgate/core/internal';
 import { type Connection, connect, isLate, isNoScript, type RedisClientLike } from './clients.js';
 import { Deadlines, type Pending } from './deadlines.js';
-import { encodeKey, type Layout, layoutFor } from './layout.js';
+import { encodeKey, type Layout, layoutFor, type PeriodSlot } from './layout.js';
+import { PERIOD_MISS } from './lua/scripts.js';
 
 /** Options of `new RedisStore()`. */
 export interface RedisStoreOptions {
@@ -74,7 +75,11 @@ interface Call extends Pending {
   readonly layout: Layout;
   readonly key: string;
   /** The script's ARGV: now, cost, the layout's part, the deadline (see GUARD in clients.ts). */
-  readonly argv: readonly string[];
+  readonly argv: string[];
+  /** Where the layout's part of `argv` begins (a calendar period is filled in there). */
+  readonly base: number;
+  /** How often the script found Redis time outside the calendar periods sent (see PERIOD_MISS). */
+  misses: number;
   /** consume: receives Redis's time of the decision. */
   readonly info: ConsumeInfo | undefined;
   readonly resolve: (value: unknown) => void;
@@ -85,6 +90,11 @@ interface Call extends Pending {
 const SYNC_EVERY_MS = 10_000;
 /** A reading is trusted over an older one if its round trip is at most twice as long, or after this. */
 const SYNC_TRUST_MS = 60_000;
+/**
+ * Resends of one call with the calendar period that holds the time Redis replied with: one is
+ * enough unless Redis's clock crosses a boundary in between (or jumps); past this, the call fails.
+ */
+const MAX_PERIOD_MISSES = 2;
 
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
@@ -222,12 +232,21 @@ export class RedisStore implements Store {
     return layout;
   }
 
-  /** The scripts' ARGV[1]: the caller's time in whole ms (the arithmetic is integer), or '' for Redis TIME. */
-  private now(): string {
-    if (this.clock === undefined) return '';
+  /** The caller's time in whole ms (the arithmetic is integer), or undefined for Redis TIME. */
+  private now(): number | undefined {
+    if (this.clock === undefined) return undefined;
     const now = Math.floor(this.clock());
     if (!Number.isFinite(now)) throw new Error(`the \`clock\` option returned ${now}`);
-    return String(now);
+    return now;
+  }
+
+  /**
+   * Redis time as this process can tell it without asking: from the last TIME reading (the replay
+   * guard's), else this machine's clock. Only where a calendar period is sent, which the script
+   * checks against TIME itself (see PERIOD_MISS).
+   */
+  private redisNow(): number {
+    return Math.floor(this.offset === undefined ? Date.now() : performance.now() + this.offset);
   }
 
   /**
@@ -252,15 +271,19 @@ export class RedisStore implements Store {
     this.wasReady = true;
     const layout = this.layout(set);
     const argv: string[] = [];
+    let now: number | undefined;
     try {
-      argv.push(this.now());
+      now = this.now();
     } catch (error) {
       return Promise.reject(this.failure(operation, error));
     }
+    argv.push(now === undefined ? '' : String(now));
     argv.push(cost === 1 ? '1' : String(cost));
     // A refund's ARGV[3]: when the units were counted ('' if unknown).
     if (operation === 'refund') argv.push(countedAt === undefined ? '' : String(Math.floor(countedAt)));
+    const base = argv.length;
     for (const arg of layout.args) argv.push(arg);
+    if (layout.periods.length > 0) fillPeriods(argv, base, layout.periods, now ?? this.redisNow());
     argv.push(this.deadline());
     return new Promise((resolve, reject) => {
       const call: Call = {
@@ -270,6 +293,8 @@ export class RedisStore implements Store {
         layout,
         key: layout.head + encodeKey(key) + layout.tail,
         argv,
+        base,
+        misses: 0,
         info,
         resolve,
         reject,
@@ -392,8 +417,24 @@ export class RedisStore implements Store {
   }
 
   private replied(call: Call, reply: unknown): void {
-    if (!this.deadlines.settle(call)) return;
     const { operation, layout } = call;
+    const missed = layout.periods.length > 0 ? periodMiss(reply) : undefined;
+    if (missed !== undefined && !call.done && call.misses < MAX_PERIOD_MISSES) {
+      // Redis's clock is in another calendar period than we thought: send the one that holds it.
+      call.misses++;
+      fillPeriods(call.argv, call.base, layout.periods, missed);
+      this.syncedAt = Number.NEGATIVE_INFINITY;
+      this.send(call, false);
+      return;
+    }
+    if (!this.deadlines.settle(call)) return;
+    if (missed !== undefined) {
+      const cause = new Error(
+        `Redis time ${missed} left the calendar period sent ${call.misses + 1} times in a row (a clock that jumps?)`,
+      );
+      call.reject(this.failure(operation, cause));
+      return;
+    }
     if (operation !== 'consume' && operation !== 'peek') {
       call.resolve(undefined);
       return;
@@ -403,6 +444,9 @@ export class RedisStore implements Store {
       const cause = new Error(`unexpected script reply ${JSON.stringify(reply)}`);
       call.reject(this.failure(operation, cause, 'key'));
     } else {
+      // A calendar policy's window is the period the script counted in, the one sent.
+      for (const slot of layout.periods)
+        outcomes[slot.policy]!.windowMs = Number(call.argv[call.base + slot.w]);
       call.resolve(outcomes);
     }
   }
@@ -433,6 +477,22 @@ export class RedisStore implements Store {
     }
     return error;
   }
+}
+
+/** Writes into `argv` (its layout's part from `base`) each calendar policy's period holding `at`. */
+function fillPeriods(argv: string[], base: number, periods: readonly PeriodSlot[], at: number): void {
+  for (const slot of periods) {
+    const { start, end } = slot.calendar.periodAt(at);
+    argv[base + slot.w] = String(end - start);
+    argv[base + slot.s] = String(start);
+  }
+}
+
+/** Redis's time when the reply says it is outside the calendar periods sent (PERIOD_MISS), else undefined. */
+function periodMiss(reply: unknown): number | undefined {
+  if (!Array.isArray(reply) || reply.length !== 2 || Number(reply[0]) !== PERIOD_MISS) return undefined;
+  const now = Number(reply[1]);
+  return Number.isFinite(now) ? now : undefined;
 }
 
 /**

@@ -51,9 +51,13 @@ export interface AlgorithmStep {
 
 /**
  * The policy parameters a Lua body reads, as it names them: L (limit), W (window ms), B (burst, the
- * buckets' capacity) and D (delay: 1 to hold admitted requests, else 0).
+ * buckets' capacity), D (delay: 1 to hold admitted requests, else 0) and S, the start (ms) of the
+ * calendar period the caller expects `now` in, 0 for a rolling window: with S > 0, W is that
+ * period's length. The scripts check `S <= now < S + W` before any body runs (see scripts.ts in
+ * the Redis store): a body reading S may take the period as given. `S` among an algorithm's params
+ * makes a calendar period (`window: { calendar }`) one of its policies' windows.
  */
-export type LuaParam = 'L' | 'W' | 'B' | 'D';
+export type LuaParam = 'L' | 'W' | 'B' | 'D' | 'S';
 
 /**
  * One algorithm, every form of it: its TypeScript kernel and its Lua body, from one folder
@@ -71,13 +75,19 @@ export interface AlgorithmDefinition<Name extends string = string> extends Algor
    */
   readonly params: readonly LuaParam[];
   /**
+   * True when the algorithm counts whole units and never multiplies by the window (fixed-window),
+   * so `limit` times the window needs no bound; the others count in units of 1/window, which must
+   * stay exact.
+   */
+  readonly wholeUnits?: boolean;
+  /**
    * The Lua body: the kernel's computation, expression for expression, in three sections, each
    * opening with a comment line that starts with its name (the Redis store generates every script
    * it sends from the sections, inlined flat: Lua would build a `local function` anew on each call).
    *
    * - Before `-- consume:`, the state as seen at `now`: locals shared by the two sections below.
    * - `-- consume:` reads `s1, s2, s3` (the stored state; `s1` nil: none), `now` (ms), `L`, `W`,
-   *   `B`, `D` (see LuaParam) and `cost`; writes `ok` (1 allowed, else 0), `remaining`, `reset`,
+   *   `B`, `D`, `S` (see LuaParam) and `cost`; writes `ok` (1 allowed, else 0), `remaining`, `reset`,
    *   `retry` (`INF`: never), `delay` and, when `ok == 1`, the next state `n1, n2, n3` with `old`
    *   and `new`, the times at which the stored and the next state expire (`old` 0 without state).
    * - `-- refund:` reads the same (`s1` never nil) and `at`, when the units were counted (nil:
@@ -95,9 +105,13 @@ export const newOutcome = (): Outcome => ({
   resetMs: 0,
   retryAfterMs: 0,
   delayMs: 0,
+  windowMs: undefined,
 });
 
-/** Fills `out` and returns it. */
+/**
+ * Fills `out` and returns `allowed`. Every field is written, `windowMs` too (undefined but for a
+ * calendar period), so an outcome object reused across policies never keeps a stale one.
+ */
 export function setOutcome(
   out: Outcome,
   allowed: boolean,
@@ -105,12 +119,14 @@ export function setOutcome(
   resetMs: number,
   retryAfterMs: number,
   delayMs: number,
+  windowMs?: number,
 ): boolean {
   out.allowed = allowed;
   out.remaining = remaining;
   out.resetMs = resetMs;
   out.retryAfterMs = retryAfterMs;
   out.delayMs = delayMs;
+  out.windowMs = windowMs;
   return allowed;
 }
 

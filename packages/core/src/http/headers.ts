@@ -49,11 +49,16 @@ export function retryAfterSeconds(ms: number): number | undefined {
  * quota. For the buckets that is burst / rate, so quota and window together state both. The drafts
  * define `w` as an Integer, so a window that is not a whole number of seconds is rounded up: the
  * stated rate is then lower than the real one, never higher (3 per 500 ms reads `3;w=1`), and a
- * client that paces itself by it is never throttled.
+ * client that paces itself by it is never throttled. A calendar window states the period in force
+ * (`windowMs`: a month of 28 to 31 days, a day of 23 to 25 hours), whose end `reset` counts to.
  */
 export function windowSeconds(status: PolicyStatus): string {
   const { policy } = status;
-  return String(Math.max(1, Math.ceil((status.limit * policy.window) / policy.limit / 1000)));
+  // Windows (capacity = limit) need no product, which for a long fixed window may not be exact.
+  const ms =
+    status.windowMs ??
+    (status.limit === policy.limit ? policy.window : (status.limit * policy.window) / policy.limit);
+  return String(Math.max(1, Math.ceil(ms / 1000)));
 }
 
 /**

@@ -17,7 +17,17 @@ import { type AlgorithmDefinition, type LuaParam, REGISTRY } from '@tollgate/cor
  * were counted ('' if unknown); the policies' parameters follow. Every consume and peek replies
  * with 5 integers per policy, allowed (1/0), remaining, resetMs, retryAfterMs (-1: never) and
  * delayMs, then `now` (a Decision's `countedAt`). A refund replies 1 when it kept state, else 0.
+ *
+ * A calendar policy's parameters carry the period the caller expects `now` in (S, its start, and
+ * W, its length: see LuaParam): the store computes periods in TypeScript (time zones need Intl)
+ * around its estimate of Redis time. When `now` is outside it (a boundary crossed within the
+ * estimate's error, a Redis clock far from ours) the script changes nothing and replies
+ * `{ PERIOD_MISS, now }`, and the store sends the call again with the period that holds that `now`:
+ * Redis's own clock decides which period a request falls in.
  */
+
+/** A script's first reply element when `now` is outside a calendar policy's period (see above). */
+export const PERIOD_MISS = -2;
 
 /**
  * With a caller's `clock`, keys live this much longer than their state. Redis expires keys on its
@@ -113,7 +123,19 @@ const COUNTED_AT = "-- ARGV[3]: when the units were counted, in ms, or '' if unk
 /** `at`: a refund's ARGV[3], nil when unknown. */
 const AT = "local at = ARGV[3]\nif at == '' then at = nil else at = at + 0 end";
 
-const NAMES: Record<LuaParam, string> = { L: 'limit', W: 'window ms', B: 'burst', D: 'delay (1/0)' };
+const NAMES: Record<LuaParam, string> = {
+  L: 'limit',
+  W: 'window ms',
+  B: 'burst',
+  D: 'delay (1/0)',
+  S: "a calendar period's start in ms, W its length ('' for a rolling window)",
+};
+
+/** How a script reads parameter `param` from ARGV[i]: S may be '' (nil), the others are numbers. */
+const read = (param: LuaParam, i: string) => (param === 'S' ? `tonumber(ARGV[${i}])` : `ARGV[${i}] + 0`);
+
+/** Outside the calendar period the caller expects: nothing is changed (see PERIOD_MISS). */
+const PERIOD_CHECK = `if S and (now < S or now >= S + W) then return { ${PERIOD_MISS}, now } end`;
 
 /**
  * The scripts of a set of one policy of `algorithm`: ARGV now, cost, then the parameters the
@@ -131,7 +153,7 @@ export function singleScripts(algorithm: AlgorithmDefinition): ScriptTexts {
 ${params.map((p, i) => `-- ARGV[${i + from}]: ${NAMES[p]}`).join('\n')}
 ${HEAD}
 ${NOW}
-local ${params.join(', ')} = ${params.map((_, i) => `ARGV[${i + from}] + 0`).join(', ')}
+local ${params.join(', ')} = ${params.map((p, i) => read(p, String(i + from))).join(', ')}${params.includes('S') ? `\n${PERIOD_CHECK}` : ''}
 local raw = call('GET', key)
 local s1, s2, s3
 if raw then
@@ -205,11 +227,15 @@ ${consume}`,
 const peekOne = (algorithm: AlgorithmDefinition): string =>
   `${peekBody(block(algorithm, 'consume'))}\nreturn { ok, idleRemaining, idleReset, retry, delay, now }\n`;
 
+/** ARGV per policy in the scripts of several policies: code, L, W, B, D, shadow (1/0), S. */
+export const PER_POLICY = 7;
+
 /**
  * The scripts of a set of several policies of the algorithms `codes`: ARGV now, cost, then per
- * policy its code, limit, window ms, burst, delay (1/0) and mode (1: shadow, 0: enforce). One key holds every policy's state, three
- * doubles each (policy i at 3i-2 .. 3i of `st`), NONE (-inf, which no state holds) first for a
- * policy without state: one GET and one SET, cheaper for Redis than a hash's HMGET, HSET and PEXPIRE.
+ * policy its code, limit, window ms, burst, delay (1/0), mode (1: shadow, 0: enforce) and calendar
+ * period start ('' for none: see LuaParam S). One key holds every policy's state, three doubles
+ * each (policy i at 3i-2 .. 3i of `st`), NONE (-inf, which no state holds) first for a policy
+ * without state: one GET and one SET, cheaper for Redis than a hash's HMGET, HSET and PEXPIRE.
  */
 export function manyScripts(codes: readonly number[]): ScriptTexts {
   const header = (
@@ -218,10 +244,11 @@ export function manyScripts(codes: readonly number[]): ScriptTexts {
   ) => `-- KEYS[1]: the state of one (policy set, key): 3 binary doubles per policy
 -- ARGV[1]: now in ms, or '' to use Redis TIME
 -- ARGV[2]: ${operation}${from > 3 ? `\n${COUNTED_AT}` : ''}
--- ARGV[${from}..]: per policy: algorithm code, limit, window ms, burst, delay (1/0), shadow (1/0)
+-- ARGV[${from}..]: per policy: algorithm code, limit, window ms, burst, delay (1/0), shadow (1/0),
+-- period start
 ${HEAD}
 ${NOW}
-local n = (#ARGV - ${from - 1}) / 6
+local n = (#ARGV - ${from - 1}) / ${PER_POLICY}
 local format = '<' .. string.rep('d', 3 * n)
 local raw = call('GET', key)
 local st = {}
@@ -237,8 +264,10 @@ end`;
   /** Policy i's parameters and stored state. */
   const policy = (depth: number, from = 3) =>
     indent(
-      `local a, j = 6 * i - ${6 - from}, 3 * i - 2
+      `local a, j = ${PER_POLICY} * i - ${PER_POLICY - from}, 3 * i - 2
 local code, L, W, B, D = ARGV[a] + 0, ARGV[a + 1] + 0, ARGV[a + 2] + 0, ARGV[a + 3] + 0, ARGV[a + 4] + 0
+local S = ${read('S', 'a + 6')}
+${PERIOD_CHECK}
 local s1, s2, s3 = st[j], st[j + 1], st[j + 2]`,
       depth,
     );

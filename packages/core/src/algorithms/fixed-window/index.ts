@@ -6,6 +6,8 @@ export const fixedWindow = defineAlgorithm({
   ...fixedWindowStep,
   name: 'fixed-window',
   tag: 'fw',
-  params: ['L', 'W'],
+  // S: a calendar period may be its window (../types.ts LuaParam).
+  params: ['L', 'W', 'S'],
+  wholeUnits: true,
   lua: FIXED_WINDOW_LUA,
 });

@@ -3,12 +3,13 @@
  * contract every body follows, and how the Redis scripts are built from it, is in ../types.ts).
  */
 export const FIXED_WINDOW_LUA = `
--- fixed-window: a window opens at the key's first request and lasts W ms; a request is allowed
--- iff count + cost <= L.
+-- fixed-window: a rolling window opens at the key's first request and lasts W ms; a calendar
+-- window is the period [S, S + W) that holds now (S nil: rolling). A request is allowed iff
+-- count + cost <= L.
 -- State: s1 = the window's start in ms (nil: no window), s2 = its count.
--- Reads s1, s2, now, L (limit), W (window ms), cost; a refund also at.
-local start, count, windowReset = now, 0, 0
-if s1 and now < s1 + W then
+-- Reads s1, s2, now, L (limit), W (window ms), S (the period's start), cost; a refund also at.
+local start, count, windowReset = S or now, 0, 0
+if s1 and (S and s1 == S or not S and now < s1 + W) then
   start, count, windowReset = s1, s2, s1 + W - now
 end
 
@@ -27,7 +28,7 @@ else
 end
 
 -- refund: writes n1, n2 (n1 nil: nothing left to keep) and new.
-if now < s1 + W then
+if S and s1 == S or not S and now < s1 + W then
   n1, n2, new = s1, max(0, s2 - cost), s1 + W
   -- Counted in an earlier window: this one owes it nothing.
   if at and at < s1 then n2 = s2 end
