@@ -40,12 +40,17 @@ export type {
   HttpLimiter,
   HttpResult,
   KeyFunction,
+  LimiterStatus,
+  PolicyStatusBody,
   QuotaExceededProblem,
   RateLimitInfo,
   RateLimitOptions,
+  RateLimitStatusBody,
+  RateLimitStatusOptions,
   RefundOptions as RateLimitRefundOptions,
   RequestEnding,
   RequestView,
+  StatusAnswer,
   StoreUnavailableProblem,
   TierFunction,
 } from './http/index.js';
@@ -56,6 +61,7 @@ export {
   NodeRequestView,
   QUOTA_EXCEEDED_TYPE,
   rateLimit,
+  rateLimitStatus,
   writeResult,
 } from './http/index.js';
 // Limiters and their decisions.

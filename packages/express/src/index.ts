@@ -6,13 +6,16 @@ export type {
   HeaderMode,
   KeyFunction,
   Limiter,
+  LimiterStatus,
   Logger,
   Policy,
   PolicyStatus,
+  PolicyStatusBody,
   QuotaExceededProblem,
   RateLimitInfo,
   RateLimitOptions,
   RateLimitRefundOptions,
+  RateLimitStatusBody,
   RefundOptions,
   Store,
   TierFunction,
@@ -22,8 +25,9 @@ export type { DashboardMiddleware } from './dashboard.js';
 export { dashboard } from './dashboard.js';
 export type {
   ExpressRateLimitOptions,
+  ExpressRateLimitStatusOptions,
   ExpressRequest,
   LimitHandler,
   RateLimitMiddleware,
 } from './rate-limit.js';
-export { byApiKey, byHeader, byIp, rateLimit } from './rate-limit.js';
+export { byApiKey, byHeader, byIp, rateLimit, rateLimitStatus } from './rate-limit.js';

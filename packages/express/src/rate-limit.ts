@@ -2,13 +2,17 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import {
   configError,
   rateLimit as createHandler,
+  type HttpLimiter,
   type HttpResult,
   type KeyHelpers,
   keyHelpers,
   type Limiter,
   type RateLimitInfo,
   type RateLimitOptions,
+  type RateLimitStatusOptions,
   type RequestView,
+  statusHandler,
+  writeHeaders,
   writeResult,
 } from '@tollgate/core/internal';
 import type { NextFunction, Request, Response } from 'express';
@@ -115,7 +119,38 @@ export function rateLimit(options: ExpressRateLimitOptions): RateLimitMiddleware
     else apply(result, req, res, next, handler);
   }
   const reset = (req: ExpressRequest) => handle.reset(new ExpressView(req), req as Request);
-  return Object.assign(rateLimit, { limiter: handle.limiter, reset });
+  const middleware = Object.assign(rateLimit, { limiter: handle.limiter, reset });
+  handles.set(middleware, handle);
+  return middleware;
+}
+
+/** The framework-free limiter behind each middleware, for `rateLimitStatus()`: nothing else sees it. */
+const handles = new WeakMap<object, HttpLimiter<Request>>();
+
+/** Options of the Express `rateLimitStatus()`: the middleware to report, and optionally whose key and tier. */
+export type ExpressRateLimitStatusOptions = RateLimitStatusOptions<Request, RateLimitMiddleware>;
+
+/**
+ * An Express handler answering the caller's own limits on every limiter given (each policy's
+ * limit, remaining, reset, window and algorithm; the tier where tiers apply) as JSON, counting
+ * nothing: `app.get('/rate_limit', rateLimitStatus({ limiters: [api, search] }))`. A callback's
+ * error goes to `next`.
+ */
+export function rateLimitStatus(
+  options: ExpressRateLimitStatusOptions,
+): (req: ExpressRequest, res: ServerResponse, next: (error?: unknown) => void) => void {
+  const answer = statusHandler<Request, RateLimitMiddleware>(
+    options,
+    (item) => (typeof item === 'function' ? handles.get(item) : undefined),
+    'a middleware returned by `rateLimit()` of `@tollgate/express`',
+  );
+  return function rateLimitStatus(req, res, next) {
+    answer(new ExpressView(req, res), req as Request).then(({ status, headers, body }) => {
+      res.statusCode = status;
+      writeHeaders(res, headers);
+      res.end(body);
+    }, next);
+  };
 }
 
 function apply(

@@ -6,13 +6,16 @@ export type {
   HeaderMode,
   KeyFunction,
   Limiter,
+  LimiterStatus,
   Logger,
   Policy,
   PolicyStatus,
+  PolicyStatusBody,
   QuotaExceededProblem,
   RateLimitInfo,
   RateLimitOptions,
   RateLimitRefundOptions,
+  RateLimitStatusBody,
   RefundOptions,
   Store,
   TierFunction,
@@ -20,5 +23,10 @@ export type {
 export { MemoryStore, WARNINGS } from '@tollgate/core';
 export type { DashboardMiddleware } from './dashboard.js';
 export { dashboard } from './dashboard.js';
-export type { KoaContext, KoaRateLimitOptions, RateLimitMiddleware } from './rate-limit.js';
-export { byApiKey, byHeader, byIp, rateLimit } from './rate-limit.js';
+export type {
+  KoaContext,
+  KoaRateLimitOptions,
+  KoaRateLimitStatusOptions,
+  RateLimitMiddleware,
+} from './rate-limit.js';
+export { byApiKey, byHeader, byIp, rateLimit, rateLimitStatus } from './rate-limit.js';

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import {
   configError,
   rateLimit as createHandler,
+  type HttpLimiter,
   type HttpResult,
   type KeyHelpers,
   keyHelpers,
@@ -9,7 +10,9 @@ import {
   quotaExceededProblem,
   type RateLimitInfo,
   type RateLimitOptions,
+  type RateLimitStatusOptions,
   type RequestView,
+  statusHandler,
   storeUnavailableProblem,
   writeResult,
 } from '@tollgate/core/internal';
@@ -118,7 +121,35 @@ export function rateLimit(options: KoaRateLimitOptions): RateLimitMiddleware {
     }
   }
   const reset = (ctx: KoaContext) => handle.reset(new KoaView(ctx), ctx as unknown as Context);
-  return Object.assign(rateLimit, { limiter: handle.limiter, reset });
+  const middleware = Object.assign(rateLimit, { limiter: handle.limiter, reset });
+  handles.set(middleware, handle);
+  return middleware;
+}
+
+/** The framework-free limiter behind each middleware, for `rateLimitStatus()`: nothing else sees it. */
+const handles = new WeakMap<object, HttpLimiter<Context>>();
+
+/** Options of the Koa `rateLimitStatus()`: the middleware to report, and optionally whose key and tier. */
+export type KoaRateLimitStatusOptions = RateLimitStatusOptions<Context, RateLimitMiddleware>;
+
+/**
+ * A Koa middleware answering the caller's own limits on every limiter given (each policy's limit,
+ * remaining, reset, window and algorithm; the tier where tiers apply) as JSON, counting nothing:
+ * `router.get('/rate_limit', rateLimitStatus({ limiters: [api, search] }))`. A callback's error
+ * is thrown.
+ */
+export function rateLimitStatus(options: KoaRateLimitStatusOptions): (ctx: KoaContext) => Promise<void> {
+  const answer = statusHandler<Context, RateLimitMiddleware>(
+    options,
+    (item) => (typeof item === 'function' ? handles.get(item) : undefined),
+    'a middleware returned by `rateLimit()` of `@tollgate/koa`',
+  );
+  return async function rateLimitStatus(ctx) {
+    const { status, headers, body } = await answer(new KoaView(ctx), ctx as unknown as Context);
+    ctx.status = status;
+    for (const name in headers) ctx.set(name, headers[name]!);
+    ctx.body = body;
+  };
 }
 
 const DONE: Promise<void> = Promise.resolve();

@@ -29,3 +29,11 @@ export {
 export type { HttpLimiter, HttpResult, RateLimitInfo, RequestEnding } from './rate-limit.js';
 export { rateLimit } from './rate-limit.js';
 export type { RequestView } from './request-view.js';
+export type {
+  LimiterStatus,
+  PolicyStatusBody,
+  RateLimitStatusBody,
+  RateLimitStatusOptions,
+  StatusAnswer,
+} from './status.js';
+export { limiterStatus, rateLimitStatus, statusHandler } from './status.js';

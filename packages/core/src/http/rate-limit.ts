@@ -13,6 +13,7 @@ import {
 } from './options.js';
 import { encodeBody, quotaExceededProblem, storeUnavailableProblem } from './problem.js';
 import type { RequestView } from './request-view.js';
+import { type LimiterStatus, limiterStatus } from './status.js';
 
 /**
  * The decision as the request carries it (`req.rateLimit`, `ctx.state.rateLimit`, callbacks), with
@@ -68,6 +69,12 @@ export interface HttpLimiter<Req> {
    * (`ip:1.2.3.4`). Runs the `key` and `policies` functions; their errors reject.
    */
   reset(view: RequestView, req: Req): Promise<void>;
+  /**
+   * This request's own limits, counting nothing (a peek): the key it maps to (or `key`, when
+   * given), under the policies it would be counted under (its tier's). Runs the `key` and
+   * `policies` functions; their errors reject. `rateLimitStatus()` answers with these.
+   */
+  status(view: RequestView, req: Req, key?: string): Promise<LimiterStatus>;
   /** The underlying limiter, e.g. to `peek` a key. */
   readonly limiter: Limiter;
 }
@@ -354,13 +361,34 @@ export function rateLimit<Req extends object>(
     return isThenable(result) ? result : Promise.resolve(result);
   }
 
-  async function reset(view: RequestView, req: Req): Promise<void> {
-    const key = keys.check(view, await (config.key === undefined ? defaultKey(view) : config.key(req)));
-    const policies = config.tiers === undefined ? undefined : await tiers.choose(req, key);
-    await limiter.reset(key, policies === undefined ? undefined : { policies });
+  /**
+   * The key `req` is counted under (`key` instead, when given) and the options that name its
+   * tier's policies (undefined: the limiter's own).
+   */
+  async function caller(
+    view: RequestView,
+    req: Req,
+    key?: string,
+  ): Promise<[string, Pick<ConsumeOptions, 'policies'> | undefined]> {
+    const found = keys.check(
+      view,
+      key ?? (await (config.key === undefined ? defaultKey(view) : config.key(req))),
+    );
+    const policies = config.tiers === undefined ? undefined : await tiers.choose(req, found);
+    return [found, policies === undefined ? undefined : { policies }];
   }
 
-  return Object.assign(handle, { limiter, decide, reset });
+  async function reset(view: RequestView, req: Req): Promise<void> {
+    const [key, options] = await caller(view, req);
+    await limiter.reset(key, options);
+  }
+
+  async function status(view: RequestView, req: Req, key?: string): Promise<LimiterStatus> {
+    const [found, options] = await caller(view, req, key);
+    return limiterStatus(await limiter.peek(found, options));
+  }
+
+  return Object.assign(handle, { limiter, decide, reset, status });
 }
 
 /** Validates what a `policies` function returns, and warns when it returns fresh copies each time. */
