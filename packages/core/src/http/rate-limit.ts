@@ -385,7 +385,7 @@ export function rateLimit<Req extends object>(
 
   async function status(view: RequestView, req: Req, key?: string): Promise<LimiterStatus> {
     const [found, options] = await caller(view, req, key);
-    return limiterStatus(await limiter.peek(found, options));
+    return limiterStatus(await limiter.peek(found, options), config.shadowHeaders);
   }
 
   return Object.assign(handle, { limiter, decide, reset, status });

@@ -161,6 +161,20 @@ describe('the answer', () => {
     expect('tier' in limiters.plain!).toBe(false);
   });
 
+  test('shadow policies are left out, as from the headers, unless shadowHeaders', async () => {
+    const policies: Policy[] = [
+      { name: 'now', limit: 5, window: '1m' },
+      { name: 'next', limit: 2, window: '1m', mode: 'shadow' },
+    ];
+    const quietly = limiter({ name: 'quietly', policies });
+    const openly = limiter({ name: 'openly', policies, shadowHeaders: true });
+    const { limiters } = await body(rateLimitStatus<Req>({ limiters: [quietly, openly] }), {
+      headers: { 'x-user': 'ann' },
+    });
+    expect(limiters.quietly!.policies.map((p) => p.name)).toEqual(['now']);
+    expect(limiters.openly!.policies.map((p) => p.name)).toEqual(['now', 'next']);
+  });
+
   test("a failing store: reason 'store-error' (and 'fallback' with a fallback), still 200", async () => {
     const broken = new MemoryStore();
     await broken.close();

@@ -76,12 +76,16 @@ const HEADERS = Object.freeze({
   'Cache-Control': 'no-store',
 });
 
-/** A limiter's status from a peek. */
-export function limiterStatus(decision: Decision): LimiterStatus {
+/**
+ * A limiter's status from a peek. Shadow policies (`mode: 'shadow'`) are left out unless `shadow`
+ * (the limiter's `shadowHeaders`), as its headers leave them out: they enforce nothing.
+ */
+export function limiterStatus(decision: Decision, shadow = false): LimiterStatus {
+  const shown = shadow ? decision.policies : decision.policies.filter((p) => p.policy.mode !== 'shadow');
   const status: LimiterStatus = {
     allowed: decision.allowed,
     retryAfter: decision.allowed ? 0 : (retryAfterSeconds(decision.retryAfterMs) ?? 0),
-    policies: decision.policies.map((p) => ({
+    policies: shown.map((p) => ({
       name: p.name,
       algorithm: p.policy.algorithm,
       limit: p.limit,
