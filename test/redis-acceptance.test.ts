@@ -207,10 +207,13 @@ describe('SCRIPT FLUSH between requests fails no request', () => {
     const admin = admins()[topology];
     const { client, close } = await open();
     try {
-      for (const algorithm of ALGORITHMS) {
+      // Every algorithm, and a calendar window (whose scripts also take the period: issue 12).
+      const calendar: Policy = { limit: LIMIT, window: { calendar: 'month', timeZone: 'America/New_York' } };
+      for (const policies of [...ALGORITHMS.map((a) => policyOf(a, LIMIT, '1h')), calendar]) {
+        const algorithm = policies.algorithm ?? 'fixed-window';
         const prefix = guard.watch(admin);
         const limiter = createLimiter({
-          policies: policyOf(algorithm, LIMIT, '1h'),
+          policies,
           store: new RedisStore({ client, prefix }),
           blockedCache: false,
           logger: quietLogger,

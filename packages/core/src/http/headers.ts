@@ -120,12 +120,22 @@ const shown = (policies: readonly PolicyStatus[], shadow: boolean): readonly Pol
 interface PolicyFields {
   quota: string;
   named: string;
+  /** The calendar periods it states (see `periodsOf`): '' for a set without calendar windows. */
+  periods: string;
+}
+
+/** The lengths of the calendar periods a decision speaks of, '' when it has none: they change `w`. */
+function periodsOf(policies: readonly PolicyStatus[]): string {
+  let periods = '';
+  for (const p of policies) if (p.windowMs !== undefined) periods += `${p.windowMs},`;
+  return periods;
 }
 
 /**
  * `RateLimit-Policy` depends only on the policy set (and on whether shadow policies show), so it is
- * built once per set. A resolved policy object belongs to exactly one set, so the first one stands
- * for the set.
+ * built once per set, and again when a calendar period of another length begins (a month of 30 days
+ * after one of 31). A resolved policy object belongs to exactly one set, so the first one stands for
+ * the set.
  */
 const policyFields = [new WeakMap<object, PolicyFields>(), new WeakMap<object, PolicyFields>()] as const;
 
@@ -136,14 +146,16 @@ let lastField: PolicyFields | undefined;
 
 function policyField(decision: Decision, shadow: boolean): PolicyFields {
   const first = decision.policies[0]!.policy;
-  if (first === lastFirst && shadow === lastShadow) return lastField!;
+  const periods = periodsOf(decision.policies);
+  if (first === lastFirst && shadow === lastShadow && periods === lastField!.periods) return lastField!;
   const cache = policyFields[shadow ? 1 : 0];
   let field = cache.get(first);
-  if (field === undefined) {
+  if (field === undefined || field.periods !== periods) {
     const policies = shown(decision.policies, shadow);
     field = {
       quota: policies.map((p) => `${p.limit};w=${windowSeconds(p)}`).join(', '),
       named: policies.map((p) => `"${p.name}";q=${p.limit};w=${windowSeconds(p)}`).join(', '),
+      periods,
     };
     cache.set(first, field);
   }

@@ -1,46 +1,13 @@
 import { describe, expect, test } from 'vitest';
 import { isConfigError } from '../../errors.js';
-import { createLimiter } from '../../limiter.js';
-import { MemoryStore } from '../../memory-store.js';
 import { resolvePolicy } from '../../policy.js';
-import type { CalendarWindow, Policy } from '../../types.js';
+import type { Policy } from '../../types.js';
 import { Calendar, resolveCalendar } from './calendar.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const NY = 'America/New_York';
 const utc = (...parts: [number, number, ...number[]]) => Date.UTC(...parts);
-
-/** A limiter on a MemoryStore whose clock the test sets. */
-function quota(limit: number, window: CalendarWindow) {
-  let t = 0;
-  const limiter = createLimiter({
-    policies: { limit, window },
-    store: new MemoryStore({ clock: () => t }),
-  });
-  return {
-    at(ms: number) {
-      t = ms;
-      return this;
-    },
-    async hit(cost = 1) {
-      const d = await limiter.consume('k', { cost });
-      return {
-        allowed: d.allowed,
-        remaining: d.remaining,
-        resetMs: d.resetMs,
-        retryAfterMs: d.retryAfterMs,
-        windowMs: d.policies[0]!.windowMs,
-      };
-    },
-    /** Requests of cost 1 admitted in a row at the current time, up to `max`. */
-    async admitted(max: number) {
-      let n = 0;
-      while (n < max && (await limiter.consume('k')).allowed) n++;
-      return n;
-    },
-  };
-}
 
 describe('calendar periods (Intl, exact across DST and month lengths)', () => {
   const period = (c: Calendar, t: number) => {
@@ -183,111 +150,7 @@ describe('calendar periods (Intl, exact across DST and month lengths)', () => {
   });
 });
 
-describe('a monthly quota (MemoryStore, virtual clock)', () => {
-  test('admits exactly N from the first to the last millisecond of a month, and N again after it', async () => {
-    const q = quota(100, { calendar: 'month' });
-    const start = utc(2026, 1, 1);
-    const end = utc(2026, 2, 1);
-    expect(await q.at(start).hit()).toEqual({
-      allowed: true,
-      remaining: 99,
-      resetMs: 28 * DAY,
-      retryAfterMs: 0,
-      windowMs: 28 * DAY,
-    });
-    expect(await q.at(start + 14 * DAY).admitted(98)).toBe(98);
-    expect(await q.at(end - 1).hit()).toEqual({
-      allowed: true,
-      remaining: 0,
-      resetMs: 1,
-      retryAfterMs: 0,
-      windowMs: 28 * DAY,
-    });
-    expect(await q.hit()).toEqual({
-      allowed: false,
-      remaining: 0,
-      resetMs: 1,
-      retryAfterMs: 1,
-      windowMs: 28 * DAY,
-    });
-    expect(await q.at(end).hit()).toEqual({
-      allowed: true,
-      remaining: 99,
-      resetMs: 31 * DAY,
-      retryAfterMs: 0,
-      windowMs: 31 * DAY,
-    });
-    expect(await q.admitted(1000)).toBe(99);
-  });
-
-  test('a denial early in the month waits for the boundary', async () => {
-    const q = quota(3, { calendar: 'month' });
-    q.at(utc(2026, 3, 2, 12));
-    expect(await q.admitted(10)).toBe(3);
-    const wait = utc(2026, 4, 1) - utc(2026, 3, 2, 12);
-    expect(await q.hit()).toEqual({
-      allowed: false,
-      remaining: 0,
-      resetMs: wait,
-      retryAfterMs: wait,
-      windowMs: 30 * DAY,
-    });
-    expect((await q.at(utc(2026, 4, 1) - 1).hit()).retryAfterMs).toBe(1);
-    expect(await q.at(utc(2026, 4, 1)).admitted(10)).toBe(3);
-  });
-
-  test('startDay: 15 resets on the 15th', async () => {
-    const q = quota(5, { calendar: 'month', startDay: 15 });
-    q.at(utc(2026, 2, 15));
-    expect(await q.admitted(10)).toBe(5);
-    // The 1st of the month changes nothing.
-    expect((await q.at(utc(2026, 3, 1)).hit()).allowed).toBe(false);
-    expect(await q.at(utc(2026, 3, 15) - 1).hit()).toEqual({
-      allowed: false,
-      remaining: 0,
-      resetMs: 1,
-      retryAfterMs: 1,
-      windowMs: 31 * DAY,
-    });
-    expect(await q.at(utc(2026, 3, 15)).hit()).toEqual({
-      allowed: true,
-      remaining: 4,
-      resetMs: 30 * DAY,
-      retryAfterMs: 0,
-      windowMs: 30 * DAY,
-    });
-  });
-});
-
-describe("timeZone: 'America/New_York' resets at local midnight across a DST change", () => {
-  test.each([
-    // [what, window, a time inside, the local midnight that opens it, the one that closes it]
-    ['day, spring (23 h)', 'day', utc(2026, 2, 8, 12), utc(2026, 2, 8, 5), utc(2026, 2, 9, 4)],
-    ['day, autumn (25 h)', 'day', utc(2026, 10, 1, 12), utc(2026, 10, 1, 4), utc(2026, 10, 2, 5)],
-    ['month, March (743 h)', 'month', utc(2026, 2, 20), utc(2026, 2, 1, 5), utc(2026, 3, 1, 4)],
-    ['month, November (721 h)', 'month', utc(2026, 10, 20), utc(2026, 10, 1, 4), utc(2026, 11, 1, 5)],
-  ] as const)('%s', async (_what, calendar, inside, opens, closes) => {
-    const q = quota(10, { calendar, timeZone: NY });
-    // The last millisecond of the period before belongs to it: its quota is separate.
-    expect(await q.at(opens - 1).admitted(10)).toBe(10);
-    expect(await q.at(opens).hit()).toEqual({
-      allowed: true,
-      remaining: 9,
-      resetMs: closes - opens,
-      retryAfterMs: 0,
-      windowMs: closes - opens,
-    });
-    expect(await q.at(inside).admitted(20)).toBe(9);
-    expect(await q.at(closes - 1).hit()).toEqual({
-      allowed: false,
-      remaining: 0,
-      resetMs: 1,
-      retryAfterMs: 1,
-      windowMs: closes - opens,
-    });
-    expect((await q.at(closes).hit()).remaining).toBe(9);
-  });
-});
+// The acceptance numbers on every store (this one included): test/calendar-windows.test.ts.
 
 describe('policy resolution', () => {
   const message = (policy: unknown) => {
