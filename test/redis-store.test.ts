@@ -24,7 +24,12 @@ import fc from 'fast-check';
 import { Cluster, Redis } from 'ioredis';
 import { createClient, createCluster } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { CONSUME_SCRIPT, PEEK_SCRIPT, REFUND_SCRIPT } from '../packages/redis/src/lua/scripts.js';
+import {
+  CONSUME_SCRIPT,
+  PEEK_SCRIPT,
+  REFUND_SCRIPT,
+  SETTLE_SCRIPT,
+} from '../packages/redis/src/lua/scripts.js';
 import { findFreePort, type RedisServer, startRedis } from './support/redis-servers.ts';
 
 const set = (policies: Policy | Policy[], namespace = 'redis-test'): PolicySet =>
@@ -140,9 +145,9 @@ describe('RedisStore options', () => {
   });
 
   it('exports the scripts, each opening with its KEYS and ARGV', () => {
-    for (const script of [CONSUME_SCRIPT, PEEK_SCRIPT, REFUND_SCRIPT]) {
+    for (const script of [CONSUME_SCRIPT, PEEK_SCRIPT, REFUND_SCRIPT, SETTLE_SCRIPT]) {
       expect(script).toMatch(
-        /^-- KEYS\[1\]: .*\n-- ARGV\[1\]: .*\n-- ARGV\[2\]: .*\n(-- ARGV\[3\]: .*\n)?-- ARGV\[\d\.\.\]: /,
+        /^-- KEYS\[1\]: .*\n-- ARGV\[1\]: .*\n-- ARGV\[2\]: .*\n(-- ARGV\[3\]: .*\n)?(-- ARGV\[4\]: .*\n)?-- ARGV\[\d\.\.\]: /,
       );
     }
   });

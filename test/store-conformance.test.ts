@@ -16,8 +16,10 @@ import {
   peekOutcomes,
   refundStates,
   resolvePolicySet,
+  type Settlement,
   type State,
   type Store,
+  settleStates,
 } from '@tollgate/core/internal';
 import { RedisStore } from '@tollgate/redis';
 import fc from 'fast-check';
@@ -137,6 +139,24 @@ class Driver {
     await this.store.refund(key, set, cost, countedAt);
   }
 
+  /**
+   * A reservation's settle: `delta` more units (past the limit, up to maxDebt) or, negative, given
+   * back to the state that counted them at `countedAt`. Answers as a peek after it.
+   */
+  async settle(set: PolicySet, key: string, delta: number, countedAt?: number): Promise<Settlement> {
+    this.history.push(
+      `settle(${key}, ${delta}${countedAt === undefined ? '' : `, counted at ${countedAt}`})`,
+    );
+    const id = `${set.id}\n${key}`;
+    const { states, uncharged } = settleStates(this.model.get(id) ?? [], this.now, set, delta, countedAt);
+    if (states.every((s) => s === undefined)) this.model.delete(id);
+    else this.model.set(id, states);
+    const expected: Settlement = { outcomes: peekOutcomes(states, this.now, set), uncharged };
+    const actual = await this.store.settle!(key, set, delta, countedAt);
+    expect(actual, this.context()).toEqual(expected);
+    return actual;
+  }
+
   async reset(set: PolicySet, key: string): Promise<void> {
     this.history.push(`reset(${key})`);
     this.model.delete(`${set.id}\n${key}`);
@@ -221,6 +241,40 @@ async function standardTraffic(d: Driver, s: PolicySet, capacity: number) {
   await d.consume(s, key, 1);
 }
 
+/**
+ * Reservations settled above and below their estimates (issue 12): a charge before any state, debt
+ * past the limit with a tight retry, maxDebt stopping a charge (the rest uncharged), units given
+ * back to the state that counted them, and time passing over a debt.
+ */
+async function debtTraffic(d: Driver, s: PolicySet, capacity: number) {
+  const key = `debt:${randomUUID()}`;
+  await d.settle(s, key, 2);
+  await d.consume(s, key, 1);
+  const at = d.counted.at(-1)!;
+  const owed = await d.settle(s, key, capacity + 3);
+  expect(owed.outcomes[0]!.allowed).toBe(false);
+  await expectTightRetry(d, s, key, 1, await d.consume(s, key, 1));
+  const capped = await d.settle(s, key, capacity * 5);
+  expect(capped.uncharged[0]).toBeGreaterThan(0);
+  await d.peek(s, key);
+  await d.consume(s, key, 0);
+  await expectTightRetry(d, s, key, 2, await d.consume(s, key, 2));
+  await d.settle(s, key, -2, at);
+  await d.settle(s, key, -1, d.counted.at(-1));
+  await d.settle(s, key, -3);
+  await d.settle(s, key, 0);
+  for (const step of [1, 13, 333, 1000, 3_001, 86_400_000]) {
+    d.advance(step);
+    await d.settle(s, key, capacity + 1);
+    await d.peek(s, key);
+    await d.consume(s, key, 1);
+    await d.settle(s, key, -1, d.counted.at(-1));
+  }
+  await d.reset(s, key);
+  await d.settle(s, key, -4);
+  await d.peek(s, key);
+}
+
 describe.each(variants)('$name', (variant) => {
   let env: Awaited<ReturnType<Variant['setup']>>;
   let d: Driver;
@@ -269,6 +323,11 @@ describe.each(variants)('$name', (variant) => {
     ];
     it.each(cases)('%s', async (_name, policy, capacity) => {
       await standardTraffic(d, set(policy), capacity);
+    });
+    it.each(cases)('%s, settled past its limit', async (_name, policy, capacity) => {
+      await debtTraffic(d, set(policy), capacity);
+      await debtTraffic(d, set({ ...policy, maxDebt: 0 }), capacity);
+      await debtTraffic(d, set({ ...policy, maxDebt: 7 }), capacity);
     });
   });
 
@@ -361,6 +420,10 @@ describe.each(variants)('$name', (variant) => {
         const at = d.counted.at(-9);
         if (at !== undefined) await d.refund(s, key, 2, at);
         await d.peek(s, key);
+        await d.settle(s, key, 25);
+        await d.consume(s, key, 1);
+        await d.settle(s, key, -3, d.counted.at(-1));
+        await d.settle(s, key, 4);
       }
       await d.reset(s, key);
       await d.peek(s, key);
@@ -568,9 +631,13 @@ describe.each(variants)('$name', (variant) => {
         'peek',
         'refund',
         'refund-counted',
+        'settle',
+        'settle-counted',
         'reset',
       ),
       cost: fc.oneof(fc.constantFrom(0, 1, 1, 1, 2, 3), fc.integer({ min: 0, max: 25 })),
+      /** A settle's delta: the actual cost minus the estimate. */
+      delta: fc.integer({ min: -25, max: 40 }),
       /** Which earlier allowed consume a `refund-counted` refers to, counting back. */
       back: fc.nat({ max: 6 }),
     });
@@ -583,15 +650,26 @@ describe.each(variants)('$name', (variant) => {
             maxLength: 3,
           },
         ),
+        fc.array(fc.option(fc.integer({ min: 0, max: 30 }), { nil: undefined }), {
+          minLength: 3,
+          maxLength: 3,
+        }),
         fc.integer({ min: 0, max: 2 ** 42 }),
         fc.array(op, { minLength: 1, maxLength: 40 }),
-        async (policies, start, ops) => {
-          const s = set(policies.map(([p, mode], i) => ({ ...p, mode, name: `p${i}` })));
+        async (policies, debts, start, ops) => {
+          const s = set(
+            policies.map(([p, mode], i) => ({
+              ...p,
+              mode,
+              name: `p${i}`,
+              ...(debts[i] === undefined ? {} : { maxDebt: debts[i] }),
+            })),
+          );
           const key = `prop:${randomUUID()}`;
           d.at(start);
           let last: Outcome[] = [];
           const counted = d.counted.length;
-          for (const { advance, kind, cost, back } of ops) {
+          for (const { advance, kind, cost, delta, back } of ops) {
             if (typeof advance === 'number') d.advance(advance);
             else d.advance(announced(last, advance === 'retry' ? 'retryAfterMs' : 'resetMs'));
             if (kind === 'consume') last = await d.consume(s, key, cost);
@@ -600,6 +678,11 @@ describe.each(variants)('$name', (variant) => {
             else if (kind === 'refund-counted') {
               const mine = d.counted.slice(counted);
               await d.refund(s, key, cost, mine[Math.max(0, mine.length - 1 - back)] ?? d.now);
+            } else if (kind === 'settle') last = (await d.settle(s, key, delta)).outcomes;
+            else if (kind === 'settle-counted') {
+              const mine = d.counted.slice(counted);
+              last = (await d.settle(s, key, delta, mine[Math.max(0, mine.length - 1 - back)] ?? d.now))
+                .outcomes;
             } else await d.reset(s, key);
           }
         },

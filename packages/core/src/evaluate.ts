@@ -124,3 +124,30 @@ export function refundStates(
     STEPS[policy.algorithm].refund(states[i], now, policy, cost, countedAt),
   );
 }
+
+/**
+ * A reservation's settle on states as arrays: `delta` more units on every policy, each as far as its
+ * `maxDebt` allows (the rest in `uncharged`), or, when negative, `-delta` given back as
+ * `refundStates` gives them.
+ */
+export function settleStates(
+  states: readonly (State | undefined)[],
+  now: number,
+  set: PolicySet,
+  delta: number,
+  countedAt?: number,
+): { states: (State | undefined)[]; uncharged: number[] } {
+  if (delta < 0) {
+    return {
+      states: refundStates(states, now, set, -delta, countedAt),
+      uncharged: set.policies.map(() => 0),
+    };
+  }
+  const uncharged: number[] = [];
+  const next = set.policies.map((policy, i) => {
+    const { state, charged } = STEPS[policy.algorithm].charge(states[i], now, policy, delta);
+    uncharged.push(delta - charged);
+    return state;
+  });
+  return { states: next, uncharged };
+}

@@ -70,6 +70,7 @@ export { createLimiter } from './limiter.js';
 // Stores, and what a store of your own implements.
 export type { MemoryStoreOptions } from './memory-store.js';
 export { MemoryStore } from './memory-store.js';
+export type { Reservation } from './reservation.js';
 export type {
   Algorithm,
   CalendarUnit,
@@ -88,6 +89,7 @@ export type {
   PolicyStatus,
   ResolvedCalendar,
   ResolvedPolicy,
+  Settlement,
   Store,
 } from './types.js';
 export type { WarningCode } from './warnings.js';

@@ -30,7 +30,7 @@ export { openDecision, toDecision } from './decision.js';
 export { MAX_WINDOW_MS } from './duration.js';
 export { configError, describeValue } from './errors.js';
 export type { Evaluation } from './evaluate.js';
-export { evaluate, peekOutcomes, refundStates } from './evaluate.js';
+export { evaluate, peekOutcomes, refundStates, settleStates } from './evaluate.js';
 export {
   channels,
   decisionResult,

@@ -12,7 +12,8 @@ import {
   type StoreCallMessage,
 } from './events.js';
 import { MemoryStore } from './memory-store.js';
-import { resolveNamespace, resolvePolicySet } from './policy.js';
+import { capacityOf, resolveNamespace, resolvePolicySet } from './policy.js';
+import { droppedReservations, openReservation, type Reservation } from './reservation.js';
 import type {
   Clock,
   ConsumeInfo,
@@ -22,6 +23,7 @@ import type {
   Outcome,
   Policy,
   PolicySet,
+  Settlement,
   Store,
 } from './types.js';
 import { WARNINGS, Warner } from './warnings.js';
@@ -104,6 +106,19 @@ export interface Limiter {
    */
   refund(key: string, cost?: number, options?: RefundOptions): Promise<void>;
   reset(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<void>;
+  /**
+   * Counts `cost` (the estimate, default 1) as `consume` does, all or nothing, and returns a
+   * Reservation to settle with the actual cost once it is known (`settle(actual)`: the difference is
+   * charged even past the limit, up to each policy's `maxDebt`, or given back) or to give back
+   * (`release()`). A key in debt is denied until the debt has drained. Needs a store with `settle`
+   * (the MemoryStore and the RedisStore have it); a ConfigError otherwise.
+   * @example
+   * const r = await limiter.reserve(apiKey, { cost: 2000 });
+   * if (!r.decision.allowed) return tooMany(r.decision.retryAfterMs);
+   * try { const res = await llm(prompt); await r.settle(res.usage.total_tokens); }
+   * finally { await r.release(); } // no effect after settle
+   */
+  reserve(key: string, options?: ConsumeOptions): Promise<Reservation>;
   /** Resolves `policies` (as `consume` would) into the set used for storage and headers. */
   resolve(policies?: Policy | readonly Policy[]): PolicySet;
   /** Closes the stores this limiter created itself (not the ones passed in). */
@@ -291,6 +306,8 @@ class LimiterImpl implements Limiter {
   private readonly loggedKeys = new Set<string>();
   /** The synchronous store's answer besides the outcomes, reused: read at once. */
   private readonly info: ConsumeInfo = {};
+  /** Warns of reservations collected unfinished; made with the first reservation. */
+  private dropped: FinalizationRegistry<{ done: boolean }> | undefined;
 
   constructor(
     readonly name: string,
@@ -551,6 +568,83 @@ class LimiterImpl implements Limiter {
     }
     this.blocked?.forget(`${set.id}\n${key}`);
     await this.both('refund', (store) => store.refund(key, set, cost, countedAt));
+  }
+
+  async reserve(key: string, options?: ConsumeOptions): Promise<Reservation> {
+    checkKey(key);
+    const estimate = options?.cost === undefined ? 1 : checkCost(options.cost);
+    const set = this.resolve(options?.policies);
+    for (const store of [this.store, this.fallback]) {
+      if (store !== undefined && typeof store.settle !== 'function') {
+        throw new ConfigError(
+          `limiter.reserve() needs stores that can settle, and the ${store === this.store ? '`store`' : '`fallback`'} of limiter '${this.name}' has no \`settle\` method. Use a MemoryStore or a RedisStore, or implement \`settle\` (see the Store interface).`,
+        );
+      }
+    }
+    const over = set.policies.find((p) => estimate > capacityOf(p));
+    if (over !== undefined) {
+      this.warner.warn(
+        WARNINGS.ESTIMATE_ABOVE_CAPACITY,
+        `Limiter '${this.name}' reserved an estimate of ${estimate}, more than the capacity of policy '${over.name}' (${capacityOf(over)}): such a reservation is denied, and always will be. Reserve at most ${capacityOf(over)} (a typical or capped estimate) and let settle(actual) charge the rest, or raise the policy's ${over.limit === capacityOf(over) ? 'limit' : 'burst'}.`,
+      );
+    }
+    const decision = await this.consume(key, options);
+    // Which store counted the estimate: the primary, the fallback, or none (denied, fail-open).
+    const counter = !decision.allowed
+      ? undefined
+      : decision.reason === undefined
+        ? this.store
+        : decision.reason === 'fallback'
+          ? this.fallback
+          : undefined;
+    if (counter === undefined) return openReservation(decision, estimate, undefined, undefined);
+    this.dropped ??= droppedReservations(() =>
+      this.warner.warn(
+        WARNINGS.UNSETTLED,
+        `A reservation of limiter '${this.name}' was dropped without settle() or release(): its estimate stays counted as its cost. Call settle(actual) once the cost is known, or release() when the call did not happen (in a finally block).`,
+      ),
+    );
+    const { countedAt } = decision;
+    return openReservation(
+      decision,
+      estimate,
+      (delta) => this.settleOn(counter, key, set, delta, countedAt),
+      this.dropped,
+    );
+  }
+
+  /** A reservation's settle, on the store that counted it. */
+  private async settleOn(
+    store: Store,
+    key: string,
+    set: PolicySet,
+    delta: number,
+    countedAt: number | undefined,
+  ): Promise<Decision> {
+    const id = `${set.id}\n${key}`;
+    this.blocked?.forget(id);
+    let settlement: Settlement;
+    try {
+      settlement = await store.settle!(key, set, delta, countedAt);
+    } catch (error) {
+      throw error instanceof StoreError ? error : new StoreError(describe(error), { cause: error });
+    }
+    const { outcomes, uncharged } = settlement;
+    const decision = toDecision(key, set, outcomes, store === this.store ? undefined : 'fallback');
+    uncharged.forEach((units, i) => {
+      if (units <= 0) return;
+      const status = decision.policies[i]!;
+      status.uncharged = units;
+      this.warner.warn(
+        WARNINGS.DEBT_CAPPED,
+        `A settle of limiter '${this.name}' left ${units} units uncharged on policy '${status.name}': counting them would have taken it more than its maxDebt (${status.policy.maxDebt}) over its capacity (${status.limit}). Raise the policy's \`maxDebt\`, or reserve estimates closer to the actual cost.`,
+      );
+    });
+    // A key left in debt: its cost-1 requests are denied here until it has drained.
+    if (!decision.allowed && this.blocked !== undefined && key.length <= MAX_CACHED_KEY_LENGTH) {
+      this.blocked.remember(id, 1, this.cacheClock(), outcomes, decision.retryAfterMs);
+    }
+    return decision;
   }
 
   async reset(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<void> {

@@ -3,10 +3,10 @@ import { type AlgorithmStep, type Kernel, newOutcome, type State } from './algor
 import { checkOptions, durationOption } from './check-options.js';
 import { monotonicClock } from './clock.js';
 import { configError, StoreError } from './errors.js';
-import { applyAll, peekOutcomes, refundStates } from './evaluate.js';
+import { applyAll, peekOutcomes, refundStates, settleStates } from './evaluate.js';
 import { keyDigest } from './key-digest.js';
 import { NONE, Slots } from './memory-slots.js';
-import type { Clock, ConsumeInfo, Duration, Outcome, PolicySet, Store } from './types.js';
+import type { Clock, ConsumeInfo, Duration, Outcome, PolicySet, Settlement, Store } from './types.js';
 
 /** Options of `new MemoryStore()`. */
 export interface MemoryStoreOptions {
@@ -286,6 +286,35 @@ export class MemoryStore implements Store {
       }
     }
     return Promise.resolve();
+  }
+
+  settle(key: string, set: PolicySet, delta: number, countedAt?: number): Promise<Settlement> {
+    try {
+      return Promise.resolve(this.settleSync(key, set, delta, countedAt));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private settleSync(key: string, set: PolicySet, delta: number, countedAt?: number): Settlement {
+    if (this.closed) throw closedError();
+    const now = this.now();
+    const table = this.table(set);
+    let slot = table.find(key);
+    const before = slot === undefined ? EMPTY : table.read(slot);
+    const { states, uncharged } = settleStates(before, now, set, delta, countedAt);
+    if (states.every((s) => s === undefined)) {
+      if (slot !== undefined) this.drop(slot);
+    } else {
+      if (slot === undefined) {
+        const long = key.length > MAX_KEY_LENGTH;
+        slot = this.insert(table, long ? keyDigest(key) : key, long, now);
+      } else {
+        this.slots.touch(slot);
+      }
+      table.write(slot, states);
+    }
+    return { outcomes: peekOutcomes(states, now, set), uncharged };
   }
 
   reset(key: string, set: PolicySet): Promise<void> {

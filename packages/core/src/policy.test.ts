@@ -64,8 +64,35 @@ describe('resolvePolicy fills in defaults', () => {
       burst: 10,
       delay: false,
       mode: 'enforce',
+      maxDebt: 10,
       id: 'sw:10:1000',
     });
+  });
+
+  test('maxDebt: the capacity by default, shrunk so that (capacity + maxDebt) x window stays safe', () => {
+    expect(resolvePolicy({ algorithm: 'token-bucket', limit: 5, window: '1m', burst: 8 }).maxDebt).toBe(8);
+    expect(resolvePolicy({ limit: 5, window: '1m', maxDebt: 0 }).maxDebt).toBe(0);
+    // Not part of the state's identity: changing it keeps the counters.
+    expect(resolvePolicy({ limit: 5, window: '1m', maxDebt: 3 }).id).toBe(
+      resolvePolicy({ limit: 5, window: '1m' }).id,
+    );
+    const big = { limit: 100_000_007, window: 90_000_001 };
+    const most = Math.floor(Number.MAX_SAFE_INTEGER / big.window) - big.limit;
+    expect(most).toBe(79_983);
+    expect(resolvePolicy(big).maxDebt).toBe(most);
+    expect(resolvePolicy({ ...big, maxDebt: most }).maxDebt).toBe(most);
+    configError(
+      () => resolvePolicy({ ...big, maxDebt: most + 1 }),
+      '`policy.maxDebt` is 79984',
+      'at most 79983',
+    );
+    for (const value of [-1, 1.5, '3', Number.POSITIVE_INFINITY]) {
+      configError(
+        bad({ limit: 1, window: '1s', maxDebt: value }),
+        '`policy.maxDebt`',
+        'a non-negative integer',
+      );
+    }
   });
 
   test('buckets: burst defaults to limit; leaky-bucket delays by default', () => {
@@ -144,7 +171,7 @@ describe('every bad policy option throws a ConfigError naming option, expectatio
     configError(
       bad({ limit: 10, window: '1s', max: 5 }),
       'Unknown option `max` in `policy`',
-      '`name`, `algorithm`, `limit`, `window`, `burst`, `delay`, `mode`',
+      '`name`, `algorithm`, `limit`, `window`, `burst`, `delay`, `mode`, `maxDebt`',
     );
     configError(
       bad({ limit: 10, windowMs: 1000, window: 1 }),

@@ -9,7 +9,7 @@ import { WARNINGS, type Warner } from './warnings.js';
 export const ALGORITHMS: readonly Algorithm[] = REGISTRY.map((a) => a.name);
 export const DEFAULT_ALGORITHM: Algorithm = 'sliding-window';
 
-const POLICY_KEYS = ['name', 'algorithm', 'limit', 'window', 'burst', 'delay', 'mode'];
+const POLICY_KEYS = ['name', 'algorithm', 'limit', 'window', 'burst', 'delay', 'mode', 'maxDebt'];
 const MODES: readonly PolicyMode[] = ['enforce', 'shadow'];
 const NAME_PATTERN = /^[A-Za-z0-9._:/-]{1,64}$/;
 
@@ -113,6 +113,15 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
       "Use 'shadow' to count a policy without letting it deny (see `shadowLimited` on the decision).",
     );
   }
+  // Whole units (fixed-window) are never multiplied by the window: only the count must stay exact.
+  const maxDebt = resolveMaxDebt(
+    input.maxDebt,
+    Math.max(limit, burst),
+    isBucket(algorithm) ? burst : limit,
+    STEPS[algorithm].wholeUnits ? 1 : window,
+    at,
+  );
+
   const name =
     input.name ?? `${limit}-per-${calendar === undefined ? formatDuration(window) : calendar.unit}`;
   if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
@@ -132,8 +141,33 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
       : isBucket(algorithm)
         ? `${tag}:${limit}:${window}:${burst}`
         : `${tag}:${limit}:${window}`;
-  const resolved: ResolvedPolicy = { name, algorithm, limit, window, burst, delay, mode, id };
+  const resolved: ResolvedPolicy = { name, algorithm, limit, window, burst, delay, mode, maxDebt, id };
   return Object.freeze(calendar === undefined ? resolved : { ...resolved, calendar });
+}
+
+/**
+ * `maxDebt`: a non-negative integer; by default the capacity. The algorithms count debt in the same
+ * scaled units as the rest (x window), so (largest of limit and burst + maxDebt) x window must stay a
+ * safe integer for the arithmetic to stay exact: the default shrinks to fit, a given value must.
+ */
+function resolveMaxDebt(
+  input: unknown,
+  largest: number,
+  capacity: number,
+  window: number,
+  at: string,
+): number {
+  const most = Math.floor(Number.MAX_SAFE_INTEGER / window) - largest;
+  if (input === undefined) return Math.max(0, Math.min(capacity, most));
+  if (typeof input !== 'number' || !Number.isInteger(input) || input < 0) {
+    throw configError(`${at}.maxDebt`, 'a non-negative integer (units over the capacity)', input);
+  }
+  if (input > most) {
+    throw new ConfigError(
+      `\`${at}.maxDebt\` is ${input}, but (limit or burst + maxDebt) times window must not exceed ${Number.MAX_SAFE_INTEGER}: at most ${Math.max(0, most)} here. Lower \`maxDebt\` or use a shorter window with a proportional limit.`,
+    );
+  }
+  return input;
 }
 
 /** Validates a limiter or store `name` (the namespace of its counters). */

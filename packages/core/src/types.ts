@@ -91,6 +91,16 @@ export interface Policy {
    * @default 'enforce'
    */
   mode?: PolicyMode;
+  /**
+   * Reservations (`limiter.reserve`): how many units over its capacity (`limit`, or `burst` for the
+   * buckets) a settle may take this policy when a call cost more than its estimate. A key in debt is
+   * denied until the debt has drained; what a settle could not charge within this bound is not
+   * counted (the Decision's `uncharged` says how much). Never part of the state's identity: changing
+   * it keeps the counters.
+   * @default the capacity (a key owes at most one more full window or bucket), bounded so that
+   *   (capacity + maxDebt) x window stays a safe integer
+   */
+  maxDebt?: number;
 }
 
 /** Whether a policy denies (`'enforce'`) or only reports what it would have denied (`'shadow'`). */
@@ -114,6 +124,8 @@ export interface ResolvedPolicy {
   readonly delay: boolean;
   /** `'shadow'` never denies (see `Policy.mode`). */
   readonly mode: PolicyMode;
+  /** Units over its capacity a settle may take this policy (see Policy.maxDebt). */
+  readonly maxDebt: number;
   /**
    * Identifies algorithm and parameters; two policies with equal `id` share state safely. The mode
    * is not part of it: a shadow policy flipped to enforce keeps its counters.
@@ -157,6 +169,11 @@ export interface PolicyStatus extends Outcome {
   /** Capacity shown as the limit: `limit` for windows, `burst` for buckets. */
   readonly limit: number;
   readonly policy: ResolvedPolicy;
+  /**
+   * On the Decision a reservation's `settle` answers: units of the settle this policy did not count
+   * because they would have taken it more than `maxDebt` over its capacity. Absent when all counted.
+   */
+  uncharged?: number;
 }
 
 /** Why a decision did not come from the store in the normal way. */
@@ -202,6 +219,14 @@ export interface ConsumeInfo {
   countedAt?: number | undefined;
 }
 
+/** What a store's `settle` answers. */
+export interface Settlement {
+  /** As `peek` answers after the change: what a cost-1 request would get now. */
+  outcomes: Outcome[];
+  /** Per policy, the units of a positive `delta` it did not count (its `maxDebt` stopped them); else 0. */
+  uncharged: number[];
+}
+
 /**
  * A store keeps policy state and applies a request to every policy of a set atomically: when any
  * enforced policy denies, no policy consumes; a shadow policy (`mode: 'shadow'`) that denies
@@ -220,6 +245,13 @@ export interface Store {
    */
   refund(key: string, set: PolicySet, cost: number, countedAt?: number): Promise<void>;
   reset(key: string, set: PolicySet): Promise<void>;
+  /**
+   * Settles a reservation: `delta` (its actual cost minus its estimate) more units on every policy,
+   * atomically, even past the limit, each policy at most its `maxDebt` over its capacity (the rest
+   * is not counted); a negative `delta` gives units back as `refund` does (to the state that counted
+   * them at `countedAt`). Stores without it cannot serve `limiter.reserve`.
+   */
+  settle?(key: string, set: PolicySet, delta: number, countedAt?: number): Promise<Settlement>;
   close?(): Promise<void> | void;
   /** True for stores that leave the process (Redis): turns on the denied-key cache by default. */
   readonly remote?: boolean;

@@ -61,6 +61,22 @@ export const WARNINGS = {
    * most likely meant as `'60s'`. Write the string (`'60s'`, or `'60ms'` if milliseconds are meant).
    */
   NUMERIC_WINDOW: 'TOLLGATE_NUMERIC_WINDOW',
+  /**
+   * A reservation's estimate exceeds a policy's capacity (`limit`, or `burst` for the buckets): it is
+   * denied, and always will be (`retryAfterMs` Infinity), so the call never happens. Reserve at most
+   * the capacity (a typical or capped estimate) and let `settle` charge the rest.
+   */
+  ESTIMATE_ABOVE_CAPACITY: 'TOLLGATE_ESTIMATE_ABOVE_CAPACITY',
+  /**
+   * A settle left units uncharged: counting them would have taken a policy more than its `maxDebt`
+   * over its capacity. Raise the policy's `maxDebt`, or reserve estimates closer to the actual cost.
+   */
+  DEBT_CAPPED: 'TOLLGATE_DEBT_CAPPED',
+  /**
+   * A reservation was garbage-collected without `settle()` or `release()`: its estimate stays
+   * counted as its cost. Settle it once the cost is known, or release it (in a `finally`).
+   */
+  UNSETTLED: 'TOLLGATE_UNSETTLED',
 } as const;
 
 /** One of the codes in `WARNINGS`, the prefix of a warning's message. */

@@ -47,7 +47,7 @@ export interface NodeRedisClusterLike {
 export type RedisClientLike = IoRedisLike | NodeRedisClientLike | NodeRedisClusterLike;
 
 export interface Script {
-  readonly operation: 'consume' | 'peek' | 'refund';
+  readonly operation: 'consume' | 'peek' | 'refund' | 'settle';
   /** The script as sent: the guard below, then the generated script. */
   readonly lua: string;
   readonly sha: string;

@@ -20,6 +20,7 @@ export interface Scripts {
   readonly consume: Script;
   readonly peek: Script;
   readonly refund: Script;
+  readonly settle: Script;
 }
 
 /** What a store computes once per policy set (cached in a WeakMap keyed by the frozen set). */
@@ -31,6 +32,8 @@ export interface Layout {
   readonly tail: string;
   /** The static end of every script's ARGV (a calendar policy's W and S filled per call). */
   readonly args: readonly string[];
+  /** A settle's ARGV[4]: the policies' `maxDebt`, comma separated. */
+  readonly debts: string;
   readonly scripts: Scripts;
   /** The calendar policies, whose W and S (see LuaParam) the store fills in per call. */
   readonly periods: readonly PeriodSlot[];
@@ -50,6 +53,7 @@ const toScripts = (lua: ScriptTexts): Scripts => ({
   consume: script('consume', lua.consume),
   peek: script('peek', lua.peek),
   refund: script('refund', lua.refund),
+  settle: script('settle', lua.settle),
 });
 
 /** Scripts by the algorithms they run: one per algorithm alone, one per combination for several policies. */
@@ -121,6 +125,7 @@ export function layoutFor(set: PolicySet, prefix: string): Layout {
     head: `${prefix}{${set.namespace}|`,
     tail: `}:${keyDigest(`p1\n${set.id}`).slice(0, 16)}`,
     args,
+    debts: policies.map((p) => String(p.maxDebt)).join(','),
     scripts,
     periods,
   };

@@ -8,6 +8,7 @@ import {
   durationOption,
   type Outcome,
   type PolicySet,
+  type Settlement,
   type Store,
   StoreError,
   type StoreErrorScope,
@@ -67,7 +68,7 @@ export interface RedisStoreOptions {
 const OPTIONS = ['client', 'prefix', 'clock', 'timeoutMs', 'onError'];
 const PREFIX = /^[\x21-\x7a|~]{0,64}$/;
 
-type Operation = 'consume' | 'peek' | 'refund' | 'reset';
+type Operation = 'consume' | 'peek' | 'refund' | 'settle' | 'reset';
 
 /** A request in flight: everything it needs to send, resend after NOSCRIPT, time out and answer. */
 interface Call extends Pending {
@@ -192,6 +193,10 @@ export class RedisStore implements Store {
     return this.call('refund', key, set, cost, undefined, countedAt) as Promise<void>;
   }
 
+  settle(key: string, set: PolicySet, delta: number, countedAt?: number): Promise<Settlement> {
+    return this.call('settle', key, set, delta, undefined, countedAt) as Promise<Settlement>;
+  }
+
   reset(key: string, set: PolicySet): Promise<void> {
     return this.call('reset', key, set, 0) as Promise<void>;
   }
@@ -279,8 +284,11 @@ export class RedisStore implements Store {
     }
     argv.push(now === undefined ? '' : String(now));
     argv.push(cost === 1 ? '1' : String(cost));
-    // A refund's ARGV[3]: when the units were counted ('' if unknown).
-    if (operation === 'refund') argv.push(countedAt === undefined ? '' : String(Math.floor(countedAt)));
+    // A refund's and a settle's ARGV[3]: when the units were counted ('' if unknown).
+    if (operation === 'refund' || operation === 'settle') {
+      argv.push(countedAt === undefined ? '' : String(Math.floor(countedAt)));
+    }
+    if (operation === 'settle') argv.push(layout.debts);
     const base = argv.length;
     for (const arg of layout.args) argv.push(arg);
     if (layout.periods.length > 0) fillPeriods(argv, base, layout.periods, now ?? this.redisNow());
@@ -435,11 +443,13 @@ export class RedisStore implements Store {
       call.reject(this.failure(operation, cause));
       return;
     }
-    if (operation !== 'consume' && operation !== 'peek') {
+    if (operation !== 'consume' && operation !== 'peek' && operation !== 'settle') {
       call.resolve(undefined);
       return;
     }
-    const outcomes = toOutcomes(reply, layout.size, call.info);
+    const settlement = operation === 'settle' ? toSettlement(reply, layout.size) : undefined;
+    const outcomes =
+      operation === 'settle' ? settlement?.outcomes : toOutcomes(reply, layout.size, call.info);
     if (outcomes === undefined) {
       const cause = new Error(`unexpected script reply ${JSON.stringify(reply)}`);
       call.reject(this.failure(operation, cause, 'key'));
@@ -447,7 +457,7 @@ export class RedisStore implements Store {
       // A calendar policy's window is the period the script counted in, the one sent.
       for (const slot of layout.periods)
         outcomes[slot.policy]!.windowMs = Number(call.argv[call.base + slot.w]);
-      call.resolve(outcomes);
+      call.resolve(settlement ?? outcomes);
     }
   }
 
@@ -493,6 +503,15 @@ function periodMiss(reply: unknown): number | undefined {
   if (!Array.isArray(reply) || reply.length !== 2 || Number(reply[0]) !== PERIOD_MISS) return undefined;
   const now = Number(reply[1]);
   return Number.isFinite(now) ? now : undefined;
+}
+
+/** A settle script's reply: a peek's 5 integers per policy, then each policy's uncharged units, then now. */
+function toSettlement(reply: unknown, size: number): Settlement | undefined {
+  if (!Array.isArray(reply) || reply.length !== size * 6 + 1) return undefined;
+  const outcomes = toOutcomes([...reply.slice(0, size * 5), reply[size * 6]], size, undefined);
+  if (outcomes === undefined) return undefined;
+  const uncharged = reply.slice(size * 5, size * 6).map(Number);
+  return { outcomes, uncharged };
 }
 
 /**

@@ -6,6 +6,7 @@ export { tokenBucket } from './token-bucket/index.js';
 export type {
   AlgorithmDefinition,
   AlgorithmStep,
+  Charge,
   Kernel,
   LuaParam,
   State,

@@ -26,6 +26,18 @@ export function scenario(policy: Policy) {
       t = ms;
     },
     hit: async (cost = 1, key = 'k') => view(await limiter.consume(key, { cost })),
+    /** A reservation of `cost`, its decision and its settle as outcome views. */
+    reserve: async (cost: number, key = 'k') => {
+      const r = await limiter.reserve(key, { cost });
+      return {
+        decision: view(r.decision),
+        settle: async (actual: number) => {
+          const d = await r.settle(actual);
+          return { ...view(d), uncharged: d.policies[0]!.uncharged ?? 0 };
+        },
+        release: () => r.release(),
+      };
+    },
     peek: async (key = 'k') => view(await limiter.peek(key)),
   };
 }

@@ -45,8 +45,22 @@ export interface AlgorithmStep {
     cost: number,
     countedAt?: number,
   ): State | undefined;
+  /**
+   * Counts `cost` more units even past the limit (a reservation settled above its estimate), as far
+   * as `policy.maxDebt` units over the capacity: debt is what the state holds over it (a window's
+   * count above the limit, a token bucket's tokens below zero, a leaky bucket's level above its
+   * capacity), and a key in debt is denied, with a tight `retryAfterMs`, until it has drained.
+   * Returns the state after (`undefined`: nothing to keep) and the units counted, `cost` or fewer.
+   */
+  charge(state: State | undefined, now: number, policy: ResolvedPolicy, cost: number): Charge;
   /** From this time on the state is the same as no state at all, and may be dropped. */
   expiresAt(state: State, policy: ResolvedPolicy): number;
+}
+
+/** What `charge` did: the state after it and the units it counted. */
+export interface Charge {
+  state: State | undefined;
+  charged: number;
 }
 
 /**
@@ -81,17 +95,20 @@ export interface AlgorithmDefinition<Name extends string = string> extends Algor
    */
   readonly wholeUnits?: boolean;
   /**
-   * The Lua body: the kernel's computation, expression for expression, in three sections, each
+   * The Lua body: the kernel's computation, expression for expression, in four sections, each
    * opening with a comment line that starts with its name (the Redis store generates every script
    * it sends from the sections, inlined flat: Lua would build a `local function` anew on each call).
    *
-   * - Before `-- consume:`, the state as seen at `now`: locals shared by the two sections below.
+   * - Before `-- consume:`, the state as seen at `now`: locals shared by the sections below.
    * - `-- consume:` reads `s1, s2, s3` (the stored state; `s1` nil: none), `now` (ms), `L`, `W`,
    *   `B`, `D`, `S` (see LuaParam) and `cost`; writes `ok` (1 allowed, else 0), `remaining`, `reset`,
    *   `retry` (`INF`: never), `delay` and, when `ok == 1`, the next state `n1, n2, n3` with `old`
    *   and `new`, the times at which the stored and the next state expire (`old` 0 without state).
    * - `-- refund:` reads the same (`s1` never nil) and `at`, when the units were counted (nil:
    *   unknown), and writes `n1, n2, n3` (`n1` nil: nothing left to keep) and, when `n1`, `new`.
+   * - `-- charge:` reads the same as consume (`s1` may be nil) and `debt` (the policy's `maxDebt`),
+   *   counts `cost` even past the limit, up to `debt` units over the capacity, and writes `charged`
+   *   (the units counted), `n1, n2, n3` (`n1` nil: nothing to keep) and, when `n1`, `new`.
    *
    * The outputs start as 0 (`n1, n2` nil), so a section assigns only what it sets, and never
    * declares them `local`. In scope: `INF` (-1), `floor`, `ceil`, `max`, `min`, `fmod`.

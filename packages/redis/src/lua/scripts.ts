@@ -14,9 +14,11 @@ import { type AlgorithmDefinition, type LuaParam, REGISTRY } from '@tollgate/cor
  * memory under `maxmemory-policy noeviction`).
  *
  * ARGV[1] is now in ms ('' for Redis TIME), ARGV[2] the cost; a refund's ARGV[3] is when the units
- * were counted ('' if unknown); the policies' parameters follow. Every consume and peek replies
- * with 5 integers per policy, allowed (1/0), remaining, resetMs, retryAfterMs (-1: never) and
- * delayMs, then `now` (a Decision's `countedAt`). A refund replies 1 when it kept state, else 0.
+ * were counted ('' if unknown), and so is a settle's, whose ARGV[4] is the policies' `maxDebt`; the
+ * policies' parameters follow. Every consume and peek replies with 5 integers per policy, allowed
+ * (1/0), remaining, resetMs, retryAfterMs (-1: never) and delayMs, then `now` (a Decision's
+ * `countedAt`); a settle replies as a peek after it, with the units each policy left uncharged
+ * before `now`. A refund replies 1 when it kept state, else 0.
  *
  * A calendar policy's parameters carry the period the caller expects `now` in (S, its start, and
  * W, its length: see LuaParam): the store computes periods in TypeScript (time zones need Intl)
@@ -41,6 +43,7 @@ export interface ScriptTexts {
   readonly consume: string;
   readonly peek: string;
   readonly refund: string;
+  readonly settle: string;
 }
 
 /** An algorithm's code in the scripts of several policies: its place in the registry, from 1. */
@@ -54,7 +57,11 @@ interface Sections {
   readonly view: string;
   readonly consume: string;
   readonly refund: string;
+  readonly charge: string;
 }
+
+/** The parts a script runs: a section of a body, with the state it sees. */
+type Part = Exclude<keyof Sections, 'view'>;
 
 const cache = new Map<AlgorithmDefinition, Sections>();
 
@@ -66,13 +73,19 @@ function sections(algorithm: AlgorithmDefinition): Sections {
     const start = (name: string) => lines.findIndex((line) => line.startsWith(`-- ${name}:`));
     const consume = start('consume');
     const refund = start('refund');
-    if (consume < 0 || refund < consume) {
+    const charge = start('charge');
+    if (consume < 0 || refund < consume || charge < refund) {
       throw new Error(
-        `The Lua body of ${algorithm.name} needs a '-- consume:' and then a '-- refund:' section.`,
+        `The Lua body of ${algorithm.name} needs a '-- consume:', then a '-- refund:', then a '-- charge:' section.`,
       );
     }
     const text = (from: number, to?: number) => lines.slice(from, to).join('\n').trim();
-    found = { view: text(0, consume), consume: text(consume, refund), refund: text(refund) };
+    found = {
+      view: text(0, consume),
+      consume: text(consume, refund),
+      refund: text(refund, charge),
+      charge: text(charge),
+    };
     cache.set(algorithm, found);
   }
   return found;
@@ -81,17 +94,17 @@ function sections(algorithm: AlgorithmDefinition): Sections {
 const indent = (text: string, depth: number): string => text.replace(/^(?=.)/gm, ' '.repeat(depth));
 
 /** `part` of `algorithm` with the state it sees, as one block of statements. */
-const body = (algorithm: AlgorithmDefinition, part: 'consume' | 'refund'): string => {
+const body = (algorithm: AlgorithmDefinition, part: Part): string => {
   const s = sections(algorithm);
   return `${s.view}\n${s[part]}`;
 };
 
 /** `do ... end` around `part`, so its locals stay in it. */
-const block = (algorithm: AlgorithmDefinition, part: 'consume' | 'refund', depth = 0): string =>
+const block = (algorithm: AlgorithmDefinition, part: Part, depth = 0): string =>
   indent(`do\n${indent(body(algorithm, part), 2)}\nend`, depth);
 
 /** `part` of whichever algorithm `code` names: an if chain (a table of functions is built per call). */
-function dispatch(codes: readonly number[], part: 'consume' | 'refund', depth: number): string {
+function dispatch(codes: readonly number[], part: Part, depth: number): string {
   const lines = codes.map(
     (code, i) =>
       `${i === 0 ? 'if' : 'elseif'} code == ${code} then\n${indent(body(REGISTRY[code - 1]!, part), 2)}`,
@@ -120,6 +133,8 @@ else
 end`;
 
 const COUNTED_AT = "-- ARGV[3]: when the units were counted, in ms, or '' if unknown";
+/** A settle's ARGV[2]. */
+const DELTA = 'units to add even past the limit (actual cost - estimate), or to give back when negative';
 /** `at`: a refund's ARGV[3], nil when unknown. */
 const AT = "local at = ARGV[3]\nif at == '' then at = nil else at = at + 0 end";
 
@@ -146,10 +161,11 @@ export function singleScripts(algorithm: AlgorithmDefinition): ScriptTexts {
   const { params } = algorithm;
   const header = (
     operation: string,
-    from = 3,
+    extras: readonly string[] = [],
+    from = 3 + extras.length,
   ) => `-- KEYS[1]: the state of one (policy, key): 3 binary doubles
 -- ARGV[1]: now in ms, or '' to use Redis TIME
--- ARGV[2]: ${operation}${from > 3 ? `\n${COUNTED_AT}` : ''}
+-- ARGV[2]: ${operation}${extras.map((line) => `\n${line}`).join('')}
 ${params.map((p, i) => `-- ARGV[${i + from}]: ${NAMES[p]}`).join('\n')}
 ${HEAD}
 ${NOW}
@@ -174,7 +190,7 @@ return { 1, remaining, reset, 0, delay, now }
 `;
   const peek = `${header('ignored (the cost slot of the shared argument layout)')}
 ${peekOne(algorithm)}`;
-  const refund = `${header('cost to give back', 4)}
+  const refund = `${header('cost to give back', [COUNTED_AT])}
 local cost = ARGV[2] + 0
 ${AT}
 if not s1 then return 0 end
@@ -187,8 +203,39 @@ end
 ${keep("struct.pack('<ddd', n1, n2, n3)", 'new')}
 return 1
 `;
-  return { consume, peek, refund };
+  const settle = `${header(DELTA, [COUNTED_AT, '-- ARGV[4]: maxDebt, units over its capacity the policy may owe'])}
+local delta = ARGV[2] + 0
+${AT}
+local debt = ARGV[4] + 0
+local n1, n2, n3, new, charged = nil, nil, 0, 0, 0
+${settleOne(block(algorithm, 'refund', 4), block(algorithm, 'charge', 2))}
+local uncharged = max(0, delta) - charged
+if n1 then
+  ${keep("struct.pack('<ddd', n1, n2, n3)", 'new')}
+elseif raw then
+  call('DEL', key)
+end
+-- What a cost-1 request gets now.
+s1, s2, s3 = n1, n2, n3
+${peekBody(block(algorithm, 'consume'))}
+return { ok, idleRemaining, idleReset, retry, delay, uncharged, now }
+`;
+  return { consume, peek, refund, settle };
 }
+
+/**
+ * One policy's settle: a refund of -delta when delta is negative (to a state that exists), else a
+ * charge of delta, `refund` and `charge` being the parts as blocks.
+ */
+const settleOne = (refund: string, charge: string): string => `if delta < 0 then
+  if s1 then
+    local cost = -delta
+${refund}
+  end
+else
+  local cost = delta
+${charge}
+end`;
 
 /**
  * Writes `value` at `key` until the deadline `deadline`. SET with KEEPTTL (Redis 6+, used from 7
@@ -240,10 +287,11 @@ export const PER_POLICY = 7;
 export function manyScripts(codes: readonly number[]): ScriptTexts {
   const header = (
     operation: string,
-    from = 3,
+    extras: readonly string[] = [],
+    from = 3 + extras.length,
   ) => `-- KEYS[1]: the state of one (policy set, key): 3 binary doubles per policy
 -- ARGV[1]: now in ms, or '' to use Redis TIME
--- ARGV[2]: ${operation}${from > 3 ? `\n${COUNTED_AT}` : ''}
+-- ARGV[2]: ${operation}${extras.map((line) => `\n${line}`).join('')}
 -- ARGV[${from}..]: per policy: algorithm code, limit, window ms, burst, delay (1/0), shadow (1/0),
 -- period start
 ${HEAD}
@@ -331,7 +379,7 @@ end
 out[5 * n + 1] = now
 return out
 `;
-  const refund = `${header('cost to give back', 4)}
+  const refund = `${header('cost to give back', [COUNTED_AT])}
 local cost = ARGV[2] + 0
 ${AT}
 -- A policy left with nothing to keep loses its state; the key goes when no policy has any left.
@@ -355,7 +403,42 @@ end
 ${write('st', 'keyNew')}
 return 1
 `;
-  return { consume, peek, refund };
+  const settle = `${header(DELTA, [COUNTED_AT, "-- ARGV[4]: every policy's maxDebt, comma separated"])}
+local delta = ARGV[2] + 0
+${AT}
+local debts = {}
+for d in string.gmatch(ARGV[4], '[^,]+') do debts[#debts + 1] = d + 0 end
+-- As a refund: a policy left with nothing loses its state, the key goes when none has any left.
+local out, any, kept, keyNew = {}, false, false, 0
+for i = 1, n do
+${policy(2, 5)}
+  local debt = debts[i]
+  local n1, n2, n3, new, charged = nil, nil, 0, 0, 0
+  if s1 then any = true end
+${indent(settleOne(dispatch(codes, 'refund', 4), dispatch(codes, 'charge', 2)), 2)}
+  st[j], st[j + 1], st[j + 2] = n1, n2, n3
+  if n1 then
+    kept, keyNew = true, max(keyNew, new)
+  end
+  out[5 * n + i] = max(0, delta) - charged
+end
+if kept then
+${indent(write('st', 'keyNew'), 2)}
+elseif any then
+  call('DEL', key)
+end
+-- What a cost-1 request gets now, from the states just written.
+for i = 1, n do
+${policy(2, 5)}
+  if s1 == NONE then s1 = nil end
+${peekBody(dispatch(codes, 'consume', 0), 2)}
+  local o = 5 * i - 5
+  out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = ok, idleRemaining, idleReset, retry, delay
+end
+out[6 * n + 1] = now
+return out
+`;
+  return { consume, peek, refund, settle };
 }
 
 const ANY = manyScripts(CODES);
@@ -365,3 +448,5 @@ export const CONSUME_SCRIPT: string = ANY.consume;
 export const PEEK_SCRIPT: string = ANY.peek;
 /** The refund script for sets of any algorithms. */
 export const REFUND_SCRIPT: string = ANY.refund;
+/** The settle script for sets of any algorithms. */
+export const SETTLE_SCRIPT: string = ANY.settle;

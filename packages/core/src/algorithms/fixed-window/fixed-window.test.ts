@@ -96,4 +96,39 @@ describe('fixed-window (DESIGN: opens at the first request, lasts W, allowed iff
     expect(fixedWindow.refund(state, 2500, p, 9, 2000)).toEqual([2000, 0]);
     expect(fixedWindow.refund(state, 3000, p, 1, 2100)).toBeUndefined();
   });
+
+  const ten: Policy = { algorithm: 'fixed-window', limit: 10, window: 1000 };
+
+  test('reserve, then settle: debt is the count above L, owed until the window ends (maxDebt = L)', async () => {
+    const s = scenario(ten);
+    s.at(0);
+    const r = await s.reserve(4);
+    expect(r.decision).toEqual(ok(6, 1000));
+    expect(await r.settle(9)).toEqual({ ...ok(1, 1000), uncharged: 0 });
+    expect(await r.settle(100)).toEqual({ ...ok(1, 1000), uncharged: 0 });
+    s.at(100);
+    const last = await s.reserve(1);
+    expect(last.decision).toEqual(ok(0, 900));
+    // 13 more would make the count 23: maxDebt (10) stops it at 20, 3 uncharged.
+    expect(await last.settle(14)).toEqual({ ...no(0, 900, 900), uncharged: 3 });
+    s.at(999);
+    expect(await s.hit()).toEqual(no(0, 1, 1));
+    s.at(1000);
+    expect(await s.hit()).toEqual(ok(9, 1000));
+    const small = await s.reserve(5);
+    expect(small.decision).toEqual(ok(4, 1000));
+    expect(await small.settle(2)).toEqual({ ...ok(7, 1000), uncharged: 0 });
+    const gone = await s.reserve(5);
+    await gone.release();
+    expect(await s.peek()).toEqual(ok(7, 1000));
+  });
+
+  test('charge: opens a window when none is live, counts up to L + maxDebt', () => {
+    const p = resolvePolicy({ ...ten, maxDebt: 2 });
+    expect(fixedWindow.charge(undefined, 50, p, 3)).toEqual({ state: [50, 3], charged: 3 });
+    expect(fixedWindow.charge([0, 9], 50, p, 5)).toEqual({ state: [0, 12], charged: 3 });
+    expect(fixedWindow.charge([0, 12], 50, p, 5)).toEqual({ state: [0, 12], charged: 0 });
+    expect(fixedWindow.charge([0, 12], 1000, p, 5)).toEqual({ state: [1000, 5], charged: 5 });
+    expect(fixedWindow.charge([0, 12], 1000, p, 0)).toEqual({ state: undefined, charged: 0 });
+  });
 });

@@ -20,10 +20,12 @@ const run: Kernel = (data, at, now, policy, cost, out) => {
   const count = live ? data[at + 1]! : 0;
   const resetMs = live ? start + W - now : 0;
   const windowMs = period === undefined ? undefined : W;
+  // In debt (a settle counted past L) the count exceeds L: nothing remains until the window ends.
+  const remaining = Math.max(0, L - count);
   if (cost > L) {
-    return setOutcome(out, false, L - count, resetMs, Number.POSITIVE_INFINITY, 0, windowMs);
+    return setOutcome(out, false, remaining, resetMs, Number.POSITIVE_INFINITY, 0, windowMs);
   }
-  if (count + cost > L) return setOutcome(out, false, L - count, resetMs, resetMs, 0, windowMs);
+  if (count + cost > L) return setOutcome(out, false, remaining, resetMs, resetMs, 0, windowMs);
   if (!live) start = S ?? now;
   data[at] = start;
   data[at + 1] = count + cost;
@@ -43,6 +45,19 @@ export const fixedWindowStep: AlgorithmStep = {
     // Counted in an earlier window: this one owes it nothing.
     if (countedAt !== undefined && countedAt < state[0]!) return state;
     return [state[0]!, Math.max(0, state[1]! - cost)];
+  },
+
+  // Debt: the count above L, owed until the window ends (then the count starts over).
+  charge(state, now, policy, cost) {
+    const period = periodOf(policy, now);
+    const live =
+      state !== undefined &&
+      (period !== undefined ? state[0] === period.start : now < state[0]! + policy.window);
+    const start = live ? state[0]! : (period?.start ?? now);
+    const count = live ? state[1]! : 0;
+    const charged = Math.min(cost, Math.max(0, policy.limit + policy.maxDebt - count));
+    if (charged === 0 && !live) return { state: undefined, charged };
+    return { state: [start, count + charged], charged };
   },
 
   expiresAt: (state, policy) =>

@@ -19,7 +19,8 @@ const run: Kernel = (data, at, now, policy, cost, out) => {
   const capacity = policy.burst * W;
   const level = levelAt(data[at]!, data[at + 1]!, now, policy);
   const need = cost * W;
-  const remaining = Math.floor((capacity - level) / W);
+  // In debt (a settle filled it past capacity) nothing remains until it has drained below.
+  const remaining = Math.max(0, Math.floor((capacity - level) / W));
   if (cost > policy.burst) {
     return setOutcome(out, false, remaining, Math.ceil(level / L), Number.POSITIVE_INFINITY, 0);
   }
@@ -55,6 +56,16 @@ export const leakyBucketStep: AlgorithmStep = {
     if (state === undefined) return undefined;
     const level = Math.max(0, levelAt(state[0]!, state[1]!, now, policy) - cost * policy.window);
     return level === 0 ? undefined : [level, now];
+  },
+
+  // Debt: the level above capacity, drained at L per W like the rest.
+  charge(state, now, policy, cost) {
+    const W = policy.window;
+    const level = state === undefined ? 0 : levelAt(state[0]!, state[1]!, now, policy);
+    const room = policy.burst * W + policy.maxDebt * W - level;
+    const charged = Math.min(cost, Math.max(0, Math.floor(room / W)));
+    const next = level + charged * W;
+    return { state: next === 0 ? undefined : [next, now], charged };
   },
 
   expiresAt: (state, policy) => state[1]! + Math.ceil(state[0]! / policy.limit),

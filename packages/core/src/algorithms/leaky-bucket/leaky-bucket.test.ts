@@ -98,4 +98,36 @@ describe('leaky-bucket (DESIGN: nginx limit_req shaping; drains L per W; queue c
     // Drained meanwhile: nothing left to keep.
     expect(leakyBucket.refund(full, 1600, p, 2, 1000)).toBeUndefined();
   });
+
+  test('reserve, then settle: debt is the level above capacity, drained like the rest', async () => {
+    const s = scenario({ ...policy, delay: false });
+    s.at(0);
+    const r = await s.reserve(4);
+    expect(r.decision).toEqual(ok(6, 400));
+    expect(await r.settle(9)).toEqual({ ...ok(1, 900), uncharged: 0 });
+    const last = await s.reserve(1);
+    expect(last.decision).toEqual(ok(0, 1000));
+    // 11 more would fill it to 21: maxDebt (10) stops it at 20, 1 uncharged.
+    expect(await last.settle(12)).toEqual({ ...no(0, 2000, 1100), uncharged: 1 });
+    s.at(1099);
+    expect(await s.hit()).toEqual(no(0, 901, 1));
+    s.at(1100);
+    expect(await s.hit()).toEqual(ok(0, 1000));
+    s.at(5000);
+    const small = await s.reserve(6);
+    expect(small.decision).toEqual(ok(4, 600));
+    expect(await small.settle(2)).toEqual({ ...ok(8, 200), uncharged: 0 });
+    const gone = await s.reserve(5);
+    await gone.release();
+    expect(await s.peek()).toEqual(ok(8, 200));
+  });
+
+  test('charge: fills past capacity up to burst + maxDebt, the rest uncharged', () => {
+    const p = resolvePolicy({ ...policy, maxDebt: 3 });
+    expect(leakyBucket.charge(undefined, 0, p, 4)).toEqual({ state: [4000, 0], charged: 4 });
+    expect(leakyBucket.charge([9000, 0], 0, p, 9)).toEqual({ state: [13_000, 0], charged: 4 });
+    // Drained 150 ms: 1.5 units, so one whole unit fits again.
+    expect(leakyBucket.charge([13_000, 0], 150, p, 9)).toEqual({ state: [12_500, 150], charged: 1 });
+    expect(leakyBucket.charge(undefined, 0, p, 0)).toEqual({ state: undefined, charged: 0 });
+  });
 });

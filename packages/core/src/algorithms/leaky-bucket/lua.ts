@@ -7,7 +7,8 @@ export const LEAKY_BUCKET_LUA = `
 -- of capacity B; an admitted request waits for what is queued ahead of it. The level is counted in
 -- units of 1/W, so the queue drains exactly L per ms.
 -- State: s1 = level * W (nil: empty), s2 = the time of the last leak.
--- Reads s1, s2, now, L (limit), W (window ms), B (burst), D (1: hold admitted requests), cost.
+-- Reads s1, s2, now, L (limit), W (window ms), B (burst), D (1: hold admitted requests), cost; a
+-- charge also debt.
 local capacity = B * W
 local level = 0
 if s1 then
@@ -17,7 +18,8 @@ end
 
 -- consume: writes ok, remaining, reset, retry, delay; when ok == 1 also n1, n2, old and new.
 local need = cost * W
-remaining, reset = floor((capacity - level) / W), ceil(level / L)
+-- In debt (a settle filled it past capacity) nothing remains until it has drained below.
+remaining, reset = max(0, floor((capacity - level) / W)), ceil(level / L)
 if cost > B then
   retry = INF
 elseif level + need > capacity then
@@ -34,6 +36,14 @@ end
 -- refund: writes n1, n2 (n1 nil: nothing left to keep, an empty queue) and new. It ignores at: the
 -- bucket is one state whenever the units were counted, and a refund never fills it past capacity.
 level = max(0, level - cost * W)
+if level > 0 then
+  n1, n2, new = level, now, now + ceil(level / L)
+end
+
+-- charge: writes charged, and n1, n2 (n1 nil: nothing to keep, an empty queue) and new. Debt: the
+-- level above capacity, drained at L per W like the rest.
+charged = min(cost, max(0, floor((capacity + debt * W - level) / W)))
+level = level + charged * W
 if level > 0 then
   n1, n2, new = level, now, now + ceil(level / L)
 end

@@ -47,7 +47,8 @@ const run: Kernel = (data, at, now, policy, cost, out) => {
     prev = data[at + 1]!;
   }
   const free = L * W - prev * (W - (now - start)) - curr * W;
-  const remaining = Math.floor(free / W);
+  // In debt (a settle counted past L) `free` is negative: nothing remains until it has decayed.
+  const remaining = Math.max(0, Math.floor(free / W));
   if (cost > L) {
     return setOutcome(out, false, remaining, resetMs(start, curr, prev, now, W), Number.POSITIVE_INFINITY, 0);
   }
@@ -95,6 +96,16 @@ export const slidingWindowStep: AlgorithmStep = {
     if (counted === start) return [start, Math.max(0, curr - cost), prev];
     if (counted === start - W) return [start, curr, Math.max(0, prev - cost)];
     return [start, curr, prev];
+  },
+
+  // Debt: the estimate above L, counted in this window; it decays as the window slides past it.
+  charge(state, now, policy, cost) {
+    const W = policy.window;
+    const [start, curr, prev] = state === undefined ? [now - (now % W), 0, 0] : shift(state, now, W);
+    const free = policy.limit * W - prev * (W - (now - start)) - curr * W;
+    const charged = Math.min(cost, Math.max(0, Math.floor((free + policy.maxDebt * W) / W)));
+    if (curr + charged === 0 && prev === 0) return { state: undefined, charged };
+    return { state: [start, curr + charged, prev], charged };
   },
 
   expiresAt: (state, policy) => state[0]! + 2 * policy.window,

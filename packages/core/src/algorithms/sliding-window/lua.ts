@@ -6,7 +6,7 @@ export const SLIDING_WINDOW_LUA = `
 -- sliding-window: the sliding-window counter over windows aligned to multiples of W.
 -- estimate = prev * (W - elapsed) / W + curr, multiplied by W throughout to stay in exact integers.
 -- State: s1 = the current window's start (nil: none), s2 = its count, s3 = the previous window's.
--- Reads s1, s2, s3, now, L (limit), W (window ms), cost; a refund also at.
+-- Reads s1, s2, s3, now, L (limit), W (window ms), cost; a refund also at, a charge also debt.
 -- fmod truncates like the % of JavaScript.
 local start = now - fmod(now, W)
 local curr, prev = 0, 0
@@ -18,7 +18,8 @@ end
 
 -- consume: writes ok, remaining, reset, retry; when ok == 1 also n1, n2, n3, old and new.
 local free = L * W - prev * (W - (now - start)) - curr * W
-remaining = floor(free / W)
+-- In debt (a settle counted past L) free is negative: nothing remains until it has decayed.
+remaining = max(0, floor(free / W))
 if cost > L or cost * W > free then
   retry = INF
   if cost <= L then
@@ -64,5 +65,13 @@ if curr > 0 or prev > 0 then
       n3 = max(0, prev - cost)
     end
   end
+end
+
+-- charge: writes charged, and n1, n2, n3 (n1 nil: nothing to keep) and new. Debt: the estimate
+-- above L, counted in this window; it decays as the window slides past it.
+local free = L * W - prev * (W - (now - start)) - curr * W
+charged = min(cost, max(0, floor((free + debt * W) / W)))
+if curr + charged > 0 or prev > 0 then
+  n1, n2, n3, new = start, curr + charged, prev, start + 2 * W
 end
 `;

@@ -137,4 +137,38 @@ describe('sliding-window (DESIGN: aligned windows, estimate = prev * (W - elapse
     expect(slidingWindow.refund(state, 3200, p, 1, 2100)).toEqual([3000, 0, 3]);
     expect(slidingWindow.refund(state, 3200, p, 1, 3100)).toEqual([3000, 0, 4]);
   });
+
+  test('reserve, then settle: debt is the estimate above L, decaying as the window slides', async () => {
+    const s = scenario(policy);
+    s.at(0);
+    const r = await s.reserve(4);
+    expect(r.decision).toEqual(ok(6, 2000));
+    expect(await r.settle(9)).toEqual({ ...ok(1, 2000), uncharged: 0 });
+    s.at(100);
+    const last = await s.reserve(1);
+    expect(last.decision).toEqual(ok(0, 1900));
+    // 13 more would make this window's count 23: maxDebt (10) stops it at 20, 3 uncharged. Next
+    // window, 20 x (1000 - e) / 1000 + 1 <= 10 from e = 550 on: at 1550.
+    expect(await last.settle(14)).toEqual({ ...no(0, 1900, 1450), uncharged: 3 });
+    s.at(1549);
+    expect(await s.hit()).toEqual(no(0, 451, 1));
+    s.at(1550);
+    expect(await s.hit()).toEqual(ok(0, 1450));
+    s.at(4000);
+    const small = await s.reserve(5);
+    expect(small.decision).toEqual(ok(5, 2000));
+    expect(await small.settle(2)).toEqual({ ...ok(8, 2000), uncharged: 0 });
+    const gone = await s.reserve(5);
+    await gone.release();
+    expect(await s.peek()).toEqual(ok(8, 2000));
+  });
+
+  test('charge: counts in the current window up to an estimate of L + maxDebt', () => {
+    const p = resolvePolicy({ ...policy, maxDebt: 2 });
+    expect(slidingWindow.charge(undefined, 1500, p, 3)).toEqual({ state: [1000, 3, 0], charged: 3 });
+    // prev 10 weighs 5 at 1500: 5 + 3 + 4 = 12 = L + maxDebt.
+    expect(slidingWindow.charge([1000, 3, 10], 1500, p, 9)).toEqual({ state: [1000, 7, 10], charged: 4 });
+    expect(slidingWindow.charge([0, 10], 1500, p, 9)).toEqual({ state: [1000, 7, 10], charged: 7 });
+    expect(slidingWindow.charge([1000, 3, 10], 9000, p, 0)).toEqual({ state: undefined, charged: 0 });
+  });
 });

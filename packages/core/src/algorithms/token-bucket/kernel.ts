@@ -20,7 +20,8 @@ const run: Kernel = (data, at, now, policy, cost, out) => {
   const capacity = policy.burst * W;
   const tokens = tokensAt(data[at]!, data[at + 1]!, now, policy);
   const need = cost * W;
-  const remaining = Math.floor(tokens / W);
+  // In debt (a settle took tokens below zero) nothing remains until the bucket has refilled past it.
+  const remaining = Math.max(0, Math.floor(tokens / W));
   if (cost > policy.burst) {
     return setOutcome(out, false, remaining, Math.ceil((capacity - tokens) / L), Number.POSITIVE_INFINITY, 0);
   }
@@ -50,6 +51,16 @@ export const tokenBucketStep: AlgorithmStep = {
     const capacity = policy.burst * policy.window;
     const tokens = Math.min(capacity, tokensAt(state[0]!, state[1]!, now, policy) + cost * policy.window);
     return tokens === capacity ? undefined : [tokens, now];
+  },
+
+  // Debt: tokens below zero, refilled at L per W like the rest.
+  charge(state, now, policy, cost) {
+    const W = policy.window;
+    const capacity = policy.burst * W;
+    const tokens = state === undefined ? capacity : tokensAt(state[0]!, state[1]!, now, policy);
+    const charged = Math.min(cost, Math.max(0, Math.floor((tokens + policy.maxDebt * W) / W)));
+    const left = tokens - charged * W;
+    return { state: left === capacity ? undefined : [left, now], charged };
   },
 
   expiresAt: (state, policy) =>

@@ -6,7 +6,7 @@ export const TOKEN_BUCKET_LUA = `
 -- token-bucket: capacity B, refilled continuously at L per W, full at first. Tokens are counted in
 -- units of 1/W, so refilling adds exactly L per ms: exact integers.
 -- State: s1 = tokens * W (nil: a full bucket), s2 = the time of the last refill.
--- Reads s1, s2, now, L (limit), W (window ms), B (burst), cost.
+-- Reads s1, s2, now, L (limit), W (window ms), B (burst), cost; a charge also debt.
 local capacity = B * W
 local tokens = capacity
 if s1 then
@@ -17,7 +17,8 @@ end
 
 -- consume: writes ok, remaining, reset, retry; when ok == 1 also n1, n2, old and new.
 local need = cost * W
-remaining, reset = floor(tokens / W), ceil((capacity - tokens) / L)
+-- In debt (a settle took tokens below zero) nothing remains until the bucket has refilled past it.
+remaining, reset = max(0, floor(tokens / W)), ceil((capacity - tokens) / L)
 if cost > B then
   retry = INF
 elseif tokens < need then
@@ -33,6 +34,14 @@ end
 -- refund: writes n1, n2 (n1 nil: nothing left to keep, a full bucket) and new. It ignores at: the
 -- bucket is one state whenever the units were counted, and a refund never fills it past capacity.
 tokens = min(capacity, tokens + cost * W)
+if tokens < capacity then
+  n1, n2, new = tokens, now, now + ceil((capacity - tokens) / L)
+end
+
+-- charge: writes charged, and n1, n2 (n1 nil: nothing to keep, a full bucket) and new. Debt: tokens
+-- below zero, refilled at L per W like the rest.
+charged = min(cost, max(0, floor((tokens + debt * W) / W)))
+tokens = tokens - charged * W
 if tokens < capacity then
   n1, n2, new = tokens, now, now + ceil((capacity - tokens) / L)
 end

@@ -106,4 +106,43 @@ describe('token-bucket (DESIGN: capacity burst (default L), refills L per W cont
     // Refilled meanwhile: the refund is capped, and a full bucket is no state.
     expect(tokenBucket.refund(empty, 1600, p, 2, 1000)).toBeUndefined();
   });
+
+  test('reserve, then settle: debt is tokens below zero, refilled like the rest (maxDebt = burst)', async () => {
+    const s = scenario(policy);
+    s.at(0);
+    const r = await s.reserve(4);
+    expect(r.decision).toEqual(ok(6, 400));
+    // Settled at 9: 5 more tokens, 1 left.
+    expect(await r.settle(9)).toEqual({ ...ok(1, 900), uncharged: 0 });
+    // The same answer again, nothing charged twice.
+    expect(await r.settle(100)).toEqual({ ...ok(1, 900), uncharged: 0 });
+    expect(await s.hit(3)).toEqual(no(1, 900, 200));
+    const last = await s.reserve(1);
+    expect(last.decision).toEqual(ok(0, 1000));
+    // 11 more would take the bucket to -11 tokens: maxDebt (10) stops it at -10, 1 uncharged.
+    expect(await last.settle(12)).toEqual({ ...no(0, 2000, 1100), uncharged: 1 });
+    s.at(1099);
+    expect(await s.hit()).toEqual(no(0, 901, 1));
+    s.at(1100);
+    expect(await s.hit()).toEqual(ok(0, 1000));
+    // Settled below the estimate: tokens back; released: all of them.
+    s.at(5000);
+    const small = await s.reserve(6);
+    expect(small.decision).toEqual(ok(4, 600));
+    expect(await small.settle(2)).toEqual({ ...ok(8, 200), uncharged: 0 });
+    const gone = await s.reserve(5);
+    await gone.release();
+    await gone.release();
+    expect(await s.peek()).toEqual(ok(8, 200));
+  });
+
+  test('charge: tokens below zero down to -maxDebt, the rest uncharged', () => {
+    const p = resolvePolicy({ ...policy, maxDebt: 3 });
+    expect(tokenBucket.charge(undefined, 0, p, 4)).toEqual({ state: [6000, 0], charged: 4 });
+    expect(tokenBucket.charge([1000, 0], 0, p, 9)).toEqual({ state: [-3000, 0], charged: 4 });
+    expect(tokenBucket.charge([-3000, 0], 0, p, 9)).toEqual({ state: [-3000, 0], charged: 0 });
+    // Refilled meanwhile: 50 ms is half a token, so one whole unit fits below -3.
+    expect(tokenBucket.charge([-3000, 0], 150, p, 9)).toEqual({ state: [-2500, 150], charged: 1 });
+    expect(tokenBucket.charge(undefined, 0, p, 0)).toEqual({ state: undefined, charged: 0 });
+  });
 });
