@@ -625,7 +625,8 @@ class LimiterImpl implements Limiter {
     this.blocked?.forget(id);
     let settlement: Settlement;
     try {
-      settlement = await store.settle!(key, set, delta, countedAt);
+      const settle = () => store.settle!(key, set, delta, countedAt);
+      settlement = await (store === this.store ? this.timed('settle', settle) : settle());
     } catch (error) {
       throw error instanceof StoreError ? error : new StoreError(describe(error), { cause: error });
     }
