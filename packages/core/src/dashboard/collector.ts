@@ -9,7 +9,7 @@ import {
   type StoreErrorMessage,
   type StoreRecoveredMessage,
 } from '../events.js';
-import type { PolicySet } from '../types.js';
+import type { PolicySet, ResolvedPolicy } from '../types.js';
 import { SecondRing } from './ring.js';
 import { type DeniedResult, TopKeys } from './top-keys.js';
 
@@ -39,11 +39,15 @@ const PEAK_SECONDS = 10;
 const MAX_ERROR_LENGTH = 200;
 
 class PolicyStats {
-  /** Per second: [the hottest key's used / limit, denials this policy bound]. */
+  /**
+   * Per second: [the hottest key's used / limit, denials this policy bound]; for a shadow policy,
+   * the requests it would have denied.
+   */
   readonly ring = new SecondRing(2);
   constructor(
     readonly name: string,
     readonly algorithm: string,
+    readonly mode: string,
     readonly limit: number,
     readonly windowMs: number,
   ) {}
@@ -71,11 +75,11 @@ class LimiterStats {
     readonly configured: boolean,
   ) {}
 
-  policy(name: string, algorithm: string, limit: number, windowMs: number): PolicyStats | undefined {
-    let stats = this.policies.get(name);
+  policy(p: ResolvedPolicy, limit: number): PolicyStats | undefined {
+    let stats = this.policies.get(p.name);
     if (stats === undefined && this.policies.size < MAX_POLICIES) {
-      stats = new PolicyStats(name, algorithm, limit, windowMs);
-      this.policies.set(name, stats);
+      stats = new PolicyStats(p.name, p.algorithm, p.mode ?? 'enforce', limit, p.window);
+      this.policies.set(p.name, stats);
     }
     return stats;
   }
@@ -93,11 +97,13 @@ export interface LimiterSnapshot {
   policies: {
     name: string;
     algorithm: string;
+    /** `'shadow'`: `limited` counts the requests it would have denied. */
+    mode: string;
     limit: number;
     windowMs: number;
     /** The hottest key's used / limit over the last 10 s (0 to 1). */
     peak: number;
-    /** Denials this policy bound over the last 60 s, and their share of the limiter's decisions. */
+    /** Denials this policy bound (would have, for shadow) over 60 s, and their share of the limiter's decisions. */
     limited: number;
     limitedShare: number;
   }[];
@@ -164,7 +170,7 @@ export class Collector {
     for (const { name, policies } of configured) {
       const stats = this.limiters.get(name) ?? new LimiterStats(name, true);
       this.limiters.set(name, stats);
-      for (const p of policies?.policies ?? []) stats.policy(p.name, p.algorithm, p.burst, p.window);
+      for (const p of policies?.policies ?? []) stats.policy(p, p.burst);
     }
   }
 
@@ -202,14 +208,18 @@ export class Collector {
     if (result === 'fallback') stats.store.lastFallbackAt = now;
     // Open decisions (no store answered) say nothing about how full a key is.
     if (result === 'store_error') return;
+    const { shadowLimited } = decision;
     for (const status of decision.policies) {
-      const { policy } = status;
-      const p = stats.policy(status.name, policy.algorithm, status.limit, policy.window);
+      const p = stats.policy(status.policy, status.limit);
       if (p === undefined || status.limit <= 0) continue;
       const row = p.ring.row(second);
       const used = Math.min(1, Math.max(0, (status.limit - status.remaining) / status.limit));
       if (used > p.ring.data[row]!) p.ring.data[row] = used;
-      if (result === 'limited' && decision.policy.name === status.name) p.ring.data[row + 1]!++;
+      const denied =
+        p.mode === 'shadow'
+          ? shadowLimited?.includes(status.name) === true
+          : result === 'limited' && decision.policy.name === status.name;
+      if (denied) p.ring.data[row + 1]!++;
     }
   };
 
@@ -289,6 +299,7 @@ export class Collector {
         return {
           name: p.name,
           algorithm: p.algorithm,
+          mode: p.mode,
           limit: p.limit,
           windowMs: p.windowMs,
           peak: p.ring.over(0, second, PEAK_SECONDS, true),

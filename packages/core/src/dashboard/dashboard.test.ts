@@ -113,6 +113,7 @@ describe('Collector', () => {
       {
         name: 'burst',
         algorithm: 'fixed-window',
+        mode: 'enforce',
         limit: 3,
         windowMs: 10_000,
         peak: 1,
@@ -122,6 +123,7 @@ describe('Collector', () => {
       {
         name: 'daily',
         algorithm: 'fixed-window',
+        mode: 'enforce',
         limit: 100,
         windowMs: 86_400_000,
         peak: 0.03,
@@ -143,6 +145,28 @@ describe('Collector', () => {
       },
     ]);
     expect(JSON.stringify(snap)).not.toContain('1.2.3.4');
+    await limiter.close();
+  });
+
+  test('counts what a shadow policy would have denied, as shadow_limited and on that policy', async () => {
+    const { collector, clock } = collect();
+    const limiter = createLimiter({
+      name: 'rollout',
+      store: new MemoryStore({ clock: () => clock.now }),
+      policies: [
+        { name: 'now', limit: 10, window: '1m', algorithm: 'fixed-window' },
+        { name: 'next', limit: 2, window: '1m', algorithm: 'fixed-window', mode: 'shadow' },
+      ],
+      logger: quiet,
+    });
+    for (let i = 0; i < 4; i++) await limiter.consume('ip:9.9.9.9');
+    const snap = collector.snapshot();
+    expect(snap.total).toEqual([2, 0, 2, 0, 0, 0]);
+    expect(snap.limiters[0]!.policies.map((p) => [p.name, p.mode, p.limited, p.limitedShare])).toEqual([
+      ['now', 'enforce', 0, 0],
+      ['next', 'shadow', 2, 0.5],
+    ]);
+    expect(snap.topKeys.map((k) => [k.count, k.shadowLimited])).toEqual([[2, 2]]);
     await limiter.close();
   });
 
@@ -208,6 +232,7 @@ describe('Collector', () => {
       {
         name: 'p',
         algorithm: 'sliding-window',
+        mode: 'enforce',
         limit: 5,
         windowMs: 60_000,
         peak: 0,

@@ -208,9 +208,10 @@ const SCRIPT = String.raw`
         var line = el('div', { class: 'policy', 'data-policy': p.name,
           title: 'used by the hottest key over the last 10 s; share of decisions this policy limited over 60 s' });
         var head = el('div', { class: 'head' });
-        head.appendChild(el('span', {}, p.name));
+        var shadow = p.mode === 'shadow';
+        head.appendChild(el('span', {}, p.name + (shadow ? ' (shadow)' : '')));
         head.appendChild(el('span', { class: 'muted' }, Math.round(p.peak * p.limit) + '/' + p.limit + ' per ' +
-          duration(p.windowMs) + ' · ' + Math.round(p.limitedShare * 100) + '% limited'));
+          duration(p.windowMs) + ' · ' + Math.round(p.limitedShare * 100) + (shadow ? '% would be limited' : '% limited')));
         line.appendChild(head);
         var bar = el('div', { class: 'bar' });
         bar.appendChild(el('span', { class: p.peak >= 1 ? 'full' : p.peak >= 0.8 ? 'hot' : '', style: { width: Math.round(p.peak * 100) + '%' } }));
