@@ -6,6 +6,8 @@ export class SecondRing {
   readonly data: Float64Array;
   /** The newest second (epoch seconds) with a row; rows older than `length` seconds are gone. */
   private head = Number.NEGATIVE_INFINITY;
+  /** `offset(head)`, kept: `row` runs for every decision. */
+  private headOffset = 0;
 
   constructor(
     readonly columns: number,
@@ -25,8 +27,9 @@ export class SecondRing {
         this.data.fill(0, this.offset(s), this.offset(s) + this.columns);
       }
       this.head = second;
+      this.headOffset = this.offset(second);
     }
-    return this.offset(this.head);
+    return this.headOffset;
   }
 
   /** The value of `column` over the `seconds` rows ending at `second` (summed or the maximum). */
