@@ -50,6 +50,7 @@ class PolicyStats {
     readonly mode: string,
     readonly limit: number,
     readonly windowMs: number,
+    readonly calendar: string | undefined,
   ) {}
 }
 
@@ -78,7 +79,7 @@ class LimiterStats {
   policy(p: ResolvedPolicy, limit: number): PolicyStats | undefined {
     let stats = this.policies.get(p.name);
     if (stats === undefined && this.policies.size < MAX_POLICIES) {
-      stats = new PolicyStats(p.name, p.algorithm, p.mode ?? 'enforce', limit, p.window);
+      stats = new PolicyStats(p.name, p.algorithm, p.mode, limit, p.window, p.calendar?.unit);
       this.policies.set(p.name, stats);
     }
     return stats;
@@ -101,6 +102,8 @@ export interface LimiterSnapshot {
     mode: string;
     limit: number;
     windowMs: number;
+    /** A calendar window's unit (`'month'`): `windowMs` is then only its nominal length. */
+    calendar?: string;
     /** The hottest key's used / limit over the last 10 s (0 to 1). */
     peak: number;
     /** Denials this policy bound (would have, for shadow) over 60 s, and their share of the limiter's decisions. */
@@ -302,6 +305,7 @@ export class Collector {
           mode: p.mode,
           limit: p.limit,
           windowMs: p.windowMs,
+          ...(p.calendar === undefined ? {} : { calendar: p.calendar }),
           peak: p.ring.over(0, second, PEAK_SECONDS, true),
           limited,
           limitedShare: decisions === 0 ? 0 : limited / decisions,

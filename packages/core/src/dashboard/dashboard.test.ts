@@ -243,6 +243,16 @@ describe('Collector', () => {
     await Promise.all([shown.close(), other.close()]);
   });
 
+  test('names a calendar window by its unit', () => {
+    const quota = createLimiter({
+      name: 'quota',
+      policies: { name: 'monthly', limit: 1000, window: { calendar: 'month' }, algorithm: 'fixed-window' },
+      logger: quiet,
+    });
+    const [policy] = collect([quota]).collector.snapshot().limiters[0]!.policies;
+    expect(policy).toMatchObject({ name: 'monthly', calendar: 'month', limit: 1000 });
+  });
+
   test('tracks at most 64 limiters; decisions of more still count in the totals', async () => {
     const { collector } = collect();
     for (let i = 0; i < 70; i++) {

@@ -211,7 +211,7 @@ const SCRIPT = String.raw`
         var shadow = p.mode === 'shadow';
         head.appendChild(el('span', {}, p.name + (shadow ? ' (shadow)' : '')));
         head.appendChild(el('span', { class: 'muted' }, Math.round(p.peak * p.limit) + '/' + p.limit + ' per ' +
-          duration(p.windowMs) + ' · ' + Math.round(p.limitedShare * 100) + (shadow ? '% would be limited' : '% limited')));
+          (p.calendar ? 'calendar ' + p.calendar : duration(p.windowMs)) + ' · ' + Math.round(p.limitedShare * 100) + (shadow ? '% would be limited' : '% limited')));
         line.appendChild(head);
         var bar = el('div', { class: 'bar' });
         bar.appendChild(el('span', { class: p.peak >= 1 ? 'full' : p.peak >= 0.8 ? 'hot' : '', style: { width: Math.round(p.peak * 100) + '%' } }));
