@@ -55,3 +55,57 @@ it('a failed probe opens it again', async () => {
   expect(states).toEqual(['open', 'half-open', 'open']);
   await expect(api(server.url)).rejects.toBeInstanceOf(CircuitOpenError);
 });
+
+it('perModel: a failing model opens its own breaker; the other models keep going', async () => {
+  subscribe('tollgate:client:breaker', listener);
+  server = await scriptedServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      res.writeHead(JSON.parse(body).model === 'broken' ? 500 : 200);
+      res.end();
+    });
+  });
+  const api = pace(fetch, { retry: false, breaker: { failures: 2, resetAfter: 10_000, perModel: true } });
+  const call = (model: string) => api(server!.url, { method: 'POST', body: JSON.stringify({ model }) });
+  expect((await call('broken')).status).toBe(500);
+  expect((await call('broken')).status).toBe(500);
+  const error = await call('broken').catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(CircuitOpenError);
+  expect(error).toMatchObject({ origin: server.url, model: 'broken' });
+  expect((error as Error).message).toContain('(model broken)');
+  expect((await call('fine')).status).toBe(200);
+  expect(api.snapshot().breakers).toEqual([
+    { origin: server.url, model: 'broken', state: 'open' },
+    { origin: server.url, model: 'fine', state: 'closed' },
+  ]);
+  expect(states).toEqual(['open']);
+  expect(server.statuses).toEqual([500, 500, 200]);
+});
+
+it('timeout: a call unanswered within it is aborted and counts as a failure', async () => {
+  subscribe('tollgate:client:breaker', listener);
+  server = await scriptedServer((_req, res, index) => {
+    // The first two never answer in time; the third would answer at once.
+    setTimeout(
+      () => {
+        if (!res.destroyed) {
+          res.writeHead(200);
+          res.end();
+        }
+      },
+      index < 2 ? 1000 : 0,
+    );
+  });
+  const api = pace(fetch, { retry: false, breaker: { failures: 2, resetAfter: 10_000, timeout: 100 } });
+  const started = Date.now();
+  for (let i = 0; i < 2; i++) {
+    const error = await api(server.url).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'TimeoutError' });
+  }
+  expect(Date.now() - started).toBeLessThan(900);
+  expect(states).toEqual(['open']);
+  await expect(api(server.url)).rejects.toBeInstanceOf(CircuitOpenError);
+});

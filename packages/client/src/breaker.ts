@@ -6,7 +6,7 @@ import type { ResolvedBreaker } from './options.js';
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 /**
- * A circuit breaker for one origin: `failures` failed calls in a row open it; while open, calls
+ * A circuit breaker for one origin (or one model of it): `failures` failed calls (or timeouts) in a row open it; while open, calls
  * fail at once with `CircuitOpenError`, unsent; after `resetAfter` one call goes through as a probe
  * (half-open), and its outcome closes or reopens it.
  */
@@ -18,6 +18,8 @@ export class Breaker {
 
   constructor(
     readonly origin: string,
+    /** The model this breaker guards (with `perModel`), else undefined: the whole origin. */
+    readonly model: string | undefined,
     private readonly options: ResolvedBreaker,
   ) {}
 
@@ -26,10 +28,10 @@ export class Breaker {
     if (this.state === 'closed') return;
     if (this.state === 'open') {
       const until = this.openedAt + this.options.resetAfter;
-      if (now < until) throw new CircuitOpenError(this.origin, until);
+      if (now < until) throw new CircuitOpenError(this.origin, until, this.model);
       this.set('half-open');
     }
-    if (this.probing) throw new CircuitOpenError(this.origin, now);
+    if (this.probing) throw new CircuitOpenError(this.origin, now, this.model);
     this.probing = true;
   }
 
@@ -59,6 +61,12 @@ export class Breaker {
 
   private set(state: BreakerState): void {
     this.state = state;
-    if (breakerChannel.hasSubscribers) breakerChannel.publish({ origin: this.origin, state });
+    if (breakerChannel.hasSubscribers) {
+      breakerChannel.publish({
+        origin: this.origin,
+        ...(this.model === undefined ? {} : { model: this.model }),
+        state,
+      });
+    }
   }
 }

@@ -73,9 +73,11 @@ export class CircuitOpenError extends ClientError {
     readonly origin: string,
     /** Local epoch ms when a probe call will be let through. */
     readonly retryAt: number,
+    /** The model whose breaker is open (with `breaker.perModel`). */
+    readonly model?: string,
   ) {
     super(
-      `The circuit breaker for ${origin} is open after repeated failures; the call was not sent. A probe goes through at ${new Date(retryAt).toISOString()}.`,
+      `The circuit breaker for ${origin}${model === undefined ? '' : ` (model ${model})`} is open after repeated failures; the call was not sent. A probe goes through at ${new Date(retryAt).toISOString()}.`,
       'TOLLGATE_CLIENT_CIRCUIT_OPEN',
     );
   }

@@ -89,6 +89,17 @@ export interface BreakerOptions {
    * @default (status) => status >= 500
    */
   failureStatus?: (status: number) => boolean;
+  /**
+   * Ms to wait for an answer's headers; a call still unanswered then is aborted (it rejects with a
+   * `TimeoutError`) and counts as a failure. @default none
+   */
+  timeout?: number;
+  /**
+   * One breaker per model (the JSON body's `model`) instead of one per origin: a failing model
+   * does not stop calls to the others. Calls naming no model share the origin's.
+   * @default false
+   */
+  perModel?: boolean;
 }
 
 /** Options of `pace()`. */
@@ -186,6 +197,8 @@ export interface ResolvedBreaker {
   failures: number;
   resetAfter: number;
   failureStatus: (status: number) => boolean;
+  timeout: number | undefined;
+  perModel: boolean;
 }
 
 export interface ResolvedOptions {
@@ -276,8 +289,14 @@ function resolveRetry(value: unknown): ResolvedRetry | undefined {
 
 function resolveBreaker(value: unknown): ResolvedBreaker {
   const breaker = checkObject('breaker', value);
-  checkKeys('breaker', breaker, ['failures', 'resetAfter', 'failureStatus']);
+  checkKeys('breaker', breaker, ['failures', 'resetAfter', 'failureStatus', 'timeout', 'perModel']);
+  if (breaker.perModel !== undefined && typeof breaker.perModel !== 'boolean') {
+    throw configError('breaker.perModel', 'a boolean', breaker.perModel);
+  }
   return {
+    timeout:
+      breaker.timeout === undefined ? undefined : number('breaker.timeout', breaker.timeout, 0, 1, false),
+    perModel: breaker.perModel === true,
     failures: number('breaker.failures', breaker.failures, 5, 1, true),
     resetAfter: number('breaker.resetAfter', breaker.resetAfter, 10_000, 0, false),
     failureStatus: fn('breaker.failureStatus', breaker.failureStatus, (status: number) => status >= 500),

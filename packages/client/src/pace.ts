@@ -21,8 +21,8 @@ export interface PaceSnapshot {
   budgets: BudgetSnapshot[];
   /** Retries the retry budget allows right now. */
   retryTokens: number;
-  /** Each origin's circuit breaker (with the `breaker` option). */
-  breakers: Array<{ origin: string; state: BreakerState }>;
+  /** Each origin's circuit breaker (with the `breaker` option); per model with `perModel`. */
+  breakers: Array<{ origin: string; model?: string; state: BreakerState }>;
 }
 
 /** The function `pace()` returns: call it as `fetch`; `snapshot()` shows what it knows. */
@@ -50,16 +50,18 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
   const budgets = new Map<string, BudgetClass>();
   const clocks = new Map<string, ServerClock>();
   const breakers = new Map<string, Breaker>();
-  const breakerFor = (origin: string): Breaker | undefined => {
+  const breakerFor = (origin: string, model: string | undefined): Breaker | undefined => {
     if (config.breaker === undefined) return undefined;
-    let breaker = breakers.get(origin);
+    const scope = config.breaker.perModel ? model : undefined;
+    const key = scope === undefined ? origin : `${origin} ${scope}`;
+    let breaker = breakers.get(key);
     if (breaker === undefined) {
       // Bounded like the budgets: a closed breaker with no failures holds nothing worth keeping.
       if (breakers.size >= MAX_BUDGETS) {
         for (const [o, b] of breakers) if (b.state === 'closed') breakers.delete(o);
       }
-      breaker = new Breaker(origin, config.breaker);
-      breakers.set(origin, breaker);
+      breaker = new Breaker(origin, scope, config.breaker);
+      breakers.set(key, breaker);
     }
     return breaker;
   };
@@ -126,7 +128,8 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
     };
     const order = budget.nextOrder();
 
-    const breaker = breakerFor(url.origin);
+    const breaker = breakerFor(url.origin, info.model);
+    const timeout = config.breaker?.timeout;
     for (let attempt = 0; ; attempt++) {
       // Checked before queueing (fail fast) and again when the turn comes (it may have opened since).
       breaker?.admit(now());
@@ -142,7 +145,10 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
       let response: Response;
       try {
         // A Request's body can be read once: each attempt sends a copy.
-        response = await fetch(request && mayRetry ? request.clone() : input, rest);
+        const target = request && mayRetry ? request.clone() : input;
+        response = await (timeout === undefined
+          ? fetch(target, rest)
+          : fetchWithin(fetch, target, rest, signal, timeout));
       } catch (error) {
         // Sent or not, the server may have served it: the estimate stands.
         settle(undefined);
@@ -234,7 +240,11 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
     return {
       budgets: [...budgets.values()].map((b) => b.snapshot(at)),
       retryTokens: Math.floor(retries.tokens),
-      breakers: [...breakers.values()].map((b) => ({ origin: b.origin, state: b.state })),
+      breakers: [...breakers.values()].map((b) => ({
+        origin: b.origin,
+        ...(b.model === undefined ? {} : { model: b.model }),
+        state: b.state,
+      })),
     };
   };
   return paced;
@@ -295,6 +305,34 @@ function withoutPace(init: PaceInit | undefined): RequestInit | undefined {
 const replayable = (init: RequestInit | undefined): boolean =>
   !(init?.body instanceof ReadableStream) &&
   !(typeof init?.body === 'object' && init.body !== null && Symbol.asyncIterator in init.body);
+
+/**
+ * `fetch` that gives up after `ms` until the answer's headers (the breaker's `timeout`): rejects
+ * with a `TimeoutError` DOMException, as `AbortSignal.timeout` would; the caller's `signal` still
+ * aborts it.
+ */
+async function fetchWithin(
+  fetch: FetchLike,
+  input: string | URL | Request,
+  init: RequestInit | undefined,
+  signal: AbortSignal | null | undefined,
+  ms: number,
+): Promise<Response> {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(signal!.reason);
+  if (signal?.aborted) onAbort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const timer = setTimeout(
+    () => controller.abort(new DOMException(`No answer within ${ms} ms`, 'TimeoutError')),
+    ms,
+  );
+  try {
+    return await fetch(input, { ...init, signal: controller.signal });
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
 
 function sleep(ms: number, signal: AbortSignal | null | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
