@@ -40,6 +40,10 @@ export interface LimitRule {
   tpm?: number;
   /** Tokens per day, like `tpm`. */
   tpd?: number;
+  /** Requests per any window: `{ limit: 20, window: '2s' }` (window in ms or `'500ms'`, `'2s'`, `'1m'`, `'1h'`, `'1d'`). */
+  requests?: { limit: number; window: number | string };
+  /** Tokens per any window, like `requests`. */
+  tokens?: { limit: number; window: number | string };
 }
 
 /** One configured budget as `snapshot()` shows it. */
@@ -82,7 +86,7 @@ function resolveRule(entry: unknown, at: string): ResolvedRule {
     throw configError(at, "an object such as `{ match: 'https://api.example.com/', rpm: 60 }`", entry);
   }
   const rule = entry as Record<string, unknown>;
-  const known = ['match', 'model', 'name', ...FIELDS.map(([f]) => f)];
+  const known = ['match', 'model', 'name', ...FIELDS.map(([f]) => f), 'requests', 'tokens'];
   for (const key of Object.keys(rule)) {
     if (!known.includes(key))
       throw new ConfigError(`Unknown option \`${at}.${key}\`; known: ${known.join(', ')}.`);
@@ -123,10 +127,35 @@ function resolveRule(entry: unknown, at: string): ResolvedRule {
     }
     windows.push({ unit, label: field, limit, windowMs });
   }
+  for (const unit of ['requests', 'tokens'] as const) {
+    const given = rule[unit];
+    if (given === undefined) continue;
+    const example = `{ limit: 20, window: '2s' }`;
+    if (typeof given !== 'object' || given === null) throw configError(`${at}.${unit}`, example, given);
+    const { limit, window } = given as { limit?: unknown; window?: unknown };
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) {
+      throw configError(`${at}.${unit}.limit`, 'a positive integer', limit);
+    }
+    windows.push({ unit, label: unit, limit, windowMs: duration(window, `${at}.${unit}.window`) });
+  }
   if (windows.length === 0) {
-    throw new ConfigError(`\`${at}\` states no budget: give it at least one of rpm, rph, rpd, tpm, tpd.`);
+    throw new ConfigError(
+      `\`${at}\` states no budget: give it at least one of rpm, rph, rpd, tpm, tpd, requests, tokens.`,
+    );
   }
   return { name: (name as string | undefined) ?? at, test, model, windows };
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: MINUTE, h: HOUR, d: DAY };
+
+/** A window: positive ms, or a whole number and a unit (`'500ms'`, `'2s'`, `'1m'`, `'1h'`, `'1d'`). */
+function duration(value: unknown, option: string): number {
+  const match = typeof value === 'string' ? /^([1-9]\d*)(ms|s|m|h|d)$/.exec(value) : null;
+  const ms = match ? Number(match[1]) * UNITS[match[2]!]! : value;
+  if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 1) {
+    throw configError(option, "a window in ms or a duration such as '2s', '1m', '1d'", value);
+  }
+  return ms;
 }
 
 /** Whether `rule` applies to `call`, and under which model label ('' for one shared budget). */

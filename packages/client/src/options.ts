@@ -126,6 +126,13 @@ export interface PaceOptions {
    * `usage.prompt_tokens + usage.completion_tokens`
    */
   usage?: (body: unknown) => number | undefined;
+  /**
+   * A tollgate store (`@tollgate/core`'s `MemoryStore`, `@tollgate/redis`'s `RedisStore`) that
+   * keeps the configured budgets (`limits`), so that every process using it spends from one
+   * budget: a fleet of workers shares one provider quota. Needs `@tollgate/core` installed (an
+   * optional peer dependency). Without it each `pace()` keeps its budgets in memory.
+   */
+  store?: object;
   /** A circuit breaker per origin. @default off */
   breaker?: BreakerOptions;
   /** AIMD pacing for origins whose answers state no quota. @default off */
@@ -205,6 +212,7 @@ export interface ResolvedOptions {
   limits: ResolvedRule[];
   tokens: ((call: CallInfo) => number | undefined) | undefined;
   usage: (body: unknown) => number | undefined;
+  store: object | undefined;
   breaker: ResolvedBreaker | undefined;
   aimd: ResolvedAimd | undefined;
   retry: ResolvedRetry | undefined;
@@ -356,11 +364,16 @@ export function resolveOptions(value: unknown): ResolvedOptions {
     'limits',
     'tokens',
     'usage',
+    'store',
   ]);
+  if (options.store !== undefined && (typeof options.store !== 'object' || options.store === null)) {
+    throw configError('store', 'a tollgate store (MemoryStore, RedisStore)', options.store);
+  }
   return {
     limits: resolveLimits(options.limits),
     tokens: options.tokens === false ? undefined : fn('tokens', options.tokens, estimateTokens),
     usage: fn('usage', options.usage, usageTokens),
+    store: options.store as object | undefined,
     aimd: options.aimd === undefined ? undefined : resolveAimd(options.aimd),
     breaker: options.breaker === undefined ? undefined : resolveBreaker(options.breaker),
     retry: resolveRetry(options.retry),

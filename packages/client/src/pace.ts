@@ -3,10 +3,12 @@ import { Breaker, type BreakerState } from './breaker.js';
 import { Budget, type Budget as BudgetClass, type BudgetSnapshot, type Cost } from './budget.js';
 import { configError } from './errors.js';
 import { limitedChannel, retriedChannel, sentChannel } from './events.js';
-import { type CallInfo, type LocalQuota, ruleScope } from './limits.js';
+import { type CallInfo, type LocalQuota, type ResolvedRule, ruleScope } from './limits.js';
 import { type CallOptions, type PaceOptions, type ResolvedRetry, resolveOptions } from './options.js';
 import { readHeaders } from './read-headers.js';
 import { ServerClock } from './server-clock.js';
+import { SharedBudgets, type SharedSpend } from './shared.js';
+import { sleep } from './sleep.js';
 import { readUsage } from './usage.js';
 
 /** A `fetch`, or anything with its signature (undici's, node-fetch's, a test double). */
@@ -66,6 +68,10 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
     return breaker;
   };
   const retries = { tokens: retry?.reserve ?? 0 };
+  const shared =
+    config.store === undefined || config.limits.length === 0
+      ? undefined
+      : new SharedBudgets(config.store, config.limits);
 
   function budgetFor(origin: string, credential: string | undefined): BudgetClass {
     const key = credential === undefined ? origin : `${origin} ${credential}`;
@@ -109,7 +115,8 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
     if (retry !== undefined)
       retries.tokens = Math.min(Math.max(retry.reserve, 1), retries.tokens + retry.ratio);
     const info = callInfo(url, method, headers, rest?.body);
-    const locals = localsFor(budget, info);
+    const scopes = scopesOf(info);
+    const locals = shared === undefined ? localsFor(budget, scopes) : [];
     const cost: Cost = {};
     const estimate = call.tokens ?? (config.tokens === undefined ? undefined : config.tokens(info));
     if (estimate !== undefined) {
@@ -117,15 +124,12 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
         throw configError('tokens (the estimate of this call)', 'a finite number ≥ 0', estimate);
       }
       cost.tokens = Math.ceil(estimate);
-    } else if (locals.some((q) => q.unit === 'tokens')) {
+    } else if (scopes.some(({ rule }) => rule.windows.some((w) => w.unit === 'tokens'))) {
       // Unknown cost against a token budget: a token at least, settled to the usage.
       cost.tokens = 1;
     }
     const tokens = cost.tokens;
-    /** An attempt's tokens are known (undefined: keep the estimate). */
-    const settle = (actual: number | undefined) => {
-      if (tokens !== undefined) budget.settle(locals, tokens, actual);
-    };
+    const sharedKey = `${budget.origin} ${budget.credential ?? '-'}`;
     const order = budget.nextOrder();
 
     const breaker = breakerFor(url.origin, info.model);
@@ -134,12 +138,25 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
       // Checked before queueing (fail fast) and again when the turn comes (it may have opened since).
       breaker?.admit(now());
       let seq: number;
+      let spent: SharedSpend | undefined;
       try {
+        // Only awaited when there is one: a call queues synchronously otherwise (its \`queued\`
+        // event is out before \`pace()\`'s promise returns).
+        if (shared !== undefined) {
+          spent = await shared.spend(scopes, sharedKey, budget.origin, tokens, signal, call.deadline, now);
+        }
         seq = await budget.acquire(cost, call.priority, signal, call.deadline, order, locals);
       } catch (error) {
         breaker?.release();
+        await spent?.cancel();
         throw error;
       }
+      /** This attempt's tokens are known (undefined: keep the estimate). */
+      const settle = (actual: number | undefined) => {
+        if (tokens === undefined) return;
+        budget.settle(locals, tokens, actual);
+        spent?.settle(actual).catch(() => {});
+      };
       const sentAt = now();
       if (sentChannel.hasSubscribers) sentChannel.publish({ ...event, attempt, method, url: url.href });
       let response: Response;
@@ -209,12 +226,23 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
     }
   } as PacedFetch;
 
-  /** The configured budgets (`limits`) a call spends from, in this budget (origin, credential). */
-  function localsFor(budget: BudgetClass, info: CallInfo): LocalQuota[] {
-    const out: LocalQuota[] = [];
+  /** The configured rules a call spends from, each with its model scope ('' for one budget). */
+  function scopesOf(info: CallInfo): Array<{ rule: ResolvedRule; scope: string }> {
+    const out: Array<{ rule: ResolvedRule; scope: string }> = [];
     for (const rule of config.limits) {
       const scope = ruleScope(rule, info);
-      if (scope === undefined) continue;
+      if (scope !== undefined) out.push({ rule, scope });
+    }
+    return out;
+  }
+
+  /** The in-memory configured budgets of `scopes`, in this budget (origin, credential). */
+  function localsFor(
+    budget: BudgetClass,
+    scopes: ReadonlyArray<{ rule: ResolvedRule; scope: string }>,
+  ): LocalQuota[] {
+    const out: LocalQuota[] = [];
+    for (const { rule, scope } of scopes) {
       for (const w of rule.windows) {
         const key = `${rule.name}:${w.label}${scope === '' ? '' : `:${scope}`}`;
         out.push(budget.local(key, w.unit, w.limit, w.windowMs));
@@ -332,19 +360,4 @@ async function fetchWithin(
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal | null | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    signal?.throwIfAborted();
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -1,0 +1,166 @@
+import { CostExceedsLimitError, DeadlineError } from './errors.js';
+import type { ResolvedRule } from './limits.js';
+import { sleep } from './sleep.js';
+
+/** What the client reads of a tollgate `Decision`. */
+interface SharedDecision {
+  allowed: boolean;
+  retryAfterMs: number;
+  countedAt?: number;
+}
+
+/** What the client reads of a tollgate `Reservation` (`limiter.reserve`). */
+interface SharedReservation {
+  decision: SharedDecision;
+  settle(actual: number): Promise<unknown>;
+  release(): Promise<void>;
+}
+
+/** The part of a tollgate `Limiter` (from `@tollgate/core`'s `createLimiter`) the client calls. */
+interface SharedLimiter {
+  consume(key: string, options: { cost: number }): Promise<SharedDecision>;
+  refund(key: string, cost: number, options?: { countedAt?: number }): Promise<void>;
+  reserve?(key: string, options: { cost: number }): Promise<SharedReservation>;
+}
+
+type CreateLimiter = (options: Record<string, unknown>) => SharedLimiter;
+
+/** A spend from the shared budgets, to be settled once the call's tokens are known. */
+export interface SharedSpend {
+  /** Charges the tokens the call used instead of its estimate (undefined: keep the estimate). */
+  settle(actual: number | undefined): Promise<void>;
+  /** The call was never sent: gives back everything it spent. */
+  cancel(): Promise<void>;
+}
+
+const NO_SPEND: SharedSpend = { settle: async () => {}, cancel: async () => {} };
+
+/** A rule's name as a tollgate limiter name allows (letters, digits, `.`, `_`, `:`, `/`, `-`). */
+const safe = (name: string) => name.replace(/[^A-Za-z0-9._:/-]/g, '_');
+
+/**
+ * Configured budgets (`limits`) kept in a tollgate store, so that every process using the store
+ * spends from one budget: per rule and unit, one tollgate limiter of token buckets (one per
+ * window), keyed by origin, credential hash and model. Reached through `@tollgate/core`, an
+ * optional peer dependency loaded on first use.
+ */
+export class SharedBudgets {
+  private limiters: Promise<Map<string, SharedLimiter>> | undefined;
+
+  constructor(
+    private readonly store: unknown,
+    private readonly rules: readonly ResolvedRule[],
+  ) {}
+
+  private load(): Promise<Map<string, SharedLimiter>> {
+    this.limiters ??= import('@tollgate/core').then((core) => {
+      const createLimiter = core.createLimiter as unknown as CreateLimiter;
+      const map = new Map<string, SharedLimiter>();
+      for (const rule of this.rules) {
+        for (const unit of ['requests', 'tokens'] as const) {
+          const windows = rule.windows.filter((w) => w.unit === unit);
+          if (windows.length === 0) continue;
+          const name = `client:${safe(rule.name)}:${unit}`.slice(0, 64);
+          const policies = windows.map((w) => ({
+            name: w.label,
+            algorithm: 'token-bucket',
+            limit: w.limit,
+            window: w.windowMs,
+          }));
+          // Fail open: while the store is down each process goes on its own pacing.
+          map.set(
+            `${rule.name}\n${unit}`,
+            createLimiter({ policies, store: this.store, name, onStoreError: 'allow' }),
+          );
+        }
+      }
+      return map;
+    });
+    return this.limiters;
+  }
+
+  /**
+   * Waits until every shared budget the call spends from (`scopes`: rule and model) has room for
+   * one request and `tokens`, and spends them. All or nothing: when one refuses, what the others
+   * gave is given back while the call waits, and it tries again.
+   */
+  async spend(
+    scopes: ReadonlyArray<{ rule: ResolvedRule; scope: string }>,
+    key: string,
+    origin: string,
+    tokens: number | undefined,
+    signal: AbortSignal | null | undefined,
+    deadline: number | undefined,
+    now: () => number,
+  ): Promise<SharedSpend> {
+    if (scopes.length === 0) return NO_SPEND;
+    const limiters = await this.load();
+    const parts: Array<{
+      limiter: SharedLimiter;
+      key: string;
+      cost: number;
+      rule: ResolvedRule;
+      unit: string;
+    }> = [];
+    for (const { rule, scope } of scopes) {
+      for (const unit of ['tokens', 'requests'] as const) {
+        const limiter = limiters.get(`${rule.name}\n${unit}`);
+        if (limiter === undefined) continue;
+        const cost = unit === 'requests' ? 1 : (tokens ?? 1);
+        parts.push({ limiter, key: scope === '' ? key : `${key} ${scope}`, cost, rule, unit });
+      }
+    }
+    for (;;) {
+      const held: Array<() => Promise<void>> = [];
+      const settlers: Array<(actual: number | undefined) => Promise<unknown>> = [];
+      let refused: { decision: SharedDecision; part: (typeof parts)[number] } | undefined;
+      for (const part of parts) {
+        const { limiter, key: k, cost } = part;
+        if (part.unit === 'tokens' && limiter.reserve !== undefined) {
+          const reservation = await limiter.reserve(k, { cost });
+          if (!reservation.decision.allowed) {
+            refused = { decision: reservation.decision, part };
+            break;
+          }
+          held.push(() => reservation.release());
+          settlers.push((actual) => reservation.settle(actual ?? cost));
+          continue;
+        }
+        const decision = await limiter.consume(k, { cost });
+        if (!decision.allowed) {
+          refused = { decision, part };
+          break;
+        }
+        const at = decision.countedAt === undefined ? {} : { countedAt: decision.countedAt };
+        held.push(() => limiter.refund(k, cost, at));
+        if (part.unit === 'tokens') {
+          // Without reservations (a core before `reserve`): less is refunded; more is charged as
+          // far as the budget has room.
+          settlers.push(async (actual) => {
+            if (actual === undefined || actual === cost) return;
+            if (actual < cost) await limiter.refund(k, cost - actual, at);
+            else await limiter.consume(k, { cost: actual - cost });
+          });
+        }
+      }
+      if (refused === undefined) {
+        return {
+          settle: async (actual) => void (await Promise.all(settlers.map((s) => s(actual)))),
+          cancel: async () => void (await Promise.all(held.map((give) => give()))),
+        };
+      }
+      await Promise.all(held.map((give) => give()));
+      const wait = this.waitOf(refused.decision, refused.part.rule, refused.part.unit, refused.part.cost);
+      if (deadline !== undefined && now() + wait > deadline) throw new DeadlineError(origin);
+      await sleep(wait, signal);
+    }
+  }
+
+  private waitOf(decision: SharedDecision, rule: ResolvedRule, unit: string, cost: number): number {
+    if (decision.retryAfterMs === Number.POSITIVE_INFINITY) {
+      const limit = Math.min(...rule.windows.filter((w) => w.unit === unit).map((w) => w.limit));
+      throw new CostExceedsLimitError(`${rule.name}:${unit}`, cost, limit);
+    }
+    return Math.max(1, decision.retryAfterMs);
+  }
+}
