@@ -92,5 +92,24 @@ export type {
   Settlement,
   Store,
 } from './types.js';
+// Usage recording and reports.
+export type {
+  RouteUsage,
+  TenantUsage,
+  Usage,
+  UsageAddContext,
+  UsageCounts,
+  UsageEntry,
+  UsageEvent,
+  UsageFunctions,
+  UsageOptions,
+  UsagePeriod,
+  UsageQuery,
+  UsageReport,
+  UsageReportOptions,
+  UsageResult,
+  UsageStore,
+} from './usage/index.js';
+export { createUsage, MemoryUsageStore } from './usage/index.js';
 export type { WarningCode } from './warnings.js';
 export { WARNINGS } from './warnings.js';

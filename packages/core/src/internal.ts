@@ -53,6 +53,7 @@ export type {
 } from './http/index.js';
 export {
   ceilSeconds,
+  completeOnClose,
   decisionHeaders,
   encodeBody,
   HEADER_MODES,
@@ -79,4 +80,23 @@ export {
   resolvePolicy,
   resolvePolicySet,
 } from './policy.js';
+export type { Grain, UsageReportAnswer, UsageReporter } from './usage/index.js';
+export {
+  BATCH_MEMORY_MS,
+  bucketName,
+  FIELDS as USAGE_FIELDS,
+  GRAINS,
+  isUsageRecorder,
+  OTHER,
+  PERIODS,
+  UNMATCHED,
+  USAGE_ADD_LUA,
+  USAGE_READ_LUA,
+  USAGE_RESULTS,
+  UsageRecorder,
+  usageLabel,
+  usageReporter,
+  usageResult,
+  worseResult,
+} from './usage/index.js';
 export { Warner } from './warnings.js';

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import {
   configError,
+  createUsage as createCoreUsage,
   rateLimit as createHandler,
   type HttpLimiter,
   type HttpResult,
@@ -12,6 +13,11 @@ import {
   type RateLimitStatusOptions,
   type RequestView,
   statusHandler,
+  type Usage,
+  type UsageOptions,
+  type UsageReportAnswer,
+  type UsageReportOptions,
+  usageReporter,
   writeHeaders,
   writeResult,
 } from '@tollgate/core/internal';
@@ -34,6 +40,12 @@ export interface ExpressRequest {
   headers: IncomingHttpHeaders;
   app: { get(setting: string): unknown };
   rateLimit?: RateLimitInfo;
+  /** The matched route (Express sets it on dispatch): its `path` is the template. */
+  route?: unknown;
+  /** The path the router handling the request is mounted on. */
+  baseUrl?: string;
+  originalUrl?: string;
+  url?: string;
 }
 
 /** The Express middleware `rateLimit()` returns; `.limiter` is its limiter (peek, reset, refund). */
@@ -81,6 +93,11 @@ class ExpressView implements RequestView {
   }
   headersSent(): boolean {
     return this.res?.headersSent === true;
+  }
+  route(): string | undefined {
+    const path = (this.req.route as { path?: unknown } | undefined)?.path;
+    if (path === undefined) return undefined;
+    return (this.req.baseUrl ?? '') + (typeof path === 'string' ? path : String(path));
   }
 }
 
@@ -196,3 +213,42 @@ export const byIp: KeyHelpers<Request>['byIp'] = keys.byIp;
 export const byHeader: KeyHelpers<Request>['byHeader'] = keys.byHeader;
 /** Counts by `Authorization: Bearer` or `X-API-Key`, stored as a SHA-256 digest. */
 export const byApiKey: KeyHelpers<Request>['byApiKey'] = keys.byApiKey;
+
+/**
+ * Makes a usage recorder (`createUsage()` of `@tollgate/core`) whose `tenant` and `route`
+ * functions receive Express's `req`: pass it to `rateLimit({ usage })` and `usageReport({ usage })`.
+ */
+export const createUsage: (options?: UsageOptions<Request>) => Usage<Request> = createCoreUsage;
+
+/** The Express handler `usageReport()` returns. */
+export type UsageReportHandler = (
+  req: ExpressRequest,
+  res: ServerResponse,
+  next: (error?: unknown) => void,
+) => void;
+
+/**
+ * A handler answering the caller's usage as JSON (`?period=hour|day|week|month`, default `day`;
+ * `?tenant=` for admins, `*` for all tenants): mount it after the rate limiter, or give `tenant`.
+ * @example app.get('/usage', limiter, usageReport({ usage }))
+ */
+export function usageReport(options: UsageReportOptions<Request>): UsageReportHandler {
+  const answer = usageReporter<Request>(options);
+  return function usageReport(req, res, next) {
+    answer(req as Request, queryOf(req.originalUrl ?? req.url), req.rateLimit?.key).then(
+      (answered) => send(res, answered),
+      next,
+    );
+  };
+}
+
+function queryOf(url: string | undefined): URLSearchParams {
+  const at = url?.indexOf('?') ?? -1;
+  return new URLSearchParams(at === -1 ? '' : url!.slice(at + 1));
+}
+
+function send(res: ServerResponse, { status, headers, body }: UsageReportAnswer): void {
+  res.statusCode = status;
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  res.end(body);
+}

@@ -19,8 +19,12 @@ export type {
   RefundOptions,
   Store,
   TierFunction,
+  Usage,
+  UsageOptions,
+  UsageReport,
+  UsageReportOptions,
 } from '@tollgate/core';
-export { MemoryStore, WARNINGS } from '@tollgate/core';
+export { MemoryStore, MemoryUsageStore, WARNINGS } from '@tollgate/core';
 export type { DashboardMiddleware } from './dashboard.js';
 export { dashboard } from './dashboard.js';
 export type {
@@ -28,5 +32,14 @@ export type {
   KoaRateLimitOptions,
   KoaRateLimitStatusOptions,
   RateLimitMiddleware,
+  UsageReportHandler,
 } from './rate-limit.js';
-export { byApiKey, byHeader, byIp, rateLimit, rateLimitStatus } from './rate-limit.js';
+export {
+  byApiKey,
+  byHeader,
+  byIp,
+  createUsage,
+  rateLimit,
+  rateLimitStatus,
+  usageReport,
+} from './rate-limit.js';

@@ -1,6 +1,8 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import {
+  completeOnClose,
   configError,
+  createUsage as createCoreUsage,
   rateLimit as createHandler,
   type HttpLimiter,
   type HttpResult,
@@ -14,6 +16,10 @@ import {
   type RequestView,
   statusHandler,
   storeUnavailableProblem,
+  type Usage,
+  type UsageOptions,
+  type UsageReportOptions,
+  usageReporter,
   writeResult,
 } from '@tollgate/core/internal';
 import type { Context } from 'koa';
@@ -45,6 +51,9 @@ export interface KoaContext {
   body: unknown;
   set(field: string, value: string): void;
   throw(status: number, message: string, properties: object): never;
+  /** @koa/router's documented matched route path (`/users/:id`), once a route matched. */
+  routerPath?: unknown;
+  querystring?: string;
 }
 
 /** The Koa middleware `rateLimit()` returns; `.limiter` is its limiter (peek, reset, refund). */
@@ -87,6 +96,10 @@ class KoaView implements RequestView {
   }
   headersSent(): boolean {
     return this.ctx.res.headersSent;
+  }
+  route(): string | undefined {
+    const { routerPath } = this.ctx;
+    return typeof routerPath === 'string' ? routerPath : undefined;
   }
 }
 
@@ -198,6 +211,7 @@ function throwDenial(result: HttpResult, ctx: KoaContext): Promise<void> {
   const decision = result.decision!;
   const status = result.status!;
   const { 'Content-Type': _, ...headers } = result.headers;
+  completeOnClose(result, ctx.res);
   const { detail } =
     decision.reason === 'store-error'
       ? storeUnavailableProblem(decision)
@@ -230,3 +244,32 @@ export const byIp: KeyHelpers<Context>['byIp'] = keys.byIp;
 export const byHeader: KeyHelpers<Context>['byHeader'] = keys.byHeader;
 /** Counts by `Authorization: Bearer` or `X-API-Key`, stored as a SHA-256 digest. */
 export const byApiKey: KeyHelpers<Context>['byApiKey'] = keys.byApiKey;
+
+/**
+ * Makes a usage recorder (`createUsage()` of `@tollgate/core`) whose `tenant` and `route`
+ * functions receive Koa's `ctx`: pass it to `rateLimit({ usage })` and `usageReport({ usage })`.
+ */
+export const createUsage: (options?: UsageOptions<Context>) => Usage<Context> = createCoreUsage;
+
+/** The Koa middleware `usageReport()` returns. */
+export type UsageReportHandler = (ctx: KoaContext) => Promise<void>;
+
+/**
+ * Middleware answering the caller's usage as JSON (`?period=hour|day|week|month`, default `day`;
+ * `?tenant=` for admins, `*` for all tenants): mount it after the rate limiter, or give `tenant`.
+ * @example router.get('/usage', limiter, usageReport({ usage }))
+ */
+export function usageReport(options: UsageReportOptions<Context>): UsageReportHandler {
+  const answer = usageReporter<Context>(options);
+  return async function usageReport(ctx) {
+    const { status, headers, body } = await answer(
+      ctx as unknown as Context,
+      new URLSearchParams(ctx.querystring ?? ''),
+      ctx.state.rateLimit?.key,
+    );
+    ctx.status = status;
+    // Before the body: Koa keeps a Content-Type already set.
+    for (const [name, value] of Object.entries(headers)) ctx.set(name, value);
+    ctx.body = body;
+  };
+}

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ConfigError, checkOptions, configError } from '@tollgate/core/internal';
 import { keySlot } from './slot.js';
 
 type Reply = Promise<unknown>;
@@ -47,7 +48,8 @@ export interface NodeRedisClusterLike {
 export type RedisClientLike = IoRedisLike | NodeRedisClientLike | NodeRedisClusterLike;
 
 export interface Script {
-  readonly operation: 'consume' | 'peek' | 'refund' | 'settle';
+  /** What it does: the rate-limit operations, or writing and reading usage buckets. */
+  readonly operation: 'consume' | 'peek' | 'refund' | 'settle' | 'usage_add' | 'usage_read';
   /** The script as sent: the guard below, then the generated script. */
   readonly lua: string;
   readonly sha: string;
@@ -315,4 +317,44 @@ class NodeRedisConnection implements Connection {
       ? (this.client as NodeRedisClusterLike).sendCommand(key, false, args)
       : (this.client as NodeRedisClientLike).sendCommand(args);
   }
+}
+
+const PREFIX = /^[\x21-\x7a|~]{0,64}$/;
+
+/**
+ * The checks every Redis-backed store's options share (`what`: its class name): an options object
+ * (not the client itself) with only `known` names, a client this module recognizes, and a `prefix`
+ * that keeps keys printable and the hash tag the store puts after it intact.
+ */
+export function storeOptions(
+  options: unknown,
+  known: readonly string[],
+  what: string,
+): { connection: Connection; prefix: string } {
+  if (typeof options !== 'object' || options === null) {
+    throw configError(`${what} options`, 'an object such as `{ client: new Redis() }`', options);
+  }
+  if (connect(options) !== undefined) {
+    throw new ConfigError(
+      `${what} takes an options object, not the client itself: write \`new ${what}({ client })\`.`,
+    );
+  }
+  checkOptions(options, known, `\`${what}\` options`);
+  const { client, prefix = 'tollgate:' } = options as { client?: unknown; prefix?: unknown };
+  const connection = connect(client);
+  if (connection === undefined) {
+    throw configError(
+      'client',
+      'an ioredis `Redis` or `Cluster`, or a node-redis client (`createClient`) or cluster (`createCluster`)',
+      client,
+    );
+  }
+  if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
+    throw configError(
+      'prefix',
+      'a string of at most 64 printable ASCII characters without spaces, `{` or `}`',
+      prefix,
+    );
+  }
+  return { connection, prefix };
 }

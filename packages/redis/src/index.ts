@@ -6,3 +6,5 @@ export type {
 } from './clients.js';
 export type { RedisStoreOptions } from './redis-store.js';
 export { RedisStore } from './redis-store.js';
+export type { RedisUsageStoreOptions } from './usage-store.js';
+export { RedisUsageStore } from './usage-store.js';

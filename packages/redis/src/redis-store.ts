@@ -1,8 +1,6 @@
 import {
   type Clock,
-  ConfigError,
   type ConsumeInfo,
-  checkOptions,
   configError,
   type Duration,
   durationOption,
@@ -13,7 +11,7 @@ import {
   StoreError,
   type StoreErrorScope,
 } from '@tollgate/core/internal';
-import { type Connection, connect, isLate, isNoScript, type RedisClientLike } from './clients.js';
+import { type Connection, isLate, isNoScript, type RedisClientLike, storeOptions } from './clients.js';
 import { Deadlines, type Pending } from './deadlines.js';
 import { encodeKey, type Layout, layoutFor, type PeriodSlot } from './layout.js';
 import { PERIOD_MISS } from './lua/scripts.js';
@@ -66,7 +64,6 @@ export interface RedisStoreOptions {
 }
 
 const OPTIONS = ['client', 'prefix', 'clock', 'timeoutMs', 'onError'];
-const PREFIX = /^[\x21-\x7a|~]{0,64}$/;
 
 type Operation = 'consume' | 'peek' | 'refund' | 'settle' | 'reset';
 
@@ -136,32 +133,9 @@ export class RedisStore implements Store {
   private syncing = false;
 
   constructor(options: RedisStoreOptions) {
-    if (typeof options !== 'object' || options === null) {
-      throw configError('RedisStore options', 'an object such as `{ client: new Redis() }`', options);
-    }
-    if (connect(options) !== undefined) {
-      throw new ConfigError(
-        'RedisStore takes an options object, not the client itself: write `new RedisStore({ client })`.',
-      );
-    }
-    checkOptions(options, OPTIONS, '`RedisStore` options');
-    const { client, prefix = 'tollgate:', clock, onError } = options;
+    const { connection, prefix } = storeOptions(options, OPTIONS, 'RedisStore');
+    const { clock, onError } = options;
     const timeoutMs = durationOption(options.timeoutMs, 'timeoutMs', 500);
-    const connection = connect(client);
-    if (connection === undefined) {
-      throw configError(
-        'client',
-        'an ioredis `Redis` or `Cluster`, or a node-redis client (`createClient`) or cluster (`createCluster`)',
-        client,
-      );
-    }
-    if (typeof prefix !== 'string' || !PREFIX.test(prefix)) {
-      throw configError(
-        'prefix',
-        'a string of at most 64 printable ASCII characters without spaces, `{` or `}`',
-        prefix,
-      );
-    }
     if (clock !== undefined && typeof clock !== 'function') {
       throw configError('clock', 'a function returning milliseconds', clock);
     }

@@ -14,7 +14,7 @@ export { ipBucket } from './ip-address.js';
 export type { ByIpOptions, FallbackOptions, KeyFunction, KeyHelpers } from './keys.js';
 export { byApiKey, byHeader, byIp, keyHelpers } from './keys.js';
 export type { Answer, NodeResponse } from './node-response.js';
-export { writeResult } from './node-response.js';
+export { completeOnClose, writeResult } from './node-response.js';
 export type { NodeRequestLike, NodeResponseLike } from './node-view.js';
 export { NodeRequestView } from './node-view.js';
 export type { RateLimitConfig, RateLimitOptions, RefundOptions, TierFunction } from './options.js';

@@ -52,21 +52,12 @@ export function writeResult(
   target: unknown = response,
 ): boolean | Promise<boolean> {
   if (result.action === 'error') throw result.error;
-  const { complete } = result;
   if (response.destroyed) {
-    complete?.(response.statusCode, 'unserved', response);
+    result.complete?.(response.statusCode, 'unserved', response);
     return false;
   }
   let downstream = false;
-  if (complete !== undefined) {
-    response.once('close', () =>
-      complete(
-        response.statusCode,
-        response.writableFinished ? 'finished' : downstream ? 'aborted' : 'unserved',
-        response,
-      ),
-    );
-  }
+  completeOnClose(result, response, () => downstream);
   if (!response.headersSent) writeHeaders(response, result.headers);
   if (result.action === 'limit') {
     if (response.headersSent) response.end();
@@ -81,4 +72,29 @@ export function writeResult(
   }
   downstream = true;
   return true;
+}
+
+/**
+ * Calls the result's `complete` (refund, usage recording) once the response has closed, with how
+ * it ended. `wentDownstream` tells whether the request was sent on (an unfinished response is then
+ * `aborted`, else `unserved`); answers that never go downstream (Koa's thrown denial) leave it out.
+ */
+export function completeOnClose(
+  result: HttpResult,
+  response: NodeResponse,
+  wentDownstream: () => boolean = () => false,
+): void {
+  const { complete } = result;
+  if (complete === undefined) return;
+  if (response.destroyed) {
+    complete(response.statusCode, 'unserved', response);
+    return;
+  }
+  response.once('close', () =>
+    complete(
+      response.statusCode,
+      response.writableFinished ? 'finished' : wentDownstream() ? 'aborted' : 'unserved',
+      response,
+    ),
+  );
 }

@@ -2,6 +2,7 @@ import { checkFunction, checkOptions } from '../check-options.js';
 import { configError } from '../errors.js';
 import { createLimiter, type Limiter } from '../limiter.js';
 import type { Decision, Duration, Logger, Policy, Store } from '../types.js';
+import { isUsageRecorder, type Usage, type UsageRecorder } from '../usage/usage.js';
 import { WARNINGS, Warner, type WarningCode } from '../warnings.js';
 import { createdInRequest } from './creation-check.js';
 import { type HeaderMode, resolveHeaderModes } from './headers.js';
@@ -137,6 +138,12 @@ export interface RateLimitOptions<Req> {
    * @default true for remote stores (Redis), false for the MemoryStore
    */
   blockedCache?: boolean | number;
+  /**
+   * Records every counted request (tenant, route template, result) in a usage made by
+   * `createUsage()`, when its response has finished. Several limiters may share one usage: a
+   * request they all count is recorded once, with the most severe result.
+   */
+  usage?: Usage<Req>;
 }
 
 /** The options after validation. */
@@ -155,6 +162,7 @@ export interface RateLimitConfig<Req> {
   readonly onDecision: ((req: Req, decision: Decision) => void | Promise<void>) | undefined;
   readonly status: number;
   readonly body: unknown;
+  readonly usage: UsageRecorder<Req> | undefined;
 }
 
 const OPTIONS = [
@@ -177,6 +185,7 @@ const OPTIONS = [
   'probeIntervalMs',
   'blockedCache',
   'validate',
+  'usage',
 ] as const;
 
 const LIMITER_OPTIONS = [
@@ -228,6 +237,10 @@ export function resolveOptions<Req>(
   }
   const shadowHeaders = options.shadowHeaders ?? false;
   if (typeof shadowHeaders !== 'boolean') throw configError('shadowHeaders', 'a boolean', shadowHeaders);
+  const { usage } = options;
+  if (usage !== undefined && !isUsageRecorder(usage)) {
+    throw configError('usage', 'a usage made by `createUsage()`', usage);
+  }
   const warner = new Warner(logger);
   // Once per logger, not per limiter: each request would make a new limiter and a new warning.
   if (createdInRequest() && !warnedInRequest.has(options.logger ?? console)) {
@@ -252,6 +265,7 @@ export function resolveOptions<Req>(
     onDecision: options.onDecision,
     status,
     body: options.body,
+    usage: usage as UsageRecorder<Req> | undefined,
   };
 }
 

@@ -14,6 +14,7 @@ import {
 import { encodeBody, quotaExceededProblem, storeUnavailableProblem } from './problem.js';
 import type { RequestView } from './request-view.js';
 import { type LimiterStatus, limiterStatus } from './status.js';
+import { recordOnClose } from './usage-recording.js';
 
 /**
  * The decision as the request carries it (`req.rateLimit`, `ctx.state.rateLimit`, callbacks), with
@@ -40,9 +41,9 @@ export interface HttpResult {
   delayMs: number;
   error?: unknown;
   /**
-   * Present when a refund may follow: call it once the response has closed, with its final status,
-   * how the request ended and the response (`writeResult` does; `refund.isFailure` receives the
-   * response). Later calls do nothing.
+   * Present when a refund may follow or usage records the request: call it once the response has
+   * closed, with its final status, how the request ended and the response (`writeResult` does;
+   * `refund.isFailure` receives the response). Later calls do nothing.
    */
   complete?: (statusCode: number, ending?: RequestEnding, response?: NodeResponse) => void;
 }
@@ -242,7 +243,10 @@ export function rateLimit<Req extends object>(
   }
 
   function answer(view: RequestView, req: Req, decision: RateLimitInfo, grant: Grant): Step<HttpResult> {
-    return decision.allowed ? admit(view, req, decision, grant) : deny(view, req, decision);
+    const result = decision.allowed ? admit(view, req, decision, grant) : deny(view, req, decision);
+    const { usage } = config;
+    if (usage === undefined) return result;
+    return then(result, (r) => recordOnClose(usage, r, view, req, decision, config.logger));
   }
 
   function admit(view: RequestView, req: Req, decision: RateLimitInfo, grant: Grant): HttpResult {

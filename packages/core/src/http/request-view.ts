@@ -22,4 +22,9 @@ export interface RequestView {
   readonly trustAnyProxy?: boolean;
   /** Whether the response has already started, so its status and headers can no longer change. */
   headersSent?(): boolean;
+  /**
+   * The route template the framework matched (`/users/:id`), read when the response has finished
+   * (for usage); `undefined` when no route matched. Never the raw URL.
+   */
+  route?(): string | undefined;
 }
