@@ -96,7 +96,6 @@ export {
   UsageRecorder,
   usageLabel,
   usageReporter,
-  usageResult,
   worseResult,
 } from './usage/index.js';
 export { Warner } from './warnings.js';

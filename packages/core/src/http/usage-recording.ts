@@ -1,5 +1,6 @@
+import { decisionResult } from '../events.js';
 import type { Decision, Logger } from '../types.js';
-import { UNMATCHED, type UsageResult, usageResult, worseResult } from '../usage/model.js';
+import { UNMATCHED, type UsageResult, worseResult } from '../usage/model.js';
 import type { UsageRecorder } from '../usage/usage.js';
 import type { HttpResult } from './rate-limit.js';
 import type { RequestView } from './request-view.js';
@@ -27,7 +28,7 @@ export function recordOnClose<Req>(
   logger: Logger,
 ): HttpResult {
   const marked = req as unknown as Record<symbol, Slot | undefined>;
-  const outcome = usageResult(decision);
+  const outcome = decisionResult(decision);
   const slot = marked[usage.mark];
   if (slot !== undefined) {
     slot.result = worseResult(slot.result, outcome);

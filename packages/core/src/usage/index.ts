@@ -17,7 +17,6 @@ export {
   UNMATCHED,
   USAGE_RESULTS,
   usageLabel,
-  usageResult,
   worseResult,
 } from './model.js';
 export type { RouteUsage, TenantUsage, UsageCounts, UsageReport } from './report.js';

@@ -1,11 +1,11 @@
+import type { DecisionResult } from '../events.js';
 import { keyDigest } from '../key-digest.js';
-import type { Decision } from '../types.js';
 
 /**
- * What became of a recorded request: the `result` of the `tollgate:decision` event (DESIGN.md,
- * "Events"), so usage and metrics count the same things.
+ * What became of a recorded request: the `result` of the `tollgate:decision` event (`decisionResult`
+ * in events.ts), so usage and metrics count the same things.
  */
-export type UsageResult = 'allowed' | 'limited' | 'shadow_limited' | 'banned' | 'store_error' | 'fallback';
+export type UsageResult = DecisionResult;
 
 /** Every `UsageResult`, in the order reports list them. */
 export const USAGE_RESULTS: readonly UsageResult[] = [
@@ -135,20 +135,6 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  */
 export function usageLabel(value: string): string {
   return value.length <= MAX_LABEL && !CONTROL.test(value) ? value : `sha256:${keyDigest(value)}`;
-}
-
-/**
- * A decision's `UsageResult`, as the `tollgate:decision` event computes it: banned, store error,
- * fallback first, then limited, shadow-limited, allowed.
- */
-export function usageResult(decision: Decision): UsageResult {
-  const reason: string | undefined = decision.reason;
-  if (reason === 'banned') return 'banned';
-  if (reason === 'store-error') return 'store_error';
-  if (reason === 'fallback') return 'fallback';
-  if (!decision.allowed) return 'limited';
-  const shadow = (decision as { shadowLimited?: readonly string[] }).shadowLimited;
-  return shadow !== undefined && shadow.length > 0 ? 'shadow_limited' : 'allowed';
 }
 
 /** Of two results for one request (two limiters sharing a usage), the one a report should show. */
