@@ -249,6 +249,6 @@ function queryOf(url: string | undefined): URLSearchParams {
 
 function send(res: ServerResponse, { status, headers, body }: UsageReportAnswer): void {
   res.statusCode = status;
-  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  writeHeaders(res, headers);
   res.end(body);
 }
