@@ -332,8 +332,23 @@ class LimiterImpl implements Limiter {
     if (set === undefined) {
       set = resolvePolicySet(policies, this.name, 'policies', this.warner);
       this.sets.set(policies, set);
+      if (this.zones !== undefined) this.noteZones(set);
     }
     return set;
+  }
+
+  /** Time zones of the calendar policies met (TOLLGATE_CALENDAR_ZONES); undefined once warned. */
+  private zones: Set<string> | undefined = new Set();
+
+  private noteZones(set: PolicySet): void {
+    const zones = this.zones!;
+    for (const p of set.policies) if (p.calendar !== undefined) zones.add(p.calendar.timeZone);
+    if (zones.size <= MAX_CALENDAR_ZONES) return;
+    this.zones = undefined;
+    this.warner.warn(
+      WARNINGS.CALENDAR_ZONES,
+      `Limiter '${this.name}' has calendar policies in ${zones.size} time zones (${[...zones].map((z) => `'${z}'`).join(', ')}): a time zone per user gives each zone its own counters, and a user who changes zone starts a fresh quota. Give every calendar policy one zone, the business's (billing) zone.`,
+    );
   }
 
   consume(key: string, options?: ConsumeOptions): Promise<Decision> {
@@ -686,6 +701,9 @@ class LimiterImpl implements Limiter {
     if (this.ownsStore) await this.store.close?.();
   }
 }
+
+/** More distinct time zones than this among one limiter's calendar policies is a zone per user. */
+const MAX_CALENDAR_ZONES = 3;
 
 /** The part of `down` that stands for the whole store. */
 const WHOLE = '';

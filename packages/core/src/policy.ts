@@ -24,6 +24,8 @@ const listOf = (test: (algorithm: Algorithm) => boolean) =>
     .map((a) => `'${a}'`)
     .join(' and ');
 
+const DAY_MS = 86_400_000;
+
 /** The largest limit: RateLimit header fields are RFC 9651 Integers, at most 15 digits (§3.3.1). */
 export const MAX_LIMIT = 999_999_999_999_999;
 
@@ -132,6 +134,12 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
     warner?.warn(
       WARNINGS.NUMERIC_WINDOW,
       `\`${at}.window\` is ${window}, a number, so ${window} ms. Did you mean '${window}s'? Write '${window}s', or '${window}ms' if milliseconds are meant.`,
+    );
+  }
+  if (calendar === undefined && window % DAY_MS === 0 && window >= 28 * DAY_MS && window <= 31 * DAY_MS) {
+    warner?.warn(
+      WARNINGS.ROLLING_MONTH,
+      `\`${at}.window\` is ${window / DAY_MS} days, a rolling window: ${algorithm === 'fixed-window' ? "it opens at each key's first request, so every key's month starts on another day and drifts from the calendar" : 'it counts the last days whatever the date, not the calendar month'}. For a monthly quota write \`window: { calendar: 'month' }\` (see startDay and timeZone); keep '${window / DAY_MS}d' if a rolling window is meant.`,
     );
   }
   const { tag } = STEPS[algorithm];

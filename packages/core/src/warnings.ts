@@ -77,6 +77,18 @@ export const WARNINGS = {
    * counted as its cost. Settle it once the cost is known, or release it (in a `finally`).
    */
   UNSETTLED: 'TOLLGATE_UNSETTLED',
+  /**
+   * A policy's `window` is a whole number of days from 28 to 31 (`'30d'`): a rolling window, not a
+   * calendar month. For a monthly quota write `window: { calendar: 'month' }`; keep the duration if
+   * a rolling window is meant.
+   */
+  ROLLING_MONTH: 'TOLLGATE_ROLLING_MONTH',
+  /**
+   * One limiter's calendar policies name more than 3 time zones (a `timeZone` per user): each zone
+   * keeps its own counters, so a user who changes zone starts a fresh quota. Use one zone, the
+   * business's.
+   */
+  CALENDAR_ZONES: 'TOLLGATE_CALENDAR_ZONES',
 } as const;
 
 /** One of the codes in `WARNINGS`, the prefix of a warning's message. */

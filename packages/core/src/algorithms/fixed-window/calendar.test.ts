@@ -1,7 +1,9 @@
 import { describe, expect, test } from 'vitest';
 import { isConfigError } from '../../errors.js';
+import { createLimiter } from '../../limiter.js';
 import { resolvePolicy } from '../../policy.js';
 import type { Policy } from '../../types.js';
+import { WARNINGS } from '../../warnings.js';
 import { Calendar, resolveCalendar } from './calendar.js';
 
 const HOUR = 3_600_000;
@@ -216,6 +218,42 @@ describe('policy resolution', () => {
     );
     expect(message({ limit: 1, window: { calendar: 'day', timezone: NY } })).toBe(
       'Unknown option `timezone` in `policy.window`. Did you mean `timeZone`? It takes `calendar`, `timeZone`, `startDay`.',
+    );
+  });
+});
+
+describe('warnings for the mistakes users make with quotas', () => {
+  const logged = () => {
+    const lines: string[] = [];
+    return { lines, logger: { warn: (m: string) => void lines.push(m), error: () => undefined } };
+  };
+
+  test(`${WARNINGS.ROLLING_MONTH}: a window of 28 to 31 days is rolling, not a calendar month`, () => {
+    const { lines, logger } = logged();
+    createLimiter({ policies: { limit: 100_000, window: '30d' }, logger });
+    expect(lines).toEqual([
+      "[TOLLGATE_ROLLING_MONTH] `policies.window` is 30 days, a rolling window: it counts the last days whatever the date, not the calendar month. For a monthly quota write `window: { calendar: 'month' }` (see startDay and timeZone); keep '30d' if a rolling window is meant.",
+    ]);
+    createLimiter({ policies: [{ algorithm: 'fixed-window', limit: 9, window: 31 * DAY }], logger });
+    expect(lines[1]).toContain(
+      "`policies[0].window` is 31 days, a rolling window: it opens at each key's first request, so every key's month starts on another day",
+    );
+    for (const window of ['27d', '32d', '720h1ms', { calendar: 'month' }] as const) {
+      createLimiter({ policies: { limit: 1, window: window === '720h1ms' ? 30 * DAY + 1 : window }, logger });
+    }
+    expect(lines).toHaveLength(2);
+  });
+
+  test(`${WARNINGS.CALENDAR_ZONES}: calendar policies in more than 3 time zones on one limiter`, async () => {
+    const { lines, logger } = logged();
+    const limiter = createLimiter({ logger });
+    const zones = ['UTC', 'Europe/Berlin', 'Asia/Tokyo', 'America/New_York', 'Europe/Paris'];
+    for (const [i, timeZone] of zones.entries()) {
+      await limiter.consume('user', { policies: { limit: 10, window: { calendar: 'month', timeZone } } });
+      expect(lines).toHaveLength(i < 3 ? 0 : 1);
+    }
+    expect(lines[0]).toBe(
+      "[TOLLGATE_CALENDAR_ZONES] Limiter 'default' has calendar policies in 4 time zones ('UTC', 'Europe/Berlin', 'Asia/Tokyo', 'America/New_York'): a time zone per user gives each zone its own counters, and a user who changes zone starts a fresh quota. Give every calendar policy one zone, the business's (billing) zone.",
     );
   });
 });
