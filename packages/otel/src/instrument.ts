@@ -1,10 +1,10 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import {
   type Attributes,
-  type Counter,
   type Histogram,
   type MeterProvider,
   metrics,
+  type ObservableCounter,
   type ObservableGauge,
   type ObservableResult,
   ValueType,
@@ -12,6 +12,7 @@ import {
 import {
   DECISION_CHANNEL,
   type DecisionMessage,
+  type DecisionResult,
   STORE_CALL_CHANNEL,
   type StoreCallMessage,
 } from '@tollgate/core';
@@ -37,7 +38,10 @@ export interface InstrumentOptions {
 
 /** What `instrument()` returns: stops recording when you are done (tests, a hot reload). */
 export interface Instrumentation {
-  /** Unsubscribes from the limiter's events and removes the gauge's callback. Idempotent. */
+  /**
+   * Unsubscribes from the limiter's events and removes the callbacks of the asynchronous instruments
+   * (`tollgate.decisions`, the gauge): nothing more is counted. Idempotent.
+   */
   stop(): void;
 }
 
@@ -62,39 +66,43 @@ export function instrument(options: InstrumentOptions = {}): Instrumentation {
   const stores = checkStores(options.memoryStores);
   const meter = provider.getMeter('@tollgate/otel');
 
-  const decisions: Counter = meter.createCounter('tollgate.decisions', {
+  // Decisions are tallied here and reported at each collection (an asynchronous counter): a
+  // synchronous `counter.add()` costs about 1 µs per decision in the SDK (it hashes the attributes
+  // each time), several times tollgate's own decision (BENCHMARKS.md, `pnpm bench:events`).
+  const tallies = new DecisionTallies();
+  const decisions: ObservableCounter = meter.createObservableCounter('tollgate.decisions', {
     description: 'Rate-limit decisions, by limiter, binding policy and result.',
     unit: '{decision}',
     valueType: ValueType.INT,
   });
+  const reportDecisions = (result: ObservableResult) => tallies.report(result);
+  decisions.addCallback(reportDecisions);
   const durations: Histogram = meter.createHistogram('tollgate.store.duration', {
     description: "Duration of the limiter's calls to its store.",
     unit: 's',
     valueType: ValueType.DOUBLE,
     advice: { explicitBucketBoundaries: DURATION_BUCKETS },
   });
-  const decisionAttributes = new AttributeCache(
-    (limiter, policy, result): Attributes => ({
-      'tollgate.limiter': limiter,
-      'tollgate.policy': policy,
-      'tollgate.result': result,
-    }),
-  );
-  const callAttributes = new AttributeCache(
-    (limiter, operation, outcome): Attributes => ({
-      'tollgate.limiter': limiter,
-      'tollgate.operation': operation,
-      'tollgate.outcome': outcome,
-    }),
-  );
+  const callAttributes = new Map<string, Attributes>();
 
   const onDecision = (message: unknown) => {
     const { limiter, decision, result } = message as DecisionMessage;
-    decisions.add(1, decisionAttributes.get(limiter, decision.policy.name, result));
+    tallies.add(limiter, decision.policy.name, result);
   };
   const onStoreCall = (message: unknown) => {
     const { limiter, operation, durationMs, ok } = message as StoreCallMessage;
-    durations.record(durationMs / 1000, callAttributes.get(limiter, operation, ok ? 'ok' : 'error'));
+    const outcome = ok ? 'ok' : 'error';
+    const id = `${limiter}\n${operation}\n${outcome}`;
+    let attributes = callAttributes.get(id);
+    if (attributes === undefined) {
+      attributes = Object.freeze({
+        'tollgate.limiter': limiter,
+        'tollgate.operation': operation,
+        'tollgate.outcome': outcome,
+      });
+      callAttributes.set(id, attributes);
+    }
+    durations.record(durationMs / 1000, attributes);
   };
   subscribe(DECISION_CHANNEL, onDecision);
   subscribe(STORE_CALL_CHANNEL, onStoreCall);
@@ -119,6 +127,7 @@ export function instrument(options: InstrumentOptions = {}): Instrumentation {
       stopped = true;
       unsubscribe(DECISION_CHANNEL, onDecision);
       unsubscribe(STORE_CALL_CHANNEL, onStoreCall);
+      decisions.removeCallback(reportDecisions);
       gauge?.removeCallback(observe);
     },
   };
@@ -145,23 +154,50 @@ function checkStores(value: unknown): [string, { readonly size: number }][] {
   return stores as [string, { readonly size: number }][];
 }
 
+/** The six results, in the order their counts are kept. */
+const RESULTS: readonly DecisionResult[] = [
+  'allowed',
+  'limited',
+  'shadow_limited',
+  'banned',
+  'store_error',
+  'fallback',
+];
+
 /**
- * One frozen attributes object per combination, made on first use: the SDK is given the same
- * object each time (no allocation per decision). Combinations come from configuration, so the
- * cache is as bounded as the metric's cardinality.
+ * Decision counts by limiter, policy and result, each with its attributes object (made once). Keys
+ * are configuration (limiter and policy names), so this is as bounded as the metric's series.
  */
-class AttributeCache {
-  private readonly entries = new Map<string, Attributes>();
+class DecisionTallies {
+  private readonly byLimiter = new Map<string, Map<string, { attributes: Attributes[]; counts: number[] }>>();
 
-  constructor(private readonly make: (a: string, b: string, c: string) => Attributes) {}
-
-  get(a: string, b: string, c: string): Attributes {
-    const id = `${a}\n${b}\n${c}`;
-    let attributes = this.entries.get(id);
-    if (attributes === undefined) {
-      attributes = Object.freeze(this.make(a, b, c));
-      this.entries.set(id, attributes);
+  add(limiter: string, policy: string, result: DecisionResult): void {
+    let byPolicy = this.byLimiter.get(limiter);
+    if (byPolicy === undefined) {
+      byPolicy = new Map();
+      this.byLimiter.set(limiter, byPolicy);
     }
-    return attributes;
+    let tally = byPolicy.get(policy);
+    if (tally === undefined) {
+      tally = {
+        attributes: RESULTS.map((r) =>
+          Object.freeze({ 'tollgate.limiter': limiter, 'tollgate.policy': policy, 'tollgate.result': r }),
+        ),
+        counts: RESULTS.map(() => 0),
+      };
+      byPolicy.set(policy, tally);
+    }
+    tally.counts[RESULTS.indexOf(result)]!++;
+  }
+
+  /** Observes every count that is not zero (a result never seen makes no series). */
+  report(result: ObservableResult): void {
+    for (const byPolicy of this.byLimiter.values()) {
+      for (const { attributes, counts } of byPolicy.values()) {
+        counts.forEach((count, i) => {
+          if (count > 0) result.observe(count, attributes[i]);
+        });
+      }
+    }
   }
 }
