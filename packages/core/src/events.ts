@@ -27,6 +27,16 @@ export const STORE_CALL_CHANNEL = 'tollgate:store-call';
  */
 export type DecisionResult = 'allowed' | 'limited' | 'shadow_limited' | 'banned' | 'store_error' | 'fallback';
 
+/** Every `DecisionResult`, in the order of the definition above (metrics and the dashboard keep counts in it). */
+export const DECISION_RESULTS: readonly DecisionResult[] = Object.freeze([
+  'allowed',
+  'limited',
+  'shadow_limited',
+  'banned',
+  'store_error',
+  'fallback',
+]);
+
 /** Published on `tollgate:decision` for each decision. */
 export interface DecisionMessage {
   /** The limiter's `name`. */

@@ -33,6 +33,7 @@ export type { Evaluation } from './evaluate.js';
 export { evaluate, peekOutcomes, refundStates, settleStates } from './evaluate.js';
 export {
   channels,
+  DECISION_RESULTS,
   decisionResult,
   publishBan,
   publishDecision,

@@ -16,7 +16,13 @@ import {
   STORE_CALL_CHANNEL,
   type StoreCallMessage,
 } from '@tollgate/core';
-import { ConfigError, checkOptions, configError, describeValue } from '@tollgate/core/internal';
+import {
+  ConfigError,
+  checkOptions,
+  configError,
+  DECISION_RESULTS,
+  describeValue,
+} from '@tollgate/core/internal';
 
 /** Options of `instrument()`. */
 export interface InstrumentOptions {
@@ -155,14 +161,7 @@ function checkStores(value: unknown): [string, { readonly size: number }][] {
 }
 
 /** The six results, in the order their counts are kept. */
-const RESULTS: readonly DecisionResult[] = [
-  'allowed',
-  'limited',
-  'shadow_limited',
-  'banned',
-  'store_error',
-  'fallback',
-];
+const RESULTS = DECISION_RESULTS;
 
 /**
  * Decision counts by limiter, policy and result, each with its attributes object (made once). Keys

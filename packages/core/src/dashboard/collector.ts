@@ -2,6 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import {
   DECISION_CHANNEL,
+  DECISION_RESULTS,
   type DecisionMessage,
   type DecisionResult,
   STORE_ERROR_CHANNEL,
@@ -14,14 +15,7 @@ import { SecondRing } from './ring.js';
 import { type DeniedResult, TopKeys } from './top-keys.js';
 
 /** What a decision amounted to, as `tollgate:decision` says; the dashboard's columns, in this order. */
-export const RESULTS: readonly DecisionResult[] = [
-  'allowed',
-  'limited',
-  'shadow_limited',
-  'banned',
-  'store_error',
-  'fallback',
-];
+export const RESULTS: readonly DecisionResult[] = DECISION_RESULTS;
 const COLUMN: Readonly<Record<string, number>> = Object.fromEntries(RESULTS.map((r, i) => [r, i]));
 
 /** Limiters tracked by name; past this, decisions still count in the totals but get no row. */
