@@ -302,6 +302,16 @@ class ObservedStore implements Store {
   async refunded(count: number) {
     await vi.waitFor(() => expect(this.refunds).toBe(count), { timeout: 2000, interval: 2 });
   }
+  settles = 0;
+  async settle(key: string, set: PolicySet, delta: number, countedAt?: number) {
+    const settlement = await this.inner.settle!(key, set, delta, countedAt);
+    this.settles++;
+    return settlement;
+  }
+  /** Reservations are settled after the response, when it closes (asynchronously). */
+  async settled(count: number) {
+    await vi.waitFor(() => expect(this.settles).toBe(count), { timeout: 2000, interval: 2 });
+  }
   async consumed(count: number) {
     await vi.waitFor(() => expect(this.consumes).toBe(count), { timeout: 2000, interval: 1 });
   }
@@ -788,6 +798,61 @@ describe.each(variants)('$name', ({ framework, store: storeKind, name: variant }
       error:
         "Expected the `cost` function of limiter 'default' to return a non-negative integer, got `1.5` (number).",
     });
+  });
+
+  it('reserves the cost as an estimate and settles what `settle` reads when the response closes', async () => {
+    await app((b) => ({
+      routes: [
+        route('/llm', {
+          ...b,
+          policies: { name: 'tokens', algorithm: 'fixed-window', limit: 100, window: '1m', maxDebt: 50 },
+          cost: (req) => Number(req.headers['x-estimate'] ?? 10),
+          settle: (req) =>
+            req.headers['x-actual'] === undefined ? undefined : Number(req.headers['x-actual']),
+          refund: { onFailure: true },
+        }),
+      ],
+    }));
+    // The headers show the reservation (the estimate); the actual is charged once the response closes.
+    const first = await send('/llm', { 'x-estimate': '30', 'x-actual': '50' });
+    expect(first.headers['ratelimit-remaining']).toBe('70');
+    await store.settled(1);
+    // No actual: the estimate stands, with no store call.
+    expect((await send('/llm', { 'x-estimate': '20' })).headers['ratelimit-remaining']).toBe('30');
+    // No actual on a failure: `refund` gives the estimate back.
+    expect((await send('/llm?status=500', { 'x-estimate': '10' })).headers['ratelimit-remaining']).toBe('20');
+    await store.settled(2);
+    // Below the estimate: the difference goes back.
+    expect((await send('/llm', { 'x-estimate': '25', 'x-actual': '5' })).headers['ratelimit-remaining']).toBe(
+      '5',
+    );
+    await store.settled(3);
+    // 75 counted. Past the limit: 95 with the estimate, 180 more would be 275, maxDebt stops it at 150.
+    expect(
+      (await send('/llm', { 'x-estimate': '20', 'x-actual': '200' })).headers['ratelimit-remaining'],
+    ).toBe('5');
+    await store.settled(4);
+    expect(log.warnings).toEqual([
+      expect.stringContaining(
+        "[TOLLGATE_DEBT_CAPPED] A settle of limiter 'default' left 125 units uncharged on policy 'tokens'",
+      ),
+    ]);
+    // In debt: denied, even a cost of 1, until the window ends.
+    const owed = await send('/llm', { 'x-estimate': '1' });
+    expect(owed.status).toBe(429);
+    expect(owed.headers['retry-after']).toBe('60');
+    expect(owed.headers['ratelimit-remaining']).toBe('0');
+    now += 60_000;
+    // An actual that is no count: logged, and the estimate stands.
+    expect(
+      (await send('/llm', { 'x-estimate': '10', 'x-actual': 'lots' })).headers['ratelimit-remaining'],
+    ).toBe('90');
+    await vi.waitFor(() => expect(log.errors).toHaveLength(1), { timeout: 2000, interval: 2 });
+    expect(log.errors[0]).toContain(
+      "Expected the `settle` function of limiter 'default' to return a non-negative integer or undefined, got `NaN` (number); the estimate stands.",
+    );
+    expect((await send('/llm', { 'x-estimate': '0' })).headers['ratelimit-remaining']).toBe('90');
+    expect(store.settles).toBe(4);
   });
 
   it('skips what `skip` says, with no headers and no count', async () => {

@@ -16,6 +16,7 @@ import { createLimiter, type Decision, type Limiter } from '@tollgate/core';
 import { RedisStore } from '@tollgate/redis';
 import { Cluster, Redis } from 'ioredis';
 import type { ChildMessage, ParentMessage, RunResult, RunSpec, Target } from './protocol.ts';
+import { reserveAll } from './reserver.ts';
 
 const send = (message: ChildMessage): void => {
   process.send?.(message);
@@ -69,6 +70,10 @@ async function go(run: number): Promise<RunResult> {
   prepared.delete(run);
   const childNow = Date.now();
   const { spec, limiter, logged } = entry;
+  if (spec.reservations !== undefined) {
+    const reservations = await reserveAll(limiter, spec.key, spec.reservations);
+    return { allowed: 0, denied: 0, reasons: {}, errors: [], logged, childNow, reservations };
+  }
   const calls: Promise<Decision>[] = [];
   for (let i = 0; i < spec.requests; i++) calls.push(limiter.consume(spec.key));
   if (spec.busyMs) {

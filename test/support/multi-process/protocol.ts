@@ -36,6 +36,33 @@ export interface RunSpec {
    * due. @default 0
    */
   busyMs?: number;
+  /** Instead of `requests` consumes: reservations with random estimates, settled or released. */
+  reservations?: ReservationSpec;
+}
+
+/** Reservations a child makes at once on `go` (issue 12), its randomness seeded per child. */
+export interface ReservationSpec {
+  count: number;
+  seed: number;
+  /** Estimates are 1 .. this. */
+  maxEstimate: number;
+  /** Actuals are 0 .. this. */
+  maxActual: number;
+  /** The share released instead of settled (the call did not happen). */
+  releaseShare: number;
+  /** Each is settled or released after a random wait of 0 .. this many ms. */
+  maxWaitMs: number;
+}
+
+/** What became of one reservation. */
+export interface ReservationRecord {
+  estimate: number;
+  /** The actual it was settled with; null when released. */
+  actual: number | null;
+  /** Its decision counted the estimate (allowed, from the store). */
+  counted: boolean;
+  /** Per policy, the units of the settle left uncharged (maxDebt). */
+  uncharged: number[];
 }
 
 export type ParentMessage =
@@ -54,6 +81,8 @@ export interface RunResult {
   logged: string[];
   /** Date.now() in the child when `go` arrived: shows the clock the child's app code sees. */
   childNow: number;
+  /** With `reservations`: what became of each. */
+  reservations?: ReservationRecord[];
 }
 
 export type ChildMessage =

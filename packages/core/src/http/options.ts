@@ -84,6 +84,16 @@ export interface RateLimitOptions<Req> {
   /** Give a request back after its response, depending on how it ended. At most once per request. */
   refund?: RefundOptions<Req>;
   /**
+   * Reserve, then settle: `cost` is then an estimate, reserved when the request arrives
+   * (`limiter.reserve`), and this reads the actual cost once the response has closed (tokens an LLM
+   * call reported), from the framework's request and Node's response. The difference is charged on
+   * every policy even past the limit (up to each policy's `maxDebt`) or given back. `undefined`
+   * keeps the estimate, unless `refund` gives it back; a throw, a rejection or a value that is no
+   * non-negative integer keeps it too, and is logged.
+   * @example (req, res) => res.locals.usage?.total_tokens
+   */
+  settle?: (req: Req, res: NodeResponse) => number | undefined | Promise<number | undefined>;
+  /**
    * Which rate-limit headers to send (see `HeaderMode`); `false` for none. `Retry-After` is sent on
    * every 429 regardless.
    * @default 'draft-6'
@@ -156,6 +166,7 @@ export interface RateLimitConfig<Req> {
   readonly cost: number | ((req: Req) => number | Promise<number>);
   readonly skip: ((req: Req) => boolean | Promise<boolean>) | undefined;
   readonly refund: Required<RefundOptions<Req>> | undefined;
+  readonly settle: RateLimitOptions<Req>['settle'];
   readonly modes: readonly HeaderMode[];
   readonly shadowHeaders: boolean;
   readonly onLimited: ((req: Req, decision: Decision) => void | Promise<void>) | undefined;
@@ -173,6 +184,7 @@ const OPTIONS = [
   'cost',
   'skip',
   'refund',
+  'settle',
   'headers',
   'shadowHeaders',
   'onLimited',
@@ -225,7 +237,7 @@ export function resolveOptions<Req>(
   limiterOptions.logger = logger;
   const limiter = createLimiter(limiterOptions as unknown as Parameters<typeof createLimiter>[0]);
 
-  for (const option of ['key', 'skip', 'onLimited', 'onDecision'] as const)
+  for (const option of ['key', 'skip', 'onLimited', 'onDecision', 'settle'] as const)
     checkFunction(options[option], option);
   const cost = options.cost ?? 1;
   if (typeof cost !== 'function' && (typeof cost !== 'number' || !Number.isInteger(cost) || cost < 0)) {
@@ -259,6 +271,7 @@ export function resolveOptions<Req>(
     cost,
     skip: options.skip,
     refund: resolveRefund(options.refund),
+    settle: options.settle,
     modes: resolveHeaderModes(options.headers),
     shadowHeaders,
     onLimited: options.onLimited,

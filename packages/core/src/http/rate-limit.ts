@@ -1,5 +1,6 @@
 import { CallbackError, describeValue, isConfigError } from '../errors.js';
 import type { ConsumeOptions, Limiter } from '../limiter.js';
+import { keepEstimate, type Reservation } from '../reservation.js';
 import type { Decision, Policy, PolicySet } from '../types.js';
 import { WARNINGS } from '../warnings.js';
 import { decisionHeaders, type HeaderMode } from './headers.js';
@@ -131,6 +132,8 @@ interface Grant {
   key: string;
   cost: number;
   policies: Policy | readonly Policy[] | undefined;
+  /** With `settle`: the reservation of `cost`, settled or released when the response closes. */
+  reservation?: Reservation;
 }
 
 /**
@@ -214,6 +217,13 @@ export function rateLimit<Req extends object>(
   }
 
   function consume(view: RequestView, req: Req, grant: Grant, options: ConsumeOptions): Step<HttpResult> {
+    if (config.settle !== undefined) {
+      // The cost is an estimate, settled with what `settle` reads when the response closes.
+      return limiter.reserve(grant.key, options).then((reservation) => {
+        grant.reservation = reservation;
+        return report(view, req, withUsage(reservation.decision), grant);
+      });
+    }
     const decision = limiter.decide(grant.key, options);
     return isThenable(decision)
       ? decision.then((d) => report(view, req, withUsage(d), grant))
@@ -261,43 +271,97 @@ export function rateLimit<Req extends object>(
       result.headers = shows ? headersOf(view, visible, config.modes) : {};
     }
     const { refund } = config;
-    if (refund !== undefined && grant.cost > 0 && tookUnits(decision)) {
+    if (grant.reservation !== undefined) {
+      if (tookUnits(decision)) result.complete = settleOnClose(req, grant, decision, grant.reservation);
+    } else if (refund !== undefined && grant.cost > 0 && tookUnits(decision)) {
       result.complete = refundOnClose(refund, req, grant, decision);
     }
     return result;
   }
 
-  /** The refund a request's ending decides, given at most once (issue 9: an abort is no failure). */
-  function refundOnClose(
-    refund: Required<RefundOptions<Req>>,
+  /**
+   * With `settle`: once the response has closed, its actual cost settles the reservation; when
+   * `settle` gives none, the refund rules decide between giving the estimate back and keeping it.
+   */
+  function settleOnClose(
     req: Req,
     grant: Grant,
     decision: Decision,
+    reservation: Reservation,
   ): NonNullable<HttpResult['complete']> {
+    const otherwise = refundOnClose(config.refund, req, grant, decision, () => keepEstimate(reservation));
+    const failed = (error: unknown) => {
+      config.logger.error(`[tollgate] settle of limiter '${limiter.name}' failed: ${describe(error)}`);
+    };
     let done = false;
     return (statusCode, ending = 'finished', response) => {
       if (done) return;
       done = true;
-      if (ending !== 'finished') {
-        if (ending === 'aborted' ? refund.onAbort : refund.onFailure || refund.onAbort) {
-          void giveBack(grant, decision);
+      const settleWith = (actual: number | undefined) => {
+        if (actual === undefined) return otherwise(statusCode, ending, response);
+        if (typeof actual !== 'number' || !Number.isSafeInteger(actual) || actual < 0) {
+          failed(
+            new CallbackError(
+              'settle',
+              `Expected the \`settle\` function of limiter '${limiter.name}' to return a non-negative integer or undefined, got ${describeValue(actual)}; the estimate stands.`,
+            ),
+          );
+          return otherwise(statusCode, ending, response);
         }
+        reservation.settle(actual).catch(failed);
+      };
+      try {
+        const settled = then(config.settle!(req, response as NodeResponse), settleWith);
+        if (isThenable(settled)) {
+          Promise.resolve(settled).catch((error: unknown) => {
+            failed(error);
+            otherwise(statusCode, ending, response);
+          });
+        }
+      } catch (error) {
+        failed(error);
+        otherwise(statusCode, ending, response);
+      }
+    };
+  }
+
+  /**
+   * The refund a request's ending decides, given at most once (issue 9: an abort is no failure);
+   * `keep` runs when it decides to give nothing back (no `refund` option: never).
+   */
+  function refundOnClose(
+    refund: Required<RefundOptions<Req>> | undefined,
+    req: Req,
+    grant: Grant,
+    decision: Decision,
+    keep?: () => void,
+  ): NonNullable<HttpResult['complete']> {
+    let done = false;
+    const decide = (back: boolean) => {
+      if (back) void giveBack(grant, decision);
+      else keep?.();
+    };
+    return (statusCode, ending = 'finished', response) => {
+      if (done) return;
+      done = true;
+      if (refund === undefined) return decide(false);
+      if (ending !== 'finished') {
+        decide(ending === 'aborted' ? refund.onAbort : refund.onFailure || refund.onAbort);
         return;
       }
       // Both outcomes alike: no need to ask (an asynchronous isFailure may be costly). The response
       // is the one `writeResult` was given; only a caller of `complete` without one passes none.
-      if (refund.onFailure === refund.onSuccess) {
-        if (refund.onFailure) void giveBack(grant, decision);
-        return;
-      }
-      const failed = (error: unknown) =>
+      if (refund.onFailure === refund.onSuccess) return decide(refund.onFailure);
+      const failed = (error: unknown) => {
         config.logger.error(
           `[tollgate] refund.isFailure of limiter '${limiter.name}' failed: ${describe(error)}`,
         );
+        decide(false);
+      };
       try {
-        const judged = then(refund.isFailure(statusCode, req, response as NodeResponse), (failure) => {
-          if (failure ? refund.onFailure : refund.onSuccess) void giveBack(grant, decision);
-        });
+        const judged = then(refund.isFailure(statusCode, req, response as NodeResponse), (failure) =>
+          decide(failure ? refund.onFailure : refund.onSuccess),
+        );
         if (isThenable(judged)) Promise.resolve(judged).catch(failed);
       } catch (error) {
         failed(error);
@@ -352,9 +416,13 @@ export function rateLimit<Req extends object>(
   }
 
   /** To the window or bucket that counted the request (`countedAt`), never to a later one. */
-  async function giveBack({ key, cost, policies }: Grant, { countedAt }: Decision): Promise<void> {
+  async function giveBack(
+    { key, cost, policies, reservation }: Grant,
+    { countedAt }: Decision,
+  ): Promise<void> {
     try {
-      await limiter.refund(key, cost, policies === undefined ? { countedAt } : { policies, countedAt });
+      if (reservation !== undefined) await reservation.release();
+      else await limiter.refund(key, cost, policies === undefined ? { countedAt } : { policies, countedAt });
     } catch (error) {
       config.logger.error(`[tollgate] Refund for limiter '${limiter.name}' failed: ${describe(error)}`);
     }
