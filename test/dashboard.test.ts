@@ -56,7 +56,10 @@ interface Running {
   dashboard: { readonly clients: number; close(): void };
 }
 
-/** An app with `/api` (by `X-Client`, 5 per 10 s and 100 per hour) and `/search` (Redis, memory fallback). */
+/**
+ * An app with `/api` (by `X-Client`, 5 per 10 s and 100 per hour) and `/search` (Redis, memory
+ * fallback), both recording usage, and the dashboard in front.
+ */
 type Build = (redis?: Redis) => Promise<Running>;
 
 async function listen(server: Server): Promise<string> {
@@ -97,9 +100,12 @@ const searchStore = (redis: Redis | undefined) =>
 
 const buildExpress: Build = async (redis) => {
   const app = express();
-  const api = tollExpress.rateLimit({ ...API, key: tollExpress.byHeader('x-client') });
-  const search = tollExpress.rateLimit({ ...SEARCH, ...searchStore(redis) });
+  const usage = tollExpress.createUsage();
+  onTestFinished(() => usage.close());
+  const api = tollExpress.rateLimit({ ...API, usage, key: tollExpress.byHeader('x-client') });
+  const search = tollExpress.rateLimit({ ...SEARCH, usage, ...searchStore(redis) });
   const dashboard = tollExpress.dashboard({
+    usage,
     guard: (req) => isOperator(req.headers.cookie),
     limiters: [api, search],
     interval: '200ms',
@@ -118,9 +124,12 @@ const buildExpress: Build = async (redis) => {
 const buildKoa: Build = async (redis) => {
   const app = new Koa();
   const router = new Router();
-  const api = tollKoa.rateLimit({ ...API, key: tollKoa.byHeader('x-client') });
-  const search = tollKoa.rateLimit({ ...SEARCH, ...searchStore(redis) });
+  const usage = tollKoa.createUsage();
+  onTestFinished(() => usage.close());
+  const api = tollKoa.rateLimit({ ...API, usage, key: tollKoa.byHeader('x-client') });
+  const search = tollKoa.rateLimit({ ...SEARCH, usage, ...searchStore(redis) });
   const dashboard = tollKoa.dashboard({
+    usage,
     guard: (ctx) => isOperator(ctx.get('cookie') || undefined),
     limiters: [api, search],
     interval: '200ms',
@@ -223,6 +232,10 @@ describe.each([
       fallback: '0',
     });
     expect(dashboard.clients).toBe(1);
+    // The usage recorder's routes, read when the page connected: the same 24 + 4 requests.
+    await shows(page, '[data-route="GET /api"] td:nth-child(2)', '24');
+    expect(await page.textContent('[data-route="GET /api"] td:nth-child(3)')).toBe('9');
+    expect(await page.textContent('[data-route="GET /search"] td:nth-child(2)')).toBe('4');
 
     // Live: more traffic while the page is open; the counts rise without a reload.
     expect(await send(url, '/api', 8, 'dave')).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);

@@ -26,8 +26,9 @@ export interface DashboardOptions<Req> {
    */
   limiters?: readonly (Limiter | { readonly limiter: Limiter })[];
   /**
-   * What `createUsage()` returned: the page then shows the busiest routes of the last hour
-   * (requests and limited), read at most every 5 s while a page is open.
+   * The usage recorder given to `rateLimit({ usage })` (what `createUsage()` returned): the page
+   * then shows the busiest routes of the last hour (requests and limited), read at most every 5 s
+   * while a page is open.
    */
   usage?: UsageSource;
   /**

@@ -1,4 +1,6 @@
-/** One route's numbers as `usage.topRoutes()` gives them (the part the page shows). */
+import type { Usage } from '../usage/index.js';
+
+/** One route's numbers as the page shows them. */
 export interface RouteCounts {
   readonly route: string;
   readonly requests: number;
@@ -6,9 +8,7 @@ export interface RouteCounts {
 }
 
 /** The part of `createUsage()`'s recorder the dashboard reads. */
-export interface UsageSource {
-  topRoutes(query: { period: 'hour'; limit?: number }): Promise<readonly RouteCounts[]>;
-}
+export type UsageSource = Pick<Usage, 'topRoutes'>;
 
 /** The usage part of a snapshot: the busiest routes of the last hour. */
 export interface UsageSnapshot {
