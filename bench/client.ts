@@ -161,7 +161,7 @@ for (const algorithm of ['fixed-window', 'token-bucket'] as Algorithm[]) {
   }
   log();
   log(
-    `Quota use against tollgate (${algorithm}, ${LIMIT} per ${WINDOW / 1000} s), median of ${ROUNDS} runs:`,
+    `Quota use against tollgate (${algorithm}, ${LIMIT} per ${WINDOW / 1000} s; bottleneck and p-queue given those numbers by hand), median of ${ROUNDS} runs:`,
   );
   log(
     table(
