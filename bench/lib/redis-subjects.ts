@@ -49,6 +49,18 @@ export const REDIS_SUBJECTS = {
     call: "same, algorithm: 'token-bucket'",
     create: tollgate('token-bucket'),
   },
+  'tollgate-month': {
+    label: 'tollgate month',
+    call: "same, window: { calendar: 'month', timeZone: 'America/New_York' } (fixed-window on the calendar: the store sends the period with each call)",
+    create: (client) => {
+      const store = new RedisStore({ client, prefix: 'bench:tg:month:' });
+      const limiter = createLimiter({
+        policies: { limit: HUGE, window: { calendar: 'month', timeZone: 'America/New_York' } },
+        store,
+      });
+      return { consume: (key) => limiter.consume(key), close: async () => undefined };
+    },
+  },
   rlr: {
     label: 'rate-limit-redis',
     call: 'new RedisStore({ sendCommand: (...args) => client.call(...args) }) (init({ windowMs: 3600000 })).increment(key)',
