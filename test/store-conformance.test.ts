@@ -8,8 +8,11 @@ import {
   type Clock,
   type ConsumeInfo,
   evaluate,
+  GRAINS,
   MAX_WINDOW_MS,
   MemoryStore,
+  MemoryUsageStore,
+  OTHER,
   type Outcome,
   type Policy,
   type PolicySet,
@@ -20,8 +23,9 @@ import {
   type State,
   type Store,
   settleStates,
+  USAGE_RESULTS,
 } from '@tollgate/core/internal';
-import { RedisStore } from '@tollgate/redis';
+import { type RedisClientLike, RedisStore, RedisUsageStore } from '@tollgate/redis';
 import fc from 'fast-check';
 import { Cluster, Redis } from 'ioredis';
 import { createClient } from 'redis';
@@ -689,5 +693,81 @@ describe.each(variants)('$name', (variant) => {
       ),
       { numRuns: 60 },
     );
+  });
+});
+
+/**
+ * Usage buckets (issue 14): the RedisUsageStore's script is the Lua twin of MemoryUsageStore.add. The
+ * same random batches (tenants and routes past small caps, minutes out of order, counts arriving
+ * after their minute bucket's keep time) go to both, and every bucket must hold the same fields.
+ */
+describe('usage stores: the same batches give the same buckets', () => {
+  const MINUTE = 60_000;
+  const BASE = Date.UTC(2026, 10, 30, 22, 17);
+  const tenants = ['a', 'b', 'c', 'd', OTHER];
+  const routes = ['GET /r1', 'GET /r2', 'POST /r3', 'GET /r4', 'GET /r5', OTHER];
+  const entry = fc.record({
+    tenant: fc.constantFrom(...tenants),
+    route: fc.constantFrom(...routes),
+    result: fc.constantFrom(...USAGE_RESULTS),
+    minute: fc.integer({ min: 0, max: 3000 }).map((k) => BASE + k * MINUTE),
+    count: fc.integer({ min: 1, max: 5 }),
+  });
+  const batches = fc.array(
+    fc.record({
+      entries: fc.array(entry, { minLength: 1, maxLength: 20 }),
+      lag: fc.integer({ min: 0, max: 3 * 3_600_000 }),
+    }),
+    { minLength: 1, maxLength: 6 },
+  );
+  const clients: Record<string, () => Promise<{ client: RedisClientLike; quit(): Promise<unknown> }>> = {
+    'RedisUsageStore on ioredis': async () => {
+      const client = new Redis({ host: '127.0.0.1', port: inject('redisPort') });
+      return { client, quit: () => client.quit() };
+    },
+    'RedisUsageStore on an ioredis Cluster': async () => {
+      const client = new Cluster(inject('clusterNodes'), { lazyConnect: true });
+      await client.connect();
+      return { client, quit: () => client.quit() };
+    },
+    'RedisUsageStore on node-redis': async () => {
+      const client = createClient({ socket: { host: '127.0.0.1', port: inject('redisPort') } });
+      await client.connect();
+      return { client, quit: () => client.close() };
+    },
+  };
+
+  it.each(Object.keys(clients))('%s', async (name) => {
+    const { client, quit } = await clients[name]!();
+    try {
+      await fc.assert(
+        fc.asyncProperty(batches, async (script) => {
+          const reference = new MemoryUsageStore();
+          const store = new RedisUsageStore({ client, prefix: prefix() });
+          let now = 0;
+          for (const { entries, lag } of script) {
+            now = Math.max(now, ...entries.map((e) => e.minute)) + lag;
+            const context = { now, maxTenants: 3, maxRoutes: 3, batch: randomUUID() };
+            reference.add(entries, context);
+            await store.add(entries, context);
+            await store.add(entries, context); // the same batch again (a resend): added once
+          }
+          for (const grain of ['m', 'h', 'd'] as const) {
+            const { length, keep } = GRAINS[grain];
+            const starts = [
+              ...new Set(script.flatMap((b) => b.entries.map((e) => Math.floor(e.minute / length) * length))),
+            ].filter((start) => start + keep > now);
+            for (const tenant of [...tenants, undefined]) {
+              const want = reference.read(tenant, grain, starts, now).map((b) => Object.fromEntries(b));
+              const got = (await store.read(tenant, grain, starts)).map((b) => Object.fromEntries(b));
+              expect(got).toEqual(want);
+            }
+          }
+        }),
+        { numRuns: 12 },
+      );
+    } finally {
+      await quit();
+    }
   });
 });

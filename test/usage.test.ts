@@ -26,6 +26,7 @@ import express from 'express';
 import { Redis } from 'ioredis';
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startRedis } from './support/redis-servers.ts';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -283,5 +284,240 @@ describe('a scripted day of usage', () => {
         await usage.close();
       }
     });
+  });
+});
+
+describe('bounded usage', () => {
+  const RAW_PATHS = 1_000_000;
+  const MAX_ROUTES = 50;
+  /** Results recorded: allowed and limited. */
+  const RESULTS = 2;
+  /** Per bucket: all, routes, peak, peak minute; per named route (and `(other)`) its total and each result's; per tenant each result's. */
+  const FIELDS_PER_BUCKET = 4 + (MAX_ROUTES + 1) * (1 + RESULTS) + TENANTS.length * RESULTS;
+
+  /**
+   * A route function that returns the raw URL (the mistake the caps are for), seen through
+   * `usage.record`: a million distinct paths from 3 tenants over 100 minutes, flushed every 10.
+   */
+  async function recordRawPaths(store: UsageStore): Promise<ReturnType<typeof createUsageFor>> {
+    let now = DAY0 + 10 * HOUR;
+    const usage = createUsageFor(store, () => now);
+    for (let i = 0; i < RAW_PATHS; i++) {
+      if (i % 10_000 === 0 && i > 0) now += MINUTE;
+      if (i % 100_000 === 0) await usage.flush();
+      usage.record({
+        tenant: TENANTS[i % 3]!,
+        route: `GET /files/${i}/${i * 7}`,
+        result: i % 10 ? 'allowed' : 'limited',
+      });
+    }
+    await usage.flush();
+    return usage;
+  }
+  const createUsageFor = (store: UsageStore, clock: () => number) =>
+    forExpress.createUsage({ store, clock, maxRoutes: MAX_ROUTES, flushIntervalMs: '1h' });
+
+  async function expectExactTotals(usage: ReturnType<typeof createUsageFor>) {
+    const report = await usage.report({ period: 'day' });
+    expect(report.requests).toBe(RAW_PATHS);
+    expect(report.limited).toBe(RAW_PATHS / 10);
+    expect(report.routes.length).toBeLessThanOrEqual(MAX_ROUTES + 1);
+    expect(report.routes.at(-1)!.route).toBe('(other)');
+    expect(report.tenants!.map((t) => t.requests).sort()).toEqual([333_333, 333_333, 333_334]);
+  }
+
+  it('keeps a MemoryUsageStore at its bound under 1 000 000 distinct raw paths, and every count', async () => {
+    const store = new MemoryUsageStore();
+    const usage = await recordRawPaths(store);
+    const { tenants, buckets, fields } = store.stats();
+    // (3 tenants + all) x (101 minutes + 2 hours + 1 day)
+    expect(tenants).toBe(3);
+    expect(buckets).toBeLessThanOrEqual(4 * (101 + 2 + 1));
+    expect(fields).toBeLessThanOrEqual(buckets * FIELDS_PER_BUCKET);
+    await expectExactTotals(usage);
+    await usage.close();
+  });
+
+  it('keeps Redis at its bound under 1 000 000 distinct raw paths, and every count', async () => {
+    const redis = new Redis({ port: inject('redisPort') });
+    try {
+      const store = new RedisUsageStore({ client: redis, prefix: `usage-${randomUUID()}:` });
+      const usage = await recordRawPaths(store);
+      const keys: string[] = [];
+      for await (const page of redis.scanStream({ match: store.pattern, count: 1000 })) keys.push(...page);
+      const buckets = keys.filter((k) => !k.includes(':batch:') && !k.endsWith(':tenants'));
+      expect(buckets.length).toBeLessThanOrEqual(4 * (101 + 2 + 1));
+      const sizes = await Promise.all(buckets.map((k) => redis.hlen(k)));
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(FIELDS_PER_BUCKET);
+      expect(await redis.zcard(`${store.pattern.slice(0, -1)}tenants`)).toBe(3);
+      await expectExactTotals(usage);
+      await usage.close();
+    } finally {
+      await redis.quit();
+    }
+  });
+
+  it('records raw URLs no route matched as (unmatched), on Express and Koa, never the path', async () => {
+    const redis = new Redis({ port: inject('redisPort') });
+    const usageStore = new RedisUsageStore({ client: redis, prefix: `usage-${randomUUID()}:` });
+    const express5 = express();
+    const onExpress = forExpress.createUsage({ store: usageStore });
+    express5.use(
+      forExpress.rateLimit({ policies: POLICY, store: new MemoryStore(), usage: onExpress, logger: quiet }),
+    );
+    const koa = new Koa();
+    const onKoa = forKoa.createUsage({ store: usageStore });
+    koa.use(forKoa.rateLimit({ policies: POLICY, store: new MemoryStore(), usage: onKoa, logger: quiet }));
+    koa.use(
+      new Router()
+        .get('/known', (ctx) => {
+          ctx.body = 'ok';
+        })
+        .routes(),
+    );
+    const servers = [await listen(express5 as RequestListener), await listen(koa.callback())];
+    try {
+      for (const { base } of servers) {
+        for (let i = 0; i < 100; i++) await (await fetch(`${base}/raw/${randomUUID()}?q=${i}`)).arrayBuffer();
+      }
+      await onExpress.flush();
+      const report = await onKoa.report({ period: 'hour' });
+      expect(report.requests).toBe(200);
+      expect(report.limited).toBe(190); // 5 per minute per IP and limiter
+      expect(report.routes.map((r) => r.route)).toEqual(['(unmatched)']);
+      const keys: string[] = [];
+      for await (const page of redis.scanStream({ match: usageStore.pattern, count: 1000 }))
+        keys.push(...page);
+      for (const key of keys.filter((k) => !k.includes(':batch:'))) {
+        const type = await redis.type(key);
+        const content = type === 'hash' ? await redis.hkeys(key) : await redis.zrange(key, 0, -1);
+        expect(content.join(' ')).not.toContain('/raw/');
+      }
+    } finally {
+      for (const { server } of servers) await new Promise((resolve) => server.close(resolve));
+      await onExpress.close();
+      await onKoa.close();
+      await redis.quit();
+    }
+  });
+});
+
+describe('usage on a failing Redis', () => {
+  it('keeps the counts while Redis is down and writes each once when it is back; SCRIPT FLUSH is harmless', async () => {
+    // Append-only with fsync: what Redis took before the crash survives it, as in production.
+    const server = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+    const redis = new Redis({ port: server.port, retryStrategy: () => 50 });
+    redis.on('error', () => undefined);
+    const errors: string[] = [];
+    let now = DAY0 + HOUR;
+    const usage = forExpress.createUsage({
+      store: new RedisUsageStore({ client: redis, timeoutMs: 300 }),
+      clock: () => now,
+      flushIntervalMs: '1h',
+      logger: { warn: () => undefined, error: (message) => errors.push(message) },
+    });
+    const record = (n: number, route: string) => {
+      for (let i = 0; i < n; i++) usage.record({ tenant: 'acme', route, result: 'allowed' });
+    };
+    try {
+      record(10, 'GET /a');
+      await usage.flush();
+      await redis.script('FLUSH');
+      record(5, 'GET /b');
+      await usage.flush(); // NOSCRIPT: the script's text is sent instead
+      await server.kill();
+      record(7, 'GET /a');
+      await expect(usage.flush()).rejects.toMatchObject({ name: 'StoreError' });
+      now += MINUTE;
+      record(3, 'GET /c');
+      await expect(usage.flush()).rejects.toMatchObject({ name: 'StoreError' });
+      expect(errors).toHaveLength(1); // once per failure streak
+      expect(errors[0]).toContain('kept, tried again');
+      await server.restart();
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        try {
+          await usage.flush();
+          break;
+        } catch (error) {
+          if (Date.now() > deadline) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+      const report = await usage.report({ period: 'hour', tenant: 'acme' });
+      expect(report.requests).toBe(25);
+      expect(report.routes.map((r) => [r.route, r.requests])).toEqual([
+        ['GET /a', 17],
+        ['GET /b', 5],
+        ['GET /c', 3],
+      ]);
+      expect(report.peak).toEqual({ minute: new Date(DAY0 + HOUR).toISOString(), requests: 22 });
+    } finally {
+      await usage.close().catch(() => undefined);
+      redis.disconnect();
+      await server.stop();
+    }
+  });
+});
+
+describe('what a request is recorded as', () => {
+  it('two limiters sharing a usage record a request once, with the more severe result (Express)', async () => {
+    const usage = forExpress.createUsage({ tenant: (req) => req.get('x-org') });
+    const server = express();
+    server.use(forExpress.rateLimit({ policies: { limit: 100, window: '1m' }, usage, logger: quiet }));
+    const tight = forExpress.rateLimit({
+      policies: { limit: 1, window: '1m' },
+      name: 'tight',
+      usage,
+      logger: quiet,
+    });
+    server.get('/things/:id', tight, (_req, res) => void res.send('ok'));
+    const { server: http, base } = await listen(server as RequestListener);
+    try {
+      for (const id of [1, 2, 3])
+        await (await fetch(`${base}/things/${id}`, { headers: { 'x-org': 'acme' } })).text();
+      const report = await usage.report({ period: 'hour', tenant: 'acme' });
+      expect(report).toMatchObject({ requests: 3, limited: 2, results: { allowed: 1, limited: 2 } });
+      expect(report.routes).toEqual([
+        { route: 'GET /things/:id', requests: 3, limited: 2, results: { allowed: 1, limited: 2 } },
+      ]);
+    } finally {
+      await new Promise((resolve) => http.close(resolve));
+      await usage.close();
+    }
+  });
+
+  it('records a denial Koa throws (throw: true) under its route', async () => {
+    const usage = forKoa.createUsage();
+    const router = new Router({ prefix: '/api' });
+    router.get(
+      '/things/:id',
+      forKoa.rateLimit({ policies: { limit: 1, window: '1m' }, throw: true, usage, logger: quiet }),
+      (ctx) => {
+        ctx.body = 'ok';
+      },
+    );
+    const app = new Koa();
+    app.use(router.routes());
+    const { server, base } = await listen(app.callback());
+    try {
+      const statuses = [];
+      for (const id of [1, 2]) {
+        const response = await fetch(`${base}/api/things/${id}`);
+        await response.text();
+        statuses.push(response.status);
+      }
+      expect(statuses).toEqual([200, 429]);
+      const report = await usage.report({ period: 'hour' });
+      expect(report.routes).toEqual([
+        { route: 'GET /api/things/:id', requests: 2, limited: 1, results: { allowed: 1, limited: 1 } },
+      ]);
+      expect(report.tenants).toEqual([
+        { tenant: 'ip:127.0.0.1', requests: 2, limited: 1, results: { allowed: 1, limited: 1 } },
+      ]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+      await usage.close();
+    }
   });
 });

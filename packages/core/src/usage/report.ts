@@ -44,11 +44,11 @@ export interface UsageReport extends UsageCounts {
   to: string;
   /** The bucket size the period is read in. */
   granularity: 'minute' | 'hour' | 'day';
-  /** Busiest first (then by name); at most `maxRoutes` named, the rest folded into `(other)`. */
+  /** Busiest first (then by name); at most `maxRoutes` named, the rest folded into `(other)`, listed last. */
   routes: RouteUsage[];
   /** The minute with the most requests in the period (the earliest on a tie); `null` with none. */
   peak: { minute: string; requests: number } | null;
-  /** All-tenants reports only: each tenant's counts, busiest first. */
+  /** All-tenants reports only: each tenant's counts, busiest first (`(other)` last). */
   tenants?: TenantUsage[];
 }
 
