@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   type CalendarWindow,
   type Clock,
@@ -23,6 +24,7 @@ import Koa from 'koa';
 import { parseList } from 'structured-headers';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { Calendar } from '../packages/core/src/algorithms/fixed-window/calendar.ts';
+import { startRedis } from './support/redis-servers.ts';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -250,6 +252,38 @@ describe('RedisStore on Redis TIME (a clock the test cannot set)', () => {
       expect(ttl).toBeLessThanOrEqual(end - d.countedAt!);
       expect(ttl).toBeGreaterThanOrEqual(end - after - 5);
     }
+  });
+
+  it('a Redis killed and restarted (AOF on): the scripts load again, the month keeps its count', async ({
+    onTestFinished,
+  }) => {
+    const server = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+    onTestFinished(() => server.stop());
+    const client = new Redis({ host: '127.0.0.1', port: server.port, lazyConnect: true });
+    client.on('error', () => undefined);
+    onTestFinished(() => client.disconnect());
+    await client.connect();
+    const limiter = createLimiter({
+      policies: { limit: 5, window: { calendar: 'month', timeZone: NY } },
+      store: new RedisStore({ client, prefix: prefix() }),
+      blockedCache: false,
+      logger: quiet,
+    });
+    for (let i = 0; i < 3; i++) expect((await limiter.consume('k')).remaining).toBe(4 - i);
+    await server.kill();
+    await server.restart();
+    // Calls fail open (counting nothing) until the client is back; then Redis decides again.
+    let d = await limiter.consume('k');
+    for (
+      const deadline = performance.now() + 5_000;
+      d.reason !== undefined && performance.now() < deadline;
+    ) {
+      await delay(50);
+      d = await limiter.consume('k');
+    }
+    expect([d.reason, d.allowed, d.remaining]).toEqual([undefined, true, 1]);
+    expect((await limiter.consume('k')).remaining).toBe(0);
+    expect((await limiter.consume('k')).allowed).toBe(false);
   });
 
   it("a store that takes Redis's clock to be 2 hours off: the script refuses the period sent, the store resends Redis's own", async () => {
