@@ -4,19 +4,21 @@
  * `pnpm demo` as child processes that must exit by themselves.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { get, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { MemoryStore, type Policy, QUOTA_EXCEEDED_TYPE } from '@tollgate/core';
+import { createLimiter, MemoryStore, type Policy, QUOTA_EXCEEDED_TYPE } from '@tollgate/core';
 import { RedisStore } from '@tollgate/redis';
 import { Redis } from 'ioredis';
 import supertest from 'supertest';
-import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { createApp as expressBasic } from '../examples/express-basic/server.ts';
 import { createApp as koaBasic } from '../examples/koa-basic/server.ts';
+import { startFakeLlm } from '../examples/llm-proxy/fake-llm.ts';
+import { createApp as llmProxy } from '../examples/llm-proxy/server.ts';
 import { createApp as multiTenant } from '../examples/multi-tenant/server.ts';
 import { createApp as perRoute } from '../examples/per-route/server.ts';
 import { createApp as redisApp } from '../examples/redis/server.ts';
@@ -216,6 +218,90 @@ describe('multi-tenant', () => {
     expect(JSON.parse(denied.text)['violated-policies']).toEqual(['org-free']);
     // Carol's own key is pro, and she acts for globex too.
     expect((await as(http, 'key-carol', 'globex')).status).toBe(200);
+  });
+});
+
+describe('llm-proxy', () => {
+  // The example's shape with numbers a test can reach: 1 000 tokens per hour (a rolling fixed
+  // window, so nothing slides while the test runs) and 5 000 per day, per API key.
+  const policies: Policy[] = [
+    { name: 'tpm', algorithm: 'fixed-window', limit: 1000, window: '1h', maxDebt: 500 },
+    { name: 'tpd', algorithm: 'fixed-window', limit: 5000, window: '1d' },
+  ];
+  const llms: { close(): void }[] = [];
+  afterAll(() => {
+    for (const llm of llms) llm.close();
+  });
+
+  async function start(upstream?: string) {
+    const llm = await startFakeLlm();
+    llms.push(llm.server);
+    const store = new MemoryStore();
+    const warned: string[] = [];
+    const logger = { warn: (m: string) => warned.push(m), error: (m: string) => warned.push(m) };
+    const app = llmProxy({ upstream: upstream ?? llm.url, policies, store, logger });
+    const http = await listening((port, host) => app.listen(port, host));
+    // The proxy's counters, read as a client's key is stored (byApiKey keeps a digest of the secret).
+    const limiter = createLimiter({ policies, store, logger: quiet });
+    const left = async (secret: string) => {
+      const key = `key:${createHash('sha256').update(secret).digest('base64url')}`;
+      return (await limiter.peek(key)).policies.map((p) => p.remaining);
+    };
+    const chat = (secret: string, content: string, maxTokens: number) =>
+      http
+        .post('/v1/chat/completions')
+        .set('authorization', `Bearer ${secret}`)
+        .send({ model: 'fake-1', messages: [{ role: 'user', content }], max_tokens: maxTokens });
+    return { http, left, chat, warned };
+  }
+
+  it('reserves prompt + max_tokens, then charges exactly usage.total_tokens per API key', async () => {
+    const { chat, left } = await start();
+    // 21 characters: 6 prompt tokens; the estimate is 6 + 100.
+    const first = await chat('sk-alice', 'Say hello in 40 words', 100);
+    expect(first.status).toBe(200);
+    expect(first.body.usage).toEqual({ prompt_tokens: 6, completion_tokens: 40, total_tokens: 46 });
+    expect(first.headers['ratelimit-remaining']).toBe('894');
+    // Settled when the response closed: 46, not 106.
+    await vi.waitFor(async () => expect(await left('sk-alice')).toEqual([954, 4954]), { interval: 5 });
+    const second = await chat('sk-alice', 'Say hello in 40 words', 100);
+    expect(second.headers['ratelimit-remaining']).toBe('848');
+    await vi.waitFor(async () => expect(await left('sk-alice')).toEqual([908, 4908]), { interval: 5 });
+    // Another key has its own budget.
+    expect(await left('sk-bob')).toEqual([1000, 5000]);
+  });
+
+  it('charges a call past its estimate in full, up to maxDebt, and denies the key until it is paid', async () => {
+    const { chat, left, warned } = await start();
+    // max_tokens 5 000 is more than the hour's 1 000 tokens: the estimate is capped at 1 000 (an
+    // estimate above the capacity could never be admitted). The call uses 7 + 1 400.
+    const big = await chat('sk-carol', 'Write a story in 1400 words', 5000);
+    expect(big.status).toBe(200);
+    expect(big.body.usage.total_tokens).toBe(1407);
+    expect(big.headers['ratelimit-remaining']).toBe('0');
+    await vi.waitFor(async () => expect(await left('sk-carol')).toEqual([0, 3593]), { interval: 5 });
+    // 407 over the hour's limit: denied until the window ends, with an honest Retry-After.
+    const owed = await chat('sk-carol', 'Hi in 1 words', 1);
+    expect(owed.status).toBe(429);
+    expect(Number(owed.headers['retry-after'])).toBeGreaterThan(3500);
+    expect(JSON.parse(owed.text)['violated-policies']).toEqual(['tpm']);
+    // 2 007 used by one call: the hour stops at maxDebt (500 over), the day counts all of it.
+    const huge = await chat('sk-dave', 'Write a story in 2000 words', 5000);
+    expect(huge.body.usage.total_tokens).toBe(2007);
+    await vi.waitFor(async () => expect(await left('sk-dave')).toEqual([0, 2993]), { interval: 5 });
+    expect(warned).toEqual([
+      expect.stringContaining(
+        "[TOLLGATE_DEBT_CAPPED] A settle of limiter 'default' left 507 units uncharged on policy 'tpm'",
+      ),
+    ]);
+  });
+
+  it('gives the estimate back when the LLM cannot be reached', async () => {
+    const { chat, left } = await start('http://127.0.0.1:1');
+    const failed = await chat('sk-erin', 'Say hello in 40 words', 100);
+    expect(failed.status).toBe(502);
+    expect(failed.headers['ratelimit-remaining']).toBe('894');
+    await vi.waitFor(async () => expect(await left('sk-erin')).toEqual([1000, 5000]), { interval: 5 });
   });
 });
 
