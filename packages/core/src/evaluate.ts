@@ -1,12 +1,21 @@
 import { STEPS } from './algorithms/index.js';
 import { type Kernel, newOutcome, type State } from './algorithms/types.js';
-import type { Outcome, PolicySet, ResolvedPolicy } from './types.js';
+import { BAN_WIDTH, banLeft, bannedOutcomes, countDenial, setBan } from './ban/kernel.js';
+import type { ConsumeInfo, Outcome, PolicySet, ResolvedBan, ResolvedPolicy } from './types.js';
 
 export interface Evaluation {
   allowed: boolean;
   outcomes: Outcome[];
-  /** The states to store when allowed; when denied nothing is stored (a denial consumes nothing). */
+  /**
+   * The states to store: every policy's, then with bans (`set.ban`) the ban slot. A denial consumes
+   * nothing, so on a denial the policies' states are the ones given; only the ban slot may change
+   * (the denial is counted).
+   */
   states: (State | undefined)[];
+  /** Ms of ban left when the request was refused for a ban (one it met or started); else 0. */
+  banLeftMs: number;
+  /** When this request started a ban: its offence number; else 0. */
+  banOffence: number;
 }
 
 /**
@@ -52,9 +61,81 @@ export function applyAll(
   return false;
 }
 
+/** What a request did to a key with bans (`applyBanned`). */
+export const DENIED = 0;
+/** Every policy allowed: the working copy holds the next state, to store whole. */
+export const ALLOWED = 1;
+/** Denied, and the denial was counted: store the working copy's ban slot, and nothing else. */
+export const COUNTED = 2;
+
 /**
- * Applies one request of `cost` to every policy of `set`, all or nothing (see `applyAll`), on
- * states as arrays: the reference the stores are tested against.
+ * `applyAll` for a set with bans, its ban slot at `banAt` of `working`: a banned key is refused for
+ * the ban's time left without running any policy; a denial is counted, and the `after`-th within
+ * `within` starts a ban, which this request already gets (`retryAfterMs` = the ban). `info` hears
+ * of the ban (see ConsumeInfo). The Lua twin is the ban part of packages/redis/src/lua/scripts.ts.
+ */
+export function applyBanned(
+  kernels: readonly Kernel[],
+  offsets: readonly number[],
+  policies: readonly ResolvedPolicy[],
+  working: Float64Array,
+  reload: (into: Float64Array) => void,
+  spare: Float64Array,
+  now: number,
+  cost: number,
+  outcomes: Outcome[],
+  ban: ResolvedBan,
+  banAt: number,
+  info: ConsumeInfo | undefined,
+): typeof DENIED | typeof ALLOWED | typeof COUNTED {
+  const left = banLeft(working, banAt, now);
+  if (left > 0) {
+    bannedOutcomes(outcomes, kernels.length, left);
+    if (info !== undefined) info.banLeftMs = left;
+    return DENIED;
+  }
+  if (applyAll(kernels, offsets, policies, working, reload, spare, now, cost, outcomes)) return ALLOWED;
+  if (ban.after === 0) return DENIED;
+  const length = countDenial(working, banAt, now, ban);
+  if (length > 0) {
+    bannedOutcomes(outcomes, kernels.length, length);
+    if (info !== undefined) {
+      info.banLeftMs = length;
+      info.banOffence = working[banAt + 1]!;
+    }
+  }
+  return COUNTED;
+}
+
+/** The policies' states and, with bans, the ban slot (`states[policies.length]`), packed. */
+function pack(states: readonly (State | undefined)[], set: PolicySet) {
+  const steps = set.policies.map((p) => STEPS[p.algorithm]);
+  const offsets: number[] = [];
+  let width = 0;
+  for (const step of steps) {
+    offsets.push(width);
+    width += step.width;
+  }
+  const banAt = width;
+  if (set.ban !== undefined) width += BAN_WIDTH;
+  const data = new Float64Array(width);
+  const put = (state: State | undefined, at: number) => {
+    if (state === undefined) data[at] = Number.NaN;
+    else data.set(state, at);
+  };
+  for (let i = 0; i < steps.length; i++) put(states[i], offsets[i]!);
+  if (set.ban !== undefined) put(states[steps.length], banAt);
+  return { steps, offsets, banAt, data };
+}
+
+/** The ban slot of a packed state as a State (undefined: none). */
+const banState = (data: Float64Array, banAt: number): State | undefined =>
+  Number.isNaN(data[banAt]!) ? undefined : Array.from(data.subarray(banAt, banAt + BAN_WIDTH));
+
+/**
+ * Applies one request of `cost` to every policy of `set`, all or nothing (see `applyAll`), and to
+ * its ban when it has one (`applyBanned`), on states as arrays: the reference the stores are
+ * tested against.
  */
 export function evaluate(
   states: readonly (State | undefined)[],
@@ -62,41 +143,91 @@ export function evaluate(
   set: PolicySet,
   cost: number,
 ): Evaluation {
-  const { policies } = set;
-  const steps = policies.map((p) => STEPS[p.algorithm]);
-  const offsets: number[] = [];
-  let width = 0;
-  for (const step of steps) {
-    offsets.push(width);
-    width += step.width;
-  }
-  const original = new Float64Array(width);
-  steps.forEach((_, i) => {
-    const state = states[i];
-    if (state === undefined) original[offsets[i]!] = Number.NaN;
-    else original.set(state, offsets[i]!);
-  });
+  const { policies, ban } = set;
+  const { steps, offsets, banAt, data: original } = pack(states, set);
   const working = original.slice();
   const outcomes: Outcome[] = new Array(policies.length);
-  const allowed = applyAll(
-    steps.map((step) => step.run),
-    offsets,
-    policies,
-    working,
-    (into) => into.set(original),
-    new Float64Array(width),
-    now,
-    cost,
+  const kernels = steps.map((step) => step.run);
+  const reload = (into: Float64Array) => into.set(original);
+  const spare = new Float64Array(original.length);
+  const info: ConsumeInfo = {};
+  const verdict =
+    ban === undefined
+      ? Number(applyAll(kernels, offsets, policies, working, reload, spare, now, cost, outcomes))
+      : applyBanned(
+          kernels,
+          offsets,
+          policies,
+          working,
+          reload,
+          spare,
+          now,
+          cost,
+          outcomes,
+          ban,
+          banAt,
+          info,
+        );
+  const next: (State | undefined)[] =
+    verdict === ALLOWED
+      ? steps.map((step, i) => Array.from(working.subarray(offsets[i]!, offsets[i]! + step.width)))
+      : states.slice(0, policies.length);
+  while (next.length < policies.length) next.push(undefined);
+  if (ban !== undefined) next.push(banState(verdict === COUNTED ? working : original, banAt));
+  return {
+    allowed: verdict === ALLOWED,
     outcomes,
-  );
-  const next = allowed
-    ? steps.map((step, i) => Array.from(working.subarray(offsets[i]!, offsets[i]! + step.width)))
-    : [...states];
-  return { allowed, outcomes, states: next };
+    states: next,
+    banLeftMs: info.banLeftMs ?? 0,
+    banOffence: info.banOffence ?? 0,
+  };
 }
 
-/** What a cost-1 request would get, consuming nothing. */
-export function peekOutcomes(states: readonly (State | undefined)[], now: number, set: PolicySet): Outcome[] {
+/** The states after `limiter.ban(key, durationMs)` (offences kept). */
+export function banStates(
+  states: readonly (State | undefined)[],
+  now: number,
+  set: PolicySet,
+  durationMs: number,
+): (State | undefined)[] {
+  const { banAt, data } = pack(states, set);
+  setBan(data, banAt, now, durationMs);
+  const next = withBanSlot(states, set);
+  next[set.policies.length] = banState(data, banAt);
+  return next;
+}
+
+/** The states after `limiter.unban(key)`: the ban slot emptied, the policies' states kept. */
+export function unbanStates(states: readonly (State | undefined)[], set: PolicySet): (State | undefined)[] {
+  const next = withBanSlot(states, set);
+  next[set.policies.length] = undefined;
+  return next;
+}
+
+/** A copy of `states` with one entry per policy and, with bans, the ban slot. */
+function withBanSlot(states: readonly (State | undefined)[], set: PolicySet): (State | undefined)[] {
+  const size = set.policies.length + (set.ban === undefined ? 0 : 1);
+  return Array.from({ length: size }, (_, i) => states[i]);
+}
+
+/**
+ * What a cost-1 request would get, consuming nothing: with bans, a banned key is refused for the
+ * ban's time left (`info.banLeftMs`).
+ */
+export function peekOutcomes(
+  states: readonly (State | undefined)[],
+  now: number,
+  set: PolicySet,
+  info?: ConsumeInfo,
+): Outcome[] {
+  const slot = set.ban === undefined ? undefined : states[set.policies.length];
+  if (slot !== undefined) {
+    const left = banLeft(Float64Array.from(slot), 0, now);
+    if (left > 0) {
+      if (info !== undefined) info.banLeftMs = left;
+      return bannedOutcomes(new Array(set.policies.length), set.policies.length, left);
+    }
+  }
   return set.policies.map((policy, i) => {
     const step = STEPS[policy.algorithm];
     const idle = step.step(states[i], now, policy, 0).outcome;
@@ -120,9 +251,12 @@ export function refundStates(
   cost: number,
   countedAt?: number,
 ): (State | undefined)[] {
-  return set.policies.map((policy, i) =>
+  const next = set.policies.map((policy, i) =>
     STEPS[policy.algorithm].refund(states[i], now, policy, cost, countedAt),
   );
+  // A refund gives units back to the policies; the ban slot stays as it is.
+  if (set.ban !== undefined) next.push(states[set.policies.length]);
+  return next;
 }
 
 /**
@@ -149,5 +283,7 @@ export function settleStates(
     uncharged.push(delta - charged);
     return state;
   });
+  // A settle charges the policies; the ban slot stays as it is.
+  if (set.ban !== undefined) next.push(states[set.policies.length]);
   return { states: next, uncharged };
 }

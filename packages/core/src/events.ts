@@ -84,7 +84,7 @@ export interface BanMessage {
 /** Published on `tollgate:store-call` after each call to the limiter's store (not the fallback's). */
 export interface StoreCallMessage {
   limiter: string;
-  operation: 'consume' | 'peek' | 'refund' | 'settle' | 'reset';
+  operation: 'consume' | 'peek' | 'refund' | 'settle' | 'reset' | 'ban' | 'unban';
   /** Wall time of the call in ms (`performance.now()`), fractional. */
   durationMs: number;
   /** False when the call threw or rejected. */

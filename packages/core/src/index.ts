@@ -73,6 +73,7 @@ export { MemoryStore } from './memory-store.js';
 export type { Reservation } from './reservation.js';
 export type {
   Algorithm,
+  BanOptions,
   CalendarUnit,
   CalendarWindow,
   Clock,
@@ -87,6 +88,7 @@ export type {
   Policy,
   PolicySet,
   PolicyStatus,
+  ResolvedBan,
   ResolvedCalendar,
   ResolvedPolicy,
   Settlement,

@@ -22,6 +22,17 @@ export {
   slidingWindow,
   tokenBucket,
 } from './algorithms/index.js';
+export {
+  BAN_WIDTH,
+  banExpiresAt,
+  banLeft,
+  banLength,
+  bannedOutcomes,
+  countDenial,
+  setBan,
+} from './ban/kernel.js';
+export { BAN_ARGS, BAN_COUNT_LUA, BAN_END_LUA } from './ban/lua.js';
+export { type BanConfig, resolveBan } from './ban/options.js';
 export { checkFunction, checkOptions, durationOption } from './check-options.js';
 export { monotonicClock } from './clock.js';
 export type { DashboardHandler } from './dashboard/index.js';
@@ -30,7 +41,18 @@ export { openDecision, toDecision } from './decision.js';
 export { MAX_WINDOW_MS } from './duration.js';
 export { configError, describeValue } from './errors.js';
 export type { Evaluation } from './evaluate.js';
-export { evaluate, peekOutcomes, refundStates, settleStates } from './evaluate.js';
+export {
+  ALLOWED,
+  applyBanned,
+  banStates,
+  COUNTED,
+  DENIED,
+  evaluate,
+  peekOutcomes,
+  refundStates,
+  settleStates,
+  unbanStates,
+} from './evaluate.js';
 export {
   channels,
   DECISION_RESULTS,

@@ -1,10 +1,14 @@
 import { createHash } from 'node:crypto';
+import { bannedOutcomes } from './ban/kernel.js';
+import { type BanConfig, resolveBan } from './ban/options.js';
 import { checkOptions, durationOption } from './check-options.js';
 import { monotonicClock } from './clock.js';
 import { openDecision, toDecision } from './decision.js';
+import { parseDuration } from './duration.js';
 import { ConfigError, configError, StoreError } from './errors.js';
 import {
   channels,
+  publishBan,
   publishDecision,
   publishStoreCall,
   publishStoreError,
@@ -15,6 +19,7 @@ import { MemoryStore } from './memory-store.js';
 import { capacityOf, resolveNamespace, resolvePolicySet } from './policy.js';
 import { droppedReservations, openReservation, type Reservation } from './reservation.js';
 import type {
+  BanOptions,
   Clock,
   ConsumeInfo,
   Decision,
@@ -65,6 +70,17 @@ export interface LimiterOptions {
   blockedCache?: boolean | number;
   /** Receives coded warnings and store errors. @default console */
   logger?: Logger;
+  /**
+   * Bans: the `after`-th denial within `within` refuses the key for `for` (`reason: 'banned'`,
+   * `retryAfterMs` = the ban's time left), growing by `escalate.factor` per repeat offence up to
+   * `escalate.max`. The ban lives with the key's counts in the store, so every process sharing it
+   * refuses the key; a process that knows a ban refuses it without a store call (see `recheck`).
+   * `ban: {}` enables `limiter.ban()` / `unban()` alone. Requests refused by the denied-key cache
+   * never reach the store and so count no denial: with automatic bans that cache is off unless
+   * `blockedCache` is set.
+   * @example { after: 5, within: '1m', for: '15m', escalate: { factor: 2, max: '1d' } }
+   */
+  ban?: BanOptions;
 }
 
 /** Per-call options of `consume`, `decide`, `peek` and `reset`. */
@@ -105,6 +121,7 @@ export interface Limiter {
    * `countedAt` (the Decision's), to the window or bucket that counted them, never to a later one.
    */
   refund(key: string, cost?: number, options?: RefundOptions): Promise<void>;
+  /** Forgets `key`'s counts entirely, and its ban when the limiter has bans. */
   reset(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<void>;
   /**
    * Counts `cost` (the estimate, default 1) as `consume` does, all or nothing, and returns a
@@ -119,6 +136,18 @@ export interface Limiter {
    * finally { await r.release(); } // no effect after settle
    */
   reserve(key: string, options?: ConsumeOptions): Promise<Reservation>;
+  /**
+   * Bans `key` for `duration` (ms or `'1h'`) from now, replacing any ban it has, in the store, so
+   * every process sharing it refuses the key. Keeps the key's offence count: a manual ban is no
+   * offence. Needs the `ban` option (`ban: {}` for manual bans only).
+   */
+  ban(key: string, duration: Duration, options?: Pick<ConsumeOptions, 'policies'>): Promise<void>;
+  /**
+   * Lifts `key`'s ban and forgets its offences and counted denials (its policies' counts stay). In
+   * this process at once; another process that knows the ban lets the key through from its first
+   * request after `ban.recheck`.
+   */
+  unban(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<void>;
   /** Resolves `policies` (as `consume` would) into the set used for storage and headers. */
   resolve(policies?: Policy | readonly Policy[]): PolicySet;
   /** Closes the stores this limiter created itself (not the ones passed in). */
@@ -134,6 +163,7 @@ const OPTIONS = [
   'probeIntervalMs',
   'blockedCache',
   'logger',
+  'ban',
 ];
 
 interface SyncStore extends Store {
@@ -176,7 +206,13 @@ function checkKey(key: unknown): string {
 /** Keys longer than this (the stores' own bound before they hash a key) are not cached. */
 const MAX_CACHED_KEY_LENGTH = 100;
 
-/** Denied-key cache: while a key is denied, repeat requests are answered without the store. */
+/** The `cost` of a cache entry that answers every cost (a ban). */
+const ANY_COST = -1;
+
+/**
+ * Denied-key cache: while a key is denied, repeat requests are answered without the store. The
+ * limiter's ban cache is another one, whose entries answer every cost (`ANY_COST`).
+ */
 class BlockedCache {
   private readonly entries = new Map<
     string,
@@ -197,7 +233,7 @@ class BlockedCache {
       return undefined;
     }
     // A different cost has a different retry time: ask the store.
-    if (entry.cost !== cost) return undefined;
+    if (entry.cost !== cost && entry.cost !== ANY_COST) return undefined;
     const elapsed = now - entry.at;
     return entry.outcomes.map((o) => ({
       allowed: o.allowed,
@@ -210,14 +246,15 @@ class BlockedCache {
     }));
   }
 
-  remember(id: string, cost: number, now: number, outcomes: Outcome[], retryAfterMs: number): void {
-    if (!Number.isFinite(retryAfterMs) || retryAfterMs <= 0) return;
+  /** Answers `id` (at `cost`) with `outcomes` (their waits counted down) for `forMs`. */
+  remember(id: string, cost: number, now: number, outcomes: Outcome[], forMs: number): void {
+    if (!Number.isFinite(forMs) || forMs <= 0) return;
     if (this.entries.size >= this.max) {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);
     }
     this.entries.set(id, {
-      until: now + retryAfterMs,
+      until: now + forMs,
       at: now,
       cost,
       outcomes: outcomes.map((o) => ({ ...o })),
@@ -254,16 +291,45 @@ export function createLimiter(options: LimiterOptions): Limiter {
   ) {
     throw configError('logger', 'an object with `warn` and `error` methods', logger);
   }
-  const blockedOption = options.blockedCache ?? store.remote === true;
+  const bans = options.ban === undefined ? undefined : resolveBan(options.ban);
+  if (bans !== undefined) {
+    for (const [option, s] of [
+      ['store', store],
+      ['fallback', options.fallback],
+    ] as const) {
+      if (s !== undefined && (typeof s.ban !== 'function' || typeof s.unban !== 'function')) {
+        throw new ConfigError(
+          `\`ban\` needs a store that keeps bans (MemoryStore, RedisStore); the \`${option}\` given has no \`ban\` and \`unban\` methods.`,
+        );
+      }
+    }
+  }
+  // Denials answered by the denied-key cache never reach the store, which counts the denials that
+  // ban: with automatic bans the cache is off unless asked for (the ban cache takes over the flood).
+  const automaticBans = bans !== undefined && bans.ban.after > 0;
+  const blockedOption = options.blockedCache ?? (store.remote === true && !automaticBans);
   if (typeof blockedOption !== 'boolean' && (!Number.isInteger(blockedOption) || blockedOption < 1)) {
     throw configError('blockedCache', 'a boolean or a positive integer (most keys held)', blockedOption);
   }
   const blocked =
     blockedOption === false ? undefined : new BlockedCache(blockedOption === true ? 10_000 : blockedOption);
+  const banCache =
+    bans !== undefined && store.remote === true
+      ? new BlockedCache(typeof blockedOption === 'number' ? blockedOption : 10_000)
+      : undefined;
 
   const warner = new Warner(logger);
+  if (automaticBans && blocked !== undefined) {
+    warner.warn(
+      WARNINGS.BAN_BLOCKED_CACHE,
+      `Limiter '${name}' has automatic bans and \`blockedCache\` on: requests refused by that cache never reach the store, so they count no denial, and a flooding client is banned later than \`ban.after\` says, or never. Leave \`blockedCache\` unset (bans turn it off; a banned key costs nothing anyway).`,
+    );
+  }
   const set =
-    options.policies === undefined ? undefined : resolvePolicySet(options.policies, name, 'policies', warner);
+    options.policies === undefined
+      ? undefined
+      : resolvePolicySet(options.policies, name, 'policies', warner, bans?.ban);
+  if (set !== undefined && automaticBans) warnShortBan(set, bans!, warner);
   if (set !== undefined) {
     const names = namesByStore.get(store) ?? new Map<string, string>();
     namesByStore.set(store, names);
@@ -287,6 +353,21 @@ export function createLimiter(options: LimiterOptions): Limiter {
     probeIntervalMs,
     blocked,
     warner,
+    bans,
+    banCache,
+  );
+}
+
+/**
+ * TOLLGATE_BAN_SHORT: the longest ban ends before the longest policy window, so a client banned
+ * for hammering that policy is refused by the policy itself for longer than by the ban.
+ */
+function warnShortBan(set: PolicySet, { ban }: BanConfig, warner: Warner): void {
+  const longest = set.policies.reduce((a, p) => (p.window > a.window ? p : a));
+  if (ban.max >= longest.window) return;
+  warner.warn(
+    WARNINGS.BAN_SHORT,
+    `The longest ban of limiter '${set.namespace}' (${ban.max} ms) is shorter than policy '${longest.name}''s window (${longest.window} ms): a client that exhausts that policy waits longer for it than for the ban, so the ban adds little. Make \`ban.for\` (or \`ban.escalate.max\`) at least the window.`,
   );
 }
 
@@ -319,6 +400,9 @@ class LimiterImpl implements Limiter {
     private readonly probeIntervalMs: number,
     private readonly blocked: BlockedCache | undefined,
     private readonly warner: Warner,
+    private readonly bans: BanConfig | undefined,
+    /** Bans this process knows of (remote stores): trusted for `bans.recheckMs` at most. */
+    private readonly banCache: BlockedCache | undefined,
   ) {
     this.syncStore = isSync(store) ? store : undefined;
     this.cacheClock = store.clock ?? monotonicClock;
@@ -326,11 +410,12 @@ class LimiterImpl implements Limiter {
 
   resolve(policies?: Policy | readonly Policy[]): PolicySet {
     if (policies === undefined) return this.policies ?? this.noPolicies();
+    const ban = this.bans?.ban;
     if (typeof policies !== 'object' || policies === null)
-      return resolvePolicySet(policies, this.name, 'policies', this.warner);
+      return resolvePolicySet(policies, this.name, 'policies', this.warner, ban);
     let set = this.sets.get(policies);
     if (set === undefined) {
-      set = resolvePolicySet(policies, this.name, 'policies', this.warner);
+      set = resolvePolicySet(policies, this.name, 'policies', this.warner, ban);
       this.sets.set(policies, set);
       if (this.zones !== undefined) this.noteZones(set);
     }
@@ -384,6 +469,10 @@ class LimiterImpl implements Limiter {
   }
 
   private decideOn(key: string, set: PolicySet, cost: number): Decision | Promise<Decision> {
+    if (this.banCache !== undefined && this.banCache.size > 0) {
+      const banned = this.banCache.lookup(`${set.id}\n${key}`, cost, this.cacheClock());
+      if (banned !== undefined) return bannedDecision(key, set, banned);
+    }
     if (this.blocked !== undefined && this.blocked.size > 0) {
       const cached = this.blocked.lookup(`${set.id}\n${key}`, cost, this.cacheClock());
       if (cached !== undefined) return toDecision(key, set, cached, 'blocked-cache');
@@ -392,6 +481,8 @@ class LimiterImpl implements Limiter {
       let outcomes: Outcome[];
       const info = this.info;
       info.countedAt = undefined;
+      info.banLeftMs = undefined;
+      info.banOffence = undefined;
       const startedAt = channels.storeCall.hasSubscribers ? performance.now() : undefined;
       try {
         outcomes = this.syncStore.consumeSync(key, set, cost, info);
@@ -400,7 +491,7 @@ class LimiterImpl implements Limiter {
         return this.afterFailure(error, key, set, cost);
       }
       if (startedAt !== undefined) publishStoreCall(this.name, 'consume', startedAt, true);
-      return this.decided(key, set, cost, outcomes, info.countedAt);
+      return this.decided(key, set, cost, outcomes, info);
     }
     return this.consumeAsync(key, set, cost);
   }
@@ -435,7 +526,7 @@ class LimiterImpl implements Limiter {
       (outcomes) => {
         if (startedAt !== undefined) publishStoreCall(this.name, 'consume', startedAt, true);
         if (this.down.size > 0) this.recovered(key, set);
-        return this.decided(key, set, cost, outcomes, info.countedAt);
+        return this.decided(key, set, cost, outcomes, info);
       },
       (error: unknown) => {
         if (startedAt !== undefined) publishStoreCall(this.name, 'consume', startedAt, false);
@@ -456,17 +547,42 @@ class LimiterImpl implements Limiter {
     set: PolicySet,
     cost: number,
     outcomes: Outcome[],
-    countedAt: number | undefined,
+    info: ConsumeInfo,
   ): Decision {
+    if (info.banLeftMs !== undefined && info.banLeftMs > 0) return this.banned(key, set, outcomes, info);
     const decision = toDecision(key, set, outcomes);
     if (decision.allowed) {
-      if (countedAt !== undefined) decision.countedAt = countedAt;
+      if (info.countedAt !== undefined) decision.countedAt = info.countedAt;
     } else if (this.blocked !== undefined && key.length <= MAX_CACHED_KEY_LENGTH) {
       // A long key is asked of the store each time rather than held here in full: the stores keep
       // such keys as digests, and 10 000 of them at 15 KB would hold 150 MB in this cache.
       this.blocked.remember(`${set.id}\n${key}`, cost, this.cacheClock(), outcomes, decision.retryAfterMs);
     }
     return decision;
+  }
+
+  /**
+   * The store refused `key` for a ban: remembered here (remote stores) for up to `recheck`, and
+   * published when this very request started it.
+   */
+  private banned(key: string, set: PolicySet, outcomes: Outcome[], info: ConsumeInfo): Decision {
+    const left = info.banLeftMs!;
+    if (this.banCache !== undefined && key.length <= MAX_CACHED_KEY_LENGTH) {
+      const forMs = Math.min(left, this.bans!.recheckMs);
+      this.banCache.remember(`${set.id}\n${key}`, ANY_COST, this.cacheClock(), outcomes, forMs);
+    }
+    if (info.banOffence !== undefined && info.banOffence > 0) {
+      publishBan({
+        limiter: this.name,
+        key,
+        action: 'ban',
+        durationMs: left,
+        until: (info.countedAt ?? Date.now()) + left,
+        offence: info.banOffence,
+        manual: false,
+      });
+    }
+    return bannedDecision(key, set, outcomes);
   }
 
   private afterFailure(error: unknown, key: string, set: PolicySet, cost: number): Promise<Decision> {
@@ -528,7 +644,11 @@ class LimiterImpl implements Limiter {
     if (this.fallback !== undefined) {
       try {
         const info: ConsumeInfo = {};
-        const decision = toDecision(key, set, await this.fallback.consume(key, set, cost, info), 'fallback');
+        const outcomes = await this.fallback.consume(key, set, cost, info);
+        const banned = info.banLeftMs !== undefined && info.banLeftMs > 0;
+        const decision = banned
+          ? bannedDecision(key, set, outcomes)
+          : toDecision(key, set, outcomes, 'fallback');
         if (decision.allowed && info.countedAt !== undefined) decision.countedAt = info.countedAt;
         return decision;
       } catch (error) {
@@ -560,12 +680,17 @@ class LimiterImpl implements Limiter {
   async peek(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<Decision> {
     checkKey(key);
     const set = this.resolve(options?.policies);
+    const known = this.banCache?.lookup(`${set.id}\n${key}`, 1, this.cacheClock());
+    if (known !== undefined) return bannedDecision(key, set, known);
     const fallback =
       this.fallback !== undefined && this.down.size > 0 && this.failingPart(key, set) !== undefined;
     try {
+      const info: ConsumeInfo = {};
       const outcomes = fallback
-        ? await this.fallback!.peek(key, set)
-        : await this.timed('peek', () => this.store.peek(key, set));
+        ? await this.fallback!.peek(key, set, info)
+        : await this.timed('peek', () => this.store.peek(key, set, info));
+      const banned = info.banLeftMs !== undefined && info.banLeftMs > 0;
+      if (banned) return bannedDecision(key, set, outcomes);
       return toDecision(key, set, outcomes, fallback ? 'fallback' : undefined);
     } catch (error) {
       this.failed(error, key, set);
@@ -667,7 +792,59 @@ class LimiterImpl implements Limiter {
     checkKey(key);
     const set = this.resolve(options?.policies);
     this.blocked?.forget(`${set.id}\n${key}`);
+    this.banCache?.forget(`${set.id}\n${key}`);
     await this.both('reset', (store) => store.reset(key, set));
+  }
+
+  async ban(key: string, duration: Duration, options?: Pick<ConsumeOptions, 'policies'>): Promise<void> {
+    checkKey(key);
+    const durationMs = parseDuration(duration, 'duration');
+    const set = this.banSet(options, 'ban');
+    let state: { until: number; offence: number } | undefined;
+    await this.both('ban', async (store) => {
+      state = await store.ban!(key, set, durationMs);
+    });
+    if (this.banCache !== undefined && key.length <= MAX_CACHED_KEY_LENGTH) {
+      const outcomes = bannedOutcomes(new Array(set.policies.length), set.policies.length, durationMs);
+      const forMs = Math.min(durationMs, this.bans!.recheckMs);
+      this.banCache.remember(`${set.id}\n${key}`, ANY_COST, this.cacheClock(), outcomes, forMs);
+    }
+    publishBan({
+      limiter: this.name,
+      key,
+      action: 'ban',
+      durationMs,
+      until: state!.until,
+      offence: state!.offence,
+      manual: true,
+    });
+  }
+
+  async unban(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<void> {
+    checkKey(key);
+    const set = this.banSet(options, 'unban');
+    this.banCache?.forget(`${set.id}\n${key}`);
+    this.blocked?.forget(`${set.id}\n${key}`);
+    await this.both('unban', (store) => store.unban!(key, set));
+    publishBan({
+      limiter: this.name,
+      key,
+      action: 'unban',
+      durationMs: 0,
+      until: Date.now(),
+      offence: 0,
+      manual: true,
+    });
+  }
+
+  /** The set `ban` and `unban` act on: only a limiter with bans has a ban slot. */
+  private banSet(options: Pick<ConsumeOptions, 'policies'> | undefined, method: string): PolicySet {
+    if (this.bans === undefined) {
+      throw new ConfigError(
+        `\`limiter.${method}()\` needs the limiter's \`ban\` option: e.g. \`ban: { after: 5, within: '1m', for: '15m' }\`, or \`ban: {}\` for manual bans only.`,
+      );
+    }
+    return this.resolve(options?.policies);
   }
 
   /** Runs on the primary and, if any, the fallback: a refund must reach whichever counted. */
@@ -704,6 +881,19 @@ class LimiterImpl implements Limiter {
 
 /** More distinct time zones than this among one limiter's calendar policies is a zone per user. */
 const MAX_CALENDAR_ZONES = 3;
+/**
+ * A banned key's decision: refused whatever its policies' modes (a set of shadow policies alone
+ * allows everything else), every policy refused for the ban's time left, none listed as shadow-limited.
+ */
+function bannedDecision(key: string, set: PolicySet, outcomes: readonly Outcome[]): Decision {
+  const decision = toDecision(key, set, outcomes, 'banned');
+  decision.allowed = false;
+  decision.remaining = 0;
+  decision.delayMs = 0;
+  decision.retryAfterMs = outcomes[0]!.retryAfterMs;
+  delete decision.shadowLimited;
+  return decision;
+}
 
 /** The part of `down` that stands for the whole store. */
 const WHOLE = '';

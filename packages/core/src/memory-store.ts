@@ -1,12 +1,30 @@
 import { STEPS } from './algorithms/index.js';
 import { type AlgorithmStep, type Kernel, newOutcome, type State } from './algorithms/types.js';
+import { BAN_WIDTH, banExpiresAt, banLeft, setBan } from './ban/kernel.js';
 import { checkOptions, durationOption } from './check-options.js';
 import { monotonicClock } from './clock.js';
 import { configError, StoreError } from './errors.js';
-import { applyAll, peekOutcomes, refundStates, settleStates } from './evaluate.js';
+import {
+  ALLOWED,
+  applyAll,
+  applyBanned,
+  COUNTED,
+  peekOutcomes,
+  refundStates,
+  settleStates,
+} from './evaluate.js';
 import { keyDigest } from './key-digest.js';
 import { NONE, Slots } from './memory-slots.js';
-import type { Clock, ConsumeInfo, Duration, Outcome, PolicySet, Settlement, Store } from './types.js';
+import type {
+  Clock,
+  ConsumeInfo,
+  Duration,
+  Outcome,
+  PolicySet,
+  ResolvedBan,
+  Settlement,
+  Store,
+} from './types.js';
 
 /** Options of `new MemoryStore()`. */
 export interface MemoryStoreOptions {
@@ -47,6 +65,8 @@ class Table {
   readonly digests = new Map<string, number>();
   readonly width: number;
   readonly offsets: number[];
+  /** Where the ban slot starts (after the policies' states); -1 for a set without bans. */
+  readonly banAt: number;
   readonly steps: AlgorithmStep[];
   readonly kernels: Kernel[];
   /** Working copies of one slot's state, for evaluating before committing. */
@@ -68,6 +88,8 @@ class Table {
       this.offsets.push(width);
       width += step.width;
     }
+    this.banAt = set.ban === undefined ? -1 : width;
+    if (set.ban !== undefined) width += BAN_WIDTH;
     this.width = width;
     this.kernels = this.steps.map((step) => step.run);
     this.scratch = new Float64Array(width);
@@ -81,27 +103,41 @@ class Table {
     return key.length > MAX_KEY_LENGTH ? this.digests.get(keyDigest(key)) : this.index.get(key);
   }
 
+  /** Every policy's state and, with bans, the ban slot last. */
   read(slot: number): (State | undefined)[] {
     const { data, stride } = this.slots;
     const base = slot * stride;
-    return this.offsets.map((offset, i) => {
-      const at = base + offset;
+    const piece = (at: number, width: number) => {
       if (Number.isNaN(data[at]!)) return undefined;
-      const state: number[] = new Array(this.steps[i]!.width);
-      for (let j = 0; j < state.length; j++) state[j] = data[at + j]!;
+      const state: number[] = new Array(width);
+      for (let j = 0; j < width; j++) state[j] = data[at + j]!;
       return state;
-    });
+    };
+    const states = this.offsets.map((offset, i) => piece(base + offset, this.steps[i]!.width));
+    if (this.banAt >= 0) states.push(piece(base + this.banAt, BAN_WIDTH));
+    return states;
   }
 
+  /** Writes the states `read` gives (the ban slot last, when the set has bans). */
   write(slot: number, states: readonly (State | undefined)[]): void {
     const { data, stride } = this.slots;
     const base = slot * stride;
-    for (let i = 0; i < this.offsets.length; i++) {
-      const at = base + this.offsets[i]!;
-      const state = states[i];
-      if (state === undefined) data.fill(Number.NaN, at, at + this.steps[i]!.width);
+    const put = (at: number, width: number, state: State | undefined) => {
+      if (state === undefined) data.fill(Number.NaN, at, at + width);
       else data.set(state, at);
+    };
+    for (let i = 0; i < this.offsets.length; i++) {
+      put(base + this.offsets[i]!, this.steps[i]!.width, states[i]);
     }
+    if (this.banAt >= 0) put(base + this.banAt, BAN_WIDTH, states[this.offsets.length]);
+  }
+
+  /** Copies the ban slot of `from` (a working copy) into the slot; for a new slot, no policy state. */
+  commitBan(slot: number, from: Float64Array, fresh: boolean): void {
+    const { data, stride } = this.slots;
+    const base = slot * stride;
+    if (fresh) for (const offset of this.offsets) data[base + offset] = Number.NaN;
+    for (let i = 0; i < BAN_WIDTH; i++) data[base + this.banAt + i] = from[this.banAt + i]!;
   }
 
   /** Copies `from` (a working copy) into the slot. */
@@ -109,22 +145,30 @@ class Table {
     this.slots.data.set(from, slot * this.slots.stride);
   }
 
-  /** The latest time at which any policy of this slot still has state. */
+  /** The latest time at which any policy of this slot, or its ban, still has state. */
   expiresAt(slot: number): number {
     let at = 0;
     const states = this.read(slot);
     const { policies } = this.set;
-    for (let i = 0; i < states.length; i++) {
+    for (let i = 0; i < policies.length; i++) {
       const state = states[i];
       if (state !== undefined) at = Math.max(at, this.steps[i]!.expiresAt(state, policies[i]!));
     }
+    if (this.banAt >= 0) at = Math.max(at, this.banExpiresAt(slot));
     return at;
+  }
+
+  /** When the slot's ban state stops mattering (0: none). */
+  banExpiresAt(slot: number): number {
+    const { data, stride } = this.slots;
+    return banExpiresAt(data, slot * stride + this.banAt, this.set.ban!);
   }
 
   /** Loads a slot's state (or none) into `into`. */
   load(slot: number | undefined, into: Float64Array): void {
     if (slot === undefined) {
       for (const offset of this.offsets) into[offset] = Number.NaN;
+      if (this.banAt >= 0) into[this.banAt] = Number.NaN;
     } else {
       // A loop rather than `set(subarray(...))`: no view object per call (eviction calls this once
       // per key it examines).
@@ -140,8 +184,9 @@ class Table {
     const policies = this.set.policies;
     this.load(slot, probe);
     // A denied request consumes nothing and time alone never denies, so each policy that denies now
-    // allows from its own retry time on, and the set allows once the last of them does.
-    let until = now;
+    // allows from its own retry time on, and the set allows once the last of them does; a banned
+    // key, once its ban has ended too.
+    let until = this.banAt >= 0 ? now + banLeft(probe, this.banAt, now) : now;
     for (let i = 0; i < kernels.length; i++) {
       if (!kernels[i]!(probe, offsets[i]!, now, policies[i]!, 1, out)) {
         until = Math.max(until, now + Math.max(1, out.retryAfterMs));
@@ -210,6 +255,8 @@ export class MemoryStore implements Store {
     const long = key.length > MAX_KEY_LENGTH;
     if (long) key = keyDigest(key);
     let slot = (long ? table.digests : table.index).get(key);
+    if (set.ban !== undefined)
+      return this.consumeBanned(table, set, set.ban, key, long, slot, now, cost, info);
     if (table.kernels.length !== 1) return this.consumeMany(table, set, key, long, slot, now, cost);
     const single = this.single;
     const out = single[0];
@@ -256,20 +303,113 @@ export class MemoryStore implements Store {
     return outcomes;
   }
 
-  peek(key: string, set: PolicySet): Promise<Outcome[]> {
+  /**
+   * A set with bans (`applyBanned`): a banned key is answered from its ban slot; a denial is
+   * counted in it, and stored even when the key had no state (its policies' states stay as they
+   * were: a denial consumes nothing).
+   */
+  private consumeBanned(
+    table: Table,
+    set: PolicySet,
+    ban: ResolvedBan,
+    key: string,
+    long: boolean,
+    slot: number | undefined,
+    now: number,
+    cost: number,
+    info: ConsumeInfo | undefined,
+  ): Outcome[] {
+    const { kernels, offsets, scratch } = table;
+    const outcomes: Outcome[] = new Array(kernels.length);
+    table.load(slot, scratch);
+    const reload = (into: Float64Array) => table.load(slot, into);
+    const verdict = applyBanned(
+      kernels,
+      offsets,
+      set.policies,
+      scratch,
+      reload,
+      table.scratch2,
+      now,
+      cost,
+      outcomes,
+      ban,
+      table.banAt,
+      info,
+    );
+    if (verdict === ALLOWED || verdict === COUNTED) {
+      const fresh = slot === undefined;
+      if (slot === undefined) slot = this.insert(table, key, long, now);
+      else this.slots.touch(slot);
+      if (verdict === ALLOWED) table.commit(slot, scratch);
+      else table.commitBan(slot, scratch, fresh);
+    } else if (slot !== undefined) {
+      this.slots.touch(slot);
+    }
+    return outcomes;
+  }
+
+  peek(key: string, set: PolicySet, info?: ConsumeInfo): Promise<Outcome[]> {
     try {
-      return Promise.resolve(this.peekSync(key, set));
+      return Promise.resolve(this.peekSync(key, set, info));
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  peekSync(key: string, set: PolicySet): Outcome[] {
+  peekSync(key: string, set: PolicySet, info?: ConsumeInfo): Outcome[] {
     if (this.closed) throw closedError();
     const table = this.tables.get(set.id);
     const slot = table?.find(key);
     const states = table === undefined || slot === undefined ? EMPTY : table.read(slot);
-    return peekOutcomes(states, this.now(), set);
+    return peekOutcomes(states, this.now(), set, info);
+  }
+
+  ban(key: string, set: PolicySet, durationMs: number): Promise<{ until: number; offence: number }> {
+    try {
+      const table = this.banTable(set);
+      const now = this.now();
+      const long = key.length > MAX_KEY_LENGTH;
+      const found = long ? keyDigest(key) : key;
+      let slot = (long ? table.digests : table.index).get(found);
+      const fresh = slot === undefined;
+      const { scratch, banAt } = table;
+      table.load(slot, scratch);
+      setBan(scratch, banAt, now, durationMs);
+      if (slot === undefined) slot = this.insert(table, found, long, now);
+      else this.slots.touch(slot);
+      table.commitBan(slot, scratch, fresh);
+      return Promise.resolve({ until: now + durationMs, offence: scratch[banAt + 1]! });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  unban(key: string, set: PolicySet): Promise<void> {
+    try {
+      const table = this.banTable(set);
+      const slot = table.find(key);
+      if (slot !== undefined) {
+        const states = table.read(slot);
+        states[set.policies.length] = undefined;
+        if (states.every((s) => s === undefined)) this.drop(slot);
+        else {
+          table.write(slot, states);
+          this.slots.putBack(slot);
+        }
+      }
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The table of a set with bans (`ban`, `unban`). */
+  private banTable(set: PolicySet): Table {
+    if (set.ban === undefined) {
+      throw new StoreError('This policy set has no bans: give the limiter a `ban` option.');
+    }
+    return this.table(set);
   }
 
   refund(key: string, set: PolicySet, cost: number, countedAt?: number): Promise<void> {
@@ -277,7 +417,8 @@ export class MemoryStore implements Store {
     const table = this.tables.get(set.id);
     const slot = table?.find(key);
     if (table !== undefined && slot !== undefined) {
-      const states = refundStates(table.read(slot), this.now(), set, cost, countedAt);
+      const now = this.now();
+      const states = refundStates(table.read(slot), now, set, cost, countedAt);
       if (states.every((s) => s === undefined)) this.drop(slot);
       else {
         table.write(slot, states);

@@ -3,7 +3,7 @@ import { REGISTRY, STEPS } from './algorithms/index.js';
 import { checkOptions } from './check-options.js';
 import { formatDuration, MAX_WINDOW_MS, parseDuration } from './duration.js';
 import { ConfigError, configError, describeValue } from './errors.js';
-import type { Algorithm, Policy, PolicyMode, PolicySet, ResolvedPolicy } from './types.js';
+import type { Algorithm, Policy, PolicyMode, PolicySet, ResolvedBan, ResolvedPolicy } from './types.js';
 import { WARNINGS, type Warner } from './warnings.js';
 
 export const ALGORITHMS: readonly Algorithm[] = REGISTRY.map((a) => a.name);
@@ -186,12 +186,16 @@ export function resolveNamespace(name: unknown, option = 'name'): string {
   return name;
 }
 
-/** Validates `policies` (one or several) into a frozen PolicySet. */
+/**
+ * Validates `policies` (one or several) into a frozen PolicySet; `ban` (the limiter's, validated)
+ * gives it a ban slot.
+ */
 export function resolvePolicySet(
   input: Policy | readonly Policy[],
   namespace: string,
   option = 'policies',
   warner?: Warner,
+  ban?: ResolvedBan,
 ): PolicySet {
   const list = Array.isArray(input) ? (input as readonly Policy[]) : [input as Policy];
   if (list.length === 0) {
@@ -210,11 +214,11 @@ export function resolvePolicySet(
     }
     seen.set(p.name, i);
   });
-  return Object.freeze({
-    namespace,
-    policies: Object.freeze(policies),
-    id: `${namespace}|${policies.map((p) => p.id).join(',')}`,
-  });
+  const id = `${namespace}|${policies.map((p) => p.id).join(',')}`;
+  // `|ban` marks the layout with a ban slot (its state never mixes with a set's without one); the
+  // ban's numbers are not in it, so changing them keeps counts and bans.
+  if (ban === undefined) return Object.freeze({ namespace, policies: Object.freeze(policies), id });
+  return Object.freeze({ namespace, policies: Object.freeze(policies), id: `${id}|ban`, ban });
 }
 
 /** The capacity shown as a policy's limit in decisions and headers. */

@@ -141,8 +141,54 @@ export interface PolicySet {
   /** Separates counters of limiters sharing one store (the limiter's `name`). */
   readonly namespace: string;
   readonly policies: readonly ResolvedPolicy[];
-  /** `namespace` plus every policy `id`: stable across processes, safe in a Redis key. */
+  /** `namespace` plus every policy `id` (and `|ban` with bans): stable across processes, safe in a Redis key. */
   readonly id: string;
+  /**
+   * The limiter's bans, when it has them: stores keep a ban slot after the policies' states and run
+   * it in the same atomic call as the counts (see ./ban/kernel.ts).
+   */
+  readonly ban?: ResolvedBan;
+}
+
+/** The `ban` option of `createLimiter()` and `rateLimit()`. */
+export interface BanOptions {
+  /**
+   * Denials that ban a key: the `after`-th denial within `within` starts a ban of `for`. Leave
+   * `after`, `within` and `for` out together (`ban: {}`) for bans made by `limiter.ban()` only.
+   */
+  after?: number;
+  /** The span in which `after` denials must fall, counted from the first of them. */
+  within?: Duration;
+  /** How long the first ban lasts. */
+  for?: Duration;
+  /**
+   * Each repeat offence multiplies the ban by `factor` (default 2), up to `max`. The offence count
+   * is remembered until `max` has passed since the last ban ended; without `escalate` every ban
+   * lasts `for`.
+   */
+  escalate?: { factor?: number; max: Duration };
+  /**
+   * How long a process trusts a ban it knows (remote stores): within this time it refuses the key
+   * without asking the store; after it, the next request asks once more. An `unban` in another
+   * process therefore reaches this one within `recheck`. `false`: trust it until the ban ends (no
+   * store call at all during the ban; an `unban` elsewhere is seen only when it ends).
+   * @default '1s'
+   */
+  recheck?: Duration | false;
+}
+
+/** A validated `ban` (the part stores read): every duration in ms. */
+export interface ResolvedBan {
+  /** 0: no automatic bans (only `limiter.ban()`). */
+  readonly after: number;
+  readonly within: number;
+  readonly for: number;
+  /** 1 without `escalate`. */
+  readonly factor: number;
+  /** The longest ban; `for` without `escalate`. */
+  readonly max: number;
+  /** How long the offence count outlives a ban: `max` with `escalate`, else 0. */
+  readonly memory: number;
 }
 
 /** What one policy says about one request. */
@@ -176,8 +222,11 @@ export interface PolicyStatus extends Outcome {
   uncharged?: number;
 }
 
-/** Why a decision did not come from the store in the normal way. */
-export type DecisionReason = 'store-error' | 'blocked-cache' | 'fallback' | 'skipped';
+/**
+ * Why a decision did not come from the store in the normal way, or why it was refused beyond the
+ * policies (`'banned'`: the key is banned, see `LimiterOptions.ban`).
+ */
+export type DecisionReason = 'store-error' | 'blocked-cache' | 'fallback' | 'skipped' | 'banned';
 
 /** The answer for one request: allowed or not, what is left, and when to retry. */
 export interface Decision {
@@ -217,6 +266,10 @@ export interface Decision {
 export interface ConsumeInfo {
   /** The store's time (ms) at which it decided: when the request was counted, if it was allowed. */
   countedAt?: number | undefined;
+  /** The limiter bans (`set.ban`): the ms of ban left when the key is banned; 0 or absent when not. */
+  banLeftMs?: number | undefined;
+  /** Set when this very request started the ban (its `after`-th denial): the offence, from 1. */
+  banOffence?: number | undefined;
 }
 
 /** What a store's `settle` answers. */
@@ -236,14 +289,15 @@ export interface Settlement {
 export interface Store {
   /** `info`, when given, receives the store's time of the decision (see ConsumeInfo). */
   consume(key: string, set: PolicySet, cost: number, info?: ConsumeInfo): Promise<Outcome[]>;
-  /** The state as a cost-1 request would see it, consuming nothing. */
-  peek(key: string, set: PolicySet): Promise<Outcome[]>;
+  /** The state as a cost-1 request would see it, consuming nothing (`info`: the ban, see ConsumeInfo). */
+  peek(key: string, set: PolicySet, info?: ConsumeInfo): Promise<Outcome[]>;
   /**
    * Gives back up to `cost` units to every policy; never below zero, never revives an expired
    * window. `countedAt` (from `ConsumeInfo`): give them to the state that counted them, not to a
    * window opened since; without it, to the state as it is now.
    */
   refund(key: string, set: PolicySet, cost: number, countedAt?: number): Promise<void>;
+  /** Forgets `key` under `set` entirely: its counts, and its ban when the set has bans. */
   reset(key: string, set: PolicySet): Promise<void>;
   /**
    * Settles a reservation: `delta` (its actual cost minus its estimate) more units on every policy,
@@ -252,6 +306,14 @@ export interface Store {
    * them at `countedAt`). Stores without it cannot serve `limiter.reserve`.
    */
   settle?(key: string, set: PolicySet, delta: number, countedAt?: number): Promise<Settlement>;
+  /**
+   * Stores that keep bans (`set.ban`) have this: bans `key` until `durationMs` from now, whatever
+   * ban it had, keeping its offence count. Answers when the ban ends (the store's time, ms) and the
+   * offence count (0: never banned automatically).
+   */
+  ban?(key: string, set: PolicySet, durationMs: number): Promise<{ until: number; offence: number }>;
+  /** Lifts `key`'s ban and forgets its offences and counted denials; its policies' counts stay. */
+  unban?(key: string, set: PolicySet): Promise<void>;
   close?(): Promise<void> | void;
   /** True for stores that leave the process (Redis): turns on the denied-key cache by default. */
   readonly remote?: boolean;

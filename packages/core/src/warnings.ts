@@ -89,6 +89,16 @@ export const WARNINGS = {
    * business's.
    */
   CALENDAR_ZONES: 'TOLLGATE_CALENDAR_ZONES',
+  /**
+   * A limiter has automatic bans and `blockedCache` on: requests the denied-key cache refuses never
+   * reach the store, so they count no denial, and a flooding client is banned late or never.
+   */
+  BAN_BLOCKED_CACHE: 'TOLLGATE_BAN_BLOCKED_CACHE',
+  /**
+   * The longest ban (`ban.for`, or `ban.escalate.max`) is shorter than the longest policy window:
+   * a client that exhausts that policy is refused by it for longer than by the ban.
+   */
+  BAN_SHORT: 'TOLLGATE_BAN_SHORT',
 } as const;
 
 /** One of the codes in `WARNINGS`, the prefix of a warning's message. */
