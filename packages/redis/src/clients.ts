@@ -49,7 +49,7 @@ export type RedisClientLike = IoRedisLike | NodeRedisClientLike | NodeRedisClust
 
 export interface Script {
   /** What it does: the rate-limit operations, or writing and reading usage buckets. */
-  readonly operation: 'consume' | 'peek' | 'refund' | 'settle' | 'usage_add' | 'usage_read';
+  readonly operation: 'consume' | 'peek' | 'refund' | 'settle' | 'usage_add' | 'usage_read' | 'ban';
   /** The script as sent: the guard below, then the generated script. */
   readonly lua: string;
   readonly sha: string;

@@ -1,7 +1,7 @@
 import type { PolicySet, ResolvedCalendar } from '@tollgate/core';
 import { type AlgorithmDefinition, keyDigest, type LuaParam, STEPS } from '@tollgate/core/internal';
 import { type Script, script } from './clients.js';
-import { CODES, codeOf, manyScripts, type ScriptTexts, singleScripts } from './lua/scripts.js';
+import { BAN_SCRIPT, CODES, codeOf, manyScripts, type ScriptTexts, singleScripts } from './lua/scripts.js';
 
 /**
  * Keys used as they are: short, and only characters that mean nothing to Redis or to us. Everything
@@ -23,6 +23,9 @@ export interface Scripts {
   readonly settle: Script;
 }
 
+/** `limiter.ban()` and `unban()`, on every layout with a ban slot. */
+export const BAN: Script = script('ban', BAN_SCRIPT);
+
 /** What a store computes once per policy set (cached in a WeakMap keyed by the frozen set). */
 export interface Layout {
   /** Number of policies. */
@@ -35,6 +38,10 @@ export interface Layout {
   /** A settle's ARGV[4]: the policies' `maxDebt`, comma separated. */
   readonly debts: string;
   readonly scripts: Scripts;
+  /** The set has bans: a ban slot after the policies' states, and two more numbers in each reply. */
+  readonly ban: boolean;
+  /** With bans, the ban script's ARGV after now and the length: the policies' doubles, within, memory. */
+  readonly banArgs: readonly string[];
   /** The calendar policies, whose W and S (see LuaParam) the store fills in per call. */
   readonly periods: readonly PeriodSlot[];
 }
@@ -91,7 +98,9 @@ const paramValue = (policy: PolicySet['policies'][number], param: LuaParam): str
  *   misreading old state. The layout is part of it, so two layouts never read each other's values.
  */
 export function layoutFor(set: PolicySet, prefix: string): Layout {
-  const { policies } = set;
+  const { policies, ban } = set;
+  const banned = ban !== undefined;
+  const mark = banned ? ' ban' : '';
   let args: string[];
   let scripts: Scripts;
   const periods: PeriodSlot[] = [];
@@ -104,7 +113,7 @@ export function layoutFor(set: PolicySet, prefix: string): Layout {
       const { params } = algorithm;
       periods.push({ calendar: only.calendar, policy: 0, w: params.indexOf('W'), s: params.indexOf('S') });
     }
-    scripts = scriptsFor(`single ${algorithm.name}`, () => singleScripts(algorithm));
+    scripts = scriptsFor(`single ${algorithm.name}${mark}`, () => singleScripts(algorithm, banned));
   } else {
     args = [];
     const codes = new Set<number>();
@@ -118,7 +127,11 @@ export function layoutFor(set: PolicySet, prefix: string): Layout {
       args.push(policy.delay ? '1' : '0', policy.mode === 'shadow' ? '1' : '0', '');
     });
     const list = CODES.filter((code) => codes.has(code));
-    scripts = scriptsFor(`many ${list.join(',')}`, () => manyScripts(list));
+    scripts = scriptsFor(`many ${list.join(',')}${mark}`, () => manyScripts(list, banned));
+  }
+  if (ban !== undefined) {
+    args.push(String(ban.after), String(ban.within), String(ban.for), String(ban.factor));
+    args.push(String(ban.max), String(ban.memory));
   }
   return {
     size: policies.length,
@@ -128,5 +141,7 @@ export function layoutFor(set: PolicySet, prefix: string): Layout {
     debts: policies.map((p) => String(p.maxDebt)).join(','),
     scripts,
     periods,
+    ban: banned,
+    banArgs: banned ? [String(3 * policies.length), String(ban.within), String(ban.memory)] : [],
   };
 }

@@ -13,7 +13,7 @@ import {
 } from '@tollgate/core/internal';
 import { type Connection, isLate, isNoScript, type RedisClientLike, storeOptions } from './clients.js';
 import { Deadlines, type Pending } from './deadlines.js';
-import { encodeKey, type Layout, layoutFor, type PeriodSlot } from './layout.js';
+import { BAN, encodeKey, type Layout, layoutFor, type PeriodSlot } from './layout.js';
 import { PERIOD_MISS } from './lua/scripts.js';
 
 /** Options of `new RedisStore()`. */
@@ -65,7 +65,7 @@ export interface RedisStoreOptions {
 
 const OPTIONS = ['client', 'prefix', 'clock', 'timeoutMs', 'onError'];
 
-type Operation = 'consume' | 'peek' | 'refund' | 'settle' | 'reset';
+type Operation = 'consume' | 'peek' | 'refund' | 'settle' | 'reset' | 'ban' | 'unban';
 
 /** A request in flight: everything it needs to send, resend after NOSCRIPT, time out and answer. */
 interface Call extends Pending {
@@ -78,7 +78,7 @@ interface Call extends Pending {
   readonly base: number;
   /** How often the script found Redis time outside the calendar periods sent (see PERIOD_MISS). */
   misses: number;
-  /** consume: receives Redis's time of the decision. */
+  /** consume, peek: receives Redis's time of the decision and the key's ban. */
   readonly info: ConsumeInfo | undefined;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: StoreError) => void;
@@ -159,8 +159,8 @@ export class RedisStore implements Store {
     return this.call('consume', key, set, cost, info) as Promise<Outcome[]>;
   }
 
-  peek(key: string, set: PolicySet): Promise<Outcome[]> {
-    return this.call('peek', key, set, 1) as Promise<Outcome[]>;
+  peek(key: string, set: PolicySet, info?: ConsumeInfo): Promise<Outcome[]> {
+    return this.call('peek', key, set, 1, info) as Promise<Outcome[]>;
   }
 
   refund(key: string, set: PolicySet, cost: number, countedAt?: number): Promise<void> {
@@ -173,6 +173,16 @@ export class RedisStore implements Store {
 
   reset(key: string, set: PolicySet): Promise<void> {
     return this.call('reset', key, set, 0) as Promise<void>;
+  }
+
+  /** Bans `key` under `set` (a set with bans) for `durationMs` from Redis's now: one EVALSHA. */
+  ban(key: string, set: PolicySet, durationMs: number): Promise<{ until: number; offence: number }> {
+    return this.call('ban', key, set, durationMs) as Promise<{ until: number; offence: number }>;
+  }
+
+  /** Lifts `key`'s ban under `set`, keeping its policies' counts: one EVALSHA. */
+  unban(key: string, set: PolicySet): Promise<void> {
+    return this.call('unban', key, set, 0) as Promise<void>;
   }
 
   /**
@@ -249,6 +259,11 @@ export class RedisStore implements Store {
     }
     this.wasReady = true;
     const layout = this.layout(set);
+    if ((operation === 'ban' || operation === 'unban') && !layout.ban) {
+      return Promise.reject(
+        this.failure(operation, new Error('this policy set has no bans: give the limiter a `ban` option')),
+      );
+    }
     const argv: string[] = [];
     let now: number | undefined;
     try {
@@ -264,8 +279,11 @@ export class RedisStore implements Store {
     }
     if (operation === 'settle') argv.push(layout.debts);
     const base = argv.length;
-    for (const arg of layout.args) argv.push(arg);
-    if (layout.periods.length > 0) fillPeriods(argv, base, layout.periods, now ?? this.redisNow());
+    // The ban script's ARGV: now, the ban's length (`cost`; 0 lifts it), then the layout's part.
+    const banning = operation === 'ban' || operation === 'unban';
+    for (const arg of banning ? layout.banArgs : layout.args) argv.push(arg);
+    if (!banning && layout.periods.length > 0)
+      fillPeriods(argv, base, layout.periods, now ?? this.redisNow());
     argv.push(this.deadline());
     return new Promise((resolve, reject) => {
       const call: Call = {
@@ -376,10 +394,16 @@ export class RedisStore implements Store {
   private send(call: Call, text: boolean): void {
     let reply: Promise<unknown>;
     try {
+      const { operation } = call;
       reply =
-        call.operation === 'reset'
+        operation === 'reset'
           ? this.connection.del(call.key)
-          : this.connection.run(call.layout.scripts[call.operation], call.key, call.argv, text);
+          : this.connection.run(
+              operation === 'ban' || operation === 'unban' ? BAN : call.layout.scripts[operation],
+              call.key,
+              call.argv,
+              text,
+            );
     } catch (error) {
       reply = Promise.reject(error);
     }
@@ -400,6 +424,18 @@ export class RedisStore implements Store {
 
   private replied(call: Call, reply: unknown): void {
     const { operation, layout } = call;
+    if (operation === 'ban' || operation === 'unban') {
+      if (!this.deadlines.settle(call)) return;
+      if (operation === 'unban') call.resolve(undefined);
+      else if (Array.isArray(reply) && reply.length === 2) {
+        call.resolve({ until: Number(reply[0]), offence: Number(reply[1]) });
+      } else {
+        call.reject(
+          this.failure(operation, new Error(`unexpected script reply ${JSON.stringify(reply)}`), 'key'),
+        );
+      }
+      return;
+    }
     const missed = layout.periods.length > 0 ? periodMiss(reply) : undefined;
     if (missed !== undefined && !call.done && call.misses < MAX_PERIOD_MISSES) {
       // Redis's clock is in another calendar period than we thought: send the one that holds it.
@@ -423,14 +459,17 @@ export class RedisStore implements Store {
     }
     const settlement = operation === 'settle' ? toSettlement(reply, layout.size) : undefined;
     const outcomes =
-      operation === 'settle' ? settlement?.outcomes : toOutcomes(reply, layout.size, call.info);
+      operation === 'settle' ? settlement?.outcomes : toOutcomes(reply, layout.size, layout.ban, call.info);
     if (outcomes === undefined) {
       const cause = new Error(`unexpected script reply ${JSON.stringify(reply)}`);
       call.reject(this.failure(operation, cause, 'key'));
     } else {
-      // A calendar policy's window is the period the script counted in, the one sent.
-      for (const slot of layout.periods)
-        outcomes[slot.policy]!.windowMs = Number(call.argv[call.base + slot.w]);
+      // A calendar policy's window is the period the script counted in, the one sent (a banned key
+      // ran no policy).
+      const banned = call.info?.banLeftMs !== undefined && call.info.banLeftMs > 0;
+      if (!banned)
+        for (const slot of layout.periods)
+          outcomes[slot.policy]!.windowMs = Number(call.argv[call.base + slot.w]);
       call.resolve(settlement ?? outcomes);
     }
   }
@@ -482,7 +521,7 @@ function periodMiss(reply: unknown): number | undefined {
 /** A settle script's reply: a peek's 5 integers per policy, then each policy's uncharged units, then now. */
 function toSettlement(reply: unknown, size: number): Settlement | undefined {
   if (!Array.isArray(reply) || reply.length !== size * 6 + 1) return undefined;
-  const outcomes = toOutcomes([...reply.slice(0, size * 5), reply[size * 6]], size, undefined);
+  const outcomes = toOutcomes([...reply.slice(0, size * 5), reply[size * 6]], size, false, undefined);
   if (outcomes === undefined) return undefined;
   const uncharged = reply.slice(size * 5, size * 6).map(Number);
   return { outcomes, uncharged };
@@ -490,11 +529,23 @@ function toSettlement(reply: unknown, size: number): Settlement | undefined {
 
 /**
  * A consume or peek script's reply: 5 integers per policy (allowed, remaining, resetMs, retryAfterMs,
- * delayMs), then Redis's time of the decision, which goes to `info`.
+ * delayMs), then Redis's time of the decision, which goes to `info`, and with bans the ms of ban
+ * left and the offence a ban started by this request has (see scripts.ts).
  */
-function toOutcomes(reply: unknown, size: number, info: ConsumeInfo | undefined): Outcome[] | undefined {
-  if (!Array.isArray(reply) || reply.length !== size * 5 + 1) return undefined;
-  if (info !== undefined) info.countedAt = Number(reply[size * 5]);
+function toOutcomes(
+  reply: unknown,
+  size: number,
+  ban: boolean,
+  info: ConsumeInfo | undefined,
+): Outcome[] | undefined {
+  if (!Array.isArray(reply) || reply.length !== size * 5 + (ban ? 3 : 1)) return undefined;
+  if (info !== undefined) {
+    info.countedAt = Number(reply[size * 5]);
+    if (ban) {
+      info.banLeftMs = Number(reply[size * 5 + 1]);
+      info.banOffence = Number(reply[size * 5 + 2]);
+    }
+  }
   const outcomes: Outcome[] = new Array(size);
   for (let i = 0; i < size; i++) {
     const at = i * 5;

@@ -1,4 +1,11 @@
-import { type AlgorithmDefinition, type LuaParam, REGISTRY } from '@tollgate/core/internal';
+import {
+  type AlgorithmDefinition,
+  BAN_ARGS,
+  BAN_COUNT_LUA,
+  BAN_END_LUA,
+  type LuaParam,
+  REGISTRY,
+} from '@tollgate/core/internal';
 
 /**
  * Every script the store sends, built from the algorithms' Lua bodies (each in its folder of
@@ -26,6 +33,13 @@ import { type AlgorithmDefinition, type LuaParam, REGISTRY } from '@tollgate/cor
  * estimate's error, a Redis clock far from ours) the script changes nothing and replies
  * `{ PERIOD_MISS, now }`, and the store sends the call again with the period that holds that `now`:
  * Redis's own clock decides which period a request falls in.
+ *
+ * A set with bans (`ban`: the twin of `applyBanned` in evaluate.ts) keeps a ban slot, 4 more
+ * doubles, after the policies' states in the same key, and its ARGV ends with the ban's parameters
+ * (BAN_ARGS). A banned key is answered from the slot without running a policy; a denial is counted
+ * in it, the one write a denial makes (by `redis.pcall`, so that when Redis refuses writes, out of
+ * memory, the denial is still answered, uncounted). Consume and peek reply with two more integers:
+ * the ms of ban left (0: not banned), and the offence when this request started the ban (else 0).
  */
 
 /** A script's first reply element when `now` is outside a calendar policy's period (see above). */
@@ -157,29 +171,49 @@ const PERIOD_CHECK = `if S and (now < S or now >= S + W) then return { ${PERIOD_
  * algorithm reads (`params`: Redis makes a Lua string of every argument on every call). Numbers are
  * read with `+ 0`, not tonumber(), which parses a string twice: the same strtod, the same double.
  */
-export function singleScripts(algorithm: AlgorithmDefinition): ScriptTexts {
+export function singleScripts(algorithm: AlgorithmDefinition, ban = false): ScriptTexts {
   const { params } = algorithm;
-  const header = (
-    operation: string,
-    extras: readonly string[] = [],
-    from = 3 + extras.length,
-  ) => `-- KEYS[1]: the state of one (policy, key): 3 binary doubles
+  const header = (operation: string, extras: readonly string[] = [], from = 3 + extras.length) => {
+    const banFrom = from + params.length;
+    return `-- KEYS[1]: the state of one (policy, key): 3 binary doubles${ban ? ', then the ban slot: 4 more' : ''}
 -- ARGV[1]: now in ms, or '' to use Redis TIME
 -- ARGV[2]: ${operation}${extras.map((line) => `\n${line}`).join('')}
-${params.map((p, i) => `-- ARGV[${i + from}]: ${NAMES[p]}`).join('\n')}
+${params.map((p, i) => `-- ARGV[${i + from}]: ${NAMES[p]}`).join('\n')}${ban ? `\n-- ARGV[${banFrom}..${banFrom + BAN_ARGS.length - 1}]: ${BAN_NAMES}` : ''}
 ${HEAD}
 ${NOW}
-local ${params.join(', ')} = ${params.map((p, i) => read(p, String(i + from))).join(', ')}${params.includes('S') ? `\n${PERIOD_CHECK}` : ''}
+local ${params.join(', ')} = ${params.map((p, i) => read(p, String(i + from))).join(', ')}${params.includes('S') ? `\n${PERIOD_CHECK}` : ''}${ban ? `\n${banLocals((i) => `ARGV[${banFrom + i}]`)}` : ''}
 local raw = call('GET', key)
-local s1, s2, s3
+local s1, s2, s3${ban ? ', b1, b2, b3, b4' : ''}
 if raw then
-  if #raw ~= 24 then
-    return redis.error_reply('ERR tollgate: the state at ' .. key .. ' is not 1 policies long')
+  if #raw ~= ${ban ? 56 : 24} then
+    return redis.error_reply('ERR tollgate: the state at ' .. key .. ' is not 1 policies${ban ? ' and a ban' : ''} long')
   end
-  s1, s2, s3 = struct.unpack('<ddd', raw)
-  if s1 == NONE then s1 = nil end
+  ${ban ? `s1, s2, s3, b1, b2, b3, b4 = struct.unpack('${SINGLE_BAN_FORMAT}', raw)` : "s1, s2, s3 = struct.unpack('<ddd', raw)"}
+  if s1 == NONE then s1 = nil end${ban ? '\n  if b1 == NONE then b1 = nil end' : ''}
 end`;
-  const consume = `${header('cost')}
+  };
+  const pack = (n: string) =>
+    ban
+      ? `struct.pack('${SINGLE_BAN_FORMAT}', ${n}, b1 or NONE, b2 or 0, b3 or 0, b4 or 0)`
+      : `struct.pack('<ddd', ${n})`;
+  const consume = ban
+    ? `${header('cost')}
+local cost = ARGV[2] + 0
+${BANNED_SINGLE}
+${OUTPUTS}
+${block(algorithm, 'consume')}
+if ok == 0 then
+  local banLength = 0
+${indent(countDenial("struct.pack('<ddddddd', s1 or NONE, s2 or 0, s3 or 0, b1, b2, b3, b4)"), 2)}
+  if banLength > 0 then return { 0, 0, banLength, banLength, 0, now, banLength, b2 } end
+  return { 0, remaining, reset, retry, delay, now, 0, 0 }
+end
+${BAN_END_LUA.trim()}
+new, old = max(new, banEnd), max(old, banEnd)
+${keep(pack('n1, n2, n3'), 'new', 'old')}
+return { 1, remaining, reset, 0, delay, now, 0, 0 }
+`
+    : `${header('cost')}
 local cost = ARGV[2] + 0
 ${OUTPUTS}
 ${block(algorithm, 'consume')}
@@ -189,18 +223,27 @@ ${keep("struct.pack('<ddd', n1, n2, n3)", 'new', 'old')}
 return { 1, remaining, reset, 0, delay, now }
 `;
   const peek = `${header('ignored (the cost slot of the shared argument layout)')}
-${peekOne(algorithm)}`;
+${ban ? `${BANNED_SINGLE}\n` : ''}${peekOne(algorithm, ban)}`;
   const refund = `${header('cost to give back', [COUNTED_AT])}
 local cost = ARGV[2] + 0
 ${AT}
 if not s1 then return 0 end
 local n1, n2, n3, new = nil, nil, 0, 0
-${block(algorithm, 'refund')}
-if not n1 then
+${block(algorithm, 'refund')}${ban ? `\n${BAN_END_LUA.trim()}` : ''}
+if not n1 then${
+    ban
+      ? `
+  -- No policy state left, but the ban slot still matters: keep it alone.
+  if banEnd > now then
+    ${keep(`struct.pack('${SINGLE_BAN_FORMAT}', NONE, 0, 0, b1, b2, b3, b4)`, 'banEnd')}
+    return 0
+  end`
+      : ''
+  }
   call('DEL', key)
   return 0
-end
-${keep("struct.pack('<ddd', n1, n2, n3)", 'new')}
+end${ban ? '\nnew = max(new, banEnd)' : ''}
+${keep(pack('n1, n2, n3'), 'new')}
 return 1
 `;
   const settle = `${header(DELTA, [COUNTED_AT, '-- ARGV[4]: maxDebt, units over its capacity the policy may owe'])}
@@ -209,18 +252,58 @@ ${AT}
 local debt = ARGV[4] + 0
 local n1, n2, n3, new, charged = nil, nil, 0, 0, 0
 ${settleOne(block(algorithm, 'refund', 4), block(algorithm, 'charge', 2))}
-local uncharged = max(0, delta) - charged
+local uncharged = max(0, delta) - charged${
+    ban
+      ? `
+${BAN_END_LUA.trim()}
+if n1 then
+  new = max(new, banEnd)
+  ${keep(pack('n1, n2, n3'), 'new')}
+elseif banEnd > now then
+  -- No policy state left, but the ban slot still matters: keep it alone.
+  ${keep(`struct.pack('${SINGLE_BAN_FORMAT}', NONE, 0, 0, b1, b2, b3, b4)`, 'banEnd')}
+elseif raw then
+  call('DEL', key)
+end`
+      : `
 if n1 then
   ${keep("struct.pack('<ddd', n1, n2, n3)", 'new')}
 elseif raw then
   call('DEL', key)
-end
--- What a cost-1 request gets now.
+end`
+  }
+-- What a cost-1 request gets now.${ban ? '\nif b1 and b1 > now then return { 0, 0, b1 - now, b1 - now, 0, uncharged, now } end' : ''}
 s1, s2, s3 = n1, n2, n3
 ${peekBody(block(algorithm, 'consume'))}
 return { ok, idleRemaining, idleReset, retry, delay, uncharged, now }
 `;
   return { consume, peek, refund, settle };
+}
+
+/** The layout of one policy and a ban slot. */
+const SINGLE_BAN_FORMAT = '<ddddddd';
+
+const BAN_NAMES = 'the ban: after (0: manual bans only), within ms, for ms, factor, max ms, memory ms';
+
+/** The ban's parameters as locals, from where `arg(i)` says its i-th is. */
+const banLocals = (arg: (i: number) => string) =>
+  `local ${BAN_ARGS.join(', ')} = ${BAN_ARGS.map((_, i) => `${arg(i)} + 0`).join(', ')}`;
+
+/** One policy, banned: refused for the ban's time left, no policy run, nothing written. */
+const BANNED_SINGLE = `-- Banned: refused for the ban's time left; no policy runs, nothing is written.
+if b1 and b1 > now then return { 0, 0, b1 - now, b1 - now, 0, now, b1 - now, 0 } end`;
+
+/**
+ * A denial with bans: counted in the ban slot (which may start a ban: `banLength`), then `value`
+ * written, by pcall: when Redis refuses writes (out of memory) the denial is answered uncounted.
+ * The key lives as long as its policies' state (PTTL) or its ban slot, whichever is longer.
+ */
+function countDenial(value: string): string {
+  return `if after > 0 then
+${indent(BAN_COUNT_LUA.trim(), 2)}
+${indent(BAN_END_LUA.trim(), 2)}
+  redis.pcall('SET', key, ${value}, 'PX', max(call('PTTL', key), max(1, banEnd - now) + grace))
+end`;
 }
 
 /**
@@ -271,8 +354,8 @@ ${consume}`,
 }
 
 /** The peek of a set of one policy of `algorithm`, after its state is read. */
-const peekOne = (algorithm: AlgorithmDefinition): string =>
-  `${peekBody(block(algorithm, 'consume'))}\nreturn { ok, idleRemaining, idleReset, retry, delay, now }\n`;
+const peekOne = (algorithm: AlgorithmDefinition, ban = false): string =>
+  `${peekBody(block(algorithm, 'consume'))}\nreturn { ok, idleRemaining, idleReset, retry, delay, now${ban ? ', 0, 0' : ''} }\n`;
 
 /** ARGV per policy in the scripts of several policies: code, L, W, B, D, shadow (1/0), S. */
 export const PER_POLICY = 7;
@@ -284,31 +367,41 @@ export const PER_POLICY = 7;
  * each (policy i at 3i-2 .. 3i of `st`), NONE (-inf, which no state holds) first for a policy
  * without state: one GET and one SET, cheaper for Redis than a hash's HMGET, HSET and PEXPIRE.
  */
-export function manyScripts(codes: readonly number[]): ScriptTexts {
+export function manyScripts(codes: readonly number[], ban = false): ScriptTexts {
+  // With bans, the ban slot follows the policies' 3 * n doubles: `width` in all.
+  const width = ban ? 'width' : '3 * n';
   const header = (
     operation: string,
     extras: readonly string[] = [],
     from = 3 + extras.length,
-  ) => `-- KEYS[1]: the state of one (policy set, key): 3 binary doubles per policy
+  ) => `-- KEYS[1]: the state of one (policy set, key): 3 binary doubles per policy${ban ? ', then the ban slot: 4 more' : ''}
 -- ARGV[1]: now in ms, or '' to use Redis TIME
 -- ARGV[2]: ${operation}${extras.map((line) => `\n${line}`).join('')}
 -- ARGV[${from}..]: per policy: algorithm code, limit, window ms, burst, delay (1/0), shadow (1/0),
--- period start
+-- period start${ban ? `\n-- the last ${BAN_ARGS.length} ARGV: ${BAN_NAMES}` : ''}
 ${HEAD}
 ${NOW}
-local n = (#ARGV - ${from - 1}) / ${PER_POLICY}
-local format = '<' .. string.rep('d', 3 * n)
+local n = (#ARGV - ${from - 1}${ban ? ` - ${BAN_ARGS.length}` : ''}) / ${PER_POLICY}${
+    ban ? `\nlocal width = 3 * n + 4\n${banLocals((i) => `ARGV[#ARGV - ${BAN_ARGS.length - 1 - i}]`)}` : ''
+  }
+local format = '<' .. string.rep('d', ${width})
 local raw = call('GET', key)
 local st = {}
 if raw then
-  if #raw ~= 24 * n then
-    return redis.error_reply('ERR tollgate: the state at ' .. key .. ' is not ' .. n .. ' policies long')
+  if #raw ~= ${ban ? '8 * width' : '24 * n'} then
+    return redis.error_reply('ERR tollgate: the state at ' .. key .. ' is not ' .. n .. ' policies${ban ? ' and a ban' : ''} long')
   end
   st = { struct.unpack(format, raw) }
   for j = 1, 3 * n, 3 do
     if st[j] == NONE then st[j] = nil end
   end
-end`;
+end${
+    ban
+      ? `
+local b1, b2, b3, b4 = st[3 * n + 1], st[3 * n + 2], st[3 * n + 3], st[3 * n + 4]
+if b1 == NONE then b1 = nil end`
+      : ''
+  }`;
   /** Policy i's parameters and stored state. */
   const policy = (depth: number, from = 3) =>
     indent(
@@ -322,11 +415,24 @@ local s1, s2, s3 = st[j], st[j + 1], st[j + 2]`,
   const write = (states: string, deadline: string, old?: string) => `for j = 1, 3 * n, 3 do
   if ${states}[j] == nil then ${states}[j], ${states}[j + 1], ${states}[j + 2] = NONE, 0, 0 end
 end
-${keep(`struct.pack(format, unpack(${states}, 1, 3 * n))`, deadline, old)}`;
+${keep(`struct.pack(format, unpack(${states}, 1, ${width}))`, deadline, old)}`;
+  /** The reply of a banned key: every policy refused for `left` ms, then now, `left`, `offence`. */
+  const banned = (left: string, offence: string) => `for i = 1, n do
+  local o = 5 * i - 5
+  out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = 0, 0, ${left}, ${left}, 0
+end
+out[5 * n + 1], out[5 * n + 2], out[5 * n + 3] = now, ${left}, ${offence}
+return out`;
+  const bannedAtEntry = `-- Banned: refused for the ban's time left; no policy runs, nothing is written.
+if b1 and b1 > now then
+  local out, left = {}, b1 - now
+${indent(banned('left', '0'), 2)}
+end
+`;
 
   const consume = `${header('cost')}
 local cost = ARGV[2] + 0
-local out, states, allowed, keyOld, keyNew, shadowed = {}, {}, true, 0, 0, false
+${ban ? bannedAtEntry : ''}local out, states, allowed, keyOld, keyNew, shadowed = {}, {}, true, 0, 0, false
 for i = 1, n do
 ${policy(2)}
   ${OUTPUTS}
@@ -344,14 +450,14 @@ ${dispatch(codes, 'consume', 2)}
     allowed = false
   end
 end
-out[5 * n + 1] = now
+out[5 * n + 1] = now${ban ? '\nout[5 * n + 2], out[5 * n + 3] = 0, 0' : ''}
 if allowed then
   if shadowed then
     -- The state kept may outlive every state written: the key keeps at least the time it had.
     local ttl = call('PTTL', key)
     if ttl > 0 then keyNew = max(keyNew, now + ttl - grace) end
   end
-${indent(write('states', 'keyNew', 'keyOld'), 2)}
+${indent(ban ? ALLOWED_BAN_WRITE : '', 2)}${indent(write('states', 'keyNew', 'keyOld'), 2)}
   return out
 end
 -- Denied as a whole, so nothing is written, and the policies that allowed report their state
@@ -366,17 +472,26 @@ ${dispatch(codes, 'consume', 4)}
     out[o + 2], out[o + 3], out[o + 4], out[o + 5] = remaining, reset, 0, 0
   end
 end
-return out
+${
+  ban
+    ? `local banLength = 0
+${countDenialMany()}
+if banLength > 0 then
+${indent(banned('banLength', 'b2'), 2)}
+end
+`
+    : ''
+}return out
 `;
   const peek = `${header('ignored (the cost slot of the shared argument layout)')}
-local out = {}
+${ban ? bannedAtEntry : ''}local out = {}
 for i = 1, n do
 ${policy(2)}
 ${peekBody(dispatch(codes, 'consume', 0), 2)}
   local o = 5 * i - 5
   out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = ok, idleRemaining, idleReset, retry, delay
 end
-out[5 * n + 1] = now
+out[5 * n + 1] = now${ban ? '\nout[5 * n + 2], out[5 * n + 3] = 0, 0' : ''}
 return out
 `;
   const refund = `${header('cost to give back', [COUNTED_AT])}
@@ -395,11 +510,20 @@ ${dispatch(codes, 'refund', 4)}
       kept, keyNew = true, max(keyNew, new)
     end
   end
-end
-if not kept then
+end${ban ? `\n${BAN_END_LUA.trim()}` : ''}
+if not kept then${
+    ban
+      ? `
+  -- No policy state left, but the ban slot still matters: keep it alone.
+  if banEnd > now then
+${indent(write('st', 'banEnd'), 4)}
+    return 0
+  end`
+      : ''
+  }
   if any then call('DEL', key) end
   return 0
-end
+end${ban ? '\nkeyNew = max(keyNew, banEnd)' : ''}
 ${write('st', 'keyNew')}
 return 1
 `;
@@ -421,13 +545,35 @@ ${indent(settleOne(dispatch(codes, 'refund', 4), dispatch(codes, 'charge', 2)), 
     kept, keyNew = true, max(keyNew, new)
   end
   out[5 * n + i] = max(0, delta) - charged
-end
+end${
+    ban
+      ? `
+${BAN_END_LUA.trim()}
+if kept or banEnd > now then
+  st[3 * n + 1] = st[3 * n + 1] or NONE
+  st[3 * n + 2], st[3 * n + 3], st[3 * n + 4] = st[3 * n + 2] or 0, st[3 * n + 3] or 0, st[3 * n + 4] or 0
+  keyNew = max(keyNew, banEnd)
+${indent(write('st', 'keyNew'), 2)}`
+      : `
 if kept then
-${indent(write('st', 'keyNew'), 2)}
+${indent(write('st', 'keyNew'), 2)}`
+  }
 elseif any then
   call('DEL', key)
 end
--- What a cost-1 request gets now, from the states just written.
+-- What a cost-1 request gets now, from the states just written.${
+    ban
+      ? `
+if b1 and b1 > now then
+  for i = 1, n do
+    local o, left = 5 * i - 5, b1 - now
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = 0, 0, left, left, 0
+  end
+  out[6 * n + 1] = now
+  return out
+end`
+      : ''
+  }
 for i = 1, n do
 ${policy(2, 5)}
   if s1 == NONE then s1 = nil end
@@ -440,6 +586,76 @@ return out
 `;
   return { consume, peek, refund, settle };
 }
+
+/** Several policies, allowed, with bans: the ban slot is stored as it was; the key lives as long as it matters. */
+const ALLOWED_BAN_WRITE = `states[3 * n + 1], states[3 * n + 2], states[3 * n + 3], states[3 * n + 4] = b1 or NONE, b2 or 0, b3 or 0, b4 or 0
+${BAN_END_LUA.trim()}
+keyOld, keyNew = max(keyOld, banEnd), max(keyNew, banEnd)
+`;
+
+/** `countDenial` for several policies: the policies' states as stored (none: NONE), the slot counted. */
+const countDenialMany = () =>
+  countDenial(`struct.pack(format, unpack(st, 1, width))`).replace(
+    '  redis.pcall(',
+    `  st[3 * n + 1], st[3 * n + 2], st[3 * n + 3], st[3 * n + 4] = b1, b2, b3, b4
+  for j = 1, 3 * n, 3 do
+    if st[j] == nil then st[j], st[j + 1], st[j + 2] = NONE, 0, 0 end
+  end
+  redis.pcall(`,
+  );
+
+/**
+ * \`limiter.ban()\` and \`unban()\`, for every layout with a ban slot (the twins of \`banStates\` and
+ * \`unbanStates\` in evaluate.ts). ARGV: now, the ban's length in ms (0: unban), the number of
+ * doubles before the ban slot, within ms and memory ms (how long the slot matters). A ban replies
+ * { ban end, offence }; an unban 1 when it lifted state, else 0.
+ */
+export const BAN_SCRIPT = `-- KEYS[1]: the state of one (policy set, key): the policies' doubles, then the ban slot: 4 more
+-- ARGV[1]: now in ms, or '' to use Redis TIME
+-- ARGV[2]: the ban's length in ms; 0 to lift it
+-- ARGV[3]: how many doubles the policies' states take, before the ban slot
+-- ARGV[4], ARGV[5]: within ms, memory ms
+${HEAD}
+${NOW}
+local duration, w, within, memory = ARGV[2] + 0, ARGV[3] + 0, ARGV[4] + 0, ARGV[5] + 0
+local format = '<' .. string.rep('d', w + 4)
+local raw = call('GET', key)
+local st = {}
+if raw then
+  if #raw ~= 8 * (w + 4) then
+    return redis.error_reply('ERR tollgate: the state at ' .. key .. ' is not ' .. (w / 3) .. ' policies and a ban long')
+  end
+  st = { struct.unpack(format, raw) }
+else
+  if duration == 0 then return 0 end
+  for j = 1, w, 3 do st[j], st[j + 1], st[j + 2] = NONE, 0, 0 end
+  st[w + 1] = NONE
+end
+local b1, b2, b3, b4 = st[w + 1], st[w + 2], st[w + 3], st[w + 4]
+if b1 == NONE then b1 = nil end
+if duration > 0 then
+  -- Banned until now + duration, whatever ban there was; offences and counted denials kept.
+  if not b1 then b2, b3, b4 = 0, 0, 0 end
+  b1 = now + duration
+  st[w + 1], st[w + 2], st[w + 3], st[w + 4] = b1, b2, b3, b4
+${indent(BAN_END_LUA.trim(), 2)}
+  call('SET', key, struct.pack(format, unpack(st, 1, w + 4)), 'PX', max(call('PTTL', key), max(1, banEnd - now) + grace))
+  return { b1, b2 }
+end
+-- Lifted: the slot emptied; the key goes when no policy has state either.
+if not b1 then return 0 end
+local any = false
+for j = 1, w, 3 do
+  if st[j] ~= NONE then any = true end
+end
+if not any then
+  call('DEL', key)
+  return 1
+end
+st[w + 1], st[w + 2], st[w + 3], st[w + 4] = NONE, 0, 0, 0
+call('SET', key, struct.pack(format, unpack(st, 1, w + 4)), 'PX', max(1, call('PTTL', key)))
+return 1
+`;
 
 const ANY = manyScripts(CODES);
 /** The consume script for sets of any algorithms (the store sends one per combination it meets). */
