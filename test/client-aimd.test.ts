@@ -70,3 +70,58 @@ it('checks its options at pace()', () => {
   );
   expect(() => pace(fetch, { aimd: { backoffStatus: [42] } })).toThrow('Expected `aimd.backoffStatus`');
 });
+
+/** Eight callers in a loop for `ms` against a server that 429s above 20 calls/s; the 429 share of the last half. */
+async function flood(api: ReturnType<typeof pace>, ms: number): Promise<{ share: number; ok: number }> {
+  let tokens = BURST;
+  let last = Date.now();
+  const answers: Array<[number, number]> = [];
+  server = await scriptedServer((_req, res) => {
+    const now = Date.now();
+    tokens = Math.min(BURST, tokens + ((now - last) * HIDDEN_RATE) / 1000);
+    last = now;
+    const status = tokens >= 1 ? 200 : 429;
+    if (status === 200) tokens -= 1;
+    answers.push([now, status]);
+    res.writeHead(status);
+    res.end();
+  });
+  const start = Date.now();
+  const end = start + ms;
+  const caller = async () => {
+    while (Date.now() < end) {
+      const response = await api(server!.url, { pace: { deadline: end } }).catch(() => undefined);
+      await response?.arrayBuffer();
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, caller));
+  const late = answers.filter(([at]) => at >= start + ms / 2);
+  return {
+    share: late.filter(([, s]) => s === 429).length / late.length,
+    ok: late.filter(([, s]) => s === 200).length,
+  };
+}
+
+it('without the aimd option, a fallback engages on a flood of 429s and paces; aimd: false leaves it to backoff', async () => {
+  const fallback = pace(fetch, { retry: false });
+  const paced = await flood(fallback, 4000);
+  expect(fallback.snapshot().budgets[0]!.aimd).not.toBeUndefined();
+  await server?.close();
+  const off = pace(fetch, { retry: false, aimd: false });
+  const unpaced = await flood(off, 4000);
+  expect(off.snapshot().budgets[0]!.aimd).toBeUndefined();
+  console.log(`fallback: ${paced.share} 429 share, ${paced.ok} ok; off: ${unpaced.share}, ${unpaced.ok} ok`);
+  // Unpaced, eight callers in a loop meet mostly 429s; paced, few.
+  expect(unpaced.share).toBeGreaterThan(0.5);
+  expect(paced.share).toBeLessThan(0.2);
+}, 30_000);
+
+it('the fallback leaves a lone 429 to backoff: one call at a time never engages it', async () => {
+  server = await scriptedServer((_req, res, i) => {
+    res.writeHead(i === 0 ? 429 : 200);
+    res.end();
+  });
+  const api = pace(fetch, { retry: { baseDelay: 10 } });
+  expect((await api(server.url)).status).toBe(200);
+  expect(api.snapshot().budgets[0]!.aimd).toBeUndefined();
+});

@@ -8,10 +8,16 @@ import type { ResolvedAimd } from './options.js';
  */
 export class Aimd {
   rate: number;
+  /**
+   * Whether it paces. Configured AIMD paces from the first call; the fallback (no `aimd` option)
+   * waits, dormant, for the first backoff status that finds calls going out faster than `minRate`.
+   */
+  engaged: boolean;
   private cutAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: ResolvedAimd) {
     this.rate = options.initialRate;
+    this.engaged = !options.fallback;
   }
 
   backsOff(status: number): boolean {
@@ -20,13 +26,22 @@ export class Aimd {
 
   /** An answer that is not a backoff status. */
   succeeded(now: number): void {
+    if (!this.engaged) return;
     if (now - this.cutAt < this.options.cooldown) return;
     // `rate` successes arrive per second at this rate, so each adds step / rate.
     this.rate = Math.min(this.options.maxRate, this.rate + this.options.increaseStep / this.rate);
   }
 
-  /** A backoff status (429, 503 by default). */
-  limited(now: number): void {
+  /**
+   * A backoff status (429, 503 by default). `observed`: calls sent in the last second, from which
+   * a dormant fallback starts (cut by `decreaseFactor`, as any backoff cuts).
+   */
+  limited(now: number, observed: number): void {
+    if (!this.engaged) {
+      if (observed <= this.options.minRate) return;
+      this.engaged = true;
+      this.rate = Math.min(this.options.maxRate, observed);
+    }
     if (now - this.cutAt < this.options.cooldown) return;
     this.rate = Math.max(this.options.minRate, this.rate * this.options.decreaseFactor);
     this.cutAt = now;

@@ -52,6 +52,8 @@ const MAX_QUOTAS = 32;
 const LAG_MS = 250;
 /** Sends remembered for the "spent since that answer" sum; a bound against answers never coming. */
 const MAX_SENDS = 4096;
+/** Send times kept for the rate of the last second. */
+const MAX_RECENT = 2048;
 /** Configured budgets kept per origin and credential (one per rule, unit and model). */
 const MAX_LOCALS = 256;
 
@@ -62,6 +64,8 @@ const MAX_LOCALS = 256;
 export class Budget {
   private readonly quotas = new Map<string, Quota>();
   private readonly locals = new Map<string, LocalQuota>();
+  /** Send times of the last second at most (AIMD's fallback starts from that rate). */
+  private readonly recent: number[] = [];
   private charged = 0;
   private pending = 0;
   private readonly queue = new WaitQueue<Job>();
@@ -212,7 +216,7 @@ export class Budget {
     }
     // AIMD steps in only while the server has stated no quota at all.
     if (this.aimd !== undefined && this.quotas.size === 0) {
-      if (this.aimd.backsOff(status)) this.aimd.limited(receivedAt);
+      if (this.aimd.backsOff(status)) this.aimd.limited(receivedAt, this.sentInLastSecond(receivedAt));
       else if (status < 400) this.aimd.succeeded(receivedAt);
     }
     this.pump();
@@ -236,7 +240,7 @@ export class Budget {
       limits: [...this.locals.values()].map((q) => q.snapshot(now)),
       tokens: { charged: this.charged, pending: this.pending },
       aimd:
-        this.aimd === undefined || this.quotas.size > 0
+        this.aimd === undefined || !this.aimd.engaged || this.quotas.size > 0
           ? undefined
           : { rate: this.aimd.rate, cooldownUntil: this.aimd.cooldownUntil(now) },
     };
@@ -275,6 +279,12 @@ export class Budget {
     this.pump();
   }
 
+  /** Calls sent in the second before `now`. */
+  private sentInLastSecond(now: number): number {
+    while (this.recent.length > 0 && this.recent[0]! <= now - 1000) this.recent.shift();
+    return this.recent.length;
+  }
+
   /** When a call of `cost` may go; in the past when it may go now. */
   private readyAt(cost: Cost, now: number, locals: readonly LocalQuota[]): number {
     let at = this.blockedUntil;
@@ -282,8 +292,7 @@ export class Budget {
     for (const quota of this.quotas.values()) {
       at = Math.max(at, quota.readyAt(now, costIn(cost, quota.unit), this.lastSentAt));
     }
-    if (this.aimd !== undefined && this.quotas.size === 0)
-      at = Math.max(at, this.lastSentAt + this.aimd.interval);
+    if (this.aimd?.engaged && this.quotas.size === 0) at = Math.max(at, this.lastSentAt + this.aimd.interval);
     return at;
   }
 
@@ -310,6 +319,8 @@ export class Budget {
     this.lastSentAt = Math.min(now, Math.max(due, now - LAG_MS));
     for (const quota of this.quotas.values()) quota.spend(costIn(cost, quota.unit), now);
     this.sends.push({ seq, cost, answered: false });
+    this.recent.push(now);
+    if (this.recent.length > MAX_RECENT) this.recent.shift();
     if (this.sends.length > MAX_SENDS) this.sends.shift();
     return seq;
   }

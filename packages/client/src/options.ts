@@ -57,9 +57,11 @@ export interface RetryOptions {
 }
 
 /**
- * Pacing for servers that state no quota in their answers (AIMD). Off unless given: with it, an
- * origin whose answers carry no rate-limit headers is called at `initialRate`, faster while calls
- * succeed, slower after each `backoffStatus`.
+ * Pacing for servers that state no quota in their answers (AIMD): an origin whose answers carry no
+ * rate-limit headers is called at `initialRate`, faster while calls succeed, slower after each
+ * `backoffStatus`. Without this option a fallback stands by: dormant (no pacing) until such an
+ * origin answers a backoff status while calls to it go out faster than `minRate` a second, then
+ * AIMD from that observed rate with these defaults (and no `maxRate`). `aimd: false` turns it off.
  */
 export interface AimdOptions {
   /** Calls per second to start at. @default 10 */
@@ -135,8 +137,11 @@ export interface PaceOptions {
   store?: object;
   /** A circuit breaker per origin. @default off */
   breaker?: BreakerOptions;
-  /** AIMD pacing for origins whose answers state no quota. @default off */
-  aimd?: AimdOptions;
+  /**
+   * AIMD pacing for origins whose answers state no quota, from the first call; or `false` for
+   * none. @default a dormant fallback (see AimdOptions)
+   */
+  aimd?: AimdOptions | false;
   /**
    * Retries of failed calls, or `false` for none.
    * @default {} (the defaults of RetryOptions)
@@ -191,6 +196,8 @@ export interface ResolvedRetry {
 }
 
 export interface ResolvedAimd {
+  /** No `aimd` option: dormant until a backoff status finds calls going faster than `minRate`. */
+  fallback: boolean;
   initialRate: number;
   minRate: number;
   maxRate: number;
@@ -311,7 +318,9 @@ function resolveBreaker(value: unknown): ResolvedBreaker {
   };
 }
 
-function resolveAimd(value: unknown): ResolvedAimd {
+function resolveAimd(value: unknown): ResolvedAimd | undefined {
+  if (value === false) return undefined;
+  const fallback = value === undefined;
   const aimd = checkObject('aimd', value);
   checkKeys('aimd', aimd, [
     'initialRate',
@@ -323,7 +332,13 @@ function resolveAimd(value: unknown): ResolvedAimd {
     'cooldown',
   ]);
   const minRate = number('aimd.minRate', aimd.minRate, 1, Number.MIN_VALUE, false);
-  const maxRate = number('aimd.maxRate', aimd.maxRate, 100, minRate, false);
+  const maxRate = number(
+    'aimd.maxRate',
+    aimd.maxRate,
+    fallback ? Number.POSITIVE_INFINITY : 100,
+    minRate,
+    false,
+  );
   const initialRate = number(
     'aimd.initialRate',
     aimd.initialRate,
@@ -341,6 +356,7 @@ function resolveAimd(value: unknown): ResolvedAimd {
     throw configError('aimd.backoffStatus', 'an array of HTTP statuses', statuses);
   }
   return {
+    fallback,
     initialRate,
     minRate,
     maxRate,
@@ -374,7 +390,7 @@ export function resolveOptions(value: unknown): ResolvedOptions {
     tokens: options.tokens === false ? undefined : fn('tokens', options.tokens, estimateTokens),
     usage: fn('usage', options.usage, usageTokens),
     store: options.store as object | undefined,
-    aimd: options.aimd === undefined ? undefined : resolveAimd(options.aimd),
+    aimd: resolveAimd(options.aimd),
     breaker: options.breaker === undefined ? undefined : resolveBreaker(options.breaker),
     retry: resolveRetry(options.retry),
     maxQueue: number('maxQueue', options.maxQueue, 10_000, 1, true),
