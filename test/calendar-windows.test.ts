@@ -211,33 +211,54 @@ describe('RedisStore on Redis TIME (a clock the test cannot set)', () => {
     },
   );
 
-  it('the previous period counts nothing: state of the last hour, the current hour admits N again', async () => {
-    const p = prefix();
-    const now = await redisTime();
-    // The same Redis key, filled in the previous clock hour (a store told that time)...
-    const lastHour = createLimiter({
-      policies: { limit: 4, window: { calendar: 'hour' } },
-      store: new RedisStore({ client: redis, prefix: p, clock: () => now - HOUR }),
-      blockedCache: false,
-      logger: quiet,
-    });
-    for (let i = 0; i < 4; i++) expect((await lastHour.consume('k')).allowed).toBe(true);
-    expect((await lastHour.consume('k')).allowed).toBe(false);
-    // ... then asked on Redis TIME: Redis's clock is in the next period, so the count starts over.
-    const current = createLimiter({
-      policies: { limit: 4, window: { calendar: 'hour' } },
-      store: new RedisStore({ client: redis, prefix: p }),
-      blockedCache: false,
-      logger: quiet,
-    });
-    const decisions = [];
-    for (let i = 0; i < 5; i++) decisions.push(await current.consume('k'));
-    expect(decisions.map((d) => d.allowed)).toEqual([true, true, true, true, false]);
-    const { start, end } = HOURS.periodAt(decisions[0]!.countedAt!);
-    expect(start).toBe(HOURS.periodAt(now).start);
-    expect(decisions[0]!.resetMs).toBe(end - decisions[0]!.countedAt!);
-    expect(decisions[0]!.policies[0]!.windowMs).toBe(HOUR);
-  });
+  it.each([
+    ['hour', HOURS],
+    ['month', MONTH],
+  ] as const)(
+    'N at the last ms of the previous %s, then N again in the current one on Redis TIME',
+    async (unit, calendar) => {
+      const p = prefix();
+      const now = await redisTime();
+      const { start } = calendar.periodAt(now);
+      // The same Redis key, filled at the last millisecond of the previous period (a store told that
+      // time): exactly N admitted...
+      const before = createLimiter({
+        policies: { limit: 4, window: { calendar: unit } },
+        store: new RedisStore({ client: redis, prefix: p, clock: () => start - 1 }),
+        blockedCache: false,
+        logger: quiet,
+      });
+      const last = [];
+      for (let i = 0; i < 5; i++) last.push(view(await before.consume('k')));
+      expect(last.map((d) => [d.allowed, d.resetMs])).toEqual([
+        [true, 1],
+        [true, 1],
+        [true, 1],
+        [true, 1],
+        [false, 1],
+      ]);
+      // ... then asked on Redis TIME: Redis's clock is past the boundary, so the count starts over.
+      const current = createLimiter({
+        policies: { limit: 4, window: { calendar: unit } },
+        store: new RedisStore({ client: redis, prefix: p }),
+        blockedCache: false,
+        logger: quiet,
+      });
+      const decisions = [];
+      for (let i = 0; i < 5; i++) decisions.push(await current.consume('k'));
+      expect(decisions.map((d) => d.allowed)).toEqual([true, true, true, true, false]);
+      const first = decisions[0]!;
+      const period = calendar.periodAt(first.countedAt!);
+      expect(period.start).toBe(start);
+      expect(view(first)).toEqual({
+        allowed: true,
+        remaining: 3,
+        resetMs: period.end - first.countedAt!,
+        retryAfterMs: 0,
+        windowMs: period.end - period.start,
+      });
+    },
+  );
 
   it("keys live until their period's end on Redis's clock (a month, a day in New York)", async () => {
     const p = prefix();
