@@ -422,8 +422,58 @@ describe('pnpm demo', () => {
     expect(stdout).toContain(`Waiting Retry-After (${retryAfter} s), then one more:`);
     expect(elapsed).toBeGreaterThanOrEqual(retryAfter * 1000);
     expect(stdout).toContain('Admitted: a client that waits Retry-After gets in.');
+    // The live dashboard's address comes first, while the burst runs.
+    expect(lines[1]).toMatch(/^Live dashboard: http:\/\/127\.0\.0\.1:\d+\/tollgate {2}\(open it now;/);
+  });
+
+  it('with --dashboard, serves the dashboard during the burst and keeps it up with live traffic after', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo.ts', '--dashboard'], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = once(child, 'exit');
+    const output = collect(child);
+    try {
+      const page = /^Live dashboard: (\S+)/m.exec(
+        await untilOutput(output.stdout, /^Live dashboard: \S+/m),
+      )![1]!;
+      expect((await fetch(page)).headers.get('content-type')).toBe('text/html; charset=utf-8');
+      await untilOutput(output.stdout, /The dashboard stays up/);
+      type Data = { total: number[]; limiters: { name: string; total: number[] }[] };
+      const read = async () => (await (await fetch(`${page}/data`)).json()) as Data;
+      const before = await read();
+      // At least the demo's own: 6 admitted (5, then 1 after Retry-After) and 3 limited (the stream
+      // of requests after it may have begun).
+      expect(before.total[0]).toBeGreaterThanOrEqual(6);
+      expect(before.total[1]).toBeGreaterThanOrEqual(3);
+      expect(before.limiters.map((l) => l.name)).toEqual(['default']);
+      // Then a request every 300 ms: the counts keep rising until Ctrl-C.
+      const deadline = performance.now() + 5000;
+      let after = before;
+      while (sum(after.total) <= sum(before.total) && performance.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        after = await read();
+      }
+      expect(sum(after.total)).toBeGreaterThan(sum(before.total));
+      expect(output.stderr()).toBe('');
+    } finally {
+      child.kill('SIGINT');
+      await exited;
+    }
   });
 });
+
+const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
+
+/** Waits (up to 20 s) until `stdout()` matches `pattern`; returns the output so far. */
+async function untilOutput(stdout: () => string, pattern: RegExp): Promise<string> {
+  const deadline = performance.now() + 20_000;
+  while (!pattern.test(stdout())) {
+    if (performance.now() > deadline) throw new Error(`no ${pattern} in: ${stdout()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return stdout();
+}
 
 interface Run {
   code: number | null;
