@@ -4,8 +4,9 @@
  * the exact counts of a scripted run on Express and on Koa: allowed and limited requests on Redis,
  * `store_error` while that Redis is killed, and `fallback` on a limiter with a MemoryStore fallback.
  */
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import {
   AggregationTemporality,
@@ -15,7 +16,7 @@ import {
   MeterProvider,
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
-import { MemoryStore, type Policy } from '@tollgate/core';
+import { createLimiter, MemoryStore, type Policy } from '@tollgate/core';
 import * as forExpress from '@tollgate/express';
 import * as forKoa from '@tollgate/koa';
 import { instrument } from '@tollgate/otel';
@@ -245,4 +246,68 @@ describe.each([
     );
     expect(total).toBe(9);
   });
+});
+
+/** One OTLP/HTTP JSON data point, as the exporter sends it. */
+interface OtlpPoint {
+  attributes: { key: string; value: { stringValue?: string } }[];
+  asInt?: string | number;
+}
+
+test("the README's OTLP wiring: an OTLP/HTTP exporter posts the counts to a collector", async ({
+  onTestFinished,
+}) => {
+  // A collector's /v1/metrics endpoint: it keeps what it is sent.
+  const bodies: unknown[] = [];
+  const collector = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => {
+      body += chunk;
+    });
+    req.on('end', () => {
+      bodies.push({ path: req.url, type: req.headers['content-type'], body: JSON.parse(body) });
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  }).listen(0, '127.0.0.1');
+  onTestFinished(() => void collector.close());
+  await new Promise((resolve) => collector.once('listening', resolve));
+  const url = `http://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/metrics`;
+
+  const reader = new PeriodicExportingMetricReader({
+    exporter: new OTLPMetricExporter({ url }),
+    exportIntervalMillis: 3_600_000,
+  });
+  const meterProvider = new MeterProvider({ readers: [reader] });
+  onTestFinished(() => meterProvider.shutdown());
+  const instrumentation = instrument({ meterProvider });
+  onTestFinished(() => instrumentation.stop());
+
+  const limiter = createLimiter({ name: 'otlp', policies: { name: 'two', limit: 2, window: '1m' } });
+  for (let i = 0; i < 5; i++) await limiter.consume('ip:10.0.0.9');
+  await reader.forceFlush();
+
+  expect(bodies).toHaveLength(1);
+  const [sent] = bodies as { path: string; type: string; body: { resourceMetrics: unknown[] } }[];
+  expect([sent!.path, sent!.type]).toEqual(['/v1/metrics', 'application/json']);
+  const metrics = (
+    sent!.body.resourceMetrics as {
+      scopeMetrics: { metrics: { name: string; sum?: { dataPoints: OtlpPoint[] } }[] }[];
+    }[]
+  ).flatMap((r) => r.scopeMetrics.flatMap((s) => s.metrics));
+  const decisions = metrics.find((m) => m.name === 'tollgate.decisions')!.sum!.dataPoints;
+  const rows = decisions
+    .map(
+      (p) =>
+        `${p.attributes
+          .map((a) => `${a.key}=${a.value.stringValue}`)
+          .sort()
+          .join(' ')} ${Number(p.asInt)}`,
+    )
+    .sort();
+  expect(rows).toEqual([
+    'tollgate.limiter=otlp tollgate.policy=two tollgate.result=allowed 2',
+    'tollgate.limiter=otlp tollgate.policy=two tollgate.result=limited 3',
+  ]);
+  expect(metrics.map((m) => m.name).sort()).toEqual(['tollgate.decisions', 'tollgate.store.duration']);
 });
