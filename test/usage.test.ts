@@ -314,8 +314,15 @@ describe('bounded usage', () => {
     await usage.flush();
     return usage;
   }
+  const warnings: string[] = [];
   const createUsageFor = (store: UsageStore, clock: () => number) =>
-    forExpress.createUsage({ store, clock, maxRoutes: MAX_ROUTES, flushIntervalMs: '1h' });
+    forExpress.createUsage({
+      store,
+      clock,
+      maxRoutes: MAX_ROUTES,
+      flushIntervalMs: '1h',
+      logger: { warn: (message) => warnings.push(message), error: () => undefined },
+    });
 
   async function expectExactTotals(usage: ReturnType<typeof createUsageFor>) {
     const report = await usage.report({ period: 'day' });
@@ -324,6 +331,10 @@ describe('bounded usage', () => {
     expect(report.routes.length).toBeLessThanOrEqual(MAX_ROUTES + 1);
     expect(report.routes.at(-1)!.route).toBe('(other)');
     expect(report.tenants!.map((t) => t.requests).sort()).toEqual([333_333, 333_333, 333_334]);
+    // Told once per usage that its route labels look like raw URLs.
+    expect(warnings.splice(0).map((w) => w.slice(0, w.indexOf(']') + 1))).toEqual([
+      '[TOLLGATE_USAGE_ROUTES]',
+    ]);
   }
 
   it('keeps a MemoryUsageStore at its bound under 1 000 000 distinct raw paths, and every count', async () => {
@@ -361,12 +372,14 @@ describe('bounded usage', () => {
     const redis = new Redis({ port: inject('redisPort') });
     const usageStore = new RedisUsageStore({ client: redis, prefix: `usage-${randomUUID()}:` });
     const express5 = express();
-    const onExpress = forExpress.createUsage({ store: usageStore });
+    const warned: string[] = [];
+    const logger = { warn: (message: string) => warned.push(message), error: () => undefined };
+    const onExpress = forExpress.createUsage({ store: usageStore, logger });
     express5.use(
       forExpress.rateLimit({ policies: POLICY, store: new MemoryStore(), usage: onExpress, logger: quiet }),
     );
     const koa = new Koa();
-    const onKoa = forKoa.createUsage({ store: usageStore });
+    const onKoa = forKoa.createUsage({ store: usageStore, logger });
     koa.use(forKoa.rateLimit({ policies: POLICY, store: new MemoryStore(), usage: onKoa, logger: quiet }));
     koa.use(
       new Router()
@@ -385,6 +398,11 @@ describe('bounded usage', () => {
       expect(report.requests).toBe(200);
       expect(report.limited).toBe(190); // 5 per minute per IP and limiter
       expect(report.routes.map((r) => r.route)).toEqual(['(unmatched)']);
+      // Each usage says once that its limiter's denials cannot be told apart by route.
+      expect(warned.map((w) => w.slice(0, w.indexOf(']') + 1))).toEqual([
+        '[TOLLGATE_USAGE_UNROUTED_DENIAL]',
+        '[TOLLGATE_USAGE_UNROUTED_DENIAL]',
+      ]);
       const keys: string[] = [];
       for await (const page of redis.scanStream({ match: usageStore.pattern, count: 1000 }))
         keys.push(...page);

@@ -99,6 +99,18 @@ export const WARNINGS = {
    * a client that exhausts that policy is refused by it for longer than by the ban.
    */
   BAN_SHORT: 'TOLLGATE_BAN_SHORT',
+  /**
+   * Usage: one tenant had more than `maxRoutes` distinct routes between two flushes, so some were
+   * counted under `(other)`: most likely labels holding ids or raw URLs (a `route` function returning
+   * the URL, an Express router mounted on a parameterised path). Return route templates.
+   */
+  USAGE_ROUTES: 'TOLLGATE_USAGE_ROUTES',
+  /**
+   * Usage: a request the limiter denied finished with no route matched, because the limiter runs
+   * before routing (`app.use(limiter)`): its denials are all recorded as `(unmatched)`. Mount the
+   * limiter on the routes, or give `createUsage({ route })`.
+   */
+  USAGE_UNROUTED_DENIAL: 'TOLLGATE_USAGE_UNROUTED_DENIAL',
 } as const;
 
 /** One of the codes in `WARNINGS`, the prefix of a warning's message. */

@@ -2,6 +2,7 @@ import { decisionResult } from '../events.js';
 import type { Decision, Logger } from '../types.js';
 import { UNMATCHED, type UsageResult, worseResult } from '../usage/model.js';
 import type { UsageRecorder } from '../usage/usage.js';
+import { WARNINGS } from '../warnings.js';
 import type { HttpResult } from './rate-limit.js';
 import type { RequestView } from './request-view.js';
 
@@ -47,6 +48,16 @@ export function recordOnClose<Req>(
     if (own.recorded) return;
     own.recorded = true;
     const route = routeOf(usage, req, view, logger);
+    if (
+      route === UNMATCHED &&
+      (own.result === 'limited' || own.result === 'banned') &&
+      usage.options.route === undefined
+    ) {
+      usage.warner.warn(
+        WARNINGS.USAGE_UNROUTED_DENIAL,
+        `Usage: a denied request (${view.method} ${view.path}) matched no route, because the limiter runs before routing: its denials are all recorded as '(unmatched)'. Mount the limiter on the routes (app.get(path, limiter, handler)), or give createUsage({ route }).`,
+      );
+    }
     usage.record({ tenant: own.tenant, route, result: own.result, at: own.at });
   };
   return result;

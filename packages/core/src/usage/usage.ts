@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { checkFunction, checkOptions, durationOption } from '../check-options.js';
 import { ConfigError, configError, describeValue } from '../errors.js';
 import type { Clock, Duration, Logger } from '../types.js';
+import { WARNINGS, Warner } from '../warnings.js';
 import { MemoryUsageStore } from './memory-usage-store.js';
 import {
   bucketStart,
@@ -66,7 +67,11 @@ export interface UsageOptions<Req = unknown> {
    * @default 1000
    */
   flushIntervalMs?: Duration;
-  /** Receives a message when a batch cannot be written (it is kept and tried again). @default console */
+  /**
+   * Receives the usage warnings (`TOLLGATE_USAGE_*`, once each) and a message when a batch cannot
+   * be written (it is kept and tried again).
+   * @default console
+   */
   logger?: Logger;
 }
 
@@ -159,6 +164,8 @@ export class UsageRecorder<Req> implements Usage<Req> {
   private readonly maxTenants: number;
   private readonly maxRoutes: number;
   private readonly logger: Logger;
+  /** Coded warnings, once per usage. */
+  readonly warner: Warner;
   private pending = new Map<string, PendingTenant>();
   private failed: Batch | undefined;
   /** The flush in progress: flushes run one after another. */
@@ -199,6 +206,7 @@ export class UsageRecorder<Req> implements Usage<Req> {
     this.store = store;
     this.clock = clock;
     this.logger = logger;
+    this.warner = new Warner(logger);
     this.options = { tenant: options.tenant, route: options.route };
     this.timer = setInterval(() => void this.flush().catch(() => undefined), every);
     this.timer.unref?.();
@@ -245,8 +253,14 @@ export class UsageRecorder<Req> implements Usage<Req> {
     }
     let named = route;
     if (!pending.routes.has(route)) {
-      if (pending.routes.size >= this.maxRoutes) named = OTHER;
-      else pending.routes.add(route);
+      if (pending.routes.size < this.maxRoutes) pending.routes.add(route);
+      else {
+        named = OTHER;
+        this.warner.warn(
+          WARNINGS.USAGE_ROUTES,
+          `Usage: tenant ${JSON.stringify(tenant)} had more than ${this.maxRoutes} (maxRoutes) distinct routes between two flushes; the rest count under '(other)'. Route labels holding ids or raw URLs do this (a \`route\` function returning the URL, an Express router mounted on a parameterised path): return templates such as 'GET /users/:id'.`,
+        );
+      }
     }
     const id = `${minute}\t${result}\t${named}`;
     const entry = pending.entries.get(id);
