@@ -16,6 +16,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import {
   type Clock,
+  type ConsumeInfo,
   type KeyHelpers,
   type Logger,
   MemoryStore,
@@ -284,13 +285,25 @@ class ObservedStore implements Store {
   get remote() {
     return this.inner.remote === true;
   }
-  async consume(key: string, set: PolicySet, cost: number) {
-    const outcomes = await this.inner.consume(key, set, cost);
+  /** The test's virtual clock, which the limiter's ban cache then follows too. */
+  get clock() {
+    return this.inner.clock;
+  }
+  async consume(key: string, set: PolicySet, cost: number, info?: ConsumeInfo) {
+    // The store's answer besides the outcomes reaches the limiter only when the set has bans, as
+    // before for every other set (their refunds go to the state as it is).
+    const outcomes = await this.inner.consume(key, set, cost, set.ban === undefined ? undefined : info);
     this.consumes++;
     return outcomes;
   }
-  peek(key: string, set: PolicySet) {
-    return this.inner.peek(key, set);
+  peek(key: string, set: PolicySet, info?: ConsumeInfo) {
+    return this.inner.peek(key, set, info);
+  }
+  ban(key: string, set: PolicySet, durationMs: number) {
+    return this.inner.ban!(key, set, durationMs);
+  }
+  unban(key: string, set: PolicySet) {
+    return this.inner.unban!(key, set);
   }
   async refund(key: string, set: PolicySet, cost: number) {
     await this.inner.refund(key, set, cost);
@@ -1209,6 +1222,55 @@ describe.each(variants)('$name', ({ framework, store: storeKind, name: variant }
     });
     await send('/default');
     expect((await send('/default')).body.type).toBe(QUOTA_EXCEEDED_TYPE);
+  });
+
+  it('bans a client denied `after` times: 429 with the ban as Retry-After, a problem saying banned; unban lifts it', async () => {
+    let middleware: Middleware & {
+      limiter?: { unban(key: string): Promise<void>; ban(key: string, duration: string): Promise<void> };
+    } = () => undefined;
+    await app((b) => {
+      middleware = framework.limit({
+        ...b,
+        policies: { name: 'api', limit: 2, window: '1m', algorithm: 'fixed-window' },
+        ban: { after: 2, within: '1m', for: '10m', escalate: { factor: 2, max: '1h' } },
+      });
+      return { routes: [{ path: '/ban', limiters: [middleware] }] };
+    });
+    const answers = [];
+    for (let i = 0; i < 4; i++) answers.push(await send('/ban'));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 429, 429]);
+    expect(answers[2]!.body.detail).toBe("Rate limit exceeded (policy 'api'). Retry after 60 seconds.");
+    const banned = answers[3]!;
+    expect(banned.headers).toEqual({
+      'content-type': 'application/problem+json',
+      'ratelimit-limit': '2',
+      'ratelimit-remaining': '0',
+      'ratelimit-reset': '600',
+      'ratelimit-policy': '2;w=60',
+      'retry-after': '600',
+    });
+    expect(banned.body).toEqual({
+      type: QUOTA_EXCEEDED_TYPE,
+      title: 'Request cannot be satisfied as assigned quota has been exceeded',
+      status: 429,
+      detail: 'Banned for repeatedly exceeding the rate limit. The ban ends in 600 seconds; retry after it.',
+      'violated-policies': [],
+      retryAfter: 600,
+      limit: 2,
+      remaining: 0,
+      reset: 600,
+    });
+    // Past the policy's window the ban still refuses, for what is left of it.
+    now += 120_500;
+    const later = await send('/ban');
+    expect([later.status, later.headers['retry-after']]).toEqual([429, '480']);
+    expect(counters.downstream).toBe(2);
+    await middleware.limiter!.unban('ip:127.0.0.1');
+    expect((await send('/ban')).status).toBe(200);
+    await middleware.limiter!.ban('ip:127.0.0.1', '90s');
+    const manual = await send('/ban');
+    expect([manual.status, manual.headers['retry-after'], manual.body.retryAfter]).toEqual([429, '90', 90]);
+    expect(log.warnings).toEqual([]);
   });
 
   it("exposes the limiter on the middleware, to reset a client's count", async () => {

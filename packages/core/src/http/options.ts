@@ -1,7 +1,7 @@
 import { checkFunction, checkOptions } from '../check-options.js';
 import { configError } from '../errors.js';
 import { createLimiter, type Limiter } from '../limiter.js';
-import type { Decision, Duration, Logger, Policy, Store } from '../types.js';
+import type { BanOptions, Decision, Duration, Logger, Policy, Store } from '../types.js';
 import { isUsageRecorder, type Usage, type UsageRecorder } from '../usage/usage.js';
 import { WARNINGS, Warner, type WarningCode } from '../warnings.js';
 import { createdInRequest } from './creation-check.js';
@@ -154,6 +154,14 @@ export interface RateLimitOptions<Req> {
    * request they all count is recorded once, with the most severe result.
    */
   usage?: Usage<Req>;
+  /**
+   * Bans (see `LimiterOptions.ban`): the `after`-th denial within `within` refuses the client for
+   * `for` (429, `Retry-After` = the ban left, `reason: 'banned'`), growing by `escalate.factor` per
+   * repeat offence up to `escalate.max`. Ban and unban through the middleware's `.limiter` with the
+   * key the request is counted under (`ip:1.2.3.4`).
+   * @example { after: 10, within: '1m', for: '15m', escalate: { factor: 2, max: '1d' } }
+   */
+  ban?: BanOptions;
 }
 
 /** The options after validation. */
@@ -198,6 +206,7 @@ const OPTIONS = [
   'blockedCache',
   'validate',
   'usage',
+  'ban',
 ] as const;
 
 const LIMITER_OPTIONS = [
@@ -208,6 +217,7 @@ const LIMITER_OPTIONS = [
   'logger',
   'probeIntervalMs',
   'blockedCache',
+  'ban',
 ];
 
 /**

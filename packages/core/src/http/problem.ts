@@ -36,16 +36,20 @@ export function quotaExceededProblem(decision: Decision, status = 429): QuotaExc
     .map((p) => p.name);
   const names = violated.map((n) => `'${n}'`).join(', ');
   const retryAfter = retryAfterSeconds(decision.retryAfterMs);
-  const detail =
-    retryAfter === undefined
+  const seconds = `${retryAfter} second${retryAfter === 1 ? '' : 's'}`;
+  // A ban refuses the key whatever its policies say: no policy is the one violated now.
+  const banned = decision.reason === 'banned';
+  const detail = banned
+    ? `Banned for repeatedly exceeding the rate limit. The ban ends in ${seconds}; retry after it.`
+    : retryAfter === undefined
       ? `This request costs more than policy ${names} allows at once (${decision.limit}); it can never succeed.`
-      : `Rate limit exceeded (policy ${names}). Retry after ${retryAfter} second${retryAfter === 1 ? '' : 's'}.`;
+      : `Rate limit exceeded (policy ${names}). Retry after ${seconds}.`;
   const problem: QuotaExceededProblem = {
     type: QUOTA_EXCEEDED_TYPE,
     title: 'Request cannot be satisfied as assigned quota has been exceeded',
     status,
     detail,
-    'violated-policies': violated,
+    'violated-policies': banned ? [] : violated,
     limit: decision.limit,
     remaining: 0,
     reset: ceilSeconds(decision.resetMs),
