@@ -83,7 +83,7 @@ describe('rateLimit options', () => {
       ],
       [
         { policies: { limit: 1, window: '1s' }, max: 5 },
-        'Unknown option `max` in `rateLimit()` options. It takes `policies`, `key`, `store`, `name`, `cost`, `skip`, `refund`, `settle`, `headers`, `shadowHeaders`, `onLimited`, `onDecision`, `onStoreError`, `status`, `body`, `fallback`, `logger`, `probeIntervalMs`, `blockedCache`, `validate`, `usage`.',
+        'Unknown option `max` in `rateLimit()` options. It takes `policies`, `key`, `store`, `name`, `cost`, `skip`, `refund`, `settle`, `headers`, `shadowHeaders`, `onLimited`, `onDecision`, `onStoreError`, `status`, `body`, `fallback`, `logger`, `probeIntervalMs`, `blockedCache`, `validate`, `usage`, `ban`.',
       ],
       [
         {},
