@@ -243,6 +243,28 @@ describe('Collector', () => {
     await Promise.all([shown.close(), other.close()]);
   });
 
+  test('counts banned decisions apart from limited ones, in the totals and on the key', async () => {
+    const { collector, clock } = collect();
+    const limiter = createLimiter({
+      name: 'login',
+      store: new MemoryStore({ clock: () => clock.now }),
+      policies: { limit: 1, window: '1m', algorithm: 'fixed-window' },
+      ban: { after: 2, within: '1m', for: '10m' },
+      logger: quiet,
+    });
+    const reasons: (string | undefined)[] = [];
+    for (let i = 0; i < 6; i++) {
+      const decision = await limiter.consume('ip:6.6.6.6');
+      reasons.push(decision.allowed ? 'allowed' : decision.reason === 'banned' ? 'banned' : 'limited');
+    }
+    const count = (what: string) => reasons.filter((r) => r === what).length;
+    expect(count('banned')).toBeGreaterThan(0);
+    const snap = collector.snapshot();
+    expect(snap.total).toEqual([count('allowed'), count('limited'), 0, count('banned'), 0, 0]);
+    expect(snap.topKeys.map((k) => [k.limited, k.banned])).toEqual([[count('limited'), count('banned')]]);
+    await limiter.close();
+  });
+
   test('names a calendar window by its unit', () => {
     const quota = createLimiter({
       name: 'quota',
