@@ -253,6 +253,14 @@ describe('SCRIPT FLUSH between requests fails no request', () => {
         const afterRefund = await limiter.consume('flushed');
         expect(afterRefund.reason).toBeUndefined();
         if (algorithm === 'fixed-window') expect(afterRefund.allowed).toBe(true);
+        // A reservation's settle script too (issue 12): 3 reserved, 5 charged.
+        await flush();
+        const reservation = await limiter.reserve('settled', { cost: 3 });
+        await flush();
+        const settled = await reservation.settle(5);
+        expect(settled.reason).toBeUndefined();
+        expect(settled.remaining).toBeGreaterThanOrEqual(LIMIT - 5);
+        expect(settled.remaining).toBeLessThanOrEqual(LIMIT - 4);
       }
     } finally {
       await close();

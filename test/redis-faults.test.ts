@@ -196,6 +196,42 @@ describe('Redis killed mid-run, then restarted on the same port', () => {
     expect(recovering.at(-1)!.decision.allowed).toBe(true);
   });
 
+  test('reservations (issue 12): a settle while Redis is down fails within timeoutMs + 50 ms, once; after the restart settles are exact', async ({
+    onTestFinished,
+  }) => {
+    const server = await ownRedis(onTestFinished);
+    const client = await ioredis(server.port, onTestFinished);
+    const prefix = guard.watch(client);
+    const { limiter } = redisLimiter(client, {
+      prefix,
+      policies: { algorithm: 'fixed-window', limit: 1000, window: '1h' },
+    });
+    const before = await limiter.reserve('r', { cost: 10 });
+    expect(before.decision.reason).toBeUndefined();
+    await server.kill();
+    const at = performance.now();
+    const failed = await before.settle(30).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(performance.now() - at, 'ms until the settle failed').toBeLessThanOrEqual(BOUND_MS);
+    expect(isStoreError(failed)).toBe(true);
+    // Not sent again (it may have counted): the same answer.
+    await expect(before.settle(30)).rejects.toBe(failed);
+    // Let through while Redis is down (fail-open): nothing counted, so nothing to settle.
+    const during = await limiter.reserve('r', { cost: 10 });
+    expect(during.decision.reason).toBe('store-error');
+    await server.restart();
+    const { elapsed } = await untilFromStore(limiter, 'probe');
+    expect(elapsed).toBeLessThanOrEqual(RECOVERY_MS);
+    await during.settle(500);
+    const after = await limiter.reserve('r', { cost: 10 });
+    expect(after.decision.reason).toBeUndefined();
+    // The restarted Redis kept nothing (no persistence): 25 is all it holds.
+    expect((await after.settle(25)).remaining).toBe(975);
+    expect((await limiter.peek('r')).remaining).toBe(975);
+  });
+
   test("with a MemoryStore fallback, limits still hold (reason 'fallback'); back to Redis within 2 s", async ({
     onTestFinished,
   }) => {
