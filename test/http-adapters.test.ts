@@ -182,6 +182,51 @@ describe('@tollgate/koa', () => {
   });
 });
 
+describe('the deny list on the adapters’ own answering paths', () => {
+  const deny = ['127.0.0.0/8', '::1'];
+
+  it('Express: a denied client gets the 403 problem, never the `handler` meant for requests over the limit', async () => {
+    const seen: string[] = [];
+    const app = express5();
+    app.use(
+      forExpress.rateLimit({
+        policies,
+        deny,
+        logger: quiet,
+        handler: (_req, res) => {
+          seen.push('handler');
+          res.end('over the limit');
+        },
+      }),
+    );
+    app.get('/', (_req, res) => void res.send('ok'));
+    const res = await supertest(app).get('/');
+    expect([res.status, res.headers['content-type'], res.body.title]).toEqual([
+      403,
+      'application/problem+json',
+      'Access denied',
+    ]);
+    expect(seen).toEqual([]);
+  });
+
+  it.each([
+    ['Koa 2', () => new Koa2()],
+    ['Koa 3', () => new Koa3()],
+  ])('%s with `throw`: a denied client is thrown as a 403 with the problem’s detail', async (_, create) => {
+    const app = create() as unknown as Koa3;
+    app.silent = true;
+    app.use(forKoa.rateLimit({ policies, deny, throw: true, logger: quiet }));
+    app.use((ctx) => {
+      ctx.body = 'ok';
+    });
+    const res = await supertest(app.callback()).get('/');
+    expect([res.status, res.text]).toEqual([
+      403,
+      'Requests from this client are refused by the deny list; waiting does not help.',
+    ]);
+  });
+});
+
 describe('a retrying client', () => {
   it('does not resend a request whose cost can never fit (ky, four retries allowed)', async () => {
     let arrived = 0;

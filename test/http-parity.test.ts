@@ -15,6 +15,7 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  ACCESS_DENIED_TYPE,
   type Clock,
   type ConsumeInfo,
   type KeyHelpers,
@@ -223,6 +224,7 @@ interface SeenDecision {
   limit: number;
   remaining: number;
   shadowLimited?: string[];
+  reason?: string;
 }
 
 const reply = (decision: SeenDecision | undefined) =>
@@ -234,6 +236,7 @@ const reply = (decision: SeenDecision | undefined) =>
         limit: decision.limit,
         remaining: decision.remaining,
         ...(decision.shadowLimited === undefined ? {} : { shadowLimited: decision.shadowLimited }),
+        ...(decision.reason === undefined ? {} : { reason: decision.reason }),
       };
 
 const onExpress = (name: string, create: () => unknown): Framework => ({
@@ -277,10 +280,14 @@ const stores = {
     new RedisStore({ client: redis, clock, prefix: `tollgate-http:${randomUUID()}:` }),
 };
 
-/** Wraps a store to count completed refunds, which happen after the response (asynchronously). */
+/**
+ * Wraps a store to count completed refunds, which happen after the response (asynchronously), and
+ * every call made to it (`calls`, counted as it is made).
+ */
 class ObservedStore implements Store {
   consumes = 0;
   refunds = 0;
+  calls = 0;
   constructor(private readonly inner: Store) {}
   get remote() {
     return this.inner.remote === true;
@@ -290,6 +297,7 @@ class ObservedStore implements Store {
     return this.inner.clock;
   }
   async consume(key: string, set: PolicySet, cost: number, info?: ConsumeInfo) {
+    this.calls++;
     // The store's answer besides the outcomes reaches the limiter only when the set has bans, as
     // before for every other set (their refunds go to the state as it is).
     const outcomes = await this.inner.consume(key, set, cost, set.ban === undefined ? undefined : info);
@@ -297,19 +305,24 @@ class ObservedStore implements Store {
     return outcomes;
   }
   peek(key: string, set: PolicySet, info?: ConsumeInfo) {
+    this.calls++;
     return this.inner.peek(key, set, info);
   }
   ban(key: string, set: PolicySet, durationMs: number) {
+    this.calls++;
     return this.inner.ban!(key, set, durationMs);
   }
   unban(key: string, set: PolicySet) {
+    this.calls++;
     return this.inner.unban!(key, set);
   }
   async refund(key: string, set: PolicySet, cost: number) {
+    this.calls++;
     await this.inner.refund(key, set, cost);
     this.refunds++;
   }
   reset(key: string, set: PolicySet) {
+    this.calls++;
     return this.inner.reset(key, set);
   }
   async refunded(count: number) {
@@ -317,6 +330,7 @@ class ObservedStore implements Store {
   }
   settles = 0;
   async settle(key: string, set: PolicySet, delta: number, countedAt?: number) {
+    this.calls++;
     const settlement = await this.inner.settle!(key, set, delta, countedAt);
     this.settles++;
     return settlement;
@@ -713,6 +727,82 @@ describe.each(variants)('$name', ({ framework, store: storeKind, name: variant }
     expect(stacked.headers['ratelimit-policy']).toBe('5;w=60');
     expect(stacked.body).toEqual({ ok: true, key: 'ip:127.0.0.1', limit: 5, remaining: 3 });
     expect(log.warnings).toEqual([]);
+  });
+
+  describe('allow and deny lists', () => {
+    it('never counts 100 addresses inside an allowed /48, and refuses a denied /8 with 403 before any store call', async () => {
+      await app((b) => ({
+        trustProxy: 'one',
+        routes: [
+          route('/lists', {
+            ...b,
+            policies: { name: 'api', limit: 1, window: '1m' },
+            allow: ['2001:db8:1234::/48'],
+            deny: ['10.0.0.0/8'],
+          }),
+        ],
+      }));
+      for (let i = 0; i < 100; i++) {
+        // Each in a /56 of its own, so each would have its own counter: none is ever counted.
+        const address = `2001:db8:1234:${(i * 256 + i).toString(16)}::${i.toString(16)}`;
+        const allowed = await send('/lists', { 'x-forwarded-for': address });
+        expect(allowed.status).toBe(200);
+        expect(allowed.headers).toEqual({ 'content-type': 'application/json; charset=utf-8' });
+        expect(allowed.body).toMatchObject({ ok: true, reason: 'allowed', remaining: 999_999_999_999_999 });
+      }
+      // The same clients again, spelled otherwise: still allowed.
+      expect((await send('/lists', { 'x-forwarded-for': '2001:0DB8:1234:0000::1' })).body.reason).toBe(
+        'allowed',
+      );
+      expect(store.calls).toBe(0);
+      for (const address of ['10.0.0.1', '10.255.255.254', '::ffff:10.1.2.3', '10.20.30.40']) {
+        const denied = await send('/lists', { 'x-forwarded-for': address });
+        expect(denied.status).toBe(403);
+        expect(denied.headers).toEqual({ 'content-type': 'application/problem+json' });
+        expect(denied.body).toEqual({
+          type: ACCESS_DENIED_TYPE,
+          title: 'Access denied',
+          status: 403,
+          detail: 'Requests from this client are refused by the deny list; waiting does not help.',
+        });
+      }
+      expect(store.calls).toBe(0);
+      expect(counters.downstream).toBe(101);
+      // Outside both lists: counted as usual.
+      const outside = await send('/lists', { 'x-forwarded-for': '203.0.113.9' });
+      expect([outside.status, outside.headers['ratelimit-remaining']]).toEqual([200, '0']);
+      expect((await send('/lists', { 'x-forwarded-for': '2001:db8:1235::1' })).status).toBe(200);
+      expect((await send('/lists', { 'x-forwarded-for': '203.0.113.9' })).status).toBe(429);
+      expect(store.calls).toBe(3);
+      expect(log.warnings).toEqual([]);
+    });
+
+    it('matches the address the framework trusts, never a raw X-Forwarded-For', async () => {
+      await app((b) => ({
+        routes: [
+          route('/lists', {
+            ...b,
+            policies: { limit: 5, window: '1m' },
+            allow: ['203.0.113.0/24'],
+            deny: ['198.51.100.0/24'],
+          }),
+        ],
+      }));
+      // No proxy trusted: the socket's address (127.0.0.1) is the client, whatever the header claims.
+      const claimed = await send('/lists', { 'x-forwarded-for': '203.0.113.7' });
+      expect(claimed.body).toMatchObject({ key: 'ip:127.0.0.1', remaining: 4 });
+      expect(claimed.body.reason).toBeUndefined();
+      expect((await send('/lists', { 'x-forwarded-for': '198.51.100.7' })).status).toBe(200);
+      expect(store.calls).toBe(2);
+    });
+
+    it('refuses a malformed range when the middleware is created, naming it', () => {
+      expect(() =>
+        framework.limit({ policies: { limit: 1, window: '1s' }, deny: ['10.0.0.0/8', '10.0.0.0/33'] }),
+      ).toThrow(
+        "Expected `deny[1]` to be an IPv4 or IPv6 address or CIDR range ('203.0.113.7', '10.0.0.0/8', '2001:db8::/48') or a function `(req) => boolean`, got \"10.0.0.0/33\" (string). The prefix length of an IPv4 range is a whole number from 0 to 32.",
+      );
+    });
   });
 
   describe('tiers', () => {

@@ -34,6 +34,8 @@ export {
 } from './events.js';
 // The framework-free HTTP layer (any server without an adapter, `node:http`).
 export type {
+  AccessDeniedProblem,
+  AccessEntry,
   ByIpOptions,
   FallbackOptions,
   HeaderMode,
@@ -55,6 +57,7 @@ export type {
   TierFunction,
 } from './http/index.js';
 export {
+  ACCESS_DENIED_TYPE,
   byApiKey,
   byHeader,
   byIp,

@@ -224,9 +224,10 @@ export interface PolicyStatus extends Outcome {
 
 /**
  * Why a decision did not come from the store in the normal way, or why it was refused beyond the
- * policies (`'banned'`: the key is banned, see `LimiterOptions.ban`).
+ * policies (`'banned'`: the key is banned, see `LimiterOptions.ban`). `'allowed'`: the request
+ * matched `rateLimit()`'s `allow` list, so it was not counted (see the README's allow and deny lists).
  */
-export type DecisionReason = 'store-error' | 'blocked-cache' | 'fallback' | 'skipped' | 'banned';
+export type DecisionReason = 'store-error' | 'blocked-cache' | 'fallback' | 'skipped' | 'banned' | 'allowed';
 
 /** The answer for one request: allowed or not, what is left, and when to retry. */
 export interface Decision {

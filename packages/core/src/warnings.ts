@@ -111,6 +111,17 @@ export const WARNINGS = {
    * limiter on the routes, or give `createUsage({ route })`.
    */
   USAGE_UNROUTED_DENIAL: 'TOLLGATE_USAGE_UNROUTED_DENIAL',
+  /**
+   * An `allow` entry and a `deny` entry of one limiter share addresses: the deny list wins, so those
+   * addresses are refused. Told at construction, naming the first such pair.
+   */
+  LIST_OVERLAP: 'TOLLGATE_LIST_OVERLAP',
+  /**
+   * A request from a private address (10/8, 172.16/12, 192.168/16, loopback, link-local, CGNAT,
+   * fc00::/7) matched an `allow` or `deny` range while the app trusts no proxy: behind a proxy every
+   * client arrives from the proxy's private address, so the list would match them all.
+   */
+  LIST_PRIVATE_ADDRESS: 'TOLLGATE_LIST_PRIVATE_ADDRESS',
 } as const;
 
 /** One of the codes in `WARNINGS`, the prefix of a warning's message. */

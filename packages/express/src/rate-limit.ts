@@ -180,7 +180,10 @@ function apply(
   if (result.action === 'error') return next(result.error);
   if (result.decision !== undefined) req.rateLimit = result.decision;
   const go =
-    handler !== undefined && result.action === 'limit' && result.decision?.reason !== 'store-error'
+    handler !== undefined &&
+    result.action === 'limit' &&
+    result.denied !== true &&
+    result.decision?.reason !== 'store-error'
       ? writeResult(
           withoutBodyType(result),
           res,

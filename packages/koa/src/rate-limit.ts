@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import {
+  accessDeniedProblem,
   completeOnClose,
   configError,
   createUsage as createCoreUsage,
@@ -208,16 +209,18 @@ function downstream(next: () => Promise<unknown>, headers: Readonly<Record<strin
  */
 function throwDenial(result: HttpResult, ctx: KoaContext): Promise<void> {
   if (ctx.res.destroyed) return DONE;
-  const decision = result.decision!;
+  const decision = result.decision;
   const status = result.status!;
   const { 'Content-Type': _, ...headers } = result.headers;
   completeOnClose(result, ctx.res);
   const { detail } =
-    decision.reason === 'store-error'
-      ? storeUnavailableProblem(decision)
-      : quotaExceededProblem(decision, status);
+    decision === undefined
+      ? accessDeniedProblem()
+      : decision.reason === 'store-error'
+        ? storeUnavailableProblem(decision)
+        : quotaExceededProblem(decision, status);
   try {
-    ctx.throw(status, detail, { headers, rateLimit: decision });
+    ctx.throw(status, detail, decision === undefined ? { headers } : { headers, rateLimit: decision });
   } catch (error) {
     return Promise.reject(error);
   }

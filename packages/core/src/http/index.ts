@@ -1,3 +1,4 @@
+export type { AccessEntry } from './access-lists.js';
 export type { HeaderMode } from './headers.js';
 export {
   ceilSeconds,
@@ -10,7 +11,9 @@ export {
 } from './headers.js';
 export type { Closable } from './hold.js';
 export { hold } from './hold.js';
-export { ipBucket } from './ip-address.js';
+export { ipBucket, parseAddress, readAddress } from './ip-address.js';
+export type { IpRange } from './ip-ranges.js';
+export { firstOverlap, isPrivateAddress, parseRange, RangeSet } from './ip-ranges.js';
 export type { ByIpOptions, FallbackOptions, KeyFunction, KeyHelpers } from './keys.js';
 export { byApiKey, byHeader, byIp, keyHelpers } from './keys.js';
 export type { Answer, NodeResponse } from './node-response.js';
@@ -19,8 +22,15 @@ export type { NodeRequestLike, NodeResponseLike } from './node-view.js';
 export { NodeRequestView } from './node-view.js';
 export type { RateLimitConfig, RateLimitOptions, RefundOptions, TierFunction } from './options.js';
 export { resolveOptions } from './options.js';
-export type { EncodedBody, QuotaExceededProblem, StoreUnavailableProblem } from './problem.js';
+export type {
+  AccessDeniedProblem,
+  EncodedBody,
+  QuotaExceededProblem,
+  StoreUnavailableProblem,
+} from './problem.js';
 export {
+  ACCESS_DENIED_TYPE,
+  accessDeniedProblem,
   encodeBody,
   QUOTA_EXCEEDED_TYPE,
   quotaExceededProblem,

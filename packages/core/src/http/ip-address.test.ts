@@ -1,6 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { IPV4_SPELLINGS, IPV6_SPELLINGS } from '../../../../test/support/address-spellings.js';
-import { ipBucket } from './ip-address.js';
+import { ipBucket, parseAddress, readAddress } from './ip-address.js';
 
 describe('ipBucket', () => {
   it('keeps IPv4 addresses as they are', () => {
@@ -96,5 +97,79 @@ describe('ipBucket', () => {
     ]) {
       expect(ipBucket(junk), junk.slice(0, 40)).toBeUndefined();
     }
+  });
+});
+
+describe('readAddress', () => {
+  const same = (text: string) => {
+    const scratch = new Array<number>(8).fill(-1);
+    const read = readAddress(text, scratch);
+    expect(Array.isArray(read) ? [...read] : read, text).toEqual(parseAddress(text));
+  };
+
+  it('reads every spelling parseAddress reads, and refuses what it refuses', () => {
+    for (const text of [
+      ...IPV4_SPELLINGS,
+      ...IPV6_SPELLINGS,
+      '0.0.0.0',
+      '255.255.255.255',
+      '::',
+      '::1',
+      '1::',
+      '1:2:3:4:5:6:7::',
+      '::2:3:4:5:6:7:8',
+      '1:2:3:4:5:6:7:8',
+      '1:2:3:4:5:6:7:8::',
+      '1::2::3',
+      ':1:2:3:4:5:6:7',
+      '1:2:3:4:5:6:7:',
+      '12345::',
+      'g::1',
+      '1.2.3',
+      '1.2.3.4.',
+      '256.1.1.1',
+      '1.2.3.04',
+      '',
+      ':',
+      ':::',
+      '::ffff:a00:1',
+      'FE80::ABCD',
+    ]) {
+      same(text);
+    }
+  });
+
+  it('agrees with parseAddress on random text (property)', () => {
+    const group = fc.integer({ min: 0, max: 0xffff }).map((g) => g.toString(16));
+    const v6 = fc
+      .tuple(fc.array(group, { minLength: 0, maxLength: 9 }), fc.nat({ max: 9 }), fc.boolean())
+      .map(([groups, at, compress]) => {
+        const text = compress
+          ? `${groups.slice(0, at).join(':')}::${groups.slice(at).join(':')}`
+          : groups.join(':');
+        return text;
+      });
+    const v4 = fc
+      .array(fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.constantFrom('00', '01', '0x1')), {
+        minLength: 1,
+        maxLength: 5,
+      })
+      .map((parts) => parts.join('.'));
+    const noise = fc.string({
+      unit: fc.constantFrom(...'0123456789abcdefABCDEF:.[]% '.split('')),
+      maxLength: 45,
+    });
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          v6,
+          v4,
+          noise,
+          v6.map((t) => t.toUpperCase()),
+        ),
+        (text) => same(text),
+      ),
+      { numRuns: 3000 },
+    );
   });
 });

@@ -20,25 +20,33 @@ export const MAX_ADDRESS_LENGTH = 100;
  * `undefined` when the input is none of these.
  */
 export function ipBucket(address: string, subnet = 56): string | undefined {
+  const parsed = parseAddress(address);
+  if (parsed === undefined) return undefined;
+  if (typeof parsed === 'number') return formatIPv4(parsed);
+  if (subnet >= 128) return formatIPv6(parsed);
+  for (let i = 0; i < 8; i++) {
+    const keep = Math.min(16, Math.max(0, subnet - i * 16));
+    parsed[i] = parsed[i]! & ((0xffff << (16 - keep)) & 0xffff);
+  }
+  return `${formatIPv6(parsed)}/${subnet}`;
+}
+
+/**
+ * A client address read as `ipBucket` reads it (every spelling, a port, brackets and a zone id
+ * dropped, IPv4-mapped and IPv4-compatible IPv6 folded): IPv4 as a 32-bit number, any other IPv6
+ * address as its eight 16-bit groups (a new array, the caller's to change). `undefined` when the
+ * input is none of these.
+ */
+export function parseAddress(address: string): number | number[] | undefined {
   if (address.length > MAX_ADDRESS_LENGTH) return undefined;
   const host = withoutPort(address.trim().toLowerCase());
   if (host === undefined) return undefined;
-  if (!host.includes(':')) {
-    const v4 = parseIPv4(host);
-    return v4 === undefined ? undefined : formatIPv4(v4);
-  }
+  if (!host.includes(':')) return parseIPv4(host);
   const zone = host.indexOf('%');
   const ip = zone === -1 ? host : host.slice(0, zone);
   if (!isIPv6(ip)) return undefined;
   const groups = parseIPv6(ip);
-  const v4 = embeddedIPv4(groups);
-  if (v4 !== undefined) return formatIPv4(v4);
-  if (subnet >= 128) return formatIPv6(groups);
-  for (let i = 0; i < 8; i++) {
-    const keep = Math.min(16, Math.max(0, subnet - i * 16));
-    groups[i] = groups[i]! & ((0xffff << (16 - keep)) & 0xffff);
-  }
-  return `${formatIPv6(groups)}/${subnet}`;
+  return embeddedIPv4(groups) ?? groups;
 }
 
 const PORT = /^\d{1,5}$/;
@@ -93,11 +101,11 @@ function parseIPv4Part(part: string): number | undefined {
   return DECIMAL.test(part) ? Number(part) : undefined;
 }
 
-const formatIPv4 = (address: number): string =>
+export const formatIPv4 = (address: number): string =>
   `${address >>> 24}.${(address >>> 16) & 0xff}.${(address >>> 8) & 0xff}.${address & 0xff}`;
 
 /** The IPv4 address an IPv4-mapped (`::ffff:0:0/96`) or IPv4-compatible (`::/96`) address carries. */
-function embeddedIPv4(groups: readonly number[]): number | undefined {
+export function embeddedIPv4(groups: readonly number[]): number | undefined {
   for (let i = 0; i < 5; i++) if (groups[i] !== 0) return undefined;
   const address = groups[6]! * 0x10000 + groups[7]!;
   if (groups[5] === 0xffff) return address;
@@ -107,7 +115,7 @@ function embeddedIPv4(groups: readonly number[]): number | undefined {
 }
 
 /** Eight 16-bit groups of an address `net.isIPv6` accepted (`::`, embedded IPv4 allowed). */
-function parseIPv6(ip: string): number[] {
+export function parseIPv6(ip: string): number[] {
   const tail = ip.lastIndexOf(':');
   if (ip.includes('.', tail)) {
     const [a, b, c, d] = ip
@@ -124,7 +132,7 @@ function parseIPv6(ip: string): number[] {
 }
 
 /** RFC 5952 §4: lower case, no leading zeros, the longest run of two or more zero groups as `::`. */
-function formatIPv6(groups: readonly number[]): string {
+export function formatIPv6(groups: readonly number[]): string {
   let bestStart = -1;
   let bestLength = 1;
   for (let i = 0; i < 8; ) {
@@ -143,4 +151,88 @@ function formatIPv6(groups: readonly number[]): string {
   const hex = groups.map((g) => g.toString(16));
   if (bestStart === -1) return hex.join(':');
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
+}
+
+/**
+ * `parseAddress` for lists, looked up per request: the usual spellings (dotted decimal IPv4, IPv6 in
+ * hex groups with at most one `::`) are read in one pass over the characters, into `scratch` for
+ * IPv6, with no string or array made; anything else (a port, brackets, a zone id, a dotted IPv6 tail,
+ * spaces, octal or hex IPv4) goes to `parseAddress`. The result is `parseAddress`'s, except that an
+ * IPv6 address may be `scratch` itself: read it before the next call.
+ */
+export function readAddress(text: string, scratch: number[]): number | number[] | undefined {
+  const v4 = quickIPv4(text);
+  if (v4 !== -1) return v4;
+  if (quickIPv6(text, scratch)) return embeddedIPv4(scratch) ?? scratch;
+  return parseAddress(text);
+}
+
+/** Plain dotted decimal (four parts, 0-255, no leading zeros) as a number, else -1. */
+function quickIPv4(text: string): number {
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      // A leading zero is octal to inet_aton: the full parser decides.
+      if (digits === 1 && part === 0) return -1;
+      part = part * 10 + c - 48;
+      if (++digits > 3 || part > 255) return -1;
+    } else if (c === 46 && digits > 0 && dots < 3) {
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else {
+      return -1;
+    }
+  }
+  return dots === 3 && digits > 0 ? value * 256 + part : -1;
+}
+
+/** A hex digit's value, or -1. */
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  const lower = c | 0x20;
+  return lower >= 97 && lower <= 102 ? lower - 87 : -1;
+}
+
+/** IPv6 of hex groups and at most one `::` into `out` (eight groups); false for anything else. */
+function quickIPv6(text: string, out: number[]): boolean {
+  const n = text.length;
+  if (n < 2 || n > 39) return false;
+  let count = 0;
+  let gap = -1;
+  let i = 0;
+  if (text.charCodeAt(0) === 58) {
+    if (text.charCodeAt(1) !== 58) return false;
+    gap = 0;
+    i = 2;
+  }
+  while (i < n) {
+    let value = 0;
+    let digits = 0;
+    for (let h = hexValue(text.charCodeAt(i)); h !== -1 && i < n; h = hexValue(text.charCodeAt(++i))) {
+      value = value * 16 + h;
+      if (++digits > 4) return false;
+    }
+    if (digits === 0 || count === 8) return false;
+    out[count++] = value;
+    if (i === n) break;
+    if (text.charCodeAt(i) !== 58 || ++i === n) return false;
+    if (text.charCodeAt(i) === 58) {
+      if (gap !== -1) return false;
+      gap = count;
+      i++;
+    }
+  }
+  if (gap === -1) return count === 8;
+  // `::` stands for one zero group at least: move the groups after it to the end, zeros between.
+  if (count > 7) return false;
+  const tail = count - gap;
+  for (let k = 1; k <= tail; k++) out[8 - k] = out[count - k]!;
+  for (let k = gap; k < 8 - tail; k++) out[k] = 0;
+  return true;
 }

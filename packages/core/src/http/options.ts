@@ -4,6 +4,7 @@ import { createLimiter, type Limiter } from '../limiter.js';
 import type { BanOptions, Decision, Duration, Logger, Policy, Store } from '../types.js';
 import { isUsageRecorder, type Usage, type UsageRecorder } from '../usage/usage.js';
 import { WARNINGS, Warner, type WarningCode } from '../warnings.js';
+import { type AccessEntry, AccessLists } from './access-lists.js';
 import { createdInRequest } from './creation-check.js';
 import { type HeaderMode, resolveHeaderModes } from './headers.js';
 import type { KeyFunction } from './keys.js';
@@ -81,6 +82,21 @@ export interface RateLimitOptions<Req> {
   cost?: number | ((req: Req) => number | Promise<number>);
   /** Requests for which this returns true are neither counted nor given headers. */
   skip?: (req: Req) => boolean | Promise<boolean>;
+  /**
+   * Clients never limited: addresses and CIDR ranges (IPv4, IPv6; matched against the address the
+   * framework trusts, as byIp() counts it) and predicates of the request. A match goes through
+   * uncounted, with no store call and no rate-limit headers; its decision has `reason: 'allowed'`.
+   * The deny list wins over it. Ranges are checked at construction (a ConfigError names the entry).
+   * @example ['10.0.0.0/8', '2001:db8:1234::/48', (req) => req.headers['x-health-check'] === SECRET]
+   */
+  allow?: readonly AccessEntry<Req>[];
+  /**
+   * Clients refused outright: addresses, CIDR ranges and predicates, as in `allow`. A match is
+   * answered 403 (an `application/problem+json` body of type `ACCESS_DENIED_TYPE`) before any store
+   * call, whatever the allow list says.
+   * @example ['198.51.100.0/24', '2001:db8:bad::/48']
+   */
+  deny?: readonly AccessEntry<Req>[];
   /** Give a request back after its response, depending on how it ended. At most once per request. */
   refund?: RefundOptions<Req>;
   /**
@@ -173,6 +189,8 @@ export interface RateLimitConfig<Req> {
   readonly key: KeyFunction<Req> | undefined;
   readonly cost: number | ((req: Req) => number | Promise<number>);
   readonly skip: ((req: Req) => boolean | Promise<boolean>) | undefined;
+  /** `allow` and `deny`, or undefined when neither is given. */
+  readonly lists: AccessLists<Req> | undefined;
   readonly refund: Required<RefundOptions<Req>> | undefined;
   readonly settle: RateLimitOptions<Req>['settle'];
   readonly modes: readonly HeaderMode[];
@@ -191,6 +209,8 @@ const OPTIONS = [
   'name',
   'cost',
   'skip',
+  'allow',
+  'deny',
   'refund',
   'settle',
   'headers',
@@ -280,6 +300,7 @@ export function resolveOptions<Req>(
     key: options.key,
     cost,
     skip: options.skip,
+    lists: AccessLists.resolve<Req>(options.allow, options.deny, warner, limiter.name),
     refund: resolveRefund(options.refund),
     settle: options.settle,
     modes: resolveHeaderModes(options.headers),

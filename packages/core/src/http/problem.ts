@@ -20,6 +20,21 @@ export interface QuotaExceededProblem {
   reset: number;
 }
 
+/**
+ * The problem type of a request refused by `rateLimit()`'s `deny` list (403): not a rate limit, so
+ * not `quota-exceeded`, and no IANA-registered type fits; it names the README section that
+ * describes it.
+ */
+export const ACCESS_DENIED_TYPE = 'https://github.com/tollgate/tollgate#allow-and-deny-lists';
+
+/** The 403 body of a request refused by the `deny` list. */
+export interface AccessDeniedProblem {
+  type: typeof ACCESS_DENIED_TYPE;
+  title: 'Access denied';
+  status: 403;
+  detail: string;
+}
+
 /** The 503 body when the store failed and `onStoreError` is `'deny'`. */
 export interface StoreUnavailableProblem {
   type: 'about:blank';
@@ -56,6 +71,15 @@ export function quotaExceededProblem(decision: Decision, status = 429): QuotaExc
   };
   if (retryAfter !== undefined) problem.retryAfter = retryAfter;
   return problem;
+}
+
+export function accessDeniedProblem(): AccessDeniedProblem {
+  return {
+    type: ACCESS_DENIED_TYPE,
+    title: 'Access denied',
+    status: 403,
+    detail: 'Requests from this client are refused by the deny list; waiting does not help.',
+  };
 }
 
 export function storeUnavailableProblem(decision: Decision): StoreUnavailableProblem {

@@ -83,7 +83,7 @@ describe('rateLimit options', () => {
       ],
       [
         { policies: { limit: 1, window: '1s' }, max: 5 },
-        'Unknown option `max` in `rateLimit()` options. It takes `policies`, `key`, `store`, `name`, `cost`, `skip`, `refund`, `settle`, `headers`, `shadowHeaders`, `onLimited`, `onDecision`, `onStoreError`, `status`, `body`, `fallback`, `logger`, `probeIntervalMs`, `blockedCache`, `validate`, `usage`, `ban`.',
+        'Unknown option `max` in `rateLimit()` options. It takes `policies`, `key`, `store`, `name`, `cost`, `skip`, `allow`, `deny`, `refund`, `settle`, `headers`, `shadowHeaders`, `onLimited`, `onDecision`, `onStoreError`, `status`, `body`, `fallback`, `logger`, `probeIntervalMs`, `blockedCache`, `validate`, `usage`, `ban`.',
       ],
       [
         {},
@@ -425,5 +425,201 @@ describe('rateLimit handler', () => {
       expect(isPromise(wrong)).toBe(false);
       expect((wrong as { action: string }).action).toBe('error');
     });
+  });
+});
+
+describe('allow and deny lists', () => {
+  /** A MemoryStore that counts every call made to it. */
+  class CountingStore extends MemoryStore {
+    calls = 0;
+    override consume(...args: Parameters<MemoryStore['consume']>) {
+      this.calls++;
+      return super.consume(...args);
+    }
+    override consumeSync(...args: Parameters<MemoryStore['consumeSync']>) {
+      this.calls++;
+      return super.consumeSync(...args);
+    }
+    override peek(...args: Parameters<MemoryStore['peek']>) {
+      this.calls++;
+      return super.peek(...args);
+    }
+  }
+
+  it('names a malformed entry by index and value, with the fix', () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [
+        { allow: ['10.0.0.0/8', '192.168.1.0/33'] },
+        "Expected `allow[1]` to be an IPv4 or IPv6 address or CIDR range ('203.0.113.7', '10.0.0.0/8', '2001:db8::/48') or a function `(req) => boolean`, got \"192.168.1.0/33\" (string). The prefix length of an IPv4 range is a whole number from 0 to 32.",
+      ],
+      [
+        { deny: ['2001:db8::1/48'] },
+        "Expected `deny[0]` to be an IPv4 or IPv6 address or CIDR range ('203.0.113.7', '10.0.0.0/8', '2001:db8::/48') or a function `(req) => boolean`, got \"2001:db8::1/48\" (string). It has address bits set past its /48 prefix: write '2001:db8::/48' for the range, or '2001:db8::1' for the one address.",
+      ],
+      [
+        { deny: ['10.0.0.1', 42] },
+        "Expected `deny[1]` to be an IPv4 or IPv6 address or CIDR range ('203.0.113.7', '10.0.0.0/8', '2001:db8::/48') or a function `(req) => boolean`, got `42` (number).",
+      ],
+      [
+        { allow: '10.0.0.0/8' },
+        "Expected `allow` to be an array of addresses, CIDR ranges and functions, e.g. `['10.0.0.0/8', '2001:db8::/48']`, got \"10.0.0.0/8\" (string). Wrap the entry in an array.",
+      ],
+    ];
+    for (const [options, message] of cases) {
+      expect(() => rateLimit<Req>({ policies: { limit: 1, window: '1s' }, ...options })).toThrow(
+        new ConfigError(message),
+      );
+    }
+  });
+
+  it('refuses a denied client with 403 before any store call; lets an allowed one through uncounted', async () => {
+    const store = new CountingStore();
+    const { hit } = limiter({ store, allow: ['2001:db8:1234::/48'], deny: ['10.0.0.0/8'] });
+    const denied = await hit(request(), { ip: '10.200.3.4' });
+    expect(denied).toMatchObject({ action: 'limit', status: 403, denied: true, delayMs: 0 });
+    expect(denied.decision).toBeUndefined();
+    expect(denied.headers).toEqual({ 'Content-Type': 'application/problem+json' });
+    expect(JSON.parse(denied.body as string)).toEqual({
+      type: 'https://github.com/tollgate/tollgate#allow-and-deny-lists',
+      title: 'Access denied',
+      status: 403,
+      detail: 'Requests from this client are refused by the deny list; waiting does not help.',
+    });
+    // Its IPv4-mapped spelling is the same client.
+    expect((await hit(request(), { ip: '::ffff:10.0.0.1' })).status).toBe(403);
+    for (let i = 0; i < 5; i++) {
+      const allowed = await hit(request(), { ip: `2001:db8:1234:${i + 1}00::${i + 1}` });
+      expect(allowed).toMatchObject({ action: 'next', headers: {}, delayMs: 0 });
+      expect(allowed.decision).toMatchObject({
+        allowed: true,
+        reason: 'allowed',
+        key: `ip:2001:db8:1234:${i + 1}00::/56`,
+        limit: 999_999_999_999_999,
+        remaining: 999_999_999_999_999,
+        used: 0,
+        retryAfterMs: 0,
+      });
+      expect(allowed.decision!.policy.name).toBe('allow-list');
+    }
+    expect(store.calls).toBe(0);
+    // Anyone else is counted as usual.
+    expect((await hit(request(), { ip: '2001:db8:1235::1' })).headers['RateLimit-Remaining']).toBe('1');
+    expect(store.calls).toBe(1);
+  });
+
+  it('asks predicates, synchronous or not, after the ranges; deny wins', async () => {
+    const store = new CountingStore();
+    const asked: string[] = [];
+    const { hit } = limiter({
+      store,
+      allow: [
+        (req) => {
+          asked.push('allow');
+          return req.headers['x-health'] === 'yes';
+        },
+        async (req) => req.headers['x-partner'] === 'acme',
+        '192.0.2.0/24',
+      ],
+      deny: [
+        async (req) => {
+          asked.push('deny');
+          return req.headers['x-bad'] === '1';
+        },
+        '198.51.100.7',
+      ],
+    });
+    expect((await hit(request({ 'x-health': 'yes' }))).decision?.reason).toBe('allowed');
+    expect((await hit(request({ 'x-partner': 'acme' }))).decision?.reason).toBe('allowed');
+    expect((await hit(request({ 'x-health': 'yes', 'x-bad': '1' }))).status).toBe(403);
+    asked.length = 0;
+    // A denied range is refused without asking any predicate; an allowed one asks the deny predicates.
+    expect((await hit(request({ 'x-bad': '1' }), { ip: '198.51.100.7' })).status).toBe(403);
+    expect(asked).toEqual([]);
+    expect((await hit(request({ 'x-bad': '1' }), { ip: '192.0.2.9' })).status).toBe(403);
+    expect((await hit(request(), { ip: '192.0.2.9' })).decision?.reason).toBe('allowed');
+    expect(asked).toEqual(['deny', 'deny']);
+    expect(store.calls).toBe(0);
+    expect((await hit()).decision?.reason).toBeUndefined();
+    expect(store.calls).toBe(1);
+  });
+
+  it('answers synchronously when ranges and predicates are synchronous', () => {
+    const log = logger();
+    const handle = rateLimit<Req>({
+      policies: { limit: 2, window: '1m' },
+      logger: log,
+      allow: ['1.2.3.0/24'],
+    });
+    const req = request();
+    const result = handle.decide(view(req), req);
+    expect(result).not.toBeInstanceOf(Promise);
+    expect((result as { decision?: { reason?: string } }).decision?.reason).toBe('allowed');
+  });
+
+  it('hands a throwing predicate to the framework, counting nothing', async () => {
+    const store = new CountingStore();
+    const { hit } = limiter({
+      store,
+      deny: [
+        () => {
+          throw new Error('lookup failed');
+        },
+      ],
+    });
+    const result = await hit();
+    expect(result.action).toBe('error');
+    expect((result.error as Error).message).toBe('lookup failed');
+    expect(store.calls).toBe(0);
+  });
+
+  it('warns when allow and deny overlap (deny wins), and of private addresses matched with no proxy trusted', async () => {
+    const { hit, log } = limiter({
+      allow: ['192.0.2.1', '10.0.0.0/8', '2001:db8::/32'],
+      deny: ['198.51.100.0/24', '10.9.0.0/16'],
+    });
+    expect(log.warnings).toEqual([
+      "[TOLLGATE_LIST_OVERLAP] Limiter 'default': `allow[1]` and `deny[1]` share addresses; the deny list wins, so those addresses are refused. Narrow the deny entry if they are meant to get through.",
+    ]);
+    expect((await hit(request(), { ip: '10.9.1.1' })).status).toBe(403);
+    await hit(request(), { ip: '10.1.1.1' });
+    await hit(request(), { ip: '10.1.1.2' });
+    expect(log.warnings).toHaveLength(2);
+    expect(log.warnings[1]).toMatch(
+      /^\[TOLLGATE_LIST_PRIVATE_ADDRESS\] Limiter 'default': a request from "10.9.1.1", a private address, matched the deny list while the app trusts no proxy\./,
+    );
+    // Trusting the proxy (and a public address) is what the warning asks for: nothing more to say.
+    const trusted = limiter({ allow: ['10.0.0.0/8', '192.0.2.0/24'] });
+    await trusted.hit(request(), { ip: '10.1.1.1', trustProxy: true });
+    await trusted.hit(request(), { ip: '192.0.2.1' });
+    expect(trusted.log.warnings).toEqual([]);
+  });
+
+  it('warns when every proxy hop is trusted: a client could claim an allowed address', async () => {
+    const { hit, log } = limiter({ allow: ['192.0.2.0/24'] });
+    await hit(request({ 'x-forwarded-for': '192.0.2.1' }), {
+      ip: '192.0.2.1',
+      trustProxy: true,
+      trustAnyProxy: true,
+    });
+    expect(log.warnings).toHaveLength(1);
+    expect(log.warnings[0]).toMatch(
+      /^\[TOLLGATE_PERMISSIVE_TRUST_PROXY\] Limiter 'default': the app trusts every/,
+    );
+  });
+
+  it('leaves an enforced decision of a limiter before it in view', async () => {
+    const log = logger();
+    const first = rateLimit<Req>({ name: 'first', policies: { limit: 5, window: '1m' }, logger: log });
+    const second = rateLimit<Req>({
+      name: 'second',
+      policies: { limit: 1, window: '1m' },
+      logger: log,
+      allow: ['1.2.3.4'],
+    });
+    const req = request();
+    await first(view(req), req);
+    const result = await second(view(req), req);
+    expect(result.decision).toMatchObject({ limit: 5, remaining: 4 });
+    expect(result.decision?.reason).toBeUndefined();
   });
 });

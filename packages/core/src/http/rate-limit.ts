@@ -3,6 +3,7 @@ import type { ConsumeOptions, Limiter } from '../limiter.js';
 import { keepEstimate, type Reservation } from '../reservation.js';
 import type { Decision, Policy, PolicySet } from '../types.js';
 import { WARNINGS } from '../warnings.js';
+import type { AccessLists } from './access-lists.js';
 import { decisionHeaders, type HeaderMode } from './headers.js';
 import { defaultKey, KeyCheck } from './keys.js';
 import type { NodeResponse } from './node-response.js';
@@ -12,9 +13,10 @@ import {
   type RefundOptions,
   resolveOptions,
 } from './options.js';
-import { encodeBody, quotaExceededProblem, storeUnavailableProblem } from './problem.js';
+import { accessDeniedProblem, encodeBody, quotaExceededProblem, storeUnavailableProblem } from './problem.js';
 import type { RequestView } from './request-view.js';
 import { type LimiterStatus, limiterStatus } from './status.js';
+import { isThenable, type Step, andThen as then } from './step.js';
 import { recordOnClose } from './usage-recording.js';
 
 /**
@@ -40,6 +42,11 @@ export interface HttpResult {
   body?: string | Uint8Array;
   /** leaky-bucket: hold the request this long before going downstream; skip it if the client leaves. */
   delayMs: number;
+  /**
+   * Refused by the `deny` list (status 403, no decision): no rate limit, so Express's `handler` is
+   * not called for it, and Koa's `throw` throws it with the problem's detail.
+   */
+  denied?: boolean;
   error?: unknown;
   /**
    * Present when a refund may follow or usage records the request: call it once the response has
@@ -167,8 +174,31 @@ export function rateLimit<Req extends object>(
     }
   }
 
-  /** Lets preflights, requests already counted on these counters and skipped ones pass uncounted. */
+  /** The deny and allow lists first: a denied client is refused before anything else runs. */
   function screen(view: RequestView, req: Req): Step<HttpResult> {
+    const { lists } = config;
+    if (lists === undefined) return pass(view, req);
+    return then(lists.check(view, req), (verdict) => {
+      if (verdict === undefined) return pass(view, req);
+      return verdict === 'deny' ? refuse(view) : allowListed(view, req, lists);
+    });
+  }
+
+  /** A client on the deny list: 403, no store call, no rate-limit headers. */
+  function refuse(view: RequestView): HttpResult {
+    const { body, contentType } = encodeBody(accessDeniedProblem(), true);
+    const headers: Record<string, string> = view.headersSent?.() ? {} : { 'Content-Type': contentType };
+    return { action: 'limit', status: 403, headers, body, delayMs: 0, denied: true };
+  }
+
+  /** A client on the allow list: through, uncounted, without headers; an enforced decision in view stays. */
+  function allowListed(view: RequestView, req: Req, lists: AccessLists<Req>): HttpResult {
+    const decision = (req as unknown as Marked)[SHOWN] ?? withUsage(lists.allowed(view));
+    return { action: 'next', decision, headers: {}, delayMs: 0 };
+  }
+
+  /** Lets preflights, requests already counted on these counters and skipped ones pass uncounted. */
+  function pass(view: RequestView, req: Req): Step<HttpResult> {
     if (isPreflight(view)) return PASS;
     const counter = (req as unknown as Marked)[COUNTED];
     if (counter !== undefined) {
@@ -518,17 +548,6 @@ function withUsage(decision: Decision): RateLimitInfo {
   info.used = decision.limit - decision.remaining;
   info.resetTime = new Date(Date.now() + decision.resetMs);
   return info;
-}
-
-/** A value now, or later. */
-type Step<T> = T | PromiseLike<T>;
-
-const isThenable = <T>(value: Step<T>): value is PromiseLike<T> =>
-  typeof (value as PromiseLike<T> | null)?.then === 'function';
-
-/** Runs `next` on `value` at once when it is a plain value, after it settles when it is a promise. */
-function then<T, U>(value: Step<T>, next: (value: T) => Step<U>): Step<U> {
-  return isThenable(value) ? Promise.resolve(value).then(next) : next(value);
 }
 
 /** What a failure before the response is decided becomes: the adapter hands it to the framework. */
