@@ -1,0 +1,221 @@
+/**
+ * Issue 13's acceptance for bans, across real processes sharing a throwaway Redis (and a throwaway
+ * Redis Cluster): a key denied `after` times within `within` is refused for `for` by every process;
+ * a process that knows the ban sends Redis nothing while it lasts (counted with INFO commandstats,
+ * which only these processes touch); the next offence doubles the ban; an unban reaches every
+ * process by its first request after `ban.recheck`, and the one that made it at once.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { BanOptions, Policy } from '@tollgate/core';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Answer, BanChildCommand } from './support/multi-process/ban-child.ts';
+import { type RedisCluster, type RedisServer, startCluster, startRedis } from './support/redis-servers.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const CHILD = fileURLToPath(new URL('./support/multi-process/ban-child.ts', import.meta.url));
+
+/** A child process and a way to ask it things. */
+interface Child {
+  ask<T = unknown>(command: BanChildCommand): Promise<T>;
+  stop(): Promise<void>;
+}
+
+function spawn(): Promise<Child> {
+  const proc: ChildProcess = fork(CHILD, [], {
+    cwd: root,
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, TSX_TSCONFIG_PATH: join(root, 'tsconfig.json') },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  let seq = 0;
+  proc.on('message', (m: { seq: number; result?: unknown; error?: string }) => {
+    const w = waiting.get(m.seq);
+    waiting.delete(m.seq);
+    if (m.error !== undefined) w?.reject(new Error(m.error));
+    else w?.resolve(m.result);
+  });
+  const child: Child = {
+    ask<T>(command: BanChildCommand) {
+      const id = seq++;
+      return new Promise<T>((resolve, reject) => {
+        waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+        proc.send({ seq: id, command });
+      });
+    },
+    async stop() {
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((resolve) => proc.once('exit', resolve));
+      proc.send({ seq: -2, command: { type: 'exit' } });
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  return new Promise((resolve, reject) => {
+    waiting.set(-1, { resolve: () => resolve(child), reject });
+    proc.once('exit', (code) => reject(new Error(`ban child exited (${code}) before saying hello`)));
+  });
+}
+
+/**
+ * Calls of every command but INFO and CONFIG (the test's own) and CLUSTER (ioredis refreshing its
+ * slot map on its own timer), summed over `servers`.
+ */
+async function commands(servers: Redis[]): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for (const server of servers) {
+    const info = await server.info('commandstats');
+    for (const [, name, calls] of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+      if (/^(info|config|cluster)/.test(name!)) continue;
+      counts[name!] = (counts[name!] ?? 0) + Number(calls);
+    }
+  }
+  return counts;
+}
+const resetStats = (servers: Redis[]) => Promise.all(servers.map((s) => s.config('RESETSTAT')));
+
+const POLICY: Policy = { name: 'burst', algorithm: 'fixed-window', limit: 2, window: '1s' };
+const BAN: BanOptions = { after: 3, within: '10s', for: 1500, escalate: { factor: 2, max: '10s' } };
+
+/**
+ * Three processes, each with two limiters on the same counters and bans: `strict` trusts a known
+ * ban until it ends (`recheck: false`), `fresh` for 200 ms (`recheck: '200ms'`).
+ */
+async function scenario(
+  children: Child[],
+  target: Extract<BanChildCommand, { type: 'limiter' }>['target'],
+  servers: Redis[],
+  escalation: boolean,
+) {
+  const prefix = `bans:${randomUUID()}:`;
+  for (const child of children) {
+    for (const [id, recheck] of [
+      ['strict', false],
+      ['fresh', '200ms'],
+    ] as const) {
+      await child.ask({
+        type: 'limiter',
+        id,
+        target,
+        prefix,
+        name: 'acc',
+        policies: POLICY,
+        ban: { ...BAN, recheck },
+      });
+    }
+  }
+  const [a, b, c] = children as [Child, Child, Child];
+  const key = `ip:${randomUUID()}`;
+  const consume = (child: Child, n: number, id = 'strict') =>
+    child.ask<Answer[]>({ type: 'consume', id, key, n });
+
+  // The third denial within 10 s bans for 1.5 s, in the process that made it...
+  const first = await consume(a, 5);
+  const bannedAt = Date.now();
+  expect(first.slice(0, 4)).toEqual([
+    [true, '', 0],
+    [true, '', 0],
+    [false, '', first[2]![2]],
+    [false, '', first[3]![2]],
+  ]);
+  expect(first[4]).toEqual([false, 'banned', 1500]);
+  // ...and in every other, from Redis.
+  for (const other of [b, c]) {
+    const [[allowed, reason, wait]] = (await consume(other, 1)) as [Answer];
+    expect([allowed, reason]).toEqual([false, 'banned']);
+    expect(wait).toBeGreaterThan(1500 - (Date.now() - bannedAt) - 50);
+    expect(wait).toBeLessThanOrEqual(1500);
+  }
+
+  // Every process knows the ban now: 300 more requests cost Redis nothing at all. (First, a moment
+  // for the stores' background reading of Redis TIME, sent with the requests above, to land: on a
+  // Cluster it may go to a node ioredis is still connecting to.)
+  await sleep(200);
+  await resetStats(servers);
+  for (const child of children) {
+    const answers = await consume(child, 100);
+    expect(answers.every(([allowed, reason]) => !allowed && reason === 'banned')).toBe(true);
+  }
+  expect(await commands(servers)).toEqual({});
+
+  // The ban ends for everyone at once.
+  await sleep(Math.max(0, bannedAt + 1520 - Date.now()));
+  expect(await consume(b, 1)).toEqual([[true, '', 0]]);
+
+  if (escalation) {
+    // The next offence, within `max` of the first ban's end, doubles the ban.
+    const second = await consume(b, 4);
+    expect(second.slice(0, 1)).toEqual([[true, '', 0]]);
+    expect(second[3]).toEqual([false, 'banned', 3000]);
+    for (const other of [a, c]) {
+      const [[allowed, reason, wait]] = (await consume(other, 1)) as [Answer];
+      expect([allowed, reason, wait > 2500 && wait <= 3000]).toEqual([false, 'banned', true]);
+    }
+  } else {
+    for (let i = 0; i < 5; i++) await consume(b, 1);
+  }
+
+  // Unban, once the policy's window is over (so that only the ban refuses): the `fresh` limiters
+  // learn the ban, then one process lifts it.
+  await sleep(1000);
+  for (const child of children) expect((await consume(child, 1, 'fresh'))[0]![1]).toBe('banned');
+  await resetStats(servers);
+  await c.ask({ type: 'unban', id: 'fresh', key });
+  const unbannedAt = Date.now();
+  // The process that lifted it lets the key through at once.
+  expect(await consume(c, 1, 'fresh')).toEqual([[true, '', 0]]);
+  // Another may still answer from what it knew, for at most `recheck` (200 ms)...
+  await sleep(Math.max(0, unbannedAt + 210 - Date.now()));
+  // ...and its first request after that is let through.
+  expect(await consume(a, 1, 'fresh')).toEqual([[true, '', 0]]);
+  // (the policy allows 2 a second, taken by C and A: B is refused by the policy, no longer banned).
+  expect((await consume(b, 1, 'fresh'))[0]![1]).toBe('');
+  // Four scripts ran since the unban (the unban, three requests), plus at most one resend of the ban
+  // script's text to a server that did not know it yet (NOSCRIPT).
+  const calls = await commands(servers);
+  expect((calls.evalsha ?? 0) + (calls.eval ?? 0)).toBeLessThanOrEqual(4 + 1);
+  // `strict` trusts what it knows until the ban ends: the trade-off of zero calls (README).
+  if (escalation) expect((await consume(a, 1, 'strict'))[0]![1]).toBe('banned');
+}
+
+describe('bans across processes (issue 13 acceptance)', () => {
+  let server: RedisServer;
+  let cluster: RedisCluster;
+  let children: Child[] = [];
+
+  beforeAll(async () => {
+    [server, cluster, children] = await Promise.all([
+      startRedis(),
+      startCluster(),
+      Promise.all([spawn(), spawn(), spawn()]),
+    ]);
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(children.map((c) => c.stop()));
+    await Promise.all([server?.stop(), cluster?.stop()]);
+  });
+
+  it('on Redis: every process refuses the banned key, with no command while it knows the ban; escalation doubles it; unban reaches all', async () => {
+    const admin = new Redis({ host: '127.0.0.1', port: server.port });
+    try {
+      await scenario(children, { kind: 'standalone', port: server.port }, [admin], true);
+    } finally {
+      admin.disconnect();
+    }
+  }, 30_000);
+
+  it('on Redis Cluster: the same, summed over every master', async () => {
+    const admins = cluster.nodes.map((n) => new Redis({ host: n.host, port: n.port }));
+    try {
+      await scenario(children, { kind: 'cluster', nodes: cluster.nodes }, admins, true);
+    } finally {
+      for (const admin of admins) admin.disconnect();
+    }
+  }, 30_000);
+});
