@@ -58,7 +58,7 @@ export function recordOnClose<Req>(
         `Usage: a denied request (${view.method} ${view.path}) matched no route, because the limiter runs before routing: its denials are all recorded as '(unmatched)'. Mount the limiter on the routes (app.get(path, limiter, handler)), or give createUsage({ route }).`,
       );
     }
-    usage.record({ tenant: own.tenant, route, result: own.result, at: own.at });
+    usage.recordChecked(own.tenant, route, own.result, own.at);
   };
   return result;
 }

@@ -25,58 +25,104 @@ redis.call('ZREMRANGEBYSCORE', registry, '-inf', '(' .. string.format('%d', now 
 -- grain, bucket length, keep time (ms)
 local GRAINS = { { 'm', ${GRAINS.m.length}, ${GRAINS.m.keep} }, { 'h', ${GRAINS.h.length}, ${GRAINS.h.keep} }, { 'd', ${GRAINS.d.length}, ${GRAINS.d.keep} } }
 
+-- Each key is read once and written once per batch, however many entries touch it: the entries
+-- are applied in order to these copies (the same steps as MemoryUsageStore.add), then written.
+local tenants = { count = redis.call('ZCARD', registry), seen = {} }
+local buckets = {}
+
+-- The tenant as counted: itself if known or if there is room, else OTHER; its last minute seen.
+local function admit(tenant, minute)
+  if tenant == OTHER then return tenant end
+  local seen = tenants.seen[tenant]
+  if seen == nil then
+    seen = tonumber(redis.call('ZSCORE', registry, tenant) or '-1')
+    if seen < 0 then
+      if tenants.count >= maxTenants then return OTHER end
+      tenants.count = tenants.count + 1
+    end
+  end
+  if minute > seen then seen = minute end
+  tenants.seen[tenant] = seen
+  return tenant
+end
+
+local function bucket(key, ttl)
+  local b = buckets[key]
+  if b == nil then
+    local v = redis.call('HMGET', key, '${FIELDS.routes}', '${FIELDS.all}', '${FIELDS.peak}', '${FIELDS.peakMinute}')
+    b = { named = tonumber(v[1] or '0'), all = tonumber(v[2] or '0'), peak = tonumber(v[3] or '0'),
+          peakMinute = tonumber(v[4] or '0'), known = {}, add = {}, ttl = ttl }
+    buckets[key] = b
+  end
+  return b
+end
+
+local function increment(b, field, count)
+  b.add[field] = (b.add[field] or 0) + count
+end
+
 -- Adds one entry to one bucket: the route as itself while the bucket names fewer than maxRoutes
 -- routes (or already names it), else as OTHER. tenant: in an all-tenants bucket, its own counts.
-local function addTo(key, route, result, count, tenant, ttl)
-  if route ~= OTHER and redis.call('HEXISTS', key, '${lua(FIELDS.route)}' .. route) == 0 then
-    local named = tonumber(redis.call('HGET', key, '${FIELDS.routes}') or '0')
-    if named >= maxRoutes then route = OTHER else redis.call('HSET', key, '${FIELDS.routes}', named + 1) end
+-- Returns the bucket.
+local function addTo(key, ttl, route, result, count, tenant)
+  local b = bucket(key, ttl)
+  if route ~= OTHER then
+    local known = b.known[route]
+    if known == nil then known = redis.call('HEXISTS', key, '${lua(FIELDS.route)}' .. route) == 1 end
+    if not known and b.named < maxRoutes then
+      b.named = b.named + 1
+      b.namesChanged = true
+      known = true
+    end
+    b.known[route] = known
+    if not known then route = OTHER end
   end
-  redis.call('HINCRBY', key, '${lua(FIELDS.route)}' .. route, count)
-  redis.call('HINCRBY', key, '${lua(FIELDS.count)}' .. result .. '\\t' .. route, count)
-  if tenant then redis.call('HINCRBY', key, '${lua(FIELDS.tenant)}' .. result .. '\\t' .. tenant, count) end
-  local all = redis.call('HINCRBY', key, '${FIELDS.all}', count)
-  redis.call('PEXPIRE', key, ttl)
-  return all
+  increment(b, '${lua(FIELDS.route)}' .. route, count)
+  increment(b, '${lua(FIELDS.count)}' .. result .. '\t' .. route, count)
+  if tenant then increment(b, '${lua(FIELDS.tenant)}' .. result .. '\t' .. tenant, count) end
+  b.all = b.all + count
+  increment(b, '${FIELDS.all}', count)
+  return b
 end
 
 -- An hour or day bucket's busiest minute: the most requests, the earliest minute on a tie.
-local function raisePeak(key, requests, minute, minuteText)
+local function raisePeak(b, requests, minute)
   if not requests then return end
-  local peak = tonumber(redis.call('HGET', key, '${FIELDS.peak}') or '0')
-  if requests > peak or (requests == peak and minute < tonumber(redis.call('HGET', key, '${FIELDS.peakMinute}') or '0')) then
-    redis.call('HSET', key, '${FIELDS.peak}', requests, '${FIELDS.peakMinute}', minuteText)
+  if requests > b.peak or (requests == b.peak and minute < b.peakMinute) then
+    b.peak, b.peakMinute, b.peakChanged = requests, minute, true
   end
 end
 
 for i = 6, #ARGV, 5 do
-  local tenant, route, result, minuteText = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local minute, count = tonumber(minuteText), tonumber(ARGV[i + 4])
-  if tenant ~= OTHER then
-    local seen = redis.call('ZSCORE', registry, tenant)
-    if not seen and redis.call('ZCARD', registry) >= maxTenants then
-      tenant = OTHER
-    elseif not seen or tonumber(seen) < minute then
-      redis.call('ZADD', registry, minuteText, tenant)
-    end
-  end
+  local route, result = ARGV[i + 1], ARGV[i + 2]
+  local minute, count = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  local tenant = admit(ARGV[i], minute)
   local own, all
   for _, grain in ipairs(GRAINS) do
     local start = minute - minute % grain[2]
     local ttl = start + grain[3] - now
     if ttl > 0 then
       local stem = head .. grain[1] .. ':' .. string.format('%d', start) .. ':'
-      local ownKey, allKey = stem .. 't:' .. tenant, stem .. '*'
-      local o = addTo(ownKey, route, result, count, nil, ttl)
-      local a = addTo(allKey, route, result, count, tenant, ttl)
+      local o = addTo(stem .. 't:' .. tenant, ttl, route, result, count, nil)
+      local a = addTo(stem .. '*', ttl, route, result, count, tenant)
       if grain[1] == 'm' then
-        own, all = o, a
+        own, all = o.all, a.all
       else
-        raisePeak(ownKey, own, minute, minuteText)
-        raisePeak(allKey, all, minute, minuteText)
+        raisePeak(o, own, minute)
+        raisePeak(a, all, minute)
       end
     end
   end
+end
+
+for tenant, seen in pairs(tenants.seen) do redis.call('ZADD', registry, string.format('%d', seen), tenant) end
+for key, b in pairs(buckets) do
+  for field, count in pairs(b.add) do redis.call('HINCRBY', key, field, count) end
+  if b.namesChanged then redis.call('HSET', key, '${FIELDS.routes}', b.named) end
+  if b.peakChanged then
+    redis.call('HSET', key, '${FIELDS.peak}', b.peak, '${FIELDS.peakMinute}', string.format('%d', b.peakMinute))
+  end
+  redis.call('PEXPIRE', key, b.ttl)
 end
 return 1
 `;

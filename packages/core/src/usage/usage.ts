@@ -132,8 +132,12 @@ export interface Usage<Req = unknown> {
 }
 
 const OPTIONS = ['store', 'tenant', 'route', 'clock', 'maxTenants', 'maxRoutes', 'flushIntervalMs', 'logger'];
-/** Entries per store call: a batch larger than this goes in several calls. */
-const CHUNK = 500;
+/**
+ * Entries per store call: a batch larger than this goes in several calls, so that one call holds
+ * Redis for a couple of milliseconds at most (BENCHMARKS.md, bench:usage) and the limiter's own
+ * commands get in between.
+ */
+const CHUNK = 200;
 
 /**
  * Makes a usage recorder (see `Usage`): `rateLimit({ usage })` records each request when its
@@ -227,6 +231,12 @@ export class UsageRecorder<Req> implements Usage<Req> {
       throw configError('result', USAGE_RESULTS.map((r) => `'${r}'`).join(', '), result);
     }
     if (typeof at !== 'number' || !Number.isFinite(at)) throw configError('at', 'a time in ms', at);
+    this.recordChecked(tenant, route, result, at);
+  }
+
+  /** `record` for callers whose values are already checked (the HTTP layer, per request). */
+  recordChecked(tenant: string, route: string | undefined, result: UsageResult, at: number): void {
+    if (this.closed) return;
     this.add(usageLabel(tenant), route ? usageLabel(route) : UNMATCHED, result, bucketStart('m', at));
   }
 
