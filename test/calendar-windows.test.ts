@@ -307,41 +307,86 @@ describe('RedisStore on Redis TIME (a clock the test cannot set)', () => {
     expect((await limiter.consume('k')).allowed).toBe(false);
   });
 
-  it("a store that takes Redis's clock to be 2 hours off: the script refuses the period sent, the store resends Redis's own", async () => {
-    // Before its first TIME reading the store estimates Redis time with Date.now: move that.
+  /**
+   * Runs `first` as the first call of a new RedisStore (own client, prefix `p`) that takes Redis's
+   * clock to be `skewMs` on (before its first TIME reading it estimates with Date.now: moved), and
+   * returns what it answered and how many scripts the client sent for it.
+   */
+  async function skewed<T>(p: string, skewMs: number, first: (store: RedisStore) => Promise<T>) {
     const realNow = Date.now;
-    const spy = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 2 * HOUR);
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + skewMs);
     const client = new Redis({ host: '127.0.0.1', port: inject('redisPort'), lazyConnect: true });
-    await client.connect();
     const sent = vi.spyOn(
       client as unknown as { evalshaBuffer(...args: unknown[]): unknown },
       'evalshaBuffer',
     );
     try {
-      const limiter = createLimiter({
-        policies: { limit: 2, window: { calendar: 'hour' } },
-        store: new RedisStore({ client, prefix: prefix() }),
-        blockedCache: false,
-        logger: quiet,
-      });
-      const first = await limiter.consume('k');
-      spy.mockRestore();
-      // Two commands: the hour two hours on, refused (nothing written), then Redis's hour.
-      expect(sent.mock.calls.length).toBe(2);
-      const { start, end } = HOURS.periodAt(first.countedAt!);
-      expect(view(first)).toEqual({
-        allowed: true,
-        remaining: 1,
-        resetMs: end - first.countedAt!,
-        retryAfterMs: 0,
-        windowMs: end - start,
-      });
-      expect((await limiter.consume('k')).allowed).toBe(true);
-      expect((await limiter.consume('k')).allowed).toBe(false);
+      await client.connect();
+      const store = new RedisStore({ client, prefix: p });
+      const answer = await first(store);
+      return { answer, scripts: sent.mock.calls.length, store };
     } finally {
       spy.mockRestore();
       await client.quit();
     }
+  }
+
+  it("a store that takes Redis's clock to be 2 hours off: the script refuses the period sent, the store resends Redis's own", async () => {
+    const p = prefix();
+    const policies = { limit: 2, window: { calendar: 'hour' } } as const;
+    const { answer: first, scripts } = await skewed(p, 2 * HOUR, (store) =>
+      createLimiter({ policies, store, logger: quiet }).consume('k'),
+    );
+    // Two commands: the hour two hours on, refused (nothing written), then Redis's hour.
+    expect(scripts).toBe(2);
+    const { start, end } = HOURS.periodAt(first.countedAt!);
+    expect(view(first)).toEqual({
+      allowed: true,
+      remaining: 1,
+      resetMs: end - first.countedAt!,
+      retryAfterMs: 0,
+      windowMs: end - start,
+    });
+    const limiter = createLimiter({
+      policies,
+      store: new RedisStore({ client: redis, prefix: p }),
+      logger: quiet,
+    });
+    expect((await limiter.consume('k')).allowed).toBe(true);
+    expect((await limiter.consume('k')).allowed).toBe(false);
+  });
+
+  it('the same for a peek, a refund and a set of several policies (a store 40 days off)', async () => {
+    const p = prefix();
+    const month = { name: 'month', limit: 5, window: { calendar: 'month' } } as const;
+    const set = [month, { name: 'hourly', limit: 100, window: '1h' }] as const;
+    const steady = new RedisStore({ client: redis, prefix: p });
+    const one = createLimiter({ policies: month, store: steady, logger: quiet });
+    const many = createLimiter({ policies: [...set], store: steady, logger: quiet });
+    for (let i = 0; i < 3; i++) await one.consume('k');
+    const peeked = await skewed(p, 40 * DAY, (store) =>
+      createLimiter({ policies: month, store, logger: quiet }).peek('k'),
+    );
+    expect([peeked.scripts, peeked.answer.remaining, peeked.answer.allowed]).toEqual([2, 2, true]);
+    const refunded = await skewed(p, 40 * DAY, (store) =>
+      createLimiter({ policies: month, store, logger: quiet }).refund('k', 2),
+    );
+    expect(refunded.scripts).toBe(2);
+    expect((await one.peek('k')).remaining).toBe(4);
+    const both = await skewed(p, 40 * DAY, (store) =>
+      createLimiter({ policies: [...set], store, logger: quiet }).consume('k', { cost: 2 }),
+    );
+    expect(both.scripts).toBe(2);
+    expect(both.answer.policies.map((s) => [s.name, s.allowed, s.remaining, s.windowMs])).toEqual([
+      [
+        'month',
+        true,
+        3,
+        MONTH.periodAt(both.answer.countedAt!).end - MONTH.periodAt(both.answer.countedAt!).start,
+      ],
+      ['hourly', true, 98, undefined],
+    ]);
+    expect((await many.peek('k')).policies.map((s) => s.remaining)).toEqual([3, 98]);
   });
 });
 
