@@ -709,6 +709,29 @@ describe.each(variants)('$name', (variant) => {
       },
     );
 
+    it.each([
+      ['one shadow policy', [{ algorithm: 'fixed-window', limit: 2, window: '1s', mode: 'shadow' }]],
+      [
+        'a shadow policy beside an enforced one',
+        [
+          { name: 'e', algorithm: 'fixed-window', limit: 100, window: '1s' },
+          { name: 's', algorithm: 'fixed-window', limit: 2, window: '1s', mode: 'shadow' },
+        ],
+      ],
+    ] as [string, Policy[]][])(
+      '%s: its would-be denials never count toward a ban',
+      async (_name, policies) => {
+        const s = set(policies, 'bans', { after: 2, within: '5s', for: '10s' });
+        const key = `ban:${randomUUID()}`;
+        for (let i = 0; i < 10; i++) {
+          const outcomes = await d.consume(s, key);
+          expect(outcomes.at(-1)!.allowed).toBe(i < 2);
+          expect(d.bans).toEqual({ refused: 0, started: 0 });
+        }
+        await d.peek(s, key);
+      },
+    );
+
     it('ban: {} keeps manual bans only: denials are not counted', async () => {
       const s = set({ algorithm: 'fixed-window', limit: 1, window: '1m' }, 'bans', {});
       for (let i = 0; i < 10; i++) await d.consume(s, 'k');

@@ -104,7 +104,9 @@ export function layoutFor(set: PolicySet, prefix: string): Layout {
   let args: string[];
   let scripts: Scripts;
   const periods: PeriodSlot[] = [];
-  if (policies.length === 1) {
+  // A lone shadow policy with bans takes the several-policy script, which knows the mode: the
+  // one-policy script counts every denial toward a ban, and a shadow policy never denies.
+  if (policies.length === 1 && !(banned && policies[0]!.mode === 'shadow')) {
     const only = policies[0]!;
     const algorithm: AlgorithmDefinition = STEPS[only.algorithm];
     // ARGV: now, cost, then only what the algorithm reads (Redis makes a Lua string of each).
