@@ -10,7 +10,13 @@ import { readFileSync } from 'node:fs';
 import { get, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { createLimiter, MemoryStore, type Policy, QUOTA_EXCEEDED_TYPE } from '@tollgate/core';
+import {
+  createLimiter,
+  MemoryStore,
+  type Policy,
+  QUOTA_EXCEEDED_TYPE,
+  type RateLimitStatusBody,
+} from '@tollgate/core';
 import { RedisStore } from '@tollgate/redis';
 import { Redis } from 'ioredis';
 import supertest from 'supertest';
@@ -218,6 +224,23 @@ describe('multi-tenant', () => {
     expect(JSON.parse(denied.text)['violated-policies']).toEqual(['org-free']);
     // Carol's own key is pro, and she acts for globex too.
     expect((await as(http, 'key-carol', 'globex')).status).toBe(200);
+  });
+
+  it('answers both budgets and their plans at /rate_limit, counting nothing', async () => {
+    const http = await start();
+    expect(tally(await burst(3, () => as(http, 'key-carol', 'acme')))).toEqual({ 200: 3 });
+    const status = () => http.get('/rate_limit').set('X-API-Key', 'key-carol').set('X-Org-Id', 'acme');
+    for (let i = 0; i < 5; i++) await status();
+    const answer = await status();
+    expect(answer.status).toBe(200);
+    const { limiters } = answer.body as RateLimitStatusBody;
+    expect([limiters.org!.tier, limiters['api-key']!.tier]).toEqual(['free', 'pro']);
+    expect(limiters.org!.policies.map((p) => [p.name, p.limit, p.remaining])).toEqual([['org-free', 60, 57]]);
+    expect(limiters['api-key']!.policies.map((p) => [p.name, p.limit, p.remaining])).toEqual([
+      ['key-pro', 600, 597],
+    ]);
+    // The next request's headers: the binding (organization's) budget, less that request.
+    expect((await as(http, 'key-carol', 'acme')).headers['ratelimit-remaining']).toBe('56');
   });
 });
 

@@ -5,6 +5,7 @@
  *
  *   node --import tsx examples/multi-tenant/server.ts      # PORT=3000 by default
  *   curl -H 'X-API-Key: key-alice' -H 'X-Org-Id: acme' localhost:3000/
+ *   curl -H 'X-API-Key: key-alice' -H 'X-Org-Id: acme' localhost:3000/rate_limit   # both budgets, uncounted
  */
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -15,6 +16,7 @@ import {
   MemoryStore,
   type Policy,
   rateLimit,
+  rateLimitStatus,
   type Store,
 } from '@tollgate/express';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -107,25 +109,31 @@ export function createApp({ store = new MemoryStore(), logger = console }: AppOp
   // slow down key guessing.)
   app.use(authenticate);
   // Per organization: all keys acting for it share the organization plan's budget.
-  app.use(
-    rateLimit({
-      name: 'org',
-      key: byHeader('x-org-id'),
-      policies: (req) => ORG_TIERS[req.tenant!.org.plan],
-      store,
-      logger,
-    }),
-  );
+  const org = rateLimit({
+    name: 'org',
+    key: byHeader('x-org-id'),
+    policies: (req) => ORG_TIERS[req.tenant!.org.plan],
+    store,
+    logger,
+  });
   // Per API key (stored as a SHA-256 digest, never in clear), by the key's own plan.
-  app.use(
-    rateLimit({
-      name: 'api-key',
-      key: byApiKey(),
-      policies: (req) => KEY_TIERS[req.tenant!.key.plan],
-      store,
-      logger,
+  const apiKey = rateLimit({
+    name: 'api-key',
+    key: byApiKey(),
+    policies: (req) => KEY_TIERS[req.tenant!.key.plan],
+    store,
+    logger,
+  });
+  // The caller's own budgets, both of them, with their plans: mounted before the limiters, so that
+  // asking costs nothing (it only reads the counters).
+  app.get(
+    '/rate_limit',
+    rateLimitStatus({
+      limiters: [org, apiKey],
+      tier: (req, limiter) => (limiter === 'org' ? req.tenant!.org.plan : req.tenant!.key.plan),
     }),
   );
+  app.use(org, apiKey);
   app.get('/', (req, res) => {
     const { org, key } = req.tenant!;
     res.json({ org: org.id, owner: key.owner, remaining: req.rateLimit?.remaining });

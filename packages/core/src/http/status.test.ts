@@ -147,18 +147,23 @@ describe('the answer', () => {
     expect(own.limiters.api!.policies[0]!.remaining).toBe(2);
   });
 
-  test('tier: shown on the limiters whose policies come from a function, only', async () => {
+  test('tier: asked per tiered limiter, by name; shown on those only', async () => {
     const TIERS: Record<string, Policy> = { free: { name: 'free', limit: 1, window: '1h' } };
     const tiered = limiter({ name: 'tiered', policies: () => TIERS.free! });
+    const org = limiter({ name: 'org', policies: () => TIERS.free! });
     const plain = limiter({ name: 'plain' });
     const req = { headers: { 'x-user': 'ann' } };
-    const { limiters } = await body(
-      rateLimitStatus<Req>({ limiters: [tiered, plain], tier: () => 'free' }),
-      req,
-    );
-    expect(limiters.tiered!.tier).toBe('free');
+    const asked: string[] = [];
+    const tier = (_req: Req, name: string) => {
+      asked.push(name);
+      return name === 'org' ? 'enterprise' : 'free';
+    };
+    const { limiters } = await body(rateLimitStatus<Req>({ limiters: [tiered, plain, org], tier }), req);
+    expect(asked.sort()).toEqual(['org', 'tiered']);
+    expect([limiters.tiered!.tier, limiters.org!.tier]).toEqual(['free', 'enterprise']);
     expect(limiters.tiered!.policies.map((p) => p.name)).toEqual(['free']);
     expect('tier' in limiters.plain!).toBe(false);
+    expect(Object.keys(limiters)).toEqual(['tiered', 'plain', 'org']);
   });
 
   test('shadow policies are left out, as from the headers, unless shadowHeaders', async () => {

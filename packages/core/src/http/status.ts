@@ -56,10 +56,11 @@ export interface RateLimitStatusOptions<Req, L> {
    */
   key?: KeyFunction<Req>;
   /**
-   * The tier's name to show on limiters whose policies come from a function (tiers), e.g.
-   * `(req) => req.user?.plan`. Without it no `tier` is shown.
+   * The tier's name to show on limiters whose policies come from a function (tiers), asked for each
+   * such limiter by name: `(req) => req.user?.plan`, or `(req, limiter) => limiter === 'org' ?
+   * req.org.plan : req.user.plan` when limiters tier by different things. Without it no `tier` is shown.
    */
-  tier?: (req: Req) => string | undefined | Promise<string | undefined>;
+  tier?: (req: Req, limiter: string) => string | undefined | Promise<string | undefined>;
 }
 
 /** What the status handler answers: status 200, JSON, never cached. */
@@ -130,7 +131,6 @@ export function statusHandler<Req, L>(
       );
     }
   });
-  const tiered = handles.some((h) => h.limiter.policies === undefined);
 
   return async function rateLimitStatus(view: RequestView, req: Req): Promise<StatusAnswer> {
     const override = key === undefined ? undefined : await key(req);
@@ -140,21 +140,24 @@ export function statusHandler<Req, L>(
         `Expected the \`key\` function of rateLimitStatus() to return a string or undefined, got ${describeValue(override)}.`,
       );
     }
-    const tierName = tier === undefined || !tiered ? undefined : await tier(req);
-    if (tierName !== undefined && typeof tierName !== 'string') {
-      throw new CallbackError(
-        'tier',
-        `Expected the \`tier\` function of rateLimitStatus() to return a string or undefined, got ${describeValue(tierName)}.`,
-      );
-    }
-    const statuses = await Promise.all(handles.map((h) => h.status(view, req, override || undefined)));
+    const statuses = await Promise.all(
+      handles.map(async (h, i) => {
+        const status = await h.status(view, req, override || undefined);
+        const name =
+          tier === undefined || h.limiter.policies !== undefined ? undefined : await tier(req, names[i]!);
+        if (name === undefined) return status;
+        if (typeof name !== 'string') {
+          throw new CallbackError(
+            'tier',
+            `Expected the \`tier\` function of rateLimitStatus() to return a string or undefined, got ${describeValue(name)}.`,
+          );
+        }
+        return { tier: name, ...status };
+      }),
+    );
     const body: RateLimitStatusBody = { limiters: {} };
     statuses.forEach((status, i) => {
-      if (tierName !== undefined && handles[i]!.limiter.policies === undefined) {
-        body.limiters[names[i]!] = { tier: tierName, ...status };
-      } else {
-        body.limiters[names[i]!] = status;
-      }
+      body.limiters[names[i]!] = status;
     });
     return { status: 200, headers: { ...HEADERS }, body: JSON.stringify(body) };
   };
