@@ -4,7 +4,7 @@ import { type BanConfig, resolveBan } from './ban/options.js';
 import { checkOptions, durationOption } from './check-options.js';
 import { monotonicClock } from './clock.js';
 import { openDecision, toDecision } from './decision.js';
-import { parseDuration } from './duration.js';
+import { MAX_WINDOW_MS, parseDuration } from './duration.js';
 import { ConfigError, configError, StoreError } from './errors.js';
 import {
   channels,
@@ -798,7 +798,7 @@ class LimiterImpl implements Limiter {
 
   async ban(key: string, duration: Duration, options?: Pick<ConsumeOptions, 'policies'>): Promise<void> {
     checkKey(key);
-    const durationMs = parseDuration(duration, 'duration');
+    const durationMs = parseDuration(duration, 'duration', MAX_WINDOW_MS);
     const set = this.banSet(options, 'ban');
     let state: { until: number; offence: number } | undefined;
     await this.both('ban', async (store) => {

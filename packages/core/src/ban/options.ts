@@ -1,5 +1,5 @@
 import { checkOptions } from '../check-options.js';
-import { parseDuration } from '../duration.js';
+import { MAX_WINDOW_MS, parseDuration } from '../duration.js';
 import { ConfigError, configError } from '../errors.js';
 import type { BanOptions, ResolvedBan } from '../types.js';
 
@@ -36,8 +36,8 @@ export function resolveBan(input: BanOptions, option = 'ban'): BanConfig {
     if (typeof after !== 'number' || !Number.isInteger(after) || after < 1 || after > 1_000_000) {
       throw configError(`${option}.after`, 'a whole number of denials from 1 to 1000000', input.after);
     }
-    within = parseDuration(input.within, `${option}.within`);
-    length = parseDuration(input.for, `${option}.for`);
+    within = parseDuration(input.within, `${option}.within`, MAX_WINDOW_MS);
+    length = parseDuration(input.for, `${option}.for`, MAX_WINDOW_MS);
   }
   let factor = 1;
   let max = length;
@@ -61,7 +61,7 @@ export function resolveBan(input: BanOptions, option = 'ban'): BanConfig {
     if (escalate.max === undefined) {
       throw configError(`${at}.max`, "the longest ban, e.g. `'1d'`", undefined);
     }
-    max = parseDuration(escalate.max, `${at}.max`);
+    max = parseDuration(escalate.max, `${at}.max`, MAX_WINDOW_MS);
     if (max < length) {
       throw configError(
         `${at}.max`,
