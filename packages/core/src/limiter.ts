@@ -721,11 +721,12 @@ class LimiterImpl implements Limiter {
         );
       }
     }
-    const over = set.policies.find((p) => estimate > capacityOf(p));
+    // A shadow policy never denies, so an estimate above its capacity costs nothing.
+    const over = set.policies.find((p) => p.mode !== 'shadow' && estimate > capacityOf(p));
     if (over !== undefined) {
       this.warner.warn(
         WARNINGS.ESTIMATE_ABOVE_CAPACITY,
-        `Limiter '${this.name}' reserved an estimate of ${estimate}, more than the capacity of policy '${over.name}' (${capacityOf(over)}): such a reservation is denied, and always will be. Reserve at most ${capacityOf(over)} (a typical or capped estimate) and let settle(actual) charge the rest, or raise the policy's ${over.limit === capacityOf(over) ? 'limit' : 'burst'}.`,
+        `Limiter '${this.name}' reserved an estimate of ${estimate}, more than the capacity of policy '${over.name}' (${capacityOf(over)}): such a reservation is denied, and always will be. Reserve at most ${capacityOf(over)} (a typical or capped estimate) and let settle(actual) charge the rest, or raise the policy's capacity (\`limit\`, or \`burst\` for a bucket).`,
       );
     }
     const decision = await this.consume(key, options);

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { ConfigError, StoreError } from './errors.js';
 import { createLimiter } from './limiter.js';
@@ -151,6 +152,15 @@ describe('reserve, then settle', () => {
     expect(s.log.warn[0]).toContain(`[${WARNINGS.ESTIMATE_ABOVE_CAPACITY}]`);
     expect(s.log.warn[0]).toContain("policy 'tpm' (1000)");
     expect(s.log.warn[0]).toContain('Reserve at most 1000');
+    // A shadow policy never denies: an estimate above its capacity is no mistake.
+    const shadow = setup([
+      { name: 'tpd', limit: 5000, window: '1d' },
+      { name: 'tpm-v2', limit: 500, window: '1m', mode: 'shadow' },
+    ]);
+    const r2 = await shadow.limiter.reserve('k', { cost: 800 });
+    expect(r2.decision.allowed).toBe(true);
+    expect(r2.decision.shadowLimited).toEqual(['tpm-v2']);
+    expect(shadow.log.warn).toEqual([]);
   });
 
   test('bad input: a ConfigError, and the reservation stays open', async () => {
@@ -214,5 +224,68 @@ describe('reserve, then settle', () => {
     const set = limiter.resolve();
     expect((await fallback.peek('k', set)).map((o) => o.remaining)).toEqual([960, 4960]);
     expect((await store.inner.peek('k', set)).map((o) => o.remaining)).toEqual([1000, 5000]);
+  });
+});
+
+describe('debt keeps retryAfterMs tight (property)', () => {
+  const policy: fc.Arbitrary<Policy> = fc.oneof(
+    fc.record({
+      algorithm: fc.constantFrom('fixed-window' as const, 'sliding-window' as const),
+      limit: fc.integer({ min: 1, max: 20 }),
+      window: fc.integer({ min: 1, max: 5000 }),
+      maxDebt: fc.integer({ min: 0, max: 40 }),
+    }),
+    fc.record({
+      algorithm: fc.constant('token-bucket' as const),
+      limit: fc.integer({ min: 1, max: 20 }),
+      window: fc.integer({ min: 1, max: 5000 }),
+      burst: fc.integer({ min: 1, max: 30 }),
+      maxDebt: fc.integer({ min: 0, max: 40 }),
+    }),
+    fc.record({
+      algorithm: fc.constant('leaky-bucket' as const),
+      limit: fc.integer({ min: 1, max: 20 }),
+      window: fc.integer({ min: 1, max: 5000 }),
+      burst: fc.integer({ min: 1, max: 30 }),
+      maxDebt: fc.integer({ min: 0, max: 40 }),
+      delay: fc.boolean(),
+    }),
+  );
+  const step = fc.record({
+    advance: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 100 }), fc.integer({ min: 0, max: 10_000 })),
+    estimate: fc.integer({ min: 0, max: 10 }),
+    actual: fc.integer({ min: 0, max: 60 }),
+    cost: fc.integer({ min: 0, max: 4 }),
+  });
+
+  test('with no other traffic, a key in debt is denied 1 ms before the wait it is told, and allowed on it', async () => {
+    let probed = 0;
+    await fc.assert(
+      fc.asyncProperty(policy, fc.array(step, { minLength: 1, maxLength: 25 }), async (p, steps) => {
+        let t = 0;
+        const store = new MemoryStore({ clock: () => t });
+        const limiter = createLimiter({ policies: p, store, logger: recorder().logger });
+        for (const { advance, estimate, actual, cost } of steps) {
+          t += advance;
+          const r = await limiter.reserve('k', { cost: estimate });
+          const settled = await r.settle(actual);
+          const d = await limiter.consume('k', { cost });
+          // Never a negative or fractional remaining, in debt or not.
+          for (const o of [settled, d]) {
+            expect(Number.isInteger(o.remaining) && o.remaining >= 0).toBe(true);
+          }
+          if (d.allowed || !Number.isFinite(d.retryAfterMs)) continue;
+          probed++;
+          const now = t;
+          t = now + d.retryAfterMs - 1;
+          expect((await limiter.consume('k', { cost })).allowed).toBe(false);
+          t = now + d.retryAfterMs;
+          expect((await limiter.consume('k', { cost })).allowed).toBe(true);
+        }
+      }),
+      { numRuns: 150 },
+    );
+    // The generator reaches denials (debt among them) often enough to mean something.
+    expect(probed).toBeGreaterThan(50);
   });
 });
