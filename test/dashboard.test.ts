@@ -45,6 +45,11 @@ declare const document: {
 
 let browser: Browser;
 beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `This test drives Debian's Chromium at ${CHROMIUM}: apt-get install chromium (.ci/run does).`,
+    );
+  }
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
 });
 afterAll(async () => {
