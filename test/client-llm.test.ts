@@ -163,6 +163,8 @@ describe('configured budgets (limits)', () => {
   it('model rules: one budget per model with `*`, only the named model otherwise', async () => {
     await serve(() => ({ usage: { input_tokens: 7, output_tokens: 5 } }));
     const api = pace(fetch, {
+      // A clock that stands still: the numbers below are exact, with no refill between calls.
+      now: () => 1_000_000,
       limits: [
         { match: server.url, model: '*', rpm: 10, name: 'per-model' },
         { match: /127\.0\.0\.1/, model: 'big', tpm: 1000, name: 'big' },
@@ -201,7 +203,8 @@ describe('configured budgets (limits)', () => {
       );
     });
     closers.push(() => server.close());
-    const api = pace(fetch, { limits: [{ match: server.url, tpm: 1000 }] });
+    // A clock that stands still: the budget refills a token every 60 ms, and the numbers are exact.
+    const api = pace(fetch, { limits: [{ match: server.url, tpm: 1000 }], now: () => 1_000_000 });
     await api(server.url, {
       method: 'POST',
       body: JSON.stringify({ model: 'claude-test', messages: [{ content: 'x'.repeat(40) }], max_tokens: 90 }),
@@ -229,7 +232,8 @@ describe('configured budgets (limits)', () => {
 
   it('the default estimate: prompt characters / 4 plus max_tokens, kept when no usage comes back', async () => {
     await serve(() => ({ id: 'no usage here' }));
-    const api = pace(fetch, { limits: [{ match: server.url, tpm: 1000 }] });
+    // A clock that stands still: the budget refills a token every 60 ms, and the numbers are exact.
+    const api = pace(fetch, { limits: [{ match: server.url, tpm: 1000 }], now: () => 1_000_000 });
     await api(server.url, {
       method: 'POST',
       body: JSON.stringify({ model: 'm', messages: [{ content: 'x'.repeat(401) }], max_tokens: 99 }),
