@@ -145,6 +145,37 @@ describe('createUsage', () => {
     usage.record({ tenant: 'a', route: '/3', result: 'allowed' }); // after close: not recorded
     expect(calls).toHaveLength(4);
   });
+
+  it('holds at most 100 000 pending entries while the store is down, folding the rest, losing no count', async () => {
+    const store: UsageStore = {
+      add: () => {
+        throw new Error('store down');
+      },
+      read: () => [],
+    };
+    const clock = { now: T0 };
+    const usage = createUsage({
+      store,
+      clock: () => clock.now,
+      logger: { warn: () => {}, error: () => {} },
+    });
+    const sent: UsageEntry[][] = [];
+    // 250 minutes of 500 tenants: 125 000 distinct entries if nothing folded.
+    for (let minute = 0; minute < 250; minute++) {
+      clock.now = T0 + minute * MINUTE;
+      for (let t = 0; t < 500; t++) usage.record({ tenant: `t${t}`, route: '/x', result: 'allowed' });
+      if (minute === 0) await usage.flush().catch(() => undefined); // the first batch fails and is kept
+    }
+    store.add = (entries) => void sent.push([...entries]);
+    await usage.flush();
+    await usage.flush();
+    const all = sent.flat();
+    // The kept batch (minute 0), then at most 100 000 entries and one folded entry per minute.
+    expect(all.length).toBeLessThanOrEqual(500 + 100_000 + 250);
+    expect(all.filter((e) => e.tenant === '(other)').length).toBeGreaterThan(0);
+    expect(all.reduce((sum, e) => sum + e.count, 0)).toBe(250 * 500);
+    await usage.close();
+  });
 });
 
 describe('usageReporter', () => {

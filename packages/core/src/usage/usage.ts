@@ -138,6 +138,8 @@ const OPTIONS = ['store', 'tenant', 'route', 'clock', 'maxTenants', 'maxRoutes',
  * commands get in between.
  */
 const CHUNK = 200;
+/** Pending entries kept while the store refuses batches (see `add`). */
+const MAX_PENDING = 100_000;
 
 /**
  * Makes a usage recorder (see `Usage`): `rateLimit({ usage })` records each request when its
@@ -171,6 +173,8 @@ export class UsageRecorder<Req> implements Usage<Req> {
   /** Coded warnings, once per usage. */
   readonly warner: Warner;
   private pending = new Map<string, PendingTenant>();
+  /** Entries in `pending`. */
+  private entries = 0;
   private failed: Batch | undefined;
   /** The flush in progress: flushes run one after another. */
   private flushing: Promise<void> = Promise.resolve();
@@ -262,7 +266,7 @@ export class UsageRecorder<Req> implements Usage<Req> {
       this.pending.set(tenant, pending);
     }
     let named = route;
-    if (!pending.routes.has(route)) {
+    if (route !== OTHER && !pending.routes.has(route)) {
       if (pending.routes.size < this.maxRoutes) pending.routes.add(route);
       else {
         named = OTHER;
@@ -274,8 +278,18 @@ export class UsageRecorder<Req> implements Usage<Req> {
     }
     const id = `${minute}\t${result}\t${named}`;
     const entry = pending.entries.get(id);
-    if (entry === undefined) pending.entries.set(id, { tenant, route: named, result, minute, count: 1 });
-    else entry.count++;
+    if (entry !== undefined) {
+      entry.count++;
+      return;
+    }
+    // While the store refuses batches, minutes pile up: past MAX_PENDING entries, new ones fold
+    // into one `(other)` entry per minute and result, so memory stays bounded and counts stay.
+    if (this.entries >= MAX_PENDING && (tenant !== OTHER || named !== OTHER)) {
+      this.add(OTHER, OTHER, result, minute);
+      return;
+    }
+    this.entries++;
+    pending.entries.set(id, { tenant, route: named, result, minute, count: 1 });
   }
 
   flush(): Promise<void> {
@@ -290,6 +304,7 @@ export class UsageRecorder<Req> implements Usage<Req> {
       for (const { entries: own } of this.pending.values())
         for (const entry of own.values()) entries.push(entry);
       this.pending = new Map();
+      this.entries = 0;
       if (entries.length === 0) return;
       this.failed = { id: randomUUID(), entries };
     }
