@@ -4,14 +4,14 @@
 // calls may be answered 429 (counted over the four header modes of one framework and algorithm,
 // which run side by side).
 import { pace } from '@tollgate/client';
-import type { Algorithm, HeaderMode } from '@tollgate/core';
+import type { HeaderMode, RateAlgorithm } from '@tollgate/core';
 import { describe, expect, it } from 'vitest';
 import { tollgateServer } from './support/client-servers.js';
 
 const LIMIT = 20;
 const WINDOW = 2000;
 const WINDOWS = 4;
-const ALGORITHMS: Algorithm[] = ['fixed-window', 'sliding-window', 'token-bucket', 'leaky-bucket'];
+const ALGORITHMS: RateAlgorithm[] = ['fixed-window', 'sliding-window', 'token-bucket', 'leaky-bucket'];
 const MODES: HeaderMode[] = ['draft-6', 'draft-7', 'draft-8', 'legacy'];
 
 /**
@@ -36,7 +36,7 @@ const BELOW_95: ReadonlySet<string> = new Set([
   'token-bucket legacy',
 ]);
 
-async function run(framework: 'express' | 'koa', algorithm: Algorithm, mode: HeaderMode) {
+async function run(framework: 'express' | 'koa', algorithm: RateAlgorithm, mode: HeaderMode) {
   const server = await tollgateServer(framework, { limit: LIMIT, window: WINDOW, algorithm }, mode);
   try {
     const api = pace(fetch);

@@ -7,7 +7,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { type Algorithm, type Clock, MemoryStore, type Store } from '@tollgate/core';
+import { type Clock, MemoryStore, type RateAlgorithm, type Store } from '@tollgate/core';
 import { rateLimit } from '@tollgate/express';
 import { RedisStore } from '@tollgate/redis';
 import express from 'express';
@@ -38,7 +38,7 @@ function tracked(store: Store): Store & { settled(): Promise<void> } {
 }
 
 /** An app whose handler holds every admitted request until its gate opens. */
-async function slowApp(algorithm: Algorithm, store: Store) {
+async function slowApp(algorithm: RateAlgorithm, store: Store) {
   let entered = 0;
   const gates: (() => void)[] = [];
   const app = express();
@@ -106,7 +106,7 @@ async function slowApp(algorithm: Algorithm, store: Store) {
   };
 }
 
-const ALGORITHMS: Algorithm[] = ['fixed-window', 'sliding-window', 'token-bucket', 'leaky-bucket'];
+const ALGORITHMS: RateAlgorithm[] = ['fixed-window', 'sliding-window', 'token-bucket', 'leaky-bucket'];
 
 describe.each(['MemoryStore', 'RedisStore'])('%s: refunds across a window boundary', (kind) => {
   let client: Redis | undefined;

@@ -10,7 +10,13 @@
  */
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type Algorithm, createLimiter, type Decision, type Policy } from '@tollgate/core';
+import {
+  createLimiter,
+  type Decision,
+  type Policy,
+  type RateAlgorithm,
+  type RatePolicy,
+} from '@tollgate/core';
 import { type RedisClientLike, RedisStore } from '@tollgate/redis';
 import { Cluster, Redis } from 'ioredis';
 import { createClient, createCluster } from 'redis';
@@ -20,10 +26,15 @@ import type { RunResult, Target } from './support/multi-process/protocol.ts';
 import { type Admin, keysUnder, TtlGuard } from './support/multi-process/redis-keys.ts';
 import { type ClusterNode, keySlot } from './support/redis-servers.ts';
 
-const ALGORITHMS: readonly Algorithm[] = ['fixed-window', 'sliding-window', 'token-bucket', 'leaky-bucket'];
+const ALGORITHMS: readonly RateAlgorithm[] = [
+  'fixed-window',
+  'sliding-window',
+  'token-bucket',
+  'leaky-bucket',
+];
 
 /** A policy of `algorithm`; the leaky bucket with `delay: false`, so admitted requests are not held. */
-const policyOf = (algorithm: Algorithm, limit: number, window: Policy['window']): Policy =>
+const policyOf = (algorithm: RateAlgorithm, limit: number, window: RatePolicy['window']): Policy =>
   algorithm === 'leaky-bucket' ? { algorithm, limit, window, delay: false } : { algorithm, limit, window };
 
 const quietLogger = { warn: () => undefined, error: () => undefined };

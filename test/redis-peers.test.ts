@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { type Algorithm, createLimiter, type Policy, StoreError } from '@tollgate/core';
+import { createLimiter, type Policy, type RateAlgorithm, StoreError } from '@tollgate/core';
 import { evaluate, type PolicySet, resolvePolicySet, type State } from '@tollgate/core/internal';
 import { type RedisClientLike, RedisStore } from '@tollgate/redis';
 import { Redis as IoRedisLatest } from 'ioredis';
@@ -59,7 +59,12 @@ const PEERS: Peer[] = [
   node(createLatest, 'node-redis', versionOf('redis')),
 ];
 
-const ALGORITHMS: readonly Algorithm[] = ['fixed-window', 'sliding-window', 'token-bucket', 'leaky-bucket'];
+const ALGORITHMS: readonly RateAlgorithm[] = [
+  'fixed-window',
+  'sliding-window',
+  'token-bucket',
+  'leaky-bucket',
+];
 const quiet = { warn: () => undefined, error: () => undefined };
 
 test('the matrix holds the lowest and latest release of each range', () => {

@@ -147,7 +147,7 @@ describe('RedisStore options', () => {
   it('exports the scripts, each opening with its KEYS and ARGV', () => {
     for (const script of [CONSUME_SCRIPT, PEEK_SCRIPT, REFUND_SCRIPT, SETTLE_SCRIPT]) {
       expect(script).toMatch(
-        /^-- KEYS\[1\]: .*\n-- ARGV\[1\]: .*\n-- ARGV\[2\]: .*\n(-- ARGV\[3\]: .*\n)?(-- ARGV\[4\]: .*\n)?-- ARGV\[\d\.\.\]: /,
+        /^-- KEYS\[1\]: .*\n(-- KEYS\[2\]: .*\n)?-- ARGV\[1\]: .*\n-- ARGV\[2\]: .*\n(-- ARGV\[3\]: .*\n)?(-- ARGV\[4\]: .*\n)?-- ARGV\[\d\.\.\]: /,
       );
     }
   });

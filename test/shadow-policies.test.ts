@@ -11,6 +11,7 @@ import {
   type Limiter,
   MemoryStore,
   type Policy,
+  type RatePolicy,
   type Store,
 } from '@tollgate/core';
 import { RedisStore } from '@tollgate/redis';
@@ -107,7 +108,7 @@ function enforcedView(decision: Decision) {
   };
 }
 
-const ALGORITHM_CASES: Policy[] = [
+const ALGORITHM_CASES: RatePolicy[] = [
   { algorithm: 'fixed-window', limit: 5, window: '1s' },
   { algorithm: 'sliding-window', limit: 7, window: '2s' },
   { algorithm: 'token-bucket', limit: 3, window: '1s', burst: 6 },
@@ -115,7 +116,7 @@ const ALGORITHM_CASES: Policy[] = [
   { algorithm: 'leaky-bucket', limit: 2, window: 700, delay: false },
 ];
 
-const policy: fc.Arbitrary<Policy> = fc.oneof(
+const policy: fc.Arbitrary<RatePolicy> = fc.oneof(
   fc.record({
     algorithm: fc.constantFrom('fixed-window' as const, 'sliding-window' as const),
     limit: fc.integer({ min: 1, max: 8 }),

@@ -1,7 +1,8 @@
 /**
  * One suite, every store: scripted traffic on a virtual clock, each answer compared exactly with the
  * pure TypeScript reference (`evaluate`, `peekOutcomes`, `refundStates` from @tollgate/core run on a
- * model state). For the RedisStore this is what ties the Lua scripts to the TypeScript algorithms.
+ * model state, and for a concurrency policy `takeSlot` on a model lease set). For the RedisStore
+ * this is what ties the Lua scripts to the TypeScript algorithms.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -11,6 +12,7 @@ import {
   type ConsumeInfo,
   evaluate,
   GRAINS,
+  type LeaseSet,
   MAX_WINDOW_MS,
   MemoryStore,
   MemoryUsageStore,
@@ -19,13 +21,16 @@ import {
   type Policy,
   type PolicySet,
   peekOutcomes,
+  type RatePolicy,
   refundStates,
   resolveBan,
   resolvePolicySet,
   type Settlement,
+  STEPS,
   type State,
   type Store,
   settleStates,
+  takeSlot,
   USAGE_RESULTS,
   unbanStates,
 } from '@tollgate/core/internal';
@@ -98,6 +103,10 @@ class Driver {
   readonly clock: Clock = () => this.now;
   readonly store: Store;
   private readonly model = new Map<string, (State | undefined)[]>();
+  /** The model's requests in flight per (set, key), for sets with a concurrency policy. */
+  private readonly leases = new Map<string, LeaseSet>();
+  /** The lease ids the store handed out per (set, key), in order, released or not. */
+  readonly held = new Map<string, string[]>();
   private readonly history: string[] = [];
   /** The `countedAt` of every allowed consume, in order. */
   readonly counted: number[] = [];
@@ -120,7 +129,8 @@ class Driver {
   async consume(set: PolicySet, key: string, cost = 1): Promise<Outcome[]> {
     this.history.push(`consume(${key}, ${cost})`);
     const id = `${set.id}\n${key}`;
-    const expected = evaluate(this.model.get(id) ?? [], this.now, set, cost);
+    const leases = this.leasesOf(set, id);
+    const expected = evaluate(this.model.get(id) ?? [], this.now, set, cost, leases);
     // A denial leaves the policies as they were; with bans it may count in the ban slot.
     this.model.set(id, expected.states);
     const info: ConsumeInfo = {};
@@ -138,13 +148,47 @@ class Driver {
       ]);
     }
     if (expected.allowed) this.counted.push(this.now);
+    // A lease id exactly when the request took a slot; the model holds the same lease.
+    const took =
+      expected.allowed && leases !== undefined && takeSlot(set, leases, String(info.lease), this.now, cost);
+    expect(info.lease !== undefined, this.context()).toBe(took);
+    if (took) {
+      const ids = this.held.get(id) ?? [];
+      ids.push(info.lease!);
+      this.held.set(id, ids);
+    }
     return actual;
+  }
+
+  /** Lets go of lease `lease` (one the store handed out for `key`, released or not). */
+  async release(set: PolicySet, key: string, lease: string): Promise<void> {
+    this.history.push(`release(${key}, ${lease})`);
+    this.leasesOf(set, `${set.id}\n${key}`)?.remove(lease);
+    expect(await this.store.release!(key, set, lease), this.context()).toBe(this.now);
+  }
+
+  /** The model lease set of (set, key), made on first use; undefined without a concurrency policy. */
+  private leasesOf(set: PolicySet, id: string): LeaseSet | undefined {
+    if (set.holder < 0) return undefined;
+    let leases = this.leases.get(id);
+    if (leases === undefined) {
+      leases = STEPS[set.policies[set.holder]!.algorithm].holds!.create();
+      this.leases.set(id, leases);
+    }
+    return leases;
   }
 
   async peek(set: PolicySet, key: string): Promise<Outcome[]> {
     this.history.push(`peek(${key})`);
+    const id = `${set.id}\n${key}`;
     const expectedInfo: ConsumeInfo = {};
-    const expected = peekOutcomes(this.model.get(`${set.id}\n${key}`) ?? [], this.now, set, expectedInfo);
+    const expected = peekOutcomes(
+      this.model.get(id) ?? [],
+      this.now,
+      set,
+      expectedInfo,
+      this.leasesOf(set, id),
+    );
     const info: ConsumeInfo = {};
     const actual = await this.store.peek(key, set, info);
     expect(actual, this.context()).toEqual(expected);
@@ -177,8 +221,11 @@ class Driver {
     this.history.push(`refund(${key}, ${cost}${countedAt === undefined ? '' : `, counted at ${countedAt}`})`);
     const id = `${set.id}\n${key}`;
     const states = refundStates(this.model.get(id) ?? [], this.now, set, cost, countedAt);
-    if (states.every((s) => s === undefined)) this.model.delete(id);
-    else this.model.set(id, states);
+    if (states.every((s) => s === undefined)) {
+      this.model.delete(id);
+      // Only when every lease has ended (a concurrency state outlives its last lease).
+      this.leases.delete(id);
+    } else this.model.set(id, states);
     await this.store.refund(key, set, cost, countedAt);
   }
 
@@ -192,9 +239,15 @@ class Driver {
     );
     const id = `${set.id}\n${key}`;
     const { states, uncharged } = settleStates(this.model.get(id) ?? [], this.now, set, delta, countedAt);
-    if (states.every((s) => s === undefined)) this.model.delete(id);
-    else this.model.set(id, states);
-    const expected: Settlement = { outcomes: peekOutcomes(states, this.now, set), uncharged };
+    const leases = this.leasesOf(set, id);
+    if (states.every((s) => s === undefined)) {
+      this.model.delete(id);
+      this.leases.delete(id);
+    } else this.model.set(id, states);
+    const expected: Settlement = {
+      outcomes: peekOutcomes(states, this.now, set, undefined, leases),
+      uncharged,
+    };
     const actual = await this.store.settle!(key, set, delta, countedAt);
     expect(actual, this.context()).toEqual(expected);
     return actual;
@@ -203,6 +256,7 @@ class Driver {
   async reset(set: PolicySet, key: string): Promise<void> {
     this.history.push(`reset(${key})`);
     this.model.delete(`${set.id}\n${key}`);
+    this.leases.delete(`${set.id}\n${key}`);
     await this.store.reset(key, set);
   }
 
@@ -337,7 +391,7 @@ describe.each(variants)('$name', (variant) => {
   });
 
   describe('single policies', () => {
-    const cases: [string, Policy, number][] = [
+    const cases: [string, RatePolicy, number][] = [
       ['fixed-window 5/s', { algorithm: 'fixed-window', limit: 5, window: '1s' }, 5],
       ['fixed-window 3 per 7ms', { algorithm: 'fixed-window', limit: 3, window: 7 }, 3],
       ['sliding-window 10/s', { algorithm: 'sliding-window', limit: 10, window: '1s' }, 10],
@@ -398,6 +452,109 @@ describe.each(variants)('$name', (variant) => {
       resetMs: 750,
       retryAfterMs: 250,
       delayMs: 0,
+    });
+  });
+
+  describe('concurrency: requests in flight, released or ended by their lease', () => {
+    /** Every lease the store handed out for `key` so far, released or not. */
+    const heldOf = (s: PolicySet, key: string) => d.held.get(`${s.id}\n${key}`) ?? [];
+
+    it('one policy: one slot per request, a tight retry, releases, ended leases, refund, reset', async () => {
+      const s = set({ algorithm: 'concurrency', limit: 3, lease: 1000 });
+      const key = `cc:${randomUUID()}`;
+      await d.peek(s, key);
+      await d.consume(s, key, 0); // takes no slot
+      await d.consume(s, key, 1);
+      d.advance(100);
+      await d.consume(s, key, 5); // one slot, whatever the cost
+      d.advance(100);
+      await d.consume(s, key, 1);
+      const denied = await d.consume(s, key, 1);
+      // Retry when the first lease ends (admitted 200 ms ago); reset when the last does.
+      expect(denied).toEqual([
+        { allowed: false, remaining: 0, resetMs: 1000, retryAfterMs: 800, delayMs: 0 },
+      ]);
+      expect((await d.consume(s, key, 0))[0]!.allowed).toBe(true);
+      await d.peek(s, key);
+      await expectTightRetry(d, s, key, 1, denied);
+      const [, second, third] = heldOf(s, key);
+      await d.release(s, key, second!);
+      await d.release(s, key, second!); // twice: nothing more
+      await d.release(s, key, 'never-held');
+      expect((await d.consume(s, key, 1))[0]!.allowed).toBe(true);
+      expect((await d.consume(s, key, 1))[0]!.allowed).toBe(false);
+      d.advance(1000); // every lease has ended
+      await d.peek(s, key);
+      await d.release(s, key, third!); // after its lease: nothing
+      for (let i = 0; i < 4; i++) await d.consume(s, key, 1);
+      await d.refund(s, key, 2); // a refund gives back units, never a slot
+      expect((await d.consume(s, key, 1))[0]!.allowed).toBe(false);
+      await d.reset(s, key);
+      await d.peek(s, key);
+      await d.consume(s, key, 1);
+      d.advance(86_400_000);
+      await d.refund(s, key, 1);
+      await d.peek(s, key);
+      await d.consume(s, key, 1);
+    });
+
+    it('with rate policies: a rate denial takes no slot, a full policy consumes no units', async () => {
+      const s = set([
+        { name: 'cc', algorithm: 'concurrency', limit: 2, lease: '10s' },
+        { name: 'fw', algorithm: 'fixed-window', limit: 3, window: '1m' },
+      ]);
+      const key = `cc:${randomUUID()}`;
+      await d.consume(s, key);
+      await d.consume(s, key);
+      const [cc, fw] = await d.consume(s, key);
+      expect(cc!.allowed).toBe(false);
+      expect(fw).toEqual({ allowed: true, remaining: 1, resetMs: 60_000, retryAfterMs: 0, delayMs: 0 });
+      await d.release(s, key, heldOf(s, key)[0]!);
+      await d.consume(s, key);
+      await d.release(s, key, heldOf(s, key)[1]!);
+      const [cc2, fw2] = await d.consume(s, key);
+      expect(fw2!.allowed).toBe(false);
+      expect(cc2).toEqual({ allowed: true, remaining: 1, resetMs: 10_000, retryAfterMs: 0, delayMs: 0 });
+      expect(heldOf(s, key)).toHaveLength(3);
+      await d.peek(s, key);
+    });
+
+    const sets: [string, Policy[]][] = [
+      [
+        'concurrency + sliding window',
+        [
+          { name: 'cc', algorithm: 'concurrency', limit: 3, lease: 700 },
+          { name: 'sw', limit: 10, window: '1s' },
+        ],
+      ],
+      [
+        'fixed + concurrency + token bucket',
+        [
+          { name: 'fw', algorithm: 'fixed-window', limit: 20, window: '5s' },
+          { name: 'cc', algorithm: 'concurrency', limit: 4, lease: '2s' },
+          { name: 'tb', algorithm: 'token-bucket', limit: 5, window: '1s', burst: 8 },
+        ],
+      ],
+    ];
+    it.each(sets)('%s, all or nothing', async (_name, policies) => {
+      const s = set(policies);
+      const key = `cc:${randomUUID()}`;
+      let released = 0;
+      for (const advance of [0, 1, 37, 100, 250, 699, 700, 999, 2000, 4000, 61_000]) {
+        d.advance(advance);
+        for (let i = 0; i < 5; i++) await d.consume(s, key, 1);
+        const held = heldOf(s, key);
+        if (released < held.length) await d.release(s, key, held[released++]!);
+        await d.consume(s, key, 3);
+        await d.consume(s, key, 0);
+        await d.consume(s, key, 100);
+        await d.peek(s, key);
+        await d.refund(s, key, 2);
+        while (released < held.length - 1) await d.release(s, key, held[released++]!);
+        await d.peek(s, key);
+      }
+      await d.reset(s, key);
+      await d.peek(s, key);
     });
   });
 
@@ -868,6 +1025,11 @@ describe.each(variants)('$name', (variant) => {
         },
         { requiredKeys: ['algorithm', 'limit', 'window'] },
       ),
+      fc.record({
+        algorithm: fc.constant('concurrency' as const),
+        limit: fc.integer({ min: 1, max: 6 }),
+        lease: fc.oneof(fc.integer({ min: 1, max: 3000 }), fc.constantFrom('1s', '1m')),
+      }),
     );
     const op = fc.record({
       // A number of ms, or exactly the wait the last answer announced (as well-behaved clients do).
@@ -888,6 +1050,8 @@ describe.each(variants)('$name', (variant) => {
         'settle',
         'settle-counted',
         'reset',
+        'release',
+        'release',
       ),
       cost: fc.oneof(fc.constantFrom(0, 1, 1, 1, 2, 3), fc.integer({ min: 0, max: 25 })),
       /** A settle's delta: the actual cost minus the estimate. */
@@ -910,14 +1074,21 @@ describe.each(variants)('$name', (variant) => {
         }),
         fc.integer({ min: 0, max: 2 ** 42 }),
         fc.array(op, { minLength: 1, maxLength: 40 }),
-        async (policies, debts, start, ops) => {
+        async (drawn, debts, start, ops) => {
+          // At most one concurrency policy in a set, and it is always enforced (and has no maxDebt).
+          const first = drawn.findIndex(([p]) => p.algorithm === 'concurrency');
+          const policies = drawn.filter(([p], i) => p.algorithm !== 'concurrency' || i === first);
           const s = set(
-            policies.map(([p, mode], i) => ({
-              ...p,
-              mode,
-              name: `p${i}`,
-              ...(debts[i] === undefined ? {} : { maxDebt: debts[i] }),
-            })),
+            policies.map(([p, mode], i) =>
+              p.algorithm === 'concurrency'
+                ? { ...p, name: `p${i}` }
+                : {
+                    ...p,
+                    mode,
+                    name: `p${i}`,
+                    ...(debts[i] === undefined ? {} : { maxDebt: debts[i] }),
+                  },
+            ),
           );
           const key = `prop:${randomUUID()}`;
           d.at(start);
@@ -937,6 +1108,10 @@ describe.each(variants)('$name', (variant) => {
               const mine = d.counted.slice(counted);
               last = (await d.settle(s, key, delta, mine[Math.max(0, mine.length - 1 - back)] ?? d.now))
                 .outcomes;
+            } else if (kind === 'release') {
+              const held = d.held.get(`${s.id}\n${key}`) ?? [];
+              const lease = held[Math.max(0, held.length - 1 - back)];
+              if (lease !== undefined && s.holder >= 0) await d.release(s, key, lease);
             } else await d.reset(s, key);
           }
         },

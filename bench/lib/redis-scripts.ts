@@ -1,4 +1,4 @@
-import { type Algorithm, resolvePolicySet } from '../../packages/core/src/internal.ts';
+import { type RateAlgorithm, resolvePolicySet } from '../../packages/core/src/internal.ts';
 import { layoutFor } from '../../packages/redis/src/layout.ts';
 import type { LuaSubject } from './redis-lua.ts';
 
@@ -39,7 +39,7 @@ return {consumed, ttl} \
  * tollgate's consume script for a one-policy set of `algorithm`, exactly as the store sends it on
  * Redis time (no caller clock, as in production).
  */
-function tollgate(algorithm: Algorithm, name: string): LuaSubject {
+function tollgate(algorithm: RateAlgorithm, name: string): LuaSubject {
   const set = resolvePolicySet({ limit: HUGE, window: WINDOW_MS, algorithm }, 'bench');
   const layout = layoutFor(set, 'bench:');
   return {

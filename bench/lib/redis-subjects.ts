@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { RedisStore as RlrStore } from 'rate-limit-redis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
-import { type Algorithm, createLimiter } from '../../packages/core/src/index.ts';
+import { createLimiter, type RateAlgorithm } from '../../packages/core/src/index.ts';
 import { RedisStore } from '../../packages/redis/src/index.ts';
 
 /**
@@ -25,7 +25,7 @@ export interface RedisSubjectInfo {
 const HUGE = 1_000_000_000;
 const WINDOW_MS = 3_600_000;
 
-function tollgate(algorithm: Algorithm): RedisSubjectInfo['create'] {
+function tollgate(algorithm: RateAlgorithm): RedisSubjectInfo['create'] {
   return (client) => {
     const store = new RedisStore({ client, prefix: `bench:tg:${algorithm}:` });
     const limiter = createLimiter({ policies: { limit: HUGE, window: WINDOW_MS, algorithm }, store });

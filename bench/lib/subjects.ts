@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { MemoryStore as ErlMemoryStore, type Options as ErlOptions } from 'express-rate-limit';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import { type Algorithm, createLimiter, MemoryStore } from '../../packages/core/src/index.ts';
+import { createLimiter, MemoryStore, type RateAlgorithm } from '../../packages/core/src/index.ts';
 
 /**
  * Every library under test, behind one shape: `consume(key)` returns the library's own promise and
@@ -46,7 +46,7 @@ type KoaMemoryLimiterClass = new (options: {
 }) => KoaMemoryLimiter;
 const KoaLimiter = require('koa-ratelimit/limiter/memory.js') as KoaMemoryLimiterClass;
 
-function tollgate(algorithm: Algorithm): (options: SubjectOptions) => Subject {
+function tollgate(algorithm: RateAlgorithm): (options: SubjectOptions) => Subject {
   return ({ keys }) => {
     const store = new MemoryStore({ maxKeys: Math.max(100_000, keys) });
     const limiter = createLimiter({ policies: { limit: HUGE, window: '1m', algorithm }, store });

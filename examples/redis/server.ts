@@ -12,7 +12,14 @@
 import { realpathSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
-import { type Logger, MemoryStore, type Policy, rateLimit, type Store } from '@tollgate/express';
+import {
+  type Logger,
+  MemoryStore,
+  type Policy,
+  type RatePolicy,
+  rateLimit,
+  type Store,
+} from '@tollgate/express';
 import { RedisStore } from '@tollgate/redis';
 import express, { type Express } from 'express';
 import { Redis } from 'ioredis';
@@ -66,7 +73,7 @@ if (runDirectly) {
   }
   const store = new RedisStore({ client, prefix: process.env.REDIS_PREFIX ?? 'tollgate:' });
   // A string from the environment cannot be checked at compile time; the limiter checks it at start.
-  const window = (process.env.RATE_WINDOW ?? '1m') as Policy['window'];
+  const window = (process.env.RATE_WINDOW ?? '1m') as RatePolicy['window'];
   const policies = { limit: Number(process.env.RATE_LIMIT ?? 100), window };
   const app = createApp({ store, policies });
   const port = Number(process.env.PORT ?? 3000);

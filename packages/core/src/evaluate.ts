@@ -1,5 +1,5 @@
 import { STEPS } from './algorithms/index.js';
-import { type Kernel, newOutcome, type State } from './algorithms/types.js';
+import { type Kernel, type LeaseSet, newOutcome, type State } from './algorithms/types.js';
 import { BAN_WIDTH, banLeft, bannedOutcomes, countDenial, setBan } from './ban/kernel.js';
 import type { ConsumeInfo, Outcome, PolicySet, ResolvedBan, ResolvedPolicy } from './types.js';
 
@@ -24,7 +24,8 @@ export interface Evaluation {
  * (policy i's state at `offsets[i]`), writing its outcome into `outcomes[i]`; if any enforced one
  * denies, the policies that allowed report their state as with cost 0, each run on a fresh copy that `reload`
  * writes into `spare`. Returns whether the request is allowed: then, and only then, `working` holds
- * every policy's next state.
+ * every policy's next state (and the caller holds the request's lease: `takeSlot`). `leases`: the
+ * requests in flight of the set's concurrency policy, if it has one (the other kernels ignore it).
  */
 export function applyAll(
   kernels: readonly Kernel[],
@@ -36,6 +37,7 @@ export function applyAll(
   now: number,
   cost: number,
   outcomes: Outcome[],
+  leases?: LeaseSet,
 ): boolean {
   let allowed = true;
   for (let i = 0; i < kernels.length; i++) {
@@ -43,7 +45,7 @@ export function applyAll(
     const policy = policies[i]!;
     // A shadow policy that denies keeps its state (a kernel writes only when it allows) and never
     // denies the request: enforced policies never see a shadow denial.
-    if (!kernels[i]!(working, offsets[i]!, now, policy, cost, out) && policy.mode !== 'shadow') {
+    if (!kernels[i]!(working, offsets[i]!, now, policy, cost, out, leases) && policy.mode !== 'shadow') {
       allowed = false;
     }
     outcomes[i] = out;
@@ -54,7 +56,7 @@ export function applyAll(
     if (!out.allowed) continue;
     // Allowed here but the request as a whole is denied: report this policy as untouched.
     reload(spare);
-    kernels[i]!(spare, offsets[i]!, now, policies[i]!, 0, out);
+    kernels[i]!(spare, offsets[i]!, now, policies[i]!, 0, out, leases);
     out.retryAfterMs = 0;
     out.delayMs = 0;
   }
@@ -87,6 +89,7 @@ export function applyBanned(
   ban: ResolvedBan,
   banAt: number,
   info: ConsumeInfo | undefined,
+  leases?: LeaseSet,
 ): typeof DENIED | typeof ALLOWED | typeof COUNTED {
   const left = banLeft(working, banAt, now);
   if (left > 0) {
@@ -94,7 +97,9 @@ export function applyBanned(
     if (info !== undefined) info.banLeftMs = left;
     return DENIED;
   }
-  if (applyAll(kernels, offsets, policies, working, reload, spare, now, cost, outcomes)) return ALLOWED;
+  if (applyAll(kernels, offsets, policies, working, reload, spare, now, cost, outcomes, leases)) {
+    return ALLOWED;
+  }
   if (ban.after === 0) return DENIED;
   const length = countDenial(working, banAt, now, ban);
   if (length > 0) {
@@ -133,15 +138,29 @@ const banState = (data: Float64Array, banAt: number): State | undefined =>
   Number.isNaN(data[banAt]!) ? undefined : Array.from(data.subarray(banAt, banAt + BAN_WIDTH));
 
 /**
+ * After `set` allowed a request of `cost` as a whole: holds its lease `id` in `leases` (those of the
+ * set's concurrency policy) if it takes a slot. Returns whether it did.
+ */
+export function takeSlot(set: PolicySet, leases: LeaseSet, id: string, now: number, cost: number): boolean {
+  const policy = set.policies[set.holder]!;
+  const holding = STEPS[policy.algorithm].holds!;
+  if (!holding.takes(cost)) return false;
+  leases.add(id, now, holding.endOf(now, policy));
+  return true;
+}
+
+/**
  * Applies one request of `cost` to every policy of `set`, all or nothing (see `applyAll`), and to
  * its ban when it has one (`applyBanned`), on states as arrays: the reference the stores are
- * tested against.
+ * tested against. `leases`: the requests in flight of the set's concurrency policy, if any; read
+ * only (`takeSlot` holds the request's lease).
  */
 export function evaluate(
   states: readonly (State | undefined)[],
   now: number,
   set: PolicySet,
   cost: number,
+  leases?: LeaseSet,
 ): Evaluation {
   const { policies, ban } = set;
   const { steps, offsets, banAt, data: original } = pack(states, set);
@@ -153,7 +172,7 @@ export function evaluate(
   const info: ConsumeInfo = {};
   const verdict =
     ban === undefined
-      ? Number(applyAll(kernels, offsets, policies, working, reload, spare, now, cost, outcomes))
+      ? Number(applyAll(kernels, offsets, policies, working, reload, spare, now, cost, outcomes, leases))
       : applyBanned(
           kernels,
           offsets,
@@ -167,6 +186,7 @@ export function evaluate(
           ban,
           banAt,
           info,
+          leases,
         );
   const next: (State | undefined)[] =
     verdict === ALLOWED
@@ -212,13 +232,14 @@ function withBanSlot(states: readonly (State | undefined)[], set: PolicySet): (S
 
 /**
  * What a cost-1 request would get, consuming nothing: with bans, a banned key is refused for the
- * ban's time left (`info.banLeftMs`).
+ * ban's time left (`info.banLeftMs`). `leases`: as for `evaluate`.
  */
 export function peekOutcomes(
   states: readonly (State | undefined)[],
   now: number,
   set: PolicySet,
   info?: ConsumeInfo,
+  leases?: LeaseSet,
 ): Outcome[] {
   const slot = set.ban === undefined ? undefined : states[set.policies.length];
   if (slot !== undefined) {
@@ -230,8 +251,8 @@ export function peekOutcomes(
   }
   return set.policies.map((policy, i) => {
     const step = STEPS[policy.algorithm];
-    const idle = step.step(states[i], now, policy, 0).outcome;
-    const one = step.step(states[i], now, policy, 1).outcome;
+    const idle = step.step(states[i], now, policy, 0, leases).outcome;
+    const one = step.step(states[i], now, policy, 1, leases).outcome;
     return {
       allowed: one.allowed,
       remaining: idle.remaining,

@@ -8,12 +8,15 @@ export type {
   AlgorithmDefinition,
   AlgorithmName,
   AlgorithmStep,
+  Holding,
   Kernel,
+  LeaseSet,
   LuaParam,
   State,
   StepResult,
 } from './algorithms/index.js';
 export {
+  concurrency,
   fixedWindow,
   leakyBucket,
   newOutcome,
@@ -51,6 +54,7 @@ export {
   peekOutcomes,
   refundStates,
   settleStates,
+  takeSlot,
   unbanStates,
 } from './evaluate.js';
 export {

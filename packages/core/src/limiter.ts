@@ -17,6 +17,7 @@ import {
 } from './events.js';
 import { MemoryStore } from './memory-store.js';
 import { capacityOf, resolveNamespace, resolvePolicySet } from './policy.js';
+import { Releases } from './release.js';
 import { droppedReservations, openReservation, type Reservation } from './reservation.js';
 import type {
   BanOptions,
@@ -191,6 +192,15 @@ function assertStore(store: unknown, option: string): asserts store is Store {
   }
 }
 
+/** A set with a concurrency policy needs a store that can release its slots. */
+function canHold(store: Store, set: PolicySet, option: string): void {
+  if (set.holder >= 0 && typeof store.release !== 'function') {
+    throw new ConfigError(
+      `\`${option}\` has no \`release\` method, so it cannot hold requests in flight for concurrency policy '${set.policies[set.holder]!.name}'. Use a MemoryStore or a RedisStore, or implement \`release\`.`,
+    );
+  }
+}
+
 function checkCost(cost: unknown): number {
   if (typeof cost !== 'number' || !Number.isInteger(cost) || cost < 0) {
     throw configError('cost', 'a non-negative integer', cost);
@@ -331,6 +341,8 @@ export function createLimiter(options: LimiterOptions): Limiter {
       : resolvePolicySet(options.policies, name, 'policies', warner, bans?.ban);
   if (set !== undefined && automaticBans) warnShortBan(set, bans!, warner);
   if (set !== undefined) {
+    canHold(store, set, 'store');
+    if (options.fallback !== undefined) canHold(options.fallback, set, 'fallback');
     const names = namesByStore.get(store) ?? new Map<string, string>();
     namesByStore.set(store, names);
     const other = names.get(name);
@@ -389,6 +401,8 @@ class LimiterImpl implements Limiter {
   private readonly info: ConsumeInfo = {};
   /** Warns of reservations collected unfinished; made with the first reservation. */
   private dropped: FinalizationRegistry<{ done: boolean }> | undefined;
+  /** `release` for decisions that hold a slot of a concurrency policy. */
+  private readonly releases: Releases;
 
   constructor(
     readonly name: string,
@@ -406,6 +420,7 @@ class LimiterImpl implements Limiter {
   ) {
     this.syncStore = isSync(store) ? store : undefined;
     this.cacheClock = store.clock ?? monotonicClock;
+    this.releases = new Releases(name, warner, this.cacheClock);
   }
 
   resolve(policies?: Policy | readonly Policy[]): PolicySet {
@@ -416,6 +431,8 @@ class LimiterImpl implements Limiter {
     let set = this.sets.get(policies);
     if (set === undefined) {
       set = resolvePolicySet(policies, this.name, 'policies', this.warner, ban);
+      canHold(this.store, set, 'store');
+      if (this.fallback !== undefined) canHold(this.fallback, set, 'fallback');
       this.sets.set(policies, set);
       if (this.zones !== undefined) this.noteZones(set);
     }
@@ -483,6 +500,7 @@ class LimiterImpl implements Limiter {
       info.countedAt = undefined;
       info.banLeftMs = undefined;
       info.banOffence = undefined;
+      info.lease = undefined;
       const startedAt = channels.storeCall.hasSubscribers ? performance.now() : undefined;
       try {
         outcomes = this.syncStore.consumeSync(key, set, cost, info);
@@ -553,10 +571,12 @@ class LimiterImpl implements Limiter {
     const decision = toDecision(key, set, outcomes);
     if (decision.allowed) {
       if (info.countedAt !== undefined) decision.countedAt = info.countedAt;
+      if (info.lease !== undefined) this.releases.attach(decision, this.store, key, set, info.lease);
     } else if (this.blocked !== undefined && key.length <= MAX_CACHED_KEY_LENGTH) {
       // A long key is asked of the store each time rather than held here in full: the stores keep
       // such keys as digests, and 10 000 of them at 15 KB would hold 150 MB in this cache.
-      this.blocked.remember(`${set.id}\n${key}`, cost, this.cacheClock(), outcomes, decision.retryAfterMs);
+      const wait = set.holder < 0 ? decision.retryAfterMs : rateWait(set, outcomes);
+      this.blocked.remember(`${set.id}\n${key}`, cost, this.cacheClock(), outcomes, wait);
     }
     return decision;
   }
@@ -650,6 +670,9 @@ class LimiterImpl implements Limiter {
           ? bannedDecision(key, set, outcomes)
           : toDecision(key, set, outcomes, 'fallback');
         if (decision.allowed && info.countedAt !== undefined) decision.countedAt = info.countedAt;
+        if (decision.allowed && info.lease !== undefined) {
+          this.releases.attach(decision, this.fallback, key, set, info.lease);
+        }
         return decision;
       } catch (error) {
         this.warner.logger.error(`[${WARNINGS.STORE_ERROR}] Fallback store failed too: ${describe(error)}`);
@@ -894,6 +917,21 @@ function bannedDecision(key: string, set: PolicySet, outcomes: readonly Outcome[
   decision.retryAfterMs = outcomes[0]!.retryAfterMs;
   delete decision.shadowLimited;
   return decision;
+}
+
+/**
+ * How long a denial of a set with a concurrency policy surely lasts: the longest wait of its
+ * enforced rate policies. A concurrency denial is never cached: a release, here or in another process, may free
+ * a slot long before the lease ends.
+ */
+function rateWait(set: PolicySet, outcomes: readonly Outcome[]): number {
+  let wait = 0;
+  for (let i = 0; i < outcomes.length; i++) {
+    const o = outcomes[i]!;
+    const enforced = set.policies[i]!.mode !== 'shadow';
+    if (i !== set.holder && enforced && !o.allowed && o.retryAfterMs > wait) wait = o.retryAfterMs;
+  }
+  return wait;
 }
 
 /** The part of `down` that stands for the whole store. */

@@ -1,5 +1,11 @@
 import { STEPS } from './algorithms/index.js';
-import { type AlgorithmStep, type Kernel, newOutcome, type State } from './algorithms/types.js';
+import {
+  type AlgorithmStep,
+  type Kernel,
+  type LeaseSet,
+  newOutcome,
+  type State,
+} from './algorithms/types.js';
 import { BAN_WIDTH, banExpiresAt, banLeft, setBan } from './ban/kernel.js';
 import { checkOptions, durationOption } from './check-options.js';
 import { monotonicClock } from './clock.js';
@@ -12,6 +18,7 @@ import {
   peekOutcomes,
   refundStates,
   settleStates,
+  takeSlot,
 } from './evaluate.js';
 import { keyDigest } from './key-digest.js';
 import { NONE, Slots } from './memory-slots.js';
@@ -75,6 +82,11 @@ class Table {
   /** For eviction checks, which run while `scratch` holds a pending state. */
   readonly probe: Float64Array;
   readonly out = newOutcome();
+  /**
+   * The requests in flight of the set's concurrency policy, per slot holding any (undefined when
+   * the set has no such policy): beside the packed state, whose width is fixed.
+   */
+  readonly leases: Map<number, LeaseSet> | undefined;
 
   constructor(
     readonly set: PolicySet,
@@ -95,7 +107,13 @@ class Table {
     this.scratch = new Float64Array(width);
     this.scratch2 = new Float64Array(width);
     this.probe = new Float64Array(width);
+    this.leases = set.holder < 0 ? undefined : new Map();
     slots.widen(width);
+  }
+
+  /** The requests in flight of `slot` (none for a new key or a set without concurrency policy). */
+  leasesAt(slot: number | undefined): LeaseSet | undefined {
+    return slot === undefined ? undefined : this.leases?.get(slot);
   }
 
   /** The slot holding `key`, if any. */
@@ -187,11 +205,15 @@ class Table {
     // allows from its own retry time on, and the set allows once the last of them does; a banned
     // key, once its ban has ended too.
     let until = this.banAt >= 0 ? now + banLeft(probe, this.banAt, now) : now;
+    const leases = this.leasesAt(slot);
     for (let i = 0; i < kernels.length; i++) {
-      if (!kernels[i]!(probe, offsets[i]!, now, policies[i]!, 1, out)) {
+      if (!kernels[i]!(probe, offsets[i]!, now, policies[i]!, 1, out, leases)) {
         until = Math.max(until, now + Math.max(1, out.retryAfterMs));
       }
     }
+    // Evicting a key that holds requests in flight would free their slots: it is kept like a
+    // denied one until its last lease ends (a release puts it back in the list).
+    if (leases !== undefined && leases.live(now) > 0) until = Math.max(until, leases.lastEnd());
     return until;
   }
 }
@@ -213,6 +235,8 @@ export class MemoryStore implements Store {
   /** The table of the last set used: most stores serve one set. */
   private lastSet: PolicySet | undefined;
   private lastTable: Table | undefined;
+  /** The last lease id handed out: ids only need to differ within one key's leases. */
+  private leaseIds = 0;
   private timer: ReturnType<typeof setInterval> | undefined;
   private closed = false;
 
@@ -257,13 +281,16 @@ export class MemoryStore implements Store {
     let slot = (long ? table.digests : table.index).get(key);
     if (set.ban !== undefined)
       return this.consumeBanned(table, set, set.ban, key, long, slot, now, cost, info);
-    if (table.kernels.length !== 1) return this.consumeMany(table, set, key, long, slot, now, cost);
+    if (table.kernels.length !== 1) return this.consumeMany(table, set, key, long, slot, now, cost, info);
     const single = this.single;
     const out = single[0];
     const kernel = table.kernels[0]!;
     if (slot !== undefined) {
       const slots = this.slots;
-      kernel(slots.data, slot * slots.stride, now, set.policies[0]!, cost, out);
+      const leases = table.leases === undefined ? undefined : table.leases.get(slot);
+      if (kernel(slots.data, slot * slots.stride, now, set.policies[0]!, cost, out, leases)) {
+        if (table.leases !== undefined) this.hold(table, slot, now, cost, info);
+      }
       slots.touch(slot);
     } else {
       const scratch = table.scratch;
@@ -271,6 +298,7 @@ export class MemoryStore implements Store {
       if (kernel(scratch, 0, now, set.policies[0]!, cost, out)) {
         slot = this.insert(table, key, long, now);
         table.commit(slot, scratch);
+        if (table.leases !== undefined) this.hold(table, slot, now, cost, info);
       }
     }
     return single;
@@ -288,15 +316,20 @@ export class MemoryStore implements Store {
     slot: number | undefined,
     now: number,
     cost: number,
+    info: ConsumeInfo | undefined,
   ): Outcome[] {
     const { kernels, offsets, scratch } = table;
     const outcomes: Outcome[] = new Array(kernels.length);
     table.load(slot, scratch);
     const reload = (into: Float64Array) => table.load(slot, into);
-    if (applyAll(kernels, offsets, set.policies, scratch, reload, table.scratch2, now, cost, outcomes)) {
+    const leases = table.leasesAt(slot);
+    if (
+      applyAll(kernels, offsets, set.policies, scratch, reload, table.scratch2, now, cost, outcomes, leases)
+    ) {
       if (slot === undefined) slot = this.insert(table, key, long, now);
       else this.slots.touch(slot);
       table.commit(slot, scratch);
+      if (table.leases !== undefined) this.hold(table, slot, now, cost, info);
       return outcomes;
     }
     if (slot !== undefined) this.slots.touch(slot);
@@ -336,13 +369,16 @@ export class MemoryStore implements Store {
       ban,
       table.banAt,
       info,
+      table.leasesAt(slot),
     );
     if (verdict === ALLOWED || verdict === COUNTED) {
       const fresh = slot === undefined;
       if (slot === undefined) slot = this.insert(table, key, long, now);
       else this.slots.touch(slot);
-      if (verdict === ALLOWED) table.commit(slot, scratch);
-      else table.commitBan(slot, scratch, fresh);
+      if (verdict === ALLOWED) {
+        table.commit(slot, scratch);
+        if (table.leases !== undefined) this.hold(table, slot, now, cost, info);
+      } else table.commitBan(slot, scratch, fresh);
     } else if (slot !== undefined) {
       this.slots.touch(slot);
     }
@@ -362,7 +398,7 @@ export class MemoryStore implements Store {
     const table = this.tables.get(set.id);
     const slot = table?.find(key);
     const states = table === undefined || slot === undefined ? EMPTY : table.read(slot);
-    return peekOutcomes(states, this.now(), set, info);
+    return peekOutcomes(states, this.now(), set, info, table?.leasesAt(slot));
   }
 
   ban(key: string, set: PolicySet, durationMs: number): Promise<{ until: number; offence: number }> {
@@ -412,6 +448,31 @@ export class MemoryStore implements Store {
     return this.table(set);
   }
 
+  /**
+   * Holds the lease of a request `set` allowed as a whole, if it takes a slot of the set's
+   * concurrency policy; its id goes to `info`.
+   */
+  private hold(table: Table, slot: number, now: number, cost: number, info: ConsumeInfo | undefined): void {
+    const leases = table.leases!;
+    let held = leases.get(slot);
+    if (held === undefined) {
+      held = STEPS[table.set.policies[table.set.holder]!.algorithm].holds!.create();
+      leases.set(slot, held);
+    }
+    const id = String(++this.leaseIds);
+    if (takeSlot(table.set, held, id, now, cost) && info !== undefined) info.lease = id;
+  }
+
+  release(key: string, set: PolicySet, lease: string): Promise<number> {
+    if (this.closed) return Promise.reject(closedError());
+    const now = this.now();
+    const table = this.tables.get(set.id);
+    const slot = table?.find(key);
+    // A set-aside key's hold may now end earlier than when it was set aside.
+    if (slot !== undefined && table!.leasesAt(slot)?.remove(lease)) this.slots.putBack(slot);
+    return Promise.resolve(now);
+  }
+
   refund(key: string, set: PolicySet, cost: number, countedAt?: number): Promise<void> {
     if (this.closed) return Promise.reject(closedError());
     const table = this.tables.get(set.id);
@@ -443,6 +504,7 @@ export class MemoryStore implements Store {
     const table = this.table(set);
     let slot = table.find(key);
     const before = slot === undefined ? EMPTY : table.read(slot);
+    const leases = table.leasesAt(slot);
     const { states, uncharged } = settleStates(before, now, set, delta, countedAt);
     if (states.every((s) => s === undefined)) {
       if (slot !== undefined) this.drop(slot);
@@ -455,7 +517,7 @@ export class MemoryStore implements Store {
       }
       table.write(slot, states);
     }
-    return { outcomes: peekOutcomes(states, now, set), uncharged };
+    return { outcomes: peekOutcomes(states, now, set, undefined, leases), uncharged };
   }
 
   reset(key: string, set: PolicySet): Promise<void> {
@@ -531,6 +593,7 @@ export class MemoryStore implements Store {
     // A short key may spell some long key's digest; only the map that points here holds this slot.
     if (table.index.get(key) === slot) table.index.delete(key);
     else table.digests.delete(key);
+    table.leases?.delete(slot);
     this.slots.release(slot);
   }
 

@@ -9,12 +9,14 @@ import { WARNINGS, type Warner } from './warnings.js';
 export const ALGORITHMS: readonly Algorithm[] = REGISTRY.map((a) => a.name);
 export const DEFAULT_ALGORITHM: Algorithm = 'sliding-window';
 
-const POLICY_KEYS = ['name', 'algorithm', 'limit', 'window', 'burst', 'delay', 'mode', 'maxDebt'];
+const POLICY_KEYS = ['name', 'algorithm', 'limit', 'window', 'burst', 'delay', 'mode', 'maxDebt', 'lease'];
 const MODES: readonly PolicyMode[] = ['enforce', 'shadow'];
 const NAME_PATTERN = /^[A-Za-z0-9._:/-]{1,64}$/;
 
 /** Whether `burst` applies: the algorithm reads it (the buckets). */
 const isBucket = (algorithm: Algorithm) => STEPS[algorithm].params.includes('B');
+/** Whether the algorithm holds requests in flight (concurrency): `lease` instead of `window`. */
+const holds = (algorithm: Algorithm) => STEPS[algorithm].holds !== undefined;
 /** Whether `delay` applies (leaky-bucket). */
 const delays = (algorithm: Algorithm) => STEPS[algorithm].params.includes('D');
 /** Whether a calendar period may be the window: the algorithm reads the period's start (fixed-window). */
@@ -61,7 +63,7 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
   const limit = positiveInteger(input.limit, `${at}.limit`);
   let calendar: Calendar | undefined;
   let window: number;
-  if (periodic) {
+  if (periodic && !holds(algorithm)) {
     if (!takesCalendar(algorithm)) {
       throw new ConfigError(
         `\`${at}.window\` is a calendar period, which only ${listOf(takesCalendar)} counts (a quota that resets on the calendar), not '${algorithm}'. Set \`${at}.algorithm\` to ${listOf(takesCalendar)}, or give a rolling window such as '30d'.`,
@@ -70,7 +72,7 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
     calendar = resolveCalendar(input.window as object, at);
     window = NOMINAL_MS[calendar.unit];
   } else {
-    window = parseDuration(input.window, `${at}.window`, MAX_WINDOW_MS);
+    window = windowOf(input, algorithm, at);
   }
 
   let burst = limit;
@@ -116,6 +118,11 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
     );
   }
   // Whole units (fixed-window) are never multiplied by the window: only the count must stay exact.
+  if (holds(algorithm) && input.maxDebt !== undefined) {
+    throw new ConfigError(
+      `\`${at}.maxDebt\` does not apply to '${algorithm}': a settle counts units, never slots. Remove it.`,
+    );
+  }
   const maxDebt = resolveMaxDebt(
     input.maxDebt,
     Math.max(limit, burst),
@@ -124,16 +131,25 @@ export function resolvePolicy(input: Policy, at = 'policy', warner?: Warner): Re
     at,
   );
 
+  if (mode === 'shadow' && holds(algorithm)) {
+    throw new ConfigError(
+      `\`${at}.mode\` is 'shadow', which a '${algorithm}' policy cannot be: its slots are held by the requests it admits, so it is always enforced. Remove \`${at}.mode\`.`,
+    );
+  }
   const name =
-    input.name ?? `${limit}-per-${calendar === undefined ? formatDuration(window) : calendar.unit}`;
+    input.name ??
+    (holds(algorithm)
+      ? `${limit}-in-flight`
+      : `${limit}-per-${calendar === undefined ? formatDuration(window) : calendar.unit}`);
   if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
     throw configError(`${at}.name`, 'a string of 1-64 letters, digits, `.`, `_`, `:`, `/` or `-`', name);
   }
   // Warned only of a policy that is otherwise valid: a rejected one says enough.
-  if (typeof input.window === 'number' && window < 1000) {
+  const option = holds(algorithm) ? 'lease' : 'window';
+  if (typeof input[option] === 'number' && window < 1000) {
     warner?.warn(
       WARNINGS.NUMERIC_WINDOW,
-      `\`${at}.window\` is ${window}, a number, so ${window} ms. Did you mean '${window}s'? Write '${window}s', or '${window}ms' if milliseconds are meant.`,
+      `\`${at}.${option}\` is ${window}, a number, so ${window} ms. Did you mean '${window}s'? Write '${window}s', or '${window}ms' if milliseconds are meant.`,
     );
   }
   if (calendar === undefined && window % DAY_MS === 0 && window >= 28 * DAY_MS && window <= 31 * DAY_MS) {
@@ -178,6 +194,29 @@ function resolveMaxDebt(
   return input;
 }
 
+/** A rate policy's `window`, or a concurrency policy's `lease`, in ms: each only where it applies. */
+function windowOf(input: Policy, algorithm: Algorithm, at: string): number {
+  if (!holds(algorithm)) {
+    if (input.lease !== undefined) {
+      throw new ConfigError(
+        `\`${at}.lease\` only applies to ${listOf(holds)}, not '${algorithm}'. Remove it, or set \`${at}.algorithm\` to 'concurrency' to cap requests in flight.`,
+      );
+    }
+    return parseDuration(input.window, `${at}.window`, MAX_WINDOW_MS);
+  }
+  if (input.window !== undefined) {
+    throw new ConfigError(
+      `\`${at}.window\` does not apply to '${algorithm}', which counts requests in flight, not requests per window. Remove it and give \`${at}.lease\`: the longest a request holds its slot without a release, e.g. '30s'.`,
+    );
+  }
+  if (input.lease === undefined) {
+    throw new ConfigError(
+      `\`${at}\` is a '${algorithm}' policy without \`lease\`: give the longest a request may hold its slot before the slot is freed without a release (a crashed process's slots come back then), longer than your slowest request, e.g. \`lease: '30s'\`.`,
+    );
+  }
+  return parseDuration(input.lease, `${at}.lease`);
+}
+
 /** Validates a limiter or store `name` (the namespace of its counters). */
 export function resolveNamespace(name: unknown, option = 'name'): string {
   if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
@@ -214,11 +253,18 @@ export function resolvePolicySet(
     }
     seen.set(p.name, i);
   });
+  const holders = policies.flatMap((p, i) => (holds(p.algorithm) ? [i] : []));
+  if (holders.length > 1) {
+    throw new ConfigError(
+      `\`${option}[${holders[1]}]\` is a second 'concurrency' policy, after \`${option}[${holders[0]}]\`: one set holds at most one (a request holds one lease). Keep one.`,
+    );
+  }
+  const holder = holders[0] ?? -1;
   const id = `${namespace}|${policies.map((p) => p.id).join(',')}`;
   // `|ban` marks the layout with a ban slot (its state never mixes with a set's without one); the
   // ban's numbers are not in it, so changing them keeps counts and bans.
-  if (ban === undefined) return Object.freeze({ namespace, policies: Object.freeze(policies), id });
-  return Object.freeze({ namespace, policies: Object.freeze(policies), id: `${id}|ban`, ban });
+  if (ban === undefined) return Object.freeze({ namespace, policies: Object.freeze(policies), id, holder });
+  return Object.freeze({ namespace, policies: Object.freeze(policies), id: `${id}|ban`, ban, holder });
 }
 
 /** The capacity shown as a policy's limit in decisions and headers. */

@@ -21,7 +21,10 @@ export interface Reservation {
    * wait until it has drained.
    */
   settle(actual: number): Promise<Decision>;
-  /** Gives the whole estimate back: the call did not happen. */
+  /**
+   * Gives the whole estimate back: the call did not happen. Settling or releasing also frees the
+   * slot the decision holds under a concurrency policy (`decision.release`).
+   */
   release(): Promise<void>;
 }
 
@@ -68,6 +71,8 @@ class OpenReservation implements Reservation {
 
   private finish(delta: number): Promise<Decision> {
     this.pending.done = true;
+    // The call is over: the slot of a concurrency policy it held is free.
+    if (this.decision.release !== undefined) void this.decision.release();
     if (this.apply === undefined) return Promise.resolve(this.decision);
     return this.apply(delta);
   }

@@ -1,10 +1,12 @@
 import type { AlgorithmName } from './algorithms/registry.js';
 
 /**
- * An algorithm's name: 'fixed-window' | 'sliding-window' | 'token-bucket' | 'leaky-bucket' (one
- * per folder of ./algorithms). See DESIGN.md and docs/algorithms.md for the exact arithmetic.
+ * An algorithm's name: 'fixed-window' | 'sliding-window' | 'token-bucket' | 'leaky-bucket' |
+ * 'concurrency' (one per folder of ./algorithms). See DESIGN.md and docs/algorithms.md for the exact arithmetic.
  */
 export type Algorithm = AlgorithmName;
+/** The algorithms that count units per window: every one but 'concurrency'. */
+export type RateAlgorithm = Exclude<Algorithm, 'concurrency'>;
 
 /** The units a duration string may end with: milliseconds, seconds, minutes, hours, days. */
 export type DurationUnit = 'ms' | 's' | 'm' | 'h' | 'd';
@@ -55,8 +57,14 @@ export interface ResolvedCalendar {
   periodAt(t: number): { readonly start: number; readonly end: number };
 }
 
-/** A rate-limit policy as users write it. */
-export interface Policy {
+/**
+ * A policy as users write it: a rate (units per window) or a cap on requests in flight. Several
+ * policies of either kind apply to one request all or nothing.
+ */
+export type Policy = RatePolicy | ConcurrencyPolicy;
+
+/** A rate-limit policy: `limit` units per `window`. */
+export interface RatePolicy {
   /**
    * Shown in `RateLimit-Policy` and in the 429 body's `violated-policies`. Must be unique within
    * one limiter; letters, digits, `.`, `_`, `-`, `/`, `:` only.
@@ -64,7 +72,7 @@ export interface Policy {
    */
   name?: string;
   /** @default 'sliding-window' */
-  algorithm?: Algorithm;
+  algorithm?: RateAlgorithm;
   /** Requests (cost units) allowed per `window`; for the buckets, the refill / drain rate. */
   limit: number;
   /**
@@ -101,6 +109,37 @@ export interface Policy {
    *   (capacity + maxDebt) x window stays a safe integer
    */
   maxDebt?: number;
+  /** Only concurrency policies have a lease. */
+  lease?: never;
+}
+
+/**
+ * A cap on requests in flight: at most `limit` at any instant, across every process sharing the
+ * store. An admitted request holds a slot until it is released (`decision.release()`; the HTTP
+ * middleware releases on response close) or its `lease` ends, so that a crashed process frees its
+ * slots within `lease`. A request takes one slot whatever its cost; a cost of 0 takes none.
+ */
+export interface ConcurrencyPolicy {
+  /**
+   * As for a rate policy.
+   * @default `${limit}-in-flight`, e.g. `'10-in-flight'`
+   */
+  name?: string;
+  algorithm: 'concurrency';
+  /** Requests in flight at once. */
+  limit: number;
+  /**
+   * The longest a request holds its slot without a release: longer than the slowest request, short
+   * enough that the slots of a crashed process come back soon. Milliseconds or a duration string.
+   * @example '30s'
+   */
+  lease: Duration;
+  window?: never;
+  burst?: never;
+  delay?: never;
+  maxDebt?: never;
+  /** A concurrency policy is always enforced (a shadow one is not supported). */
+  mode?: 'enforce';
 }
 
 /** Whether a policy denies (`'enforce'`) or only reports what it would have denied (`'shadow'`). */
@@ -113,7 +152,8 @@ export interface ResolvedPolicy {
   readonly limit: number;
   /**
    * Window in milliseconds. For a calendar window, its unit's nominal length (1h, 1d, 7d, and 31d
-   * for a month); the period in force, which varies, is `calendar.periodAt(now)`.
+   * for a month); the period in force, which varies, is `calendar.periodAt(now)`. A concurrency
+   * policy's lease.
    */
   readonly window: number;
   /** Set when the window is a calendar period (fixed-window only). */
@@ -148,6 +188,8 @@ export interface PolicySet {
    * it in the same atomic call as the counts (see ./ban/kernel.ts).
    */
   readonly ban?: ResolvedBan;
+  /** The index of the policy that holds requests in flight (concurrency), or -1: at most one has. */
+  readonly holder: number;
 }
 
 /** The `ban` option of `createLimiter()` and `rateLimit()`. */
@@ -261,6 +303,13 @@ export interface Decision {
    * a fail-open decision).
    */
   countedAt?: number;
+  /**
+   * Present when the request holds a slot of a concurrency policy: frees it. Call it once the work
+   * is done (the HTTP middleware calls it when the response closes); until then, or until the
+   * policy's `lease` ends, the slot stays taken. Safe to call more than once; never rejects (a
+   * store failure is logged, and the slot then ends with its lease).
+   */
+  release?(): Promise<void>;
 }
 
 /** What a store's `consume` tells besides the outcomes. */
@@ -271,6 +320,11 @@ export interface ConsumeInfo {
   banLeftMs?: number | undefined;
   /** Set when this very request started the ban (its `after`-th denial): the offence, from 1. */
   banOffence?: number | undefined;
+  /**
+   * Set by the store when the request took a slot of the set's concurrency policy: the lease's id,
+   * to pass to `release`.
+   */
+  lease?: string | undefined;
 }
 
 /** What a store's `settle` answers. */
@@ -315,6 +369,13 @@ export interface Store {
   ban?(key: string, set: PolicySet, durationMs: number): Promise<{ until: number; offence: number }>;
   /** Lifts `key`'s ban and forgets its offences and counted denials; its policies' counts stay. */
   unban?(key: string, set: PolicySet): Promise<void>;
+  /**
+   * Frees the slot the lease `lease` (a `ConsumeInfo.lease`) holds under the set's concurrency
+   * policy; nothing when it holds none (released before, ended). Resolves with the store's time of
+   * the release (ms), so the caller can tell a release that came after the lease had ended.
+   * Required of a store that runs concurrency policies.
+   */
+  release?(key: string, set: PolicySet, lease: string): Promise<number>;
   close?(): Promise<void> | void;
   /** True for stores that leave the process (Redis): turns on the denied-key cache by default. */
   readonly remote?: boolean;

@@ -122,6 +122,18 @@ export const WARNINGS = {
    * client arrives from the proxy's private address, so the list would match them all.
    */
   LIST_PRIVATE_ADDRESS: 'TOLLGATE_LIST_PRIVATE_ADDRESS',
+  /**
+   * A request held a slot of a concurrency policy until its lease ended, with no release: a limiter
+   * used without `decision.release()` (outside the HTTP middleware), or requests slower than the
+   * lease. Every such request keeps its slot for the whole lease.
+   */
+  LEASE_NOT_RELEASED: 'TOLLGATE_LEASE_NOT_RELEASED',
+  /**
+   * A `release()` came after its lease had ended: the slot had been freed while the request still
+   * ran, so more than `limit` requests may have been in flight. Make `lease` longer than the
+   * slowest request.
+   */
+  LEASE_EXPIRED: 'TOLLGATE_LEASE_EXPIRED',
 } as const;
 
 /** One of the codes in `WARNINGS`, the prefix of a warning's message. */

@@ -1,5 +1,6 @@
 export type {
   ByIpOptions,
+  ConcurrencyPolicy,
   DashboardOptions,
   Decision,
   FallbackOptions,
@@ -16,6 +17,7 @@ export type {
   RateLimitOptions,
   RateLimitRefundOptions,
   RateLimitStatusBody,
+  RatePolicy,
   RefundOptions,
   Store,
   TierFunction,

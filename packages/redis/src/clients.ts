@@ -49,10 +49,20 @@ export type RedisClientLike = IoRedisLike | NodeRedisClientLike | NodeRedisClust
 
 export interface Script {
   /** What it does: the rate-limit operations, or writing and reading usage buckets. */
-  readonly operation: 'consume' | 'peek' | 'refund' | 'settle' | 'usage_add' | 'usage_read' | 'ban';
+  readonly operation:
+    | 'consume'
+    | 'peek'
+    | 'refund'
+    | 'settle'
+    | 'release'
+    | 'usage_add'
+    | 'usage_read'
+    | 'ban';
   /** The script as sent: the guard below, then the generated script. */
   readonly lua: string;
   readonly sha: string;
+  /** How many of its arguments are keys: 2 for the scripts of sets with a concurrency policy. */
+  readonly keys: 1 | 2;
 }
 
 /**
@@ -74,9 +84,9 @@ end
 local ARGV = { unpack(ARGV, 1, #ARGV - 1) }
 `;
 
-export function script(operation: Script['operation'], lua: string): Script {
+export function script(operation: Script['operation'], lua: string, keys: 1 | 2 = 1): Script {
   const guarded = GUARD + lua;
-  return { operation, lua: guarded, sha: createHash('sha1').update(guarded).digest('hex') };
+  return { operation, lua: guarded, sha: createHash('sha1').update(guarded).digest('hex'), keys };
 }
 
 /** The guard's answer to a command that came too late (see `GUARD`). */
@@ -101,11 +111,12 @@ export interface Connection {
   /** Redis TIME, as [seconds, microseconds]. */
   time(): Reply;
   /**
-   * EVALSHA `script` on `key` with `argv`: one command; EVAL with the script's text instead when
-   * `text` (after NOSCRIPT: see `isNoScript`).
+   * EVALSHA `script` on `key` (and `key2`, its second key, when it takes two) with `argv`: one
+   * command; EVAL with the script's text instead when `text` (after NOSCRIPT: see `isNoScript`).
    */
-  run(script: Script, key: string, argv: readonly string[], text: boolean): Reply;
-  del(key: string): Reply;
+  run(script: Script, key: string, argv: readonly string[], text: boolean, key2?: string): Reply;
+  /** DEL of `key` and `key2` (one hash tag: one command, also on Cluster). */
+  del(key: string, key2?: string): Reply;
 }
 
 const isFunction = (value: unknown): value is (...args: never[]) => unknown => typeof value === 'function';
@@ -195,24 +206,26 @@ class IoRedisConnection implements Connection {
     return this.client.time();
   }
 
-  run(script: Script, key: string, argv: readonly string[], text: boolean): Reply {
+  run(script: Script, key: string, argv: readonly string[], text: boolean, key2?: string): Reply {
     // ioredis flattens one level of arrays in arguments, so `argv` goes as it is.
+    const rest: Arg = key2 === undefined ? argv : [key2, ...argv];
     if (this.cluster) {
       const command = this.defined.get(script) ?? this.define(script);
       if (this.fresh?.has(script)) {
         return new Promise((resolve) => setImmediate(resolve)).then(() =>
-          command.call(this.client, key, argv),
+          command.call(this.client, key, rest),
         );
       }
-      return command.call(this.client, key, argv);
+      return command.call(this.client, key, rest);
     }
+    const keys = key2 === undefined ? '1' : '2';
     return text
-      ? this.client.evalBuffer(script.lua, '1', key, argv)
-      : this.client.evalshaBuffer(script.sha, '1', key, argv);
+      ? this.client.evalBuffer(script.lua, keys, key, rest)
+      : this.client.evalshaBuffer(script.sha, keys, key, rest);
   }
 
-  del(key: string): Reply {
-    return this.client.del(key);
+  del(key: string, key2?: string): Reply {
+    return key2 === undefined ? this.client.del(key) : this.client.del(key, key2);
   }
 
   private define(script: Script): ScriptCommand {
@@ -220,7 +233,7 @@ class IoRedisConnection implements Connection {
     const name = `tollgate_${script.operation}_${script.sha.slice(0, 12)}`;
     const methods = this.client as unknown as Record<string, ScriptCommand | undefined>;
     if (typeof methods[`${name}Buffer`] !== 'function') {
-      this.client.defineCommand(name, { lua: script.lua, numberOfKeys: 1 });
+      this.client.defineCommand(name, { lua: script.lua, numberOfKeys: script.keys });
     }
     const command = methods[`${name}Buffer`]!;
     this.defined.set(script, command);
@@ -301,15 +314,17 @@ class NodeRedisConnection implements Connection {
       : (this.client as NodeRedisClientLike).sendCommand(['TIME']);
   }
 
-  run(script: Script, key: string, argv: readonly string[], text: boolean): Reply {
+  run(script: Script, key: string, argv: readonly string[], text: boolean, key2?: string): Reply {
     // node-redis batches the writes of a tick by itself.
-    const command = text ? ['EVAL', script.lua, '1', key] : ['EVALSHA', script.sha, '1', key];
+    const keys = key2 === undefined ? '1' : '2';
+    const command = text ? ['EVAL', script.lua, keys, key] : ['EVALSHA', script.sha, keys, key];
+    if (key2 !== undefined) command.push(key2);
     for (const arg of argv) command.push(arg);
     return this.send(key, command);
   }
 
-  del(key: string): Reply {
-    return this.send(key, ['DEL', key]);
+  del(key: string, key2?: string): Reply {
+    return this.send(key, key2 === undefined ? ['DEL', key] : ['DEL', key, key2]);
   }
 
   private send(key: string, args: string[]): Reply {

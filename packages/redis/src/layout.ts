@@ -15,16 +15,24 @@ export function encodeKey(key: string): string {
   return RAW_KEY.test(key) ? key : `#${keyDigest(key)}`;
 }
 
-/** The three scripts of one layout. */
+/** The scripts of one layout. */
 export interface Scripts {
   readonly consume: Script;
   readonly peek: Script;
   readonly refund: Script;
   readonly settle: Script;
+  /** Sets with a concurrency policy: lets a lease go. */
+  readonly release?: Script;
 }
 
 /** `limiter.ban()` and `unban()`, on every layout with a ban slot. */
 export const BAN: Script = script('ban', BAN_SCRIPT);
+
+/**
+ * After a set's Redis key, the key of its leases (sets with a concurrency policy): a sorted set
+ * with the same hash tag, so one script touches both, on Cluster too.
+ */
+export const LEASES_SUFFIX = ':leases';
 
 /** What a store computes once per policy set (cached in a WeakMap keyed by the frozen set). */
 export interface Layout {
@@ -44,6 +52,8 @@ export interface Layout {
   readonly banArgs: readonly string[];
   /** The calendar policies, whose W and S (see LuaParam) the store fills in per call. */
   readonly periods: readonly PeriodSlot[];
+  /** The set has a concurrency policy: its scripts take the key of its leases too (`LEASES_SUFFIX`). */
+  readonly leases: boolean;
 }
 
 /** Where one calendar policy's period goes in `Layout.args`, and its place in the set. */
@@ -56,12 +66,16 @@ export interface PeriodSlot {
   readonly s: number;
 }
 
-const toScripts = (lua: ScriptTexts): Scripts => ({
-  consume: script('consume', lua.consume),
-  peek: script('peek', lua.peek),
-  refund: script('refund', lua.refund),
-  settle: script('settle', lua.settle),
-});
+function toScripts(lua: ScriptTexts): Scripts {
+  const keys = lua.release === undefined ? 1 : 2;
+  const scripts = {
+    consume: script('consume', lua.consume, keys),
+    peek: script('peek', lua.peek, keys),
+    refund: script('refund', lua.refund, keys),
+    settle: script('settle', lua.settle, keys),
+  };
+  return lua.release === undefined ? scripts : { ...scripts, release: script('release', lua.release) };
+}
 
 /** Scripts by the algorithms they run: one per algorithm alone, one per combination for several policies. */
 const SCRIPTS = new Map<string, Scripts>();
@@ -145,5 +159,6 @@ export function layoutFor(set: PolicySet, prefix: string): Layout {
     periods,
     ban: banned,
     banArgs: banned ? [String(3 * policies.length), String(ban.within), String(ban.memory)] : [],
+    leases: set.holder >= 0,
   };
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   type Clock,
   type ConsumeInfo,
@@ -7,13 +8,14 @@ import {
   type Outcome,
   type PolicySet,
   type Settlement,
+  STEPS,
   type Store,
   StoreError,
   type StoreErrorScope,
 } from '@tollgate/core/internal';
 import { type Connection, isLate, isNoScript, type RedisClientLike, storeOptions } from './clients.js';
 import { Deadlines, type Pending } from './deadlines.js';
-import { BAN, encodeKey, type Layout, layoutFor, type PeriodSlot } from './layout.js';
+import { BAN, encodeKey, type Layout, LEASES_SUFFIX, layoutFor, type PeriodSlot } from './layout.js';
 import { PERIOD_MISS } from './lua/scripts.js';
 
 /** Options of `new RedisStore()`. */
@@ -65,13 +67,18 @@ export interface RedisStoreOptions {
 
 const OPTIONS = ['client', 'prefix', 'clock', 'timeoutMs', 'onError'];
 
-type Operation = 'consume' | 'peek' | 'refund' | 'settle' | 'reset' | 'ban' | 'unban';
+type Operation = 'consume' | 'peek' | 'refund' | 'settle' | 'reset' | 'ban' | 'unban' | 'release';
 
 /** A request in flight: everything it needs to send, resend after NOSCRIPT, time out and answer. */
 interface Call extends Pending {
   readonly operation: Operation;
   readonly layout: Layout;
   readonly key: string;
+  /** The key of the set's leases, for a set with a concurrency policy (a release has it as `key`). */
+  readonly key2: string | undefined;
+  /** consume of a set with a concurrency policy: the request's lease id, if it takes a slot. */
+  readonly lease: string | undefined;
+  readonly set: PolicySet;
   /** The script's ARGV: now, cost, the layout's part, the deadline (see GUARD in clients.ts). */
   readonly argv: string[];
   /** Where the layout's part of `argv` begins (a calendar period is filled in there). */
@@ -131,6 +138,9 @@ export class RedisStore implements Store {
   private trustedAt = Number.NEGATIVE_INFINITY;
   private syncedAt = Number.NEGATIVE_INFINITY;
   private syncing = false;
+  /** Lease ids: this store's random prefix and a counter, so ids of every process differ. */
+  private readonly leasePrefix = randomBytes(9).toString('base64url');
+  private leases = 0;
 
   constructor(options: RedisStoreOptions) {
     const { connection, prefix } = storeOptions(options, OPTIONS, 'RedisStore');
@@ -178,6 +188,11 @@ export class RedisStore implements Store {
   /** Bans `key` under `set` (a set with bans) for `durationMs` from Redis's now: one EVALSHA. */
   ban(key: string, set: PolicySet, durationMs: number): Promise<{ until: number; offence: number }> {
     return this.call('ban', key, set, durationMs) as Promise<{ until: number; offence: number }>;
+  }
+
+  /** Frees lease `lease` of the set's concurrency policy: one command. Resolves with Redis's time. */
+  release(key: string, set: PolicySet, lease: string): Promise<number> {
+    return this.call('release', key, set, 0, undefined, lease) as Promise<number>;
   }
 
   /** Lifts `key`'s ban under `set`, keeping its policies' counts: one EVALSHA. */
@@ -241,6 +256,7 @@ export class RedisStore implements Store {
   /**
    * Runs `operation` for one key: one command, bounded by `timeoutMs`, every failure a StoreError.
    * The hot path of every request, so it allocates little: one Call, the promise and two handlers.
+   * `detail`: a refund's or a settle's `countedAt`, or the lease id a release lets go.
    */
   private call(
     operation: Operation,
@@ -248,13 +264,12 @@ export class RedisStore implements Store {
     set: PolicySet,
     cost: number,
     info?: ConsumeInfo,
-    countedAt?: number,
+    detail?: number | string,
   ): Promise<unknown> {
     const unavailable = this.closed ? 'the store was closed' : this.connection.notReady();
     if (unavailable !== undefined) {
       const waiting = this.wasReady || this.closed ? undefined : this.firstConnect();
-      if (waiting !== undefined)
-        return this.afterConnect(waiting, operation, key, set, cost, info, countedAt);
+      if (waiting !== undefined) return this.afterConnect(waiting, operation, key, set, cost, info, detail);
       return Promise.reject(this.failure(operation, new Error(`Redis unavailable: ${unavailable}`)));
     }
     this.wasReady = true;
@@ -272,18 +287,31 @@ export class RedisStore implements Store {
       return Promise.reject(this.failure(operation, error));
     }
     argv.push(now === undefined ? '' : String(now));
-    argv.push(cost === 1 ? '1' : String(cost));
+    const stateKey = layout.head + encodeKey(key) + layout.tail;
+    // The release script's ARGV: now, the lease id; its one key, the sorted set of leases.
+    if (operation === 'release') argv.push(String(detail));
+    else argv.push(cost === 1 ? '1' : String(cost));
     // A refund's and a settle's ARGV[3]: when the units were counted ('' if unknown).
     if (operation === 'refund' || operation === 'settle') {
-      argv.push(countedAt === undefined ? '' : String(Math.floor(countedAt)));
+      argv.push(detail === undefined ? '' : String(Math.floor(Number(detail))));
+    }
+    // With a concurrency policy, consume's and peek's ARGV[3]: the lease id the request would hold.
+    let lease: string | undefined;
+    if (layout.leases && (operation === 'consume' || operation === 'peek')) {
+      if (operation === 'consume' && takesSlot(set, cost)) {
+        lease = `${this.leasePrefix}${(++this.leases).toString(36)}`;
+      }
+      argv.push(lease ?? '');
     }
     if (operation === 'settle') argv.push(layout.debts);
     const base = argv.length;
     // The ban script's ARGV: now, the ban's length (`cost`; 0 lifts it), then the layout's part.
     const banning = operation === 'ban' || operation === 'unban';
-    for (const arg of banning ? layout.banArgs : layout.args) argv.push(arg);
-    if (!banning && layout.periods.length > 0)
-      fillPeriods(argv, base, layout.periods, now ?? this.redisNow());
+    if (operation !== 'release') {
+      for (const arg of banning ? layout.banArgs : layout.args) argv.push(arg);
+      if (!banning && layout.periods.length > 0)
+        fillPeriods(argv, base, layout.periods, now ?? this.redisNow());
+    }
     argv.push(this.deadline());
     return new Promise((resolve, reject) => {
       const call: Call = {
@@ -291,7 +319,11 @@ export class RedisStore implements Store {
         done: false,
         operation,
         layout,
-        key: layout.head + encodeKey(key) + layout.tail,
+        key: operation === 'release' ? stateKey + LEASES_SUFFIX : stateKey,
+        // The scripts of a set with a concurrency policy (and a reset) take its leases' key too.
+        key2: layout.leases && !banning && operation !== 'release' ? stateKey + LEASES_SUFFIX : undefined,
+        lease,
+        set,
         argv,
         base,
         misses: 0,
@@ -326,7 +358,7 @@ export class RedisStore implements Store {
     set: PolicySet,
     cost: number,
     info: ConsumeInfo | undefined,
-    countedAt: number | undefined,
+    detail: number | string | undefined,
   ): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -340,7 +372,7 @@ export class RedisStore implements Store {
       waiting.then((ready) => {
         clearTimeout(timer);
         if (!ready) this.wasReady = true;
-        this.call(operation, key, set, cost, info, countedAt).then(resolve, reject);
+        this.call(operation, key, set, cost, info, detail).then(resolve, reject);
       });
     });
   }
@@ -397,12 +429,13 @@ export class RedisStore implements Store {
       const { operation } = call;
       reply =
         operation === 'reset'
-          ? this.connection.del(call.key)
+          ? this.connection.del(call.key, call.key2)
           : this.connection.run(
-              operation === 'ban' || operation === 'unban' ? BAN : call.layout.scripts[operation],
+              operation === 'ban' || operation === 'unban' ? BAN : call.layout.scripts[operation]!,
               call.key,
               call.argv,
               text,
+              call.key2,
             );
     } catch (error) {
       reply = Promise.reject(error);
@@ -424,6 +457,10 @@ export class RedisStore implements Store {
 
   private replied(call: Call, reply: unknown): void {
     const { operation, layout } = call;
+    if (operation === 'release') {
+      if (this.deadlines.settle(call)) call.resolve(Number(reply));
+      return;
+    }
     if (operation === 'ban' || operation === 'unban') {
       if (!this.deadlines.settle(call)) return;
       if (operation === 'unban') call.resolve(undefined);
@@ -470,6 +507,10 @@ export class RedisStore implements Store {
       if (!banned)
         for (const slot of layout.periods)
           outcomes[slot.policy]!.windowMs = Number(call.argv[call.base + slot.w]);
+      // The script held the lease (given only to a request that takes a slot) if it allowed it.
+      if (call.lease !== undefined && call.info !== undefined && allowedAll(call.set, outcomes)) {
+        call.info.lease = call.lease;
+      }
       call.resolve(settlement ?? outcomes);
     }
   }
@@ -501,6 +542,14 @@ export class RedisStore implements Store {
     return error;
   }
 }
+
+/** Whether the request was allowed as a whole: every enforced policy allowed it. */
+const allowedAll = (set: PolicySet, outcomes: readonly Outcome[]): boolean =>
+  outcomes.every((o, i) => o.allowed || set.policies[i]!.mode === 'shadow');
+
+/** Whether a request of `cost` takes a slot of `set`'s concurrency policy. */
+const takesSlot = (set: PolicySet, cost: number): boolean =>
+  STEPS[set.policies[set.holder]!.algorithm].holds!.takes(cost);
 
 /** Writes into `argv` (its layout's part from `base`) each calendar policy's period holding `at`. */
 function fillPeriods(argv: string[], base: number, periods: readonly PeriodSlot[], at: number): void {

@@ -1,3 +1,4 @@
+export { concurrency } from './concurrency/index.js';
 export { fixedWindow } from './fixed-window/index.js';
 export { leakyBucket } from './leaky-bucket/index.js';
 export { type AlgorithmName, REGISTRY, STEPS } from './registry.js';
@@ -7,7 +8,9 @@ export type {
   AlgorithmDefinition,
   AlgorithmStep,
   Charge,
+  Holding,
   Kernel,
+  LeaseSet,
   LuaParam,
   State,
   StepResult,

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { createLimiter } from '../limiter.js';
 import { MemoryStore } from '../memory-store.js';
 import { capacityOf } from '../policy.js';
-import type { Algorithm, Decision, Policy, ResolvedPolicy } from '../types.js';
+import type { Decision, Policy, RateAlgorithm, ResolvedPolicy } from '../types.js';
 
 const KEY = 'k';
 const INF = Number.POSITIVE_INFINITY;
@@ -147,17 +147,17 @@ function leakyModel({ limit: L, window: W, burst: B, delay }: ResolvedPolicy): M
   };
 }
 
-const MODELS: Record<Algorithm, (p: ResolvedPolicy) => Model> = {
+const MODELS: Record<RateAlgorithm, (p: ResolvedPolicy) => Model> = {
   'fixed-window': fixedModel,
   'sliding-window': slidingModel,
   'token-bucket': tokenModel,
   'leaky-bucket': leakyModel,
 };
 
-const ALGORITHMS = Object.keys(MODELS) as Algorithm[];
-const isBucket = (a: Algorithm) => a === 'token-bucket' || a === 'leaky-bucket';
+const ALGORITHMS = Object.keys(MODELS) as RateAlgorithm[];
+const isBucket = (a: RateAlgorithm) => a === 'token-bucket' || a === 'leaky-bucket';
 
-function policyArb(algorithm: Algorithm, name: string): fc.Arbitrary<Policy> {
+function policyArb(algorithm: RateAlgorithm, name: string): fc.Arbitrary<Policy> {
   return fc
     .record({
       limit: fc.oneof(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 50 })),
@@ -308,7 +308,7 @@ async function request(r: ReturnType<typeof rig>, models: readonly Model[], cost
 /** Random traffic through one limiter, checked request by request against the models. */
 async function traffic(policies: readonly Policy[], t0: number, steps: readonly RawStep[]) {
   const r = rig(policies);
-  const models = r.resolved.map((p) => MODELS[p.algorithm](p));
+  const models = r.resolved.map((p) => MODELS[p.algorithm as RateAlgorithm](p));
   r.clock.t = t0;
   for (const step of steps) {
     r.clock.t += advance(step, r.resolved);

@@ -10,9 +10,31 @@ export interface StepResult {
 }
 
 /**
+ * The requests in flight one (policy, key) holds, for an algorithm that holds them (see
+ * `AlgorithmStep.holds`): each a lease id and the time its lease ends. It lives beside the packed
+ * state, whose width is fixed, and holds at most `limit` leases: ended ones go as new ones come.
+ */
+export interface LeaseSet {
+  /** Leases kept, ended ones not yet dropped included. */
+  readonly size: number;
+  /** Leases held at `now`: those that end after it. */
+  live(now: number): number;
+  /** When the first lease held at `now` ends; Infinity when none is. */
+  firstEnd(now: number): number;
+  /** When the last lease kept ends; -Infinity when none is kept. */
+  lastEnd(): number;
+  /** Drops the leases ended by `now`, then holds `id` until `end`. */
+  add(id: string, now: number, end: number): void;
+  /** Lets `id` go; false when it held no lease (released already, ended and dropped, or reset). */
+  remove(id: string): boolean;
+}
+
+/**
  * The kernel of an algorithm: reads the state at `data[at .. at + width)` (NaN in the first slot
  * means no state), writes the request's outcome into `out`, and writes the new state back in place
- * if and only if the request is allowed. No I/O, no clock. Returns `out.allowed`.
+ * if and only if the request is allowed. No I/O, no clock. Returns `out.allowed`. An algorithm that
+ * holds requests (`holds`) also reads `leases`, the requests in flight (none when undefined), and
+ * never changes them: the store adds the request's lease once the whole set allowed it.
  */
 export type Kernel = (
   data: Float64Array,
@@ -21,7 +43,22 @@ export type Kernel = (
   policy: ResolvedPolicy,
   cost: number,
   out: Outcome,
+  leases?: LeaseSet,
 ) => boolean;
+
+/**
+ * How an algorithm holds admitted requests until they are released (concurrency). A store keeps a
+ * `LeaseSet` per (policy, key) beside the packed state, passes it to the kernel, and when the whole
+ * request is allowed adds a lease for it (`takes`, `endOf`). A set holds at most one such policy.
+ */
+export interface Holding {
+  /** A new, empty lease set. */
+  create(): LeaseSet;
+  /** Whether a request of `cost` takes a slot. */
+  takes(cost: number): boolean;
+  /** When a lease taken at `now` ends. */
+  endOf(now: number, policy: ResolvedPolicy): number;
+}
 
 /**
  * One algorithm in TypeScript. `step` is the pure form `(state, now, policy, cost) -> { state,
@@ -32,7 +69,13 @@ export interface AlgorithmStep {
   /** How many numbers the state holds. */
   readonly width: number;
   readonly run: Kernel;
-  step(state: State | undefined, now: number, policy: ResolvedPolicy, cost: number): StepResult;
+  step(
+    state: State | undefined,
+    now: number,
+    policy: ResolvedPolicy,
+    cost: number,
+    leases?: LeaseSet,
+  ): StepResult;
   /**
    * Gives back `cost` units to the state that counted them: `countedAt` is the time the units were
    * counted (a Decision's `countedAt`), so that a window opened since is left alone; without it, to
@@ -55,6 +98,8 @@ export interface AlgorithmStep {
   charge(state: State | undefined, now: number, policy: ResolvedPolicy, cost: number): Charge;
   /** From this time on the state is the same as no state at all, and may be dropped. */
   expiresAt(state: State, policy: ResolvedPolicy): number;
+  /** Present when the algorithm holds each admitted request until it is released (concurrency). */
+  readonly holds?: Holding;
 }
 
 /** What `charge` did: the state after it and the units it counted. */
@@ -111,7 +156,15 @@ export interface AlgorithmDefinition<Name extends string = string> extends Algor
    *   (the units counted), `n1, n2, n3` (`n1` nil: nothing to keep) and, when `n1`, `new`.
    *
    * The outputs start as 0 (`n1, n2` nil), so a section assigns only what it sets, and never
-   * declares them `local`. In scope: `INF` (-1), `floor`, `ceil`, `max`, `min`, `fmod`.
+   * declares them `local`. In scope: `INF` (-1), `floor`, `ceil`, `max`, `min`, `fmod`, `call`
+   * (redis.call).
+   *
+   * An algorithm that holds requests (`holds`) keeps its leases in a sorted set of their own, `lkey`
+   * (KEYS[2], member the lease id, score when it ends), which its sections may read, and has two
+   * sections more:
+   * - `-- hold:` runs once the whole request is allowed and its state written: reads `lkey`,
+   *   `lease` (the request's lease id), `now`, `W`, `cost`, `grace` and `n1`, and holds the lease.
+   * - `-- release:` is a script of its own: reads `lkey`, `lease` and `now`, and lets the lease go.
    */
   readonly lua: string;
 }
@@ -149,12 +202,12 @@ export function setOutcome(
 
 /** The pure `step` of a kernel: runs it on a copy of `state`. */
 export function pureStep(width: number, run: Kernel): AlgorithmStep['step'] {
-  return (state, now, policy, cost) => {
+  return (state, now, policy, cost, leases) => {
     const data = new Float64Array(width);
     if (state === undefined) data[0] = Number.NaN;
     else data.set(state);
     const outcome = newOutcome();
-    const allowed = run(data, 0, now, policy, cost, outcome);
+    const allowed = run(data, 0, now, policy, cost, outcome, leases);
     return { state: allowed ? Array.from(data) : state, outcome };
   };
 }

@@ -118,6 +118,7 @@ export class AccessLists<Req> {
       namespace: limiterName,
       policies: Object.freeze([ALLOW_LIST_POLICY]),
       id: `${limiterName}|allow-list`,
+      holder: -1,
     });
     const overlap = allow && deny && firstOverlap(allow.entries, deny.entries);
     if (overlap) {

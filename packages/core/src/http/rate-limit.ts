@@ -49,9 +49,10 @@ export interface HttpResult {
   denied?: boolean;
   error?: unknown;
   /**
-   * Present when a refund may follow or usage records the request: call it once the response has
-   * closed, with its final status, how the request ended and the response (`writeResult` does;
-   * `refund.isFailure` receives the response). Later calls do nothing.
+   * Present when a refund may follow, usage records the request or a slot of a concurrency policy
+   * is held: call it once the response has closed, with its final status, how the request ended and
+   * the response (`writeResult` does; `refund.isFailure` receives the response). It releases the
+   * slot whatever the ending. Later calls do nothing.
    */
   complete?: (statusCode: number, ending?: RequestEnding, response?: NodeResponse) => void;
 }
@@ -279,6 +280,8 @@ export function rateLimit<Req extends object>(
   }
 
   function giveBackAndFail(error: unknown, decision: Decision, grant: Grant): Promise<HttpResult> {
+    // The request goes nowhere: its slot, if it holds one, is free at once.
+    if (decision.release !== undefined) void decision.release();
     return (tookUnits(decision) ? giveBack(grant, decision) : Promise.resolve()).then(() => failed(error));
   }
 
@@ -306,7 +309,19 @@ export function rateLimit<Req extends object>(
     } else if (refund !== undefined && grant.cost > 0 && tookUnits(decision)) {
       result.complete = refundOnClose(refund, req, grant, decision);
     }
+    if (decision.release !== undefined) result.complete = releaseOnClose(decision, result.complete);
     return result;
+  }
+
+  /** The slot of a concurrency policy is released when the response closes, whatever the ending. */
+  function releaseOnClose(
+    decision: Decision,
+    complete: HttpResult['complete'],
+  ): NonNullable<HttpResult['complete']> {
+    return (statusCode, ending, response) => {
+      void decision.release!();
+      complete?.(statusCode, ending, response);
+    };
   }
 
   /**

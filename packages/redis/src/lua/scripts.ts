@@ -34,6 +34,11 @@ import {
  * `{ PERIOD_MISS, now }`, and the store sends the call again with the period that holds that `now`:
  * Redis's own clock decides which period a request falls in.
  *
+ * A set with a concurrency policy (an algorithm that `holds`) keeps its leases in a second key of
+ * the same hash tag, a sorted set (KEYS[2]), touched by the same script: still one command per
+ * decision. Its consume and peek take the request's lease id as ARGV[3] (the parameters follow
+ * from ARGV[4]); a release is one more command, the `release` script, on the sorted set alone.
+ *
  * A set with bans (`ban`: the twin of `applyBanned` in evaluate.ts) keeps a ban slot, 4 more
  * doubles, after the policies' states in the same key, and its ARGV ends with the ban's parameters
  * (BAN_ARGS). A banned key is answered from the slot without running a policy; a denial is counted
@@ -58,6 +63,8 @@ export interface ScriptTexts {
   readonly peek: string;
   readonly refund: string;
   readonly settle: string;
+  /** Sets with a concurrency policy: lets a lease go (KEYS[1] the sorted set of leases). */
+  readonly release?: string;
 }
 
 /** An algorithm's code in the scripts of several policies: its place in the registry, from 1. */
@@ -72,10 +79,14 @@ interface Sections {
   readonly consume: string;
   readonly refund: string;
   readonly charge: string;
+  /** Algorithms that hold requests: runs once the whole request is allowed. */
+  readonly hold?: string;
+  /** Algorithms that hold requests: the release script's body. */
+  readonly release?: string;
 }
 
 /** The parts a script runs: a section of a body, with the state it sees. */
-type Part = Exclude<keyof Sections, 'view'>;
+type Part = Exclude<keyof Sections, 'view' | 'hold' | 'release'>;
 
 const cache = new Map<AlgorithmDefinition, Sections>();
 
@@ -94,12 +105,30 @@ function sections(algorithm: AlgorithmDefinition): Sections {
       );
     }
     const text = (from: number, to?: number) => lines.slice(from, to).join('\n').trim();
-    found = {
-      view: text(0, consume),
-      consume: text(consume, refund),
-      refund: text(refund, charge),
-      charge: text(charge),
-    };
+    if (algorithm.holds === undefined) {
+      found = {
+        view: text(0, consume),
+        consume: text(consume, refund),
+        refund: text(refund, charge),
+        charge: text(charge),
+      };
+    } else {
+      const hold = start('hold');
+      const release = start('release');
+      if (hold < charge || release < hold) {
+        throw new Error(
+          `The Lua body of ${algorithm.name}, which holds requests, needs '-- hold:' and then '-- release:' sections after '-- charge:'.`,
+        );
+      }
+      found = {
+        view: text(0, consume),
+        consume: text(consume, refund),
+        refund: text(refund, charge),
+        charge: text(charge, hold),
+        hold: text(hold, release),
+        release: text(release),
+      };
+    }
     cache.set(algorithm, found);
   }
   return found;
@@ -147,6 +176,32 @@ else
 end`;
 
 const COUNTED_AT = "-- ARGV[3]: when the units were counted, in ms, or '' if unknown";
+const LEASE_ID = "-- ARGV[3]: the request's lease id, held if it takes a slot ('' for a peek)";
+const LEASES = '-- KEYS[2]: its leases: a sorted set of lease ids scored by when they end';
+/** `lkey`, the sorted set of leases, and `lease`, the lease id, when ARGV[3] is one (`extras`). */
+const leaseLocals = (extras: readonly string[]) =>
+  extras[0] === LEASE_ID ? 'local lkey, lease = KEYS[2], ARGV[3]' : 'local lkey = KEYS[2]';
+
+/** The algorithms of `codes` that hold requests (concurrency). */
+const holding = (codes: readonly number[]): AlgorithmDefinition[] =>
+  codes.map((code) => REGISTRY[code - 1]! as AlgorithmDefinition).filter((a) => a.holds !== undefined);
+
+/**
+ * The release script of `algorithm`, which holds requests: KEYS[1] the sorted set of leases, ARGV
+ * now and the lease id. Replies `now`, so the caller can tell a release that came after the lease.
+ */
+function releaseScript(algorithm: AlgorithmDefinition): string {
+  return `-- KEYS[1]: the leases of one (policy set, key): a sorted set of lease ids scored by when they end
+-- ARGV[1]: now in ms, or '' to use Redis TIME
+-- ARGV[2]: the lease id to let go
+${HEAD}
+${NOW}
+local lkey, lease = key, ARGV[2]
+${sections(algorithm).release!}
+return now
+`;
+}
+
 /** A settle's ARGV[2]. */
 const DELTA = 'units to add even past the limit (actual cost - estimate), or to give back when negative';
 /** `at`: a refund's ARGV[3], nil when unknown. */
@@ -173,13 +228,16 @@ const PERIOD_CHECK = `if S and (now < S or now >= S + W) then return { ${PERIOD_
  */
 export function singleScripts(algorithm: AlgorithmDefinition, ban = false): ScriptTexts {
   const { params } = algorithm;
+  const holds = algorithm.holds !== undefined;
+  /** Consume's and peek's ARGV[3] with a concurrency policy: the lease id. */
+  const leaseArg = holds ? [LEASE_ID] : [];
   const header = (operation: string, extras: readonly string[] = [], from = 3 + extras.length) => {
     const banFrom = from + params.length;
-    return `-- KEYS[1]: the state of one (policy, key): 3 binary doubles${ban ? ', then the ban slot: 4 more' : ''}
+    return `-- KEYS[1]: the state of one (policy, key): 3 binary doubles${ban ? ', then the ban slot: 4 more' : ''}${holds ? `\n${LEASES}` : ''}
 -- ARGV[1]: now in ms, or '' to use Redis TIME
 -- ARGV[2]: ${operation}${extras.map((line) => `\n${line}`).join('')}
 ${params.map((p, i) => `-- ARGV[${i + from}]: ${NAMES[p]}`).join('\n')}${ban ? `\n-- ARGV[${banFrom}..${banFrom + BAN_ARGS.length - 1}]: ${BAN_NAMES}` : ''}
-${HEAD}
+${HEAD}${holds ? `\n${leaseLocals(extras)}` : ''}
 ${NOW}
 local ${params.join(', ')} = ${params.map((p, i) => read(p, String(i + from))).join(', ')}${params.includes('S') ? `\n${PERIOD_CHECK}` : ''}${ban ? `\n${banLocals((i) => `ARGV[${banFrom + i}]`)}` : ''}
 local raw = call('GET', key)
@@ -197,7 +255,7 @@ end`;
       ? `struct.pack('${SINGLE_BAN_FORMAT}', ${n}, b1 or NONE, b2 or 0, b3 or 0, b4 or 0)`
       : `struct.pack('<ddd', ${n})`;
   const consume = ban
-    ? `${header('cost')}
+    ? `${header('cost', leaseArg)}
 local cost = ARGV[2] + 0
 ${BANNED_SINGLE}
 ${OUTPUTS}
@@ -210,19 +268,19 @@ ${indent(countDenial("struct.pack('<ddddddd', s1 or NONE, s2 or 0, s3 or 0, b1, 
 end
 ${BAN_END_LUA.trim()}
 new, old = max(new, banEnd), max(old, banEnd)
-${keep(pack('n1, n2, n3'), 'new', 'old')}
+${keep(pack('n1, n2, n3'), 'new', 'old')}${holds ? `\n${sections(algorithm).hold!}` : ''}
 return { 1, remaining, reset, 0, delay, now, 0, 0 }
 `
-    : `${header('cost')}
+    : `${header('cost', leaseArg)}
 local cost = ARGV[2] + 0
 ${OUTPUTS}
 ${block(algorithm, 'consume')}
 -- Denied: nothing is written.
 if ok == 0 then return { 0, remaining, reset, retry, delay, now } end
-${keep("struct.pack('<ddd', n1, n2, n3)", 'new', 'old')}
+${keep("struct.pack('<ddd', n1, n2, n3)", 'new', 'old')}${holds ? `\n${sections(algorithm).hold!}` : ''}
 return { 1, remaining, reset, 0, delay, now }
 `;
-  const peek = `${header('ignored (the cost slot of the shared argument layout)')}
+  const peek = `${header('ignored (the cost slot of the shared argument layout)', leaseArg)}
 ${ban ? `${BANNED_SINGLE}\n` : ''}${peekOne(algorithm, ban)}`;
   const refund = `${header('cost to give back', [COUNTED_AT])}
 local cost = ARGV[2] + 0
@@ -277,7 +335,9 @@ s1, s2, s3 = n1, n2, n3
 ${peekBody(block(algorithm, 'consume'))}
 return { ok, idleRemaining, idleReset, retry, delay, uncharged, now }
 `;
-  return { consume, peek, refund, settle };
+  return holds
+    ? { consume, peek, refund, settle, release: releaseScript(algorithm) }
+    : { consume, peek, refund, settle };
 }
 
 /** The layout of one policy and a ban slot. */
@@ -370,16 +430,20 @@ export const PER_POLICY = 7;
 export function manyScripts(codes: readonly number[], ban = false): ScriptTexts {
   // With bans, the ban slot follows the policies' 3 * n doubles: `width` in all.
   const width = ban ? 'width' : '3 * n';
+  const holders = holding(codes);
+  const holds = holders.length > 0;
+  /** Consume's and peek's ARGV[3] with a concurrency policy: the lease id. */
+  const leaseArg = holds ? [LEASE_ID] : [];
   const header = (
     operation: string,
     extras: readonly string[] = [],
     from = 3 + extras.length,
-  ) => `-- KEYS[1]: the state of one (policy set, key): 3 binary doubles per policy${ban ? ', then the ban slot: 4 more' : ''}
+  ) => `-- KEYS[1]: the state of one (policy set, key): 3 binary doubles per policy${ban ? ', then the ban slot: 4 more' : ''}${holds ? `\n${LEASES}` : ''}
 -- ARGV[1]: now in ms, or '' to use Redis TIME
 -- ARGV[2]: ${operation}${extras.map((line) => `\n${line}`).join('')}
 -- ARGV[${from}..]: per policy: algorithm code, limit, window ms, burst, delay (1/0), shadow (1/0),
 -- period start${ban ? `\n-- the last ${BAN_ARGS.length} ARGV: ${BAN_NAMES}` : ''}
-${HEAD}
+${HEAD}${holds ? `\n${leaseLocals(extras)}` : ''}
 ${NOW}
 local n = (#ARGV - ${from - 1}${ban ? ` - ${BAN_ARGS.length}` : ''}) / ${PER_POLICY}${
     ban ? `\nlocal width = 3 * n + 4\n${banLocals((i) => `ARGV[#ARGV - ${BAN_ARGS.length - 1 - i}]`)}` : ''
@@ -430,11 +494,23 @@ ${indent(banned('left', '0'), 2)}
 end
 `;
 
-  const consume = `${header('cost')}
+  const from = 3 + leaseArg.length;
+  // Once the whole request is allowed, the policy that holds requests takes its lease.
+  const hold = holders.map(
+    (a) => `
+  for i = 1, n do
+${policy(4, from)}
+    if code == ${codeOf(a)} then
+      local n1 = states[j]
+${indent(sections(a).hold!, 6)}
+    end
+  end`,
+  );
+  const consume = `${header('cost', leaseArg)}
 local cost = ARGV[2] + 0
 ${ban ? bannedAtEntry : ''}local out, states, allowed, keyOld, keyNew, shadowed = {}, {}, true, 0, 0, false
 for i = 1, n do
-${policy(2)}
+${policy(2, from)}
   ${OUTPUTS}
 ${dispatch(codes, 'consume', 2)}
   local o = 5 * i - 5
@@ -457,7 +533,7 @@ if allowed then
     local ttl = call('PTTL', key)
     if ttl > 0 then keyNew = max(keyNew, now + ttl - grace) end
   end
-${indent(ban ? ALLOWED_BAN_WRITE : '', 2)}${indent(write('states', 'keyNew', 'keyOld'), 2)}
+${indent(ban ? ALLOWED_BAN_WRITE : '', 2)}${indent(write('states', 'keyNew', 'keyOld'), 2)}${hold.join('')}
   return out
 end
 -- Denied as a whole, so nothing is written, and the policies that allowed report their state
@@ -465,7 +541,7 @@ end
 for i = 1, n do
   local o = 5 * i - 5
   if out[o + 1] == 1 then
-${policy(4)}
+${policy(4, from)}
     local cost = 0
     ${OUTPUTS}
 ${dispatch(codes, 'consume', 4)}
@@ -483,10 +559,10 @@ end
     : ''
 }return out
 `;
-  const peek = `${header('ignored (the cost slot of the shared argument layout)')}
+  const peek = `${header('ignored (the cost slot of the shared argument layout)', leaseArg)}
 ${ban ? bannedAtEntry : ''}local out = {}
 for i = 1, n do
-${policy(2)}
+${policy(2, from)}
 ${peekBody(dispatch(codes, 'consume', 0), 2)}
   local o = 5 * i - 5
   out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = ok, idleRemaining, idleReset, retry, delay
@@ -584,7 +660,10 @@ end
 out[6 * n + 1] = now
 return out
 `;
-  return { consume, peek, refund, settle };
+  const release = holders[0] === undefined ? undefined : releaseScript(holders[0]);
+  return release === undefined
+    ? { consume, peek, refund, settle }
+    : { consume, peek, refund, settle, release };
 }
 
 /** Several policies, allowed, with bans: the ban slot is stored as it was; the key lives as long as it matters. */
