@@ -15,7 +15,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { pace } from '@tollgate/client';
-import type { Algorithm } from '@tollgate/core';
+import type { RateAlgorithm } from '@tollgate/core';
 import { rateLimit } from '@tollgate/express';
 import Bottleneck from 'bottleneck';
 import express from 'express';
@@ -91,7 +91,10 @@ function listen(server: Server): Promise<string> {
 }
 
 /** One run: a fresh tollgate server, eight callers for WINDOWS windows. */
-async function quotaRun(subject: Subject, algorithm: Algorithm): Promise<{ used: number; limited: number }> {
+async function quotaRun(
+  subject: Subject,
+  algorithm: RateAlgorithm,
+): Promise<{ used: number; limited: number }> {
   const statuses: number[] = [];
   const allowedAt: number[] = [];
   const app = express();
@@ -149,7 +152,7 @@ const rotate = <T>(items: readonly T[], by: number): T[] =>
 const log = (line = '') => console.log(line);
 
 log(`bench:client: ${ROUNDS} rounds, ${WINDOWS} windows of ${WINDOW} ms, ${CALLERS} callers, limit ${LIMIT}`);
-for (const algorithm of ['fixed-window', 'token-bucket'] as Algorithm[]) {
+for (const algorithm of ['fixed-window', 'token-bucket'] as RateAlgorithm[]) {
   const used = new Map<string, number[]>();
   const limited = new Map<string, number[]>();
   for (let round = 0; round < ROUNDS; round++) {

@@ -744,8 +744,11 @@ class LimiterImpl implements Limiter {
         );
       }
     }
-    // A shadow policy never denies, so an estimate above its capacity costs nothing.
-    const over = set.policies.find((p) => p.mode !== 'shadow' && estimate > capacityOf(p));
+    // A shadow policy never denies, so an estimate above its capacity costs nothing; a concurrency
+    // policy takes one slot whatever the estimate.
+    const over = set.policies.find(
+      (p, i) => p.mode !== 'shadow' && i !== set.holder && estimate > capacityOf(p),
+    );
     if (over !== undefined) {
       this.warner.warn(
         WARNINGS.ESTIMATE_ABOVE_CAPACITY,

@@ -267,3 +267,30 @@ describe('the denied-key cache never holds a concurrency denial', () => {
     expect(cached.reason).toBe('blocked-cache');
   });
 });
+
+describe('reservations on a set with a concurrency policy', () => {
+  test('settle or release frees the slot; the estimate is no slot count (no capacity warning)', async () => {
+    const warnings: string[] = [];
+    const limiter = createLimiter({
+      store: new MemoryStore({ clock: () => 0 }),
+      policies: [
+        { name: 'cc', algorithm: 'concurrency', limit: 1, lease: '1m' },
+        { name: 'tokens', limit: 10_000, window: '1m' },
+      ],
+      logger: { warn: (m) => warnings.push(m), error: (m) => warnings.push(m) },
+    });
+    const first = await limiter.reserve('k', { cost: 2000 });
+    expect(first.decision.allowed).toBe(true);
+    expect((await limiter.reserve('k', { cost: 10 })).decision.policies.map((p) => p.allowed)).toEqual([
+      false,
+      true,
+    ]);
+    const settled = await first.settle(2500);
+    expect(settled.policies[1]!.remaining).toBe(7500);
+    const second = await limiter.reserve('k', { cost: 100 });
+    expect(second.decision.allowed).toBe(true);
+    await second.release();
+    expect((await limiter.peek('k')).policies[0]!.remaining).toBe(1);
+    expect(warnings).toEqual([]);
+  });
+});
