@@ -232,6 +232,38 @@ describe('Redis killed mid-run, then restarted on the same port', () => {
     expect((await limiter.peek('r')).remaining).toBe(975);
   });
 
+  test('concurrency (issue 12): releases while Redis is down never reject; after the restart the scripts load again and slots count from Redis', async ({
+    onTestFinished,
+  }) => {
+    const server = await ownRedis(onTestFinished);
+    const client = await ioredis(server.port, onTestFinished);
+    const prefix = guard.watch(client);
+    const { limiter, logged } = redisLimiter(client, {
+      prefix,
+      policies: { algorithm: 'concurrency', limit: 3, lease: '30s' },
+    });
+    const held = await Promise.all([1, 2, 3].map(() => limiter.consume('c')));
+    expect(held.every((d) => d.allowed && d.reason === undefined && d.release !== undefined)).toBe(true);
+    expect((await limiter.consume('c')).allowed).toBe(false);
+    await server.kill();
+    const at = performance.now();
+    await Promise.all(held.map((d) => d.release!()));
+    expect(performance.now() - at, 'ms until the releases gave up').toBeLessThanOrEqual(BOUND_MS);
+    expect(logged.some((m) => m.includes('Release of a slot'))).toBe(true);
+    // Let through while Redis is down (fail-open): no slot held, nothing to release.
+    const during = await limiter.consume('c');
+    expect(during.reason).toBe('store-error');
+    expect(during.release).toBeUndefined();
+    await server.restart();
+    const { elapsed } = await untilFromStore(limiter, 'probe');
+    expect(elapsed).toBeLessThanOrEqual(RECOVERY_MS);
+    // The restarted Redis kept nothing (no persistence): three slots, then a denial to the millisecond.
+    const after = await Promise.all([1, 2, 3, 4].map(() => limiter.consume('c')));
+    expect(after.map((d) => d.allowed).sort()).toEqual([false, true, true, true]);
+    await Promise.all(after.map((d) => d.release?.()));
+    expect((await limiter.peek('c')).remaining).toBe(3);
+  });
+
   test("with a MemoryStore fallback, limits still hold (reason 'fallback'); back to Redis within 2 s", async ({
     onTestFinished,
   }) => {

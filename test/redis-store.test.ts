@@ -790,6 +790,69 @@ describe('RedisStore on a dedicated server', () => {
     }
   });
 
+  it('a set with a concurrency policy costs one command per decision, plus one per release (issue 12)', async () => {
+    const ioClient = await connectedIoredis(server.port);
+    const nodeClient = await connectedNodeRedis(server.port);
+    const policies: Policy[] = [
+      { name: 'in-flight', algorithm: 'concurrency', limit: 100, lease: '1m' },
+      { name: 'rate', limit: 1000, window: '1m' },
+    ];
+    for (const client of [ioClient, nodeClient]) {
+      const limiter = createLimiter({
+        policies,
+        store: new RedisStore({ client, prefix: prefix() }),
+        blockedCache: false,
+        logger: { warn() {}, error() {} },
+      });
+      // ioredis sends each script with EVAL the first time on a connection, EVALSHA after.
+      await (await limiter.consume('warm-up')).release?.();
+      await limiter.peek('warm-up');
+      await admin.config('RESETSTAT');
+      const before = await evalCalls();
+      const seen = await commandsDuring(async () => {
+        const held = [];
+        for (let i = 0; i < 20; i++) held.push(await limiter.consume(`user-${i % 4}`));
+        expect(held.every((d) => d.allowed && d.release !== undefined)).toBe(true);
+        for (const decision of held) await decision.release!();
+        // Released twice: nothing more is sent.
+        for (const decision of held.slice(0, 5)) await decision.release!();
+        await Promise.all(Array.from({ length: 10 }, (_, i) => limiter.consume(`user-${i}`, { cost: 0 })));
+      });
+      // 20 consumes + 20 releases + 10 cost-0 consumes (which hold nothing, so release nothing).
+      expect(seen).toEqual(Array(50).fill('evalsha'));
+      expect((await evalCalls()) - before).toBe(50);
+    }
+  });
+
+  it('a concurrency policy across SCRIPT FLUSH: every slot counted and released (ioredis, node-redis)', async () => {
+    for (const client of [await connectedIoredis(server.port), await connectedNodeRedis(server.port)]) {
+      const errors: StoreError[] = [];
+      const store = new RedisStore({ client, prefix: prefix(), onError: (e) => errors.push(e) });
+      const limiter = createLimiter({
+        policies: [
+          { name: 'in-flight', algorithm: 'concurrency', limit: 3, lease: '1m' },
+          { name: 'rate', algorithm: 'fixed-window', limit: 1000, window: '1h' },
+        ],
+        store,
+        blockedCache: false,
+        logger: { warn() {}, error() {} },
+      });
+      for (let round = 0; round < 5; round++) {
+        await admin.script('FLUSH');
+        const held = await Promise.all([1, 2, 3, 4].map(() => limiter.consume('user')));
+        expect(held.map((d) => d.allowed).sort()).toEqual([false, true, true, true]);
+        await admin.script('FLUSH');
+        await Promise.all(held.map((d) => d.release?.()));
+        await admin.script('FLUSH');
+        expect((await limiter.peek('user')).policies.map((p) => p.remaining)).toEqual([
+          3,
+          1000 - 3 * (round + 1),
+        ]);
+      }
+      expect(errors).toEqual([]);
+    }
+  });
+
   it('answers every request across SCRIPT FLUSH (ioredis, auto-pipelined ioredis, node-redis)', async () => {
     const clients = [
       await connectedIoredis(server.port),
