@@ -4,7 +4,14 @@
  * throwaway server whose memory limit is lowered below what it uses once the keys are in place.
  */
 import { randomUUID } from 'node:crypto';
-import { createLimiter, type Policy, resolvePolicySet, StoreError } from '@tollgate/core/internal';
+import {
+  type ConsumeInfo,
+  createLimiter,
+  type Policy,
+  resolveBan,
+  resolvePolicySet,
+  StoreError,
+} from '@tollgate/core/internal';
 import { RedisStore } from '@tollgate/redis';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +32,10 @@ const LAYOUTS: [string, Policy | Policy[]][] = [
   ],
 ];
 
+/** Layouts with bans: the third denial within a minute bans for an hour. */
+const BAN_LAYOUTS: [string, Policy | Policy[]][] = [LAYOUTS[0]!, LAYOUTS[4]!];
+const BAN = resolveBan({ after: 3, within: '1m', for: '1h' }).ban;
+
 describe('RedisStore under Redis OOM (maxmemory-policy noeviction)', () => {
   let server: RedisServer;
   let client: Redis;
@@ -42,6 +53,15 @@ describe('RedisStore under Redis OOM (maxmemory-policy noeviction)', () => {
         expect((await store.consume('blocked', set, 1)).every((o) => o.allowed)).toBe(true);
       expect((await store.consume('blocked', set, 1)).every((o) => o.allowed)).toBe(false);
       await store.consume('open', set, 1);
+    }
+    // With bans: a key banned, and a key at its limit with one denial counted (of the 3 that ban).
+    for (const [, policies] of BAN_LAYOUTS) {
+      const set = resolvePolicySet(policies, 'oom', 'policies', undefined, BAN);
+      for (let i = 0; i < 8; i++) await store.consume('banned', set, 1);
+      const info: ConsumeInfo = {};
+      await store.peek('banned', set, info);
+      expect(info.banLeftMs).toBeGreaterThan(3_590_000);
+      for (let i = 0; i < 6; i++) await store.consume('counting', set, 1);
     }
     // Now full: every write that could grow memory is refused.
     await client.config('SET', 'maxmemory', '1');
@@ -78,6 +98,31 @@ describe('RedisStore under Redis OOM (maxmemory-policy noeviction)', () => {
         expect(failure).toBeInstanceOf(StoreError);
         expect(String((failure as StoreError).cause)).toMatch(/OOM/);
       }
+    },
+  );
+
+  it.each(BAN_LAYOUTS)(
+    '%s with bans: a banned key stays banned, and denials are answered uncounted (the ban slot is written by pcall)',
+    async (_name, policies) => {
+      const store = new RedisStore({ client, prefix });
+      const set = resolvePolicySet(policies, 'oom', 'policies', undefined, BAN);
+      const banned = store.keyFor('banned', set);
+      const counting = store.keyFor('counting', set);
+      const before = [await client.getBuffer(banned), await client.getBuffer(counting)];
+      for (let i = 0; i < 5; i++) {
+        const info: ConsumeInfo = {};
+        const outcomes = await store.consume('banned', set, 1, info);
+        expect(outcomes.every((o) => !o.allowed)).toBe(true);
+        expect(info.banLeftMs).toBeGreaterThan(3_500_000);
+      }
+      // 5 more denials, each answered; none is counted (the write is refused), so none bans.
+      for (let i = 0; i < 5; i++) {
+        const info: ConsumeInfo = {};
+        const outcomes = await store.consume('counting', set, 1, info);
+        expect(outcomes.some((o) => !o.allowed)).toBe(true);
+        expect([info.banLeftMs, info.banOffence]).toEqual([0, 0]);
+      }
+      expect([await client.getBuffer(banned), await client.getBuffer(counting)]).toEqual(before);
     },
   );
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { STEPS } from './algorithms/index.js';
 import { bannedOutcomes } from './ban/kernel.js';
 import { type BanConfig, resolveBan } from './ban/options.js';
 import { checkOptions, durationOption } from './check-options.js';
@@ -375,7 +376,11 @@ export function createLimiter(options: LimiterOptions): Limiter {
  * for hammering that policy is refused by the policy itself for longer than by the ban.
  */
 function warnShortBan(set: PolicySet, { ban }: BanConfig, warner: Warner): void {
-  const longest = set.policies.reduce((a, p) => (p.window > a.window ? p : a));
+  // Windows refuse an exhausted client for up to their length; a bucket only until its next unit
+  // (window / limit), and a shadow policy never: only enforced windows say what a ban must outlast.
+  const windows = set.policies.filter((p) => p.mode !== 'shadow' && !STEPS[p.algorithm].params.includes('B'));
+  if (windows.length === 0) return;
+  const longest = windows.reduce((a, p) => (p.window > a.window ? p : a));
   if (ban.max >= longest.window) return;
   warner.warn(
     WARNINGS.BAN_SHORT,

@@ -294,6 +294,19 @@ describe('options', () => {
       { policies: { limit: 100, window: '1h' }, logger },
     );
     expect(warned).toEqual([]);
+    // Buckets refuse only until their next unit, shadow policies never: no warning for them.
+    make(
+      { after: 3, within: '1m', for: '10m' },
+      {
+        policies: [
+          { name: 'tb', algorithm: 'token-bucket', limit: 1000, window: '1h' },
+          { name: 'sh', limit: 100, window: '1h', mode: 'shadow' },
+          { name: 'sw', limit: 10, window: '1m' },
+        ],
+        logger,
+      },
+    );
+    expect(warned).toEqual([]);
   });
 
   test('automatic bans turn the denied-key cache off; asking for it warns TOLLGATE_BAN_BLOCKED_CACHE', async () => {
