@@ -273,6 +273,35 @@ describe('SCRIPT FLUSH between requests fails no request', () => {
         expect(settled.remaining).toBeGreaterThanOrEqual(LIMIT - 5);
         expect(settled.remaining).toBeLessThanOrEqual(LIMIT - 4);
       }
+
+      // Bans (issue 13): the scripts of a set with bans, and the ban script, load themselves again.
+      const prefix = guard.watch(admin);
+      const banning = createLimiter({
+        policies: { algorithm: 'fixed-window', limit: 2, window: '1h' },
+        store: new RedisStore({ client, prefix }),
+        ban: { after: 2, within: '1h', for: '1h', recheck: 1 },
+        blockedCache: false,
+        logger: quietLogger,
+      });
+      const first = await banning.consume('banned');
+      const [held] = await keysUnder(admin, prefix);
+      const flushed = async <T>(call: () => Promise<T>): Promise<T> => {
+        expect(await held!.node.script('FLUSH')).toBe('OK');
+        return call();
+      };
+      const answers = [first];
+      for (let i = 0; i < 3; i++) answers.push(await flushed(() => banning.consume('banned')));
+      expect(answers.map((d) => [d.allowed, d.reason])).toEqual([
+        [true, undefined],
+        [true, undefined],
+        [false, undefined],
+        [false, 'banned'],
+      ]);
+      expect((await flushed(() => banning.peek('banned'))).reason).toBe('banned');
+      await flushed(() => banning.unban('banned'));
+      expect((await flushed(() => banning.consume('banned'))).reason).toBeUndefined();
+      await flushed(() => banning.ban('banned', '1m'));
+      expect((await flushed(() => banning.consume('banned'))).reason).toBe('banned');
     } finally {
       await close();
     }
