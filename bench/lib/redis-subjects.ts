@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { RedisStore as RlrStore } from 'rate-limit-redis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
-import { createLimiter, type RateAlgorithm } from '../../packages/core/src/index.ts';
+import { createLimiter, type Policy, type RateAlgorithm } from '../../packages/core/src/index.ts';
 import { RedisStore } from '../../packages/redis/src/index.ts';
 
 /**
@@ -19,6 +19,8 @@ export interface RedisSubjectInfo {
   label: string;
   /** What exactly is called, for the report. */
   call: string;
+  /** Redis commands one call should send: 1 (a decision), or 2 (a decision and its release). */
+  commands?: number;
   create(client: Redis): RedisSubject | Promise<RedisSubject>;
 }
 
@@ -30,6 +32,28 @@ function tollgate(algorithm: RateAlgorithm): RedisSubjectInfo['create'] {
     const store = new RedisStore({ client, prefix: `bench:tg:${algorithm}:` });
     const limiter = createLimiter({ policies: { limit: HUGE, window: WINDOW_MS, algorithm }, store });
     return { consume: (key) => limiter.consume(key), close: async () => undefined };
+  };
+}
+
+/** Two rate policies, all or nothing: the set the concurrency subject adds a policy to. */
+const RATE_SET: Policy[] = [
+  { name: 'sliding', limit: HUGE, window: WINDOW_MS },
+  { name: 'fixed', algorithm: 'fixed-window', limit: HUGE, window: WINDOW_MS },
+];
+
+/** A limiter on `policies`; with `release`, each call also frees the slot its decision holds. */
+function tollgateSet(policies: Policy[], name: string, release: boolean): RedisSubjectInfo['create'] {
+  return (client) => {
+    const store = new RedisStore({ client, prefix: `bench:tg:${name}:` });
+    const limiter = createLimiter({ policies, store });
+    const consume = release
+      ? async (key: string) => {
+          const decision = await limiter.consume(key);
+          await decision.release?.();
+          return decision;
+        }
+      : (key: string) => limiter.consume(key);
+    return { consume, close: async () => undefined };
   };
 }
 
@@ -60,6 +84,21 @@ export const REDIS_SUBJECTS = {
       });
       return { consume: (key) => limiter.consume(key), close: async () => undefined };
     },
+  },
+  'tollgate-set': {
+    label: 'tollgate set',
+    call: "policies: [{ limit: 1e9, window: '1h' }, { algorithm: 'fixed-window', limit: 1e9, window: '1h' }] (two rate policies, all or nothing)",
+    create: tollgateSet(RATE_SET, 'set', false),
+  },
+  'tollgate-concurrency': {
+    label: 'tollgate set+cc',
+    call: "the same set and { algorithm: 'concurrency', limit: 1e9, lease: '1h' }: consume, then decision.release() (a call is a decision and its release: 2 commands)",
+    commands: 2,
+    create: tollgateSet(
+      [...RATE_SET, { name: 'in-flight', algorithm: 'concurrency', limit: HUGE, lease: WINDOW_MS }],
+      'cc',
+      true,
+    ),
   },
   rlr: {
     label: 'rate-limit-redis',
