@@ -26,6 +26,7 @@ import {
   type Limiter,
   MemoryStore,
   type Policy,
+  type RatePolicy,
   type Reservation,
   type Store,
 } from '@tollgate/core';
@@ -78,7 +79,7 @@ const seen = (d: Decision, settled = false) => ({
 });
 
 describe('MemoryStore and RedisStore decide identically with every new capability in one set', () => {
-  const policy: fc.Arbitrary<Policy> = fc.oneof(
+  const policy: fc.Arbitrary<RatePolicy> = fc.oneof(
     fc.record({
       algorithm: fc.constant('fixed-window' as const),
       limit: fc.integer({ min: 1, max: 5 }),
