@@ -11,6 +11,7 @@
  * - Over HTTP: a calendar month beside a shadow policy with bans and `settle`, each answer's
  *   `tollgate:decision` result, a status endpoint that counts nothing while the key is banned, and
  *   usage counting every result.
+ * - A ban beside a calendar and a shadow policy outlives a Redis killed and restarted (AOF on).
  */
 import { randomUUID } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
@@ -38,6 +39,7 @@ import fc from 'fast-check';
 import { Cluster, Redis } from 'ioredis';
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startRedis } from './support/redis-servers.ts';
 
 const quiet = { warn: () => undefined, error: () => undefined };
 const NY = 'America/New_York';
@@ -155,12 +157,14 @@ describe('MemoryStore and RedisStore decide identically with every new capabilit
           async (drawn, banOptions, start, ops) => {
             let now = start;
             const clock = () => now;
-            const policies = drawn.map(([p, mode, maxDebt], i) => ({
-              ...p,
-              mode,
-              name: `p${i}`,
-              ...(maxDebt === undefined ? {} : { maxDebt }),
-            }));
+            const policies = drawn.map(
+              ([p, mode, maxDebt], i): RatePolicy => ({
+                ...(p as RatePolicy),
+                mode,
+                name: `p${i}`,
+                ...(maxDebt === undefined ? {} : { maxDebt }),
+              }),
+            );
             const make = (store: Store): Limiter =>
               createLimiter({
                 store,
@@ -449,5 +453,55 @@ describe('over HTTP: a calendar month, a shadow policy, bans and settle, watched
       await new Promise((resolve) => server.close(resolve));
       await usage.close();
     }
+  });
+});
+
+describe('a ban beside a calendar and a shadow policy outlives a Redis killed and restarted (AOF on)', () => {
+  it('another process (a fresh limiter) is refused for the ban left, from Redis', async ({
+    onTestFinished,
+  }) => {
+    const server = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+    onTestFinished(() => server.stop());
+    const client = new Redis({ host: '127.0.0.1', port: server.port, lazyConnect: true });
+    client.on('error', () => undefined);
+    onTestFinished(() => client.disconnect());
+    await client.connect();
+    const prefix = `review-restart:${randomUUID()}:`;
+    const make = () =>
+      createLimiter({
+        policies: [
+          { name: 'day', algorithm: 'fixed-window', limit: 2, window: { calendar: 'day', timeZone: NY } },
+          { name: 'trial', limit: 1, window: '1h', mode: 'shadow' },
+        ],
+        store: new RedisStore({ client, prefix }),
+        ban: { after: 2, within: '1m', for: '1d' },
+        logger: quiet,
+      });
+    const first = make();
+    const results = [];
+    for (let i = 0; i < 4; i++) {
+      const d = await first.consume('k');
+      results.push([d.allowed, d.reason, d.shadowLimited]);
+    }
+    expect(results).toEqual([
+      [true, undefined, undefined],
+      [true, undefined, ['trial']],
+      [false, undefined, ['trial']],
+      [false, 'banned', undefined],
+    ]);
+    await server.kill();
+    await server.restart();
+    const second = make();
+    let d = await second.consume('k');
+    for (
+      const deadline = performance.now() + 5_000;
+      d.reason === 'store-error' && performance.now() < deadline;
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      d = await second.consume('k');
+    }
+    expect([d.allowed, d.reason]).toEqual([false, 'banned']);
+    expect(d.retryAfterMs).toBeGreaterThan(86_400_000 - 10_000);
+    expect(d.retryAfterMs).toBeLessThanOrEqual(86_400_000);
   });
 });
