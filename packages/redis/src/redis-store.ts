@@ -494,7 +494,8 @@ export class RedisStore implements Store {
       call.resolve(undefined);
       return;
     }
-    const settlement = operation === 'settle' ? toSettlement(reply, layout.size) : undefined;
+    const settled = operation === 'settle' ? toSettlement(reply, layout.size, layout.ban) : undefined;
+    const settlement = settled?.settlement;
     const outcomes =
       operation === 'settle' ? settlement?.outcomes : toOutcomes(reply, layout.size, layout.ban, call.info);
     if (outcomes === undefined) {
@@ -503,7 +504,7 @@ export class RedisStore implements Store {
     } else {
       // A calendar policy's window is the period the script counted in, the one sent (a banned key
       // ran no policy).
-      const banned = call.info?.banLeftMs !== undefined && call.info.banLeftMs > 0;
+      const banned = (call.info?.banLeftMs ?? settled?.banLeftMs ?? 0) > 0;
       if (!banned)
         for (const slot of layout.periods)
           outcomes[slot.policy]!.windowMs = Number(call.argv[call.base + slot.w]);
@@ -567,13 +568,20 @@ function periodMiss(reply: unknown): number | undefined {
   return Number.isFinite(now) ? now : undefined;
 }
 
-/** A settle script's reply: a peek's 5 integers per policy, then each policy's uncharged units, then now. */
-function toSettlement(reply: unknown, size: number): Settlement | undefined {
-  if (!Array.isArray(reply) || reply.length !== size * 6 + 1) return undefined;
+/**
+ * A settle script's reply: a peek's 5 integers per policy, then each policy's uncharged units, then
+ * now, then with bans the ban left (0: not banned).
+ */
+function toSettlement(
+  reply: unknown,
+  size: number,
+  ban: boolean,
+): { settlement: Settlement; banLeftMs: number } | undefined {
+  if (!Array.isArray(reply) || reply.length !== size * 6 + (ban ? 2 : 1)) return undefined;
   const outcomes = toOutcomes([...reply.slice(0, size * 5), reply[size * 6]], size, false, undefined);
   if (outcomes === undefined) return undefined;
   const uncharged = reply.slice(size * 5, size * 6).map(Number);
-  return { outcomes, uncharged };
+  return { settlement: { outcomes, uncharged }, banLeftMs: ban ? Number(reply[size * 6 + 1]) : 0 };
 }
 
 /**

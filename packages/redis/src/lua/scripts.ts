@@ -330,10 +330,10 @@ elseif raw then
   call('DEL', key)
 end`
   }
--- What a cost-1 request gets now.${ban ? '\nif b1 and b1 > now then return { 0, 0, b1 - now, b1 - now, 0, uncharged, now } end' : ''}
+-- What a cost-1 request gets now${ban ? ', then the ban left (0: none)' : ''}.${ban ? '\nif b1 and b1 > now then return { 0, 0, b1 - now, b1 - now, 0, uncharged, now, b1 - now } end' : ''}
 s1, s2, s3 = n1, n2, n3
 ${peekBody(block(algorithm, 'consume'))}
-return { ok, idleRemaining, idleReset, retry, delay, uncharged, now }
+return { ok, idleRemaining, idleReset, retry, delay, uncharged, now${ban ? ', 0' : ''} }
 `;
   return holds
     ? { consume, peek, refund, settle, release: releaseScript(algorithm) }
@@ -645,7 +645,7 @@ if b1 and b1 > now then
     local o, left = 5 * i - 5, b1 - now
     out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = 0, 0, left, left, 0
   end
-  out[6 * n + 1] = now
+  out[6 * n + 1], out[6 * n + 2] = now, b1 - now
   return out
 end`
       : ''
@@ -657,7 +657,7 @@ ${peekBody(dispatch(codes, 'consume', 0), 2)}
   local o = 5 * i - 5
   out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = ok, idleRemaining, idleReset, retry, delay
 end
-out[6 * n + 1] = now
+out[6 * n + 1] = now${ban ? '\nout[6 * n + 2] = 0' : ''}
 return out
 `;
   const release = holders[0] === undefined ? undefined : releaseScript(holders[0]);
