@@ -4,7 +4,8 @@
  * MemoryStore and on a real Redis and Redis Cluster, through the limiter and over HTTP (Express and
  * Koa), with the events, the status endpoint and usage watching.
  *
- * - The two stores decide identically on random traffic mixing every one of them (the Redis
+ * - The two stores decide identically on random traffic mixing every one of them, and a concurrency
+ *   policy whose slots are released or left to their lease (the Redis
  *   several-policy scripts, 7 values per policy, with and without a ban slot).
  * - SCRIPT FLUSH before every call of a set with bans (a lone shadow policy, a lone calendar policy,
  *   a calendar + shadow + bucket set) fails nothing, on Redis TIME.
@@ -128,6 +129,7 @@ describe('MemoryStore and RedisStore decide identically with every new capabilit
       'ban',
       'unban',
       'reset',
+      'release',
     ),
     cost: fc.integer({ min: 0, max: 4 }),
     actual: fc.integer({ min: 0, max: 10 }),
@@ -139,8 +141,10 @@ describe('MemoryStore and RedisStore decide identically with every new capabilit
     ['Redis', 150, () => redis],
     ['Redis Cluster', 60, () => cluster],
   ] as const)(
-    '%s: calendar + shadow + maxDebt + bans, reserve/settle, refunds counted at',
+    '%s: calendar + shadow + maxDebt + bans + concurrency, reserve/settle, releases, refunds counted at',
     async (_name, runs, client) => {
+      /** Slots taken and released across the runs: so that a generator that reaches none shows. */
+      const slots = { held: 0, released: 0 };
       await fc.assert(
         fc.asyncProperty(
           fc.array(
@@ -152,9 +156,13 @@ describe('MemoryStore and RedisStore decide identically with every new capabilit
             { minLength: 1, maxLength: 3 },
           ),
           ban,
+          fc.option(
+            fc.record({ limit: fc.integer({ min: 1, max: 3 }), lease: fc.integer({ min: 1, max: 5000 }) }),
+            { nil: undefined },
+          ),
           fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }),
           fc.array(op, { minLength: 1, maxLength: 30 }),
-          async (drawn, banOptions, start, ops) => {
+          async (drawn, banOptions, concurrency, start, ops) => {
             let now = start;
             const clock = () => now;
             const policies = drawn.map(
@@ -165,10 +173,14 @@ describe('MemoryStore and RedisStore decide identically with every new capabilit
                 ...(maxDebt === undefined ? {} : { maxDebt }),
               }),
             );
+            const all: Policy[] =
+              concurrency === undefined
+                ? policies
+                : [...policies, { name: 'flight', algorithm: 'concurrency', ...concurrency }];
             const make = (store: Store): Limiter =>
               createLimiter({
                 store,
-                policies,
+                policies: all,
                 blockedCache: false,
                 logger: quiet,
                 ...(banOptions === undefined ? {} : { ban: { ...banOptions, recheck: false } }),
@@ -182,12 +194,21 @@ describe('MemoryStore and RedisStore decide identically with every new capabilit
               expect(seen(b, settled), log.join('\n')).toEqual(seen(a, settled));
             let last: [Decision | undefined, Decision | undefined] = [undefined, undefined];
             const pending: [Reservation, Reservation, number][] = [];
+            /** Decisions holding a slot of the concurrency policy, oldest first. */
+            const held: [Decision, Decision][] = [];
+            const hold = (a: Decision, b: Decision) => {
+              expect(typeof b.release, log.join('\n')).toBe(typeof a.release);
+              if (a.release === undefined) return;
+              held.push([a, b]);
+              slots.held++;
+            };
             for (const { advance, kind, cost, actual, later } of ops) {
               now += advance;
               log.push(`+${advance} ms: ${kind} cost ${cost} actual ${actual}${later ? ' later' : ''}`);
               if (kind === 'consume') {
                 last = [await memory.consume('k', { cost }), await remote.consume('k', { cost })];
                 same(last[0]!, last[1]!);
+                hold(last[0]!, last[1]!);
               } else if (kind === 'peek') {
                 same(await memory.peek('k'), await remote.peek('k'));
               } else if (kind === 'refund') {
@@ -200,6 +221,7 @@ describe('MemoryStore and RedisStore decide identically with every new capabilit
                 const a = await memory.reserve('k', { cost });
                 const b = await remote.reserve('k', { cost });
                 same(a.decision, b.decision);
+                hold(a.decision, b.decision);
                 if (later) pending.push([a, b, actual]);
                 else same(await a.settle(actual), await b.settle(actual), true);
               } else if (kind === 'ban' || kind === 'unban') {
@@ -211,6 +233,11 @@ describe('MemoryStore and RedisStore decide identically with every new capabilit
                   await memory.unban('k');
                   await remote.unban('k');
                 }
+              } else if (kind === 'release') {
+                const [a, b] = held.shift() ?? [];
+                if (a !== undefined) slots.released++;
+                await a?.release?.();
+                await b?.release?.();
               } else {
                 await memory.reset('k');
                 await remote.reset('k');
@@ -226,6 +253,8 @@ describe('MemoryStore and RedisStore decide identically with every new capabilit
         ),
         { numRuns: runs },
       );
+      expect(slots.held).toBeGreaterThan(20);
+      expect(slots.released).toBeGreaterThan(5);
     },
   );
 });
