@@ -140,7 +140,8 @@ function single(key: string, policy: ResolvedPolicy, o: Outcome): Decision {
   };
 }
 
-function periodLength(calendar: ResolvedCalendar, at: number): number {
+/** The length of the calendar period in force at `at`, in ms. */
+export function periodLength(calendar: ResolvedCalendar, at: number): number {
   const { start, end } = calendar.periodAt(at);
   return end - start;
 }

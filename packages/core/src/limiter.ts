@@ -4,7 +4,7 @@ import { bannedOutcomes } from './ban/kernel.js';
 import { type BanConfig, resolveBan } from './ban/options.js';
 import { checkOptions, durationOption } from './check-options.js';
 import { monotonicClock } from './clock.js';
-import { openDecision, toDecision } from './decision.js';
+import { openDecision, periodLength, toDecision } from './decision.js';
 import { MAX_WINDOW_MS, parseDuration } from './duration.js';
 import { ConfigError, configError, StoreError } from './errors.js';
 import {
@@ -493,7 +493,7 @@ class LimiterImpl implements Limiter {
   private decideOn(key: string, set: PolicySet, cost: number): Decision | Promise<Decision> {
     if (this.banCache !== undefined && this.banCache.size > 0) {
       const banned = this.banCache.lookup(`${set.id}\n${key}`, cost, this.cacheClock());
-      if (banned !== undefined) return bannedDecision(key, set, banned);
+      if (banned !== undefined) return bannedDecision(key, set, banned, this.cacheClock());
     }
     if (this.blocked !== undefined && this.blocked.size > 0) {
       const cached = this.blocked.lookup(`${set.id}\n${key}`, cost, this.cacheClock());
@@ -607,7 +607,7 @@ class LimiterImpl implements Limiter {
         manual: false,
       });
     }
-    return bannedDecision(key, set, outcomes);
+    return bannedDecision(key, set, outcomes, this.cacheClock());
   }
 
   private afterFailure(error: unknown, key: string, set: PolicySet, cost: number): Promise<Decision> {
@@ -672,7 +672,7 @@ class LimiterImpl implements Limiter {
         const outcomes = await this.fallback.consume(key, set, cost, info);
         const banned = info.banLeftMs !== undefined && info.banLeftMs > 0;
         const decision = banned
-          ? bannedDecision(key, set, outcomes)
+          ? bannedDecision(key, set, outcomes, this.cacheClock())
           : toDecision(key, set, outcomes, 'fallback');
         if (decision.allowed && info.countedAt !== undefined) decision.countedAt = info.countedAt;
         if (decision.allowed && info.lease !== undefined) {
@@ -709,7 +709,7 @@ class LimiterImpl implements Limiter {
     checkKey(key);
     const set = this.resolve(options?.policies);
     const known = this.banCache?.lookup(`${set.id}\n${key}`, 1, this.cacheClock());
-    if (known !== undefined) return bannedDecision(key, set, known);
+    if (known !== undefined) return bannedDecision(key, set, known, this.cacheClock());
     const fallback =
       this.fallback !== undefined && this.down.size > 0 && this.failingPart(key, set) !== undefined;
     try {
@@ -718,7 +718,7 @@ class LimiterImpl implements Limiter {
         ? await this.fallback!.peek(key, set, info)
         : await this.timed('peek', () => this.store.peek(key, set, info));
       const banned = info.banLeftMs !== undefined && info.banLeftMs > 0;
-      if (banned) return bannedDecision(key, set, outcomes);
+      if (banned) return bannedDecision(key, set, outcomes, this.cacheClock());
       return toDecision(key, set, outcomes, fallback ? 'fallback' : undefined);
     } catch (error) {
       this.failed(error, key, set);
@@ -916,9 +916,16 @@ const MAX_CALENDAR_ZONES = 3;
 /**
  * A banned key's decision: refused whatever its policies' modes (a set of shadow policies alone
  * allows everything else), every policy refused for the ban's time left, none listed as shadow-limited.
+ * A ban's answer carries no calendar period from the store: the period in force at `now` (the
+ * store's clock, else this machine's) is stated instead, so `RateLimit-Policy` keeps its `w`.
  */
-function bannedDecision(key: string, set: PolicySet, outcomes: readonly Outcome[]): Decision {
+function bannedDecision(key: string, set: PolicySet, outcomes: readonly Outcome[], now: number): Decision {
   const decision = toDecision(key, set, outcomes, 'banned');
+  for (const status of decision.policies) {
+    if (status.windowMs === undefined && status.policy.calendar !== undefined) {
+      status.windowMs = periodLength(status.policy.calendar, now);
+    }
+  }
   decision.allowed = false;
   decision.remaining = 0;
   decision.delayMs = 0;

@@ -518,3 +518,25 @@ describe('property: random traffic against a model of the rules', () => {
     expect(escalated).toBeGreaterThan(20);
   });
 });
+
+describe('a banned answer and calendar periods', () => {
+  test('states the period in force (April: 30 days), as the answers before the ban did', async () => {
+    // 15 April 2026, noon UTC.
+    let now = Date.UTC(2026, 3, 15, 12);
+    const limiter = createLimiter({
+      policies: { limit: 1, window: { calendar: 'month' } },
+      store: new MemoryStore({ clock: () => now }),
+      ban: { after: 1, within: '1h', for: '1h' },
+    });
+    const first = await limiter.consume('k');
+    expect(first.policies[0]!.windowMs).toBe(30 * 86_400_000);
+    now += 1000;
+    const denied = await limiter.consume('k');
+    expect(denied.reason).toBe('banned');
+    expect(denied.policies[0]!.windowMs).toBe(30 * 86_400_000);
+    // Answered from the ban alone (no policy state read): the same period.
+    now += 1000;
+    const again = await limiter.consume('k');
+    expect([again.reason, again.policies[0]!.windowMs]).toEqual(['banned', 30 * 86_400_000]);
+  });
+});
