@@ -340,7 +340,10 @@ export function createLimiter(options: LimiterOptions): Limiter {
     options.policies === undefined
       ? undefined
       : resolvePolicySet(options.policies, name, 'policies', warner, bans?.ban);
-  if (set !== undefined && automaticBans) warnShortBan(set, bans!, warner);
+  if (set !== undefined && automaticBans) {
+    warnShortBan(set, bans!, warner);
+    warnBanConcurrency(set, warner);
+  }
   if (set !== undefined) {
     canHold(store, set, 'store');
     if (options.fallback !== undefined) canHold(options.fallback, set, 'fallback');
@@ -385,6 +388,20 @@ function warnShortBan(set: PolicySet, { ban }: BanConfig, warner: Warner): void 
   warner.warn(
     WARNINGS.BAN_SHORT,
     `The longest ban of limiter '${set.namespace}' (${ban.max} ms) is shorter than policy '${longest.name}''s window (${longest.window} ms): a client that exhausts that policy waits longer for it than for the ban, so the ban adds little. Make \`ban.for\` (or \`ban.escalate.max\`) at least the window.`,
+  );
+}
+
+/**
+ * TOLLGATE_BAN_CONCURRENCY: automatic bans beside a concurrency policy. Every denial the store sees
+ * counts toward a ban, a request refused for want of a free slot too, so a client that sends a few
+ * requests at once (a browser, an SDK's parallel calls) can be banned without passing any rate.
+ */
+function warnBanConcurrency(set: PolicySet, warner: Warner): void {
+  const held = set.policies.find((p) => p.algorithm === 'concurrency');
+  if (held === undefined) return;
+  warner.warn(
+    WARNINGS.BAN_CONCURRENCY,
+    `Limiter '${set.namespace}' has automatic bans and the concurrency policy '${held.name}': a request refused for want of a free slot counts toward a ban like any denial, so a client sending requests in parallel can be banned without passing any rate. Put the concurrency policy on a limiter of its own, without \`ban\`.`,
   );
 }
 

@@ -100,6 +100,11 @@ export const WARNINGS = {
    */
   BAN_SHORT: 'TOLLGATE_BAN_SHORT',
   /**
+   * Automatic bans beside a concurrency policy: a request refused for want of a free slot counts
+   * toward a ban, so a client sending requests in parallel can be banned without passing any rate.
+   */
+  BAN_CONCURRENCY: 'TOLLGATE_BAN_CONCURRENCY',
+  /**
    * Usage: one tenant had more than `maxRoutes` distinct routes between two flushes, so some were
    * counted under `(other)`: most likely labels holding ids or raw URLs (a `route` function returning
    * the URL, an Express router mounted on a parameterised path). Return route templates.

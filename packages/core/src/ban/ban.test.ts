@@ -281,6 +281,22 @@ describe('options', () => {
     expect(() => make({}, { fallback: bare })).toThrow(/`fallback` given has no `ban`/);
   });
 
+  test('TOLLGATE_BAN_CONCURRENCY: automatic bans beside a concurrency policy', () => {
+    const warned: string[] = [];
+    const logger = { warn: (m: string) => warned.push(m), error: () => undefined };
+    const policies: Policy[] = [
+      { limit: 100, window: '1m' },
+      { name: 'slots', algorithm: 'concurrency', limit: 2, lease: '30s' },
+    ];
+    make({ after: 3, within: '1m', for: '1h' }, { policies, logger });
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatch(/^\[TOLLGATE_BAN_CONCURRENCY\] .*'slots'/);
+    // Manual bans only: no denial counts, no warning.
+    warned.length = 0;
+    make({}, { policies, logger });
+    expect(warned).toEqual([]);
+  });
+
   test('TOLLGATE_BAN_SHORT: the longest ban is shorter than the longest window', () => {
     const warned: string[] = [];
     const logger = { warn: (m: string) => warned.push(m), error: () => undefined };
