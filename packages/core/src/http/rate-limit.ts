@@ -501,6 +501,13 @@ export function rateLimit<Req extends object>(
   }
 
   async function status(view: RequestView, req: Req, key?: string): Promise<LimiterStatus> {
+    // The lists judge the caller's own address: a key looked up for someone else (an admin's
+    // \`key\`) is answered from the store.
+    if (key === undefined && config.lists !== undefined) {
+      const verdict = await config.lists.check(view, req);
+      if (verdict === 'deny') return { allowed: false, retryAfter: 0, reason: 'denied', policies: [] };
+      if (verdict === 'allow') return { allowed: true, retryAfter: 0, reason: 'allowed', policies: [] };
+    }
     const [found, options] = await caller(view, req, key);
     return limiterStatus(await limiter.peek(found, options), config.shadowHeaders);
   }

@@ -204,3 +204,39 @@ describe('the answer', () => {
     expect(isCallbackError(tierError) && tierError.option).toBe('tier');
   });
 });
+
+describe('rateLimitStatus() and the other answers a caller can get', () => {
+  test("the caller's address on the deny or allow list: said so, no policies, nothing asked of the store", async () => {
+    const store = new MemoryStore();
+    const denied = limiter({ name: 'denied', store, deny: ['1.2.3.0/24'] });
+    const allowed = limiter({ name: 'allowed', store, allow: ['1.2.3.4'] });
+    const plain = limiter({ name: 'plain', store });
+    const handler = rateLimitStatus<Req>({ limiters: [denied, allowed, plain] });
+    const answer = await body(handler, { headers: { 'x-user': 'u' } });
+    expect(answer.limiters.denied).toEqual({ allowed: false, retryAfter: 0, reason: 'denied', policies: [] });
+    expect(answer.limiters.allowed).toEqual({
+      allowed: true,
+      retryAfter: 0,
+      reason: 'allowed',
+      policies: [],
+    });
+    expect(answer.limiters.plain!.reason).toBeUndefined();
+    expect(answer.limiters.plain!.policies).toHaveLength(1);
+  });
+
+  test('a banned key: reason banned, retryAfter the ban left', async () => {
+    let now = 1_000_000;
+    const mw = limiter({
+      name: 'b',
+      store: new MemoryStore({ clock: () => now }),
+      ban: { after: 1, within: '1m', for: '10m' },
+    });
+    const req = { headers: { 'x-user': 'u' } };
+    await mw.limiter.consume('u');
+    await mw.limiter.consume('u');
+    await mw.limiter.consume('u');
+    now += 60_000;
+    const answer = await body(rateLimitStatus<Req>({ limiters: [mw] }), req);
+    expect(answer.limiters.b).toMatchObject({ allowed: false, retryAfter: 540, reason: 'banned' });
+  });
+});

@@ -34,8 +34,13 @@ export interface LimiterStatus {
   retryAfter: number;
   /** The tier's name, for a limiter whose policies come from a function, when `tier` is given. */
   tier?: string;
-  /** Set when the numbers did not come from the store: `'fallback'` (the fallback store's) or `'store-error'` (none). */
-  reason?: 'fallback' | 'store-error';
+  /**
+   * Set when the numbers did not come from the store in the usual way: `'fallback'` (the fallback
+   * store's), `'store-error'` (none), `'banned'` (the key is banned: `retryAfter` is the ban's time
+   * left), or, for the caller's own address on the limiter's lists, `'allowed'` (never counted: no
+   * policies) and `'denied'` (answered 403: no policies, `retryAfter` 0).
+   */
+  reason?: 'fallback' | 'store-error' | 'banned' | 'allowed' | 'denied';
   policies: PolicyStatusBody[];
 }
 
@@ -96,7 +101,8 @@ export function limiterStatus(decision: Decision, shadow = false): LimiterStatus
       window: Number(windowSeconds(p)),
     })),
   };
-  if (decision.reason === 'fallback' || decision.reason === 'store-error') status.reason = decision.reason;
+  const { reason } = decision;
+  if (reason === 'fallback' || reason === 'store-error' || reason === 'banned') status.reason = reason;
   return status;
 }
 
