@@ -306,6 +306,110 @@ describe('SCRIPT FLUSH between requests fails no request', () => {
       await close();
     }
   });
+
+  // Concurrency policies (issue 12): the lease set is a sorted set at the state key + ':leases' (same
+  // hash tag, same node), read and written by the same EVALSHA; a flush of every master between a
+  // consume and its release, and between two consumes, costs no slot and leaks none.
+  test.each(CLIENTS)(
+    'a concurrency policy, $name on $topology Redis: flushes of every master count every slot',
+    async ({ topology, open }) => {
+      const admin = admins()[topology];
+      const masters = admin instanceof Cluster ? admin.nodes('master') : [admin];
+      expect(masters).toHaveLength(topology === 'cluster' ? 3 : 1);
+      const flushAll = async () => {
+        for (const master of masters) expect(await master.script('FLUSH')).toBe('OK');
+      };
+      const { client, close } = await open();
+      try {
+        const errors: unknown[] = [];
+        const prefix = guard.watch(admin);
+        const limiter = createLimiter({
+          policies: [
+            { name: 'in-flight', algorithm: 'concurrency', limit: 3, lease: '1m' },
+            { name: 'rate', algorithm: 'fixed-window', limit: 1000, window: '1h' },
+          ],
+          store: new RedisStore({ client, prefix, onError: (error) => errors.push(error) }),
+          blockedCache: false,
+          logger: quietLogger,
+        });
+        const first = await limiter.consume('user');
+        expect([first.allowed, first.reason, typeof first.release]).toEqual([true, undefined, 'function']);
+
+        // The state key and its leases, on the one master that CLUSTER SLOTS gives for their slot.
+        const held = await keysUnder(admin, prefix);
+        const stateKey = held.find(({ key }) => !key.endsWith(':leases'))?.key;
+        expect(held.map(({ key }) => key).sort()).toEqual([stateKey, `${stateKey}:leases`]);
+        const node = held[0]!.node;
+        expect(held.every((k) => k.node === node)).toBe(true);
+        const leasesKey = `${stateKey}:leases`;
+        if (topology === 'cluster') {
+          const slot = keySlot(leasesKey);
+          expect(keySlot(stateKey!)).toBe(slot);
+          expect(await node.cluster('KEYSLOT', leasesKey)).toBe(slot);
+          const range = (await node.cluster('SLOTS')).find(([start, end]) => start <= slot && slot <= end);
+          expect(range?.[2]?.[1]).toBe(node.options.port);
+        }
+
+        // Slots held = admitted - released: in the ZSET on that node, and in what a peek (after a flush) sees.
+        let admitted = 1;
+        let released = 0;
+        const expectHeld = async () => {
+          expect(await node.zcard(leasesKey)).toBe(admitted - released);
+          await flushAll();
+          const peeked = await limiter.peek('user');
+          expect(peeked.reason).toBeUndefined();
+          expect(peeked.policies.map((p) => p.remaining)).toEqual([
+            3 - (admitted - released),
+            1000 - admitted,
+          ]);
+          expect(await node.zcard(leasesKey)).toBe(admitted - released);
+        };
+        const consume = async () => {
+          await flushAll();
+          const decision = await limiter.consume('user');
+          expect(decision.reason).toBeUndefined();
+          if (decision.allowed) admitted++;
+          return decision;
+        };
+        const release = async (decision: Decision) => {
+          await flushAll();
+          await decision.release!();
+          released++;
+        };
+        await expectHeld();
+
+        // Between two consumes: the script loads again and takes the next slot, up to the limit.
+        const second = await consume();
+        const third = await consume();
+        expect([second.allowed, third.allowed]).toEqual([true, true]);
+        await expectHeld();
+        const refused = await consume();
+        expect([refused.allowed, refused.release]).toEqual([false, undefined]);
+        expect(refused.policies.map((p) => p.remaining)).toEqual([0, 997]);
+        expect([admitted, await node.zcard(leasesKey)]).toEqual([3, 3]);
+
+        // Between a consume that took a slot and its release: the release frees exactly that slot.
+        await release(first);
+        await expectHeld();
+        expect(await node.zcard(leasesKey)).toBe(2);
+        const fourth = await consume();
+        expect(fourth.allowed).toBe(true);
+        await expectHeld();
+        for (const decision of [second, third, fourth]) {
+          await release(decision);
+          await expectHeld();
+        }
+        // Released twice: nothing more is freed, nothing goes negative.
+        await flushAll();
+        await first.release!();
+        expect([admitted, released, await node.zcard(leasesKey)]).toEqual([4, 4, 0]);
+        await expectHeld();
+        expect(errors).toEqual([]);
+      } finally {
+        await close();
+      }
+    },
+  );
 });
 
 describe('the store takes time from Redis, not from the app server', () => {
