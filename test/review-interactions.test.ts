@@ -146,113 +146,121 @@ describe('MemoryStore and RedisStore decide identically with every new capabilit
     async (_name, runs, client) => {
       /** Slots taken and released across the runs: so that a generator that reaches none shows. */
       const slots = { held: 0, released: 0 };
-      await fc.assert(
-        fc.asyncProperty(
-          fc.array(
-            fc.tuple(
-              policy,
-              fc.constantFrom('enforce' as const, 'shadow' as const),
-              fc.option(fc.integer({ min: 0, max: 6 }), { nil: undefined }),
+      // The runs are random: a round whose draws took or released few slots (60 runs on the Cluster
+      // released 5 once) is followed by another, at most three in all, before the counts are judged.
+      for (let round = 0; round < 3 && (slots.held <= 20 || slots.released <= 5); round++)
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(
+              fc.tuple(
+                policy,
+                fc.constantFrom('enforce' as const, 'shadow' as const),
+                fc.option(fc.integer({ min: 0, max: 6 }), { nil: undefined }),
+              ),
+              { minLength: 1, maxLength: 3 },
             ),
-            { minLength: 1, maxLength: 3 },
-          ),
-          ban,
-          fc.option(
-            fc.record({ limit: fc.integer({ min: 1, max: 3 }), lease: fc.integer({ min: 1, max: 5000 }) }),
-            { nil: undefined },
-          ),
-          fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }),
-          fc.array(op, { minLength: 1, maxLength: 30 }),
-          async (drawn, banOptions, concurrency, start, ops) => {
-            let now = start;
-            const clock = () => now;
-            const policies = drawn.map(
-              ([p, mode, maxDebt], i): RatePolicy => ({
-                ...(p as RatePolicy),
-                mode,
-                name: `p${i}`,
-                ...(maxDebt === undefined ? {} : { maxDebt }),
-              }),
-            );
-            const all: Policy[] =
-              concurrency === undefined
-                ? policies
-                : [...policies, { name: 'flight', algorithm: 'concurrency', ...concurrency }];
-            const make = (store: Store): Limiter =>
-              createLimiter({
-                store,
-                policies: all,
-                blockedCache: false,
-                logger: quiet,
-                ...(banOptions === undefined ? {} : { ban: { ...banOptions, recheck: false } }),
-              });
-            const memory = make(new MemoryStore({ clock }));
-            const remote = make(
-              new RedisStore({ client: client(), clock, prefix: `review:${randomUUID()}:`, timeoutMs: SLOW }),
-            );
-            const log: string[] = [];
-            const same = (a: Decision, b: Decision) => expect(seen(b), log.join('\n')).toEqual(seen(a));
-            let last: [Decision | undefined, Decision | undefined] = [undefined, undefined];
-            const pending: [Reservation, Reservation, number][] = [];
-            /** Decisions holding a slot of the concurrency policy, oldest first. */
-            const held: [Decision, Decision][] = [];
-            const hold = (a: Decision, b: Decision) => {
-              expect(typeof b.release, log.join('\n')).toBe(typeof a.release);
-              if (a.release === undefined) return;
-              held.push([a, b]);
-              slots.held++;
-            };
-            for (const { advance, kind, cost, actual, later } of ops) {
-              now += advance;
-              log.push(`+${advance} ms: ${kind} cost ${cost} actual ${actual}${later ? ' later' : ''}`);
-              if (kind === 'consume') {
-                last = [await memory.consume('k', { cost }), await remote.consume('k', { cost })];
-                same(last[0]!, last[1]!);
-                hold(last[0]!, last[1]!);
-              } else if (kind === 'peek') {
-                same(await memory.peek('k'), await remote.peek('k'));
-              } else if (kind === 'refund') {
-                await memory.refund('k', cost);
-                await remote.refund('k', cost);
-              } else if (kind === 'refund-counted') {
-                await memory.refund('k', cost, { countedAt: last[0]?.countedAt ?? now });
-                await remote.refund('k', cost, { countedAt: last[1]?.countedAt ?? now });
-              } else if (kind === 'reserve') {
-                const a = await memory.reserve('k', { cost });
-                const b = await remote.reserve('k', { cost });
-                same(a.decision, b.decision);
-                hold(a.decision, b.decision);
-                if (later) pending.push([a, b, actual]);
-                else same(await a.settle(actual), await b.settle(actual));
-              } else if (kind === 'ban' || kind === 'unban') {
-                if (banOptions === undefined) continue;
-                if (kind === 'ban') {
-                  await memory.ban('k', cost * 1000 + 1);
-                  await remote.ban('k', cost * 1000 + 1);
+            ban,
+            fc.option(
+              fc.record({ limit: fc.integer({ min: 1, max: 3 }), lease: fc.integer({ min: 1, max: 5000 }) }),
+              { nil: undefined },
+            ),
+            fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }),
+            fc.array(op, { minLength: 1, maxLength: 30 }),
+            async (drawn, banOptions, concurrency, start, ops) => {
+              let now = start;
+              const clock = () => now;
+              const policies = drawn.map(
+                ([p, mode, maxDebt], i): RatePolicy => ({
+                  ...(p as RatePolicy),
+                  mode,
+                  name: `p${i}`,
+                  ...(maxDebt === undefined ? {} : { maxDebt }),
+                }),
+              );
+              const all: Policy[] =
+                concurrency === undefined
+                  ? policies
+                  : [...policies, { name: 'flight', algorithm: 'concurrency', ...concurrency }];
+              const make = (store: Store): Limiter =>
+                createLimiter({
+                  store,
+                  policies: all,
+                  blockedCache: false,
+                  logger: quiet,
+                  ...(banOptions === undefined ? {} : { ban: { ...banOptions, recheck: false } }),
+                });
+              const memory = make(new MemoryStore({ clock }));
+              const remote = make(
+                new RedisStore({
+                  client: client(),
+                  clock,
+                  prefix: `review:${randomUUID()}:`,
+                  timeoutMs: SLOW,
+                }),
+              );
+              const log: string[] = [];
+              const same = (a: Decision, b: Decision) => expect(seen(b), log.join('\n')).toEqual(seen(a));
+              let last: [Decision | undefined, Decision | undefined] = [undefined, undefined];
+              const pending: [Reservation, Reservation, number][] = [];
+              /** Decisions holding a slot of the concurrency policy, oldest first. */
+              const held: [Decision, Decision][] = [];
+              const hold = (a: Decision, b: Decision) => {
+                expect(typeof b.release, log.join('\n')).toBe(typeof a.release);
+                if (a.release === undefined) return;
+                held.push([a, b]);
+                slots.held++;
+              };
+              for (const { advance, kind, cost, actual, later } of ops) {
+                now += advance;
+                log.push(`+${advance} ms: ${kind} cost ${cost} actual ${actual}${later ? ' later' : ''}`);
+                if (kind === 'consume') {
+                  last = [await memory.consume('k', { cost }), await remote.consume('k', { cost })];
+                  same(last[0]!, last[1]!);
+                  hold(last[0]!, last[1]!);
+                } else if (kind === 'peek') {
+                  same(await memory.peek('k'), await remote.peek('k'));
+                } else if (kind === 'refund') {
+                  await memory.refund('k', cost);
+                  await remote.refund('k', cost);
+                } else if (kind === 'refund-counted') {
+                  await memory.refund('k', cost, { countedAt: last[0]?.countedAt ?? now });
+                  await remote.refund('k', cost, { countedAt: last[1]?.countedAt ?? now });
+                } else if (kind === 'reserve') {
+                  const a = await memory.reserve('k', { cost });
+                  const b = await remote.reserve('k', { cost });
+                  same(a.decision, b.decision);
+                  hold(a.decision, b.decision);
+                  if (later) pending.push([a, b, actual]);
+                  else same(await a.settle(actual), await b.settle(actual));
+                } else if (kind === 'ban' || kind === 'unban') {
+                  if (banOptions === undefined) continue;
+                  if (kind === 'ban') {
+                    await memory.ban('k', cost * 1000 + 1);
+                    await remote.ban('k', cost * 1000 + 1);
+                  } else {
+                    await memory.unban('k');
+                    await remote.unban('k');
+                  }
+                } else if (kind === 'release') {
+                  const [a, b] = held.shift() ?? [];
+                  if (a !== undefined) slots.released++;
+                  await a?.release?.();
+                  await b?.release?.();
                 } else {
-                  await memory.unban('k');
-                  await remote.unban('k');
+                  await memory.reset('k');
+                  await remote.reset('k');
                 }
-              } else if (kind === 'release') {
-                const [a, b] = held.shift() ?? [];
-                if (a !== undefined) slots.released++;
-                await a?.release?.();
-                await b?.release?.();
-              } else {
-                await memory.reset('k');
-                await remote.reset('k');
+                if (pending.length > 0 && advance > 0) {
+                  const [a, b, settleWith] = pending.shift()!;
+                  log.push(`settle the earliest open reservation with ${settleWith}`);
+                  same(await a.settle(settleWith), await b.settle(settleWith));
+                }
               }
-              if (pending.length > 0 && advance > 0) {
-                const [a, b, settleWith] = pending.shift()!;
-                log.push(`settle the earliest open reservation with ${settleWith}`);
-                same(await a.settle(settleWith), await b.settle(settleWith));
-              }
-            }
-            same(await memory.peek('k'), await remote.peek('k'));
-          },
-        ),
-        { numRuns: runs },
-      );
+              same(await memory.peek('k'), await remote.peek('k'));
+            },
+          ),
+          { numRuns: runs },
+        );
       expect(slots.held).toBeGreaterThan(20);
       expect(slots.released).toBeGreaterThan(5);
     },
