@@ -13,7 +13,8 @@ const MEASURE = 6000;
 let server: Running | undefined;
 afterEach(() => server?.close());
 
-it('settles within 10% of a hidden rate with at most 5% of calls answered 429 after warm-up', async () => {
+/** A server that states no quota and answers a bare 429 above HIDDEN_RATE (a bucket of BURST). */
+async function hiddenRateServer(): Promise<Array<[number, number]>> {
   let tokens = BURST;
   let last = Date.now();
   const answers: Array<[number, number]> = [];
@@ -27,6 +28,11 @@ it('settles within 10% of a hidden rate with at most 5% of calls answered 429 af
     res.writeHead(status);
     res.end();
   });
+  return answers;
+}
+
+it('settles within 10% of a hidden rate with at most 5% of calls answered 429 after warm-up', async () => {
+  const answers = await hiddenRateServer();
   const api = pace(fetch, {
     aimd: { initialRate: 15, increaseStep: 2, decreaseFactor: 0.9, cooldown: 1000 },
   });
@@ -73,19 +79,7 @@ it('checks its options at pace()', () => {
 
 /** Eight callers in a loop for `ms` against a server that 429s above 20 calls/s; the 429 share of the last half. */
 async function flood(api: ReturnType<typeof pace>, ms: number): Promise<{ share: number; ok: number }> {
-  let tokens = BURST;
-  let last = Date.now();
-  const answers: Array<[number, number]> = [];
-  server = await scriptedServer((_req, res) => {
-    const now = Date.now();
-    tokens = Math.min(BURST, tokens + ((now - last) * HIDDEN_RATE) / 1000);
-    last = now;
-    const status = tokens >= 1 ? 200 : 429;
-    if (status === 200) tokens -= 1;
-    answers.push([now, status]);
-    res.writeHead(status);
-    res.end();
-  });
+  const answers = await hiddenRateServer();
   const start = Date.now();
   const end = start + ms;
   const caller = async () => {

@@ -306,10 +306,14 @@ function callOptions(value: unknown): Required<Pick<CallOptions, 'priority'>> & 
   };
 }
 
+/** The longest string body read as JSON for `model` and the token estimate (4 M characters). */
+const MAX_PARSED_BODY = 4 * 1024 * 1024;
+
 /** What rules and estimates see of a call: a string body holding JSON is parsed once. */
 function callInfo(url: URL, method: string, headers: Headers, body: unknown): CallInfo {
   let json: unknown;
-  if (typeof body === 'string' && /^\s*[{[]/.test(body)) {
+  // A larger body (an upload) is not parsed on every call: no model, no estimate from it.
+  if (typeof body === 'string' && body.length <= MAX_PARSED_BODY && /^\s*[{[]/.test(body)) {
     try {
       json = JSON.parse(body);
     } catch {
