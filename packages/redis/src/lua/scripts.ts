@@ -164,13 +164,19 @@ local floor, ceil, max, min, fmod = math.floor, math.ceil, math.max, math.min, m
 local call = redis.call
 local key = KEYS[1]`;
 
-/** `now`: ARGV[1], or Redis TIME when it is ''; `grace` (see CLOCK_TTL_GRACE_MS). */
+/**
+ * `now`: ARGV[1], or Redis TIME when it is '' (the replay guard's reading, `guard_now`, when it made
+ * one: see GUARD in clients.ts); `grace` (see CLOCK_TTL_GRACE_MS).
+ */
 const NOW = `local now, grace = ARGV[1], 0
 if now == '' then
-  -- Redis < 5 replicates scripts verbatim and refuses writes after TIME unless told otherwise.
-  if redis.replicate_commands then redis.replicate_commands() end
-  local t = call('TIME')
-  now = t[1] * 1000 + floor(t[2] / 1000)
+  now = guard_now
+  if not now then
+    -- Redis < 5 replicates scripts verbatim and refuses writes after TIME unless told otherwise.
+    if redis.replicate_commands then redis.replicate_commands() end
+    local t = call('TIME')
+    now = t[1] * 1000 + floor(t[2] / 1000)
+  end
 else
   now, grace = now + 0, ${CLOCK_TTL_GRACE_MS}
 end`;
