@@ -3,6 +3,7 @@
  * one throwaway redis-server started here (never the machine's 6379):
  *   pnpm bench:redis [--rounds 9] [--round-ms 400] [--lua-rounds 7] [--lua-calls 200000]
  *                    [--only a,b] [--auto-pipelining] [--pin] [--no-lua] [--no-flood]
+ *                    [--baseline <built checkout>]
  *
  * 1. consume throughput, sequential (1 call in flight) and 100 in flight. Each library runs in its
  *    own child process with its own ioredis client (same options for all); after a warm-up,
@@ -15,11 +16,14 @@
  * 4. The denied-key flood: 10 000 consumes of one already-denied key through createLimiter with a
  *    RedisStore, and the commands Redis saw.
  * Then PASS/FAIL per target of the issue, against the peers measured in this same run.
+ * `--baseline <dir>` adds tollgate fixed, sliding and token as built in another checkout (a git
+ * worktree of an older main, `pnpm install && pnpm build` there) to the throughput rounds, for the
+ * side-by-side comparison issue 10 asks for.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { createLimiter, type Decision } from '../packages/core/src/index.ts';
@@ -35,7 +39,13 @@ import {
   measureScript,
 } from './lib/redis-lua.ts';
 import { luaSubjects } from './lib/redis-scripts.ts';
-import { PEER_IDS, REDIS_SUBJECT_IDS, type RedisSubjectId, redisSubject } from './lib/redis-subjects.ts';
+import {
+  BASELINE_IDS,
+  PEER_IDS,
+  REDIS_SUBJECT_IDS,
+  type RedisSubjectId,
+  redisSubject,
+} from './lib/redis-subjects.ts';
 import { request, startChild } from './lib/spawn.ts';
 import { formatRate, formatRatio, median, percent, summarize } from './lib/stats.ts';
 import { table } from './lib/table.ts';
@@ -52,6 +62,7 @@ const { values: flags } = parseArgs({
     'no-lua': { type: 'boolean', default: false },
     'no-flood': { type: 'boolean', default: false },
     pin: { type: 'boolean', default: false },
+    baseline: { type: 'string' },
   },
 });
 const ROUNDS = Number(flags.rounds);
@@ -74,9 +85,19 @@ const CLIENT_CPU = 0;
 const SERVER_CPU = 1;
 const FLOOD = 10_000;
 
-const ids: RedisSubjectId[] = flags.only
-  ? flags.only.split(',').map((id) => redisSubject(id).id)
-  : REDIS_SUBJECT_IDS;
+if (flags.baseline !== undefined) {
+  const root = resolve(flags.baseline);
+  if (!existsSync(join(root, 'packages/redis/dist/index.mjs'))) {
+    throw new Error(
+      `--baseline ${flags.baseline}: no packages/redis/dist there; run pnpm install && pnpm build in it`,
+    );
+  }
+  // The children inherit it (bench/lib/redis-subjects.ts).
+  process.env.TOLLGATE_BENCH_BASELINE = root;
+}
+const ids: RedisSubjectId[] = (
+  flags.only ? flags.only.split(',').map((id) => redisSubject(id).id) : REDIS_SUBJECT_IDS
+).filter((id) => flags.baseline !== undefined || !BASELINE_IDS.includes(id));
 const peers = PEER_IDS.filter((id) => ids.includes(id));
 const label = (id: RedisSubjectId) => redisSubject(id).label;
 const modeLabel = (m: Mode) => (m === 1 ? 'sequential' : `${m} in flight`);
@@ -233,7 +254,7 @@ function printThroughput(): void {
   log('per call, median over rounds; Redis/call = CPU time of redis-server per call (10 ms ticks from');
   log('/proc, so rough for short rounds).');
   log();
-  const tollgates = ids.filter((id) => id.startsWith('tollgate-'));
+  const tollgates = ids.filter((id) => id.startsWith('tollgate-') || BASELINE_IDS.includes(id));
   if (tollgates.length === 0 || peers.length === 0) return;
   log('## ratios (ops/s; median of round-by-round ratios, [min - max])');
   log();
@@ -258,6 +279,28 @@ function printThroughput(): void {
     ),
   );
   log();
+  const pairs = BASELINE_IDS.filter((b) => ids.includes(b)).map(
+    (b) => [b.replace('baseline-', 'tollgate-') as RedisSubjectId, b] as const,
+  );
+  if (pairs.some(([t]) => ids.includes(t))) {
+    log(`## this build vs the baseline (${flags.baseline}), ops/s, round by round`);
+    log();
+    log(
+      table(
+        ['algorithm', ...MODES.map((m) => `this / baseline, ${modeLabel(m)}`)],
+        pairs
+          .filter(([t]) => ids.includes(t))
+          .map(([t, b]) => [
+            label(t).replace('tollgate ', ''),
+            ...MODES.map((m) => {
+              const r = pairedRatio(m, t, [b]);
+              return `${formatRatio(r.median)} [${r.min.toFixed(2)}-${r.max.toFixed(2)}]`;
+            }),
+          ]),
+      ),
+    );
+    log();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -531,6 +574,17 @@ function targets(): Verdict[] {
       measured: `${formatRatio(r.median)} [${r.min.toFixed(2)}-${r.max.toFixed(2)}] (${formatRate(median(rates.get(100)!.get('tollgate-fixed')!))} vs ${label(best)} ${formatRate(median(rates.get(100)!.get(best)!))})`,
       pass: r.median >= 1.3,
       note: `${below > 0 ? `${below} of ${r.each.length} rounds below 1.3x` : 'every round at or above'}; client CPU/call ${cpuNote(100, 'tollgate-fixed', best)}`,
+    });
+  }
+  for (const id of ['tollgate-sliding', 'tollgate-token'] as const) {
+    if (!ids.includes(id) || peers.length === 0 || !rates.has(100)) continue;
+    const best = bestPeer(100)!;
+    const r = pairedRatio(100, id, [best]);
+    verdicts.push({
+      target: `${label(id)}, 100 in flight: >= 1.0x the best peer`,
+      measured: `${formatRatio(r.median)} [${r.min.toFixed(2)}-${r.max.toFixed(2)}] (${formatRate(median(rates.get(100)!.get(id)!))} vs ${label(best)} ${formatRate(median(rates.get(100)!.get(best)!))})`,
+      pass: r.median >= 1,
+      note: `client CPU/call ${cpuNote(100, id, best)}`,
     });
   }
   const fixedLua = luaList.find((s) => s.label.startsWith('tollgate fixed'));

@@ -1,3 +1,5 @@
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Redis, type RedisOptions } from 'ioredis';
 import { RedisStore as RlrStore } from 'rate-limit-redis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
@@ -57,6 +59,22 @@ function tollgateSet(policies: Policy[], name: string, release: boolean): RedisS
   };
 }
 
+/**
+ * `--baseline <checkout>` (TOLLGATE_BENCH_BASELINE in the children): the same one-policy call on
+ * another built checkout, e.g. a git worktree of an older main, loaded from its dist.
+ */
+function baseline(algorithm: RateAlgorithm): RedisSubjectInfo['create'] {
+  return async (client) => {
+    const root = process.env.TOLLGATE_BENCH_BASELINE;
+    if (root === undefined) throw new Error('the baseline subjects need --baseline <built checkout>');
+    const load = (pkg: string) => import(pathToFileURL(resolve(root, `packages/${pkg}/dist/index.mjs`)).href);
+    const [core, redis] = await Promise.all([load('core'), load('redis')]);
+    const store = new redis.RedisStore({ client, prefix: `bench:baseline:${algorithm}:` });
+    const limiter = core.createLimiter({ policies: { limit: HUGE, window: WINDOW_MS, algorithm }, store });
+    return { consume: (key) => limiter.consume(key), close: async () => undefined };
+  };
+}
+
 export const REDIS_SUBJECTS = {
   'tollgate-fixed': {
     label: 'tollgate fixed',
@@ -100,6 +118,21 @@ export const REDIS_SUBJECTS = {
       true,
     ),
   },
+  'baseline-fixed': {
+    label: 'baseline fixed',
+    call: 'tollgate fixed, as built in the --baseline checkout',
+    create: baseline('fixed-window'),
+  },
+  'baseline-sliding': {
+    label: 'baseline sliding',
+    call: 'tollgate sliding, as built in the --baseline checkout',
+    create: baseline('sliding-window'),
+  },
+  'baseline-token': {
+    label: 'baseline token',
+    call: 'tollgate token, as built in the --baseline checkout',
+    create: baseline('token-bucket'),
+  },
   rlr: {
     label: 'rate-limit-redis',
     call: 'new RedisStore({ sendCommand: (...args) => client.call(...args) }) (init({ windowMs: 3600000 })).increment(key)',
@@ -139,6 +172,7 @@ export const REDIS_SUBJECTS = {
 export type RedisSubjectId = keyof typeof REDIS_SUBJECTS;
 export const REDIS_SUBJECT_IDS = Object.keys(REDIS_SUBJECTS) as RedisSubjectId[];
 export const PEER_IDS: RedisSubjectId[] = ['rlr', 'rlf'];
+export const BASELINE_IDS: RedisSubjectId[] = ['baseline-fixed', 'baseline-sliding', 'baseline-token'];
 
 export function redisSubject(id: string): RedisSubjectInfo & { id: RedisSubjectId } {
   if (!(id in REDIS_SUBJECTS)) {
