@@ -1,6 +1,8 @@
 // `@tollgate/core`: what users call. Every name here is documented where it is declared and listed in
 // the README's "API" section; what sibling packages, benches and tests share is in `./internal.ts`.
 
+// Stores, and what a store of your own implements.
+export { liftId } from './ban/lift.js';
 // The live dashboard's options (the page itself is served by the adapters' `dashboard()`).
 export type { DashboardOptions } from './dashboard/index.js';
 export { formatDuration, parseDuration } from './duration.js';
@@ -70,7 +72,6 @@ export {
 // Limiters and their decisions.
 export type { ConsumeOptions, Limiter, LimiterOptions, RefundOptions } from './limiter.js';
 export { createLimiter } from './limiter.js';
-// Stores, and what a store of your own implements.
 export type { MemoryStoreOptions } from './memory-store.js';
 export { MemoryStore } from './memory-store.js';
 export type { Reservation } from './reservation.js';
@@ -87,6 +88,7 @@ export type {
   Duration,
   DurationString,
   DurationUnit,
+  LiftListener,
   Logger,
   Outcome,
   Policy,

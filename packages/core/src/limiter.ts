@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { STEPS } from './algorithms/index.js';
 import { bannedOutcomes } from './ban/kernel.js';
+import { liftId } from './ban/lift.js';
 import { type BanConfig, resolveBan } from './ban/options.js';
 import { checkOptions, durationOption } from './check-options.js';
 import { monotonicClock } from './clock.js';
@@ -26,6 +27,7 @@ import type {
   ConsumeInfo,
   Decision,
   Duration,
+  LiftListener,
   Logger,
   Outcome,
   Policy,
@@ -76,7 +78,8 @@ export interface LimiterOptions {
    * Bans: the `after`-th denial within `within` refuses the key for `for` (`reason: 'banned'`,
    * `retryAfterMs` = the ban's time left), growing by `escalate.factor` per repeat offence up to
    * `escalate.max`. The ban lives with the key's counts in the store, so every process sharing it
-   * refuses the key; a process that knows a ban refuses it without a store call (see `recheck`).
+   * refuses the key; a process that knows a ban refuses it without a store call until it ends, as
+   * long as the store tells of bans lifted elsewhere (the RedisStore does), else for `recheck`.
    * `ban: {}` enables `limiter.ban()` / `unban()` alone. Requests refused by the denied-key cache
    * never reach the store and so count no denial: with automatic bans that cache is off unless
    * `blockedCache` is set.
@@ -146,13 +149,17 @@ export interface Limiter {
   ban(key: string, duration: Duration, options?: Pick<ConsumeOptions, 'policies'>): Promise<void>;
   /**
    * Lifts `key`'s ban and forgets its offences and counted denials (its policies' counts stay). In
-   * this process at once; another process that knows the ban lets the key through from its first
-   * request after `ban.recheck`.
+   * this process at once; in another process that knows the ban, at once too when the store tells
+   * of lifted bans (the RedisStore: the key's next request there is let through), else from its
+   * first request after `ban.recheck`.
    */
   unban(key: string, options?: Pick<ConsumeOptions, 'policies'>): Promise<void>;
   /** Resolves `policies` (as `consume` would) into the set used for storage and headers. */
   resolve(policies?: Policy | readonly Policy[]): PolicySet;
-  /** Closes the stores this limiter created itself (not the ones passed in). */
+  /**
+   * Closes the stores this limiter created itself (not the ones passed in), and stops listening
+   * for lifted bans on the store (its subscriber closes with the store, or when its client ends).
+   */
   close(): Promise<void>;
 }
 
@@ -227,7 +234,7 @@ const ANY_COST = -1;
 class BlockedCache {
   private readonly entries = new Map<
     string,
-    { until: number; at: number; cost: number; outcomes: Outcome[] }
+    { until: number; at: number; cost: number; outcomes: Outcome[]; lift: string | undefined }
   >();
 
   constructor(private readonly max: number) {}
@@ -257,8 +264,11 @@ class BlockedCache {
     }));
   }
 
-  /** Answers `id` (at `cost`) with `outcomes` (their waits counted down) for `forMs`. */
-  remember(id: string, cost: number, now: number, outcomes: Outcome[], forMs: number): void {
+  /**
+   * Answers `id` (at `cost`) with `outcomes` (their waits counted down) for `forMs`; `lift`: the
+   * entry's `liftId`, by which a store that tells of lifted bans names it (see `forgetLifted`).
+   */
+  remember(id: string, cost: number, now: number, outcomes: Outcome[], forMs: number, lift?: string): void {
     if (!Number.isFinite(forMs) || forMs <= 0) return;
     if (this.entries.size >= this.max) {
       const oldest = this.entries.keys().next().value;
@@ -269,11 +279,26 @@ class BlockedCache {
       at: now,
       cost,
       outcomes: outcomes.map((o) => ({ ...o })),
+      lift,
     });
   }
 
   forget(id: string): void {
     this.entries.delete(id);
+  }
+
+  /** Forgets the entries a store named as lifted: a walk over them all, as lifts are rare. */
+  forgetLifted(lift: string): void {
+    for (const [id, entry] of this.entries) if (entry.lift === lift) this.entries.delete(id);
+  }
+
+  /** Every entry ends by `until` at the latest. */
+  clip(until: number): void {
+    for (const entry of this.entries.values()) if (entry.until > until) entry.until = until;
+  }
+
+  clear(): void {
+    this.entries.clear();
   }
 }
 
@@ -425,6 +450,15 @@ class LimiterImpl implements Limiter {
   private dropped: FinalizationRegistry<{ done: boolean }> | undefined;
   /** `release` for decisions that hold a slot of a concurrency policy. */
   private readonly releases: Releases;
+  /** Removes this limiter's listener from a store that tells of lifted bans (`Store.onLift`). */
+  private readonly unlisten: (() => void) | undefined;
+  /** The store hears every lifted ban now: a known ban is trusted until it ends. */
+  private pushed = false;
+  /**
+   * Counts lifts and changes of `pushed`: a ban answered by the store after one of them may
+   * already be lifted (its reply raced the news), so it is trusted for `recheck` only.
+   */
+  private lifts = 0;
 
   constructor(
     readonly name: string,
@@ -443,6 +477,43 @@ class LimiterImpl implements Limiter {
     this.syncStore = isSync(store) ? store : undefined;
     this.cacheClock = store.clock ?? monotonicClock;
     this.releases = new Releases(name, warner, this.cacheClock);
+    this.unlisten =
+      banCache !== undefined && typeof store.onLift === 'function'
+        ? store.onLift(this.liftListener(banCache))
+        : undefined;
+  }
+
+  /** What a store that tells of lifted bans calls: keeps the ban cache to what still holds. */
+  private liftListener(banCache: BlockedCache): LiftListener {
+    return {
+      lifted: (id) => {
+        this.lifts++;
+        banCache.forgetLifted(id);
+      },
+      listening: (on, cause) => {
+        this.lifts++;
+        if (on) {
+          // Lifts may have gone by unheard before this (re)subscribe.
+          banCache.clear();
+          if (!this.pushed) this.warner.forget(WARNINGS.BAN_PUSH_LOST);
+        } else {
+          // From now on what is known holds for `recheck` at most, as with a store that cannot tell.
+          banCache.clip(this.cacheClock() + this.bans!.recheckMs);
+          if (cause !== undefined) {
+            this.warner.warn(
+              WARNINGS.BAN_PUSH_LOST,
+              `Limiter '${this.name}' no longer hears of bans lifted in other processes (${describe(cause)}): until the store is subscribed again, a ban known here is trusted for \`ban.recheck\` (${this.bans!.recheckMs} ms) at most.`,
+            );
+          }
+        }
+        this.pushed = on;
+      },
+    };
+  }
+
+  /** How long a ban with `left` ms to go, answered by a call started at `lifts`, is trusted here. */
+  private banTrust(left: number, lifts: number): number {
+    return this.pushed && lifts === this.lifts ? left : Math.min(left, this.bans!.recheckMs);
   }
 
   resolve(policies?: Policy | readonly Policy[]): PolicySet {
@@ -555,6 +626,7 @@ class LimiterImpl implements Limiter {
     }
     let pending: Promise<Outcome[]>;
     const info: ConsumeInfo = {};
+    const lifts = this.lifts;
     const startedAt = channels.storeCall.hasSubscribers ? performance.now() : undefined;
     try {
       pending = Promise.resolve(this.store.consume(key, set, cost, info));
@@ -566,7 +638,7 @@ class LimiterImpl implements Limiter {
       (outcomes) => {
         if (startedAt !== undefined) publishStoreCall(this.name, 'consume', startedAt, true);
         if (this.down.size > 0) this.recovered(key, set);
-        return this.decided(key, set, cost, outcomes, info);
+        return this.decided(key, set, cost, outcomes, info, lifts);
       },
       (error: unknown) => {
         if (startedAt !== undefined) publishStoreCall(this.name, 'consume', startedAt, false);
@@ -588,8 +660,10 @@ class LimiterImpl implements Limiter {
     cost: number,
     outcomes: Outcome[],
     info: ConsumeInfo,
+    lifts = this.lifts,
   ): Decision {
-    if (info.banLeftMs !== undefined && info.banLeftMs > 0) return this.banned(key, set, outcomes, info);
+    if (info.banLeftMs !== undefined && info.banLeftMs > 0)
+      return this.banned(key, set, outcomes, info, lifts);
     const decision = toDecision(key, set, outcomes);
     if (decision.allowed) {
       if (info.countedAt !== undefined) decision.countedAt = info.countedAt;
@@ -604,14 +678,19 @@ class LimiterImpl implements Limiter {
   }
 
   /**
-   * The store refused `key` for a ban: remembered here (remote stores) for up to `recheck`, and
-   * published when this very request started it.
+   * The store refused `key` for a ban: remembered here (remote stores) until it ends while the store
+   * tells of lifted bans, else for up to `recheck`, and published when this very request started it.
    */
-  private banned(key: string, set: PolicySet, outcomes: Outcome[], info: ConsumeInfo): Decision {
+  private banned(
+    key: string,
+    set: PolicySet,
+    outcomes: Outcome[],
+    info: ConsumeInfo,
+    lifts: number,
+  ): Decision {
     const left = info.banLeftMs!;
     if (this.banCache !== undefined && key.length <= MAX_CACHED_KEY_LENGTH) {
-      const forMs = Math.min(left, this.bans!.recheckMs);
-      this.banCache.remember(`${set.id}\n${key}`, ANY_COST, this.cacheClock(), outcomes, forMs);
+      this.rememberBan(key, set, outcomes, this.banTrust(left, lifts));
     }
     if (info.banOffence !== undefined && info.banOffence > 0) {
       publishBan({
@@ -850,13 +929,13 @@ class LimiterImpl implements Limiter {
     const durationMs = parseDuration(duration, 'duration', MAX_WINDOW_MS);
     const set = this.banSet(options, 'ban');
     let state: { until: number; offence: number } | undefined;
+    const lifts = this.lifts;
     await this.both('ban', async (store) => {
       state = await store.ban!(key, set, durationMs);
     });
     if (this.banCache !== undefined && key.length <= MAX_CACHED_KEY_LENGTH) {
       const outcomes = bannedOutcomes(new Array(set.policies.length), set.policies.length, durationMs);
-      const forMs = Math.min(durationMs, this.bans!.recheckMs);
-      this.banCache.remember(`${set.id}\n${key}`, ANY_COST, this.cacheClock(), outcomes, forMs);
+      this.rememberBan(key, set, outcomes, this.banTrust(durationMs, lifts));
     }
     publishBan({
       limiter: this.name,
@@ -884,6 +963,12 @@ class LimiterImpl implements Limiter {
       offence: 0,
       manual: true,
     });
+  }
+
+  /** Puts `key`'s ban in the ban cache for `forMs`, named for the store's lifts if it tells of them. */
+  private rememberBan(key: string, set: PolicySet, outcomes: Outcome[], forMs: number): void {
+    const lift = this.unlisten === undefined ? undefined : liftId(key, set);
+    this.banCache!.remember(`${set.id}\n${key}`, ANY_COST, this.cacheClock(), outcomes, forMs, lift);
   }
 
   /** The set `ban` and `unban` act on: only a limiter with bans has a ban slot. */
@@ -924,6 +1009,7 @@ class LimiterImpl implements Limiter {
   }
 
   async close(): Promise<void> {
+    this.unlisten?.();
     if (this.ownsStore) await this.store.close?.();
   }
 }

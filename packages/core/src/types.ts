@@ -210,10 +210,14 @@ export interface BanOptions {
    */
   escalate?: { factor?: number; max: Duration };
   /**
-   * How long a process trusts a ban it knows (remote stores): within this time it refuses the key
-   * without asking the store; after it, the next request asks once more. An `unban` in another
-   * process therefore reaches this one within `recheck`. `false`: trust it until the ban ends (no
-   * store call at all during the ban; an `unban` elsewhere is seen only when it ends).
+   * How long a process trusts a ban it knows while its store cannot tell it of lifted bans: within
+   * this time it refuses the key without asking the store; after it, the next request asks once
+   * more, so an `unban` in another process reaches this one within `recheck`. A store that tells
+   * (`Store.onLift`: the RedisStore, through Redis pub/sub) makes `recheck` moot while it listens:
+   * a known ban is then trusted until it ends, and an `unban` or `reset` anywhere drops it here at
+   * once. `recheck` applies to other remote stores, and to a RedisStore while its subscriber is not
+   * subscribed (connecting, reconnecting, failed). `false`: trust a known ban until it ends even
+   * then (an `unban` elsewhere is seen only when it ends, unless the store tells).
    * @default '1s'
    */
   recheck?: Duration | false;
@@ -376,6 +380,16 @@ export interface Store {
    * Required of a store that runs concurrency policies.
    */
   release?(key: string, set: PolicySet, lease: string): Promise<number>;
+  /**
+   * Stores shared by several processes that can tell each of them of a ban lifted anywhere (the
+   * RedisStore, through Redis pub/sub). A limiter with bans registers `listener` when it is created
+   * and removes it (the returned function) on `close()`; while the listener is told it is
+   * `listening`, the limiter trusts a ban it knows until the ban ends, with no store call. A store
+   * that has this must call `listener.lifted(liftId(key, set))` in every process, its own included,
+   * for every `unban` and every `reset` of a set with bans, before that call resolves where it was
+   * made. Stores of one process (the MemoryStore) need none: the limiter forgets what it lifts.
+   */
+  onLift?(listener: LiftListener): () => void;
   close?(): Promise<void> | void;
   /** True for stores that leave the process (Redis): turns on the denied-key cache by default. */
   readonly remote?: boolean;
@@ -392,6 +406,19 @@ export interface Store {
    * state: keys elsewhere keep their decisions from the store. Asked only while some part fails.
    */
   shardOf?(key: string, set: PolicySet): string;
+}
+
+/** What a store that tells of lifted bans (`Store.onLift`) calls on each listener. */
+export interface LiftListener {
+  /** A ban was lifted (`unban`, `reset`) by some process: `id` is `liftId(key, set)` of its key. */
+  lifted(id: string): void;
+  /**
+   * `true`: the store hears every lift from now on (subscribed, also again after a reconnect, when
+   * lifts may have been missed: the limiter then drops every ban it knows). `false`: it may miss
+   * lifts (connecting, reconnecting, failed, closed): known bans are trusted for `ban.recheck` only.
+   * `cause`: the failure that stopped it, if any (reported as the store's other errors are).
+   */
+  listening(on: boolean, cause?: Error): void;
 }
 
 /** Time source in milliseconds. Stores use a monotonic one by default. */

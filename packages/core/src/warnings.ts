@@ -105,6 +105,12 @@ export const WARNINGS = {
    */
   BAN_CONCURRENCY: 'TOLLGATE_BAN_CONCURRENCY',
   /**
+   * The store no longer hears of bans lifted in other processes (a RedisStore's subscriber lost its
+   * connection, or could not subscribe): until it is subscribed again, a ban known in this process
+   * is trusted for `ban.recheck` at most. Logged again after each recovery.
+   */
+  BAN_PUSH_LOST: 'TOLLGATE_BAN_PUSH_LOST',
+  /**
    * Usage: one tenant had more than `maxRoutes` distinct routes between two flushes, so some were
    * counted under `(other)`: most likely labels holding ids or raw URLs (a `route` function returning
    * the URL, an Express router mounted on a parameterised path). Return route templates.

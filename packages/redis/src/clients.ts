@@ -1,5 +1,15 @@
 import { createHash } from 'node:crypto';
 import { ConfigError, checkOptions, configError } from '@tollgate/core/internal';
+import {
+  type IoRedisSubscriberLike,
+  ioRedisClientSubscriber,
+  ioRedisClusterSubscriber,
+  type NodeRedisSubscriberLike,
+  nodeRedisSubscriber,
+  publishToAll,
+  type Subscriber,
+  type SubscriberEvents,
+} from './lifts.js';
 import { keySlot } from './slot.js';
 
 type Reply = Promise<unknown>;
@@ -18,9 +28,14 @@ interface IoRedisCalls extends IoRedisLike {
   evalshaBuffer(sha: string, numberOfKeys: string, ...args: Arg[]): Reply;
   evalBuffer(lua: string, numberOfKeys: string, ...args: Arg[]): Reply;
   time(): Promise<unknown>;
+  publish(channel: string, message: string): Promise<unknown>;
   once(event: 'ready' | 'end', listener: () => void): unknown;
   off(event: 'ready' | 'end', listener: () => void): unknown;
   readonly isCluster?: boolean;
+  /** `Redis`: a new client with the same options (and these overrides). */
+  duplicate?(override?: Record<string, unknown>): IoRedisSubscriberLike;
+  /** `Cluster`: a client per node. */
+  nodes?(role: 'master'): IoRedisSubscriberLike[];
   /** Cluster: the nodes (`host:port`, master first) serving each slot. */
   readonly slots?: readonly (readonly string[] | undefined)[];
   readonly options?: { enableAutoPipelining?: boolean };
@@ -121,6 +136,15 @@ export interface Connection {
   run(script: Script, key: string, argv: readonly string[], text: boolean, key2?: string): Reply;
   /** DEL of `key` and `key2` (one hash tag: one command, also on Cluster). */
   del(key: string, key2?: string): Reply;
+  /** PUBLISH `message` on `channel`; on a Cluster, on every master (see `publishToAll`). */
+  publish(channel: string, message: string): Reply;
+  /**
+   * A subscriber connection of its own on `channel`, made with the client's public `duplicate()`
+   * (see ./lifts.ts); its failures go to `report`.
+   */
+  subscribe(channel: string, events: SubscriberEvents, report: (error: Error) => void): Subscriber;
+  /** Calls `listener` once when the user's client ends for good (quit, disconnect); returns the undo. */
+  onEnd(listener: () => void): () => void;
 }
 
 const isFunction = (value: unknown): value is (...args: never[]) => unknown => typeof value === 'function';
@@ -232,6 +256,25 @@ class IoRedisConnection implements Connection {
     return key2 === undefined ? this.client.del(key) : this.client.del(key, key2);
   }
 
+  publish(channel: string, message: string): Reply {
+    if (!this.cluster) return this.client.publish(channel, message);
+    const masters = this.client.nodes?.('master') ?? [];
+    return publishToAll(masters.map((node) => () => node.publish(channel, message)));
+  }
+
+  subscribe(channel: string, events: SubscriberEvents, report: (error: Error) => void): Subscriber {
+    const { client } = this;
+    if (this.cluster) {
+      return ioRedisClusterSubscriber(() => client.nodes?.('master') ?? [], channel, events, report);
+    }
+    return ioRedisClientSubscriber(client as unknown as IoRedisSubscriberLike, channel, events, report);
+  }
+
+  onEnd(listener: () => void): () => void {
+    this.client.once('end', listener);
+    return () => this.client.off('end', listener);
+  }
+
   private define(script: Script): ScriptCommand {
     // The name holds the script's hash: an existing command of that name is this very script.
     const name = `tollgate_${script.operation}_${script.sha.slice(0, 12)}`;
@@ -253,6 +296,12 @@ class IoRedisConnection implements Connection {
     }
     return command;
   }
+}
+
+/** A node-redis cluster's masters and their clients (public in v4.6+ and v5). */
+interface NodeRedisClusterNodes {
+  readonly masters: readonly unknown[];
+  nodeClient(node: unknown): NodeRedisSubscriberLike | Promise<NodeRedisSubscriberLike>;
 }
 
 /**
@@ -329,6 +378,48 @@ class NodeRedisConnection implements Connection {
 
   del(key: string, key2?: string): Reply {
     return this.send(key, key2 === undefined ? ['DEL', key] : ['DEL', key, key2]);
+  }
+
+  publish(channel: string, message: string): Reply {
+    const command = ['PUBLISH', channel, message];
+    if (!this.cluster) return this.send(channel, command);
+    const cluster = this.client as unknown as NodeRedisClusterNodes;
+    return publishToAll(
+      cluster.masters.map(
+        (master) => () =>
+          Promise.resolve(cluster.nodeClient(master)).then((node) => node.sendCommand(command)),
+      ),
+    );
+  }
+
+  subscribe(channel: string, events: SubscriberEvents, report: (error: Error) => void): Subscriber {
+    let made: Promise<NodeRedisSubscriberLike>;
+    try {
+      if (this.cluster) {
+        // A duplicate of one master's client: the cluster's own subscriber hides its reconnects.
+        const cluster = this.client as unknown as NodeRedisClusterNodes;
+        const { masters } = cluster;
+        const master = masters[Math.floor(Math.random() * masters.length)];
+        if (master === undefined) throw new Error('the node-redis cluster knows no master to subscribe on');
+        made = Promise.resolve(cluster.nodeClient(master)).then((node) => node.duplicate());
+      } else {
+        made = Promise.resolve((this.client as unknown as NodeRedisSubscriberLike).duplicate());
+      }
+    } catch (error) {
+      made = Promise.reject(error);
+    }
+    return nodeRedisSubscriber(made, channel, events, report);
+  }
+
+  onEnd(listener: () => void): () => void {
+    // A node-redis cluster tells of no end; the subscriber is unref'd, so it keeps nothing alive.
+    const client = this.client as {
+      once?(event: 'end', listener: () => void): unknown;
+      off?(event: 'end', listener: () => void): unknown;
+    };
+    if (this.cluster || typeof client.once !== 'function') return () => undefined;
+    client.once('end', listener);
+    return () => client.off?.('end', listener);
   }
 
   private send(key: string, args: string[]): Reply {

@@ -5,6 +5,8 @@ import {
   configError,
   type Duration,
   durationOption,
+  type LiftListener,
+  liftId,
   type Outcome,
   type PolicySet,
   type Settlement,
@@ -16,6 +18,7 @@ import {
 import { type Connection, isLate, isNoScript, type RedisClientLike, storeOptions } from './clients.js';
 import { Deadlines, type Pending } from './deadlines.js';
 import { BAN, encodeKey, type Layout, LEASES_SUFFIX, layoutFor, type PeriodSlot } from './layout.js';
+import type { Subscriber } from './lifts.js';
 import { PERIOD_MISS } from './lua/scripts.js';
 
 /** Options of `new RedisStore()`. */
@@ -61,7 +64,10 @@ export interface RedisStoreOptions {
    * @default 500
    */
   timeoutMs?: Duration;
-  /** Called with every `StoreError` (connection, script error, timeout) before it is thrown. */
+  /**
+   * Called with every `StoreError` (connection, script error, timeout) before it is thrown, and
+   * with the failures of the store's subscriber connection (see `onLift`), which nothing throws.
+   */
   onError?: (error: StoreError) => void;
 }
 
@@ -141,6 +147,18 @@ export class RedisStore implements Store {
   /** Lease ids: this store's random prefix and a counter, so ids of every process differ. */
   private readonly leasePrefix = randomBytes(9).toString('base64url');
   private leases = 0;
+  /** The channel of lifted bans: `${prefix}bans:lifted`. */
+  private readonly channel: string;
+  /** Limiters with bans on this store (`onLift`). */
+  private readonly liftListeners = new Set<LiftListener>();
+  /** The subscriber connection while some limiter listens; made once the client is ready. */
+  private subscriber: Subscriber | undefined;
+  /** A limiter listens, and the subscriber waits for a call that finds the client ready. */
+  private liftsPending = false;
+  /** The subscriber is subscribed. */
+  private listening = false;
+  /** Removes the listener for the end of the user's client. */
+  private unEnd: (() => void) | undefined;
 
   constructor(options: RedisStoreOptions) {
     const { connection, prefix } = storeOptions(options, OPTIONS, 'RedisStore');
@@ -154,6 +172,7 @@ export class RedisStore implements Store {
     }
     this.connection = connection;
     this.prefix = prefix;
+    this.channel = `${prefix}bans:lifted`;
     this.clock = clock;
     this.onError = onError;
     this.timeoutMs = timeoutMs;
@@ -181,8 +200,10 @@ export class RedisStore implements Store {
     return this.call('settle', key, set, delta, undefined, countedAt) as Promise<Settlement>;
   }
 
+  /** Forgets `key`'s state under `set`: one DEL, then with bans the PUBLISH `unban` sends. */
   reset(key: string, set: PolicySet): Promise<void> {
-    return this.call('reset', key, set, 0) as Promise<void>;
+    const done = this.call('reset', key, set, 0) as Promise<void>;
+    return set.ban === undefined ? done : done.then(() => this.announce('reset', key, set));
   }
 
   /** Bans `key` under `set` (a set with bans) for `durationMs` from Redis's now: one EVALSHA. */
@@ -195,17 +216,122 @@ export class RedisStore implements Store {
     return this.call('release', key, set, 0, undefined, lease) as Promise<number>;
   }
 
-  /** Lifts `key`'s ban under `set`, keeping its policies' counts: one EVALSHA. */
+  /**
+   * Lifts `key`'s ban under `set`, keeping its policies' counts: one EVALSHA, then a PUBLISH that
+   * tells every process (see `onLift`); resolves once Redis has passed it on to the subscribers.
+   */
   unban(key: string, set: PolicySet): Promise<void> {
-    return this.call('unban', key, set, 0) as Promise<void>;
+    return (this.call('unban', key, set, 0) as Promise<void>).then(() => this.announce('unban', key, set));
   }
 
   /**
-   * Stops this store: later calls fail with a `StoreError`. The client is yours and stays
-   * connected; quit it yourself.
+   * Tells this process of bans lifted by any process sharing Redis (`unban`, and `reset` of a set
+   * with bans, which PUBLISH on the channel `${prefix}bans:lifted` the key's `liftId`). The first
+   * listener (a limiter with bans) makes the store's subscriber connection, a `duplicate()` of the
+   * client (on a Cluster, of one master's client), once the client is ready; it closes with
+   * `close()`, when the last listener leaves, or when your client ends (quit, disconnect), and a
+   * node-redis one is `unref`'d. Its failures go to `onError`; while it is not subscribed the
+   * listeners are told so, and limiters trust known bans for `ban.recheck` only.
+   */
+  onLift(listener: LiftListener): () => void {
+    this.liftListeners.add(listener);
+    if (this.listening) listener.listening(true);
+    else if (this.subscriber === undefined) this.startLifts();
+    return () => {
+      if (!this.liftListeners.delete(listener) || this.liftListeners.size > 0) return;
+      this.stopLifts();
+      this.liftsPending = false;
+    };
+  }
+
+  /**
+   * Stops this store: later calls fail with a `StoreError`, and its subscriber connection (if any)
+   * closes. The client is yours and stays connected; quit it yourself.
    */
   close(): void {
     this.closed = true;
+    this.liftsPending = false;
+    this.stopLifts();
+  }
+
+  /** Makes the subscriber now if the client is ready, else at the first call that finds it ready. */
+  private startLifts(): void {
+    if (this.closed) return;
+    if (this.connection.notReady() !== undefined) {
+      this.liftsPending = true;
+      return;
+    }
+    this.liftsPending = false;
+    const tell = (notify: (listener: LiftListener) => void) => {
+      for (const listener of this.liftListeners) notify(listener);
+    };
+    this.subscriber = this.connection.subscribe(
+      this.channel,
+      {
+        message: (id) => tell((listener) => listener.lifted(id)),
+        listening: (on, cause) => {
+          this.listening = on;
+          tell((listener) => listener.listening(on, cause));
+        },
+      },
+      (error) => {
+        this.failure('subscribe', error);
+      },
+    );
+    // Your client's end ends the subscriber too; a later call that finds it ready again makes another.
+    this.unEnd = this.connection.onEnd(() => {
+      this.unEnd = undefined;
+      this.stopLifts();
+      if (this.liftListeners.size > 0 && !this.closed) this.liftsPending = true;
+    });
+  }
+
+  private stopLifts(): void {
+    this.unEnd?.();
+    this.unEnd = undefined;
+    const { subscriber } = this;
+    this.subscriber = undefined;
+    subscriber?.close();
+    if (this.listening) {
+      this.listening = false;
+      for (const listener of this.liftListeners) listener.listening(false);
+    }
+  }
+
+  /**
+   * After an unban or a reset of a set with bans: PUBLISH the key's `liftId`, so that every process
+   * forgets the ban (see `onLift`), within `timeoutMs`. A failure fails the call: the ban is lifted
+   * in Redis, but processes that know it may go on refusing the key until it ends; call it again.
+   */
+  private announce(operation: Operation, key: string, set: PolicySet): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const fail = (error: unknown) =>
+        reject(
+          this.failure(
+            operation,
+            new Error(
+              `the ban was lifted in Redis, but telling the other processes failed (${describe(error)}); call it again`,
+            ),
+          ),
+        );
+      const timer = setTimeout(() => fail(`no reply from Redis within ${this.timeoutMs} ms`), this.timeoutMs);
+      let reply: Promise<unknown>;
+      try {
+        reply = this.connection.publish(this.channel, liftId(key, set));
+      } catch (error) {
+        reply = Promise.reject(error);
+      }
+      reply.then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          fail(error);
+        },
+      );
+    });
   }
 
   /**
@@ -273,6 +399,7 @@ export class RedisStore implements Store {
       return Promise.reject(this.failure(operation, new Error(`Redis unavailable: ${unavailable}`)));
     }
     this.wasReady = true;
+    if (this.liftsPending) this.startLifts();
     const layout = this.layout(set);
     if ((operation === 'ban' || operation === 'unban') && !layout.ban) {
       return Promise.reject(

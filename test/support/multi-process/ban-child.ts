@@ -1,21 +1,24 @@
 /**
  * A process of test/bans-acceptance.test.ts, forked as `node --import tsx` with the repository root
  * as cwd (`@tollgate/*` resolve to packages/<name>/src through tsconfig paths, as in consumer.ts).
- * It holds one ioredis connection and limiters built on request, and answers the parent's commands
- * over IPC, one at a time: `limiter` (build one), `consume` (n requests, in sequence), `ban`,
- * `unban`, `exit`.
+ * It holds one connection per target (ioredis or node-redis, standalone or Cluster) and limiters
+ * built on request, each on a RedisStore of its own, and answers the parent's commands over IPC, one
+ * at a time: `limiter` (build one; answers once its store's subscriber is subscribed), `consume` (n
+ * requests, in sequence), `ban`, `unban`, `subscribed` (waits until a limiter's store has
+ * subscribed `times` times in all), `exit`.
  */
 import { type BanOptions, createLimiter, type Limiter, type Policy } from '@tollgate/core';
-import { RedisStore } from '@tollgate/redis';
+import { type RedisClientLike, RedisStore } from '@tollgate/redis';
 import { Cluster, Redis } from 'ioredis';
+import { createClient, createCluster } from 'redis';
 
 export type BanChildCommand =
   | {
       type: 'limiter';
       id: string;
       target:
-        | { kind: 'standalone'; port: number }
-        | { kind: 'cluster'; nodes: { host: string; port: number }[] };
+        | { kind: 'standalone'; port: number; client?: 'ioredis' | 'node-redis' }
+        | { kind: 'cluster'; nodes: { host: string; port: number }[]; client?: 'ioredis' | 'node-redis' };
       prefix: string;
       name: string;
       policies: Policy;
@@ -24,29 +27,45 @@ export type BanChildCommand =
   | { type: 'consume'; id: string; key: string; n: number }
   | { type: 'ban'; id: string; key: string; duration: number }
   | { type: 'unban'; id: string; key: string }
+  | { type: 'reset'; id: string; key: string }
+  | { type: 'subscribed'; id: string; times: number }
   | { type: 'exit' };
 
 /** One decision as the parent sees it: allowed, reason ('' for none), retryAfterMs. */
 export type Answer = [boolean, string, number];
 
-const clients = new Map<string, Redis | Cluster>();
-const limiters = new Map<string, Limiter>();
+type Target = Extract<BanChildCommand, { type: 'limiter' }>['target'];
+const clients = new Map<string, { client: RedisClientLike; quit(): unknown }>();
+const limiters = new Map<string, { limiter: Limiter; subscribed: () => number; wait: Set<() => void> }>();
 
-async function connect(target: Extract<BanChildCommand, { type: 'limiter' }>['target']) {
+async function connect(target: Target): Promise<RedisClientLike> {
   const id = JSON.stringify(target);
-  let client = clients.get(id);
-  if (client === undefined) {
-    client =
-      target.kind === 'standalone'
-        ? new Redis({ host: '127.0.0.1', port: target.port })
-        : new Cluster(target.nodes);
-    client.on('error', () => undefined);
-    clients.set(id, client);
+  let entry = clients.get(id);
+  if (entry === undefined) {
+    if (target.client === 'node-redis') {
+      const client =
+        target.kind === 'standalone'
+          ? createClient({ socket: { host: '127.0.0.1', port: target.port } })
+          : createCluster({
+              rootNodes: target.nodes.map((n) => ({ socket: { host: n.host, port: n.port } })),
+              defaults: { disableOfflineQueue: true },
+            });
+      client.on('error', () => undefined);
+      await client.connect();
+      entry = { client: client as RedisClientLike, quit: () => client.disconnect().catch(() => undefined) };
+    } else {
+      const client =
+        target.kind === 'standalone'
+          ? new Redis({ host: '127.0.0.1', port: target.port })
+          : new Cluster(target.nodes);
+      client.on('error', () => undefined);
+      if (client.status !== 'ready')
+        await new Promise<void>((resolve) => client.once('ready', () => resolve()));
+      entry = { client, quit: () => client.disconnect() };
+    }
+    clients.set(id, entry);
   }
-  const pending = client;
-  if (pending.status !== 'ready')
-    await new Promise<void>((resolve) => pending.once('ready', () => resolve()));
-  return client;
+  return entry.client;
 }
 
 async function run(command: BanChildCommand): Promise<unknown> {
@@ -59,23 +78,52 @@ async function run(command: BanChildCommand): Promise<unknown> {
       ban: command.ban,
       logger: { warn: () => undefined, error: () => undefined },
     });
+    // The store's subscriptions, counted through its public hook (beside the limiter's listener).
+    let subscribed = 0;
+    const wait = new Set<() => void>();
+    store.onLift({
+      lifted: () => undefined,
+      listening: (on) => {
+        if (!on) return;
+        subscribed++;
+        for (const w of wait) w();
+      },
+    });
     // One limiter per id at a time: a later scenario replaces an earlier one.
-    limiters.set(command.id, limiter);
+    limiters.get(command.id)?.limiter.store.close?.();
+    limiters.set(command.id, { limiter, subscribed: () => subscribed, wait });
+    await until(command.id, 1);
     return null;
   }
   if (command.type === 'exit') {
-    for (const client of clients.values()) client.disconnect();
+    for (const { quit } of clients.values()) quit();
     process.exit(0);
   }
-  const limiter = limiters.get(command.id)!;
+  const { limiter } = limiters.get(command.id)!;
+  if (command.type === 'subscribed') return until(command.id, command.times);
   if (command.type === 'ban') return limiter.ban(command.key, command.duration);
   if (command.type === 'unban') return limiter.unban(command.key);
+  if (command.type === 'reset') return limiter.reset(command.key);
   const answers: Answer[] = [];
   for (let i = 0; i < command.n; i++) {
     const d = await limiter.consume(command.key);
     answers.push([d.allowed, d.reason ?? '', d.retryAfterMs]);
   }
   return answers;
+}
+
+/** Resolves once the store of limiter `id` has subscribed `times` times (again after reconnects). */
+function until(id: string, times: number): Promise<number> {
+  const entry = limiters.get(id)!;
+  return new Promise((resolve) => {
+    const check = () => {
+      if (entry.subscribed() < times) return;
+      entry.wait.delete(check);
+      resolve(entry.subscribed());
+    };
+    entry.wait.add(check);
+    check();
+  });
 }
 
 process.on('message', (message: { seq: number; command: BanChildCommand }) => {
