@@ -5,7 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type RedisCluster, type RedisServer, startCluster, startRedis } from './support/redis-servers.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const core = pathToFileURL(fileURLToPath(new URL('../packages/core/src/index.ts', import.meta.url))).href;
@@ -29,6 +30,8 @@ function run(script: string, killAfterDoneMs = 10_000, limitMs = 60_000): Promis
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
+      // tsx maps `@tollgate/*` to packages/*/src through this tsconfig's `paths`.
+      env: { ...process.env, TSX_TSCONFIG_PATH: `${repoRoot}tsconfig.json` },
     });
     let stdout = '';
     let stderr = '';
@@ -134,4 +137,77 @@ console.log('done');
     expect(result.signal).toBe('SIGKILL');
     expect(result.exitDelayMs).toBeGreaterThan(1000);
   });
+});
+
+/**
+ * A script with a banning limiter on a RedisStore (whose subscriber for lifted bans is up), which
+ * quits its client at the end: `connect` makes the client (awaited, ready), `quit` ends it.
+ */
+const withBans = (connect: string, quit: string, closeStore: boolean) => `
+import { createLimiter } from '@tollgate/core';
+import { RedisStore } from '@tollgate/redis';
+import { Redis, Cluster } from 'ioredis';
+import { createClient, createCluster } from 'redis';
+
+const client = await (async () => { ${connect} })();
+const store = new RedisStore({ client, prefix: 'exit:${Math.random().toString(36).slice(2)}:' });
+const subscribed = new Promise((resolve) =>
+  store.onLift({ lifted: () => undefined, listening: (on) => on && resolve() }),
+);
+const limiter = createLimiter({
+  policies: { algorithm: 'fixed-window', limit: 1, window: '1m' },
+  store,
+  ban: { after: 2, within: '1m', for: '1m' },
+  logger: { warn: () => undefined, error: () => undefined },
+});
+await limiter.consume('k');
+await limiter.consume('k');
+await limiter.consume('k');
+const banned = await limiter.consume('k');
+await subscribed;
+await limiter.unban('k');
+const after = await limiter.consume('k');
+if (${closeStore}) store.close();
+await (async () => { ${quit} })();
+console.log('done ' + banned.reason + ' ' + after.reason);
+`;
+
+describe('a process using bans on Redis exits by itself after quitting its client', () => {
+  let server: RedisServer;
+  let cluster: RedisCluster;
+  beforeAll(async () => {
+    [server, cluster] = await Promise.all([startRedis(), startCluster()]);
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all([server?.stop(), cluster?.stop()]);
+  });
+
+  const ioredis = () =>
+    `const c = new Redis(${server.port}, '127.0.0.1'); await new Promise((r) => c.once('ready', r)); return c;`;
+  const nodeRedis = () =>
+    `const c = createClient({ socket: { host: '127.0.0.1', port: ${server.port} } }); await c.connect(); return c;`;
+  const ioCluster = () =>
+    `const c = new Cluster(${JSON.stringify(cluster.nodes)}); await new Promise((r) => c.once('ready', r)); return c;`;
+  const nodeCluster = () =>
+    `const c = createCluster({ rootNodes: ${JSON.stringify(cluster.nodes.map((n) => ({ socket: n })))} }); await c.connect(); return c;`;
+  const cases: [string, () => string, boolean][] = [
+    ['ioredis', ioredis, false],
+    ['ioredis, store.close() first', ioredis, true],
+    ['node-redis', nodeRedis, false],
+    ['ioredis Cluster', ioCluster, false],
+    ['node-redis cluster', nodeCluster, false],
+  ];
+
+  test.each(cases)(
+    '%s',
+    async (_, connect, closeStore) => {
+      const result = await run(withBans(connect(), 'await client.quit();', closeStore));
+      expect(result.stderr).toBe('');
+      expect(result.signal).toBeNull();
+      expect(result.code).toBe(0);
+      expect(result.stdout.trim()).toBe('done banned undefined');
+      expect(result.exitDelayMs).toBeLessThan(2000);
+    },
+    70_000,
+  );
 });
