@@ -790,6 +790,34 @@ describe('RedisStore on a dedicated server', () => {
     }
   });
 
+  it("a store in use reads Redis time from its scripts' replies: 30 s of decisions send no TIME (ioredis, node-redis)", async () => {
+    const s = set({ name: 'a', limit: 1000, window: '1m' });
+    for (const client of [await connectedIoredis(server.port), await connectedNodeRedis(server.port)]) {
+      // Only performance.now() is faked: sockets and timers run for real; the store's clock jumps.
+      vi.useFakeTimers({ toFake: ['performance'] });
+      try {
+        const store = new RedisStore({ client, prefix: prefix() });
+        // The first call finds no reading of Redis time: it asks TIME beside its script (and the
+        // script may be new to the server: EVALSHA, NOSCRIPT, EVAL).
+        const first = await commandsDuring(() => store.consume('warm-up', s, 1));
+        expect(first.filter((name) => name === 'time')).toEqual(['time']);
+        const seen = await commandsDuring(async () => {
+          for (let i = 0; i < 15; i++) {
+            vi.advanceTimersByTime(2000);
+            expect((await store.consume(`user-${i % 3}`, s, 1))[0]!.allowed).toBe(true);
+          }
+        });
+        // Without the replies' readings the store would ask TIME every 10 s (three times here).
+        expect(seen).toEqual(Array(15).fill('evalsha'));
+        // An idle store asks again with its next decision.
+        vi.advanceTimersByTime(11_000);
+        expect((await commandsDuring(() => store.consume('later', s, 1))).sort()).toEqual(['evalsha', 'time']);
+      } finally {
+        vi.useRealTimers();
+      }
+    }
+  });
+
   it('a set with a concurrency policy costs one command per decision, plus one per release (issue 12)', async () => {
     const ioClient = await connectedIoredis(server.port);
     const nodeClient = await connectedNodeRedis(server.port);

@@ -513,7 +513,10 @@ export class RedisStore implements Store {
    */
   private deadline(): string {
     const t = performance.now();
-    if (!this.syncing && t - this.syncedAt > SYNC_EVERY_MS) this.sync(t);
+    // The scripts' replies are readings too (see observe): TIME is asked only when none was taken
+    // for a while, so that a store in use sends exactly one command per decision.
+    if (!this.syncing && t - this.syncedAt > SYNC_EVERY_MS && t - this.trustedAt > SYNC_EVERY_MS)
+      this.sync(t);
     if (this.offset === undefined) return '';
     return String(Math.ceil(t + this.offset + 2 * this.timeoutMs + this.rtt + 5));
   }
@@ -531,22 +534,34 @@ export class RedisStore implements Store {
     time.then(
       (reply) => {
         this.syncing = false;
-        const t1 = performance.now();
         if (!Array.isArray(reply) || reply.length !== 2) return;
         const redisMs = Number(String(reply[0])) * 1000 + Number(String(reply[1])) / 1000;
-        const rtt = t1 - t0;
-        if (!Number.isFinite(redisMs)) return;
-        // A reading delayed by a busy loop is less exact: keep the better one for a while.
-        if (this.offset !== undefined && rtt > this.rtt * 2 + 1 && t1 - this.trustedAt < SYNC_TRUST_MS)
-          return;
-        this.offset = redisMs - (t0 + t1) / 2;
-        this.rtt = rtt;
-        this.trustedAt = t1;
+        this.observe(redisMs, t0, performance.now());
       },
       () => {
         this.syncing = false;
       },
     );
+  }
+
+  /**
+   * A reading of Redis time: `redisMs`, taken by Redis between `t0` and `t1` (performance.now()
+   * here), from a TIME reply or from a script's reply (its `now`). A reading delayed by a busy loop
+   * or a queue is less exact: the better one is kept for a while.
+   */
+  private observe(redisMs: number, t0: number, t1: number): void {
+    const rtt = t1 - t0;
+    if (!Number.isFinite(redisMs)) return;
+    if (this.offset !== undefined && rtt > this.rtt * 2 + 1 && t1 - this.trustedAt < SYNC_TRUST_MS) return;
+    this.offset = redisMs - (t0 + t1) / 2;
+    this.rtt = rtt;
+    this.trustedAt = t1;
+  }
+
+  /** Forgets the reading of Redis time: the next one is taken whatever its round trip. */
+  private distrustTime(): void {
+    this.syncedAt = Number.NEGATIVE_INFINITY;
+    this.trustedAt = Number.NEGATIVE_INFINITY;
   }
 
   /** Sends `call`'s command (with the script's text when `text`) and settles it with the reply. */
@@ -576,7 +591,7 @@ export class RedisStore implements Store {
           return;
         }
         // Late by Redis's clock before our timeout: the reading of Redis TIME is off; take another.
-        if (isLate(error)) this.syncedAt = Number.NEGATIVE_INFINITY;
+        if (isLate(error)) this.distrustTime();
         if (this.deadlines.settle(call)) call.reject(this.commandFailure(call, error));
       },
     );
@@ -605,9 +620,17 @@ export class RedisStore implements Store {
       // Redis's clock is in another calendar period than we thought: send the one that holds it.
       call.misses++;
       fillPeriods(call.argv, call.base, layout.periods, missed);
-      this.syncedAt = Number.NEGATIVE_INFINITY;
+      this.distrustTime();
       this.send(call, false);
       return;
+    }
+    if (
+      this.clock === undefined &&
+      (operation === 'consume' || operation === 'peek') &&
+      Array.isArray(reply)
+    ) {
+      // On Redis time, the script's `now` (whole ms) is a reading taken while the call was out.
+      this.observe(Number(reply[layout.size * 5]) + 0.5, call.at - this.timeoutMs, performance.now());
     }
     if (!this.deadlines.settle(call)) return;
     if (missed !== undefined) {
