@@ -811,7 +811,10 @@ describe('RedisStore on a dedicated server', () => {
         expect(seen).toEqual(Array(15).fill('evalsha'));
         // An idle store asks again with its next decision.
         vi.advanceTimersByTime(11_000);
-        expect((await commandsDuring(() => store.consume('later', s, 1))).sort()).toEqual(['evalsha', 'time']);
+        expect((await commandsDuring(() => store.consume('later', s, 1))).sort()).toEqual([
+          'evalsha',
+          'time',
+        ]);
       } finally {
         vi.useRealTimers();
       }
