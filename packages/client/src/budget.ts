@@ -210,7 +210,7 @@ export class Budget {
           quota = new Quota(q.key, q.unit);
           this.quotas.set(q.key, quota);
         }
-        quota.update(q, seq, sentAt, receivedAt, this.clock, this.spentAfter(seq, q.unit));
+        quota.update(q, seq, sentAt, receivedAt, this.clock, this.spentAfter(seq, q.unit), status < 400);
       }
       this.forget();
     }

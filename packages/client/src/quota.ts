@@ -1,6 +1,13 @@
 import type { QuotaReading, QuotaUnit } from './read-headers.js';
 import type { ServerClock } from './server-clock.js';
 
+/** How far a bucket's rate bounds may cross (a stale `Date`, timer lag) before it is no bucket. */
+const BUCKET_SLACK = 1.2;
+/** Sends remembered per sliding window (its refill is this client's sends of the last window). */
+const MAX_SENDS = 4096;
+/** Milliseconds by which answers' resets may disagree and still be one instant (a server's two clocks). */
+const RESET_SLACK = 5;
+
 /**
  * How a quota comes back, as far as its answers tell: all at once at the reset (`window`), one
  * unit at a time where the reset is up to two windows away (`sliding`: the last window's calls fade
@@ -44,8 +51,32 @@ export class Quota {
   /** The instant the whole quota is back, as an interval in local ms (hi is never too early). */
   private resetLo = Number.NEGATIVE_INFINITY;
   private resetHi: number | undefined;
-  /** Cost this client sent per aligned window (sliding only): the window index and its sum. */
-  private readonly spentIn: Array<[number, number]> = [];
+  /** This client's sends to a sliding window, [local ms, cost], oldest first: what its refill is. */
+  private readonly sends: Array<[number, number]> = [];
+  /**
+   * Units per ms a bucket refills at, as an interval every answer narrows: read as a bucket, an
+   * answer's remaining and reset (the time to full) bound the rate from both sides. Only used where
+   * the server states no window (`X-RateLimit-*`); an empty intersection says it is no bucket.
+   */
+  private rateLo = 0;
+  private rateHi = Number.POSITIVE_INFINITY;
+  /** Answers whose remaining and reset no bucket explains: a sliding window (see `update`). */
+  private notBucket = false;
+  /**
+   * For a sliding window that states no window: the least of (reset - sent) over allowed answers.
+   * The reset is the end of the window after the one that counted the call, more than one window
+   * after the call, so this is never below the window and, from a call just before a boundary,
+   * barely above it.
+   */
+  private slidingWindowHi: number | undefined;
+  /** A window that states no length (see `followWindow`): the local interval of the call that opened it. */
+  private opened: [number, number] | undefined;
+  /** ...the latest send counted in it, and the earliest its end can be. */
+  private lastIn = Number.NEGATIVE_INFINITY;
+  private endLo = Number.NEGATIVE_INFINITY;
+  /** ...and its length, as an interval narrowed window by window. */
+  private lengthLo = 0;
+  private lengthHi = Number.POSITIVE_INFINITY;
 
   constructor(
     readonly key: string,
@@ -55,13 +86,13 @@ export class Quota {
   /** A call of `cost` was sent at `now`. */
   spend(cost: number, now: number): void {
     this.spent += cost;
-    const index = this.windowIndex(now);
-    if (index === undefined) return;
-    const last = this.spentIn[this.spentIn.length - 1];
-    if (last !== undefined && last[0] === index) last[1] += cost;
-    else {
-      this.spentIn.push([index, cost]);
-      if (this.spentIn.length > 3) this.spentIn.shift();
+    if (this.kind !== 'sliding') return;
+    this.sends.push([now, cost]);
+    // Two windows back is all the refill needs.
+    const window = this.window();
+    const horizon = window === undefined ? Number.NEGATIVE_INFINITY : now - 3 * window;
+    while (this.sends.length > 0 && (this.sends.length > MAX_SENDS || this.sends[0]![0] < horizon)) {
+      this.sends.shift();
     }
   }
 
@@ -73,13 +104,19 @@ export class Quota {
     receivedAt: number,
     clock: ServerClock,
     spentAfter: number,
+    allowed = true,
   ): void {
     if (seq < this.seq) return;
+    const before = this.remaining;
     if (reading.limit !== undefined) this.limit = reading.limit;
     if (reading.windowMs !== undefined) this.windowMs = reading.windowMs;
     // A sliding window states when the whole quota is back: up to twice its window.
     if (reading.reset !== undefined && 'delta' in reading.reset && this.windowMs !== undefined) {
       if (reading.reset.delta > this.windowMs) this.kind = 'sliding';
+    }
+    if (reading.windowMs === undefined && reading.reset !== undefined) {
+      const { lo, hi } = clock.toLocal(reading.reset, sentAt, receivedAt);
+      this.learnUnstated(reading, lo, hi, sentAt, receivedAt, allowed);
     }
     // Sent after the last answer arrived, answered before that answer's reset, and no less left
     // although this call spent: units came back in between.
@@ -92,6 +129,8 @@ export class Quota {
     ) {
       this.kind = 'bucket';
     }
+    // A quota that comes back gradually but whose answers no bucket explains: a sliding window.
+    if (this.kind === 'bucket' && this.notBucket) this.kind = 'sliding';
     // Sent after the last reset, and the quota is whole again although calls went out just before:
     // it came back all at once, a window. (A bucket paced at its rate never shows that.)
     if (
@@ -111,16 +150,18 @@ export class Quota {
       // header's one-second grain. A bucket's moves with every call: until a reset was seen to
       // bring the whole quota back at once, it might be one.
       // More left than before means a new window, whose reset is a new instant.
-      const sameWindow = reading.remaining <= this.remaining;
+      // A sliding window's count rises and falls within one reset: overlapping is enough there.
+      // (A few ms of slack: a server may count on one clock and state the reset on another.)
+      const sameWindow = this.kind === 'sliding' || reading.remaining <= this.remaining;
       if (
         (this.windowSeen || this.kind === 'sliding') &&
         sameWindow &&
         this.resetHi !== undefined &&
-        lo <= this.resetHi &&
-        hi >= this.resetLo
+        lo <= this.resetHi + RESET_SLACK &&
+        hi >= this.resetLo - RESET_SLACK
       ) {
         this.resetLo = Math.max(this.resetLo, lo);
-        this.resetHi = Math.min(this.resetHi, hi);
+        this.resetHi = Math.max(this.resetLo, Math.min(this.resetHi, hi));
       } else {
         // A window's next reset is one window after the last: where the server does not state the
         // window (`X-RateLimit-*`), that jump is the window.
@@ -136,6 +177,9 @@ export class Quota {
         this.resetHi = hi;
       }
     }
+    if (this.kind === 'window' && this.windowMs === undefined && this.seq >= 0) {
+      this.followWindow(reading.remaining, before, sentAt, receivedAt);
+    }
     if (this.kind === 'unknown' && reading.reset !== undefined) this.kind = 'window';
     this.remaining = reading.remaining;
     this.seenAt = receivedAt;
@@ -143,10 +187,99 @@ export class Quota {
     this.spent = spentAfter;
   }
 
+  /**
+   * A window that states no length (`X-RateLimit-*`, whose reset has a grain of a whole second):
+   * where it ends, from this client's own calls. A call answered within the window was decided
+   * before its end; a call that opened the next one (its answer's remaining is the whole quota less
+   * one) after it. A window that opens at its first call (tollgate's fixed window does) lasts from
+   * that call: the length read off one window predicts the end of the next, far below a second.
+   */
+  private followWindow(remaining: number, before: number, sentAt: number, receivedAt: number): void {
+    const opener = this.limit !== undefined && remaining === this.limit - 1;
+    if (remaining > before) {
+      // A new window. The last one ended after `lastIn` and before this answer.
+      if (opener && this.opened !== undefined) {
+        const lo = Math.max(this.lastIn, this.endLo) - this.opened[1];
+        const hi = receivedAt - this.opened[0];
+        if (lo > this.lengthHi || hi < this.lengthLo) {
+          // Not the length seen before (the server's policy changed): start over.
+          this.lengthLo = lo;
+          this.lengthHi = hi;
+        } else {
+          this.lengthLo = Math.max(this.lengthLo, lo);
+          this.lengthHi = Math.min(this.lengthHi, hi);
+        }
+      }
+      this.opened = opener ? [sentAt, receivedAt] : undefined;
+      this.lastIn = sentAt;
+    } else {
+      this.lastIn = Math.max(this.lastIn, sentAt);
+      this.resetLo = Math.max(this.resetLo, sentAt);
+    }
+    if (this.opened !== undefined && Number.isFinite(this.lengthHi) && this.resetHi !== undefined) {
+      const lo = this.opened[0] + this.lengthLo;
+      const hi = this.opened[1] + this.lengthHi;
+      if (lo <= this.resetHi && hi >= this.resetLo) {
+        this.resetLo = Math.max(this.resetLo, lo);
+        this.resetHi = Math.max(this.resetLo, Math.min(this.resetHi, hi));
+      }
+    }
+    this.endLo = this.resetLo;
+  }
+
+  /**
+   * Where the server states no window: narrows the bucket rate, and tells a sliding window from a
+   * bucket. A bucket's reset is its time to full: with `remaining` r of `limit` L (r whole, the
+   * bucket holding r + a fraction) and the decision between `sentAt` and `receivedAt`, the rate lies
+   * in [(L - r - 1) / (hi - sentAt), (L - r) / (lo - receivedAt)]. A sliding window's reset is the
+   * end of the window after this one, constant through each window: read as a bucket it gives
+   * bounds that cross.
+   */
+  private learnUnstated(
+    reading: QuotaReading,
+    lo: number,
+    hi: number,
+    sentAt: number,
+    receivedAt: number,
+    allowed: boolean,
+  ): void {
+    if (
+      allowed &&
+      hi > sentAt &&
+      (this.slidingWindowHi === undefined || hi - sentAt < this.slidingWindowHi)
+    ) {
+      this.slidingWindowHi = hi - sentAt;
+    }
+    const L = reading.limit ?? this.limit;
+    if (L === undefined || reading.remaining >= L) return;
+    const missing = L - reading.remaining;
+    const lower = hi > sentAt ? (missing - 1) / (hi - sentAt) : 0;
+    const upper = lo > receivedAt ? missing / (lo - receivedAt) : Number.POSITIVE_INFINITY;
+    const rateLo = Math.max(this.rateLo, lower);
+    const rateHi = Math.min(this.rateHi, upper);
+    // Crossed by more than a stale `Date` or a slow answer explains: no bucket behaves so.
+    if (rateLo > rateHi * BUCKET_SLACK) {
+      this.notBucket = true;
+      this.rateLo = lower;
+      this.rateHi = upper;
+      return;
+    }
+    this.rateLo = rateLo;
+    this.rateHi = rateHi;
+  }
+
+  /** The window: stated, or for a sliding window that states none, its upper bound (a slower refill). */
+  private window(): number | undefined {
+    if (this.windowMs !== undefined) return this.windowMs;
+    return this.kind === 'sliding' ? this.slidingWindowHi : undefined;
+  }
+
   /** Units per millisecond the quota sustains, when it can be told. */
   rate(): number | undefined {
     if (this.limit === undefined) return undefined;
-    if (this.windowMs !== undefined) return this.limit / this.windowMs;
+    const window = this.window();
+    if (window !== undefined) return this.limit / window;
+    if (this.kind === 'bucket' && this.rateLo > 0 && !this.notBucket) return this.rateLo;
     if (this.kind === 'window' && this.inferredWindowMs !== undefined)
       return this.limit / this.inferredWindowMs;
     // A bucket with no stated window refills what is missing by its reset.
@@ -158,36 +291,70 @@ export class Quota {
     return undefined;
   }
 
-  /** Units per ms that come back now: a bucket's rate; a sliding window's last window fading out. */
-  private refillRate(now: number): number | undefined {
-    if (this.kind === 'bucket') return this.rate();
-    if (this.kind !== 'sliding' || this.windowMs === undefined) return undefined;
-    // The previous window's count fades over this one. Only this client's own calls in it are
-    // known (others only add to it, and so to the refill): the lower bound of both windows spanned.
-    const from = this.windowIndex(this.seenAt);
-    const to = this.windowIndex(now);
-    if (from === undefined || to === undefined) return undefined;
-    let least = Number.POSITIVE_INFINITY;
-    for (let index = from; index <= to; index++) {
-      least = Math.min(least, this.spentIn.find(([i]) => i === index - 1)?.[1] ?? 0);
+  /**
+   * Units that come back between `from` and `to`: a bucket's rate over the span; a sliding window's
+   * previous window fading out, window by window. Only this client's own calls in each previous
+   * window are known (others' only add to the refill): a lower bound.
+   */
+  private refilled(from: number, to: number): number {
+    if (to <= from) return 0;
+    if (this.kind === 'bucket') {
+      const rate = this.rate();
+      return rate === undefined ? 0 : (to - from) * rate;
     }
-    return least > 0 ? least / this.windowMs : undefined;
+    const window = this.window();
+    let index = this.windowIndex(from);
+    if (window === undefined || index === undefined) return 0;
+    let sum = 0;
+    for (let at = from; at < to; index++) {
+      const end = Math.min(to, this.resetHi! + (index + 1) * window);
+      sum += (this.spentInWindow(index - 1) * (end - at)) / window;
+      at = end;
+    }
+    return sum;
   }
 
-  /** Aligned window number of `at`, from the sliding window's reset (a window boundary). */
+  /** The earliest time by which `need` units have come back since `from` (Infinity: none come back). */
+  private refilledBy(from: number, need: number): number {
+    if (this.kind === 'bucket') {
+      const rate = this.rate();
+      return rate === undefined || rate <= 0 ? Number.POSITIVE_INFINITY : from + need / rate;
+    }
+    const window = this.window();
+    let index = this.windowIndex(from);
+    if (window === undefined || index === undefined) return Number.POSITIVE_INFINITY;
+    // Three windows on, what this client sent has faded out: more waits for an answer.
+    for (let at = from, n = 0; n < 3; index++, n++) {
+      const end = this.resetHi! + (index + 1) * window;
+      const rate = this.spentInWindow(index - 1) / window;
+      if (rate > 0 && at + need / rate <= end) return at + need / rate;
+      need -= rate * (end - at);
+      at = end;
+    }
+    return Number.POSITIVE_INFINITY;
+  }
+
+  /** What this client sent in aligned window `index` (see `windowIndex`). */
+  private spentInWindow(index: number): number {
+    let sum = 0;
+    for (const [at, cost] of this.sends) if (this.windowIndex(at) === index) sum += cost;
+    return sum;
+  }
+
+  /**
+   * Aligned window number of `at`, counted from the sliding window's reset (a window boundary), so
+   * that a window known only roughly still numbers the windows near it right.
+   */
   private windowIndex(at: number): number | undefined {
-    if (this.kind !== 'sliding' || this.windowMs === undefined || this.resetHi === undefined)
-      return undefined;
-    const phase = this.resetHi % this.windowMs;
-    return Math.floor((at - phase) / this.windowMs);
+    const window = this.window();
+    if (this.kind !== 'sliding' || window === undefined || this.resetHi === undefined) return undefined;
+    return Math.floor((at - this.resetHi) / window);
   }
 
   available(now: number): number {
     const left = this.remaining - this.spent;
     if (this.resetHi !== undefined && now >= this.resetHi) return (this.limit ?? this.remaining) - this.spent;
-    const rate = this.refillRate(now);
-    if (rate === undefined) return left;
-    return Math.min(this.limit ?? Number.POSITIVE_INFINITY, left + (now - this.seenAt) * rate);
+    return Math.min(this.limit ?? Number.POSITIVE_INFINITY, left + this.refilled(this.seenAt, now));
   }
 
   /**
@@ -201,8 +368,8 @@ export class Quota {
     if (this.limit !== undefined && cost > this.limit) return Number.POSITIVE_INFINITY;
     const available = this.available(now);
     if (available < cost) {
-      const refill = this.refillRate(now);
-      const refilled = refill === undefined ? undefined : now + (cost - available) / refill;
+      const by = this.refilledBy(now, cost - available);
+      const refilled = Number.isFinite(by) ? by : undefined;
       if (this.resetHi !== undefined && this.resetHi > now)
         return Math.min(refilled ?? this.resetHi, this.resetHi);
       if (refilled !== undefined) return Math.max(refilled, now);
@@ -213,8 +380,21 @@ export class Quota {
     }
     const rate = this.rate();
     let interval = rate === undefined ? Number.POSITIVE_INFINITY : cost / rate;
-    if (this.resetHi !== undefined && this.resetLo > now) {
-      interval = Math.min(interval, (cost * (this.resetLo - now)) / available);
+    // What comes back gradually and is left over (the rate read low, a slow stretch) is spent over
+    // a window on top of the rate, so an estimate that errs slow does not leave quota unused.
+    if (rate !== undefined && (this.kind === 'bucket' || this.kind === 'sliding') && available > cost) {
+      interval = cost / (rate + (available - cost) / (this.limit! / rate));
+    }
+    if (this.resetHi !== undefined) {
+      // A window of unstated length is spread up to the middle of where its end may be: a call there
+      // either still counts in it or opens the next (whose answer says so), and either way narrows
+      // the end down. Until one length was seen, up to the latest end: the calls past the end open
+      // the next window one by one, and the first of them dates the end closely.
+      let until = this.resetLo;
+      if (this.kind === 'window' && this.windowMs === undefined) {
+        until = Number.isFinite(this.lengthHi) ? (this.resetLo + this.resetHi) / 2 : this.resetHi;
+      }
+      if (until > now) interval = Math.min(interval, (cost * (until - now)) / available);
     }
     return Number.isFinite(interval) ? lastSentAt + interval : Number.NEGATIVE_INFINITY;
   }
