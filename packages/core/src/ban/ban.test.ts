@@ -10,8 +10,9 @@ import { isConfigError } from '../errors.js';
 import { BAN_CHANNEL, type BanMessage } from '../events.js';
 import { createLimiter, type LimiterOptions } from '../limiter.js';
 import { MemoryStore } from '../memory-store.js';
-import type { BanOptions, ConsumeInfo, Outcome, Policy, PolicySet, Store } from '../types.js';
+import type { BanOptions, ConsumeInfo, LiftListener, Outcome, Policy, PolicySet, Store } from '../types.js';
 import { WARNINGS } from '../warnings.js';
+import { liftId } from './lift.js';
 
 const quiet = { warn: () => undefined, error: () => undefined };
 const POLICY: Policy = { algorithm: 'fixed-window', limit: 2, window: '1s' };
@@ -554,5 +555,125 @@ describe('a banned answer and calendar periods', () => {
     now += 1000;
     const again = await limiter.consume('k');
     expect([again.reason, again.policies[0]!.windowMs]).toEqual(['banned', 30 * 86_400_000]);
+  });
+});
+
+/** A CountingStore that tells of lifted bans as a RedisStore does (`onLift`), driven by the test. */
+class PushingStore extends CountingStore {
+  readonly listeners = new Set<LiftListener>();
+  onLift(listener: LiftListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  listening(on: boolean, cause?: Error): void {
+    for (const l of this.listeners) l.listening(on, cause);
+  }
+  /** Another process unbans `key`: the shared state, then the news. */
+  async unbanElsewhere(key: string, set: PolicySet): Promise<void> {
+    await this.inner.unban(key, set);
+    for (const l of this.listeners) l.lifted(liftId(key, set));
+  }
+}
+
+describe('the ban cache with a store that tells of lifted bans (onLift)', () => {
+  function pushSetup() {
+    const clock = { now: 5_000_000 };
+    const store = new PushingStore(new MemoryStore({ clock: () => clock.now }));
+    const warned: string[] = [];
+    const limiter = createLimiter({
+      policies: POLICY,
+      store,
+      ban: { after: 2, within: '10s', for: '1m' },
+      logger: { warn: (m: string) => warned.push(m), error: () => undefined },
+    });
+    const banned = async () => {
+      for (let i = 0; i < 4; i++) await limiter.consume('k');
+      clock.now += 1000; // the policy's window is over: only the ban refuses
+    };
+    return { clock, store, limiter, warned, banned };
+  }
+
+  test('while listening, a known ban costs no store call until it ends, whatever recheck says', async () => {
+    const { clock, store, limiter, banned } = pushSetup();
+    expect(store.listeners.size).toBe(1);
+    store.listening(true);
+    await banned();
+    const calls = store.calls.consume;
+    for (let t = 0; t < 58_000; t += 10) {
+      expect((await limiter.consume('k')).reason).toBe('banned');
+      clock.now += 10;
+    }
+    expect(store.calls.consume).toBe(calls);
+    clock.now += 1000;
+    expect((await limiter.consume('k')).allowed).toBe(true);
+    expect(store.calls.consume).toBe(calls + 1);
+  });
+
+  test('an unban elsewhere is heard: the very next request reaches the store and is let through', async () => {
+    const { store, limiter, banned } = pushSetup();
+    store.listening(true);
+    await banned();
+    expect((await limiter.consume('k')).reason).toBe('banned');
+    await store.unbanElsewhere('k', limiter.resolve());
+    expect((await limiter.consume('k')).allowed).toBe(true);
+  });
+
+  test('not listening: trusted for recheck (1 s); losing the subscription clips known bans to it and warns once; each subscribe drops them', async () => {
+    const { clock, store, limiter, warned, banned } = pushSetup();
+    await banned(); // never subscribed yet: as a store that cannot tell
+    await limiter.consume('k'); // the ban as known for 1 s has just run out: asked again
+    let calls = store.calls.consume;
+    clock.now += 999;
+    await limiter.consume('k');
+    expect(store.calls.consume).toBe(calls);
+    clock.now += 1;
+    await limiter.consume('k');
+    expect(store.calls.consume).toBe(++calls);
+    // Subscribed: what was known is dropped, asked once, then trusted to the end.
+    store.listening(true);
+    await limiter.consume('k');
+    expect(store.calls.consume).toBe(++calls);
+    clock.now += 5000;
+    await limiter.consume('k');
+    expect(store.calls.consume).toBe(calls);
+    // The subscription drops: trusted for 1 s more at most, one warning.
+    store.listening(false, new Error('Socket closed unexpectedly'));
+    store.listening(false, new Error('Socket closed unexpectedly'));
+    expect(warned).toEqual([
+      expect.stringMatching(/^\[TOLLGATE_BAN_PUSH_LOST\] Limiter 'default' no longer hears .*Socket closed/),
+    ]);
+    clock.now += 999;
+    await limiter.consume('k');
+    expect(store.calls.consume).toBe(calls);
+    clock.now += 1;
+    await limiter.consume('k');
+    expect(store.calls.consume).toBe(++calls);
+    // Back: dropped again, and a later loss warns again.
+    store.listening(true);
+    await limiter.consume('k');
+    expect(store.calls.consume).toBe(++calls);
+    store.listening(false, new Error('again'));
+    expect(warned).toHaveLength(2);
+  });
+
+  test('a ban answer that raced a lift is trusted for recheck only', async () => {
+    const { clock, store, limiter, banned } = pushSetup();
+    store.listening(true);
+    await banned();
+    store.listening(true); // subscribed again: the ban is asked of the store once more
+    // A lift of another key is heard while this request is on its way to the store.
+    const pending = limiter.consume('k');
+    for (const l of store.listeners) l.lifted('some other key');
+    expect((await pending).reason).toBe('banned');
+    const calls = store.calls.consume;
+    clock.now += 1000;
+    await limiter.consume('k');
+    expect(store.calls.consume).toBe(calls + 1);
+  });
+
+  test('close() stops listening', async () => {
+    const { store, limiter } = pushSetup();
+    await limiter.close();
+    expect(store.listeners.size).toBe(0);
   });
 });
