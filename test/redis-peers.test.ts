@@ -3,11 +3,23 @@
  * ioredis 5.0.0 and latest 5.x, node-redis 4.6.0 and latest, installed as aliased devDependencies.
  * Per client: the store against the TypeScript algorithms (every algorithm and a mixed set, a
  * scripted traffic on a virtual clock), SCRIPT FLUSH, a timeout, a wrong-type key failing only
- * its own request, and a client used while it connects for the first time.
+ * its own request, and a client used while it connects for the first time; and the subscriber
+ * for lifted bans each client's public `duplicate()` makes (on a throwaway Redis, whose pub/sub
+ * clients the test kills).
  */
 import { randomUUID } from 'node:crypto';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createRequire } from 'node:module';
-import { createLimiter, type Policy, type RateAlgorithm, StoreError } from '@tollgate/core';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  type BanOptions,
+  createLimiter,
+  type Policy,
+  type RateAlgorithm,
+  STORE_CALL_CHANNEL,
+  type StoreCallMessage,
+  StoreError,
+} from '@tollgate/core';
 import { evaluate, type PolicySet, resolvePolicySet, type State } from '@tollgate/core/internal';
 import { type RedisClientLike, RedisStore } from '@tollgate/redis';
 import { Redis as IoRedisLatest } from 'ioredis';
@@ -15,6 +27,7 @@ import IoRedisLowest from 'ioredis-lowest';
 import { createClient as createLatest } from 'redis';
 import { createClient as createLowest } from 'redis-lowest';
 import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest';
+import { type RedisServer, startRedis } from './support/redis-servers.ts';
 
 interface Peer {
   name: string;
@@ -169,4 +182,93 @@ describe.each(PEERS)('$name $version', (peer) => {
       undefined,
     ]);
   });
+});
+
+describe.each(PEERS)('lifted bans on $name $version', (peer) => {
+  let server: RedisServer;
+  let user: { client: RedisClientLike; close(): unknown };
+  let admin: IoRedisLatest;
+  beforeAll(async () => {
+    server = await startRedis();
+    user = peer.create(server.port);
+    admin = new IoRedisLatest({ host: '127.0.0.1', port: server.port });
+  }, 30_000);
+  afterAll(async () => {
+    await user?.close();
+    admin?.disconnect();
+    await server?.stop();
+  });
+
+  test('a limiter on this client knows a ban with no store call, hears an unban made through another client, subscribes again after CLIENT KILL TYPE pubsub; close() ends its subscriber', async () => {
+    const prefix = `t:${randomUUID()}:`;
+    const options = {
+      name: 'lifts',
+      policies: { algorithm: 'fixed-window', limit: 1, window: '1m' } satisfies Policy,
+      ban: { after: 2, within: '1m', for: '1m' } satisfies BanOptions,
+      logger: quiet,
+    };
+    const store = new RedisStore({ client: user.client, prefix });
+    let subscribed = 0;
+    let lifted = 0;
+    store.onLift({ lifted: () => void lifted++, listening: (on) => void (on && subscribed++) });
+    const here = createLimiter({ ...options, store });
+    const there = createLimiter({ ...options, store: new RedisStore({ client: admin, prefix }) });
+    const calls: string[] = [];
+    const count = (message: unknown) => {
+      const m = message as StoreCallMessage;
+      if (m.limiter === 'lifts') calls.push(m.operation);
+    };
+    subscribe(STORE_CALL_CHANNEL, count);
+    try {
+      const until = async (check: () => boolean) => {
+        for (let i = 0; i < 200 && !check(); i++) await sleep(25);
+        expect(check()).toBe(true);
+      };
+      const channel = `${prefix}bans:lifted`;
+      /** Waits until `n` clients subscribe to the channel. */
+      const numsub = async (n: number) => {
+        for (let i = 0; i < 200; i++) {
+          if (((await admin.pubsub('NUMSUB', channel)) as [string, number])[1] === n) break;
+          await sleep(25);
+        }
+        expect(await admin.pubsub('NUMSUB', channel)).toEqual([channel, n]);
+      };
+      await until(() => subscribed === 1);
+      // The third request is the second denial: banned, and known here from then on.
+      const first = [];
+      for (let i = 0; i < 3; i++) first.push((await here.consume('k')).reason);
+      expect(first).toEqual([undefined, undefined, 'banned']);
+      calls.length = 0;
+      for (let i = 0; i < 100; i++) expect((await here.consume('k')).reason).toBe('banned');
+      expect(calls).toEqual([]);
+      // Lifted through the other client: once the news is read from this process's subscriber
+      // socket (in one process, the publisher's reply may be read first), this limiter's very next
+      // request reaches Redis, where the policy still refuses it (one denial, no ban).
+      await there.unban('k');
+      await until(() => lifted === 1);
+      const next = await here.consume('k');
+      expect([next.allowed, next.reason]).toEqual([false, undefined]);
+      // Banned again from there; learnt here by one call, then known.
+      await there.ban('k', 60_000);
+      calls.length = 0;
+      for (let i = 0; i < 10; i++) expect((await here.consume('k')).reason).toBe('banned');
+      expect(calls).toEqual(['consume']);
+      // The subscriber's connection is killed: once it has subscribed again, what was known is
+      // asked of Redis once more.
+      // (the other limiter closed first: its store's subscriber goes with its last listener)
+      await there.close();
+      await numsub(1);
+      expect(await admin.client('KILL', 'TYPE', 'pubsub')).toBe(1);
+      await until(() => subscribed === 2);
+      calls.length = 0;
+      for (let i = 0; i < 10; i++) expect((await here.consume('k')).reason).toBe('banned');
+      expect(calls).toEqual(['consume']);
+      // close() ends the subscriber connection.
+      await numsub(1);
+      store.close();
+      await numsub(0);
+    } finally {
+      unsubscribe(STORE_CALL_CHANNEL, count);
+    }
+  }, 30_000);
 });

@@ -124,9 +124,10 @@ export interface Connection {
   /**
    * Resolves once the client is ready, or with false when it cannot get there (closed, ended), so
    * that a call made while it connects for the first time waits instead of failing. Undefined
-   * when waiting would not help (a node-redis client nobody asked to connect).
+   * when waiting would not help (a node-redis client nobody asked to connect). `connect: false`:
+   * never start the connection of a lazy client (ioredis `lazyConnect`) to wait for it.
    */
-  ready(): Promise<boolean> | undefined;
+  ready(connect?: boolean): Promise<boolean> | undefined;
   /** Redis TIME, as [seconds, microseconds]. */
   time(): Reply;
   /**
@@ -212,10 +213,10 @@ class IoRedisConnection implements Connection {
     return status === 'ready' ? undefined : `the ioredis client is not ready (status '${status}')`;
   }
 
-  ready(): Promise<boolean> | undefined {
+  ready(connect = true): Promise<boolean> | undefined {
     const { client } = this;
     // lazyConnect: the first call is the moment to connect.
-    if (client.status === 'wait') client.connect().catch(() => undefined);
+    if (client.status === 'wait' && connect) client.connect().catch(() => undefined);
     if (client.status !== 'connecting' && client.status !== 'connect') return undefined;
     return new Promise((resolve) => {
       const done = (ready: boolean) => () => {

@@ -254,11 +254,19 @@ export class RedisStore implements Store {
     this.stopLifts();
   }
 
-  /** Makes the subscriber now if the client is ready, else at the first call that finds it ready. */
+  /**
+   * Makes the subscriber now if the client is ready, else once it is (when it is connecting) or at
+   * the first call that finds it ready (a lazy client is not connected for this).
+   */
   private startLifts(): void {
     if (this.closed) return;
     if (this.connection.notReady() !== undefined) {
-      this.liftsPending = true;
+      if (!this.liftsPending) {
+        this.liftsPending = true;
+        this.connection.ready(false)?.then((ready) => {
+          if (ready && this.liftsPending && this.subscriber === undefined) this.startLifts();
+        });
+      }
       return;
     }
     this.liftsPending = false;
@@ -399,7 +407,7 @@ export class RedisStore implements Store {
       return Promise.reject(this.failure(operation, new Error(`Redis unavailable: ${unavailable}`)));
     }
     this.wasReady = true;
-    if (this.liftsPending) this.startLifts();
+    if (this.liftsPending && this.subscriber === undefined) this.startLifts();
     const layout = this.layout(set);
     if ((operation === 'ban' || operation === 'unban') && !layout.ban) {
       return Promise.reject(
