@@ -33,14 +33,17 @@ interface Peer {
   name: string;
   version: string;
   /** A client just created, its connection under way (not awaited). */
-  create(port: number): { client: RedisClientLike; close(): unknown };
+  create(
+    port: number,
+    user?: { username: string; password: string },
+  ): { client: RedisClientLike; close(): unknown };
 }
 
 const io = (Redis: typeof IoRedisLatest, name: string, version: string): Peer => ({
   name,
   version,
-  create(port) {
-    const client = new Redis({ host: '127.0.0.1', port });
+  create(port, user) {
+    const client = new Redis({ host: '127.0.0.1', port, ...user });
     client.on('error', () => undefined);
     return {
       client,
@@ -54,8 +57,8 @@ const io = (Redis: typeof IoRedisLatest, name: string, version: string): Peer =>
 const node = (createClient: typeof createLatest, name: string, version: string): Peer => ({
   name,
   version,
-  create(port) {
-    const client = createClient({ socket: { host: '127.0.0.1', port } });
+  create(port, user) {
+    const client = createClient({ socket: { host: '127.0.0.1', port }, ...user });
     client.on('error', () => undefined);
     void client.connect().catch(() => undefined);
     return { client: client as RedisClientLike, close: () => client.disconnect().catch(() => undefined) };
@@ -267,6 +270,36 @@ describe.each(PEERS)('lifted bans on $name $version', (peer) => {
       await numsub(1);
       store.close();
       await numsub(0);
+      // A subscriber refused by Redis (an ACL without SUBSCRIBE, on a client of that user): the
+      // store's onError and the limiter's logger hear of it, nothing throws, and known bans are
+      // trusted for `recheck` only.
+      await admin.call('ACL', 'SETUSER', 'nosub', 'on', 'nopass', '~*', '&*', '+@all', '-subscribe');
+      const limited = peer.create(server.port, { username: 'nosub', password: 'any' });
+      try {
+        const errors: StoreError[] = [];
+        const warned: string[] = [];
+        const refused = new RedisStore({ client: limited.client, prefix, onError: (e) => errors.push(e) });
+        const strict = createLimiter({
+          ...options,
+          store: refused,
+          logger: { warn: (m: string) => warned.push(m), error: () => undefined },
+        });
+        await strict.consume('k');
+        await until(() => errors.length > 0 && warned.length > 0);
+        expect(errors[0]!.message).toMatch(/^RedisStore subscribe failed: NOPERM/);
+        expect(warned[0]).toMatch(/^\[TOLLGATE_BAN_PUSH_LOST\] Limiter 'lifts' no longer hears .*NOPERM/);
+        expect(subscribed).toBe(2);
+        // The ban is known for 1 s (the default recheck) and then asked again.
+        calls.length = 0;
+        for (let i = 0; i < 5; i++) expect((await strict.consume('k')).reason).toBe('banned');
+        expect(calls).toEqual([]);
+        await sleep(1050);
+        expect((await strict.consume('k')).reason).toBe('banned');
+        expect(calls).toEqual(['consume']);
+        refused.close();
+      } finally {
+        await limited.close();
+      }
     } finally {
       unsubscribe(STORE_CALL_CHANNEL, count);
     }

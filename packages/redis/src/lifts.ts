@@ -71,11 +71,13 @@ class State {
   }
 
   down(cause?: Error): void {
-    if (cause !== undefined && this.failedAt === undefined && !this.closed) {
+    // The first failure of an outage is news also before the first subscribe (it may never come).
+    const first = cause !== undefined && this.failedAt === undefined && !this.closed;
+    if (first) {
       this.failedAt = cause;
       this.report(cause);
     }
-    if (!this.on) return;
+    if (!this.on && !first) return;
     this.on = false;
     this.events.listening(false, this.closed ? undefined : (cause ?? new Error('the connection closed')));
   }
