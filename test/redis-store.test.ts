@@ -1002,3 +1002,35 @@ describe('RedisStore on a dedicated server', () => {
     }
   });
 });
+
+describe('RedisStore subscriber for lifted bans, when it cannot be made', () => {
+  it('a client whose duplicate() throws: reported to onError and the logger, nothing throws, no subscriber', async () => {
+    // An ioredis `Redis` in all the store looks at, ready, whose duplicate fails.
+    const client = Object.assign(ioredis(inject('redisPort')), {
+      duplicate: () => {
+        throw new Error('no duplicates here');
+      },
+    });
+    await client.connect();
+    try {
+      const errors: StoreError[] = [];
+      const warned: string[] = [];
+      const store = new RedisStore({ client, prefix: `t:${randomUUID()}:`, onError: (e) => errors.push(e) });
+      const limiter = createLimiter({
+        policies: { limit: 1, window: '1m' },
+        store,
+        ban: {},
+        logger: { warn: (m: string) => warned.push(m), error: () => undefined },
+      });
+      expect(errors.map((e) => e.message)).toEqual(['RedisStore subscribe failed: no duplicates here']);
+      expect(warned).toEqual([expect.stringMatching(/^\[TOLLGATE_BAN_PUSH_LOST\] .*no duplicates here/)]);
+      await limiter.ban('k', 60_000);
+      expect((await limiter.consume('k')).reason).toBe('banned');
+      await limiter.unban('k');
+      expect((await limiter.consume('k')).allowed).toBe(true);
+      store.close();
+    } finally {
+      await client.quit();
+    }
+  });
+});

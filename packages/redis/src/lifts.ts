@@ -96,7 +96,18 @@ function ioRedisSubscriber(
   onGiveUp?: () => void,
 ): Subscriber {
   const state = new State(events, report);
-  const sub = make();
+  let sub: IoRedisSubscriberLike;
+  try {
+    sub = make();
+  } catch (error) {
+    // A client that cannot be duplicated: reported, and the limiters go on as without a push.
+    state.down(asError(error));
+    return {
+      close() {
+        state.closed = true;
+      },
+    };
+  }
   let lastError: Error | undefined;
   sub.on('error', (error: unknown) => {
     lastError = asError(error);
