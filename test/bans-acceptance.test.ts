@@ -5,15 +5,17 @@
  * lasts (counted with INFO commandstats, which only these processes touch), whatever `recheck`
  * says, since the store tells of lifted bans; the next offence doubles the ban; an unban reaches
  * every process by its very next request; after its subscriber reconnects (CLIENT KILL TYPE
- * pubsub) a process asks Redis once again about each ban it knew.
+ * pubsub) a process asks Redis once again about each ban it knew; an ioredis Cluster subscriber whose
+ * master dies moves to another.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import type { BanOptions, Policy } from '@tollgate/core';
-import { Redis } from 'ioredis';
+import { type BanOptions, createLimiter, type Policy } from '@tollgate/core';
+import { RedisStore } from '@tollgate/redis';
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Answer, BanChildCommand } from './support/multi-process/ban-child.ts';
 import { type RedisCluster, type RedisServer, startCluster, startRedis } from './support/redis-servers.ts';
@@ -256,4 +258,59 @@ describe('bans across processes (issue 13 acceptance)', () => {
       }
     }, 40_000);
   });
+});
+
+describe('the subscriber of an ioredis Cluster', () => {
+  it('moves to another master when its own dies, and hears lifts there', async () => {
+    // Keys outside the dead master's slots keep working: no full coverage required.
+    const own = await startCluster({ args: ['--cluster-require-full-coverage', 'no'] });
+    const client = new Cluster(own.nodes);
+    client.on('error', () => undefined);
+    const admins = own.nodes.map((n) => new Redis({ host: n.host, port: n.port, lazyConnect: true }));
+    for (const admin of admins) admin.on('error', () => undefined);
+    try {
+      await new Promise<void>((resolve) => client.once('ready', () => resolve()));
+      const prefix = `move:${randomUUID()}:`;
+      const store = new RedisStore({ client, prefix });
+      let subscribed = 0;
+      let lifted = 0;
+      store.onLift({ lifted: () => void lifted++, listening: (on) => void (on && subscribed++) });
+      createLimiter({
+        policies: POLICY,
+        store,
+        ban: {},
+        logger: { warn: () => undefined, error: () => undefined },
+      });
+      const until = async (check: () => boolean, ms: number) => {
+        for (const end = Date.now() + ms; !check() && Date.now() < end; ) await sleep(25);
+        expect(check()).toBe(true);
+      };
+      await until(() => subscribed === 1, 10_000);
+      /** The index of the master the store's subscriber is connected to. */
+      const holder = async (skip?: number) => {
+        for (let i = 0; i < admins.length; i++) {
+          if (i === skip) continue;
+          const list = String(await admins[i]!.call('CLIENT', 'LIST', 'TYPE', 'pubsub'));
+          if (list.includes('name=tollgate-bans')) return i;
+        }
+        return -1;
+      };
+      const first = await holder();
+      expect(first).toBeGreaterThanOrEqual(0);
+      admins[first]!.disconnect();
+      await own.servers[first]!.kill();
+      // It gives up on the dead master after a few reconnects, then subscribes on a live one (a
+      // random one each time: the dead one may be drawn again before).
+      await until(() => subscribed === 2, 40_000);
+      const second = await holder(first);
+      expect(second).toBeGreaterThanOrEqual(0);
+      expect(second).not.toBe(first);
+      await admins[second]!.publish(`${prefix}bans:lifted`, 'x');
+      await until(() => lifted === 1, 5_000);
+    } finally {
+      client.disconnect();
+      for (const admin of admins) admin.disconnect();
+      await own.stop();
+    }
+  }, 90_000);
 });
