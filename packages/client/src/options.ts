@@ -135,6 +135,17 @@ export interface PaceOptions {
    * optional peer dependency). Without it each `pace()` keeps its budgets in memory.
    */
   store?: object;
+  /**
+   * With `store`: the quotas learned from the answers are paced across every process using the
+   * store too. Each process learns the server's policy from its own answers; the fleet's calls to
+   * one origin and credential then go one at a time through a token bucket in the store, spaced at
+   * what the learned policy sustains (97% of a fixed window's rate, 99% of a sliding window's
+   * `(limit - 1) / window`, a bucket's rate), and each process still waits out a quota its
+   * answers say is spent. For a fleet calling an API whose limits it has not configured in
+   * `limits`.
+   * @default false
+   */
+  shareLearned?: boolean;
   /** A circuit breaker per origin. @default off */
   breaker?: BreakerOptions;
   /**
@@ -220,6 +231,7 @@ export interface ResolvedOptions {
   tokens: ((call: CallInfo) => number | undefined) | undefined;
   usage: (body: unknown) => number | undefined;
   store: object | undefined;
+  shareLearned: boolean;
   breaker: ResolvedBreaker | undefined;
   aimd: ResolvedAimd | undefined;
   retry: ResolvedRetry | undefined;
@@ -381,15 +393,27 @@ export function resolveOptions(value: unknown): ResolvedOptions {
     'tokens',
     'usage',
     'store',
+    'shareLearned',
   ]);
   if (options.store !== undefined && (typeof options.store !== 'object' || options.store === null)) {
     throw configError('store', 'a tollgate store (MemoryStore, RedisStore)', options.store);
+  }
+  if (options.shareLearned !== undefined && typeof options.shareLearned !== 'boolean') {
+    throw configError('shareLearned', 'a boolean', options.shareLearned);
+  }
+  if (options.shareLearned === true && options.store === undefined) {
+    throw configError(
+      'store',
+      'a tollgate store when `shareLearned` is true (a RedisStore for a fleet)',
+      undefined,
+    );
   }
   return {
     limits: resolveLimits(options.limits),
     tokens: options.tokens === false ? undefined : fn('tokens', options.tokens, estimateTokens),
     usage: fn('usage', options.usage, usageTokens),
     store: options.store as object | undefined,
+    shareLearned: options.shareLearned === true,
     aimd: resolveAimd(options.aimd),
     breaker: options.breaker === undefined ? undefined : resolveBreaker(options.breaker),
     retry: resolveRetry(options.retry),

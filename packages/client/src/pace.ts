@@ -7,7 +7,7 @@ import { type CallInfo, type LocalQuota, type ResolvedRule, ruleScope } from './
 import { type CallOptions, type PaceOptions, type ResolvedRetry, resolveOptions } from './options.js';
 import { readHeaders } from './read-headers.js';
 import { ServerClock } from './server-clock.js';
-import { SharedBudgets, type SharedSpend } from './shared.js';
+import { SharedBudgets, SharedPacing, type SharedSpend } from './shared.js';
 import { sleep } from './sleep.js';
 import { readUsage } from './usage.js';
 
@@ -72,6 +72,7 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
     config.store === undefined || config.limits.length === 0
       ? undefined
       : new SharedBudgets(config.store, config.limits);
+  const fleet = config.shareLearned ? new SharedPacing(config.store) : undefined;
 
   function budgetFor(origin: string, credential: string | undefined): BudgetClass {
     const key = credential === undefined ? origin : `${origin} ${credential}`;
@@ -150,6 +151,17 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
         breaker?.release();
         await spent?.cancel();
         throw error;
+      }
+      const fleetPace = fleet === undefined ? undefined : budget.fleetPace();
+      if (fleetPace !== undefined) {
+        try {
+          await fleet!.pass(sharedKey, fleetPace, budget.origin, signal, call.deadline, now);
+        } catch (error) {
+          budget.unanswered(seq);
+          breaker?.release();
+          await spent?.cancel();
+          throw error;
+        }
       }
       /** This attempt's tokens are known (undefined: keep the estimate). */
       const settle = (actual: number | undefined) => {

@@ -3,6 +3,9 @@ import type { ServerClock } from './server-clock.js';
 
 /** How far a bucket's rate bounds may cross (a stale `Date`, timer lag) before it is no bucket. */
 const BUCKET_SLACK = 1.2;
+/** Shares of its rate a fleet sends at (see `fleetSpacing`). */
+const FLEET_WINDOW = 0.97;
+const FLEET_SLIDING = 0.99;
 /** Sends remembered per sliding window (its refill is this client's sends of the last window). */
 const MAX_SENDS = 4096;
 /** Milliseconds by which answers' resets may disagree and still be one instant (a server's two clocks). */
@@ -119,8 +122,9 @@ export class Quota {
       this.learnUnstated(reading, lo, hi, sentAt, receivedAt, allowed);
     }
     // Sent after the last answer arrived, answered before that answer's reset, and no less left
-    // although this call spent: units came back in between.
+    // although this call spent (a denied one spent nothing): units came back in between.
     if (
+      allowed &&
       this.kind !== 'sliding' &&
       this.seq >= 0 &&
       sentAt >= this.seenAt &&
@@ -397,6 +401,34 @@ export class Quota {
       if (until > now) interval = Math.min(interval, (cost * (until - now)) / available);
     }
     return Number.isFinite(interval) ? lastSentAt + interval : Number.NEGATIVE_INFINITY;
+  }
+
+  /**
+   * How a fleet sharing this quota should send (`shareLearned`): `spacing` ms apart, and `burst`
+   * calls at most in a row to make up for late ones. A fixed window at 97% of its rate (calls
+   * arrive with jitter, and a window holds one call too many when two close up), a sliding window
+   * at 99% of the `(limit - 1) / window` it sustains (a window whose last one was full admits one
+   * call fewer), both one call at a time; a bucket at its rate, two in a row (its burst takes up
+   * the jitter). Undefined while the policy is not known.
+   */
+  fleetPace(): { spacing: number; burst: number } | undefined {
+    const L = this.limit;
+    if (L === undefined) return undefined;
+    if (this.kind === 'bucket') {
+      const rate = this.rate();
+      return rate === undefined ? undefined : { spacing: 1 / rate, burst: Math.min(2, L) };
+    }
+    if (this.kind === 'sliding') {
+      const window = this.window();
+      return window === undefined || L < 2
+        ? undefined
+        : { spacing: window / ((L - 1) * FLEET_SLIDING), burst: 1 };
+    }
+    if (this.kind !== 'window') return undefined;
+    // Unstated: the length this client dated, else the step between resets (what a process that
+    // opened no window of its own sees).
+    const window = this.windowMs ?? (Number.isFinite(this.lengthHi) ? this.lengthHi : this.inferredWindowMs);
+    return window === undefined ? undefined : { spacing: window / (L * FLEET_WINDOW), burst: 1 };
   }
 
   snapshot(now: number): QuotaSnapshot {

@@ -164,3 +164,60 @@ export class SharedBudgets {
     return Math.max(1, decision.retryAfterMs);
   }
 }
+
+/** Paces (spacing and burst) with a fleet limiter kept at most; past it they are made again on use. */
+const MAX_FLEET_LIMITERS = 64;
+/** The step of the spacings' grid (see `SharedPacing.pass`). */
+const FLEET_GRID = 1.02;
+
+/**
+ * The learned quotas paced across processes (`shareLearned`): the fleet's calls to one origin and
+ * credential go through a token bucket in the store, one call per spacing (a `burst` of them in a
+ * row at most). Spacing and burst are part of the limiter's name, so processes that learned
+ * different policies never read each other's state as their own.
+ */
+export class SharedPacing {
+  private createLimiter: Promise<CreateLimiter> | undefined;
+  private readonly limiters = new Map<string, SharedLimiter>();
+
+  constructor(private readonly store: unknown) {}
+
+  /** Waits until the fleet's next call to `key` may go: `spacing` ms apart, `burst` in a row at most. */
+  async pass(
+    key: string,
+    { spacing: spacingMs, burst }: { spacing: number; burst: number },
+    origin: string,
+    signal: AbortSignal | null | undefined,
+    deadline: number | undefined,
+    now: () => number,
+  ): Promise<void> {
+    // Rounded up onto a grid of 2% steps: processes whose estimates of one policy differ a little
+    // (each learns from its own answers) land on one limiter.
+    const ms = Math.ceil(FLEET_GRID ** Math.ceil(Math.log(Math.max(1, spacingMs)) / Math.log(FLEET_GRID)));
+    this.createLimiter ??= import('@tollgate/core').then(
+      (core) => core.createLimiter as unknown as CreateLimiter,
+    );
+    const createLimiter = await this.createLimiter;
+    const name = `${ms}x${burst}`;
+    let limiter = this.limiters.get(name);
+    if (limiter === undefined) {
+      if (this.limiters.size >= MAX_FLEET_LIMITERS) this.limiters.clear();
+      // Fail open: while the store is down each process goes on its own pacing.
+      limiter = createLimiter({
+        // `burst` calls take `burst` spacings to come back: the rate stays one per spacing.
+        policies: [{ name: 'fleet', algorithm: 'token-bucket', limit: burst, window: ms * burst }],
+        store: this.store,
+        name: `client-fleet:${name}`,
+        onStoreError: 'allow',
+      });
+      this.limiters.set(name, limiter);
+    }
+    for (;;) {
+      const decision = await limiter.consume(key, { cost: 1 });
+      if (decision.allowed) return;
+      const wait = Math.max(1, decision.retryAfterMs);
+      if (deadline !== undefined && now() + wait > deadline) throw new DeadlineError(origin);
+      await sleep(wait, signal);
+    }
+  }
+}

@@ -1,0 +1,123 @@
+// The learning in Quota, driven by simulated servers on a virtual clock: what `X-RateLimit-*`
+// answers (a reset in whole epoch seconds, no window stated) let the client tell about a bucket, a
+// sliding window and a fixed window that opens at its first call.
+import { describe, expect, it } from 'vitest';
+import { Quota } from './quota.js';
+import type { QuotaReading } from './read-headers.js';
+import { ServerClock } from './server-clock.js';
+
+const T0 = 1_700_000_000_123;
+const L = 20;
+const W = 2000;
+const RTT = 3;
+
+interface Answer {
+  allowed: boolean;
+  remaining: number;
+  /** When the whole quota is back, epoch ms (before rounding to the header's seconds). */
+  resetAt: number;
+}
+
+/** Sends one call every `every` ms from T0 for `ms`, feeding each answer to a fresh Quota. */
+function drive(server: (now: number) => Answer, every: number, ms: number) {
+  const quota = new Quota('legacy:', 'requests');
+  const clock = new ServerClock();
+  let seq = 0;
+  for (let t = T0; t < T0 + ms; t += every) {
+    const answer = server(t + 1);
+    clock.observe(Math.floor((t + 1) / 1000) * 1000, t + RTT);
+    const reading: QuotaReading = {
+      key: 'legacy:',
+      unit: 'requests',
+      limit: L,
+      remaining: answer.remaining,
+      reset: { server: Math.ceil(answer.resetAt / 1000) * 1000, grain: 1000 },
+      windowMs: undefined,
+    };
+    quota.spend(1, t);
+    quota.update(reading, seq++, t, t + RTT, clock, 0, answer.allowed);
+  }
+  return quota;
+}
+
+describe('Quota, legacy headers', () => {
+  it('a token bucket: its rate is read within 6% and never above it', () => {
+    // The bounds' best is (limit - 1) / limit of the rate (a bucket holds a fraction more than its
+    // remaining): 95% at 20; what is left over is spent on top of it (see readyAt).
+    const rate = L / W;
+    let tokens = L;
+    let at = T0;
+    const quota = drive(
+      (now) => {
+        tokens = Math.min(L, tokens + (now - at) * rate);
+        at = now;
+        const allowed = tokens >= 1;
+        if (allowed) tokens -= 1;
+        return { allowed, remaining: Math.floor(tokens), resetAt: now + Math.ceil((L - tokens) / rate) };
+      },
+      // Faster than the rate: the bucket runs dry within 4 s, where the bounds are tightest.
+      60,
+      8000,
+    );
+    const snapshot = quota.snapshot(T0 + 8000);
+    expect(snapshot.kind).toBe('bucket');
+    expect(snapshot.rate).toBeLessThanOrEqual(10);
+    expect(snapshot.rate).toBeGreaterThanOrEqual(9.4);
+  });
+
+  it('a sliding window: told from a bucket, its window bounded from above within 5%', () => {
+    // tollgate's: windows aligned to multiples of W, the last one's count fading over this one.
+    let start = 0;
+    let curr = 0;
+    let prev = 0;
+    const quota = drive(
+      (now) => {
+        const s = now - (now % W);
+        if (s !== start) {
+          prev = s === start + W ? curr : 0;
+          curr = 0;
+          start = s;
+        }
+        const free = L * W - prev * (W - (now - s)) - curr * W;
+        const allowed = free >= W;
+        if (allowed) curr += 1;
+        const left = allowed ? free - W : free;
+        const resetAt = curr > 0 ? s + 2 * W : prev > 0 ? s + W : now;
+        return { allowed, remaining: Math.max(0, Math.floor(left / W)), resetAt };
+      },
+      95,
+      8000,
+    );
+    const snapshot = quota.snapshot(T0 + 8000);
+    expect(snapshot.kind).toBe('sliding');
+    // rate = limit / window: the window read is at least W, and less than 5% above it.
+    expect(snapshot.rate).toBeLessThanOrEqual(10);
+    expect(snapshot.rate).toBeGreaterThanOrEqual(9.5);
+  });
+
+  it('a fixed window opened by its first call: its end dated from the calls, never early', () => {
+    let opened = Number.NEGATIVE_INFINITY;
+    let count = 0;
+    const ends: number[] = [];
+    const quota = drive(
+      (now) => {
+        if (now >= opened + W) {
+          opened = now;
+          count = 0;
+          ends.push(now + W);
+        }
+        const allowed = count < L;
+        if (allowed) count += 1;
+        return { allowed, remaining: L - count, resetAt: opened + W };
+      },
+      37,
+      7000,
+    );
+    const end = ends[ends.length - 1]!;
+    const { resetAt, kind } = quota.snapshot(T0 + 7000);
+    expect(kind).toBe('window');
+    // The header alone says only "within the second before the reset".
+    expect(resetAt).toBeGreaterThanOrEqual(end);
+    expect(resetAt! - end).toBeLessThanOrEqual(2 * 37 + 2 * RTT);
+  });
+});
