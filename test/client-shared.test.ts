@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pace } from '@tollgate/client';
 import { MemoryStore } from '@tollgate/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scriptedServer } from './support/client-servers.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { scriptedServer, tollgateServer } from './support/client-servers.js';
 import { fakeLlm } from './support/fake-llm.js';
 import { type RedisServer, startRedis } from './support/redis-servers.js';
 
@@ -26,6 +26,38 @@ it('shareLearned needs a store beside it, and is a boolean', () => {
   expect(() => pace(fetch, { store: new MemoryStore(), shareLearned: 'yes' as never })).toThrow(
     'Expected `shareLearned` to be a boolean, got "yes" (string).',
   );
+});
+
+it('shareLearned: two paced fetches on one MemoryStore share a bucket server at its rate, no 429, no warning', async () => {
+  const warn = vi.spyOn(console, 'warn');
+  const server = await tollgateServer(
+    'express',
+    { limit: 20, window: 2000, algorithm: 'token-bucket' },
+    'draft-6',
+  );
+  try {
+    const store = new MemoryStore();
+    const clients = [pace(fetch, { store, shareLearned: true }), pace(fetch, { store, shareLearned: true })];
+    const end = Date.now() + 3000;
+    const caller = async (api: (typeof clients)[number]) => {
+      while (Date.now() < end) {
+        const response = await api(server.url, { pace: { deadline: end } }).catch(() => undefined);
+        await response?.arrayBuffer();
+      }
+    };
+    await Promise.all([...clients, ...clients].map(caller));
+    // From the first answers on the fleet goes at the bucket's rate, 10 a second (rounded up
+    // onto the 2% grid: 102 ms apart), leaving its initial burst unspent: about 30 calls in 3 s,
+    // where two clients pacing alone would have sent 50 and more.
+    expect(server.statuses.length).toBeGreaterThanOrEqual(25);
+    expect(server.statuses.length).toBeLessThanOrEqual(33);
+    // The fleet's bucket is named in ms: no TOLLGATE_NUMERIC_WINDOW for a spacing under a second.
+    expect(warn.mock.calls.flat().join('\n')).not.toContain('TOLLGATE_');
+    await store.close();
+  } finally {
+    warn.mockRestore();
+    await server.close();
+  }
 });
 
 it('two paced fetches on one MemoryStore spend from one budget', async () => {

@@ -205,7 +205,8 @@ export class SharedPacing {
       // Fail open: while the store is down each process goes on its own pacing.
       limiter = createLimiter({
         // `burst` calls take `burst` spacings to come back: the rate stays one per spacing.
-        policies: [{ name: 'fleet', algorithm: 'token-bucket', limit: burst, window: ms * burst }],
+        // (A string: a number under a second would draw TOLLGATE_NUMERIC_WINDOW.)
+        policies: [{ name: 'fleet', algorithm: 'token-bucket', limit: burst, window: `${ms * burst}ms` }],
         store: this.store,
         name: `client-fleet:${name}`,
         onStoreError: 'allow',
