@@ -5,8 +5,9 @@
  * lasts (counted with INFO commandstats, which only these processes touch), whatever `recheck`
  * says, since the store tells of lifted bans; the next offence doubles the ban; an unban reaches
  * every process by its very next request; after its subscriber reconnects (CLIENT KILL TYPE
- * pubsub) a process asks Redis once again about each ban it knew; an ioredis Cluster subscriber whose
- * master dies moves to another.
+ * pubsub) a process asks Redis once again about each ban it knew; a manual ban that shortens (or
+ * lengthens) a known ban reaches every process by its next request; an ioredis Cluster subscriber
+ * whose master dies moves to another.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -220,6 +221,42 @@ async function scenario(
     [true, ''],
     [false, ''],
   ]);
+
+  // A manual ban replaces the key's ban in every process, shorter or longer: each process that knew
+  // the old one hears of the new one (one PUBLISH per master) and asks Redis once.
+  await a.ask({ type: 'ban', id: 'strict', key, duration: 3_600_000 });
+  for (const child of children) {
+    for (const id of ['strict', 'fresh']) {
+      const [[allowed, reason, wait]] = (await consume(child, 1, id)) as [Answer];
+      expect([allowed, reason, wait > 3_590_000]).toEqual([false, 'banned', true]);
+    }
+  }
+  await resetStats(servers);
+  await a.ask({ type: 'ban', id: 'fresh', key, duration: 2000 });
+  const shortenedAt = Date.now();
+  for (const child of [b, c]) {
+    for (const id of ['strict', 'fresh']) {
+      const [[allowed, reason, wait]] = (await consume(child, 1, id)) as [Answer];
+      expect([allowed, reason, wait <= 2000 && wait > 2000 - (Date.now() - shortenedAt) - 50]).toEqual([
+        false,
+        'banned',
+        true,
+      ]);
+    }
+  }
+  const shortened = await commands(servers);
+  expect(shortened.publish).toBe(servers.length);
+  expect((shortened.evalsha ?? 0) + (shortened.eval ?? 0)).toBeLessThanOrEqual(1 + 4 + 1);
+  await a.ask({ type: 'ban', id: 'strict', key, duration: 3_600_000 });
+  for (const child of [b, c]) {
+    const [[allowed, reason, wait]] = (await consume(child, 1, 'strict')) as [Answer];
+    expect([allowed, reason, wait > 3_590_000]).toEqual([false, 'banned', true]);
+  }
+  // Shortened to a moment: once it is over, another process refuses the key no longer for a ban
+  // (one request: the policy may still refuse it, and three such denials would ban it again).
+  await c.ask({ type: 'ban', id: 'strict', key, duration: 1 });
+  await sleep(20);
+  expect((await consume(b, 1, 'strict'))[0]![1]).toBe('');
 }
 
 describe('bans across processes (issue 13 acceptance)', () => {

@@ -251,8 +251,9 @@ describe.each(PEERS)('lifted bans on $name $version', (peer) => {
       await until(() => lifted === 1);
       const next = await here.consume('k');
       expect([next.allowed, next.reason]).toEqual([false, undefined]);
-      // Banned again from there; learnt here by one call, then known.
+      // Banned again from there (which tells every process too); learnt here by one call, then known.
       await there.ban('k', 60_000);
+      await until(() => lifted === 2);
       calls.length = 0;
       for (let i = 0; i < 10; i++) expect((await here.consume('k')).reason).toBe('banned');
       expect(calls).toEqual(['consume']);

@@ -386,8 +386,9 @@ export interface Store {
    * and removes it (the returned function) on `close()`; while the listener is told it is
    * `listening`, the limiter trusts a ban it knows until the ban ends, with no store call. A store
    * that has this must call `listener.lifted(liftId(key, set))` in every process, its own included,
-   * for every `unban` and every `reset` of a set with bans, before that call resolves where it was
-   * made. Stores of one process (the MemoryStore) need none: the limiter forgets what it lifts.
+   * for every `unban`, every `reset` of a set with bans and every `ban` (which replaces the ban the
+   * key had, a shorter one shortening it), before that call resolves where it was made. Stores of
+   * one process (the MemoryStore) need none: the limiter forgets what it lifts.
    */
   onLift?(listener: LiftListener): () => void;
   close?(): Promise<void> | void;
@@ -410,7 +411,10 @@ export interface Store {
 
 /** What a store that tells of lifted bans (`Store.onLift`) calls on each listener. */
 export interface LiftListener {
-  /** A ban was lifted (`unban`, `reset`) by some process: `id` is `liftId(key, set)` of its key. */
+  /**
+   * A ban was lifted (`unban`, `reset`) or replaced (`ban`) by some process: `id` is
+   * `liftId(key, set)` of its key. The limiter forgets the ban it knew and asks the store once.
+   */
   lifted(id: string): void;
   /**
    * `true`: the store hears every lift from now on (subscribed, also again after a reconnect, when

@@ -206,9 +206,15 @@ export class RedisStore implements Store {
     return set.ban === undefined ? done : done.then(() => this.announce('reset', key, set));
   }
 
-  /** Bans `key` under `set` (a set with bans) for `durationMs` from Redis's now: one EVALSHA. */
+  /**
+   * Bans `key` under `set` (a set with bans) for `durationMs` from Redis's now: one EVALSHA, then
+   * the PUBLISH `unban` sends, since the new ban replaces any ban the key had (a shorter one
+   * shortens it): every process that knew the old one forgets it and asks Redis once.
+   */
   ban(key: string, set: PolicySet, durationMs: number): Promise<{ until: number; offence: number }> {
-    return this.call('ban', key, set, durationMs) as Promise<{ until: number; offence: number }>;
+    return (this.call('ban', key, set, durationMs) as Promise<{ until: number; offence: number }>).then(
+      (state) => this.announce('ban', key, set).then(() => state),
+    );
   }
 
   /** Frees lease `lease` of the set's concurrency policy: one command. Resolves with Redis's time. */
@@ -307,9 +313,10 @@ export class RedisStore implements Store {
   }
 
   /**
-   * After an unban or a reset of a set with bans: PUBLISH the key's `liftId`, so that every process
-   * forgets the ban (see `onLift`), within `timeoutMs`. A failure fails the call: the ban is lifted
-   * in Redis, but processes that know it may go on refusing the key until it ends; call it again.
+   * After an unban, a reset of a set with bans or a ban: PUBLISH the key's `liftId`, so that every
+   * process forgets the ban it knew (see `onLift`), within `timeoutMs`. A failure fails the call:
+   * the ban is lifted (or replaced) in Redis, but processes that know the old one may go on refusing
+   * the key until it ends; call it again.
    */
   private announce(operation: Operation, key: string, set: PolicySet): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -318,7 +325,7 @@ export class RedisStore implements Store {
           this.failure(
             operation,
             new Error(
-              `the ban was lifted in Redis, but telling the other processes failed (${describe(error)}); call it again`,
+              `the ban was ${operation === 'ban' ? 'stored' : 'lifted'} in Redis, but telling the other processes failed (${describe(error)}); call it again`,
             ),
           ),
         );
