@@ -111,6 +111,7 @@ export class Quota {
   ): void {
     if (seq < this.seq) return;
     const before = this.remaining;
+    const resetBefore = this.resetHi;
     if (reading.limit !== undefined) this.limit = reading.limit;
     if (reading.windowMs !== undefined) this.windowMs = reading.windowMs;
     // A sliding window states when the whole quota is back: up to twice its window.
@@ -181,10 +182,14 @@ export class Quota {
         this.resetHi = hi;
       }
     }
-    if (this.kind === 'window' && this.windowMs === undefined && this.seq >= 0) {
-      this.followWindow(reading.remaining, before, sentAt, receivedAt);
-    }
     if (this.kind === 'unknown' && reading.reset !== undefined) this.kind = 'window';
+    // From the first answer on: the first call may have opened the first window.
+    if (this.kind === 'window' && this.windowMs === undefined) {
+      // A new window has a later reset: more left under the same reset is a quota coming back
+      // gradually (a bucket, a sliding window not told yet), no new window.
+      const moved = resetBefore === undefined || (this.resetHi ?? resetBefore) > resetBefore + RESET_SLACK;
+      this.followWindow(reading.remaining, moved ? before : Number.POSITIVE_INFINITY, sentAt, receivedAt);
+    }
     this.remaining = reading.remaining;
     this.seenAt = receivedAt;
     this.seq = seq;
