@@ -45,6 +45,8 @@ export interface StartRedisOptions {
   port?: number;
   /** Extra `redis-server` arguments, e.g. `['--maxmemory', '10mb']`. */
   args?: readonly string[];
+  /** Extra environment variables for the server process (e.g. an LD_PRELOAD clock shim). */
+  env?: Readonly<Record<string, string>>;
 }
 
 export interface ClusterNode {
@@ -68,6 +70,8 @@ export interface StartClusterOptions {
   masters?: number;
   /** Extra `redis-server` arguments for every node, e.g. `['--cluster-require-full-coverage', 'no']`. */
   args?: readonly string[];
+  /** Extra environment variables for the node at each index (see StartRedisOptions.env). */
+  env?: readonly (Readonly<Record<string, string>> | undefined)[];
 }
 
 interface ProcessState {
@@ -212,7 +216,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
       dir = await mkdtemp(join(tmpdir(), `tollgate-redis-${port}-`));
       state.dirs.add(dir);
     }
-    running = await launch(port, dir, args);
+    running = await launch(port, dir, args, options.env);
   };
   const halt = async (signal: 'SIGTERM' | 'SIGKILL') => {
     const current = running;
@@ -259,7 +263,12 @@ interface RunningRedis {
   halt(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
 }
 
-async function launch(port: number, dir: string, extraArgs: readonly string[]): Promise<RunningRedis> {
+async function launch(
+  port: number,
+  dir: string,
+  extraArgs: readonly string[],
+  env: Readonly<Record<string, string>> | undefined,
+): Promise<RunningRedis> {
   const args = [
     '--port',
     String(port),
@@ -278,7 +287,10 @@ async function launch(port: number, dir: string, extraArgs: readonly string[]): 
     '0',
     ...extraArgs,
   ];
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('redis-server', args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(env === undefined ? {} : { env: { ...process.env, ...env } }),
+  });
   state.children.add(child);
 
   let output = '';
@@ -375,9 +387,10 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<R
   const ports: number[] = [];
   for (let index = 0; index < masters; index++) ports.push(await findFreeClusterPort());
   const started = await Promise.allSettled(
-    ports.map((port) =>
+    ports.map((port, index) =>
       startRedis({
         port,
+        ...(options.env?.[index] === undefined ? {} : { env: options.env[index] }),
         args: [
           '--cluster-enabled',
           'yes',

@@ -20,6 +20,8 @@ import { Deadlines, type Pending } from './deadlines.js';
 import { BAN, encodeKey, type Layout, LEASES_SUFFIX, layoutFor, type PeriodSlot } from './layout.js';
 import type { Subscriber } from './lifts.js';
 import { PERIOD_MISS } from './lua/scripts.js';
+import { RedisTime } from './redis-time.js';
+import { keySlot } from './slot.js';
 
 /** Options of `new RedisStore()`. */
 export interface RedisStoreOptions {
@@ -91,16 +93,14 @@ interface Call extends Pending {
   readonly base: number;
   /** How often the script found Redis time outside the calendar periods sent (see PERIOD_MISS). */
   misses: number;
+  /** The Redis Cluster slot of its keys (-1 on a single server): whose clock its deadline is in. */
+  readonly slot: number;
   /** consume, peek: receives Redis's time of the decision and the key's ban. */
   readonly info: ConsumeInfo | undefined;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: StoreError) => void;
 }
 
-/** How often the store reads Redis TIME to keep the replay guard's deadlines in Redis time. */
-const SYNC_EVERY_MS = 10_000;
-/** A reading is trusted over an older one if its round trip is at most twice as long, or after this. */
-const SYNC_TRUST_MS = 60_000;
 /**
  * Resends of one call with the calendar period that holds the time Redis replied with: one is
  * enough unless Redis's clock crosses a boundary in between (or jumps); past this, the call fails.
@@ -138,12 +138,8 @@ export class RedisStore implements Store {
   private wasReady = false;
   /** Calls made while the client connects for the first time wait for this. */
   private waiting: Promise<boolean> | undefined;
-  /** Redis TIME minus performance.now() (ms), from the TIME reading with round trip `rtt`. */
-  private offset: number | undefined;
-  private rtt = 0;
-  private trustedAt = Number.NEGATIVE_INFINITY;
-  private syncedAt = Number.NEGATIVE_INFINITY;
-  private syncing = false;
+  /** Redis's clock as read from TIME and the scripts' replies (per slot on a Cluster). */
+  private readonly time: RedisTime;
   /** Lease ids: this store's random prefix and a counter, so ids of every process differ. */
   private readonly leasePrefix = randomBytes(9).toString('base64url');
   private leases = 0;
@@ -171,6 +167,7 @@ export class RedisStore implements Store {
       throw configError('onError', 'a function', onError);
     }
     this.connection = connection;
+    this.time = new RedisTime(connection.cluster);
     this.prefix = prefix;
     this.channel = `${prefix}bans:lifted`;
     this.clock = clock;
@@ -386,12 +383,12 @@ export class RedisStore implements Store {
   }
 
   /**
-   * Redis time as this process can tell it without asking: from the last TIME reading (the replay
-   * guard's), else this machine's clock. Only where a calendar period is sent, which the script
-   * checks against TIME itself (see PERIOD_MISS).
+   * Redis time as this process can tell it without asking (see RedisTime), else this machine's
+   * clock. Only where a calendar period is sent, which the script checks against TIME itself (see
+   * PERIOD_MISS).
    */
   private redisNow(): number {
-    return Math.floor(this.offset === undefined ? Date.now() : performance.now() + this.offset);
+    return this.time.now();
   }
 
   /**
@@ -454,7 +451,8 @@ export class RedisStore implements Store {
       if (!banning && layout.periods.length > 0)
         fillPeriods(argv, base, layout.periods, now ?? this.redisNow());
     }
-    argv.push(this.deadline());
+    const slot = this.connection.cluster ? keySlot(stateKey) : -1;
+    argv.push(this.deadline(slot));
     return new Promise((resolve, reject) => {
       const call: Call = {
         at: 0,
@@ -469,6 +467,7 @@ export class RedisStore implements Store {
         argv,
         base,
         misses: 0,
+        slot,
         info,
         resolve,
         reject,
@@ -520,63 +519,34 @@ export class RedisStore implements Store {
   }
 
   /**
-   * The replay guard's last ARGV (see GUARD in clients.ts), in Redis time: twice `timeoutMs` after
-   * now, plus the TIME reading's round trip (its uncertainty) and 5 ms. Twice, because a reply that
-   * arrives while the loop is busy past `timeoutMs` is still taken (see Deadlines): a command Redis
-   * runs a little late must still count. A resend after a reconnect comes later than that. '' until
-   * a first reading, which is taken now and then in the background.
+   * The replay guard's last ARGV (see GUARD in clients.ts) for a command to `slot`, in Redis time:
+   * twice `timeoutMs` after now, plus the reading's round trip (its uncertainty) and 5 ms (see
+   * RedisTime). Twice, because a reply that arrives while the loop is busy past `timeoutMs` is still
+   * taken (see Deadlines): a command Redis runs a little late must still count. A resend after a
+   * reconnect comes later than that. '' until a first reading.
    */
-  private deadline(): string {
+  private deadline(slot: number): string {
     const t = performance.now();
-    // The scripts' replies are readings too (see observe): TIME is asked only when none was taken
-    // for a while, so that a store in use sends exactly one command per decision.
-    if (!this.syncing && t - this.syncedAt > SYNC_EVERY_MS && t - this.trustedAt > SYNC_EVERY_MS)
-      this.sync(t);
-    if (this.offset === undefined) return '';
-    return String(Math.ceil(t + this.offset + 2 * this.timeoutMs + this.rtt + 5));
+    if (this.time.shouldAsk(t)) this.askTime(t);
+    return this.time.deadline(t, slot, 2 * this.timeoutMs);
   }
 
-  private sync(t0: number): void {
-    this.syncing = true;
-    this.syncedAt = t0;
+  private askTime(t0: number): void {
     let time: Promise<unknown>;
     try {
       time = this.connection.time();
     } catch {
-      this.syncing = false;
+      this.time.answered(undefined, t0, t0);
       return;
     }
     time.then(
       (reply) => {
-        this.syncing = false;
-        if (!Array.isArray(reply) || reply.length !== 2) return;
-        const redisMs = Number(String(reply[0])) * 1000 + Number(String(reply[1])) / 1000;
-        this.observe(redisMs, t0, performance.now());
+        const ok = Array.isArray(reply) && reply.length === 2;
+        const redisMs = ok ? Number(String(reply[0])) * 1000 + Number(String(reply[1])) / 1000 : undefined;
+        this.time.answered(redisMs, t0, performance.now());
       },
-      () => {
-        this.syncing = false;
-      },
+      () => this.time.answered(undefined, t0, t0),
     );
-  }
-
-  /**
-   * A reading of Redis time: `redisMs`, taken by Redis between `t0` and `t1` (performance.now()
-   * here), from a TIME reply or from a script's reply (its `now`). A reading delayed by a busy loop
-   * or a queue is less exact: the better one is kept for a while.
-   */
-  private observe(redisMs: number, t0: number, t1: number): void {
-    const rtt = t1 - t0;
-    if (!Number.isFinite(redisMs)) return;
-    if (this.offset !== undefined && rtt > this.rtt * 2 + 1 && t1 - this.trustedAt < SYNC_TRUST_MS) return;
-    this.offset = redisMs - (t0 + t1) / 2;
-    this.rtt = rtt;
-    this.trustedAt = t1;
-  }
-
-  /** Forgets the reading of Redis time: the next one is taken whatever its round trip. */
-  private distrustTime(): void {
-    this.syncedAt = Number.NEGATIVE_INFINITY;
-    this.trustedAt = Number.NEGATIVE_INFINITY;
   }
 
   /** Sends `call`'s command (with the script's text when `text`) and settles it with the reply. */
@@ -606,7 +576,7 @@ export class RedisStore implements Store {
           return;
         }
         // Late by Redis's clock before our timeout: the reading of Redis TIME is off; take another.
-        if (isLate(error)) this.distrustTime();
+        if (isLate(error)) this.time.late(call.slot);
         if (this.deadlines.settle(call)) call.reject(this.commandFailure(call, error));
       },
     );
@@ -635,7 +605,7 @@ export class RedisStore implements Store {
       // Redis's clock is in another calendar period than we thought: send the one that holds it.
       call.misses++;
       fillPeriods(call.argv, call.base, layout.periods, missed);
-      this.distrustTime();
+      this.time.distrust();
       this.send(call, false);
       return;
     }
@@ -645,7 +615,12 @@ export class RedisStore implements Store {
       Array.isArray(reply)
     ) {
       // On Redis time, the script's `now` (whole ms) is a reading taken while the call was out.
-      this.observe(Number(reply[layout.size * 5]) + 0.5, call.at - this.timeoutMs, performance.now());
+      this.time.replied(
+        Number(reply[layout.size * 5]),
+        call.at - this.timeoutMs,
+        performance.now(),
+        call.slot,
+      );
     }
     if (!this.deadlines.settle(call)) return;
     if (missed !== undefined) {
