@@ -35,7 +35,7 @@ export interface RedisStoreOptions {
    * (reconnecting) fails calls at once: nothing ever waits in the client's offline queue, which
    * would replay stale requests after a reconnect. ioredis also sends again, after a reconnect, the
    * commands that got no answer (`autoResendUnfulfilledCommands`): every script carries its call's
-   * deadline in Redis time (the store reads Redis `TIME` every 10 s), so a command that reaches
+   * deadline in Redis time (read from the scripts' replies, see RedisTime), so a command that reaches
    * Redis after the store gave up on it changes nothing. On a node-redis cluster (which tells only
    * whether it is open, not whether each node is connected) set
    * `defaults: { disableOfflineQueue: true }`.
