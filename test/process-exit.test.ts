@@ -1,6 +1,7 @@
 /**
  * A process that uses tollgate must be able to exit on its own: no timer, socket or pending promise of
  * the core may keep the event loop alive (DESIGN: the MemoryStore sweep timer is `unref`'d).
+ * Nor may a store hold a limiter dropped without close(): it is collected and stops listening.
  * Real child processes, real time: that is the point here.
  */
 import { spawn } from 'node:child_process';
@@ -21,18 +22,22 @@ interface Run {
 }
 
 /**
- * Runs `script` (an ES module, TypeScript imports through tsx) and waits for it to exit. The child
+ * Runs `script` (an ES module, TypeScript imports through tsx; `flags` for node) and waits for it to exit. The child
  * is killed `killAfterDoneMs` after it prints `done` (timed from `done`, not from the start: tsx's
  * start-up takes seconds on a loaded machine), and in any case after `limitMs`.
  */
-function run(script: string, killAfterDoneMs = 10_000, limitMs = 60_000): Promise<Run> {
+function run(script: string, killAfterDoneMs = 10_000, limitMs = 60_000, flags: string[] = []): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      cwd: repoRoot,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // tsx maps `@tollgate/*` to packages/*/src through this tsconfig's `paths`.
-      env: { ...process.env, TSX_TSCONFIG_PATH: `${repoRoot}tsconfig.json` },
-    });
+    const child = spawn(
+      process.execPath,
+      [...flags, '--import', 'tsx', '--input-type=module', '-e', script],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // tsx maps `@tollgate/*` to packages/*/src through this tsconfig's `paths`.
+        env: { ...process.env, TSX_TSCONFIG_PATH: `${repoRoot}tsconfig.json` },
+      },
+    );
     let stdout = '';
     let stderr = '';
     let doneAt: number | undefined;
@@ -210,4 +215,61 @@ describe('a process using bans on Redis exits by itself after quitting its clien
     },
     70_000,
   );
+});
+
+describe('limiters with bans dropped without close()', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await startRedis();
+  }, 60_000);
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('are collected although their RedisStore lives on, and its subscriber closes with the last of them', async () => {
+    const result = await run(
+      `
+import { createLimiter } from '@tollgate/core';
+import { RedisStore } from '@tollgate/redis';
+import { Redis } from 'ioredis';
+
+const client = new Redis(${server.port}, '127.0.0.1');
+const admin = new Redis(${server.port}, '127.0.0.1');
+await new Promise((r) => client.once('ready', r));
+const prefix = 'gc:' + Math.random().toString(36).slice(2) + ':';
+const store = new RedisStore({ client, prefix });
+const numsub = async () => (await admin.pubsub('NUMSUB', prefix + 'bans:lifted'))[1];
+// Made in a function: the suspended module body may hold its last local values in registers.
+const make = () =>
+  new WeakRef(
+    createLimiter({
+      name: 'route',
+      store,
+      policies: { limit: 10, window: '1m' },
+      ban: { after: 3, within: '1m', for: '10m' },
+      logger: { warn: () => undefined, error: () => undefined },
+    }),
+  );
+const refs = [];
+for (let i = 0; i < 2000; i++) refs.push(make());
+while ((await numsub()) !== 1) await new Promise((r) => setTimeout(r, 10));
+const alive = () => refs.filter((r) => r.deref() !== undefined).length;
+// Collection and the finalizers that follow it come in their own time: a few rounds at most. (A
+// deref() keeps its target alive until the current job ends: gc() only after a turn of the loop.)
+for (let i = 0; i < 100; i++) {
+  globalThis.gc();
+  await new Promise((r) => setTimeout(r, 20));
+  if (alive() === 0 && (await numsub()) === 0) break;
+}
+console.log('done', alive(), await numsub(), typeof store.close);
+client.disconnect();
+admin.disconnect();
+`,
+      10_000,
+      60_000,
+      ['--expose-gc'],
+    );
+    expect(result.stderr).toBe('');
+    expect(result.stdout.trim()).toBe('done 0 0 function');
+  }, 70_000);
 });

@@ -159,6 +159,8 @@ export interface Limiter {
   /**
    * Closes the stores this limiter created itself (not the ones passed in), and stops listening
    * for lifted bans on the store (its subscriber closes with the store, or when its client ends).
+   * A limiter dropped without `close()` stops listening once it is garbage-collected (the store
+   * holds it weakly).
    */
   close(): Promise<void>;
 }
@@ -222,6 +224,21 @@ function checkKey(key: unknown): string {
 }
 
 /** Keys longer than this (the stores' own bound before they hash a key) are not cached. */
+/**
+ * The listener a limiter gives a store that tells of lifted bans: it reaches the limiter's own
+ * listener through `ref`, so that the store (which lives as long as your client) does not keep a
+ * limiter you dropped without `close()` alive. Built out here: a closure in the limiter would hold it.
+ */
+function weakListener(ref: WeakRef<LiftListener>): LiftListener {
+  return {
+    lifted: (id) => ref.deref()?.lifted(id),
+    listening: (on, cause) => ref.deref()?.listening(on, cause),
+  };
+}
+
+/** Removes a collected limiter's listener from its store (its subscriber closes with the last). */
+const liftsOfCollected = new FinalizationRegistry<() => void>((unlisten) => unlisten());
+
 const MAX_CACHED_KEY_LENGTH = 100;
 
 /** The `cost` of a cache entry that answers every cost (a ban). */
@@ -452,6 +469,8 @@ class LimiterImpl implements Limiter {
   private readonly releases: Releases;
   /** Removes this limiter's listener from a store that tells of lifted bans (`Store.onLift`). */
   private readonly unlisten: (() => void) | undefined;
+  /** What the store's lifts reach, held here: the store holds it only weakly (see `weakListener`). */
+  private readonly lifted: LiftListener | undefined;
   /** The store hears every lifted ban now: a known ban is trusted until it ends. */
   private pushed = false;
   /**
@@ -477,10 +496,12 @@ class LimiterImpl implements Limiter {
     this.syncStore = isSync(store) ? store : undefined;
     this.cacheClock = store.clock ?? monotonicClock;
     this.releases = new Releases(name, warner, this.cacheClock);
-    this.unlisten =
-      banCache !== undefined && typeof store.onLift === 'function'
-        ? store.onLift(this.liftListener(banCache))
-        : undefined;
+    if (banCache !== undefined && typeof store.onLift === 'function') {
+      this.lifted = this.liftListener(banCache);
+      this.unlisten = store.onLift(weakListener(new WeakRef(this.lifted)));
+      // A limiter dropped without close() is collected all the same, and then stops listening.
+      liftsOfCollected.register(this, this.unlisten, this);
+    }
   }
 
   /** What a store that tells of lifted bans calls: keeps the ban cache to what still holds. */
@@ -1009,6 +1030,7 @@ class LimiterImpl implements Limiter {
   }
 
   async close(): Promise<void> {
+    if (this.unlisten !== undefined) liftsOfCollected.unregister(this);
     this.unlisten?.();
     if (this.ownsStore) await this.store.close?.();
   }
