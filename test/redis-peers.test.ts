@@ -305,4 +305,64 @@ describe.each(PEERS)('lifted bans on $name $version', (peer) => {
       unsubscribe(STORE_CALL_CHANNEL, count);
     }
   }, 30_000);
+
+  test('twenty stores on this client (a store per route) share one subscriber: one connection, no listener warning, each hears a lift; it closes with the last store', async () => {
+    const prefix = `t:${randomUUID()}:`;
+    const channel = `${prefix}bans:lifted`;
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const stores = Array.from({ length: 20 }, () => new RedisStore({ client: user.client, prefix }));
+      const heard = stores.map(() => ({ subscribed: 0, lifted: 0 }));
+      stores.forEach((store, i) => {
+        createLimiter({
+          name: `route${i}`,
+          policies: { limit: 5, window: '1m' },
+          store,
+          ban: {},
+          logger: quiet,
+        });
+        store.onLift({
+          lifted: () => void heard[i]!.lifted++,
+          listening: (on) => void (on && heard[i]!.subscribed++),
+        });
+      });
+      const until = async (check: () => boolean) => {
+        for (let i = 0; i < 200 && !check(); i++) await sleep(25);
+        expect(check()).toBe(true);
+      };
+      /** Waits until `n` clients subscribe to the channel (a closed one leaves a moment later). */
+      const numsub = async (n: number) => {
+        for (let i = 0; i < 200; i++) {
+          if (((await admin.pubsub('NUMSUB', channel)) as [string, number])[1] === n) break;
+          await sleep(25);
+        }
+        expect(await admin.pubsub('NUMSUB', channel)).toEqual([channel, n]);
+      };
+      await until(() => heard.every((h) => h.subscribed === 1));
+      expect(await admin.pubsub('NUMSUB', channel)).toEqual([channel, 1]);
+      const there = createLimiter({
+        name: 'route0',
+        policies: { limit: 5, window: '1m' },
+        store: new RedisStore({ client: admin, prefix }),
+        ban: {},
+        logger: quiet,
+      });
+      await there.unban('k');
+      await until(() => heard.every((h) => h.lifted === 1));
+      await there.close();
+      for (const store of stores.slice(1)) store.close();
+      await numsub(1);
+      await sleep(100);
+      await numsub(1);
+      stores[0]!.close();
+      await numsub(0);
+      // Warnings are emitted on a later tick.
+      await sleep(10);
+      expect(warnings.map((w) => w.name)).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  }, 30_000);
 });

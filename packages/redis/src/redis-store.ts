@@ -18,7 +18,7 @@ import {
 import { type Connection, isLate, isNoScript, type RedisClientLike, storeOptions } from './clients.js';
 import { Deadlines, type Pending } from './deadlines.js';
 import { BAN, encodeKey, type Layout, LEASES_SUFFIX, layoutFor, type PeriodSlot } from './layout.js';
-import type { Subscriber } from './lifts.js';
+import { type LiftHub, liftHub } from './lift-hub.js';
 import { PERIOD_MISS } from './lua/scripts.js';
 import { RedisTime } from './redis-time.js';
 import { keySlot } from './slot.js';
@@ -145,19 +145,18 @@ export class RedisStore implements Store {
   private leases = 0;
   /** The channel of lifted bans: `${prefix}bans:lifted`. */
   private readonly channel: string;
-  /** Limiters with bans on this store (`onLift`). */
-  private readonly liftListeners = new Set<LiftListener>();
-  /** The subscriber connection while some limiter listens; made once the client is ready. */
-  private subscriber: Subscriber | undefined;
-  /** A limiter listens, and the subscriber waits for a call that finds the client ready. */
-  private liftsPending = false;
-  /** The subscriber is subscribed. */
-  private listening = false;
-  /** Removes the listener for the end of the user's client. */
-  private unEnd: (() => void) | undefined;
+  /** The client, by which stores on it share one subscriber for lifted bans (see `LiftHub`). */
+  private readonly client: object;
+  /** The shared subscriber this store's limiters listen to, from the first `onLift`. */
+  private hub: LiftHub | undefined;
+  /** This store's `onError` for its subscriber's failures (and its name in the hub). */
+  private readonly reportLifts = (error: Error): void => {
+    this.failure('subscribe', error);
+  };
 
   constructor(options: RedisStoreOptions) {
     const { connection, prefix } = storeOptions(options, OPTIONS, 'RedisStore');
+    this.client = options.client as object;
     const { clock, onError } = options;
     const timeoutMs = durationOption(options.timeoutMs, 'timeoutMs', 500);
     if (clock !== undefined && typeof clock !== 'function') {
@@ -228,85 +227,29 @@ export class RedisStore implements Store {
   }
 
   /**
-   * Tells this process of bans lifted by any process sharing Redis (`unban`, and `reset` of a set
-   * with bans, which PUBLISH on the channel `${prefix}bans:lifted` the key's `liftId`). The first
-   * listener (a limiter with bans) makes the store's subscriber connection, a `duplicate()` of the
-   * client (on a Cluster, of one master's client), once the client is ready; it closes with
-   * `close()`, when the last listener leaves, or when your client ends (quit, disconnect), and a
+   * Tells this process of bans lifted by any process sharing Redis (`unban`, `reset` of a set with
+   * bans, and `ban`, which PUBLISH on the channel `${prefix}bans:lifted` the key's `liftId`). The
+   * first listener (a limiter with bans) makes the subscriber connection, a `duplicate()` of the
+   * client (on a Cluster, of one master's client), once the client is ready; every RedisStore on
+   * one client with one prefix shares it. It closes when the last listener of those stores leaves
+   * (`close()` of the stores or the limiters), or when your client ends (quit, disconnect), and a
    * node-redis one is `unref`'d. Its failures go to `onError`; while it is not subscribed the
    * listeners are told so, and limiters trust known bans for `ban.recheck` only.
    */
   onLift(listener: LiftListener): () => void {
-    this.liftListeners.add(listener);
-    if (this.listening) listener.listening(true);
-    else if (this.subscriber === undefined) this.startLifts();
-    return () => {
-      if (!this.liftListeners.delete(listener) || this.liftListeners.size > 0) return;
-      this.stopLifts();
-      this.liftsPending = false;
-    };
+    if (this.closed) return () => undefined;
+    this.hub ??= liftHub(this.client, this.connection, this.channel);
+    return this.hub.add(listener, this.reportLifts);
   }
 
   /**
-   * Stops this store: later calls fail with a `StoreError`, and its subscriber connection (if any)
-   * closes. The client is yours and stays connected; quit it yourself.
+   * Stops this store: later calls fail with a `StoreError`, and its limiters stop listening for
+   * lifted bans (the subscriber closes if no other store on the client uses it). The client is
+   * yours and stays connected; quit it yourself.
    */
   close(): void {
     this.closed = true;
-    this.liftsPending = false;
-    this.stopLifts();
-  }
-
-  /**
-   * Makes the subscriber now if the client is ready, else once it is (when it is connecting) or at
-   * the first call that finds it ready (a lazy client is not connected for this).
-   */
-  private startLifts(): void {
-    if (this.closed) return;
-    if (this.connection.notReady() !== undefined) {
-      if (!this.liftsPending) {
-        this.liftsPending = true;
-        this.connection.ready(false)?.then((ready) => {
-          if (ready && this.liftsPending && this.subscriber === undefined) this.startLifts();
-        });
-      }
-      return;
-    }
-    this.liftsPending = false;
-    const tell = (notify: (listener: LiftListener) => void) => {
-      for (const listener of this.liftListeners) notify(listener);
-    };
-    this.subscriber = this.connection.subscribe(
-      this.channel,
-      {
-        message: (id) => tell((listener) => listener.lifted(id)),
-        listening: (on, cause) => {
-          this.listening = on;
-          tell((listener) => listener.listening(on, cause));
-        },
-      },
-      (error) => {
-        this.failure('subscribe', error);
-      },
-    );
-    // Your client's end ends the subscriber too; a later call that finds it ready again makes another.
-    this.unEnd = this.connection.onEnd(() => {
-      this.unEnd = undefined;
-      this.stopLifts();
-      if (this.liftListeners.size > 0 && !this.closed) this.liftsPending = true;
-    });
-  }
-
-  private stopLifts(): void {
-    this.unEnd?.();
-    this.unEnd = undefined;
-    const { subscriber } = this;
-    this.subscriber = undefined;
-    subscriber?.close();
-    if (this.listening) {
-      this.listening = false;
-      for (const listener of this.liftListeners) listener.listening(false);
-    }
+    this.hub?.leave(this.reportLifts);
   }
 
   /**
@@ -411,7 +354,7 @@ export class RedisStore implements Store {
       return Promise.reject(this.failure(operation, new Error(`Redis unavailable: ${unavailable}`)));
     }
     this.wasReady = true;
-    if (this.liftsPending && this.subscriber === undefined) this.startLifts();
+    this.hub?.poke();
     const layout = this.layout(set);
     if ((operation === 'ban' || operation === 'unban') && !layout.ban) {
       return Promise.reject(
