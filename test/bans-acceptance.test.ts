@@ -6,8 +6,8 @@
  * says, since the store tells of lifted bans; the next offence doubles the ban; an unban reaches
  * every process by its very next request; after its subscriber reconnects (CLIENT KILL TYPE
  * pubsub) a process asks Redis once again about each ban it knew; a manual ban that shortens (or
- * lengthens) a known ban reaches every process by its next request; an ioredis Cluster subscriber
- * whose master dies moves to another.
+ * lengthens) a known ban reaches every process by its next request; a Cluster subscriber (ioredis
+ * and node-redis) whose master dies moves to another, and closes when its client quits.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -15,8 +15,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type BanOptions, createLimiter, type Policy } from '@tollgate/core';
-import { RedisStore } from '@tollgate/redis';
+import { type RedisClientLike, RedisStore } from '@tollgate/redis';
 import { Cluster, Redis } from 'ioredis';
+import { createCluster } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Answer, BanChildCommand } from './support/multi-process/ban-child.ts';
 import { type RedisCluster, type RedisServer, startCluster, startRedis } from './support/redis-servers.ts';
@@ -297,17 +298,34 @@ describe('bans across processes (issue 13 acceptance)', () => {
   });
 });
 
-describe('the subscriber of an ioredis Cluster', () => {
-  it('moves to another master when its own dies, and hears lifts there', async () => {
+describe.each(['ioredis', 'node-redis'] as const)('the subscriber of a Cluster on %s', (kind) => {
+  it('moves to another master when its own dies, and hears lifts there; closes when the client quits', async () => {
     // Keys outside the dead master's slots keep working: no full coverage required.
     const own = await startCluster({ args: ['--cluster-require-full-coverage', 'no'] });
-    const client = new Cluster(own.nodes);
-    client.on('error', () => undefined);
+    let client: RedisClientLike;
+    let quit: () => Promise<unknown>;
+    if (kind === 'ioredis') {
+      const io = new Cluster(own.nodes);
+      io.on('error', () => undefined);
+      await new Promise<void>((resolve) => io.once('ready', () => resolve()));
+      client = io;
+      quit = () => io.quit();
+    } else {
+      const nr = createCluster({
+        rootNodes: own.nodes.map((n) => ({ socket: { host: n.host, port: n.port } })),
+        defaults: { disableOfflineQueue: true },
+      });
+      nr.on('error', () => undefined);
+      await nr.connect();
+      client = nr as RedisClientLike;
+      // (its quit() waits for the dead master's client, which reconnects for ever: disconnect)
+      quit = () => nr.disconnect();
+    }
     const admins = own.nodes.map((n) => new Redis({ host: n.host, port: n.port, lazyConnect: true }));
     for (const admin of admins) admin.on('error', () => undefined);
     try {
-      await new Promise<void>((resolve) => client.once('ready', () => resolve()));
       const prefix = `move:${randomUUID()}:`;
+      const channel = `${prefix}bans:lifted`;
       const store = new RedisStore({ client, prefix });
       let subscribed = 0;
       let lifted = 0;
@@ -318,9 +336,9 @@ describe('the subscriber of an ioredis Cluster', () => {
         ban: {},
         logger: { warn: () => undefined, error: () => undefined },
       });
-      const until = async (check: () => boolean, ms: number) => {
-        for (const end = Date.now() + ms; !check() && Date.now() < end; ) await sleep(25);
-        expect(check()).toBe(true);
+      const until = async (check: () => boolean | Promise<boolean>, ms: number) => {
+        for (const end = Date.now() + ms; !(await check()) && Date.now() < end; ) await sleep(25);
+        expect(await check()).toBe(true);
       };
       await until(() => subscribed === 1, 10_000);
       /** The index of the master the store's subscriber is connected to. */
@@ -342,10 +360,19 @@ describe('the subscriber of an ioredis Cluster', () => {
       const second = await holder(first);
       expect(second).toBeGreaterThanOrEqual(0);
       expect(second).not.toBe(first);
-      await admins[second]!.publish(`${prefix}bans:lifted`, 'x');
+      await admins[second]!.publish(channel, 'x');
       await until(() => lifted === 1, 5_000);
+      // Your client's end ends it (the store and the limiter were not closed).
+      await quit();
+      const live = admins.filter((_, i) => i !== first);
+      const subscribers = async () => {
+        let n = 0;
+        for (const admin of live) n += ((await admin.pubsub('NUMSUB', channel)) as [string, number])[1];
+        return n;
+      };
+      await until(async () => (await subscribers()) === 0, 5_000);
     } finally {
-      client.disconnect();
+      if (kind === 'ioredis') (client! as Cluster).disconnect();
       for (const admin of admins) admin.disconnect();
       await own.stop();
     }

@@ -5,6 +5,7 @@ import {
   ioRedisClientSubscriber,
   ioRedisClusterSubscriber,
   type NodeRedisSubscriberLike,
+  nodeRedisClusterSubscriber,
   nodeRedisSubscriber,
   publishToAll,
   type Subscriber,
@@ -394,18 +395,20 @@ class NodeRedisConnection implements Connection {
   }
 
   subscribe(channel: string, events: SubscriberEvents, report: (error: Error) => void): Subscriber {
+    if (this.cluster) {
+      // A duplicate of one master's client: the cluster's own subscriber hides its reconnects.
+      const cluster = this.client as unknown as NodeRedisClusterNodes;
+      return nodeRedisClusterSubscriber(
+        () => cluster.masters,
+        (master) => cluster.nodeClient(master),
+        channel,
+        events,
+        report,
+      );
+    }
     let made: Promise<NodeRedisSubscriberLike>;
     try {
-      if (this.cluster) {
-        // A duplicate of one master's client: the cluster's own subscriber hides its reconnects.
-        const cluster = this.client as unknown as NodeRedisClusterNodes;
-        const { masters } = cluster;
-        const master = masters[Math.floor(Math.random() * masters.length)];
-        if (master === undefined) throw new Error('the node-redis cluster knows no master to subscribe on');
-        made = Promise.resolve(cluster.nodeClient(master)).then((node) => node.duplicate());
-      } else {
-        made = Promise.resolve((this.client as unknown as NodeRedisSubscriberLike).duplicate());
-      }
+      made = Promise.resolve((this.client as unknown as NodeRedisSubscriberLike).duplicate());
     } catch (error) {
       made = Promise.reject(error);
     }
@@ -413,14 +416,43 @@ class NodeRedisConnection implements Connection {
   }
 
   onEnd(listener: () => void): () => void {
-    // A node-redis cluster tells of no end; the subscriber is unref'd, so it keeps nothing alive.
-    const client = this.client as {
+    type Ends = {
       once?(event: 'end', listener: () => void): unknown;
       off?(event: 'end', listener: () => void): unknown;
     };
-    if (this.cluster || typeof client.once !== 'function') return () => undefined;
-    client.once('end', listener);
-    return () => client.off?.('end', listener);
+    if (!this.cluster) {
+      const client = this.client as Ends;
+      if (typeof client.once !== 'function') return () => undefined;
+      client.once('end', listener);
+      return () => client.off?.('end', listener);
+    }
+    // A cluster tells of its end only in v5 ('disconnect'); the clients of its masters end with
+    // it in every version (`quit()`, `close()`, `disconnect()`). One that ends alone (a node the
+    // cluster dropped) ends the subscriber too, made again by the next call that finds it open.
+    const cluster = this.client as unknown as NodeRedisClusterNodes;
+    const watched: Ends[] = [];
+    let done = false;
+    const end = () => {
+      if (done) return;
+      undo();
+      listener();
+    };
+    const undo = () => {
+      done = true;
+      for (const node of watched) node.off?.('end', end);
+    };
+    for (const master of cluster.masters) {
+      new Promise<NodeRedisSubscriberLike>((resolve) => resolve(cluster.nodeClient(master))).then(
+        (node) => {
+          const client = node as Ends;
+          if (done || typeof client.once !== 'function') return;
+          watched.push(client);
+          client.once('end', end);
+        },
+        () => undefined,
+      );
+    }
+    return undo;
   }
 
   private send(key: string, args: string[]): Reply {

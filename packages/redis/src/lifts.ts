@@ -32,7 +32,11 @@ export interface IoRedisSubscriberLike {
 
 /** The parts of a node-redis client a subscriber uses (its duplicate, which the store owns). */
 export interface NodeRedisSubscriberLike {
-  duplicate(): NodeRedisSubscriberLike;
+  /** False once it has stopped for good: closed, or its `reconnectStrategy` gave up. */
+  readonly isOpen?: boolean;
+  /** The options it was made with (a cluster's node client: its `socket` holds the node's address). */
+  readonly options?: { socket?: Record<string, unknown> } | undefined;
+  duplicate(overrides?: Record<string, unknown>): NodeRedisSubscriberLike;
   connect(): Promise<unknown>;
   subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
   sendCommand(args: string[]): Promise<unknown>;
@@ -159,13 +163,14 @@ export function ioRedisClientSubscriber(
 }
 
 /**
- * On an ioredis `Cluster`: a duplicate of one master's client (`cluster.nodes('master')`), which
- * gives up after a few failed reconnects and moves to another master.
+ * A Cluster's subscriber: `on(master, onGiveUp)` subscribes on a master drawn at random from
+ * `masters()`, on a connection that gives up after a few failed reconnects (a master that is gone)
+ * and then calls `onGiveUp`, upon which it moves to another master (a random one each time: the
+ * dead one may be drawn again before the cluster forgets it).
  */
-export function ioRedisClusterSubscriber(
-  masters: () => readonly IoRedisSubscriberLike[],
-  channel: string,
-  events: SubscriberEvents,
+function movingSubscriber<Master>(
+  masters: () => readonly Master[],
+  on: (master: Master, onGiveUp: () => void) => Subscriber,
   report: (error: Error) => void,
 ): Subscriber {
   let current: Subscriber | undefined;
@@ -181,11 +186,7 @@ export function ioRedisClusterSubscriber(
       move();
       return;
     }
-    const overrides = {
-      ...IOREDIS_OVERRIDES,
-      retryStrategy: (times: number) => (times > CLUSTER_RETRIES ? null : Math.min(times * 100, 1000)),
-    };
-    current = ioRedisSubscriber(() => node.duplicate(overrides), channel, events, report, move);
+    current = on(node, move);
   };
   const move = () => {
     if (closed || timer !== undefined) return;
@@ -202,24 +203,96 @@ export function ioRedisClusterSubscriber(
   };
 }
 
+/** A Cluster's subscriber's connection gives up after `CLUSTER_RETRIES` reconnects. */
+const clusterRetry = (times: number): number | undefined =>
+  times > CLUSTER_RETRIES ? undefined : Math.min(times * 100, 1000);
+
+/**
+ * On an ioredis `Cluster`: a duplicate of one master's client (`cluster.nodes('master')`), which
+ * gives up after a few failed reconnects and moves to another master.
+ */
+export function ioRedisClusterSubscriber(
+  masters: () => readonly IoRedisSubscriberLike[],
+  channel: string,
+  events: SubscriberEvents,
+  report: (error: Error) => void,
+): Subscriber {
+  const overrides = {
+    ...IOREDIS_OVERRIDES,
+    retryStrategy: (times: number) => clusterRetry(times) ?? null,
+  };
+  return movingSubscriber(
+    masters,
+    (node, onGiveUp) => ioRedisSubscriber(() => node.duplicate(overrides), channel, events, report, onGiveUp),
+    report,
+  );
+}
+
+/**
+ * On a node-redis cluster: a duplicate of one master's node client (`cluster.masters`,
+ * `nodeClient()`), named `tollgate-bans`, whose `reconnectStrategy` gives up after a few failed
+ * reconnects; it then moves to another master.
+ */
+export function nodeRedisClusterSubscriber(
+  masters: () => readonly unknown[],
+  nodeClient: (master: unknown) => NodeRedisSubscriberLike | Promise<NodeRedisSubscriberLike>,
+  channel: string,
+  events: SubscriberEvents,
+  report: (error: Error) => void,
+): Subscriber {
+  const duplicate = (node: NodeRedisSubscriberLike) =>
+    node.duplicate({
+      name: 'tollgate-bans',
+      socket: {
+        ...node.options?.socket,
+        // node-redis counts from 0; an Error stops the client (`isOpen` false).
+        reconnectStrategy: (retries: number) =>
+          clusterRetry(retries + 1) ?? new Error('the master is gone: subscribing on another'),
+      },
+    });
+  return movingSubscriber(
+    masters,
+    (master, onGiveUp) => {
+      let made: Promise<NodeRedisSubscriberLike>;
+      try {
+        made = Promise.resolve(nodeClient(master)).then(duplicate);
+      } catch (error) {
+        made = Promise.reject(error);
+      }
+      return nodeRedisSubscriber(made, channel, events, report, onGiveUp);
+    },
+    report,
+  );
+}
+
 /**
  * A node-redis subscriber on `client`, a duplicate the store owns (`unref`'d: it never keeps the
  * process alive). node-redis resubscribes by itself after a reconnect, before it says `ready`.
+ * `onGiveUp`: it stopped reconnecting by itself (a cluster's master that is gone), not by `close()`.
  */
 export function nodeRedisSubscriber(
   client: Promise<NodeRedisSubscriberLike>,
   channel: string,
   events: SubscriberEvents,
   report: (error: Error) => void,
+  onGiveUp?: () => void,
 ): Subscriber {
   const state = new State(events, report);
   let sub: NodeRedisSubscriberLike | undefined;
+  let gaveUp = false;
   client.then(
     (made) => {
       if (state.closed) return;
       sub = made;
       let subscribed = false;
-      made.on('error', (error: unknown) => state.down(asError(error)));
+      made.on('error', (error: unknown) => {
+        state.down(asError(error));
+        // Its reconnectStrategy gave up (it closes itself before it reports the last error).
+        if (onGiveUp !== undefined && made.isOpen === false && !state.closed && !gaveUp) {
+          gaveUp = true;
+          onGiveUp();
+        }
+      });
       made.on('reconnecting', () => state.down());
       made.on('end', () => state.down());
       made.on('ready', () => {
