@@ -224,7 +224,15 @@ async function scenario(
   ]);
 
   // A manual ban replaces the key's ban in every process, shorter or longer: each process that knew
-  // the old one hears of the new one (one PUBLISH per master) and asks Redis once.
+  // the old one hears of the new one (one PUBLISH per master) and asks Redis once. (Each is asked
+  // once it has heard the news: when a process reads its socket is up to it, see the README.)
+  const heard = (child: Child, times = 0) => child.ask<number>({ type: 'heard', id: 'strict', times });
+  /** Runs `change` in a process, then waits until each of `others` has heard of it. */
+  const told = async (change: () => Promise<unknown>, others: Child[]) => {
+    const before = await Promise.all(others.map((child) => heard(child)));
+    await change();
+    await Promise.all(others.map((child, i) => heard(child, before[i]! + 1)));
+  };
   await a.ask({ type: 'ban', id: 'strict', key, duration: 3_600_000 });
   for (const child of children) {
     for (const id of ['strict', 'fresh']) {
@@ -233,8 +241,8 @@ async function scenario(
     }
   }
   await resetStats(servers);
-  await a.ask({ type: 'ban', id: 'fresh', key, duration: 2000 });
   const shortenedAt = Date.now();
+  await told(() => a.ask({ type: 'ban', id: 'fresh', key, duration: 2000 }), [b, c]);
   for (const child of [b, c]) {
     for (const id of ['strict', 'fresh']) {
       const [[allowed, reason, wait]] = (await consume(child, 1, id)) as [Answer];
@@ -248,14 +256,14 @@ async function scenario(
   const shortened = await commands(servers);
   expect(shortened.publish).toBe(servers.length);
   expect((shortened.evalsha ?? 0) + (shortened.eval ?? 0)).toBeLessThanOrEqual(1 + 4 + 1);
-  await a.ask({ type: 'ban', id: 'strict', key, duration: 3_600_000 });
+  await told(() => a.ask({ type: 'ban', id: 'strict', key, duration: 3_600_000 }), [b, c]);
   for (const child of [b, c]) {
     const [[allowed, reason, wait]] = (await consume(child, 1, 'strict')) as [Answer];
     expect([allowed, reason, wait > 3_590_000]).toEqual([false, 'banned', true]);
   }
   // Shortened to a moment: once it is over, another process refuses the key no longer for a ban
   // (one request: the policy may still refuse it, and three such denials would ban it again).
-  await c.ask({ type: 'ban', id: 'strict', key, duration: 1 });
+  await told(() => c.ask({ type: 'ban', id: 'strict', key, duration: 1 }), [b]);
   await sleep(20);
   expect((await consume(b, 1, 'strict'))[0]![1]).toBe('');
 }

@@ -241,6 +241,9 @@ const liftsOfCollected = new FinalizationRegistry<() => void>((unlisten) => unli
 
 const MAX_CACHED_KEY_LENGTH = 100;
 
+/** Lifts a limiter keeps in mind to tell a ban answered before its own key's lift (see `heard`). */
+const MAX_HEARD_LIFTS = 1000;
+
 /** The `cost` of a cache entry that answers every cost (a ban). */
 const ANY_COST = -1;
 
@@ -478,6 +481,12 @@ class LimiterImpl implements Limiter {
    * already be lifted (its reply raced the news), so it is trusted for `recheck` only.
    */
   private lifts = 0;
+  /**
+   * The lifts heard lately, by `liftId`, each with the value of `lifts` it took: a ban answered by
+   * the store after a lift of its own key was heard is the store's answer from before that lift,
+   * and is not remembered at all. Bounded (`MAX_HEARD_LIFTS`, oldest first).
+   */
+  private readonly heard = new Map<string, number>();
 
   constructor(
     readonly name: string,
@@ -509,6 +518,9 @@ class LimiterImpl implements Limiter {
     return {
       lifted: (id) => {
         this.lifts++;
+        this.heard.delete(id);
+        this.heard.set(id, this.lifts);
+        if (this.heard.size > MAX_HEARD_LIFTS) this.heard.delete(this.heard.keys().next().value!);
         banCache.forgetLifted(id);
       },
       listening: (on, cause) => {
@@ -530,6 +542,12 @@ class LimiterImpl implements Limiter {
         this.pushed = on;
       },
     };
+  }
+
+  /** A lift of `key` under `set` was heard since a call started at `lifts`. */
+  private liftedSince(key: string, set: PolicySet, lifts: number): boolean {
+    if (lifts === this.lifts || this.heard.size === 0) return false;
+    return (this.heard.get(liftId(key, set)) ?? lifts) > lifts;
   }
 
   /** How long a ban with `left` ms to go, answered by a call started at `lifts`, is trusted here. */
@@ -710,7 +728,11 @@ class LimiterImpl implements Limiter {
     lifts: number,
   ): Decision {
     const left = info.banLeftMs!;
-    if (this.banCache !== undefined && key.length <= MAX_CACHED_KEY_LENGTH) {
+    if (
+      this.banCache !== undefined &&
+      key.length <= MAX_CACHED_KEY_LENGTH &&
+      !this.liftedSince(key, set, lifts)
+    ) {
       this.rememberBan(key, set, outcomes, this.banTrust(left, lifts));
     }
     if (info.banOffence !== undefined && info.banOffence > 0) {

@@ -5,7 +5,7 @@
  * built on request, each on a RedisStore of its own, and answers the parent's commands over IPC, one
  * at a time: `limiter` (build one; answers once its store's subscriber is subscribed), `consume` (n
  * requests, in sequence), `ban`, `unban`, `subscribed` (waits until a limiter's store has
- * subscribed `times` times in all), `exit`.
+ * subscribed `times` times in all), `heard` (until it has heard `times` lifts in all), `exit`.
  */
 import { type BanOptions, createLimiter, type Limiter, type Policy } from '@tollgate/core';
 import { type RedisClientLike, RedisStore } from '@tollgate/redis';
@@ -29,6 +29,7 @@ export type BanChildCommand =
   | { type: 'unban'; id: string; key: string }
   | { type: 'reset'; id: string; key: string }
   | { type: 'subscribed'; id: string; times: number }
+  | { type: 'heard'; id: string; times: number }
   | { type: 'exit' };
 
 /** One decision as the parent sees it: allowed, reason ('' for none), retryAfterMs. */
@@ -36,7 +37,10 @@ export type Answer = [boolean, string, number];
 
 type Target = Extract<BanChildCommand, { type: 'limiter' }>['target'];
 const clients = new Map<string, { client: RedisClientLike; quit(): unknown }>();
-const limiters = new Map<string, { limiter: Limiter; subscribed: () => number; wait: Set<() => void> }>();
+const limiters = new Map<
+  string,
+  { limiter: Limiter; subscribed: () => number; heard: () => number; wait: Set<() => void> }
+>();
 
 async function connect(target: Target): Promise<RedisClientLike> {
   const id = JSON.stringify(target);
@@ -80,9 +84,13 @@ async function run(command: BanChildCommand): Promise<unknown> {
     });
     // The store's subscriptions, counted through its public hook (beside the limiter's listener).
     let subscribed = 0;
+    let heard = 0;
     const wait = new Set<() => void>();
     store.onLift({
-      lifted: () => undefined,
+      lifted: () => {
+        heard++;
+        for (const w of wait) w();
+      },
       listening: (on) => {
         if (!on) return;
         subscribed++;
@@ -91,7 +99,7 @@ async function run(command: BanChildCommand): Promise<unknown> {
     });
     // One limiter per id at a time: a later scenario replaces an earlier one.
     limiters.get(command.id)?.limiter.store.close?.();
-    limiters.set(command.id, { limiter, subscribed: () => subscribed, wait });
+    limiters.set(command.id, { limiter, subscribed: () => subscribed, heard: () => heard, wait });
     await until(command.id, 1);
     return null;
   }
@@ -101,6 +109,7 @@ async function run(command: BanChildCommand): Promise<unknown> {
   }
   const { limiter } = limiters.get(command.id)!;
   if (command.type === 'subscribed') return until(command.id, command.times);
+  if (command.type === 'heard') return until(command.id, command.times, 'heard');
   if (command.type === 'ban') return limiter.ban(command.key, command.duration);
   if (command.type === 'unban') return limiter.unban(command.key);
   if (command.type === 'reset') return limiter.reset(command.key);
@@ -112,14 +121,17 @@ async function run(command: BanChildCommand): Promise<unknown> {
   return answers;
 }
 
-/** Resolves once the store of limiter `id` has subscribed `times` times (again after reconnects). */
-function until(id: string, times: number): Promise<number> {
+/**
+ * Resolves once the store of limiter `id` has subscribed `times` times (again after reconnects), or
+ * has heard `times` lifts in all (`what`: 'heard').
+ */
+function until(id: string, times: number, what: 'subscribed' | 'heard' = 'subscribed'): Promise<number> {
   const entry = limiters.get(id)!;
   return new Promise((resolve) => {
     const check = () => {
-      if (entry.subscribed() < times) return;
+      if (entry[what]() < times) return;
       entry.wait.delete(check);
-      resolve(entry.subscribed());
+      resolve(entry[what]());
     };
     entry.wait.add(check);
     check();

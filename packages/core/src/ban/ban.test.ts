@@ -671,6 +671,21 @@ describe('the ban cache with a store that tells of lifted bans (onLift)', () => 
     expect(store.calls.consume).toBe(calls + 1);
   });
 
+  test('a ban answer that raced a lift of its own key is not remembered: it predates the lift', async () => {
+    const { store, limiter, banned } = pushSetup();
+    store.listening(true);
+    await banned();
+    store.listening(true); // subscribed again: the ban is asked of the store once more
+    // The store answers banned, and this key's unban elsewhere is heard before that answer is read.
+    const pending = limiter.consume('k');
+    for (const l of store.listeners) l.lifted(liftId('k', limiter.resolve()));
+    expect((await pending).reason).toBe('banned');
+    const calls = store.calls.consume;
+    // The next request asks the store at once (within recheck): a cached ban would refuse it here.
+    await limiter.consume('k');
+    expect(store.calls.consume).toBe(calls + 1);
+  });
+
   test('close() stops listening', async () => {
     const { store, limiter } = pushSetup();
     await limiter.close();
