@@ -118,6 +118,28 @@ describe.each(PEERS)('$name $version', (peer) => {
     }
   });
 
+  test('twenty stores used at once while it connects wait with one pair of listeners: no warning', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    const fresh = peer.create(inject('redisPort'));
+    try {
+      const set = resolvePolicySet({ limit: 5, window: '1m' }, 'peers');
+      const stores = Array.from(
+        { length: 20 },
+        () => new RedisStore({ client: fresh.client, prefix: prefix() }),
+      );
+      const outcomes = await Promise.all(stores.map((store) => store.consume('k', set, 1)));
+      expect(outcomes.map((o) => o[0]!.remaining)).toEqual(new Array(20).fill(4));
+      // Warnings are emitted on a later tick.
+      await sleep(10);
+      expect(warnings.map((w) => w.message)).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+      await fresh.close();
+    }
+  });
+
   test('every algorithm, and several policies at once, answer as the TypeScript steps', async () => {
     const sets: PolicySet[] = [
       ...ALGORITHMS.map((algorithm) =>

@@ -151,6 +151,39 @@ export interface Connection {
 
 const isFunction = (value: unknown): value is (...args: never[]) => unknown => typeof value === 'function';
 
+/** A client's `ready` and `end` events. */
+interface ReadyEvents {
+  once(event: 'ready' | 'end', listener: () => void): unknown;
+  off?(event: 'ready' | 'end', listener: () => void): unknown;
+}
+
+/** The wait for each client's `ready`, while one runs. */
+const readyWaits = new WeakMap<object, Promise<boolean>>();
+
+/**
+ * Resolves once `client` is ready, or with false when it ends first: one pair of listeners per
+ * client however many stores and calls wait (a store per route: no MaxListenersExceededWarning).
+ */
+function whenReady(client: ReadyEvents): Promise<boolean> {
+  let wait = readyWaits.get(client);
+  if (wait === undefined) {
+    wait = new Promise((resolve) => {
+      const done = (ready: boolean) => () => {
+        client.off?.('ready', onReady);
+        client.off?.('end', onEnd);
+        readyWaits.delete(client);
+        resolve(ready);
+      };
+      const onReady = done(true);
+      const onEnd = done(false);
+      client.once('ready', onReady);
+      client.once('end', onEnd);
+    });
+    readyWaits.set(client, wait);
+  }
+  return wait;
+}
+
 /** Which client this is, or undefined for anything else. */
 export function connect(client: unknown): Connection | undefined {
   if (typeof client !== 'object' || client === null) return undefined;
@@ -219,17 +252,7 @@ class IoRedisConnection implements Connection {
     // lazyConnect: the first call is the moment to connect.
     if (client.status === 'wait' && connect) client.connect().catch(() => undefined);
     if (client.status !== 'connecting' && client.status !== 'connect') return undefined;
-    return new Promise((resolve) => {
-      const done = (ready: boolean) => () => {
-        client.off('ready', onReady);
-        client.off('end', onEnd);
-        resolve(ready);
-      };
-      const onReady = done(true);
-      const onEnd = done(false);
-      client.once('ready', onReady);
-      client.once('end', onEnd);
-    });
+    return whenReady(client);
   }
 
   time(): Reply {
@@ -350,17 +373,7 @@ class NodeRedisConnection implements Connection {
     };
     if (this.cluster || !client.isOpen || client.isReady || typeof client.once !== 'function')
       return undefined;
-    return new Promise((resolve) => {
-      const done = (ready: boolean) => () => {
-        client.off?.('ready', onReady);
-        client.off?.('end', onEnd);
-        resolve(ready);
-      };
-      const onReady = done(true);
-      const onEnd = done(false);
-      client.once?.('ready', onReady);
-      client.once?.('end', onEnd);
-    });
+    return whenReady(client as ReadyEvents);
   }
 
   time(): Reply {
