@@ -6,6 +6,7 @@ import type { ResolvedAimd } from './options.js';
 import { Quota, type QuotaSnapshot } from './quota.js';
 import type { HeaderReading, QuotaUnit } from './read-headers.js';
 import type { ServerClock } from './server-clock.js';
+import { setLongTimeout, type Timer } from './sleep.js';
 import { type Waiter, WaitQueue } from './wait-queue.js';
 
 /** What one call spends, per unit. Requests cost 1. */
@@ -76,7 +77,7 @@ export class Budget {
   private answered = false;
   private lastSentAt = Number.NEGATIVE_INFINITY;
   private blockedUntil = Number.NEGATIVE_INFINITY;
-  private timer: ReturnType<typeof setTimeout> | undefined;
+  private timer: Timer | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
 
   constructor(
@@ -120,7 +121,7 @@ export class Budget {
     return new Promise<number>((resolve, reject) => {
       signal?.throwIfAborted();
       if (this.queue.size >= this.maxQueue) throw new QueueFullError(this.origin, this.queue.size);
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let timer: Timer | undefined;
       const job: Job = {
         priority,
         order,
@@ -130,7 +131,7 @@ export class Budget {
         reject,
         cleanup: () => {
           signal?.removeEventListener('abort', onAbort);
-          if (timer !== undefined) clearTimeout(timer);
+          timer?.clear();
         },
       };
       const drop = (error: unknown) => {
@@ -142,7 +143,7 @@ export class Budget {
       const onAbort = () => drop(signal!.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
       if (deadline !== undefined) {
-        timer = setTimeout(() => drop(new DeadlineError(this.origin)), Math.max(0, deadline - this.now()));
+        timer = setLongTimeout(() => drop(new DeadlineError(this.origin)), deadline - this.now());
       }
       this.queue.push(job);
       if (queuedChannel.hasSubscribers) {
@@ -367,7 +368,7 @@ export class Budget {
     this.timerAt = at;
     // Whole milliseconds, rounded up: a timer may fire at the floor of a fractional delay, and the
     // pump would find it is not time yet.
-    this.timer = setTimeout(this.wake, Math.ceil(at - now));
+    this.timer = setLongTimeout(this.wake, Math.ceil(at - now));
   }
 
   private wake = (): void => {
@@ -378,7 +379,7 @@ export class Budget {
 
   private clearTimer(): void {
     if (this.timer === undefined) return;
-    clearTimeout(this.timer);
+    this.timer.clear();
     this.timer = undefined;
     this.timerAt = Number.POSITIVE_INFINITY;
   }

@@ -8,7 +8,7 @@ import { type CallOptions, type PaceOptions, type ResolvedRetry, resolveOptions 
 import { readHeaders } from './read-headers.js';
 import { ServerClock } from './server-clock.js';
 import { SharedBudgets, SharedPacing, type SharedSpend } from './shared.js';
-import { sleep } from './sleep.js';
+import { setLongTimeout, sleep } from './sleep.js';
 import { readUsage } from './usage.js';
 
 /** A `fetch`, or anything with its signature (undici's, node-fetch's, a test double). */
@@ -366,14 +366,14 @@ async function fetchWithin(
   const onAbort = () => controller.abort(signal!.reason);
   if (signal?.aborted) onAbort();
   signal?.addEventListener('abort', onAbort, { once: true });
-  const timer = setTimeout(
+  const timer = setLongTimeout(
     () => controller.abort(new DOMException(`No answer within ${ms} ms`, 'TimeoutError')),
     ms,
   );
   try {
     return await fetch(input, { ...init, signal: controller.signal });
   } finally {
-    clearTimeout(timer);
+    timer.clear();
     signal?.removeEventListener('abort', onAbort);
   }
 }
