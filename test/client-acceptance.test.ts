@@ -17,9 +17,10 @@ import { tollgateServer } from './support/client-servers.js';
  * - sliding-window (drafts): 90-97%. 95% is the server's own ceiling at 20 per 2 s: once a
  *   window was full, tollgate's sliding window admits at most limit - 1 in the next (the last
  *   window's weight at the boundary is the whole limit), so steady pacing gets 19 per 2 s.
- * - legacy fixed-window: 92-98% (nine runs). The window's length is dated from the client's own
+ * - legacy fixed-window: 78-88% (two runs). The window's length is dated from the client's own
  *   calls (the last that still counted, the first that opened the next), a little closer every
- *   window; the reset's whole-second grain leaves the second window up to a few hundred ms late.
+ *   window, bounded so that it also holds for windows on the clock's grid (the window may have
+ *   opened before the call that opened it here): the second window starts up to a second late.
  * - legacy sliding-window: 77-95% (50% in one earlier run). It is told from a bucket only once its answers fit no bucket,
  *   and its window is bounded from above (reset - sent): until then it is paced as a window.
  */

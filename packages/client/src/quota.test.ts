@@ -121,3 +121,84 @@ describe('Quota, legacy headers', () => {
     expect(resetAt! - end).toBeLessThanOrEqual(2 * 37 + 2 * RTT);
   });
 });
+
+/**
+ * One caller paced by a fresh Quota against a legacy fixed window of L per W: it sends at
+ * readyAt (and no sooner than the last answer), each answer RTT later. Returns the 429s after
+ * the first window, and the calls allowed. Each send is up to `lag` ms late.
+ */
+function paceAgainst(window: (now: number) => number, from: number, ms: number, lag = 0) {
+  const quota = new Quota('legacy:', 'requests');
+  const clock = new ServerClock();
+  let start = Number.NaN;
+  let count = 0;
+  let limited = 0;
+  let allowedCalls = 0;
+  let last = Number.NEGATIVE_INFINITY;
+  for (let t = from, seq = 0; t < from + ms; seq++) {
+    const s = window(t + 1);
+    if (s !== start) {
+      start = s;
+      count = 0;
+    }
+    const allowed = count < L;
+    if (allowed) count += 1;
+    if (allowed) allowedCalls += 1;
+    else if (t >= from + W) limited += 1;
+    clock.observe(Math.floor((t + 1) / 1000) * 1000, t + RTT);
+    quota.spend(1, t);
+    quota.update(
+      {
+        key: 'legacy:',
+        unit: 'requests',
+        limit: L,
+        remaining: L - count,
+        reset: { server: Math.ceil((start + W) / 1000) * 1000, grain: 1000 },
+        windowMs: undefined,
+      },
+      seq,
+      t,
+      t + RTT,
+      clock,
+      0,
+      allowed,
+    );
+    last = t;
+    // A timer late by up to `lag` ms (the same sequence every run).
+    t = Math.max(t + RTT, quota.readyAt(t + RTT, 1, last)) + ((seq * 7919) % 31) * (lag / 30);
+  }
+  return { limited, allowedCalls };
+}
+
+describe('Quota, legacy fixed windows paced by readyAt', () => {
+  // The first call lands 700 ms into a window: a window on the epoch grid did not open with it.
+  const from = Math.floor(T0 / W) * W + W * 10 + 700;
+
+  it.each([0, 30])(
+    'windows on the clock’s grid (many gateways), sends up to %i ms late: no 429 after the first window',
+    (lag) => {
+      const result = paceAgainst((now) => Math.floor(now / W) * W, from, 20_000, lag);
+      expect(result.limited).toBe(0);
+      // Ten windows, the first entered 700 ms late: at least nine full ones.
+      expect(result.allowedCalls).toBeGreaterThanOrEqual(9 * L);
+    },
+  );
+
+  it.each([0, 30])(
+    'windows opened by their first call (tollgate’s), sends up to %i ms late: no 429 after the first window',
+    (lag) => {
+      let opened = Number.NEGATIVE_INFINITY;
+      const result = paceAgainst(
+        (now) => {
+          if (now >= opened + W) opened = now;
+          return opened;
+        },
+        from,
+        20_000,
+        lag,
+      );
+      expect(result.limited).toBe(0);
+      expect(result.allowedCalls).toBeGreaterThanOrEqual(9 * L);
+    },
+  );
+});

@@ -74,6 +74,8 @@ export class Quota {
   private slidingWindowHi: number | undefined;
   /** A window that states no length (see `followWindow`): the local interval of the call that opened it. */
   private opened: [number, number] | undefined;
+  /** ...and the earliest it can have opened: the end of the one before it, as far as known. */
+  private startLo = Number.NEGATIVE_INFINITY;
   /** ...the latest send counted in it, and the earliest its end can be. */
   private lastIn = Number.NEGATIVE_INFINITY;
   private endLo = Number.NEGATIVE_INFINITY;
@@ -209,7 +211,10 @@ export class Quota {
       // A new window. The last one ended after `lastIn` and before this answer.
       if (opener && this.opened !== undefined) {
         const lo = Math.max(this.lastIn, this.endLo) - this.opened[1];
-        const hi = receivedAt - this.opened[0];
+        // The window may have opened before the call that opened it here (a window on the clock's
+        // grid, as many gateways keep), though not before the window ahead of it ended: it lasted
+        // until this answer at most since then.
+        const hi = receivedAt - this.startLo;
         if (lo > this.lengthHi || hi < this.lengthLo) {
           // Not the length seen before (the server's policy changed): start over.
           this.lengthLo = lo;
@@ -219,6 +224,7 @@ export class Quota {
           this.lengthHi = Math.min(this.lengthHi, hi);
         }
       }
+      this.startLo = Math.max(this.lastIn, this.endLo);
       this.opened = opener ? [sentAt, receivedAt] : undefined;
       this.lastIn = sentAt;
     } else {
@@ -226,7 +232,8 @@ export class Quota {
       this.resetLo = Math.max(this.resetLo, sentAt);
     }
     if (this.opened !== undefined && Number.isFinite(this.lengthHi) && this.resetHi !== undefined) {
-      const lo = this.opened[0] + this.lengthLo;
+      // Opened no earlier than the window ahead ended, and no later than the call's answer.
+      const lo = this.startLo + this.lengthLo;
       const hi = this.opened[1] + this.lengthHi;
       if (lo <= this.resetHi && hi >= this.resetLo) {
         this.resetLo = Math.max(this.resetLo, lo);
