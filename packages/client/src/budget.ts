@@ -171,6 +171,7 @@ export class Budget {
       const now = this.now();
       const at = this.readyAt(job.cost, now, job.locals);
       if (at === Number.POSITIVE_INFINITY) {
+        if (this.forgetStaleLimits(job.cost, now)) continue;
         this.queue.shift();
         job.cleanup();
         job.reject(this.tooLarge(job.cost, job.locals));
@@ -305,6 +306,23 @@ export class Budget {
     }
     if (this.aimd?.engaged && this.quotas.size === 0) at = Math.max(at, this.lastSentAt + this.aimd.interval);
     return at;
+  }
+
+  /**
+   * Learned limits below `cost` that may have changed since (see `Quota.limitHeldUntil`) are
+   * forgotten, with all their quota told: the next call goes alone, as the first did, and learns
+   * the limit again. True when one was.
+   */
+  private forgetStaleLimits(cost: Cost, now: number): boolean {
+    let forgot = false;
+    for (const [key, quota] of this.quotas) {
+      if (quota.limit === undefined || costIn(cost, quota.unit) <= quota.limit) continue;
+      if (now < quota.limitHeldUntil()) continue;
+      this.quotas.delete(key);
+      forgot = true;
+    }
+    if (forgot) this.answered = false;
+    return forgot;
   }
 
   private tooLarge(cost: Cost, locals: readonly LocalQuota[]): CostExceedsLimitError {

@@ -10,6 +10,8 @@ const FLEET_SLIDING = 0.99;
 const MAX_SENDS = 4096;
 /** Milliseconds by which answers' resets may disagree and still be one instant (a server's two clocks). */
 const RESET_SLACK = 5;
+/** How long a stated limit stands at most before a call larger than it is let go to probe it. */
+const LIMIT_HELD_MS = 60_000;
 
 /**
  * How a quota comes back, as far as its answers tell: all at once at the reset (`window`), one
@@ -365,6 +367,14 @@ export class Quota {
     const window = this.window();
     if (this.kind !== 'sliding' || window === undefined || this.resetHi === undefined) return undefined;
     return Math.floor((at - this.resetHi) / window);
+  }
+
+  /**
+   * Until when the stated limit refuses calls larger than it: its reset (the server may state
+   * another then), a minute after the answer at most (a limit of 0, a plan changed back).
+   */
+  limitHeldUntil(): number {
+    return Math.min(this.resetHi ?? Number.POSITIVE_INFINITY, this.seenAt + LIMIT_HELD_MS);
   }
 
   available(now: number): number {
