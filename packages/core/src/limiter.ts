@@ -236,6 +236,10 @@ function weakListener(ref: WeakRef<LiftListener>): LiftListener {
   };
 }
 
+/** Resolves after two turns of the event loop, with a poll for I/O between them. */
+const afterPendingReads = (): Promise<void> =>
+  new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+
 /** Removes a collected limiter's listener from its store (its subscriber closes with the last). */
 const liftsOfCollected = new FinalizationRegistry<() => void>((unlisten) => unlisten());
 
@@ -617,10 +621,24 @@ class LimiterImpl implements Limiter {
     });
   }
 
-  private decideOn(key: string, set: PolicySet, cost: number): Decision | Promise<Decision> {
+  /** `readsDone`: the event loop has read what had reached this process since the call (see below). */
+  private decideOn(
+    key: string,
+    set: PolicySet,
+    cost: number,
+    readsDone = false,
+  ): Decision | Promise<Decision> {
     if (this.banCache !== undefined && this.banCache.size > 0) {
       const banned = this.banCache.lookup(`${set.id}\n${key}`, cost, this.cacheClock());
-      if (banned !== undefined) return bannedDecision(key, set, banned, this.cacheClock());
+      if (banned !== undefined) {
+        if (this.lifted === undefined || readsDone)
+          return bannedDecision(key, set, banned, this.cacheClock());
+        // The store tells of lifted bans, and Redis writes that news to every subscriber before it
+        // answers the PUBLISH: an unban that another process has seen resolve may be waiting in
+        // this process's socket, behind the request asking now. Two turns of the event loop (a
+        // poll between them) read it before the key is refused from memory; still no store call.
+        return afterPendingReads().then(() => this.decideOn(key, set, cost, true));
+      }
     }
     if (this.blocked !== undefined && this.blocked.size > 0) {
       const cached = this.blocked.lookup(`${set.id}\n${key}`, cost, this.cacheClock());
