@@ -295,6 +295,36 @@ describe('bans across processes (issue 13 acceptance)', () => {
       }
     }, 40_000);
 
+    it('an unban has reached every process when it resolves: the next request elsewhere is let through, 300 rounds of 300', async () => {
+      const prefix = `bans:${randomUUID()}:`;
+      const [a, b] = children as [Child, Child];
+      const target = { kind: 'standalone', port: server.port, client } as const;
+      for (const child of [a, b]) {
+        await child.ask({
+          type: 'limiter',
+          id: 'race',
+          target,
+          prefix,
+          name: 'race',
+          policies: POLICY,
+          ban: {},
+        });
+      }
+      const refused: string[] = [];
+      for (let round = 0; round < 300; round++) {
+        const key = `race-${round}`;
+        await a.ask({ type: 'ban', id: 'race', key, duration: 3_600_000 });
+        // b learns the ban from Redis and keeps it in memory (a store that tells of lifts).
+        const known = (await b.ask<Answer[]>({ type: 'consume', id: 'race', key, n: 1 }))[0]!;
+        expect([known[0], known[1]]).toEqual([false, 'banned']);
+        await a.ask({ type: 'unban', id: 'race', key });
+        // Asked the moment a's unban resolved, over IPC: no waiting for the news.
+        const [allowed, reason] = (await b.ask<Answer[]>({ type: 'consume', id: 'race', key, n: 1 }))[0]!;
+        if (!allowed) refused.push(`round ${round}: ${reason}`);
+      }
+      expect(refused).toEqual([]);
+    }, 60_000);
+
     it('on Redis Cluster: the same, summed over every master', async () => {
       const admins = cluster.nodes.map((n) => new Redis({ host: n.host, port: n.port }));
       try {

@@ -22,6 +22,8 @@ export class LiftHub {
   private listening = false;
   /** Removes the listener for the end of the client. */
   private unEnd: (() => void) | undefined;
+  /** Lift ids this process published, by the callbacks waiting to hear them come back. */
+  private readonly awaited = new Map<string, (() => void)[]>();
 
   constructor(
     private readonly connection: Connection,
@@ -55,6 +57,32 @@ export class LiftHub {
     this.stopIfAlone();
   }
 
+  /**
+   * Resolves once the subscriber hears `id` (a lift this process publishes), or after `withinMs`;
+   * at once while it is not subscribed. Never rejects.
+   */
+  heard(id: string, withinMs: number): Promise<void> {
+    if (!this.listening) return Promise.resolve();
+    return new Promise((resolve) => {
+      let waiters = this.awaited.get(id);
+      if (waiters === undefined) {
+        waiters = [];
+        this.awaited.set(id, waiters);
+      }
+      const timer = setTimeout(() => {
+        const left = this.awaited.get(id)?.filter((waiter) => waiter !== done);
+        if (left === undefined || left.length === 0) this.awaited.delete(id);
+        else this.awaited.set(id, left);
+        resolve();
+      }, withinMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      waiters.push(done);
+    });
+  }
+
   /** A store's call found the client ready: the subscriber that waits for that is made now. */
   poke(): void {
     if (this.pending && this.subscriber === undefined) this.start();
@@ -84,9 +112,17 @@ export class LiftHub {
     this.subscriber = this.connection.subscribe(
       this.channel,
       {
-        message: (id) => this.tell((listener) => listener.lifted(id)),
+        message: (id) => {
+          this.tell((listener) => listener.lifted(id));
+          const waiters = this.awaited.get(id);
+          if (waiters !== undefined) {
+            this.awaited.delete(id);
+            for (const waiter of waiters) waiter();
+          }
+        },
         listening: (on, cause) => {
           this.listening = on;
+          if (!on) this.releaseAwaited();
           this.tell((listener) => listener.listening(on, cause));
         },
       },
@@ -102,7 +138,15 @@ export class LiftHub {
     });
   }
 
+  /** Nobody will hear the lifts awaited: their publishers go on. */
+  private releaseAwaited(): void {
+    const all = [...this.awaited.values()];
+    this.awaited.clear();
+    for (const waiters of all) for (const waiter of waiters) waiter();
+  }
+
   private stop(): void {
+    this.releaseAwaited();
     this.unEnd?.();
     this.unEnd = undefined;
     const { subscriber } = this;

@@ -270,16 +270,22 @@ export class RedisStore implements Store {
           ),
         );
       const timer = setTimeout(() => fail(`no reply from Redis within ${this.timeoutMs} ms`), this.timeoutMs);
+      const id = liftId(key, set);
+      // Asked for before the PUBLISH: the news may come back on the subscriber before its reply.
+      const heard = this.hub?.heard(id, this.timeoutMs);
       let reply: Promise<unknown>;
       try {
-        reply = this.connection.publish(this.channel, liftId(key, set));
+        reply = this.connection.publish(this.channel, id);
       } catch (error) {
         reply = Promise.reject(error);
       }
       reply.then(
         () => {
           clearTimeout(timer);
-          resolve();
+          // Resolved once this process's own subscriber has the news too (at most timeoutMs more):
+          // Redis writes it to every subscriber in the same pass, so by then it has gone out to all.
+          if (heard === undefined) resolve();
+          else heard.then(resolve);
         },
         (error: unknown) => {
           clearTimeout(timer);
