@@ -2,6 +2,12 @@ import type { When } from './header-values.js';
 
 /** How far behind a `Date` may be and still be taken for a stale copy rather than a clock set back. */
 const STALE_DATE_MS = 5000;
+/**
+ * How far a `Date` may be from our clock and still be taken for the server's: a day. Beyond that
+ * it is broken (a gateway's clock at 1970, a cached date from years ago), not a skew to correct:
+ * it is ignored, and the server's times are read on our clock.
+ */
+export const MAX_SKEW_MS = 86_400_000;
 
 /**
  * The offset of one server's clock from ours, as an interval narrowed by every `Date` it sends.
@@ -16,7 +22,7 @@ export class ServerClock {
   private known = false;
 
   observe(date: number | undefined, receivedAt: number): void {
-    if (date === undefined) return;
+    if (date === undefined || Math.abs(date - receivedAt) > MAX_SKEW_MS) return;
     const lo = date - receivedAt;
     const hi = lo + 1000;
     // Above what we knew: the server's clock was set forward (or an earlier `Date` was stale). Far
