@@ -28,6 +28,32 @@ it('shareLearned needs a store beside it, and is a boolean', () => {
   );
 });
 
+it('shareLearned: a policy window beyond what a store takes (2;w=999999999999999) is clamped, not a ConfigError', async () => {
+  const server = await scriptedServer((_req, res) => {
+    res.writeHead(200, {
+      RateLimit: 'limit=2, remaining=2, reset=2',
+      'RateLimit-Policy': '2;w=999999999999999',
+    });
+    res.end('{}');
+  });
+  const store = new MemoryStore();
+  try {
+    const api = pace(fetch, { store, shareLearned: true, retry: false });
+    expect((await api(server.url)).status).toBe(200);
+    // The fleet's bucket (one call per 2^51 ms) lets one go, then holds the next.
+    expect((await api(server.url)).status).toBe(200);
+    const ac = new AbortController();
+    const third = api(server.url, { signal: ac.signal }).catch((error: Error) => error.name);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    ac.abort();
+    expect(await third).toBe('AbortError');
+    expect(server.statuses).toEqual([200, 200]);
+  } finally {
+    await store.close();
+    await server.close();
+  }
+});
+
 it('shareLearned: two paced fetches on one MemoryStore share a bucket server at its rate, no 429, no warning', async () => {
   const warn = vi.spyOn(console, 'warn');
   const server = await tollgateServer(

@@ -169,6 +169,12 @@ export class SharedBudgets {
 const MAX_FLEET_LIMITERS = 64;
 /** The step of the spacings' grid (see `SharedPacing.pass`). */
 const FLEET_GRID = 1.02;
+/**
+ * The longest window a tollgate policy takes (core's MAX_WINDOW_MS, 2^51 ms, some 71 000 years):
+ * a fleet bucket's window (spacing times burst) is clamped to it. A quota that slow holds every
+ * call but the first for ages either way.
+ */
+const MAX_FLEET_WINDOW_MS = 2 ** 51;
 
 /**
  * The learned quotas paced across processes (`shareLearned`): the fleet's calls to one origin and
@@ -193,7 +199,8 @@ export class SharedPacing {
   ): Promise<void> {
     // Rounded up onto a grid of 2% steps: processes whose estimates of one policy differ a little
     // (each learns from its own answers) land on one limiter.
-    const ms = Math.ceil(FLEET_GRID ** Math.ceil(Math.log(Math.max(1, spacingMs)) / Math.log(FLEET_GRID)));
+    const grid = Math.ceil(FLEET_GRID ** Math.ceil(Math.log(Math.max(1, spacingMs)) / Math.log(FLEET_GRID)));
+    const ms = Math.min(grid, Math.floor(MAX_FLEET_WINDOW_MS / burst));
     this.createLimiter ??= import('@tollgate/core').then(
       (core) => core.createLimiter as unknown as CreateLimiter,
     );
