@@ -28,6 +28,16 @@ it('shareLearned needs a store beside it, and is a boolean', () => {
   );
 });
 
+it('a store that is no tollgate store ({}, a Map, an array) is a ConfigError at pace(), naming `store`', () => {
+  const expected =
+    'Expected `store` to be a tollgate store (MemoryStore, RedisStore: an object with consume, peek, refund and reset methods), got';
+  for (const store of [{}, new Map(), []]) {
+    expect(() => pace(fetch, { store, shareLearned: true })).toThrow(expected);
+    expect(() => pace(fetch, { store, limits: [{ name: 'a', match: '*', rpm: 10 }] })).toThrow(expected);
+  }
+  expect(() => pace(fetch, { store: new MemoryStore(), shareLearned: true })).not.toThrow();
+});
+
 it('shareLearned: a policy window beyond what a store takes (2;w=999999999999999) is clamped, not a ConfigError', async () => {
   const server = await scriptedServer((_req, res) => {
     res.writeHead(200, {

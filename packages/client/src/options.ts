@@ -395,8 +395,12 @@ export function resolveOptions(value: unknown): ResolvedOptions {
     'store',
     'shareLearned',
   ]);
-  if (options.store !== undefined && (typeof options.store !== 'object' || options.store === null)) {
-    throw configError('store', 'a tollgate store (MemoryStore, RedisStore)', options.store);
+  if (options.store !== undefined && !isStore(options.store)) {
+    throw configError(
+      'store',
+      'a tollgate store (MemoryStore, RedisStore: an object with consume, peek, refund and reset methods)',
+      options.store,
+    );
   }
   if (options.shareLearned !== undefined && typeof options.shareLearned !== 'boolean') {
     throw configError('shareLearned', 'a boolean', options.shareLearned);
@@ -423,3 +427,11 @@ export function resolveOptions(value: unknown): ResolvedOptions {
     random: fn('random', options.random, Math.random),
   };
 }
+
+/** What a tollgate store has (`@tollgate/core`'s `Store`): checked at `pace()`, not at the first call. */
+const isStore = (value: unknown): boolean =>
+  typeof value === 'object' &&
+  value !== null &&
+  ['consume', 'peek', 'refund', 'reset'].every(
+    (method) => typeof (value as Record<string, unknown>)[method] === 'function',
+  );
