@@ -322,10 +322,25 @@ export class Quota {
     }
     const window = this.window();
     let index = this.windowIndex(from);
-    if (window === undefined || index === undefined) return 0;
+    if (window === undefined || index === undefined || this.sends.length === 0) return 0;
+    // Only the windows after one that holds a send refill anything: the sum skips the rest, so it
+    // takes a few steps however long the span (a 1 ms window idle for a day).
+    let first = Number.POSITIVE_INFINITY;
+    let last = Number.NEGATIVE_INFINITY;
+    for (const [at] of this.sends) {
+      first = Math.min(first, at);
+      last = Math.max(last, at);
+    }
+    const firstIndex = this.windowIndex(first)!;
+    let at = from;
+    if (index < firstIndex + 1) {
+      index = firstIndex + 1;
+      at = Math.max(from, this.resetHi! + index * window);
+    }
+    const until = Math.min(to, this.resetHi! + (this.windowIndex(last)! + 2) * window);
     let sum = 0;
-    for (let at = from; at < to; index++) {
-      const end = Math.min(to, this.resetHi! + (index + 1) * window);
+    for (; at < until; index++) {
+      const end = Math.min(until, this.resetHi! + (index + 1) * window);
       sum += (this.spentInWindow(index - 1) * (end - at)) / window;
       at = end;
     }
