@@ -9,7 +9,7 @@
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pace } from '@tollgate/client';
+import { pace, QueueFullError } from '@tollgate/client';
 import { MemoryStore } from '@tollgate/core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { scriptedServer, tollgateServer } from './support/client-servers.js';
@@ -58,6 +58,40 @@ it('shareLearned: a policy window beyond what a store takes (2;w=999999999999999
     ac.abort();
     expect(await third).toBe('AbortError');
     expect(server.statuses).toEqual([200, 200]);
+  } finally {
+    await store.close();
+    await server.close();
+  }
+});
+
+it('shareLearned: calls waiting for the fleet stay queued: maxQueue, queued in snapshot(), priority first', async () => {
+  const server = await scriptedServer((req, res) => {
+    res.writeHead(200, {
+      RateLimit: 'limit=20, remaining=20, reset=2',
+      'RateLimit-Policy': '20;w=2',
+      'X-Which': req.url ?? '',
+    });
+    res.end('{}');
+  });
+  const store = new MemoryStore();
+  try {
+    const a = pace(fetch, { store, shareLearned: true, maxQueue: 2, retry: false });
+    const b = pace(fetch, { store, shareLearned: true, retry: false });
+    await (await a(`${server.url}/learn`)).arrayBuffer();
+    await (await b(`${server.url}/learn`)).arrayBuffer();
+    // B takes the fleet's token (one call per ~103 ms): A's calls, free to go on A's own
+    // pacing, wait for the fleet in A's queue.
+    await (await b(`${server.url}/b`)).arrayBuffer();
+    const order: string[] = [];
+    const low = a(`${server.url}/low`).then(async (r) => order.push(await r.headers.get('x-which')!));
+    const high = a(`${server.url}/high`, { pace: { priority: 10 } }).then(async (r) =>
+      order.push(await r.headers.get('x-which')!),
+    );
+    const budget = a.snapshot().budgets[0]!;
+    expect([budget.queued, budget.inFlight]).toEqual([2, 0]);
+    await expect(a(`${server.url}/third`)).rejects.toThrow(QueueFullError);
+    await Promise.all([low, high]);
+    expect(order).toEqual(['/high', '/low']);
   } finally {
     await store.close();
     await server.close();

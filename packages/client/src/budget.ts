@@ -47,6 +47,12 @@ interface Sent {
   answered: boolean;
 }
 
+/** A fleet's pacing in a store (`shareLearned`): one decision for the next call at `pace`. */
+export type FleetGate = (pace: {
+  spacing: number;
+  burst: number;
+}) => Promise<{ allowed: boolean; retryAfterMs: number }>;
+
 /** Quotas one server states at most: a misbehaving server cannot grow memory through headers. */
 const MAX_QUOTAS = 32;
 /** Timer lag made up for when spacing calls (see `send`). */
@@ -79,6 +85,10 @@ export class Budget {
   private blockedUntil = Number.NEGATIVE_INFINITY;
   private timer: Timer | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
+  /** The fleet (`shareLearned`): a token taken for the next call, a question out, a refusal's end. */
+  private fleetPermit = false;
+  private fleetAsking = false;
+  private fleetAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     readonly origin: string,
@@ -87,6 +97,7 @@ export class Budget {
     private readonly now: () => number,
     private readonly maxQueue: number,
     aimd: ResolvedAimd | undefined,
+    private readonly fleet?: FleetGate,
   ) {
     this.aimd = aimd === undefined ? undefined : new Aimd(aimd);
   }
@@ -100,7 +111,7 @@ export class Budget {
 
   /** Nothing waiting, in flight or owed: forgetting the budget loses nothing. */
   get idle(): boolean {
-    if (this.queue.size > 0 || this.inFlight > 0 || this.pending > 0) return false;
+    if (this.queue.size > 0 || this.inFlight > 0 || this.pending > 0 || this.fleetAsking) return false;
     const now = this.now();
     for (const quota of this.locals.values()) if (!quota.idle(now)) return false;
     return true;
@@ -181,11 +192,44 @@ export class Budget {
         this.setTimer(at, now);
         return;
       }
+      // With `shareLearned` the call at the head (the highest priority) also waits, queued, for
+      // the fleet's token: one question to the store at a time, again when the fleet's is back.
+      const pace = this.fleet === undefined || this.fleetPermit ? undefined : this.fleetPace();
+      if (pace !== undefined) {
+        if (this.fleetAt > now) {
+          this.setTimer(this.fleetAt, now);
+          return;
+        }
+        this.clearTimer();
+        if (!this.fleetAsking) this.askFleet(pace);
+        return;
+      }
+      this.fleetPermit = false;
       this.queue.shift();
       job.cleanup();
       job.resolve(this.send(job.cost, now, at, job.locals));
     }
   };
+
+  private askFleet(pace: { spacing: number; burst: number }): void {
+    this.fleetAsking = true;
+    this.fleet!(pace).then(
+      ({ allowed, retryAfterMs }) => {
+        this.fleetAsking = false;
+        if (allowed) this.fleetPermit = true;
+        else this.fleetAt = this.now() + retryAfterMs;
+        this.pump();
+      },
+      (error: unknown) => {
+        // Not the store being down (that lets calls go): the limiter itself refused to be made.
+        this.fleetAsking = false;
+        const job = this.queue.shift();
+        job?.cleanup();
+        job?.reject(error);
+        this.pump();
+      },
+    );
+  }
 
   /** Holds every call of this budget until `until` (a Retry-After, or backoff after a bare 429). */
   block(until: number): void {

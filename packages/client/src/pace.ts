@@ -88,7 +88,10 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
       clock = new ServerClock();
       clocks.set(origin, clock);
     }
-    budget = new Budget(origin, credential, clock, now, config.maxQueue, config.aimd);
+    const fleetKey = `${origin} ${credential ?? '-'}`;
+    const gate =
+      fleet === undefined ? undefined : (p: { spacing: number; burst: number }) => fleet.decide(fleetKey, p);
+    budget = new Budget(origin, credential, clock, now, config.maxQueue, config.aimd, gate);
     budgets.set(key, budget);
     if (budgets.size > MAX_BUDGETS) {
       for (const [k, b] of budgets) {
@@ -151,17 +154,6 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
         breaker?.release();
         await spent?.cancel();
         throw error;
-      }
-      const fleetPace = fleet === undefined ? undefined : budget.fleetPace();
-      if (fleetPace !== undefined) {
-        try {
-          await fleet!.pass(sharedKey, fleetPace, budget.origin, signal, call.deadline, now);
-        } catch (error) {
-          budget.unanswered(seq);
-          breaker?.release();
-          await spent?.cancel();
-          throw error;
-        }
       }
       /** This attempt's tokens are known (undefined: keep the estimate). */
       const settle = (actual: number | undefined) => {

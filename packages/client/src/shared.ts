@@ -188,15 +188,15 @@ export class SharedPacing {
 
   constructor(private readonly store: unknown) {}
 
-  /** Waits until the fleet's next call to `key` may go: `spacing` ms apart, `burst` in a row at most. */
-  async pass(
+  /**
+   * Asks the store once whether the fleet's next call to `key` may go (`spacing` ms apart, `burst`
+   * in a row at most): takes the fleet's token when it may; otherwise says how long until one is
+   * back. The budget's pump asks for the call at the head of its queue, one question at a time.
+   */
+  async decide(
     key: string,
     { spacing: spacingMs, burst }: { spacing: number; burst: number },
-    origin: string,
-    signal: AbortSignal | null | undefined,
-    deadline: number | undefined,
-    now: () => number,
-  ): Promise<void> {
+  ): Promise<{ allowed: boolean; retryAfterMs: number }> {
     // Rounded up onto a grid of 2% steps: processes whose estimates of one policy differ a little
     // (each learns from its own answers) land on one limiter.
     const grid = Math.ceil(FLEET_GRID ** Math.ceil(Math.log(Math.max(1, spacingMs)) / Math.log(FLEET_GRID)));
@@ -220,12 +220,7 @@ export class SharedPacing {
       });
       this.limiters.set(name, limiter);
     }
-    for (;;) {
-      const decision = await limiter.consume(key, { cost: 1 });
-      if (decision.allowed) return;
-      const wait = Math.max(1, decision.retryAfterMs);
-      if (deadline !== undefined && now() + wait > deadline) throw new DeadlineError(origin);
-      await sleep(wait, signal);
-    }
+    const decision = await limiter.consume(key, { cost: 1 });
+    return { allowed: decision.allowed, retryAfterMs: Math.max(1, decision.retryAfterMs) };
   }
 }
