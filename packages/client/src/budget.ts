@@ -6,6 +6,7 @@ import type { ResolvedAimd } from './options.js';
 import { Quota, type QuotaSnapshot } from './quota.js';
 import type { HeaderReading, QuotaUnit } from './read-headers.js';
 import type { ServerClock } from './server-clock.js';
+import type { FleetAsk, FleetPace } from './shared.js';
 import { setLongTimeout, type Timer } from './sleep.js';
 import { type Waiter, WaitQueue } from './wait-queue.js';
 
@@ -48,10 +49,7 @@ interface Sent {
 }
 
 /** A fleet's pacing in a store (`shareLearned`): one decision for the next call at `pace`. */
-export type FleetGate = (pace: {
-  spacing: number;
-  burst: number;
-}) => Promise<{ allowed: boolean; retryAfterMs: number }>;
+export type FleetGate = (pace: FleetPace, ask: FleetAsk) => Promise<{ allowed: boolean; retryAfterMs: number }>;
 
 /** Quotas one server states at most: a misbehaving server cannot grow memory through headers. */
 const MAX_QUOTAS = 32;
@@ -89,6 +87,8 @@ export class Budget {
   private fleetPermit = false;
   private fleetAsking = false;
   private fleetAt = Number.NEGATIVE_INFINITY;
+  /** Calls sent with no fleet permit, before the pace was known: the fleet counts them on the next question. */
+  private unregistered = 0;
 
   constructor(
     readonly origin: string,
@@ -194,16 +194,17 @@ export class Budget {
       }
       // With `shareLearned` the call at the head (the highest priority) also waits, queued, for
       // the fleet's token: one question to the store at a time, again when the fleet's is back.
-      const pace = this.fleet === undefined || this.fleetPermit ? undefined : this.fleetPace();
-      if (pace !== undefined) {
+      const fleet = this.fleet === undefined || this.fleetPermit ? undefined : this.fleetAsk(job.cost, now);
+      if (fleet !== undefined) {
         if (this.fleetAt > now) {
           this.setTimer(this.fleetAt, now);
           return;
         }
         this.clearTimer();
-        if (!this.fleetAsking) this.askFleet(pace);
+        if (!this.fleetAsking) this.askFleet(fleet.pace, fleet.ask);
         return;
       }
+      if (this.fleet !== undefined && !this.fleetPermit) this.unregistered++;
       this.fleetPermit = false;
       this.queue.shift();
       job.cleanup();
@@ -211,9 +212,10 @@ export class Budget {
     }
   };
 
-  private askFleet(pace: { spacing: number; burst: number }): void {
+  private askFleet(pace: FleetPace, ask: FleetAsk): void {
     this.fleetAsking = true;
-    this.fleet!(pace).then(
+    this.unregistered = 0;
+    this.fleet!(pace, ask).then(
       ({ allowed, retryAfterMs }) => {
         this.fleetAsking = false;
         if (allowed) this.fleetPermit = true;
@@ -275,14 +277,24 @@ export class Budget {
     this.pump();
   }
 
-  /** How a fleet sharing these quotas should send (`shareLearned`): the slowest quota's pace. */
-  fleetPace(): { spacing: number; burst: number } | undefined {
-    let pace: { spacing: number; burst: number } | undefined;
+  /**
+   * How a fleet sharing these quotas should send (`shareLearned`): the slowest quota's pace, with
+   * what this process knows that quota has left for a call of `cost`.
+   */
+  private fleetAsk(cost: Cost, now: number): { pace: FleetPace; ask: FleetAsk } | undefined {
+    let found: { pace: FleetPace; ask: FleetAsk } | undefined;
+    let slowest = Number.NEGATIVE_INFINITY;
     for (const quota of this.quotas.values()) {
-      const p = quota.fleetPace();
-      if (p !== undefined && (pace === undefined || p.spacing > pace.spacing)) pace = p;
+      const pace = quota.fleetPace();
+      if (pace === undefined) continue;
+      const spacing = 'window' in pace ? pace.window / pace.limit : pace.spacing;
+      if (spacing <= slowest) continue;
+      slowest = spacing;
+      const left = 'window' in pace ? quota.leftAtMost(now) : undefined;
+      const known = left === undefined ? undefined : Math.floor(left / costIn(cost, quota.unit));
+      found = { pace, ask: { known, unregistered: this.unregistered } };
     }
-    return pace;
+    return found;
   }
 
   snapshot(now: number): BudgetSnapshot {

@@ -7,7 +7,7 @@ import { type CallInfo, type LocalQuota, type ResolvedRule, ruleScope } from './
 import { type CallOptions, type PaceOptions, type ResolvedRetry, resolveOptions } from './options.js';
 import { readHeaders } from './read-headers.js';
 import { ServerClock } from './server-clock.js';
-import { SharedBudgets, SharedPacing, type SharedSpend } from './shared.js';
+import { type FleetAsk, type FleetPace, SharedBudgets, SharedPacing, type SharedSpend } from './shared.js';
 import { setLongTimeout, sleep } from './sleep.js';
 import { readUsage } from './usage.js';
 
@@ -90,7 +90,7 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
     }
     const fleetKey = `${origin} ${credential ?? '-'}`;
     const gate =
-      fleet === undefined ? undefined : (p: { spacing: number; burst: number }) => fleet.decide(fleetKey, p);
+      fleet === undefined ? undefined : (p: FleetPace, ask: FleetAsk) => fleet.decide(fleetKey, p, ask);
     budget = new Budget(origin, credential, clock, now, config.maxQueue, config.aimd, gate);
     budgets.set(key, budget);
     if (budgets.size > MAX_BUDGETS) {

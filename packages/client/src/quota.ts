@@ -1,3 +1,4 @@
+import type { FleetPace } from './shared.js';
 import type { QuotaReading, QuotaUnit } from './read-headers.js';
 import type { ServerClock } from './server-clock.js';
 
@@ -399,6 +400,16 @@ export class Quota {
   }
 
   /**
+   * At most what the server has left now, where that is sure: before the earliest its window can
+   * end (its reset's lower bound), what the last answer said less what was sent since. Undefined
+   * once the window may have ended: what this client sent before the end did not count in the next.
+   */
+  leftAtMost(now: number): number | undefined {
+    if (this.resetHi === undefined || now >= this.resetLo) return undefined;
+    return this.remaining - this.spent;
+  }
+
+  /**
    * The earliest local time a call costing `cost` may be sent, given the last send at `lastSentAt`:
    * once enough is available, and spaced so that what is left lasts until the reset (or, with a
    * known rate, no faster than the quota sustains). May be in the past. `Infinity` when the cost
@@ -446,9 +457,10 @@ export class Quota {
    * arrive with jitter, and a window holds one call too many when two close up), a sliding window
    * at 99% of the `(limit - 1) / window` it sustains (a window whose last one was full admits one
    * call fewer), both one call at a time; a bucket at its rate, two in a row (its burst takes up
-   * the jitter). Undefined while the policy is not known.
+   * the jitter). A fixed window of stated length: its limit per window, mirrored in the store.
+   * Undefined while the policy is not known.
    */
-  fleetPace(): { spacing: number; burst: number } | undefined {
+  fleetPace(): FleetPace | undefined {
     const L = this.limit;
     if (L === undefined) return undefined;
     if (this.kind === 'bucket') {
@@ -462,9 +474,11 @@ export class Quota {
         : { spacing: window / ((L - 1) * FLEET_SLIDING), burst: 1 };
     }
     if (this.kind !== 'window') return undefined;
+    // Stated: mirrored by a fixed window in the store (see `SharedPacing`).
+    if (this.windowMs !== undefined) return { window: this.windowMs, limit: L };
     // Unstated: the length this client dated, else the step between resets (what a process that
     // opened no window of its own sees).
-    const window = this.windowMs ?? (Number.isFinite(this.lengthHi) ? this.lengthHi : this.inferredWindowMs);
+    const window = Number.isFinite(this.lengthHi) ? this.lengthHi : this.inferredWindowMs;
     return window === undefined ? undefined : { spacing: window / (L * FLEET_WINDOW), burst: 1 };
   }
 

@@ -5,6 +5,8 @@ import { sleep } from './sleep.js';
 /** What the client reads of a tollgate `Decision`. */
 interface SharedDecision {
   allowed: boolean;
+  remaining: number;
+  resetMs: number;
   retryAfterMs: number;
   countedAt?: number;
 }
@@ -165,9 +167,9 @@ export class SharedBudgets {
   }
 }
 
-/** Paces (spacing and burst) with a fleet limiter kept at most; past it they are made again on use. */
+/** Fleet limiters kept at most; past it they are made again on use. */
 const MAX_FLEET_LIMITERS = 64;
-/** The step of the spacings' grid (see `SharedPacing.pass`). */
+/** The step of the spacings' grid (see `SharedPacing.decide`). */
 const FLEET_GRID = 1.02;
 /**
  * The longest window a tollgate policy takes (core's MAX_WINDOW_MS, 2^51 ms, some 71 000 years):
@@ -177,10 +179,39 @@ const FLEET_GRID = 1.02;
 const MAX_FLEET_WINDOW_MS = 2 ** 51;
 
 /**
+ * How a fleet sends: `spacing` ms apart, `burst` in a row at most (a bucket, a sliding window); or
+ * `limit` calls per `window` ms, all at once if they are waiting (a fixed window whose length the
+ * server states).
+ */
+export type FleetPace = { spacing: number; burst: number } | { window: number; limit: number };
+
+/** What a process knows besides the pace when it asks the fleet for its next call. */
+export interface FleetAsk {
+  /**
+   * At most what the server has left for the call, as this process knows it (its last answer, less
+   * what it sent since): a fleet window that shows more is drained down to it.
+   */
+  known?: number | undefined;
+  /** Calls this process sent before it knew the pace (the first, which learns it): counted now. */
+  unregistered?: number;
+}
+
+/**
+ * The margin a fleet's fixed window lasts beyond the server's: the server's window opens when the
+ * fleet's first call of it arrives, a little after the fleet counted it, so the fleet's window must
+ * end no earlier than the server's. 2% of the window, 20 ms to a second.
+ */
+export const fleetMargin = (windowMs: number): number => Math.min(1000, Math.max(20, Math.ceil(windowMs * 0.02)));
+
+/**
  * The learned quotas paced across processes (`shareLearned`): the fleet's calls to one origin and
- * credential go through a token bucket in the store, one call per spacing (a `burst` of them in a
- * row at most). Spacing and burst are part of the limiter's name, so processes that learned
- * different policies never read each other's state as their own.
+ * credential go through a limiter in the store. A fixed window of stated length is mirrored by a
+ * fixed window of the same limit in the store, opened by the fleet's first call as the server's is
+ * by its arrival and lasting a margin longer (see `fleetMargin`), so that a fleet sends its whole
+ * quota at the start of each server window, as one client would. Anything else goes through a
+ * token bucket, one call per spacing (a `burst` in a row at most). The policy is part of the
+ * limiter's name, so processes that learned different policies never read each other's state as
+ * their own.
  */
 export class SharedPacing {
   private createLimiter: Promise<CreateLimiter> | undefined;
@@ -188,39 +219,80 @@ export class SharedPacing {
 
   constructor(private readonly store: unknown) {}
 
-  /**
-   * Asks the store once whether the fleet's next call to `key` may go (`spacing` ms apart, `burst`
-   * in a row at most): takes the fleet's token when it may; otherwise says how long until one is
-   * back. The budget's pump asks for the call at the head of its queue, one question at a time.
-   */
-  async decide(
-    key: string,
-    { spacing: spacingMs, burst }: { spacing: number; burst: number },
-  ): Promise<{ allowed: boolean; retryAfterMs: number }> {
-    // Rounded up onto a grid of 2% steps: processes whose estimates of one policy differ a little
-    // (each learns from its own answers) land on one limiter.
-    const grid = Math.ceil(FLEET_GRID ** Math.ceil(Math.log(Math.max(1, spacingMs)) / Math.log(FLEET_GRID)));
-    const ms = Math.min(grid, Math.floor(MAX_FLEET_WINDOW_MS / burst));
+  private async limiter(name: string, policy: Record<string, unknown>): Promise<SharedLimiter> {
     this.createLimiter ??= import('@tollgate/core').then(
       (core) => core.createLimiter as unknown as CreateLimiter,
     );
     const createLimiter = await this.createLimiter;
-    const name = `${ms}x${burst}`;
     let limiter = this.limiters.get(name);
     if (limiter === undefined) {
       if (this.limiters.size >= MAX_FLEET_LIMITERS) this.limiters.clear();
       // Fail open: while the store is down each process goes on its own pacing.
       limiter = createLimiter({
-        // `burst` calls take `burst` spacings to come back: the rate stays one per spacing.
-        // (A string: a number under a second would draw TOLLGATE_NUMERIC_WINDOW.)
-        policies: [{ name: 'fleet', algorithm: 'token-bucket', limit: burst, window: `${ms * burst}ms` }],
+        policies: [{ name: 'fleet', ...policy }],
         store: this.store,
         name: `client-fleet:${name}`,
         onStoreError: 'allow',
       });
       this.limiters.set(name, limiter);
     }
+    return limiter;
+  }
+
+  /**
+   * Asks the store once whether the fleet's next call to `key` may go at `pace`: takes the fleet's
+   * permit when it may; otherwise says how long until one is back. The budget's pump asks for the
+   * call at the head of its queue, one question at a time.
+   */
+  async decide(key: string, pace: FleetPace, ask: FleetAsk = {}): Promise<{ allowed: boolean; retryAfterMs: number }> {
+    if ('window' in pace) return this.decideWindow(key, pace, ask);
+    const { spacing: spacingMs, burst } = pace;
+    // Rounded up onto a grid of 2% steps: processes whose estimates of one policy differ a little
+    // (each learns from its own answers) land on one limiter.
+    const grid = Math.ceil(FLEET_GRID ** Math.ceil(Math.log(Math.max(1, spacingMs)) / Math.log(FLEET_GRID)));
+    const ms = Math.min(grid, Math.floor(MAX_FLEET_WINDOW_MS / burst));
+    // `burst` calls take `burst` spacings to come back: the rate stays one per spacing.
+    // (A string: a number under a second would draw TOLLGATE_NUMERIC_WINDOW.)
+    const limiter = await this.limiter(`${ms}x${burst}`, {
+      algorithm: 'token-bucket',
+      limit: burst,
+      window: `${ms * burst}ms`,
+    });
     const decision = await limiter.consume(key, { cost: 1 });
     return { allowed: decision.allowed, retryAfterMs: Math.max(1, decision.retryAfterMs) };
+  }
+
+  private async decideWindow(
+    key: string,
+    { window, limit }: { window: number; limit: number },
+    { known, unregistered = 0 }: FleetAsk,
+  ): Promise<{ allowed: boolean; retryAfterMs: number }> {
+    const margin = fleetMargin(window);
+    const span = Math.min(MAX_FLEET_WINDOW_MS, Math.ceil(window) + margin);
+    const limiter = await this.limiter(`w${span}x${limit}`, {
+      algorithm: 'fixed-window',
+      limit,
+      window: `${span}ms`,
+    });
+    // The calls sent before the pace was known count in the fleet's window as far as it has room.
+    for (let i = 0; i < Math.min(unregistered, limit); i++) {
+      if (!(await limiter.consume(key, { cost: 1 })).allowed) break;
+    }
+    const decision = await limiter.consume(key, { cost: 1 });
+    if (!decision.allowed) return { allowed: false, retryAfterMs: Math.max(1, decision.retryAfterMs) };
+    const at = decision.countedAt === undefined ? {} : { countedAt: decision.countedAt };
+    // Late in the fleet's window a call may reach the server after the server's window ended, and
+    // count in the next one, which the fleet would then fill again: it waits for the next.
+    if (decision.resetMs < 2 * margin && decision.remaining < limit - 1) {
+      await limiter.refund(key, 1, at);
+      return { allowed: false, retryAfterMs: Math.max(1, decision.resetMs) };
+    }
+    // More left in the fleet's window than the server has (the fleet's opened while the server's
+    // was still running, or calls went out unseen by the fleet): drained down to it.
+    if (known !== undefined && decision.remaining > known - 1) {
+      const excess = Math.min(decision.remaining, Math.ceil(decision.remaining - (known - 1)));
+      if (excess > 0) await limiter.consume(key, { cost: excess });
+    }
+    return { allowed: true, retryAfterMs: 0 };
   }
 }
