@@ -287,10 +287,10 @@ export class Budget {
     for (const quota of this.quotas.values()) {
       const pace = quota.fleetPace();
       if (pace === undefined) continue;
-      const spacing = 'window' in pace ? pace.window / pace.limit : pace.spacing;
+      const spacing = 'mirror' in pace ? pace.window / pace.limit : pace.spacing;
       if (spacing <= slowest) continue;
       slowest = spacing;
-      const left = 'window' in pace ? quota.leftAtMost(now) : undefined;
+      const left = 'mirror' in pace ? quota.leftAtMost(now) : undefined;
       const known = left === undefined ? undefined : Math.floor(left / costIn(cost, quota.unit));
       found = { pace, ask: { known, unregistered: this.unregistered } };
     }

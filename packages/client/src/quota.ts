@@ -7,6 +7,8 @@ const BUCKET_SLACK = 1.2;
 /** Shares of its rate a fleet sends at (see `fleetSpacing`). */
 const FLEET_WINDOW = 0.97;
 const FLEET_SLIDING = 0.99;
+/** The tollgate policy that mirrors a quota of each kind in a fleet's store. */
+const MIRRORS = { window: 'fixed-window', bucket: 'token-bucket', sliding: 'sliding-window' } as const;
 /** Sends remembered per sliding window (its refill is this client's sends of the last window). */
 const MAX_SENDS = 4096;
 /** Milliseconds by which answers' resets may disagree and still be one instant (a server's two clocks). */
@@ -405,6 +407,10 @@ export class Quota {
    * once the window may have ended: what this client sent before the end did not count in the next.
    */
   leftAtMost(now: number): number | undefined {
+    // A bucket refills at its rate whoever spent it; a sliding window's refill counts only this
+    // client's calls (a lower bound): no upper bound there.
+    if (this.kind === 'bucket') return this.available(now);
+    if (this.kind === 'sliding') return undefined;
     if (this.resetHi === undefined || now >= this.resetLo) return undefined;
     return this.remaining - this.spent;
   }
@@ -463,6 +469,11 @@ export class Quota {
   fleetPace(): FleetPace | undefined {
     const L = this.limit;
     if (L === undefined) return undefined;
+    // Stated: mirrored by the same policy in the store (see `SharedPacing`).
+    if (this.windowMs !== undefined && this.kind !== 'unknown') {
+      const mirror = MIRRORS[this.kind];
+      return { mirror, window: this.windowMs, limit: L };
+    }
     if (this.kind === 'bucket') {
       const rate = this.rate();
       return rate === undefined ? undefined : { spacing: 1 / rate, burst: Math.min(2, L) };
@@ -474,8 +485,6 @@ export class Quota {
         : { spacing: window / ((L - 1) * FLEET_SLIDING), burst: 1 };
     }
     if (this.kind !== 'window') return undefined;
-    // Stated: mirrored by a fixed window in the store (see `SharedPacing`).
-    if (this.windowMs !== undefined) return { window: this.windowMs, limit: L };
     // Unstated: the length this client dated, else the step between resets (what a process that
     // opened no window of its own sees).
     const window = Number.isFinite(this.lengthHi) ? this.lengthHi : this.inferredWindowMs;

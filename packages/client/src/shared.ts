@@ -183,7 +183,9 @@ const MAX_FLEET_WINDOW_MS = 2 ** 51;
  * `limit` calls per `window` ms, all at once if they are waiting (a fixed window whose length the
  * server states).
  */
-export type FleetPace = { spacing: number; burst: number } | { window: number; limit: number };
+export type FleetPace =
+  | { spacing: number; burst: number }
+  | { mirror: 'fixed-window' | 'token-bucket' | 'sliding-window'; window: number; limit: number };
 
 /** What a process knows besides the pace when it asks the fleet for its next call. */
 export interface FleetAsk {
@@ -245,7 +247,7 @@ export class SharedPacing {
    * call at the head of its queue, one question at a time.
    */
   async decide(key: string, pace: FleetPace, ask: FleetAsk = {}): Promise<{ allowed: boolean; retryAfterMs: number }> {
-    if ('window' in pace) return this.decideWindow(key, pace, ask);
+    if ('mirror' in pace) return this.decideMirror(key, pace, ask);
     const { spacing: spacingMs, burst } = pace;
     // Rounded up onto a grid of 2% steps: processes whose estimates of one policy differ a little
     // (each learns from its own answers) land on one limiter.
@@ -262,36 +264,57 @@ export class SharedPacing {
     return { allowed: decision.allowed, retryAfterMs: Math.max(1, decision.retryAfterMs) };
   }
 
-  private async decideWindow(
+  /**
+   * A policy of stated limit and window, mirrored by the same policy in the store: the fleet's
+   * count follows the server's, a little ahead of it (the fleet counts a call when it leaves, the
+   * server when it arrives). Every call also spends from a token bucket of the same limit and
+   * window, which a fixed window's or sliding window's calls fit into: processes that have not
+   * told a bucket from a window yet (each learns from its own answers) still spend from the
+   * bucket the others pace by. A fixed window lasts a margin longer than the server's (see
+   * `fleetMargin`) and counts no call in its last two margins.
+   */
+  private async decideMirror(
     key: string,
-    { window, limit }: { window: number; limit: number },
+    { mirror, window, limit }: { mirror: string; window: number; limit: number },
     { known, unregistered = 0 }: FleetAsk,
   ): Promise<{ allowed: boolean; retryAfterMs: number }> {
-    const margin = fleetMargin(window);
-    const span = Math.min(MAX_FLEET_WINDOW_MS, Math.ceil(window) + margin);
-    const limiter = await this.limiter(`w${span}x${limit}`, {
-      algorithm: 'fixed-window',
-      limit,
-      window: `${span}ms`,
+    const fixed = mirror === 'fixed-window';
+    const margin = fixed ? fleetMargin(window) : 0;
+    const policy = async (algorithm: string, span: number) => ({
+      algorithm,
+      limiter: await this.limiter(`${algorithm}:${span}x${limit}`, { algorithm, limit, window: `${span}ms` }),
     });
-    // The calls sent before the pace was known count in the fleet's window as far as it has room.
-    for (let i = 0; i < Math.min(unregistered, limit); i++) {
-      if (!(await limiter.consume(key, { cost: 1 })).allowed) break;
+    const stated = Math.min(MAX_FLEET_WINDOW_MS, Math.ceil(window));
+    const mirrors = [await policy('token-bucket', stated)];
+    if (mirror !== 'token-bucket') mirrors.push(await policy(mirror, Math.min(MAX_FLEET_WINDOW_MS, stated + margin)));
+    const taken: Array<{ limiter: SharedLimiter; at: { countedAt?: number } }> = [];
+    const giveBack = () => Promise.all(taken.map(({ limiter, at }) => limiter.refund(key, 1, at)));
+    let fixedDecision: SharedDecision | undefined;
+    for (const { algorithm, limiter } of mirrors) {
+      // The calls sent before the pace was known count as far as there is room.
+      for (let i = 0; i < Math.min(unregistered, limit); i++) {
+        if (!(await limiter.consume(key, { cost: 1 })).allowed) break;
+      }
+      const decision = await limiter.consume(key, { cost: 1 });
+      if (!decision.allowed) {
+        await giveBack();
+        return { allowed: false, retryAfterMs: Math.max(1, decision.retryAfterMs) };
+      }
+      taken.push({ limiter, at: decision.countedAt === undefined ? {} : { countedAt: decision.countedAt } });
+      if (algorithm === 'fixed-window') fixedDecision = decision;
+      // More left in the fleet's policy than the server has (a window opened while the server's
+      // was still running, a bucket new in the store, calls unseen by the fleet): drained down to
+      // it. (Where the server's `remaining` cannot be bounded from above, `known` is undefined.)
+      if (known !== undefined && decision.remaining > known - 1) {
+        const excess = Math.min(decision.remaining, Math.ceil(decision.remaining - (known - 1)));
+        if (excess > 0) await limiter.consume(key, { cost: excess });
+      }
     }
-    const decision = await limiter.consume(key, { cost: 1 });
-    if (!decision.allowed) return { allowed: false, retryAfterMs: Math.max(1, decision.retryAfterMs) };
-    const at = decision.countedAt === undefined ? {} : { countedAt: decision.countedAt };
     // Late in the fleet's window a call may reach the server after the server's window ended, and
     // count in the next one, which the fleet would then fill again: it waits for the next.
-    if (decision.resetMs < 2 * margin && decision.remaining < limit - 1) {
-      await limiter.refund(key, 1, at);
-      return { allowed: false, retryAfterMs: Math.max(1, decision.resetMs) };
-    }
-    // More left in the fleet's window than the server has (the fleet's opened while the server's
-    // was still running, or calls went out unseen by the fleet): drained down to it.
-    if (known !== undefined && decision.remaining > known - 1) {
-      const excess = Math.min(decision.remaining, Math.ceil(decision.remaining - (known - 1)));
-      if (excess > 0) await limiter.consume(key, { cost: excess });
+    if (fixedDecision !== undefined && fixedDecision.resetMs < 2 * margin && fixedDecision.remaining < limit - 1) {
+      await giveBack();
+      return { allowed: false, retryAfterMs: Math.max(1, fixedDecision.resetMs) };
     }
     return { allowed: true, retryAfterMs: 0 };
   }
