@@ -79,8 +79,8 @@ it('shareLearned: calls waiting for the fleet stay queued: maxQueue, queued in s
     const b = pace(fetch, { store, shareLearned: true, retry: false });
     await (await a(`${server.url}/learn`)).arrayBuffer();
     await (await b(`${server.url}/learn`)).arrayBuffer();
-    // B takes the fleet's token (one call per ~103 ms): A's calls, free to go on A's own
-    // pacing, wait for the fleet in A's queue.
+    // A's calls, free to go on A's own pacing, wait in A's queue while A asks the fleet (the
+    // store answers later: one question at a time, for the call at the head).
     await (await b(`${server.url}/b`)).arrayBuffer();
     const order: string[] = [];
     const low = a(`${server.url}/low`).then(async (r) => order.push(await r.headers.get('x-which')!));
@@ -116,11 +116,13 @@ it('shareLearned: two paced fetches on one MemoryStore share a bucket server at 
       }
     };
     await Promise.all([...clients, ...clients].map(caller));
-    // From the first answers on the fleet goes at the bucket's rate, 10 a second (rounded up
-    // onto the 2% grid: 102 ms apart), leaving its initial burst unspent: about 30 calls in 3 s,
-    // where two clients pacing alone would have sent 50 and more.
-    expect(server.statuses.length).toBeGreaterThanOrEqual(25);
-    expect(server.statuses.length).toBeLessThanOrEqual(33);
+    // The fleet mirrors the server's bucket in the store (its burst of 20, then 10 a second):
+    // at most the 50 calls the server admits in 3 s, none answered 429, where two clients pacing
+    // alone overshoot. At least 35: until a process has told the bucket from a window it also
+    // keeps to 20 per window.
+    expect(server.statuses.filter((s) => s !== 200)).toEqual([]);
+    expect(server.statuses.length).toBeGreaterThanOrEqual(35);
+    expect(server.statuses.length).toBeLessThanOrEqual(50);
     // The fleet's bucket is named in ms: no TOLLGATE_NUMERIC_WINDOW for a spacing under a second.
     expect(warn.mock.calls.flat().join('\n')).not.toContain('TOLLGATE_');
     await store.close();
