@@ -257,6 +257,9 @@ export class Budget {
           if (this.quotas.size >= MAX_QUOTAS) continue;
           quota = new Quota(q.key, q.unit);
           this.quotas.set(q.key, quota);
+          // The call that told it spent from it too.
+          const sent = this.sends.find((s) => s.seq === seq);
+          if (sent !== undefined) quota.spend(costIn(sent.cost, q.unit), sentAt);
         }
         quota.update(q, seq, sentAt, receivedAt, this.clock, this.spentAfter(seq, q.unit), status < 400);
       }

@@ -230,3 +230,86 @@ describe('Quota, a sliding window idle for long', () => {
     expect(soon).toBe(5);
   });
 });
+
+describe('Quota, a draft sliding window counted on the grid', () => {
+  /**
+   * tollgate's sliding window (windows on multiples of W on the server's clock; estimate = last
+   * window's count x the part of it still in the window + this window's), answering draft headers
+   * (`w` stated, reset in whole seconds), the server's clock `skew` ms ahead of ours. Someone else
+   * spends `others` per window from it too, evenly.
+   */
+  function slidingServer(skew: number, others = 0) {
+    const counts = new Map<number, number>();
+    let owed = 0;
+    let last: number | undefined;
+    return (local: number): Answer & { date: number } => {
+      const now = local + skew;
+      const k = Math.floor(now / W);
+      if (!counts.has(k)) counts.set(k, 0);
+      owed += last === undefined ? 0 : ((now - last) * others) / W;
+      last = now;
+      for (; owed >= 1; owed--) counts.set(k, counts.get(k)! + 1);
+      const estimate = ((counts.get(k - 1) ?? 0) * (W - (now - k * W))) / W + counts.get(k)!;
+      const allowed = estimate + 1 <= L;
+      if (allowed) counts.set(k, counts.get(k)! + 1);
+      const after = estimate + (allowed ? 1 : 0);
+      return { allowed, remaining: Math.max(0, Math.floor(L - after)), resetAt: (k + 2) * W - skew, date: now };
+    };
+  }
+
+  /** Sends each call at `readyAt` (no earlier than `gap` after the last) for `ms`: the calls' send times and refusals. */
+  function greedy(server: ReturnType<typeof slidingServer>, ms: number, gap = 1) {
+    const quota = new Quota('20;w=2', 'requests');
+    const clock = new ServerClock();
+    const sent: number[] = [];
+    let refused = 0;
+    let t = T0;
+    for (let seq = 0; t < T0 + ms; seq++) {
+      const answer = server(t + 1);
+      clock.observe(Math.floor(answer.date / 1000) * 1000, t + RTT);
+      quota.spend(1, t);
+      quota.update(
+        {
+          key: '20;w=2',
+          unit: 'requests',
+          limit: L,
+          remaining: answer.remaining,
+          reset: { delta: Math.ceil((answer.resetAt - (t + 1)) / 1000) * 1000, grain: 1000 },
+          windowMs: W,
+        },
+        seq,
+        t,
+        t + RTT,
+        clock,
+        0,
+        answer.allowed,
+      );
+      if (answer.allowed) sent.push(t);
+      else refused++;
+      t = Math.max(t + RTT + gap, Math.ceil(quota.readyAt(t + RTT, 1, t)));
+    }
+    return { sent, refused, quota };
+  }
+
+  it('alone on it: after the first windows, 19 calls per window (its ceiling: limit - 1 once a window was full), none refused', () => {
+    for (const skew of [0, 137, -420]) {
+      const { sent, refused } = greedy(slidingServer(skew), 20_000);
+      expect(refused).toBe(0);
+      // Each whole window on the server's clock from the third on holds 19 of the calls.
+      const first = Math.ceil((T0 + skew) / W) * W + 2 * W;
+      const perWindow = [0, 1, 2, 3, 4].map((n) => {
+        const from = first + n * W - skew;
+        return sent.filter((at) => at + 1 >= from && at + 1 < from + W).length;
+      });
+      expect({ skew, perWindow }).toEqual({ skew, perWindow: [19, 19, 19, 19, 19] });
+    }
+  });
+
+  it('another client spending from it too: the first answer that leaves less room than its own calls explain stops the counting', () => {
+    // The other client's 5 per window: counting its own calls alone, the client would send 19 per
+    // window and be refused 4 or 5 times in each. It paces from the stated remaining instead.
+    const { refused, sent } = greedy(slidingServer(0, 5), 20_000);
+    expect(refused).toBe(0);
+    expect(sent.length).toBeGreaterThan(100);
+  });
+});

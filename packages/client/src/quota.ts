@@ -7,6 +7,8 @@ const BUCKET_SLACK = 1.2;
 /** Shares of its rate a fleet sends at (see `fleetSpacing`). */
 const FLEET_WINDOW = 0.97;
 const FLEET_SLIDING = 0.99;
+/** The largest sliding window counted from this client's calls (see `Quota.gridCount`). */
+const GRID_LIMIT = 1000;
 /** The tollgate policy that mirrors a quota of each kind in a fleet's store. */
 const MIRRORS = { window: 'fixed-window', bucket: 'token-bucket', sliding: 'sliding-window' } as const;
 /** Sends remembered per sliding window (its refill is this client's sends of the last window). */
@@ -77,6 +79,14 @@ export class Quota {
    * barely above it.
    */
   private slidingWindowHi: number | undefined;
+  /**
+   * A sliding window of stated length, counted from this client's own calls on the server clock's
+   * grid (see `gridCount`): trusted while every answer leaves at least the room it predicts; once
+   * one leaves less (others spend from the quota, or the windows are not on the grid), never again.
+   */
+  private grid: 'untold' | 'trusted' | 'refuted' = 'untold';
+  /** The server's clock minus ours, as far as known (see `ServerClock`). */
+  private skews: [number, number] = [0, 0];
   /** A window that states no length (see `followWindow`): the local interval of the call that opened it. */
   private opened: [number, number] | undefined;
   /** ...and the earliest it can have opened: the end of the one before it, as far as known. */
@@ -96,7 +106,8 @@ export class Quota {
   /** A call of `cost` was sent at `now`. */
   spend(cost: number, now: number): void {
     this.spent += cost;
-    if (this.kind !== 'sliding') return;
+    // Also before the kind is told: the call that told it counts in a sliding window.
+    if (this.kind !== 'sliding' && this.kind !== 'unknown') return;
     this.sends.push([now, cost]);
     // Two windows back is all the refill needs.
     const window = this.window();
@@ -197,10 +208,89 @@ export class Quota {
       const moved = resetBefore === undefined || (this.resetHi ?? resetBefore) > resetBefore + RESET_SLACK;
       this.followWindow(reading.remaining, moved ? before : Number.POSITIVE_INFINITY, sentAt, receivedAt);
     }
+    this.skews = clock.skewRange;
+    // Told once the server's clock is known to an eighth of the window (a few answers at different
+    // phases of its `Date`'s second), for quotas of up to GRID_LIMIT (the count sums every call).
+    const [lo, hi] = this.skews;
+    if (
+      this.kind === 'sliding' &&
+      this.windowMs !== undefined &&
+      this.limit !== undefined &&
+      this.limit <= GRID_LIMIT &&
+      this.grid !== 'refuted' &&
+      hi - lo <= this.windowMs / 8
+    ) {
+      // The server decided between `sentAt` and `receivedAt`, after counting this call and maybe
+      // not calls sent before it: the grid's count at `sentAt` with every call sent by then is the
+      // most it can be. Less room stated than that leaves (or a refusal): the count is not ours
+      // alone, or the windows are not on the grid.
+      const room = Math.floor(this.limit - this.gridCount(sentAt, sentAt));
+      this.grid = allowed && reading.remaining >= room ? 'trusted' : 'refuted';
+    }
     this.remaining = reading.remaining;
     this.seenAt = receivedAt;
     this.seq = seq;
     this.spent = spentAfter;
+  }
+
+  /**
+   * A sliding window's count at local time `at` from this client's calls sent by `sentBy`, with the
+   * windows on the multiples of the window on the server's clock (tollgate's and most sliding-window
+   * counters keep them so): the last window's calls weighted by the part of it still in the window,
+   * plus the current window's.
+   */
+  private gridCount(at: number, sentBy = Number.POSITIVE_INFINITY): number {
+    // The skew is known to an interval: the count is the most it can be over it.
+    let most = 0;
+    for (const skew of this.gridSkews(at)) most = Math.max(most, this.gridCountAt(at, sentBy, skew));
+    return most;
+  }
+
+  /**
+   * The skews at which the count can be highest: the lowest (a later server clock only fades the
+   * last window more), and each at which a call crosses into a later window (from the last window's
+   * weight to a whole one).
+   */
+  private gridSkews(at: number): number[] {
+    const W = this.windowMs!;
+    const [lo, hi] = this.skews;
+    const skews = [lo];
+    for (const [t] of this.sends) {
+      if (t < at - 2 * W - (hi - lo)) continue;
+      for (let b = Math.ceil((t + lo) / W) * W; b <= t + hi; b += W) if (b - t > lo) skews.push(b - t);
+    }
+    return skews;
+  }
+
+  private gridCountAt(at: number, sentBy: number, skew: number): number {
+    const W = this.windowMs!;
+    const k = Math.floor((at + skew) / W);
+    const elapsed = at + skew - k * W;
+    let previous = 0;
+    let current = 0;
+    for (const [t, cost] of this.sends) {
+      if (t > sentBy) continue;
+      const i = Math.floor((t + skew) / W);
+      if (i === k) current += cost;
+      else if (i === k - 1) previous += cost;
+    }
+    return (previous * (W - elapsed)) / W + current;
+  }
+
+  /** The earliest local time from `now` at which the grid's count leaves room for `cost`. */
+  private gridReadyAt(now: number, cost: number): number {
+    const L = this.limit!;
+    if (this.gridCount(now) + cost <= L) return now;
+    // The count only falls between calls: the earliest time it leaves room, to a millisecond,
+    // by bisection up to two windows on (by then this client's calls have faded out).
+    let lo = now;
+    let hi = now + 2 * this.windowMs! + 1;
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (this.gridCount(mid) + cost <= L) hi = mid;
+      else lo = mid;
+    }
+    return hi;
   }
 
   /**
@@ -396,6 +486,7 @@ export class Quota {
   }
 
   available(now: number): number {
+    if (this.grid === 'trusted') return Math.min(this.limit!, this.limit! - this.gridCount(now));
     const left = this.remaining - this.spent;
     if (this.resetHi !== undefined && now >= this.resetHi) return (this.limit ?? this.remaining) - this.spent;
     return Math.min(this.limit ?? Number.POSITIVE_INFINITY, left + this.refilled(this.seenAt, now));
@@ -424,6 +515,8 @@ export class Quota {
   readyAt(now: number, cost: number, lastSentAt: number): number {
     if (cost <= 0) return Number.NEGATIVE_INFINITY;
     if (this.limit !== undefined && cost > this.limit) return Number.POSITIVE_INFINITY;
+    // A sliding window this client alone spends from: as soon as its count leaves room.
+    if (this.grid === 'trusted') return this.gridReadyAt(now, cost);
     const available = this.available(now);
     if (available < cost) {
       const by = this.refilledBy(now, cost - available);

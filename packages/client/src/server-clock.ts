@@ -43,6 +43,11 @@ export class ServerClock {
     return this.lo;
   }
 
+  /** The server's clock minus ours, as an interval: [0, 0] before any `Date`. */
+  get skewRange(): [number, number] {
+    return [this.lo, this.hi];
+  }
+
   /**
    * Local epoch-ms bounds of `when`, for a response to a request sent at `sentAt` and received at
    * `receivedAt` (the server decided somewhere in between). `hi` is never earlier than the truth.
