@@ -49,7 +49,10 @@ interface Sent {
 }
 
 /** A fleet's pacing in a store (`shareLearned`): one decision for the next call at `pace`. */
-export type FleetGate = (pace: FleetPace, ask: FleetAsk) => Promise<{ allowed: boolean; retryAfterMs: number }>;
+export type FleetGate = (
+  pace: FleetPace,
+  ask: FleetAsk,
+) => Promise<{ allowed: boolean; retryAfterMs: number }>;
 
 /** Quotas one server states at most: a misbehaving server cannot grow memory through headers. */
 const MAX_QUOTAS = 32;

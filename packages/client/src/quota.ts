@@ -1,6 +1,6 @@
-import type { FleetPace } from './shared.js';
 import type { QuotaReading, QuotaUnit } from './read-headers.js';
 import type { ServerClock } from './server-clock.js';
+import type { FleetPace } from './shared.js';
 
 /** How far a bucket's rate bounds may cross (a stale `Date`, timer lag) before it is no bucket. */
 const BUCKET_SLACK = 1.2;

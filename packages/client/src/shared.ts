@@ -203,7 +203,8 @@ export interface FleetAsk {
  * fleet's first call of it arrives, a little after the fleet counted it, so the fleet's window must
  * end no earlier than the server's. 2% of the window, 20 ms to a second.
  */
-export const fleetMargin = (windowMs: number): number => Math.min(1000, Math.max(20, Math.ceil(windowMs * 0.02)));
+export const fleetMargin = (windowMs: number): number =>
+  Math.min(1000, Math.max(20, Math.ceil(windowMs * 0.02)));
 
 /**
  * The learned quotas paced across processes (`shareLearned`): the fleet's calls to one origin and
@@ -246,7 +247,11 @@ export class SharedPacing {
    * permit when it may; otherwise says how long until one is back. The budget's pump asks for the
    * call at the head of its queue, one question at a time.
    */
-  async decide(key: string, pace: FleetPace, ask: FleetAsk = {}): Promise<{ allowed: boolean; retryAfterMs: number }> {
+  async decide(
+    key: string,
+    pace: FleetPace,
+    ask: FleetAsk = {},
+  ): Promise<{ allowed: boolean; retryAfterMs: number }> {
     if ('mirror' in pace) return this.decideMirror(key, pace, ask);
     const { spacing: spacingMs, burst } = pace;
     // Rounded up onto a grid of 2% steps: processes whose estimates of one policy differ a little
@@ -286,7 +291,8 @@ export class SharedPacing {
     });
     const stated = Math.min(MAX_FLEET_WINDOW_MS, Math.ceil(window));
     const mirrors = [await policy('token-bucket', stated)];
-    if (mirror !== 'token-bucket') mirrors.push(await policy(mirror, Math.min(MAX_FLEET_WINDOW_MS, stated + margin)));
+    if (mirror !== 'token-bucket')
+      mirrors.push(await policy(mirror, Math.min(MAX_FLEET_WINDOW_MS, stated + margin)));
     const taken: Array<{ limiter: SharedLimiter; at: { countedAt?: number } }> = [];
     const giveBack = () => Promise.all(taken.map(({ limiter, at }) => limiter.refund(key, 1, at)));
     let fixedDecision: SharedDecision | undefined;
@@ -312,7 +318,11 @@ export class SharedPacing {
     }
     // Late in the fleet's window a call may reach the server after the server's window ended, and
     // count in the next one, which the fleet would then fill again: it waits for the next.
-    if (fixedDecision !== undefined && fixedDecision.resetMs < 2 * margin && fixedDecision.remaining < limit - 1) {
+    if (
+      fixedDecision !== undefined &&
+      fixedDecision.resetMs < 2 * margin &&
+      fixedDecision.remaining < limit - 1
+    ) {
       await giveBack();
       return { allowed: false, retryAfterMs: Math.max(1, fixedDecision.resetMs) };
     }
