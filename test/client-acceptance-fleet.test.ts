@@ -4,8 +4,8 @@
 // that count every process under one key (one address). Two callers per process for four windows;
 // the four header modes of one framework and algorithm run side by side. After the first window
 // the fleet must use at least 95% of the quota, and at most 1% of each case's calls may be
-// answered 429. It does not hold yet for most cases (see SHORT): run with the single-client half by
-// `pnpm test:client-acceptance`, kept out of `pnpm test` meanwhile.
+// answered 429. It does not hold yet for `legacy` headers (see SHORT): run with the single-client
+// half by `pnpm test:client-acceptance`, kept out of `pnpm test` meanwhile.
 import { type ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,31 +20,26 @@ const WORKER = fileURLToPath(new URL('./support/client-pacer.ts', import.meta.ur
 const PROCESSES = 4;
 
 /**
- * Where the fleet does not meet a bound yet, measured over six runs on a loaded 2-core machine
- * (load 1-6; one run beside the single-client half): kept out of that check only, listed so that an improvement shows here first. README
- * "Pacing: what it reaches" explains each.
- * - used < 95%: fixed windows (drafts) 87-98%, sliding windows (drafts) 82-92% (95% is the
- *   server's ceiling at 20 per 2 s, see client-acceptance.test.ts), token buckets (drafts) 88-93%,
- *   leaky buckets (drafts) 93-98%: the fleet's token bucket in Redis spaces the calls a little
- *   under the rate and is never ahead of it; `legacy` fixed windows 57-100% and sliding windows
- *   33-100% (each process learns the window from its own calls, and most open none).
- * - 429s over 1%: fixed windows 1-3 of ~75 calls (drafts) and 8-14 (`legacy`), sliding windows 0-2
- *   (drafts) and 3-7 (`legacy`), `legacy` token buckets 4-13. (Without `shareLearned`, each
- *   process pacing alone: 12-19 of ~95 for fixed and sliding windows, 9-14 for token buckets, 0 for
- *   leaky buckets.)
+ * Where the fleet does not meet a bound yet, measured over four runs on a 2-core machine (load
+ * 1-3, the single-client half beside it in two): kept out of that check only, listed so that an
+ * improvement shows here first. README "Pacing: what it reaches" explains each.
+ * - The draft modes hold for every algorithm (each process mirrors the stated policy in the
+ *   store): fixed windows and token buckets 100% used, sliding windows 95-98%, leaky buckets 98%,
+ *   no 429. A sliding window's 95% is its ceiling (see client-acceptance.test.ts), so it stays
+ *   listed for the quota: the runs that land at 95.0% pass by a hair.
+ * - `legacy` (no window stated; each process learns the window or rate from its own answers and
+ *   paces through a token bucket in the store): fixed windows 68-92% used with 5-7 answers of 429
+ *   in about 70 calls, sliding windows 42-87% with 1-4, token buckets 97-98% with 4-6; leaky
+ *   buckets 100% with none.
  */
 const SHORT_USED: ReadonlySet<string> = new Set([
-  ...MODES.filter((m) => m !== 'legacy').flatMap((m) => [
-    `fixed-window ${m}`,
-    `sliding-window ${m}`,
-    `token-bucket ${m}`,
-    `leaky-bucket ${m}`,
-  ]),
+  ...MODES.filter((m) => m !== 'legacy').map((m) => `sliding-window ${m}`),
   'fixed-window legacy',
   'sliding-window legacy',
 ]);
 const SHORT_429: ReadonlySet<string> = new Set([
-  ...MODES.flatMap((m) => [`fixed-window ${m}`, `sliding-window ${m}`]),
+  'fixed-window legacy',
+  'sliding-window legacy',
   'token-bucket legacy',
 ]);
 
