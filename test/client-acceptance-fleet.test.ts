@@ -27,15 +27,19 @@ const PROCESSES = 4;
  *   store): fixed windows and token buckets 100% used, sliding windows 95-98%, leaky buckets 98%,
  *   no 429. A sliding window's 95% is its ceiling (see client-acceptance.test.ts), so it stays
  *   listed for the quota: the runs that land at 95.0% pass by a hair.
- * - `legacy` (no window stated; each process learns the window or rate from its own answers and
- *   paces through a token bucket in the store): fixed windows 68-92% used with 5-7 answers of 429
- *   in about 70 calls, sliding windows 42-87% with 1-4, token buckets 97-98% with 4-6; leaky
- *   buckets 100% with none.
+ * - `legacy` (no window stated; each process learns the window or rate from its own answers, a
+ *   quarter of them, and paces through a token bucket in the store): fixed windows 68-95% used
+ *   with 5-8 answers of 429 in about 75 calls, sliding windows 42-88% with 1-4, token buckets
+ *   93-100% with 3-6; leaky buckets 100% with none. The processes do not agree on what the quota
+ *   is: in one run of a token bucket one process had told the bucket (9.5 calls/s) while three
+ *   still read a window (6.7, 10 and 11.4 calls/s), and those, past the reset they read, spend
+ *   what they think is a whole window.
  */
 const SHORT_USED: ReadonlySet<string> = new Set([
   ...MODES.filter((m) => m !== 'legacy').map((m) => `sliding-window ${m}`),
   'fixed-window legacy',
   'sliding-window legacy',
+  'token-bucket legacy',
 ]);
 const SHORT_429: ReadonlySet<string> = new Set([
   'fixed-window legacy',

@@ -296,7 +296,7 @@ export class Budget {
       const spacing = 'mirror' in pace ? pace.window / pace.limit : pace.spacing;
       if (spacing <= slowest) continue;
       slowest = spacing;
-      const left = 'mirror' in pace ? quota.leftAtMost(now) : undefined;
+      const left = quota.leftAtMost(now);
       const known = left === undefined ? undefined : Math.floor(left / costIn(cost, quota.unit));
       found = { pace, ask: { known, unregistered: this.unregistered } };
     }

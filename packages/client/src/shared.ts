@@ -167,10 +167,10 @@ export class SharedBudgets {
   }
 }
 
+/** The largest fleet bucket of spacings, in tokens (ms): 2^49, under a tollgate limit's 10^15. */
+const MAX_FLEET_TOKENS = 2 ** 49;
 /** Fleet limiters kept at most; past it they are made again on use. */
 const MAX_FLEET_LIMITERS = 64;
-/** The step of the spacings' grid (see `SharedPacing.decide`). */
-const FLEET_GRID = 1.02;
 /**
  * The longest window a tollgate policy takes (core's MAX_WINDOW_MS, 2^51 ms, some 71 000 years):
  * a fleet bucket's window (spacing times burst) is clamped to it. A quota that slow holds every
@@ -254,18 +254,25 @@ export class SharedPacing {
   ): Promise<{ allowed: boolean; retryAfterMs: number }> {
     if ('mirror' in pace) return this.decideMirror(key, pace, ask);
     const { spacing: spacingMs, burst } = pace;
-    // Rounded up onto a grid of 2% steps: processes whose estimates of one policy differ a little
-    // (each learns from its own answers) land on one limiter.
-    const grid = Math.ceil(FLEET_GRID ** Math.ceil(Math.log(Math.max(1, spacingMs)) / Math.log(FLEET_GRID)));
-    const ms = Math.min(grid, Math.floor(MAX_FLEET_WINDOW_MS / burst));
-    // `burst` calls take `burst` spacings to come back: the rate stays one per spacing.
+    // A token bucket of one token a millisecond, a call costing its spacing: processes whose
+    // estimates of the spacing differ (each learns from its own answers) still share one bucket,
+    // each call taking the time its process thinks it needs. Its capacity, `burst` spacings
+    // rounded up to a power of two (so that they mostly agree on it too), bounds a burst.
+    const cost = Math.max(1, Math.ceil(spacingMs));
+    const capacity = Math.min(MAX_FLEET_TOKENS, 2 ** Math.ceil(Math.log2(cost * burst)));
     // (A string: a number under a second would draw TOLLGATE_NUMERIC_WINDOW.)
-    const limiter = await this.limiter(`${ms}x${burst}`, {
+    const limiter = await this.limiter(`ms:${capacity}`, {
       algorithm: 'token-bucket',
-      limit: burst,
-      window: `${ms * burst}ms`,
+      limit: capacity,
+      window: `${capacity}ms`,
     });
-    const decision = await limiter.consume(key, { cost: 1 });
+    const charge = Math.min(cost, capacity);
+    const decision = await limiter.consume(key, { cost: charge });
+    // More calls' worth left in the bucket than the server has (a bucket new in the store, one
+    // whose capacity is above the server's): drained down to it.
+    const excess = ask.known === undefined ? 0 : Math.ceil(decision.remaining - (ask.known - 1) * charge);
+    if (decision.allowed && excess > 0)
+      await limiter.consume(key, { cost: Math.min(excess, decision.remaining) });
     return { allowed: decision.allowed, retryAfterMs: Math.max(1, decision.retryAfterMs) };
   }
 
