@@ -138,11 +138,12 @@ export interface PaceOptions {
   /**
    * With `store`: the quotas learned from the answers are paced across every process using the
    * store too. Each process learns the server's policy from its own answers; the fleet's calls to
-   * one origin and credential then go one at a time through a token bucket in the store, spaced at
-   * what the learned policy sustains (97% of a fixed window's rate, 99% of a sliding window's
-   * `(limit - 1) / window`, a bucket's rate), and each process still waits out a quota its
-   * answers say is spent. For a fleet calling an API whose limits it has not configured in
-   * `limits`.
+   * one origin and credential then each take a permit from the store: a policy whose window the
+   * server states is mirrored there (a token bucket of its limit and window, and a fixed or
+   * sliding window of the same where the process reads one), one of unstated window paced by a
+   * token bucket at what it sustains (97% of a fixed window's rate, 99% of a sliding window's
+   * `(limit - 1) / window`, a bucket's rate). Each process still waits out a quota its answers
+   * say is spent. For a fleet calling an API whose limits it has not configured in `limits`.
    * @default false
    */
   shareLearned?: boolean;

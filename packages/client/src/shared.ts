@@ -208,13 +208,10 @@ export const fleetMargin = (windowMs: number): number =>
 
 /**
  * The learned quotas paced across processes (`shareLearned`): the fleet's calls to one origin and
- * credential go through a limiter in the store. A fixed window of stated length is mirrored by a
- * fixed window of the same limit in the store, opened by the fleet's first call as the server's is
- * by its arrival and lasting a margin longer (see `fleetMargin`), so that a fleet sends its whole
- * quota at the start of each server window, as one client would. Anything else goes through a
- * token bucket, one call per spacing (a `burst` in a row at most). The policy is part of the
- * limiter's name, so processes that learned different policies never read each other's state as
- * their own.
+ * credential go through limiters in the store. A policy of stated window is mirrored there (see
+ * `decideMirror`); one of unstated window goes through a token bucket of milliseconds, each call
+ * costing its spacing. The policy is part of each limiter's name, so processes that learned
+ * different policies never read each other's state as their own.
  */
 export class SharedPacing {
   private createLimiter: Promise<CreateLimiter> | undefined;
