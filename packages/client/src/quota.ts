@@ -562,8 +562,8 @@ export class Quota {
   fleetPace(): FleetPace | undefined {
     const L = this.limit;
     if (L === undefined) return undefined;
-    // Stated: mirrored by the same policy in the store (see `SharedPacing`).
-    if (this.windowMs !== undefined && this.kind !== 'unknown') {
+    // Stated: mirrored by the same policy in the store (see `SharedPacing`), which counts calls.
+    if (this.windowMs !== undefined && this.kind !== 'unknown' && this.unit === 'requests') {
       const mirror = MIRRORS[this.kind];
       return { mirror, window: this.windowMs, limit: L };
     }
