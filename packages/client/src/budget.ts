@@ -6,7 +6,7 @@ import type { ResolvedAimd } from './options.js';
 import { Quota, type QuotaSnapshot } from './quota.js';
 import type { HeaderReading, QuotaUnit } from './read-headers.js';
 import type { ServerClock } from './server-clock.js';
-import type { FleetAsk, FleetPace } from './shared.js';
+import type { FleetAnswer, FleetPart, FleetQuestion } from './shared.js';
 import { setLongTimeout, type Timer } from './sleep.js';
 import { type Waiter, WaitQueue } from './wait-queue.js';
 
@@ -48,11 +48,8 @@ interface Sent {
   answered: boolean;
 }
 
-/** A fleet's pacing in a store (`shareLearned`): one decision for the next call at `pace`. */
-export type FleetGate = (
-  pace: FleetPace,
-  ask: FleetAsk,
-) => Promise<{ allowed: boolean; retryAfterMs: number }>;
+/** A fleet's pacing in a store (`shareLearned`): one decision for the next call. */
+export type FleetGate = (question: FleetQuestion) => Promise<FleetAnswer>;
 
 /** Quotas one server states at most: a misbehaving server cannot grow memory through headers. */
 const MAX_QUOTAS = 32;
@@ -86,8 +83,8 @@ export class Budget {
   private blockedUntil = Number.NEGATIVE_INFINITY;
   private timer: Timer | undefined;
   private timerAt = Number.POSITIVE_INFINITY;
-  /** The fleet (`shareLearned`): a token taken for the next call, a question out, a refusal's end. */
-  private fleetPermit = false;
+  /** The fleet (`shareLearned`): a permit taken for the next call, a question out, a refusal's end. */
+  private fleetPermit: FleetAnswer | undefined;
   private fleetAsking = false;
   private fleetAt = Number.NEGATIVE_INFINITY;
   /** Calls sent with no fleet permit, before the pace was known: the fleet counts them on the next question. */
@@ -180,6 +177,7 @@ export class Budget {
       // Until the first answer nothing is known: one call goes alone and learns the quotas.
       if (job === undefined || (!this.answered && this.inFlight > 0)) {
         this.clearTimer();
+        this.returnPermit();
         return;
       }
       const now = this.now();
@@ -192,37 +190,43 @@ export class Budget {
         continue;
       }
       if (at > now) {
+        // A permit is for a call that goes now: the fleet's count must not hold one unsent.
+        this.returnPermit();
         this.setTimer(at, now);
         return;
       }
       // With `shareLearned` the call at the head (the highest priority) also waits, queued, for
       // the fleet's token: one question to the store at a time, again when the fleet's is back.
-      const fleet = this.fleet === undefined || this.fleetPermit ? undefined : this.fleetAsk(job.cost, now);
-      if (fleet !== undefined) {
+      const question =
+        this.fleet === undefined || this.fleetPermit !== undefined
+          ? undefined
+          : this.fleetQuestion(job.cost, now);
+      if (question !== undefined) {
         if (this.fleetAt > now) {
           this.setTimer(this.fleetAt, now);
           return;
         }
         this.clearTimer();
-        if (!this.fleetAsking) this.askFleet(fleet.pace, fleet.ask);
+        if (!this.fleetAsking) this.askFleet(question);
         return;
       }
-      if (this.fleet !== undefined && !this.fleetPermit) this.unregistered++;
-      this.fleetPermit = false;
+      if (this.fleet !== undefined && this.fleetPermit === undefined) this.unregistered++;
+      this.fleetPermit = undefined;
       this.queue.shift();
       job.cleanup();
       job.resolve(this.send(job.cost, now, at, job.locals));
     }
   };
 
-  private askFleet(pace: FleetPace, ask: FleetAsk): void {
+  private askFleet(question: FleetQuestion): void {
     this.fleetAsking = true;
+    // Counted by this question (as far as the fleet has room), whatever its answer.
     this.unregistered = 0;
-    this.fleet!(pace, ask).then(
-      ({ allowed, retryAfterMs }) => {
+    this.fleet!(question).then(
+      (answer) => {
         this.fleetAsking = false;
-        if (allowed) this.fleetPermit = true;
-        else this.fleetAt = this.now() + retryAfterMs;
+        if (answer.allowed) this.fleetPermit = answer;
+        else this.fleetAt = this.now() + answer.retryAfterMs;
         this.pump();
       },
       (error: unknown) => {
@@ -283,24 +287,29 @@ export class Budget {
     this.pump();
   }
 
+  /** A permit held for a call that is not going now (none waiting, or held back) is given back. */
+  private returnPermit(): void {
+    const permit = this.fleetPermit;
+    if (permit === undefined) return;
+    this.fleetPermit = undefined;
+    // Fail open: a refund the store does not take leaves the fleet's count a call high.
+    permit.giveBack().catch(() => {});
+  }
+
   /**
-   * How a fleet sharing these quotas should send (`shareLearned`): the slowest quota's pace, with
-   * what this process knows that quota has left for a call of `cost`.
+   * What a fleet sharing these quotas asks for the next call (`shareLearned`): every quota whose
+   * pace is known, with what this process knows each has left for a call of `cost`.
    */
-  private fleetAsk(cost: Cost, now: number): { pace: FleetPace; ask: FleetAsk } | undefined {
-    let found: { pace: FleetPace; ask: FleetAsk } | undefined;
-    let slowest = Number.NEGATIVE_INFINITY;
+  private fleetQuestion(cost: Cost, now: number): FleetQuestion | undefined {
+    const parts: FleetPart[] = [];
     for (const quota of this.quotas.values()) {
       const pace = quota.fleetPace();
       if (pace === undefined) continue;
-      const spacing = 'mirror' in pace ? pace.window / pace.limit : pace.spacing;
-      if (spacing <= slowest) continue;
-      slowest = spacing;
       const left = quota.leftAtMost(now);
       const known = left === undefined ? undefined : Math.floor(left / costIn(cost, quota.unit));
-      found = { pace, ask: { known, unregistered: this.unregistered } };
+      parts.push({ scope: quota.key, pace, known, skew: this.clock.skewRange });
     }
-    return found;
+    return parts.length === 0 ? undefined : { parts, unregistered: this.unregistered };
   }
 
   snapshot(now: number): BudgetSnapshot {

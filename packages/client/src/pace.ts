@@ -7,7 +7,7 @@ import { type CallInfo, type LocalQuota, type ResolvedRule, ruleScope } from './
 import { type CallOptions, type PaceOptions, type ResolvedRetry, resolveOptions } from './options.js';
 import { readHeaders } from './read-headers.js';
 import { ServerClock } from './server-clock.js';
-import { type FleetAsk, type FleetPace, SharedBudgets, SharedPacing, type SharedSpend } from './shared.js';
+import { type FleetQuestion, SharedBudgets, SharedPacing, type SharedSpend } from './shared.js';
 import { setLongTimeout, sleep } from './sleep.js';
 import { readUsage } from './usage.js';
 
@@ -72,7 +72,7 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
     config.store === undefined || config.limits.length === 0
       ? undefined
       : new SharedBudgets(config.store, config.limits);
-  const fleet = config.shareLearned ? new SharedPacing(config.store) : undefined;
+  const fleet = config.shareLearned ? new SharedPacing(config.store, now) : undefined;
 
   function budgetFor(origin: string, credential: string | undefined): BudgetClass {
     const key = credential === undefined ? origin : `${origin} ${credential}`;
@@ -90,7 +90,7 @@ export function pace(fetch: FetchLike = globalThis.fetch, options?: PaceOptions)
     }
     const fleetKey = `${origin} ${credential ?? '-'}`;
     const gate =
-      fleet === undefined ? undefined : (p: FleetPace, ask: FleetAsk) => fleet.decide(fleetKey, p, ask);
+      fleet === undefined ? undefined : (question: FleetQuestion) => fleet.decide(fleetKey, question);
     budget = new Budget(origin, credential, clock, now, config.maxQueue, config.aimd, gate);
     budgets.set(key, budget);
     if (budgets.size > MAX_BUDGETS) {

@@ -7,8 +7,13 @@ const BUCKET_SLACK = 1.2;
 /** Shares of its rate a fleet sends at (see `fleetSpacing`). */
 const FLEET_WINDOW = 0.97;
 const FLEET_SLIDING = 0.99;
-/** The largest sliding window counted from this client's calls (see `Quota.gridCount`). */
-const GRID_LIMIT = 1000;
+/**
+ * The largest sliding window counted from this client's calls (see `Quota.gridCount`: its cost
+ * grows with the square of the calls in two windows), and the longest: 2^40 ms, some 35 years,
+ * far from where a double's milliseconds stop being whole.
+ */
+const GRID_LIMIT = 200;
+const GRID_MAX_WINDOW_MS = 2 ** 40;
 /** The tollgate policy that mirrors a quota of each kind in a fleet's store. */
 const MIRRORS = { window: 'fixed-window', bucket: 'token-bucket', sliding: 'sliding-window' } as const;
 /** Sends remembered per sliding window (its refill is this client's sends of the last window). */
@@ -217,6 +222,7 @@ export class Quota {
       this.windowMs !== undefined &&
       this.limit !== undefined &&
       this.limit <= GRID_LIMIT &&
+      this.windowMs <= GRID_MAX_WINDOW_MS &&
       this.grid !== 'refuted' &&
       hi - lo <= this.windowMs / 8
     ) {
@@ -285,8 +291,9 @@ export class Quota {
     // by bisection up to two windows on (by then this client's calls have faded out).
     let lo = now;
     let hi = now + 2 * this.windowMs! + 1;
-    while (hi - lo > 1) {
+    for (let step = 0; step < 64 && hi - lo > 1; step++) {
       const mid = Math.floor((lo + hi) / 2);
+      if (mid <= lo || mid >= hi) break;
       if (this.gridCount(mid) + cost <= L) hi = mid;
       else lo = mid;
     }

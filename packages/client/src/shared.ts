@@ -179,23 +179,52 @@ const MAX_FLEET_LIMITERS = 64;
 const MAX_FLEET_WINDOW_MS = 2 ** 51;
 
 /**
- * How a fleet sends: `spacing` ms apart, `burst` in a row at most (a bucket, a sliding window); or
- * `limit` calls per `window` ms, all at once if they are waiting (a fixed window whose length the
- * server states).
+ * How a fleet sends by one quota: `spacing` ms apart, `burst` in a row at most (a policy of
+ * unstated window); or mirrored, the server's policy of stated `limit` and `window` kept in the
+ * store (see `SharedPacing.decide`).
  */
 export type FleetPace =
   | { spacing: number; burst: number }
   | { mirror: 'fixed-window' | 'token-bucket' | 'sliding-window'; window: number; limit: number };
 
-/** What a process knows besides the pace when it asks the fleet for its next call. */
-export interface FleetAsk {
+/** One quota a fleet's call spends from, as a process knows it. */
+export interface FleetPart {
+  /** The quota's key (the draft-8 policy name, `20;w=2`): each quota has its own state. */
+  scope: string;
+  pace: FleetPace;
   /**
-   * At most what the server has left for the call, as this process knows it (its last answer, less
-   * what it sent since): a fleet window that shows more is drained down to it.
+   * At most how many calls the server has left for this one, as this process surely knows
+   * (its last answer, less what it sent since): a fleet count showing more is drained down to it.
    */
   known?: number | undefined;
+  /** The server's clock minus ours, as far as its `Date`s tell (a sliding window's mirror). */
+  skew?: [number, number];
+}
+
+/** A process's question for its next call: every quota it spends from, all or nothing. */
+export interface FleetQuestion {
+  parts: FleetPart[];
   /** Calls this process sent before it knew the pace (the first, which learns it): counted now. */
-  unregistered?: number;
+  unregistered: number;
+}
+
+/** The store's answer: a permit (which `giveBack` returns, unused), or how long until one is back. */
+export interface FleetAnswer {
+  allowed: boolean;
+  retryAfterMs: number;
+  giveBack(): Promise<void>;
+}
+
+/** One limiter a call spends `cost` from, under `key`. */
+interface Check {
+  limiter: SharedLimiter;
+  key: string;
+  cost: number;
+  /** Drain the count down to this many units left (`known` calls, less this one). */
+  drainTo?: number;
+  /** A fixed window's margin (see `fleetMargin`): no call is counted in its last two. */
+  margin?: number;
+  limit: number;
 }
 
 /**
@@ -207,26 +236,54 @@ export const fleetMargin = (windowMs: number): number =>
   Math.min(1000, Math.max(20, Math.ceil(windowMs * 0.02)));
 
 /**
+ * How far the server's and the store's clocks may sit from a multiple of the window apart for a
+ * sliding window to be mirrored (its windows lie on multiples of the window on each clock).
+ */
+const slidingTolerance = (windowMs: number): number => Math.max(20, windowMs / 100);
+
+/**
+ * Limiter names a SharedPacing makes at most. Each is kept by the core for the store's life (it
+ * tells two limiters sharing counters apart), and a server that states a new policy on every
+ * answer would make a new one each time: past this, the fleet's calls go on each process's own
+ * pacing (fail open), as when the store is down.
+ */
+const MAX_FLEET_NAMES = 1024;
+
+const NOTHING = async () => {};
+
+/**
  * The learned quotas paced across processes (`shareLearned`): the fleet's calls to one origin and
- * credential go through limiters in the store. A policy of stated window is mirrored there (see
- * `decideMirror`); one of unstated window goes through a token bucket of milliseconds, each call
- * costing its spacing. The policy is part of each limiter's name, so processes that learned
- * different policies never read each other's state as their own.
+ * credential each take a permit from limiters in the store, for every quota at once. A policy of
+ * stated window is mirrored there (see `decide`); one of unstated window goes through a token
+ * bucket of milliseconds, each call costing its spacing. The policy is part of each limiter's
+ * name, so processes that learned different policies never read each other's state as their own.
  */
 export class SharedPacing {
   private createLimiter: Promise<CreateLimiter> | undefined;
   private readonly limiters = new Map<string, SharedLimiter>();
+  private names = 0;
+  /**
+   * The store's clock minus ours, narrowed by every decision's `countedAt`; taken for ours until
+   * the first (a store on this host, or on one whose clock is kept like ours).
+   */
+  private storeSkew: [number, number] = [0, 0];
+  private storeSkewKnown = false;
 
-  constructor(private readonly store: unknown) {}
+  constructor(
+    private readonly store: unknown,
+    private readonly now: () => number,
+  ) {}
 
-  private async limiter(name: string, policy: Record<string, unknown>): Promise<SharedLimiter> {
+  private async limiter(name: string, policy: Record<string, unknown>): Promise<SharedLimiter | undefined> {
     this.createLimiter ??= import('@tollgate/core').then(
       (core) => core.createLimiter as unknown as CreateLimiter,
     );
     const createLimiter = await this.createLimiter;
     let limiter = this.limiters.get(name);
     if (limiter === undefined) {
+      if (this.names >= MAX_FLEET_NAMES) return undefined;
       if (this.limiters.size >= MAX_FLEET_LIMITERS) this.limiters.clear();
+      this.names++;
       // Fail open: while the store is down each process goes on its own pacing.
       limiter = createLimiter({
         policies: [{ name: 'fleet', ...policy }],
@@ -239,97 +296,155 @@ export class SharedPacing {
     return limiter;
   }
 
-  /**
-   * Asks the store once whether the fleet's next call to `key` may go at `pace`: takes the fleet's
-   * permit when it may; otherwise says how long until one is back. The budget's pump asks for the
-   * call at the head of its queue, one question at a time.
-   */
-  async decide(
+  /** A consume that also narrows the store's clock offset from its `countedAt`. */
+  private async consume(limiter: SharedLimiter, key: string, cost: number): Promise<SharedDecision> {
+    const before = this.now();
+    const decision = await limiter.consume(key, { cost });
+    if (decision.countedAt !== undefined) {
+      const lo = decision.countedAt - this.now();
+      const hi = decision.countedAt - before;
+      const [oldLo, oldHi] = this.storeSkew;
+      this.storeSkew =
+        !this.storeSkewKnown || lo > oldHi || hi < oldLo
+          ? [lo, hi]
+          : [Math.max(lo, oldLo), Math.min(hi, oldHi)];
+      this.storeSkewKnown = true;
+    }
+    return decision;
+  }
+
+  /** A spacing bucket: one token a millisecond, a call costing its `spacing`. */
+  private async spacingCheck(
     key: string,
-    pace: FleetPace,
-    ask: FleetAsk = {},
-  ): Promise<{ allowed: boolean; retryAfterMs: number }> {
-    if ('mirror' in pace) return this.decideMirror(key, pace, ask);
-    const { spacing: spacingMs, burst } = pace;
-    // A token bucket of one token a millisecond, a call costing its spacing: processes whose
-    // estimates of the spacing differ (each learns from its own answers) still share one bucket,
-    // each call taking the time its process thinks it needs. Its capacity, `burst` spacings
-    // rounded up to a power of two (so that they mostly agree on it too), bounds a burst.
-    const cost = Math.max(1, Math.ceil(spacingMs));
+    { spacing, burst }: { spacing: number; burst: number },
+    known?: number,
+  ) {
+    // Processes whose estimates of the spacing differ (each learns from its own answers) still
+    // share one bucket, each call taking the time its process thinks it needs. Its capacity,
+    // `burst` spacings rounded up to a power of two (so that they mostly agree on it too), bounds
+    // a burst. (A string window: a number under a second would draw TOLLGATE_NUMERIC_WINDOW.)
+    const cost = Math.max(1, Math.ceil(spacing));
     const capacity = Math.min(MAX_FLEET_TOKENS, 2 ** Math.ceil(Math.log2(cost * burst)));
-    // (A string: a number under a second would draw TOLLGATE_NUMERIC_WINDOW.)
     const limiter = await this.limiter(`ms:${capacity}`, {
       algorithm: 'token-bucket',
       limit: capacity,
       window: `${capacity}ms`,
     });
+    if (limiter === undefined) return undefined;
     const charge = Math.min(cost, capacity);
-    const decision = await limiter.consume(key, { cost: charge });
-    // More calls' worth left in the bucket than the server has (a bucket new in the store, one
-    // whose capacity is above the server's): drained down to it.
-    const excess = ask.known === undefined ? 0 : Math.ceil(decision.remaining - (ask.known - 1) * charge);
-    if (decision.allowed && excess > 0)
-      await limiter.consume(key, { cost: Math.min(excess, decision.remaining) });
-    return { allowed: decision.allowed, retryAfterMs: Math.max(1, decision.retryAfterMs) };
+    const check: Check = { limiter, key, cost: charge, limit: capacity };
+    if (known !== undefined) check.drainTo = Math.max(0, (known - 1) * charge);
+    return check;
+  }
+
+  /** The limiters a part's call spends from (undefined: past MAX_FLEET_NAMES). */
+  private async checks(base: string, part: FleetPart): Promise<Check[] | undefined> {
+    const key = `${base} ${part.scope}`;
+    const { pace, known } = part;
+    if (!('mirror' in pace)) {
+      const check = await this.spacingCheck(key, pace, known);
+      return check === undefined ? undefined : [check];
+    }
+    const { mirror, window, limit } = pace;
+    const stated = Math.min(MAX_FLEET_WINDOW_MS, Math.ceil(window));
+    const mirrored = async (algorithm: string, span: number, margin?: number): Promise<Check | undefined> => {
+      const limiter = await this.limiter(`${algorithm}:${span}x${limit}`, {
+        algorithm,
+        limit,
+        window: `${span}ms`,
+      });
+      if (limiter === undefined) return undefined;
+      const check: Check = { limiter, key, cost: 1, limit };
+      if (known !== undefined) check.drainTo = Math.max(0, known - 1);
+      if (margin !== undefined) check.margin = margin;
+      return check;
+    };
+    const checks = [await mirrored('token-bucket', stated)];
+    if (mirror === 'fixed-window') {
+      const margin = fleetMargin(window);
+      checks.push(await mirrored('fixed-window', Math.min(MAX_FLEET_WINDOW_MS, stated + margin), margin));
+    } else if (mirror === 'sliding-window') {
+      // The store's sliding windows lie on multiples of the window on its clock, the server's on
+      // its own. Where the two clocks are surely a multiple of the window apart (within the
+      // tolerance), the sliding window is mirrored; where they surely are not, the fleet is paced
+      // at 99% of the `(limit - 1) / window` a sliding window sustains, one call at a time; while
+      // unsure, by both, so that processes deciding differently still share a limiter.
+      const [sLo, sHi] = part.skew ?? [0, 0];
+      const [tLo, tHi] = this.storeSkew;
+      const tolerance = slidingTolerance(window);
+      const lo = sLo - tHi;
+      const hi = sHi - tLo;
+      const nearest = Math.round((lo + hi) / 2 / window) * window;
+      const surely = lo >= nearest - tolerance && hi <= nearest + tolerance;
+      const maybe = Math.ceil((lo - tolerance) / window) * window <= hi + tolerance;
+      if (maybe) checks.push(await mirrored('sliding-window', stated));
+      if (!surely && limit >= 2) {
+        checks.push(await this.spacingCheck(key, { spacing: window / ((limit - 1) * 0.99), burst: 1 }));
+      }
+    }
+    return checks.some((c) => c === undefined) ? undefined : (checks as Check[]);
   }
 
   /**
-   * A policy of stated limit and window, mirrored by the same policy in the store: the fleet's
-   * count follows the server's, a little ahead of it (the fleet counts a call when it leaves, the
-   * server when it arrives). Every call also spends from a token bucket of the same limit and
-   * window, which a fixed window's or sliding window's calls fit into: processes that have not
-   * told a bucket from a window yet (each learns from its own answers) still spend from the
-   * bucket the others pace by. A fixed window lasts a margin longer than the server's (see
-   * `fleetMargin`) and counts no call in its last two margins.
+   * Asks the store once whether the fleet's next call to `base` (origin and credential) may go:
+   * takes a permit from every quota's limiters when all allow (all or nothing); otherwise says how
+   * long until the one that refused has one back. The budget's pump asks for the call at the head
+   * of its queue, one question at a time.
+   *
+   * A policy of stated window is mirrored by the same policy in the store: the fleet's count
+   * follows the server's, a little ahead of it (the fleet counts a call when it leaves, the server
+   * when it arrives). Every call spends from a token bucket of that limit and window, which a
+   * fixed window's or sliding window's calls fit into: processes that have not told a bucket from
+   * a window yet (each learns from its own answers) still spend from the bucket the others pace
+   * by. Where a process reads a fixed window, also from a fixed window that lasts a margin longer
+   * than the server's (see `fleetMargin`) and counts no call in its last two margins; a sliding
+   * window, from a sliding window where the clocks allow it.
    */
-  private async decideMirror(
-    key: string,
-    { mirror, window, limit }: { mirror: string; window: number; limit: number },
-    { known, unregistered = 0 }: FleetAsk,
-  ): Promise<{ allowed: boolean; retryAfterMs: number }> {
-    const fixed = mirror === 'fixed-window';
-    const margin = fixed ? fleetMargin(window) : 0;
-    const policy = async (algorithm: string, span: number) => ({
-      algorithm,
-      limiter: await this.limiter(`${algorithm}:${span}x${limit}`, { algorithm, limit, window: `${span}ms` }),
-    });
-    const stated = Math.min(MAX_FLEET_WINDOW_MS, Math.ceil(window));
-    const mirrors = [await policy('token-bucket', stated)];
-    if (mirror !== 'token-bucket')
-      mirrors.push(await policy(mirror, Math.min(MAX_FLEET_WINDOW_MS, stated + margin)));
-    const taken: Array<{ limiter: SharedLimiter; at: { countedAt?: number } }> = [];
-    const giveBack = () => Promise.all(taken.map(({ limiter, at }) => limiter.refund(key, 1, at)));
-    let fixedDecision: SharedDecision | undefined;
-    for (const { algorithm, limiter } of mirrors) {
-      // The calls sent before the pace was known count as far as there is room.
-      for (let i = 0; i < Math.min(unregistered, limit); i++) {
-        if (!(await limiter.consume(key, { cost: 1 })).allowed) break;
+  async decide(base: string, question: FleetQuestion): Promise<FleetAnswer> {
+    const checks: Check[] = [];
+    for (const part of question.parts) {
+      const more = await this.checks(base, part);
+      // Past MAX_FLEET_NAMES: the process goes on its own pacing.
+      if (more === undefined) return { allowed: true, retryAfterMs: 0, giveBack: NOTHING };
+      checks.push(...more);
+    }
+    // The calls sent before the pace was known count as far as there is room.
+    if (question.unregistered > 0) {
+      for (const { limiter, key, cost } of checks) {
+        const want = question.unregistered * cost;
+        const decision = await this.consume(limiter, key, want);
+        if (!decision.allowed && decision.remaining > 0)
+          await this.consume(limiter, key, Math.min(want, decision.remaining));
       }
-      const decision = await limiter.consume(key, { cost: 1 });
+    }
+    const taken: Array<{ check: Check; at: { countedAt?: number } }> = [];
+    const giveBack = () =>
+      Promise.all(taken.map(({ check, at }) => check.limiter.refund(check.key, check.cost, at))).then(
+        NOTHING,
+      );
+    for (const check of checks) {
+      const decision = await this.consume(check.limiter, check.key, check.cost);
       if (!decision.allowed) {
         await giveBack();
-        return { allowed: false, retryAfterMs: Math.max(1, decision.retryAfterMs) };
+        return { allowed: false, retryAfterMs: Math.max(1, decision.retryAfterMs), giveBack: NOTHING };
       }
-      taken.push({ limiter, at: decision.countedAt === undefined ? {} : { countedAt: decision.countedAt } });
-      if (algorithm === 'fixed-window') fixedDecision = decision;
-      // More left in the fleet's policy than the server has (a window opened while the server's
-      // was still running, a bucket new in the store, calls unseen by the fleet): drained down to
-      // it. (Where the server's `remaining` cannot be bounded from above, `known` is undefined.)
-      if (known !== undefined && decision.remaining > known - 1) {
-        const excess = Math.min(decision.remaining, Math.ceil(decision.remaining - (known - 1)));
-        if (excess > 0) await limiter.consume(key, { cost: excess });
+      taken.push({ check, at: decision.countedAt === undefined ? {} : { countedAt: decision.countedAt } });
+      // Late in the fleet's fixed window a call may reach the server after the server's window
+      // ended, and count in the next one, which the fleet would then fill again: it waits.
+      if (
+        check.margin !== undefined &&
+        decision.resetMs < 2 * check.margin &&
+        decision.remaining < check.limit - 1
+      ) {
+        await giveBack();
+        return { allowed: false, retryAfterMs: Math.max(1, decision.resetMs), giveBack: NOTHING };
+      }
+      // More left in the store than the server has (a window opened while the server's was still
+      // running, a bucket new in the store, calls unseen by the fleet): drained down to it.
+      if (check.drainTo !== undefined && decision.remaining > check.drainTo) {
+        await this.consume(check.limiter, check.key, Math.ceil(decision.remaining - check.drainTo));
       }
     }
-    // Late in the fleet's window a call may reach the server after the server's window ended, and
-    // count in the next one, which the fleet would then fill again: it waits for the next.
-    if (
-      fixedDecision !== undefined &&
-      fixedDecision.resetMs < 2 * margin &&
-      fixedDecision.remaining < limit - 1
-    ) {
-      await giveBack();
-      return { allowed: false, retryAfterMs: Math.max(1, fixedDecision.resetMs) };
-    }
-    return { allowed: true, retryAfterMs: 0 };
+    return { allowed: true, retryAfterMs: 0, giveBack };
   }
 }

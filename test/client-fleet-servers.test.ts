@@ -1,0 +1,192 @@
+import { pace } from '@tollgate/client';
+import { MemoryStore } from '@tollgate/core';
+import { describe, expect, it } from 'vitest';
+import { type Running, scriptedServer } from './support/client-servers.js';
+
+/** `n` paced fetches on one store, `callers` loops each, calling `url` until `ms` from now. */
+async function fleet(url: string, n: number, ms: number, store: object = new MemoryStore(), callers = 2) {
+  const clients = Array.from({ length: n }, () => pace(fetch, { store, shareLearned: true, retry: false }));
+  const end = Date.now() + ms;
+  const caller = async (api: (typeof clients)[number]) => {
+    while (Date.now() < end) {
+      const response = await api(url, { pace: { deadline: end } }).catch(() => undefined);
+      await response?.arrayBuffer();
+    }
+  };
+  await Promise.all(clients.flatMap((c) => Array.from({ length: callers }, () => caller(c))));
+  return clients;
+}
+
+/** A fixed window on the multiples of `W` of the server's clock (`skew` ms ahead), draft-7 headers. */
+function gridFixedWindow(L: number, W: number, skew = 0) {
+  const counts = new Map<number, number>();
+  return scriptedServer((_req, res) => {
+    const now = Date.now() + skew;
+    const k = Math.floor(now / W);
+    const count = counts.get(k) ?? 0;
+    const allowed = count < L;
+    if (allowed) counts.set(k, count + 1);
+    const remaining = L - count - (allowed ? 1 : 0);
+    const reset = Math.ceil(((k + 1) * W - now) / 1000);
+    res.writeHead(allowed ? 200 : 429, {
+      RateLimit: `limit=${L}, remaining=${remaining}, reset=${reset}`,
+      'RateLimit-Policy': `${L};w=${W / 1000}`,
+      Date: new Date(now).toUTCString(),
+      ...(allowed ? {} : { 'Retry-After': String(reset) }),
+    });
+    res.end('{}');
+  });
+}
+
+const denied = (s: Running) => s.statuses.filter((x) => x === 429).length;
+
+describe('fleet against a fixed window on the clock grid', () => {
+  it('four processes, 20 per 2 s on the grid: at most 1% 429 and >= 90% used', async () => {
+    const L = 20;
+    const W = 2000;
+    // Start mid-window on the grid.
+    await new Promise((r) => setTimeout(r, W - (Date.now() % W) + W / 2));
+    const server = await gridFixedWindow(L, W);
+    try {
+      const started = Date.now();
+      await fleet(server.url, 4, 5 * W);
+      const first = Math.ceil(started / W) * W;
+      const windows = Math.floor((Date.now() - first) / W);
+      const perWindow = Array.from(
+        { length: windows },
+        (_, i) => server.allowedAt.filter((t) => t >= first + i * W && t < first + (i + 1) * W).length,
+      );
+      const ok = perWindow.reduce((a, b) => a + b, 0);
+      console.log('grid fixed', { total: server.statuses.length, denied: denied(server), perWindow });
+      expect(denied(server)).toBeLessThanOrEqual(Math.ceil(server.statuses.length * 0.01));
+      expect(ok / (windows * L)).toBeGreaterThanOrEqual(0.9);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+/** Fixed windows on the server clock's grid, one per policy, draft-8 headers naming both. */
+function twoPolicyServer(policies: Array<{ name: string; q: number; w: number }>) {
+  const counts = policies.map(() => new Map<number, number>());
+  return scriptedServer((_req, res) => {
+    const now = Date.now();
+    const ks = policies.map((p) => Math.floor(now / (p.w * 1000)));
+    const allowed = policies.every((p, i) => (counts[i]!.get(ks[i]!) ?? 0) < p.q);
+    if (allowed) {
+      for (const [i] of policies.entries()) counts[i]!.set(ks[i]!, (counts[i]!.get(ks[i]!) ?? 0) + 1);
+    }
+    const items = policies.map((p, i) => {
+      const r = p.q - (counts[i]!.get(ks[i]!) ?? 0);
+      const t = Math.ceil(((ks[i]! + 1) * p.w * 1000 - now) / 1000);
+      return `"${p.name}";r=${r};t=${t}`;
+    });
+    res.writeHead(allowed ? 200 : 429, {
+      RateLimit: items.join(', '),
+      'RateLimit-Policy': policies.map((p) => `"${p.name}";q=${p.q};w=${p.w}`).join(', '),
+      ...(allowed ? {} : { 'Retry-After': '1' }),
+    });
+    res.end('{}');
+  });
+}
+
+describe('fleet against a draft-8 server with two policies', () => {
+  it('5 per 1 s and 90 per 20 s: four processes keep to both (at most 1% 429)', async () => {
+    const server = await twoPolicyServer([
+      { name: 'sec', q: 5, w: 1 },
+      { name: 'min', q: 90, w: 20 },
+    ]);
+    try {
+      await fleet(server.url, 4, 6000);
+      console.log('two policies', { total: server.statuses.length, denied: denied(server) });
+      // Observed: 16-18 of 48 answered 429 (at 57024e8: 2 of 30). The fleet mirrors only the slower policy (90 per 20 s, its bucket full): the
+      // per-second one is paced by each process alone, and four of them overshoot it.
+      expect(denied(server)).toBeLessThanOrEqual(Math.ceil(server.statuses.length * 0.01));
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+/** tollgate's sliding window (windows on multiples of W on the server's clock, `skew` ms ahead of ours), draft-7 headers. */
+function gridSlidingWindow(L: number, W: number, skew = 0) {
+  const counts = new Map<number, number>();
+  return scriptedServer((_req, res) => {
+    const now = Date.now() + skew;
+    const k = Math.floor(now / W);
+    const estimate = ((counts.get(k - 1) ?? 0) * (W - (now - k * W))) / W + (counts.get(k) ?? 0);
+    const allowed = estimate + 1 <= L;
+    if (allowed) counts.set(k, (counts.get(k) ?? 0) + 1);
+    const remaining = Math.max(0, Math.floor(L - estimate - (allowed ? 1 : 0)));
+    const reset = Math.ceil(((k + 2) * W - now) / 1000);
+    res.writeHead(allowed ? 200 : 429, {
+      RateLimit: `limit=${L}, remaining=${remaining}, reset=${reset}`,
+      'RateLimit-Policy': `${L};w=${W / 1000}`,
+      Date: new Date(now).toUTCString(),
+      ...(allowed ? {} : { 'Retry-After': '1' }),
+    });
+    res.end('{}');
+  });
+}
+
+describe("fleet against a sliding window on the server clock's grid", () => {
+  for (const skew of [0, 1000, -700]) {
+    it(`20 per 2 s, server clock ${skew} ms off: four processes, at most 1% 429`, async () => {
+      const server = await gridSlidingWindow(20, 2000, skew);
+      try {
+        await fleet(server.url, 4, 8000);
+        console.log('sliding', skew, { total: server.statuses.length, denied: denied(server) });
+        // Observed: 0 at skew 0, 5-7 of ~78 at 1000 and -700 (57024e8's spacing: 0 at all three).
+        // The store's sliding window is on the store's clock grid, the server's on its own.
+        expect(denied(server)).toBeLessThanOrEqual(Math.ceil(server.statuses.length * 0.01));
+      } finally {
+        await server.close();
+      }
+    });
+  }
+});
+
+describe('a quota whose limit changes mid-run', () => {
+  it('fixed window 20 per 2 s, then 10 per 2 s from the third window on: four processes, at most 2% 429', async () => {
+    const W = 2000;
+    await new Promise((r) => setTimeout(r, W - (Date.now() % W) + 100));
+    const t0 = Date.now();
+    const counts = new Map<number, number>();
+    const server = await scriptedServer((_req, res) => {
+      const now = Date.now();
+      const L = now - t0 < 2 * W ? 20 : 10;
+      const k = Math.floor(now / W);
+      const count = counts.get(k) ?? 0;
+      const allowed = count < L;
+      if (allowed) counts.set(k, count + 1);
+      res.writeHead(allowed ? 200 : 429, {
+        RateLimit: `limit=${L}, remaining=${Math.max(0, L - count - (allowed ? 1 : 0))}, reset=${Math.ceil(((k + 1) * W - now) / 1000)}`,
+        'RateLimit-Policy': `${L};w=${W / 1000}`,
+        ...(allowed ? {} : { 'Retry-After': '1' }),
+      });
+      res.end('{}');
+    });
+    try {
+      await fleet(server.url, 4, 4 * W);
+      console.log('limit change', { total: server.statuses.length, denied: denied(server) });
+      expect(denied(server)).toBeLessThanOrEqual(Math.ceil(server.statuses.length * 0.02));
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('tiny windows', () => {
+  it('fixed window 5 per 20 ms (w=0.02), two processes for 2 s: at least half the quota (250 calls)', async () => {
+    const server = await gridFixedWindow(5, 20);
+    try {
+      await fleet(server.url, 2, 2000, new MemoryStore(), 4);
+      const ok = server.allowedAt.length;
+      console.log('tiny', { total: server.statuses.length, denied: denied(server), ok });
+      // Holds: reset=1 (whole seconds) > w, so the client reads a sliding window and mirrors that.
+      expect(ok).toBeGreaterThanOrEqual(250);
+    } finally {
+      await server.close();
+    }
+  });
+});
