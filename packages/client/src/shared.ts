@@ -318,13 +318,19 @@ export class SharedPacing {
     key: string,
     { spacing, burst }: { spacing: number; burst: number },
     known?: number,
+    exact = false,
   ) {
     // Processes whose estimates of the spacing differ (each learns from its own answers) still
     // share one bucket, each call taking the time its process thinks it needs. Its capacity,
     // `burst` spacings rounded up to a power of two (so that they mostly agree on it too), bounds
     // a burst. (A string window: a number under a second would draw TOLLGATE_NUMERIC_WINDOW.)
     const cost = Math.max(1, Math.ceil(spacing));
-    const capacity = Math.min(MAX_FLEET_TOKENS, 2 ** Math.ceil(Math.log2(cost * burst)));
+    // (`exact`: a spacing every process computes alike, from a stated policy: no rounding, so no
+    // more than `burst` calls in a row.)
+    const capacity = Math.min(
+      MAX_FLEET_TOKENS,
+      exact ? cost * burst : 2 ** Math.ceil(Math.log2(cost * burst)),
+    );
     const limiter = await this.limiter(`ms:${capacity}`, {
       algorithm: 'token-bucket',
       limit: capacity,
@@ -379,7 +385,9 @@ export class SharedPacing {
       const maybe = Math.ceil((lo - tolerance) / window) * window <= hi + tolerance;
       if (maybe) checks.push(await mirrored('sliding-window', stated));
       if (!surely && limit >= 2) {
-        checks.push(await this.spacingCheck(key, { spacing: window / ((limit - 1) * 0.99), burst: 1 }));
+        checks.push(
+          await this.spacingCheck(key, { spacing: window / ((limit - 1) * 0.99), burst: 1 }, undefined, true),
+        );
       }
     }
     return checks.some((c) => c === undefined) ? undefined : (checks as Check[]);
