@@ -136,8 +136,12 @@ describe("fleet against a sliding window on the server clock's grid", () => {
       try {
         await fleet(server.url, 4, 8000);
         console.log('sliding', skew, { total: server.statuses.length, denied: denied(server) });
-        // Observed: 0 at skew 0, 5-7 of ~78 at 1000 and -700 (57024e8's spacing: 0 at all three).
-        // The store's sliding window is on the store's clock grid, the server's on its own.
+        // A cold review found 5-7 of ~78 answered 429 at 1000 and -700 (the store's sliding window
+        // is on the store's clock grid, the server's on its own); since the mirror waits for the
+        // clocks to be known aligned: 0 at each, alone (three runs). Beside the acceptance files
+        // (the machine loaded, this server in the test's own busy process) the 1000 ms case saw
+        // 3 of 75 in three runs of three: the fleet then paces at 99% of (limit - 1) / window,
+        // and arrivals bunched by a busy event loop cross the ceiling.
         expect(denied(server)).toBeLessThanOrEqual(Math.ceil(server.statuses.length * 0.01));
       } finally {
         await server.close();
