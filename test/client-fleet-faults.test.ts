@@ -10,33 +10,16 @@ import { MemoryStore } from '@tollgate/core';
 import { RedisStore } from '@tollgate/redis';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { type Running, scriptedServer, tollgateServer } from './support/client-servers.js';
+import {
+  denied,
+  gridFixedWindow,
+  gridSlidingWindow,
+  scriptedServer,
+  tollgateServer,
+} from './support/client-servers.js';
 import { startRedis } from './support/redis-servers.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-
-/** A fixed window on the multiples of `W` of the server's clock (`skew` ms ahead), draft-7 headers. */
-function gridFixedWindow(L: number, W: number, skew = 0) {
-  const counts = new Map<number, number>();
-  return scriptedServer((_req, res) => {
-    const now = Date.now() + skew;
-    const k = Math.floor(now / W);
-    const count = counts.get(k) ?? 0;
-    const allowed = count < L;
-    if (allowed) counts.set(k, count + 1);
-    const remaining = L - count - (allowed ? 1 : 0);
-    const reset = Math.ceil(((k + 1) * W - now) / 1000);
-    res.writeHead(allowed ? 200 : 429, {
-      RateLimit: `limit=${L}, remaining=${remaining}, reset=${reset}`,
-      'RateLimit-Policy': `${L};w=${W / 1000}`,
-      Date: new Date(now).toUTCString(),
-      ...(allowed ? {} : { 'Retry-After': String(reset) }),
-    });
-    res.end('{}');
-  });
-}
-
-const denied = (s: Running) => s.statuses.filter((x) => x === 429).length;
 
 /** Runs `code` (an ES module importing @tollgate/*) in a child node; resolves with its exit and output, killed after `ms`. */
 function child(
@@ -281,27 +264,6 @@ describe('abort while a fleet question is in flight', () => {
     }
   });
 });
-
-/** tollgate's sliding window (windows on multiples of W on the server's clock, `skew` ms ahead of ours), draft-7 headers. */
-function gridSlidingWindow(L: number, W: number, skew = 0) {
-  const counts = new Map<number, number>();
-  return scriptedServer((_req, res) => {
-    const now = Date.now() + skew;
-    const k = Math.floor(now / W);
-    const estimate = ((counts.get(k - 1) ?? 0) * (W - (now - k * W))) / W + (counts.get(k) ?? 0);
-    const allowed = estimate + 1 <= L;
-    if (allowed) counts.set(k, (counts.get(k) ?? 0) + 1);
-    const remaining = Math.max(0, Math.floor(L - estimate - (allowed ? 1 : 0)));
-    const reset = Math.ceil(((k + 2) * W - now) / 1000);
-    res.writeHead(allowed ? 200 : 429, {
-      RateLimit: `limit=${L}, remaining=${remaining}, reset=${reset}`,
-      'RateLimit-Policy': `${L};w=${W / 1000}`,
-      Date: new Date(now).toUTCString(),
-      ...(allowed ? {} : { 'Retry-After': '1' }),
-    });
-    res.end('{}');
-  });
-}
 
 describe('key isolation and clocks', () => {
   it('two credentials on one origin, one store: each credential keeps its own fleet quota (10 per 2 s each)', async () => {

@@ -1,7 +1,7 @@
 import { pace } from '@tollgate/client';
 import { MemoryStore } from '@tollgate/core';
 import { describe, expect, it } from 'vitest';
-import { type Running, scriptedServer } from './support/client-servers.js';
+import { denied, gridFixedWindow, gridSlidingWindow, scriptedServer } from './support/client-servers.js';
 
 /** `n` paced fetches on one store, `callers` loops each, calling `url` until `ms` from now. */
 async function fleet(url: string, n: number, ms: number, store: object = new MemoryStore(), callers = 2) {
@@ -16,29 +16,6 @@ async function fleet(url: string, n: number, ms: number, store: object = new Mem
   await Promise.all(clients.flatMap((c) => Array.from({ length: callers }, () => caller(c))));
   return clients;
 }
-
-/** A fixed window on the multiples of `W` of the server's clock (`skew` ms ahead), draft-7 headers. */
-function gridFixedWindow(L: number, W: number, skew = 0) {
-  const counts = new Map<number, number>();
-  return scriptedServer((_req, res) => {
-    const now = Date.now() + skew;
-    const k = Math.floor(now / W);
-    const count = counts.get(k) ?? 0;
-    const allowed = count < L;
-    if (allowed) counts.set(k, count + 1);
-    const remaining = L - count - (allowed ? 1 : 0);
-    const reset = Math.ceil(((k + 1) * W - now) / 1000);
-    res.writeHead(allowed ? 200 : 429, {
-      RateLimit: `limit=${L}, remaining=${remaining}, reset=${reset}`,
-      'RateLimit-Policy': `${L};w=${W / 1000}`,
-      Date: new Date(now).toUTCString(),
-      ...(allowed ? {} : { 'Retry-After': String(reset) }),
-    });
-    res.end('{}');
-  });
-}
-
-const denied = (s: Running) => s.statuses.filter((x) => x === 429).length;
 
 describe('fleet against a fixed window on the clock grid', () => {
   it('four processes, 20 per 2 s on the grid: at most 1% 429 and >= 90% used', async () => {
@@ -107,27 +84,6 @@ describe('fleet against a draft-8 server with two policies', () => {
     }
   });
 });
-
-/** tollgate's sliding window (windows on multiples of W on the server's clock, `skew` ms ahead of ours), draft-7 headers. */
-function gridSlidingWindow(L: number, W: number, skew = 0) {
-  const counts = new Map<number, number>();
-  return scriptedServer((_req, res) => {
-    const now = Date.now() + skew;
-    const k = Math.floor(now / W);
-    const estimate = ((counts.get(k - 1) ?? 0) * (W - (now - k * W))) / W + (counts.get(k) ?? 0);
-    const allowed = estimate + 1 <= L;
-    if (allowed) counts.set(k, (counts.get(k) ?? 0) + 1);
-    const remaining = Math.max(0, Math.floor(L - estimate - (allowed ? 1 : 0)));
-    const reset = Math.ceil(((k + 2) * W - now) / 1000);
-    res.writeHead(allowed ? 200 : 429, {
-      RateLimit: `limit=${L}, remaining=${remaining}, reset=${reset}`,
-      'RateLimit-Policy': `${L};w=${W / 1000}`,
-      Date: new Date(now).toUTCString(),
-      ...(allowed ? {} : { 'Retry-After': '1' }),
-    });
-    res.end('{}');
-  });
-}
 
 describe("fleet against a sliding window on the server clock's grid", () => {
   for (const skew of [0, 1000, -700]) {

@@ -85,3 +85,48 @@ export function scriptedServer(
   });
   return listen(server, statuses, allowedAt);
 }
+
+/** Answers of 429 a server gave. */
+export const denied = (s: Running): number => s.statuses.filter((x) => x === 429).length;
+
+/** A fixed window on the multiples of `W` of the server's clock (`skew` ms ahead), draft-7 headers. */
+export function gridFixedWindow(L: number, W: number, skew = 0) {
+  const counts = new Map<number, number>();
+  return scriptedServer((_req, res) => {
+    const now = Date.now() + skew;
+    const k = Math.floor(now / W);
+    const count = counts.get(k) ?? 0;
+    const allowed = count < L;
+    if (allowed) counts.set(k, count + 1);
+    const remaining = L - count - (allowed ? 1 : 0);
+    const reset = Math.ceil(((k + 1) * W - now) / 1000);
+    res.writeHead(allowed ? 200 : 429, {
+      RateLimit: `limit=${L}, remaining=${remaining}, reset=${reset}`,
+      'RateLimit-Policy': `${L};w=${W / 1000}`,
+      Date: new Date(now).toUTCString(),
+      ...(allowed ? {} : { 'Retry-After': String(reset) }),
+    });
+    res.end('{}');
+  });
+}
+
+/** tollgate's sliding window (windows on multiples of W on the server's clock, `skew` ms ahead of ours), draft-7 headers. */
+export function gridSlidingWindow(L: number, W: number, skew = 0) {
+  const counts = new Map<number, number>();
+  return scriptedServer((_req, res) => {
+    const now = Date.now() + skew;
+    const k = Math.floor(now / W);
+    const estimate = ((counts.get(k - 1) ?? 0) * (W - (now - k * W))) / W + (counts.get(k) ?? 0);
+    const allowed = estimate + 1 <= L;
+    if (allowed) counts.set(k, (counts.get(k) ?? 0) + 1);
+    const remaining = Math.max(0, Math.floor(L - estimate - (allowed ? 1 : 0)));
+    const reset = Math.ceil(((k + 2) * W - now) / 1000);
+    res.writeHead(allowed ? 200 : 429, {
+      RateLimit: `limit=${L}, remaining=${remaining}, reset=${reset}`,
+      'RateLimit-Policy': `${L};w=${W / 1000}`,
+      Date: new Date(now).toUTCString(),
+      ...(allowed ? {} : { 'Retry-After': '1' }),
+    });
+    res.end('{}');
+  });
+}
