@@ -127,8 +127,17 @@ describe('Quota, legacy headers', () => {
  * readyAt (and no sooner than the last answer), each answer RTT later. Returns the 429s after
  * the first window, and the calls allowed. Each send is up to `lag` ms late.
  */
-function paceAgainst(window: (now: number) => number, from: number, ms: number, lag = 0) {
+function paceAgainst(
+  window: (now: number) => number,
+  from: number,
+  ms: number,
+  lag = 0,
+  length: number | (() => number) = W,
+) {
   const quota = new Quota('legacy:', 'requests');
+  /** Local times of the calls that opened a window, and of those refused. */
+  const opens: number[] = [];
+  const refusals: number[] = [];
   const clock = new ServerClock();
   let start = Number.NaN;
   let count = 0;
@@ -145,6 +154,8 @@ function paceAgainst(window: (now: number) => number, from: number, ms: number, 
     if (allowed) count += 1;
     if (allowed) allowedCalls += 1;
     else if (t >= from + W) limited += 1;
+    if (allowed && count === 1) opens.push(t);
+    if (!allowed) refusals.push(t);
     clock.observe(Math.floor((t + 1) / 1000) * 1000, t + RTT);
     quota.spend(1, t);
     quota.update(
@@ -153,7 +164,10 @@ function paceAgainst(window: (now: number) => number, from: number, ms: number, 
         unit: 'requests',
         limit: L,
         remaining: L - count,
-        reset: { server: Math.ceil((start + W) / 1000) * 1000, grain: 1000 },
+        reset: {
+          server: Math.ceil((start + (typeof length === 'number' ? length : length())) / 1000) * 1000,
+          grain: 1000,
+        },
         windowMs: undefined,
       },
       seq,
@@ -167,7 +181,7 @@ function paceAgainst(window: (now: number) => number, from: number, ms: number, 
     // A timer late by up to `lag` ms (the same sequence every run).
     t = Math.max(t + RTT, quota.readyAt(t + RTT, 1, last)) + ((seq * 7919) % 31) * (lag / 30);
   }
-  return { limited, allowedCalls };
+  return { limited, allowedCalls, opens, refusals, quota };
 }
 
 describe('Quota, legacy fixed windows paced by readyAt', () => {
@@ -201,6 +215,86 @@ describe('Quota, legacy fixed windows paced by readyAt', () => {
       expect(result.allowedCalls).toBeGreaterThanOrEqual(9 * L);
     },
   );
+});
+
+describe('Quota, the end of a legacy window guessed from whole seconds', () => {
+  const from = Math.floor(T0 / W) * W + W * 10 + 700;
+  /** tollgate's fixed window of `length` ms: opened by the first call after the last one ended. */
+  const openedByCalls = (length: number) => {
+    let opened = Number.NEGATIVE_INFINITY;
+    return (now: number) => {
+      if (now >= opened + length) opened = now;
+      return opened;
+    };
+  };
+  const gaps = (opens: number[]) => opens.slice(1).map((t, i) => Math.round(t - opens[i]!));
+
+  it('2 s windows opened by calls: from the third on, each opens a round trip after the last ended', () => {
+    const { limited, allowedCalls, opens } = paceAgainst(openedByCalls(W), from, 20_000);
+    expect(limited).toBe(0);
+    // The second window is dated from the first (spread up to its latest end); from then on one
+    // call goes at the end the whole-second length puts it at (the opener's answer + 2 s), and
+    // opens the next. (184 calls and gaps of 2238, 2047, 2025 ms with the end dated alone.)
+    expect(gaps(opens)).toEqual([2080, 2003, 2003, 2000, 2000, 2000, 2000, 2000, 2000]);
+    expect(allowedCalls).toBe(190);
+  });
+
+  it('at the guessed end one call goes, and the others wait for its answer', () => {
+    const { quota } = paceAgainst(openedByCalls(W), from, 9000);
+    const probeAt = (quota as unknown as { probeAt: number }).probeAt;
+    const { resetAt } = quota.snapshot(probeAt);
+    // The window's reset in whole seconds puts its end up to a second later.
+    expect(resetAt! - probeAt).toBeGreaterThan(0);
+    expect(quota.readyAt(probeAt, 1, probeAt - 100)).toBe(probeAt);
+    quota.spend(1, probeAt);
+    expect(quota.readyAt(probeAt + 1, 1, probeAt)).toBe(resetAt);
+  });
+
+  it('windows of other lengths: no whole second fits them, or a longer one (late, never early); none refused', () => {
+    const allowed = [1700, 2300, 2500, 2600, 2900, 3500].map((length) => {
+      const { refusals, allowedCalls } = paceAgainst(openedByCalls(length), from, 20_000, 0, length);
+      expect({ length, refusals }).toEqual({ length, refusals: [] });
+      return allowedCalls;
+    });
+    expect(allowed).toEqual([214, 149, 144, 140, 127, 102]);
+  });
+
+  it('2 s windows on the clock’s grid: the guess fits only where a call opened one at its start; none refused', () => {
+    const { refusals, allowedCalls } = paceAgainst((now) => Math.floor(now / W) * W, from, 20_000);
+    expect(refusals).toEqual([]);
+    expect(allowedCalls).toBe(206);
+  });
+
+  it('the window grows from 2 s to 2.4 s: at most one call refused, whatever the phase, then no guess', () => {
+    const refused = [];
+    for (let phase = 0; phase < 1000; phase += 50) {
+      let opened = Number.NEGATIVE_INFINITY;
+      let length = W;
+      const start = from + phase;
+      const { refusals, quota } = paceAgainst(
+        (now) => {
+          if (now >= opened + length) {
+            opened = now;
+            if (now >= start + 7000) length = 2400;
+          }
+          return opened;
+        },
+        start,
+        20_000,
+        0,
+        () => length,
+      );
+      refused.push(refusals.length);
+      // Refused at the guessed end: never guessed again.
+      if (refusals.length > 0 && (quota as unknown as { probeRefuted: boolean }).probeRefuted) {
+        expect(refusals.every((t) => t < start + 11_000)).toBe(true);
+      }
+    }
+    // In 13 of 20 phases the first 2.4 s window fits one whole second (2 s) and the call at its
+    // guessed end is refused; in one more, the call at the end the 2 s dated before puts it at.
+    // The header's bounds then stand until the new length is dated. (Without the guess: 1 in 6.)
+    expect(refused).toEqual([0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
+  });
 });
 
 describe('Quota, a sliding window idle for long', () => {
@@ -263,11 +357,11 @@ describe('Quota, a draft sliding window counted on the grid', () => {
   }
 
   /** Sends each call at `readyAt` (no earlier than `gap` after the last) for `ms`: the calls' send times and refusals. */
-  function greedy(server: ReturnType<typeof slidingServer>, ms: number, gap = 1) {
+  function greedy(server: ReturnType<typeof slidingServer>, ms: number, gap = 1, legacy = false) {
     const quota = new Quota('20;w=2', 'requests');
     const clock = new ServerClock();
     const sent: number[] = [];
-    let refused = 0;
+    const refusedAt: number[] = [];
     let t = T0;
     for (let seq = 0; t < T0 + ms; seq++) {
       const answer = server(t + 1);
@@ -279,8 +373,11 @@ describe('Quota, a draft sliding window counted on the grid', () => {
           unit: 'requests',
           limit: L,
           remaining: answer.remaining,
-          reset: { delta: Math.ceil((answer.resetAt - (t + 1)) / 1000) * 1000, grain: 1000 },
-          windowMs: W,
+          // `X-RateLimit-Reset`: epoch seconds on the server's clock, rounded up; no window.
+          reset: legacy
+            ? { server: Math.ceil((answer.resetAt + answer.date - (t + 1)) / 1000) * 1000, grain: 1000 }
+            : { delta: Math.ceil((answer.resetAt - (t + 1)) / 1000) * 1000, grain: 1000 },
+          windowMs: legacy ? undefined : W,
         },
         seq,
         t,
@@ -290,10 +387,10 @@ describe('Quota, a draft sliding window counted on the grid', () => {
         answer.allowed,
       );
       if (answer.allowed) sent.push(t);
-      else refused++;
+      else refusedAt.push(t - T0);
       t = Math.max(t + RTT + gap, Math.ceil(quota.readyAt(t + RTT, 1, t)));
     }
-    return { sent, refused, quota };
+    return { sent, refused: refusedAt.length, refusedAt, quota };
   }
 
   it('alone on it: after the first windows, 19 calls per window (its ceiling: limit - 1 once a window was full), none refused', () => {
@@ -309,6 +406,61 @@ describe('Quota, a draft sliding window counted on the grid', () => {
       });
       expect({ skew, perWindow }).toEqual({ skew, perWindow: [19, 19, 19, 19, 19] });
     }
+  });
+
+  it('legacy headers (no window stated): its length is guessed (2 s) and counted on the grid: 19 per window', () => {
+    const refused = [0, 137, -420].map((skew) => {
+      const { sent, refusedAt, quota } = greedy(slidingServer(skew), 20_000, 1, true);
+      const internals = quota as unknown as { grid: string; guessedWindowMs: number };
+      expect({ grid: internals.grid, guess: internals.guessedWindowMs }).toEqual({
+        grid: 'trusted',
+        guess: W,
+      });
+      const first = Math.ceil((T0 + skew) / W) * W + 2 * W;
+      const perWindow = [0, 1, 2, 3, 4, 5, 6].map((n) => {
+        const from = first + n * W - skew;
+        return sent.filter((at) => at + 1 >= from && at + 1 < from + W).length;
+      });
+      expect({ skew, perWindow }).toEqual({ skew, perWindow: [19, 19, 19, 19, 19, 19, 19] });
+      return refusedAt;
+    });
+    // Refused only while the kind is still being told (the first window; the same without the
+    // guess, which then also refuses one call at 3.8 s with no skew and sends 18 in some windows).
+    expect(refused).toEqual([[], [], [1842, 1975, 2108, 2241]]);
+  });
+
+  it('a call is not sent where the skew leaves its window unknown: it waits for the end of that span', () => {
+    const quota = new Quota('20;w=2', 'requests');
+    const clock = new ServerClock();
+    const b = Math.ceil(T0 / W) * W + 2 * W;
+    // Two Dates at different phases put the server's clock 0-200 ms ahead of ours.
+    clock.observe(b - 2000, b - 1200);
+    clock.observe(b - 1000, b - 1000);
+    expect(clock.skewRange).toEqual([0, 200]);
+    const sent = b - 1500;
+    quota.spend(1, sent);
+    quota.update(
+      {
+        key: '20;w=2',
+        unit: 'requests',
+        limit: L,
+        remaining: 19,
+        reset: { delta: 3000, grain: 1000 },
+        windowMs: W,
+      },
+      0,
+      sent,
+      sent + RTT,
+      clock,
+      0,
+    );
+    expect((quota as unknown as { grid: string }).grid).toBe('trusted');
+    // The boundary at b on the server's clock is at b - 200 to b on ours: a call there may count
+    // in either window, and would be counted in the later one until it faded out of it.
+    expect(quota.readyAt(b - 201, 1, sent)).toBe(b - 201);
+    expect(quota.readyAt(b - 200, 1, sent)).toBe(b);
+    expect(quota.readyAt(b - 1, 1, sent)).toBe(b);
+    expect(quota.readyAt(b, 1, sent)).toBe(b);
   });
 
   it('another client spending from it too: an answer that leaves less room than its own calls explain stops the counting', () => {

@@ -85,6 +85,18 @@ export class Quota {
    */
   private slidingWindowHi: number | undefined;
   /**
+   * ...and the most of (reset - answered) / 2 over them: a call counted in a window is answered
+   * less than two windows before the reset. The window lies in [lo, hi).
+   */
+  private slidingWindowLo = 0;
+  /**
+   * The whole number of seconds such a window is taken to be (see `guessWindow`): counted on the
+   * server clock's grid like a stated window (see `gridCount`; tollgate's and most sliding-window
+   * counters keep their windows there), which the answers refute if the guess is wrong.
+   */
+  private guessedWindowMs: number | undefined;
+  private guessRefuted = false;
+  /**
    * A sliding window of stated length, counted from this client's own calls on the server clock's
    * grid (see `gridCount`): trusted while every answer leaves at least the room it predicts; once
    * one leaves less (others spend from the quota, or the windows are not on the grid), never again.
@@ -102,6 +114,16 @@ export class Quota {
   /** ...and its length, as an interval narrowed window by window. */
   private lengthLo = 0;
   private lengthHi = Number.POSITIVE_INFINITY;
+  /**
+   * ...and where one length is the only whole number of seconds those bounds and this window's
+   * reset allow (windows of whole seconds are the rule), its end if this client's call opened it:
+   * one call is sent then (`probeSentAt`), and calls wait for its answer. It opens the next window,
+   * or the guess is wrong and never made again (a window longer than it: the call counts in this
+   * one, or is refused once).
+   */
+  private probeAt: number | undefined;
+  private probeSentAt: number | undefined;
+  private probeRefuted = false;
 
   constructor(
     readonly key: string,
@@ -111,8 +133,12 @@ export class Quota {
   /** A call of `cost` was sent at `now`. */
   spend(cost: number, now: number): void {
     this.spent += cost;
-    // Also before the kind is told: the call that told it counts in a sliding window.
-    if (this.kind !== 'sliding' && this.kind !== 'unknown') return;
+    if (this.probeAt !== undefined && now >= this.probeAt && this.probeSentAt === undefined) {
+      this.probeSentAt = now;
+    }
+    // Also before the kind is told: the call that told it counts in a sliding window, and a quota
+    // that states no window may turn out to be one.
+    if (this.kind !== 'sliding' && this.kind !== 'unknown' && this.windowMs !== undefined) return;
     this.sends.push([now, cost]);
     // Two windows back is all the refill needs.
     const window = this.window();
@@ -211,20 +237,32 @@ export class Quota {
       // A new window has a later reset: more left under the same reset is a quota coming back
       // gradually (a bucket, a sliding window not told yet), no new window.
       const moved = resetBefore === undefined || (this.resetHi ?? resetBefore) > resetBefore + RESET_SLACK;
-      this.followWindow(reading.remaining, moved ? before : Number.POSITIVE_INFINITY, sentAt, receivedAt);
+      const stated =
+        reading.reset === undefined ? undefined : clock.toLocal(reading.reset, sentAt, receivedAt);
+      this.followWindow(
+        reading.remaining,
+        moved ? before : Number.POSITIVE_INFINITY,
+        sentAt,
+        receivedAt,
+        stated,
+      );
     }
     this.skews = clock.skewRange;
     // Told once the server's clock is known to an eighth of the window (a few answers at different
     // phases of its `Date`'s second), for quotas of up to GRID_LIMIT (the count sums every call).
     const [lo, hi] = this.skews;
+    if (this.kind === 'sliding' && reading.windowMs === undefined && reading.reset !== undefined && allowed) {
+      this.guessWindow();
+    }
+    const gridWindow = this.gridWindow();
     if (
       this.kind === 'sliding' &&
-      this.windowMs !== undefined &&
+      gridWindow !== undefined &&
       this.limit !== undefined &&
       this.limit <= GRID_LIMIT &&
-      this.windowMs <= GRID_MAX_WINDOW_MS &&
+      gridWindow <= GRID_MAX_WINDOW_MS &&
       this.grid !== 'refuted' &&
-      hi - lo <= this.windowMs / 8
+      hi - lo <= gridWindow / 8
     ) {
       // The server decided between `sentAt` and `receivedAt`, after counting this call and maybe
       // not calls sent before it: the grid's count at `sentAt` with every call sent by then is the
@@ -232,11 +270,37 @@ export class Quota {
       // alone, or the windows are not on the grid.
       const room = Math.floor(this.limit - this.gridCount(sentAt, sentAt));
       this.grid = allowed && reading.remaining >= room ? 'trusted' : 'refuted';
+      // A guessed window is dropped with it: its refill would be guessed too (see `window`).
+      if (this.grid === 'refuted') this.refuteGuess();
     }
     this.remaining = reading.remaining;
     this.seenAt = receivedAt;
     this.seq = seq;
     this.spent = spentAfter;
+  }
+
+  /** The length of the sliding window counted on the grid: stated, or guessed (see `guessWindow`). */
+  private gridWindow(): number | undefined {
+    return this.windowMs ?? this.guessedWindowMs;
+  }
+
+  /**
+   * A sliding window that states no length: once [slidingWindowLo, slidingWindowHi) is narrower
+   * than a second, the whole second in it (if any) is taken for its length, counted on the grid.
+   * The first answer that leaves less room than that count predicts (a window of no whole seconds,
+   * not on the grid, or others spending) ends the guess for good, with the count.
+   */
+  private guessWindow(): void {
+    if (this.guessRefuted || this.guessedWindowMs !== undefined || this.slidingWindowHi === undefined) return;
+    // Bounds less than a second apart hold at most one whole second.
+    if (this.slidingWindowHi - this.slidingWindowLo >= 1000) return;
+    const guess = Math.max(1000, Math.ceil(this.slidingWindowLo / 1000) * 1000);
+    if (guess < this.slidingWindowHi) this.guessedWindowMs = guess;
+  }
+
+  private refuteGuess(): void {
+    this.guessRefuted = true;
+    this.guessedWindowMs = undefined;
   }
 
   /**
@@ -258,7 +322,7 @@ export class Quota {
    * weight to a whole one).
    */
   private gridSkews(at: number): number[] {
-    const W = this.windowMs!;
+    const W = this.gridWindow()!;
     const [lo, hi] = this.skews;
     const skews = [lo];
     for (const [t] of this.sends) {
@@ -269,7 +333,7 @@ export class Quota {
   }
 
   private gridCountAt(at: number, sentBy: number, skew: number): number {
-    const W = this.windowMs!;
+    const W = this.gridWindow()!;
     const k = Math.floor((at + skew) / W);
     const elapsed = at + skew - k * W;
     let previous = 0;
@@ -285,12 +349,16 @@ export class Quota {
 
   /** The earliest local time from `now` at which the grid's count leaves room for `cost`. */
   private gridReadyAt(now: number, cost: number): number {
+    return this.clearOfBoundary(this.gridRoomAt(now, cost));
+  }
+
+  private gridRoomAt(now: number, cost: number): number {
     const L = this.limit!;
     if (this.gridCount(now) + cost <= L) return now;
     // The count only falls between calls: the earliest time it leaves room, to a millisecond,
     // by bisection up to two windows on (by then this client's calls have faded out).
     let lo = now;
-    let hi = now + 2 * this.windowMs! + 1;
+    let hi = now + 2 * this.gridWindow()! + 1;
     for (let step = 0; step < 64 && hi - lo > 1; step++) {
       const mid = Math.floor((lo + hi) / 2);
       if (mid <= lo || mid >= hi) break;
@@ -301,15 +369,37 @@ export class Quota {
   }
 
   /**
+   * `at`, or where the skew leaves it unknown which window a call sent then counts in (a boundary
+   * on the server's clock lies within the skew interval), the end of that span: a call there
+   * would count as in the later window until it has faded out of it, up to two windows of less
+   * room. (The count falls across a boundary, so there is still room then.)
+   */
+  private clearOfBoundary(at: number): number {
+    const W = this.gridWindow()!;
+    const [lo, hi] = this.skews;
+    const boundary = Math.ceil((at + lo) / W) * W;
+    return boundary <= at + hi && boundary - lo > at ? boundary - lo : at;
+  }
+
+  /**
    * A window that states no length (`X-RateLimit-*`, whose reset has a grain of a whole second):
    * where it ends, from this client's own calls. A call answered within the window was decided
    * before its end; a call that opened the next one (its answer's remaining is the whole quota less
    * one) after it. A window that opens at its first call (tollgate's fixed window does) lasts from
    * that call: the length read off one window predicts the end of the next, far below a second.
    */
-  private followWindow(remaining: number, before: number, sentAt: number, receivedAt: number): void {
+  private followWindow(
+    remaining: number,
+    before: number,
+    sentAt: number,
+    receivedAt: number,
+    stated: { lo: number; hi: number } | undefined,
+  ): void {
     const opener = this.limit !== undefined && remaining === this.limit - 1;
+    const probed = this.probeAt !== undefined && sentAt >= this.probeAt;
     if (remaining > before) {
+      this.probeAt = undefined;
+      this.probeSentAt = undefined;
       // A new window. The last one ended after `lastIn` and before this answer.
       if (opener && this.opened !== undefined) {
         const lo = Math.max(this.lastIn, this.endLo) - this.opened[1];
@@ -330,8 +420,28 @@ export class Quota {
       this.opened = opener ? [sentAt, receivedAt] : undefined;
       this.lastIn = sentAt;
     } else {
+      // Counted in this window (or refused) though sent at the latest it could end by the length
+      // dated before: that was not this window's length (the policy changed). The header's bounds
+      // stand until a new length is dated.
+      // The call sent at the guessed end is one such: the guess is wrong, and so may be the length
+      // dated before it (it fit in there); not guessed again.
+      if (probed) {
+        this.probeRefuted = true;
+        this.probeAt = undefined;
+      }
+      const datedEnd =
+        this.opened !== undefined && Number.isFinite(this.lengthHi)
+          ? this.opened[1] + this.lengthHi
+          : Number.POSITIVE_INFINITY;
+      if (stated !== undefined && (probed || sentAt >= datedEnd)) {
+        this.lengthLo = 0;
+        this.lengthHi = Number.POSITIVE_INFINITY;
+        this.resetLo = stated.lo;
+        this.resetHi = stated.hi;
+      }
       this.lastIn = Math.max(this.lastIn, sentAt);
       this.resetLo = Math.max(this.resetLo, sentAt);
+      if (this.resetHi !== undefined) this.resetHi = Math.max(this.resetHi, this.resetLo);
     }
     if (this.opened !== undefined && Number.isFinite(this.lengthHi) && this.resetHi !== undefined) {
       // Opened no earlier than the window ahead ended, and no later than the call's answer.
@@ -342,7 +452,24 @@ export class Quota {
         this.resetHi = Math.max(this.resetLo, Math.min(this.resetHi, hi));
       }
     }
+    if (remaining > before && opener) this.guessEnd();
     this.endLo = this.resetLo;
+  }
+
+  /** The end of a window this client's call opened, if one whole-second length fits (see `probeAt`). */
+  private guessEnd(): void {
+    const opened = this.opened;
+    if (this.probeRefuted || opened === undefined || this.resetHi === undefined) return;
+    // Only once a window lasted that long: the first reset alone fits a shorter window on the
+    // clock's grid too (opened before this call).
+    if (!(this.lengthLo > 0)) return;
+    const lo = Math.max(this.lengthLo, this.resetLo - opened[1]);
+    const hi = Math.min(this.lengthHi, this.resetHi - opened[0]);
+    const length = Math.max(1000, Math.ceil(lo / 1000) * 1000);
+    if (length > hi || length + 1000 <= hi) return;
+    // Opened by then at the latest: a call sent at its end arrives after it.
+    const end = opened[1] + length;
+    if (end < this.resetHi) this.probeAt = end;
   }
 
   /**
@@ -368,6 +495,8 @@ export class Quota {
     ) {
       this.slidingWindowHi = hi - sentAt;
     }
+    if (allowed && lo > receivedAt)
+      this.slidingWindowLo = Math.max(this.slidingWindowLo, (lo - receivedAt) / 2);
     const L = reading.limit ?? this.limit;
     if (L === undefined || reading.remaining >= L) return;
     const missing = L - reading.remaining;
@@ -386,10 +515,14 @@ export class Quota {
     this.rateHi = rateHi;
   }
 
-  /** The window: stated, or for a sliding window that states none, its upper bound (a slower refill). */
+  /**
+   * The window: stated, or for a sliding window that states none, its guessed length while the
+   * grid count holds, else its upper bound (a slower refill; a fleet's spacing).
+   */
   private window(): number | undefined {
     if (this.windowMs !== undefined) return this.windowMs;
-    return this.kind === 'sliding' ? this.slidingWindowHi : undefined;
+    if (this.kind !== 'sliding') return undefined;
+    return this.grid === 'trusted' ? (this.guessedWindowMs ?? this.slidingWindowHi) : this.slidingWindowHi;
   }
 
   /** Units per millisecond the quota sustains, when it can be told. */
@@ -524,12 +657,17 @@ export class Quota {
     if (this.limit !== undefined && cost > this.limit) return Number.POSITIVE_INFINITY;
     // A sliding window this client alone spends from: as soon as its count leaves room.
     if (this.grid === 'trusted') return this.gridReadyAt(now, cost);
+    if (this.probeAt !== undefined && this.resetHi !== undefined && now < this.resetHi) {
+      // The guessed end: one call then, the rest once its answer tells (or at the latest end).
+      if (this.probeSentAt !== undefined) return this.resetHi;
+      if (now >= this.probeAt) return now;
+    }
     const available = this.available(now);
     if (available < cost) {
       const by = this.refilledBy(now, cost - available);
       const refilled = Number.isFinite(by) ? by : undefined;
       if (this.resetHi !== undefined && this.resetHi > now)
-        return Math.min(refilled ?? this.resetHi, this.resetHi);
+        return Math.min(refilled ?? this.resetHi, this.probeAt ?? this.resetHi);
       if (refilled !== undefined) return Math.max(refilled, now);
       // Spent out with no word on when more comes (or past the last reset with the new window's
       // share sent already): wait for an answer, or probe once a second (a 429's Retry-After or
@@ -551,6 +689,7 @@ export class Quota {
       let until = this.resetLo;
       if (this.kind === 'window' && this.windowMs === undefined) {
         until = Number.isFinite(this.lengthHi) ? (this.resetLo + this.resetHi) / 2 : this.resetHi;
+        if (this.probeAt !== undefined) until = this.probeAt;
       }
       if (until > now) interval = Math.min(interval, (cost * (until - now)) / available);
     }
