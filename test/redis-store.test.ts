@@ -884,6 +884,36 @@ describe('RedisStore on a dedicated server', () => {
     }
   });
 
+  it("a reservation's settle after SCRIPT FLUSH answers with its slot freed (ioredis, node-redis)", async () => {
+    for (const client of [await connectedIoredis(server.port), await connectedNodeRedis(server.port)]) {
+      const errors: StoreError[] = [];
+      const store = new RedisStore({ client, prefix: prefix(), onError: (e) => errors.push(e) });
+      const limiter = createLimiter({
+        policies: [
+          { name: 'rate', algorithm: 'fixed-window', limit: 5, window: '1h', maxDebt: 0 },
+          { name: 'in-flight', algorithm: 'concurrency', limit: 2, lease: '1m' },
+        ],
+        store,
+        blockedCache: false,
+        logger: { warn() {}, error() {} },
+      });
+      await admin.script('FLUSH');
+      // A reservation that takes no slot loads the consume and settle scripts again, not the release
+      // script: the next settle's release is answered NOSCRIPT and sent again after the settle.
+      await (await limiter.reserve('warm-up', { cost: 0 })).settle(0);
+      const reservation = await limiter.reserve('user', { cost: 3 });
+      expect(reservation.decision.policies.map((p) => p.remaining)).toEqual([2, 1]);
+      const settled = await reservation.settle(6);
+      // 6 of 5 with maxDebt 0: 5 counted, 1 uncharged; the slot is free again.
+      expect(settled.policies.map((p) => [p.name, p.remaining, p.resetMs > 0])).toEqual([
+        ['rate', 0, true],
+        ['in-flight', 2, false],
+      ]);
+      expect((await limiter.peek('user')).policies.map((p) => p.remaining)).toEqual([0, 2]);
+      expect(errors).toEqual([]);
+    }
+  });
+
   it('answers every request across SCRIPT FLUSH (ioredis, auto-pipelined ioredis, node-redis)', async () => {
     const clients = [
       await connectedIoredis(server.port),

@@ -71,10 +71,14 @@ class OpenReservation implements Reservation {
 
   private finish(delta: number): Promise<Decision> {
     this.pending.done = true;
-    // The call is over: the slot of a concurrency policy it held is free.
-    if (this.decision.release !== undefined) void this.decision.release();
-    if (this.apply === undefined) return Promise.resolve(this.decision);
-    return this.apply(delta);
+    const { apply, decision } = this;
+    // The call is over: the slot of a concurrency policy it held is free, and the settle's answer
+    // (what a cost-1 request gets now) says so. So the settle waits for the release: on Redis they
+    // are two commands, and sent together they can run out of order (one resent after NOSCRIPT).
+    // It goes whatever the release's outcome (a failed one is logged; the slot ends with its lease).
+    const released = decision.release?.();
+    const settle = () => (apply === undefined ? Promise.resolve(decision) : apply(delta));
+    return released === undefined ? settle() : released.then(settle, settle);
   }
 }
 
