@@ -20,6 +20,8 @@ const MIRRORS = { window: 'fixed-window', bucket: 'token-bucket', sliding: 'slid
 const MAX_SENDS = 4096;
 /** Milliseconds by which answers' resets may disagree and still be one instant (a server's two clocks). */
 const RESET_SLACK = 5;
+/** Answers whose round trip widens the grid count's skew (see `update`). */
+const RTTS = 8;
 /** How long a stated limit stands at most before a call larger than it is let go to probe it. */
 const LIMIT_HELD_MS = 60_000;
 
@@ -66,8 +68,12 @@ export class Quota {
   /** The instant the whole quota is back, as an interval in local ms (hi is never too early). */
   private resetLo = Number.NEGATIVE_INFINITY;
   private resetHi: number | undefined;
-  /** This client's sends to a sliding window, [local ms, cost], oldest first: what its refill is. */
-  private readonly sends: Array<[number, number]> = [];
+  /**
+   * This client's sends to a sliding window, [local ms, cost, early], oldest first: what its refill
+   * is. `early`: sent while the quota read as another kind (a window, a bucket; no window stated),
+   * kept for the grid count only (see `guessWindow`): the refill reads the sends the old way.
+   */
+  private readonly sends: Array<[number, number, boolean]> = [];
   /**
    * Units per ms a bucket refills at, as an interval every answer narrows: read as a bucket, an
    * answer's remaining and reset (the time to full) bound the rate from both sides. Only used where
@@ -102,8 +108,10 @@ export class Quota {
    * one leaves less (others spend from the quota, or the windows are not on the grid), never again.
    */
   private grid: 'untold' | 'trusted' | 'refuted' = 'untold';
-  /** The server's clock minus ours, as far as known (see `ServerClock`). */
+  /** The server's clock minus ours, as far as known (see `ServerClock`), and a round trip more. */
   private skews: [number, number] = [0, 0];
+  /** The round trips of the last answers (see `update`). */
+  private readonly rtts: number[] = [];
   /** A window that states no length (see `followWindow`): the local interval of the call that opened it. */
   private opened: [number, number] | undefined;
   /** ...and the earliest it can have opened: the end of the one before it, as far as known. */
@@ -138,12 +146,15 @@ export class Quota {
     }
     // Also before the kind is told: the call that told it counts in a sliding window, and a quota
     // that states no window may turn out to be one.
-    if (this.kind !== 'sliding' && this.kind !== 'unknown' && this.windowMs !== undefined) return;
-    this.sends.push([now, cost]);
-    // Two windows back is all the refill needs.
+    const early = this.kind !== 'sliding' && this.kind !== 'unknown';
+    if (early && this.windowMs !== undefined) return;
+    this.sends.push([now, cost, early]);
+    // Two windows back is all the refill needs; until the kind is told, what the grid count can
+    // use at most (two windows of GRID_LIMIT calls).
     const window = this.window();
     const horizon = window === undefined ? Number.NEGATIVE_INFINITY : now - 3 * window;
-    while (this.sends.length > 0 && (this.sends.length > MAX_SENDS || this.sends[0]![0] < horizon)) {
+    const most = this.kind === 'sliding' ? MAX_SENDS : 2 * GRID_LIMIT;
+    while (this.sends.length > 0 && (this.sends.length > most || this.sends[0]![0] < horizon)) {
       this.sends.shift();
     }
   }
@@ -247,7 +258,14 @@ export class Quota {
         stated,
       );
     }
-    this.skews = clock.skewRange;
+    // The grid count places a call at its send time plus the skew, the server counts it on arrival:
+    // up to a round trip later than that (the `Date` read at receipt puts the skew low by the
+    // answer's way back, the call takes its way there). The interval is widened by the longest
+    // round trip of the last answers.
+    this.rtts.push(receivedAt - sentAt);
+    if (this.rtts.length > RTTS) this.rtts.shift();
+    const [skewLo, skewHi] = clock.skewRange;
+    this.skews = [skewLo, skewHi + Math.max(0, ...this.rtts)];
     // Told once the server's clock is known to an eighth of the window (a few answers at different
     // phases of its `Date`'s second), for quotas of up to GRID_LIMIT (the count sums every call).
     const [lo, hi] = this.skews;
@@ -349,10 +367,6 @@ export class Quota {
 
   /** The earliest local time from `now` at which the grid's count leaves room for `cost`. */
   private gridReadyAt(now: number, cost: number): number {
-    return this.clearOfBoundary(this.gridRoomAt(now, cost));
-  }
-
-  private gridRoomAt(now: number, cost: number): number {
     const L = this.limit!;
     if (this.gridCount(now) + cost <= L) return now;
     // The count only falls between calls: the earliest time it leaves room, to a millisecond,
@@ -366,19 +380,6 @@ export class Quota {
       else lo = mid;
     }
     return hi;
-  }
-
-  /**
-   * `at`, or where the skew leaves it unknown which window a call sent then counts in (a boundary
-   * on the server's clock lies within the skew interval), the end of that span: a call there
-   * would count as in the later window until it has faded out of it, up to two windows of less
-   * room. (The count falls across a boundary, so there is still room then.)
-   */
-  private clearOfBoundary(at: number): number {
-    const W = this.gridWindow()!;
-    const [lo, hi] = this.skews;
-    const boundary = Math.ceil((at + lo) / W) * W;
-    return boundary <= at + hi && boundary - lo > at ? boundary - lo : at;
   }
 
   /**
@@ -555,15 +556,17 @@ export class Quota {
     }
     const window = this.window();
     let index = this.windowIndex(from);
-    if (window === undefined || index === undefined || this.sends.length === 0) return 0;
+    if (window === undefined || index === undefined) return 0;
     // Only the windows after one that holds a send refill anything: the sum skips the rest, so it
     // takes a few steps however long the span (a 1 ms window idle for a day).
     let first = Number.POSITIVE_INFINITY;
     let last = Number.NEGATIVE_INFINITY;
-    for (const [at] of this.sends) {
+    for (const [at, , early] of this.sends) {
+      if (early) continue;
       first = Math.min(first, at);
       last = Math.max(last, at);
     }
+    if (!Number.isFinite(first)) return 0;
     const firstIndex = this.windowIndex(first)!;
     let at = from;
     if (index < firstIndex + 1) {
@@ -603,7 +606,7 @@ export class Quota {
   /** What this client sent in aligned window `index` (see `windowIndex`). */
   private spentInWindow(index: number): number {
     let sum = 0;
-    for (const [at, cost] of this.sends) if (this.windowIndex(at) === index) sum += cost;
+    for (const [at, cost, early] of this.sends) if (!early && this.windowIndex(at) === index) sum += cost;
     return sum;
   }
 
