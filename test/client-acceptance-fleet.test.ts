@@ -32,7 +32,7 @@ const PROCESSES = 4;
  *   its whole-second `Date` tells slowly, so the fleet mostly paces at 99% of 19 per 2 s meanwhile.
  * - `legacy` (no window stated; each process learns the window or rate from its own answers, a
  *   quarter of them, and paces through a token bucket in the store): fixed windows 68-95% used
- *   with 4-8 answers of 429 in about 75 calls (73-92% with 5, 2026-12-04), sliding windows 38-93%
+ *   with 4-8 answers of 429 in about 75 calls (73-92% with 5, 2026-12-04), sliding windows 35-93%
  *   with 0-4, token buckets 93-113% with 0-6; leaky buckets 100% with none. The processes do not
  *   agree on what the quota is (in one run of a token bucket one process had told the bucket, 9.5
  *   calls/s, while three still read a window, at 6.7, 10 and 11.4 calls/s), and each one's view of
