@@ -304,10 +304,15 @@ export class Budget {
     const parts: FleetPart[] = [];
     for (const quota of this.quotas.values()) {
       const pace = quota.fleetPace();
-      if (pace === undefined) continue;
+      const counted = quota.fleetWindow(now);
+      const window =
+        counted === undefined
+          ? undefined
+          : { ...counted, known: Math.floor(counted.left / costIn(cost, quota.unit)) };
+      if (pace === undefined && window === undefined) continue;
       const left = quota.leftAtMost(now);
       const known = left === undefined ? undefined : Math.floor(left / costIn(cost, quota.unit));
-      parts.push({ scope: quota.key, pace, known, skew: this.clock.skewRange });
+      parts.push({ scope: quota.key, pace, known, skew: this.clock.skewRange, window });
     }
     return parts.length === 0 ? undefined : { parts, unregistered: this.unregistered };
   }

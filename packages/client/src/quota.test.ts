@@ -250,6 +250,36 @@ describe('Quota, the end of a legacy window guessed from whole seconds', () => {
     expect(quota.readyAt(probeAt + 1, 1, probeAt)).toBe(resetAt);
   });
 
+  it('past a window’s latest end one call goes, and the others wait for its answer; a fleet names the window by its reset', () => {
+    const quota = new Quota('legacy:', 'requests');
+    const clock = new ServerClock();
+    const R = Math.ceil((T0 + W) / 1000) * 1000;
+    const answer = (seq: number, at: number, remaining: number, reset: number) => {
+      quota.spend(1, at);
+      const reading: QuotaReading = {
+        key: 'legacy:',
+        unit: 'requests',
+        limit: L,
+        remaining,
+        reset: { server: reset, grain: 1000 },
+        windowMs: undefined,
+      };
+      quota.update(reading, seq, at, at + RTT, clock, 0, true);
+    };
+    answer(0, T0, L - 1, R);
+    answer(1, T0 + 100, L - 2, R);
+    // No `Date`: the reset is read on our clock, the window ends by R at the latest.
+    expect(quota.fleetWindow(T0 + 200)).toEqual({ id: R, limit: L, waitMs: R - T0 - 200, left: L - 2 });
+    expect(quota.fleetWindow(R)).toBeUndefined();
+    expect(quota.readyAt(R, 1, T0 + 100)).toBe(R);
+    quota.spend(1, R);
+    // Its answer lost: a second after it.
+    expect(quota.readyAt(R + 5, 1, R)).toBe(R + 1000);
+    answer(2, R, L - 1, R + 3000);
+    expect(quota.readyAt(R + RTT, 1, R)).toBeLessThan(R + 1000);
+    expect(quota.fleetWindow(R + RTT)).toEqual({ id: R + 3000, limit: L, waitMs: 3000 - RTT, left: L - 1 });
+  });
+
   it('windows of other lengths: no whole second fits them, or a longer one (late, never early); none refused', () => {
     const allowed = [1700, 2300, 2500, 2600, 2900, 3500].map((length) => {
       const { refusals, allowedCalls } = paceAgainst(openedByCalls(length), from, 20_000, 0, length);

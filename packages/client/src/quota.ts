@@ -124,14 +124,19 @@ export class Quota {
   private lengthHi = Number.POSITIVE_INFINITY;
   /**
    * ...and where one length is the only whole number of seconds those bounds and this window's
-   * reset allow (windows of whole seconds are the rule), its end if this client's call opened it:
-   * one call is sent then (`probeSentAt`), and calls wait for its answer. It opens the next window,
-   * or the guess is wrong and never made again (a window longer than it: the call counts in this
-   * one, or is refused once).
+   * reset allow (windows of whole seconds are the rule), its end if this client's call opened it
+   * (see `windowEnd`). The call sent then opens the next window, or the guess is wrong and never
+   * made again (a window longer than it: the call counts in this one, or is refused once).
    */
   private probeAt: number | undefined;
-  private probeSentAt: number | undefined;
   private probeRefuted = false;
+  /**
+   * The call sent past the end this client puts the window at (see `windowEnd`), while unanswered:
+   * the calls after it wait for its answer, which opens the next window or says this one runs on.
+   */
+  private pastEndSentAt: number | undefined;
+  /** A window of unstated length: its reset as the server wrote it (epoch ms), naming it in a fleet. */
+  private windowId: number | undefined;
 
   constructor(
     readonly key: string,
@@ -141,9 +146,8 @@ export class Quota {
   /** A call of `cost` was sent at `now`. */
   spend(cost: number, now: number): void {
     this.spent += cost;
-    if (this.probeAt !== undefined && now >= this.probeAt && this.probeSentAt === undefined) {
-      this.probeSentAt = now;
-    }
+    const end = this.windowEnd();
+    if (end !== undefined && now >= end && this.pastEndSentAt === undefined) this.pastEndSentAt = now;
     // Also before the kind is told: the call that told it counts in a sliding window, and a quota
     // that states no window may turn out to be one.
     const early = this.kind !== 'sliding' && this.kind !== 'unknown';
@@ -170,6 +174,7 @@ export class Quota {
     allowed = true,
   ): void {
     if (seq < this.seq) return;
+    if (this.pastEndSentAt !== undefined && sentAt >= this.pastEndSentAt) this.pastEndSentAt = undefined;
     const before = this.remaining;
     const resetBefore = this.resetHi;
     if (reading.limit !== undefined) this.limit = reading.limit;
@@ -243,6 +248,10 @@ export class Quota {
       }
     }
     if (this.kind === 'unknown' && reading.reset !== undefined) this.kind = 'window';
+    this.windowId =
+      reading.windowMs === undefined && reading.reset !== undefined && 'server' in reading.reset
+        ? reading.reset.server
+        : undefined;
     // From the first answer on: the first call may have opened the first window.
     if (this.kind === 'window' && this.windowMs === undefined) {
       // A new window has a later reset: more left under the same reset is a quota coming back
@@ -400,7 +409,6 @@ export class Quota {
     const probed = this.probeAt !== undefined && sentAt >= this.probeAt;
     if (remaining > before) {
       this.probeAt = undefined;
-      this.probeSentAt = undefined;
       // A new window. The last one ended after `lastIn` and before this answer.
       if (opener && this.opened !== undefined) {
         const lo = Math.max(this.lastIn, this.endLo) - this.opened[1];
@@ -660,10 +668,13 @@ export class Quota {
     if (this.limit !== undefined && cost > this.limit) return Number.POSITIVE_INFINITY;
     // A sliding window this client alone spends from: as soon as its count leaves room.
     if (this.grid === 'trusted') return this.gridReadyAt(now, cost);
-    if (this.probeAt !== undefined && this.resetHi !== undefined && now < this.resetHi) {
-      // The guessed end: one call then, the rest once its answer tells (or at the latest end).
-      if (this.probeSentAt !== undefined) return this.resetHi;
-      if (now >= this.probeAt) return now;
+    const end = this.windowEnd();
+    if (end !== undefined && now >= end) {
+      // Past the end: one call, the rest once its answer tells where the window is (a lost answer:
+      // at the latest end, or a second after the call).
+      const sent = this.pastEndSentAt;
+      if (sent === undefined) return now;
+      return Math.max(now, sent < this.resetHi! ? this.resetHi! : sent + 1000);
     }
     const available = this.available(now);
     if (available < cost) {
@@ -731,6 +742,32 @@ export class Quota {
     // opened no window of its own sees).
     const window = Number.isFinite(this.lengthHi) ? this.lengthHi : this.inferredWindowMs;
     return window === undefined ? undefined : { spacing: window / (L * FLEET_WINDOW), burst: 1 };
+  }
+
+  /**
+   * Where a window of unstated length ends as this client puts it: at its latest (the reset's upper
+   * bound), or earlier at a guessed end (see `probeAt`). Past it a call may open the next window,
+   * which no answer has told yet: one goes at a time.
+   */
+  private windowEnd(): number | undefined {
+    if (this.kind !== 'window' || this.windowMs !== undefined || this.resetHi === undefined) return undefined;
+    return Math.min(this.resetHi, this.probeAt ?? Number.POSITIVE_INFINITY);
+  }
+
+  /**
+   * For a fleet (see `FleetPart.window`): the window of unstated length this process's last answer
+   * was in, named by its reset as written (an epoch one: a delta reset names no instant alike for
+   * every process), while it surely runs: up to its guessed end (a call then may open the next) or
+   * its latest. Past that a call may be the next window's first, which no process can name yet.
+   */
+  fleetWindow(now: number): { id: number; limit: number; waitMs: number; left: number } | undefined {
+    const until = this.windowEnd();
+    if (until === undefined || this.windowId === undefined || this.limit === undefined) return undefined;
+    // A count of calls (a quota of tokens is spent by the call's size, known after it).
+    if (this.unit !== 'requests') return undefined;
+    // What the last answer left, less what was sent since: in this window, whatever its end.
+    const left = this.remaining - this.spent;
+    return now < until ? { id: this.windowId, limit: this.limit, waitMs: until - now, left } : undefined;
   }
 
   snapshot(now: number): QuotaSnapshot {

@@ -191,7 +191,8 @@ export type FleetPace =
 export interface FleetPart {
   /** The quota's key (the draft-8 policy name, `20;w=2`): each quota has its own state. */
   scope: string;
-  pace: FleetPace;
+  /** Undefined while only the window is known (see `window`). */
+  pace: FleetPace | undefined;
   /**
    * At most how many calls the server has left for this one, as this process surely knows
    * (its last answer, less what it sent since): a fleet count showing more is drained down to it.
@@ -199,6 +200,13 @@ export interface FleetPart {
   known?: number | undefined;
   /** The server's clock minus ours, as far as its `Date`s tell (a sliding window's mirror). */
   skew?: [number, number];
+  /**
+   * A window of unstated length this process surely is in (see `Quota.fleetWindow`): `id`, its
+   * reset as the server writes it, names it alike for every process that has an answer from it, so
+   * the fleet counts its calls there up to `limit`; `waitMs` until it surely ended at the latest;
+   * `known` calls at most left in it, as this process's last answer tells (drained to).
+   */
+  window?: { id: number; limit: number; waitMs: number; known: number } | undefined;
 }
 
 /** A process's question for its next call: every quota it spends from, all or nothing. */
@@ -225,6 +233,13 @@ interface Check {
   /** A fixed window's margin (see `fleetMargin`): no call is counted in its last two. */
   margin?: number;
   limit: number;
+  /** How long a refusal holds at most (a window counter's own window is far longer than the server's). */
+  waitMs?: number;
+  /**
+   * A count of one window's calls: calls sent before the pace was known may have gone in an earlier
+   * window, so they are not counted here (the drain to what the server says is left counts them).
+   */
+  windowed?: boolean;
 }
 
 /**
@@ -250,6 +265,13 @@ const slidingTolerance = (windowMs: number): number => Math.max(20, windowMs / 1
 const MAX_FLEET_NAMES = 1024;
 
 const NOTHING = async () => {};
+
+/**
+ * How long the fleet counts the calls in one window of unstated length (each under its own reset):
+ * an hour, beyond which the count starts over (a longer window is still held by what each
+ * process's last answer says is left, the count drained to it).
+ */
+const WINDOW_COUNTER = '1h';
 
 /**
  * The learned quotas paced across processes (`shareLearned`): the fleet's calls to one origin and
@@ -347,9 +369,27 @@ export class SharedPacing {
   private async checks(base: string, part: FleetPart): Promise<Check[] | undefined> {
     const key = `${base} ${part.scope}`;
     const { pace, known } = part;
+    // The calls in a window of unstated length, counted under its reset: what a process's own
+    // last answer leaves is no bound once the others have spent from it since. Asked first, so
+    // that the drain to what this process knows is left happens even when its spacing refuses.
+    let counted: Check | undefined;
+    if (part.window !== undefined) {
+      const { id, limit, waitMs } = part.window;
+      const left = part.window.known;
+      const counter = await this.limiter(`window-of:${limit}`, {
+        algorithm: 'fixed-window',
+        limit,
+        window: WINDOW_COUNTER,
+      });
+      if (counter === undefined) return undefined;
+      counted = { limiter: counter, key: `${key} @${id}`, cost: 1, limit, waitMs, windowed: true };
+      counted.drainTo = Math.max(0, left - 1);
+    }
+    if (pace === undefined) return counted === undefined ? [] : [counted];
     if (!('mirror' in pace)) {
       const check = await this.spacingCheck(key, pace, known);
-      return check === undefined ? undefined : [check];
+      if (check === undefined) return undefined;
+      return counted === undefined ? [check] : [counted, check];
     }
     const { mirror, window, limit } = pace;
     const stated = Math.min(MAX_FLEET_WINDOW_MS, Math.ceil(window));
@@ -418,7 +458,8 @@ export class SharedPacing {
     }
     // The calls sent before the pace was known count as far as there is room.
     if (question.unregistered > 0) {
-      for (const { limiter, key, cost } of checks) {
+      for (const { limiter, key, cost, windowed } of checks) {
+        if (windowed) continue;
         const want = question.unregistered * cost;
         const decision = await this.consume(limiter, key, want);
         if (!decision.allowed && decision.remaining > 0)
@@ -434,7 +475,8 @@ export class SharedPacing {
       const decision = await this.consume(check.limiter, check.key, check.cost);
       if (!decision.allowed) {
         await giveBack();
-        return { allowed: false, retryAfterMs: Math.max(1, decision.retryAfterMs), giveBack: NOTHING };
+        const wait = Math.min(decision.retryAfterMs, check.waitMs ?? Number.POSITIVE_INFINITY);
+        return { allowed: false, retryAfterMs: Math.max(1, wait), giveBack: NOTHING };
       }
       taken.push({ check, at: decision.countedAt === undefined ? {} : { countedAt: decision.countedAt } });
       // Late in the fleet's fixed window a call may reach the server after the server's window
