@@ -303,7 +303,7 @@ export class Budget {
   private fleetQuestion(cost: Cost, now: number): FleetQuestion | undefined {
     const parts: FleetPart[] = [];
     for (const quota of this.quotas.values()) {
-      const pace = quota.fleetPace();
+      const pace = quota.fleetPace(now);
       const counted = quota.fleetWindow(now);
       const window =
         counted === undefined

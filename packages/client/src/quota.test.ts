@@ -270,6 +270,8 @@ describe('Quota, the end of a legacy window guessed from whole seconds', () => {
     answer(1, T0 + 100, L - 2, R);
     // No `Date`: the reset is read on our clock, the window ends by R at the latest.
     expect(quota.fleetWindow(T0 + 200)).toEqual({ id: R, limit: L, waitMs: R - T0 - 200, left: L - 2 });
+    // No length dated yet: a fleet spreads what is left up to the latest end, as one client does.
+    expect(quota.fleetPace(T0 + 200)).toEqual({ spacing: (R - T0 - 200) / (L - 2), burst: 1 });
     expect(quota.fleetWindow(R)).toBeUndefined();
     expect(quota.readyAt(R, 1, T0 + 100)).toBe(R);
     quota.spend(1, R);

@@ -112,8 +112,13 @@ export class Quota {
   private skews: [number, number] = [0, 0];
   /** The round trips of the last answers (see `update`). */
   private readonly rtts: number[] = [];
-  /** A window that states no length (see `followWindow`): the local interval of the call that opened it. */
+  /**
+   * A window that states no length (see `followWindow`): the local interval of this client's first
+   * call answered in it, by whose answer it had opened (that call opened it, or another client's
+   * did before): its end is no later than the length after that answer.
+   */
   private opened: [number, number] | undefined;
+  private openedHere = false;
   /** ...and the earliest it can have opened: the end of the one before it, as far as known. */
   private startLo = Number.NEGATIVE_INFINITY;
   /** ...the latest send counted in it, and the earliest its end can be. */
@@ -130,6 +135,8 @@ export class Quota {
    */
   private probeAt: number | undefined;
   private probeRefuted = false;
+  /** The length guessed last (see `probeAt`), while no answer refuted it: a fleet's spacing. */
+  private guessedLength: number | undefined;
   /**
    * The call sent past the end this client puts the window at (see `windowEnd`), while unanswered:
    * the calls after it wait for its answer, which opens the next window or says this one runs on.
@@ -405,12 +412,13 @@ export class Quota {
     receivedAt: number,
     stated: { lo: number; hi: number } | undefined,
   ): void {
-    const opener = this.limit !== undefined && remaining === this.limit - 1;
     const probed = this.probeAt !== undefined && sentAt >= this.probeAt;
     if (remaining > before) {
+      // This call opened it (the whole quota less one left), or another client's did before.
+      this.openedHere = this.limit !== undefined && remaining === this.limit - 1;
       this.probeAt = undefined;
       // A new window. The last one ended after `lastIn` and before this answer.
-      if (opener && this.opened !== undefined) {
+      if (this.opened !== undefined) {
         const lo = Math.max(this.lastIn, this.endLo) - this.opened[1];
         // The window may have opened before the call that opened it here (a window on the clock's
         // grid, as many gateways keep), though not before the window ahead of it ended: it lasted
@@ -426,7 +434,7 @@ export class Quota {
         }
       }
       this.startLo = Math.max(this.lastIn, this.endLo);
-      this.opened = opener ? [sentAt, receivedAt] : undefined;
+      this.opened = [sentAt, receivedAt];
       this.lastIn = sentAt;
     } else {
       // Counted in this window (or refused) though sent at the latest it could end by the length
@@ -436,6 +444,7 @@ export class Quota {
       // dated before it (it fit in there); not guessed again.
       if (probed) {
         this.probeRefuted = true;
+        this.guessedLength = undefined;
         this.probeAt = undefined;
       }
       const datedEnd =
@@ -461,11 +470,11 @@ export class Quota {
         this.resetHi = Math.max(this.resetLo, Math.min(this.resetHi, hi));
       }
     }
-    if (remaining > before && opener) this.guessEnd();
+    if (remaining > before && this.openedHere) this.guessEnd();
     this.endLo = this.resetLo;
   }
 
-  /** The end of a window this client's call opened, if one whole-second length fits (see `probeAt`). */
+  /** The end of a window, if one whole-second length fits (see `probeAt`), from the answer it had opened by. */
   private guessEnd(): void {
     const opened = this.opened;
     if (this.probeRefuted || opened === undefined || this.resetHi === undefined) return;
@@ -473,12 +482,16 @@ export class Quota {
     // clock's grid too (opened before this call).
     if (!(this.lengthLo > 0)) return;
     const lo = Math.max(this.lengthLo, this.resetLo - opened[1]);
-    const hi = Math.min(this.lengthHi, this.resetHi - opened[0]);
+    // Opened no earlier than that call if it opened it, else than the window ahead ended.
+    const hi = Math.min(this.lengthHi, this.resetHi - (this.openedHere ? opened[0] : this.startLo));
     const length = Math.max(1000, Math.ceil(lo / 1000) * 1000);
     if (length > hi || length + 1000 <= hi) return;
     // Opened by then at the latest: a call sent at its end arrives after it.
     const end = opened[1] + length;
-    if (end < this.resetHi) this.probeAt = end;
+    if (end < this.resetHi) {
+      this.probeAt = end;
+      this.guessedLength = length;
+    }
   }
 
   /**
@@ -719,7 +732,7 @@ export class Quota {
    * the jitter). A fixed window of stated length: its limit per window, mirrored in the store.
    * Undefined while the policy is not known.
    */
-  fleetPace(): FleetPace | undefined {
+  fleetPace(now = Number.NEGATIVE_INFINITY): FleetPace | undefined {
     const L = this.limit;
     if (L === undefined) return undefined;
     // Stated: mirrored by the same policy in the store (see `SharedPacing`), which counts calls.
@@ -740,8 +753,16 @@ export class Quota {
     if (this.kind !== 'window') return undefined;
     // Unstated: the length this client dated, else the step between resets (what a process that
     // opened no window of its own sees).
-    const window = Number.isFinite(this.lengthHi) ? this.lengthHi : this.inferredWindowMs;
-    return window === undefined ? undefined : { spacing: window / (L * FLEET_WINDOW), burst: 1 };
+    const window =
+      this.guessedLength ?? (Number.isFinite(this.lengthHi) ? this.lengthHi : this.inferredWindowMs);
+    if (window !== undefined) return { spacing: window / (L * FLEET_WINDOW), burst: 1 };
+    // No length yet (the first window): what this process knows is left, spread up to the latest
+    // end, as one client spreads it, so that the window is not spent long before it ends (the
+    // fleet waits for its latest end then) and a call past its end opens the next one.
+    const left = this.remaining - this.spent;
+    const end = this.windowEnd();
+    if (end === undefined || end <= now || left < 1) return undefined;
+    return { spacing: (end - now) / left, burst: 1 };
   }
 
   /**
