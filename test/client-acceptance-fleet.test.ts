@@ -38,8 +38,8 @@ const PROCESSES = 4;
  *   calls/s, while three still read a window, at 6.7, 10 and 11.4 calls/s), and each one's view of
  *   what is left was its own last answer: in a fixed window the 429s were the calls of processes
  *   whose last answer left some, after the others spent it (three in a row at the fleet's spacing,
- *   measured, every run). Since a window's calls are counted under its reset: 67-87% used with
- *   1-3 answered 429 (four runs), mostly in the first window, and windows open late.
+ *   measured, every run). Since a window's calls are counted under its reset and the first window
+ *   is spread: 85-100% used with 0-2 answered 429 (five runs), at the end of a window.
  */
 const SHORT_USED: ReadonlySet<string> = new Set([
   ...MODES.filter((m) => m !== 'legacy').map((m) => `sliding-window ${m}`),
