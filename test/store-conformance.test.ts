@@ -197,7 +197,7 @@ class Driver {
   }
 
   /** `limiter.ban()`: banned for `durationMs` from now; answers the ban's end and the offence kept. */
-  async ban(set: PolicySet, key: string, durationMs: number): Promise<void> {
+  async ban(set: PolicySet, key: string, durationMs: number): Promise<{ until: number; offence: number }> {
     this.history.push(`ban(${key}, ${durationMs})`);
     const id = `${set.id}\n${key}`;
     const states = banStates(this.model.get(id) ?? [], this.now, set, durationMs);
@@ -207,6 +207,7 @@ class Driver {
       until: this.now + durationMs,
       offence: states[set.policies.length]![1],
     });
+    return answer;
   }
 
   async unban(set: PolicySet, key: string): Promise<void> {
@@ -863,6 +864,28 @@ describe.each(variants)('$name', (variant) => {
         await d.settle(s, third, 4);
         await d.consume(s, third);
         await d.settle(s, `ban:${randomUUID()}`, 3);
+      },
+    );
+
+    it.each(layouts)(
+      '%s: a ban slot past its end is the same as none, whether the store still holds it or not',
+      async (_name, policies) => {
+        const s = set(policies, 'bans', BAN);
+        const [kept, refunded, swept] = ['kept', 'refunded', 'swept'].map((k) => `ban:${k}:${randomUUID()}`);
+        for (const key of [kept!, refunded!, swept!]) expect(await hammer(s, key)).toBe(10_000);
+        // The ban has ended and max has passed: the offence is forgotten, the policies' counts too.
+        d.advance(10_000 + 35_000);
+        // Still stored (a key's TTL on a caller's clock has a grace; the MemoryStore sweeps later).
+        expect((await d.ban(s, kept!, 1000)).offence).toBe(0);
+        // A refund with no policy state left: the RedisStore deletes the key, nothing in it mattering.
+        await d.refund(s, refunded!, 1);
+        expect((await d.ban(s, refunded!, 1000)).offence).toBe(0);
+        // The MemoryStore's sweep (on a timer, in real time) drops it.
+        if (d.store instanceof MemoryStore) expect(d.store.sweep()).toBeGreaterThan(0);
+        expect((await d.ban(s, swept!, 1000)).offence).toBe(0);
+        d.advance(1000);
+        // The next automatic ban is a first one, on every key.
+        for (const key of [kept!, refunded!, swept!]) expect(await hammer(s, key)).toBe(10_000);
       },
     );
 

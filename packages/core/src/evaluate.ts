@@ -203,7 +203,7 @@ export function evaluate(
   };
 }
 
-/** The states after `limiter.ban(key, durationMs)` (offences kept). */
+/** The states after `limiter.ban(key, durationMs)` (offences kept while remembered: `setBan`). */
 export function banStates(
   states: readonly (State | undefined)[],
   now: number,
@@ -211,7 +211,7 @@ export function banStates(
   durationMs: number,
 ): (State | undefined)[] {
   const { banAt, data } = pack(states, set);
-  setBan(data, banAt, now, durationMs);
+  setBan(data, banAt, now, durationMs, set.ban!);
   const next = withBanSlot(states, set);
   next[set.policies.length] = banState(data, banAt);
   return next;

@@ -411,7 +411,7 @@ export class MemoryStore implements Store {
       const fresh = slot === undefined;
       const { scratch, banAt } = table;
       table.load(slot, scratch);
-      setBan(scratch, banAt, now, durationMs);
+      setBan(scratch, banAt, now, durationMs, set.ban!);
       if (slot === undefined) slot = this.insert(table, found, long, now);
       else this.slots.touch(slot);
       table.commitBan(slot, scratch, fresh);

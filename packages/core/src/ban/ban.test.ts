@@ -158,6 +158,28 @@ describe('limiter.ban() and limiter.unban()', () => {
     expect(await hit()).toEqual([false, 'banned', 60_000]);
   });
 
+  test('once max has passed since the last ban, a manual ban finds no offence, swept or not', async () => {
+    const bans = listenBans();
+    const { clock, store, limiter, hit } = setup();
+    for (const key of ['a', 'b']) for (let i = 0; i < 5; i++) await hit(key);
+    expect(bans.map((b) => b.offence)).toEqual([1, 1]);
+    clock.now += 60_000 + 300_000;
+    // 'a' is still stored; 'b' goes with the sweep (a timer, in real time) first.
+    await limiter.ban('a', '1s');
+    expect(store.sweep()).toBe(1);
+    await limiter.ban('b', '1s');
+    expect(bans.slice(2).map((b) => [b.key, b.offence])).toEqual([
+      ['a', 0],
+      ['b', 0],
+    ]);
+    clock.now += 1000;
+    // The next automatic ban is a first one on both: `for`, not twice it.
+    for (const key of ['a', 'b']) {
+      for (let i = 0; i < 4; i++) await hit(key);
+      expect(await hit(key)).toEqual([false, 'banned', 60_000]);
+    }
+  });
+
   test('a ban refuses a key whatever the policies: a set of shadow policies alone too', async () => {
     const { limiter } = setup({
       policies: { algorithm: 'fixed-window', limit: 1, window: '1s', mode: 'shadow' },

@@ -73,9 +73,20 @@ export function banLength(ban: ResolvedBan, offence: number): number {
   return Math.floor(length);
 }
 
-/** `limiter.ban()`: banned until `now + durationMs`, offences and counted denials kept. */
-export function setBan(data: Float64Array, at: number, now: number, durationMs: number): void {
-  if (Number.isNaN(data[at + UNTIL]!)) {
+/**
+ * `limiter.ban()`: banned until `now + durationMs`, offences and counted denials kept while they
+ * matter. A slot past `banExpiresAt` starts empty, as if it were gone: whether it still is stored
+ * (kept by the policies' state, not swept yet, a key's TTL on the clock of Redis or of the caller)
+ * must change neither the offence answered nor the next ban's length.
+ */
+export function setBan(
+  data: Float64Array,
+  at: number,
+  now: number,
+  durationMs: number,
+  ban: ResolvedBan,
+): void {
+  if (Number.isNaN(data[at + UNTIL]!) || now >= banExpiresAt(data, at, ban)) {
     data[at + OFFENCE] = 0;
     data[at + START] = 0;
     data[at + DENIALS] = 0;
