@@ -367,8 +367,9 @@ export interface Store {
   settle?(key: string, set: PolicySet, delta: number, countedAt?: number): Promise<Settlement>;
   /**
    * Stores that keep bans (`set.ban`) have this: bans `key` until `durationMs` from now, whatever
-   * ban it had, keeping its offence count. Answers when the ban ends (the store's time, ms) and the
-   * offence count (0: never banned automatically).
+   * ban it had, keeping its offence count while it is remembered (`ResolvedBan.memory` after the
+   * last ban's end). Answers when the ban ends (the store's time, ms) and the offence count (0: none
+   * remembered).
    */
   ban?(key: string, set: PolicySet, durationMs: number): Promise<{ until: number; offence: number }>;
   /** Lifts `key`'s ban and forgets its offences and counted denials; its policies' counts stay. */
