@@ -868,11 +868,13 @@ describe.each(variants)('$name', (variant) => {
     );
 
     it.each(layouts)(
-      '%s: a ban slot past its end is the same as none, whether the store still holds it or not',
+      '%s: an offence past its memory is forgotten, whether the store still holds it or not',
       async (_name, policies) => {
         const s = set(policies, 'bans', BAN);
-        const [kept, refunded, swept] = ['kept', 'refunded', 'swept'].map((k) => `ban:${k}:${randomUUID()}`);
-        for (const key of [kept!, refunded!, swept!]) expect(await hammer(s, key)).toBe(10_000);
+        const names = ['kept', 'refunded', 'denied', 'refunded-denied', 'swept'];
+        const [kept, refunded, denied, refundedDenied, swept] = names.map((k) => `ban:${k}:${randomUUID()}`);
+        const keys = [kept!, refunded!, denied!, refundedDenied!, swept!];
+        for (const key of keys) expect(await hammer(s, key)).toBe(10_000);
         // The ban has ended and max has passed: the offence is forgotten, the policies' counts too.
         d.advance(10_000 + 35_000);
         // Still stored (a key's TTL on a caller's clock has a grace; the MemoryStore sweeps later).
@@ -880,12 +882,18 @@ describe.each(variants)('$name', (variant) => {
         // A refund with no policy state left: the RedisStore deletes the key, nothing in it mattering.
         await d.refund(s, refunded!, 1);
         expect((await d.ban(s, refunded!, 1000)).offence).toBe(0);
-        // The MemoryStore's sweep (on a timer, in real time) drops it.
-        if (d.store instanceof MemoryStore) expect(d.store.sweep()).toBeGreaterThan(0);
+        // A denial (a cost no policy allows) opens a span: the slot matters again, with the old
+        // offence in it, or after a refund without.
+        await d.consume(s, denied!, 100);
+        await d.refund(s, refundedDenied!, 1);
+        await d.consume(s, refundedDenied!, 100);
+        for (const key of [denied!, refundedDenied!]) expect((await d.ban(s, key, 1000)).offence).toBe(0);
+        // The MemoryStore's sweep (on a timer, in real time) drops the last one.
+        if (d.store instanceof MemoryStore) expect(d.store.sweep()).toBe(1);
         expect((await d.ban(s, swept!, 1000)).offence).toBe(0);
         d.advance(1000);
         // The next automatic ban is a first one, on every key.
-        for (const key of [kept!, refunded!, swept!]) expect(await hammer(s, key)).toBe(10_000);
+        for (const key of keys) expect(await hammer(s, key)).toBe(10_000);
       },
     );
 

@@ -74,10 +74,11 @@ export function banLength(ban: ResolvedBan, offence: number): number {
 }
 
 /**
- * `limiter.ban()`: banned until `now + durationMs`, offences and counted denials kept while they
- * matter. A slot past `banExpiresAt` starts empty, as if it were gone: whether it still is stored
- * (kept by the policies' state, not swept yet, a key's TTL on the clock of Redis or of the caller)
- * must change neither the offence answered nor the next ban's length.
+ * `limiter.ban()`: banned until `now + durationMs`, counted denials kept, and the offence count
+ * while it is remembered (`memory` after the last ban's end, as in `countDenial`). An offence past
+ * it is forgotten here, as if the slot had gone: whether a stale offence is still stored (the
+ * slot kept by the policies' state or an open denial span, not swept yet, a TTL with a grace) must
+ * change neither the offence answered nor the next ban's length.
  */
 export function setBan(
   data: Float64Array,
@@ -86,10 +87,13 @@ export function setBan(
   durationMs: number,
   ban: ResolvedBan,
 ): void {
-  if (Number.isNaN(data[at + UNTIL]!) || now >= banExpiresAt(data, at, ban)) {
+  const until = data[at + UNTIL]!;
+  if (Number.isNaN(until)) {
     data[at + OFFENCE] = 0;
     data[at + START] = 0;
     data[at + DENIALS] = 0;
+  } else if (now >= until + ban.memory) {
+    data[at + OFFENCE] = 0;
   }
   data[at + UNTIL] = now + durationMs;
 }

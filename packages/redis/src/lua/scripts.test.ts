@@ -38,7 +38,7 @@ describe('generated scripts', () => {
     pinned.ban = sha1(BAN_SCRIPT);
     expect(pinned).toMatchInlineSnapshot(`
       {
-        "ban": "149251b44473de04bda4bc22aa5a6aedd2ac9e3c",
+        "ban": "12c126793da2e4c1feff8b4320294cd9328bd9a9",
         "many 1": "65240eb10c833ea596c76dba8eb3cf01a063408c f20cf22447be0888267c3e3ee0932818f2e5f432 37b96f63df54114e64648844eec11c4fedd0169c 1b038031dbbeec0d0557020e60e1afca9a5c8d62",
         "many 1 ban": "085cc5bd9fdc6970c9753db12557f44a55144b77 e1c8e066e630d4ec109accf01fe21138b22d68bb f513175dcf926576267c48dde9683aa57ffb3dd2 6efe7585c3635f184b7a278f26b3d8abca1b0a53",
         "many 1,2": "0a78886130a16c35d048a9f4147a14ccd3e252b6 5378dbf7f9cb107aae5a103abb2c447ed699a941 dfd15440319f0b764107fdd1abbaa9b8d7dc3098 dc4c624ff0c8620695b7a836dba7a8db7398ecb6",

@@ -719,11 +719,12 @@ end
 local b1, b2, b3, b4 = st[w + 1], st[w + 2], st[w + 3], st[w + 4]
 if b1 == NONE then b1 = nil end
 if duration > 0 then
-  -- Banned until now + duration, whatever ban there was; offences and counted denials kept while
-  -- they matter: a slot past its end starts empty, as if its key had expired (setBan in kernel.ts).
-  do
-${indent(BAN_END_LUA.trim(), 4)}
-    if not b1 or now >= banEnd then b2, b3, b4 = 0, 0, 0 end
+  -- Banned until now + duration, whatever ban there was; counted denials kept, and the offence
+  -- while it is remembered: past that it is forgotten, stored or not (setBan in kernel.ts).
+  if not b1 then
+    b2, b3, b4 = 0, 0, 0
+  elseif now >= b1 + memory then
+    b2 = 0
   end
   b1 = now + duration
   st[w + 1], st[w + 2], st[w + 3], st[w + 4] = b1, b2, b3, b4
