@@ -730,9 +730,10 @@ export class Quota {
    * at 99% of the `(limit - 1) / window` it sustains (a window whose last one was full admits one
    * call fewer), both one call at a time; a bucket at its rate, two in a row (its burst takes up
    * the jitter). A fixed window of stated length: its limit per window, mirrored in the store.
+   * A window of unstated length not dated yet: what is left spread from `now` to its latest end.
    * Undefined while the policy is not known.
    */
-  fleetPace(now = Number.NEGATIVE_INFINITY): FleetPace | undefined {
+  fleetPace(now: number): FleetPace | undefined {
     const L = this.limit;
     if (L === undefined) return undefined;
     // Stated: mirrored by the same policy in the store (see `SharedPacing`), which counts calls.
