@@ -282,6 +282,30 @@ describe('Quota, the end of a legacy window guessed from whole seconds', () => {
     expect(quota.fleetWindow(R + RTT)).toEqual({ id: R + 3000, limit: L, waitMs: 3000 - RTT, left: L - 1 });
   });
 
+  it('a server stating a new reset on every answer: a fleet names at most one window a second', () => {
+    const quota = new Quota('legacy:', 'requests');
+    const clock = new ServerClock();
+    const names = new Set<number>();
+    for (let i = 0; i < 300; i++) {
+      const at = T0 + i * 10;
+      quota.spend(1, at);
+      const reading: QuotaReading = {
+        key: 'legacy:',
+        unit: 'requests',
+        limit: 1_000_000,
+        remaining: 999_000 - i,
+        // Epoch resets an hour away, a different one on every answer.
+        reset: { server: Math.ceil(at / 1000) * 1000 + 3_600_000 + i * 1000, grain: 1000 },
+        windowMs: undefined,
+      };
+      quota.update(reading, i, at, at + RTT, clock, 0, true);
+      const window = quota.fleetWindow(at + RTT);
+      if (window !== undefined) names.add(window.id);
+    }
+    // 3 s of answers: three names (one store key each), not 300.
+    expect(names.size).toBe(3);
+  });
+
   it('windows of other lengths: no whole second fits them, or a longer one (late, never early); none refused', () => {
     const allowed = [1700, 2300, 2500, 2600, 2900, 3500].map((length) => {
       const { refusals, allowedCalls } = paceAgainst(openedByCalls(length), from, 20_000, 0, length);

@@ -20,6 +20,8 @@ const MIRRORS = { window: 'fixed-window', bucket: 'token-bucket', sliding: 'slid
 const MAX_SENDS = 4096;
 /** Milliseconds by which answers' resets may disagree and still be one instant (a server's two clocks). */
 const RESET_SLACK = 5;
+/** How often a window of unstated length takes a new name in a fleet at most (see `windowId`). */
+const WINDOW_NAME_MS = 1000;
 /** Answers whose round trip widens the grid count's skew (see `update`). */
 const RTTS = 8;
 /** How long a stated limit stands at most before a call larger than it is let go to probe it. */
@@ -142,8 +144,16 @@ export class Quota {
    * the calls after it wait for its answer, which opens the next window or says this one runs on.
    */
   private pastEndSentAt: number | undefined;
-  /** A window of unstated length: its reset as the server wrote it (epoch ms), naming it in a fleet. */
+  /**
+   * A window of unstated length: its reset as the server wrote it (epoch ms), naming it in a fleet
+   * (one store key each), and when this client took that name. The server writes resets, so a new
+   * name is taken at most once a second (their grain: no two windows end within one): a server
+   * stating a new reset on every answer cannot make a key per call in the fleet's store.
+   */
   private windowId: number | undefined;
+  private windowIdSince = Number.NEGATIVE_INFINITY;
+  /** The reset the last answer stated (see `windowId`). */
+  private lastReset: number | undefined;
 
   constructor(
     readonly key: string,
@@ -255,10 +265,16 @@ export class Quota {
       }
     }
     if (this.kind === 'unknown' && reading.reset !== undefined) this.kind = 'window';
-    this.windowId =
+    const id =
       reading.windowMs === undefined && reading.reset !== undefined && 'server' in reading.reset
         ? reading.reset.server
         : undefined;
+    this.lastReset = id;
+    if (id === undefined) this.windowId = undefined;
+    else if (id !== this.windowId && receivedAt - this.windowIdSince >= WINDOW_NAME_MS) {
+      this.windowId = id;
+      this.windowIdSince = receivedAt;
+    }
     // From the first answer on: the first call may have opened the first window.
     if (this.kind === 'window' && this.windowMs === undefined) {
       // A new window has a later reset: more left under the same reset is a quota coming back
@@ -785,6 +801,8 @@ export class Quota {
   fleetWindow(now: number): { id: number; limit: number; waitMs: number; left: number } | undefined {
     const until = this.windowEnd();
     if (until === undefined || this.windowId === undefined || this.limit === undefined) return undefined;
+    // A newer reset than the name taken (a second not passed since): this window has no name yet.
+    if (this.windowId !== this.lastReset) return undefined;
     // A count of calls (a quota of tokens is spent by the call's size, known after it).
     if (this.unit !== 'requests') return undefined;
     // What the last answer left, less what was sent since: in this window, whatever its end.
