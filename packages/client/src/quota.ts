@@ -415,6 +415,24 @@ export class Quota {
   }
 
   /**
+   * Where the room the grid count leaves in a window is spread: the call after one sent at
+   * `lastSentAt` goes a share of what is left of that call's window, so that the room there (what
+   * the count leaves at its last millisecond) lasts until its end instead of going at once. Once
+   * one window was full the count leaves room one call at a time anyway (this adds nothing); after
+   * a quiet spell, or once the window is learned mid-way, it spreads what came back.
+   */
+  private gridSpread(cost: number, lastSentAt: number): number {
+    if (!Number.isFinite(lastSentAt)) return Number.NEGATIVE_INFINITY;
+    const W = this.gridWindow()!;
+    // The earliest the window can end on our clock: the server's clock at its latest.
+    const skew = this.skews[1];
+    const end = (Math.floor((lastSentAt + skew) / W) + 1) * W - skew;
+    const room = Math.max(0, Math.floor(this.limit! - this.gridCount(end - 1)));
+    // The room's calls one share apart, the last of them a share before the end.
+    return lastSentAt + ((end - lastSentAt) * cost) / (room + cost);
+  }
+
+  /**
    * A window that states no length (`X-RateLimit-*`, whose reset has a grain of a whole second):
    * where it ends, from this client's own calls. A call answered within the window was decided
    * before its end; a call that opened the next one (its answer's remaining is the whole quota less
@@ -696,7 +714,8 @@ export class Quota {
     if (cost <= 0) return Number.NEGATIVE_INFINITY;
     if (this.limit !== undefined && cost > this.limit) return Number.POSITIVE_INFINITY;
     // A sliding window this client alone spends from: as soon as its count leaves room.
-    if (this.grid === 'trusted') return this.gridReadyAt(now, cost);
+    if (this.grid === 'trusted')
+      return Math.max(this.gridReadyAt(now, cost), this.gridSpread(cost, lastSentAt));
     const end = this.windowEnd();
     if (end !== undefined && now >= end) {
       // Past the end: one call, the rest once its answer tells where the window is (a lost answer:
