@@ -386,14 +386,17 @@ describe('Quota, a draft sliding window counted on the grid', () => {
    * tollgate's sliding window (windows on multiples of W on the server's clock; estimate = last
    * window's count x the part of it still in the window + this window's), answering draft headers
    * (`w` stated, reset in whole seconds), the server's clock `skew` ms ahead of ours. Someone else
-   * spends `others` per window from it too, evenly.
+   * spends `others` per window from it too, evenly. `offset`: its windows lie that many ms past the
+   * multiples of W on the clock its `Date` reads (tollgate's memory store counts on a monotonic
+   * clock a few ms off the wall clock), so that a legacy reset, rounded up, reads a second late.
    */
-  function slidingServer(skew: number, others = 0) {
+  function slidingServer(skew: number, others = 0, offset = 0) {
     const counts = new Map<number, number>();
     let owed = 0;
     let last: number | undefined;
     return (local: number): Answer & { date: number } => {
-      const now = local + skew;
+      const date = local + skew;
+      const now = date - offset;
       const k = Math.floor(now / W);
       if (!counts.has(k)) counts.set(k, 0);
       owed += last === undefined ? 0 : ((now - last) * others) / W;
@@ -406,8 +409,8 @@ describe('Quota, a draft sliding window counted on the grid', () => {
       return {
         allowed,
         remaining: Math.max(0, Math.floor(L - after)),
-        resetAt: (k + 2) * W - skew,
-        date: now,
+        resetAt: (k + 2) * W + offset - skew,
+        date,
       };
     };
   }
@@ -487,6 +490,40 @@ describe('Quota, a draft sliding window counted on the grid', () => {
     // None refused, also while the kind is still being told (without the guess: one call at 3.8 s
     // with no skew, four in the first window 420 ms behind, and 18 in some windows).
     expect(refused).toEqual([[], [], []]);
+  });
+
+  it('legacy headers, windows a few ms past the whole seconds of the server’s Date (resets a second late): guessed all the same', () => {
+    for (const offset of [1, 2, 5]) {
+      const refused = [0, 137, -420].map((skew) => {
+        const { sent, refusedAt, quota } = greedy(slidingServer(skew, 0, offset), 20_000, 1, true);
+        const internals = quota as unknown as { grid: string; guessedWindowMs: number };
+        expect({ offset, skew, grid: internals.grid, guess: internals.guessedWindowMs }).toEqual({
+          offset,
+          skew,
+          grid: 'trusted',
+          guess: W,
+        });
+        const first = Math.ceil((T0 + skew - offset) / W) * W + offset + 2 * W;
+        const perWindow = [0, 1, 2, 3, 4, 5, 6].map((n) => {
+          const from = first + n * W - skew;
+          return sent.filter((at) => at + 1 >= from && at + 1 < from + W).length;
+        });
+        expect({ offset, skew, perWindow }).toEqual({
+          offset,
+          skew,
+          perWindow: [19, 19, 19, 19, 19, 19, 19],
+        });
+        return refusedAt.length;
+      });
+      expect({ offset, refused }).toEqual({ offset, refused: [0, 0, 0] });
+    }
+  });
+
+  it('a last send an hour ahead of now (the wall clock stepped back): the next call waits less than a window', () => {
+    const { quota } = greedy(slidingServer(0), 6000);
+    expect((quota as unknown as { grid: string }).grid).toBe('trusted');
+    const now = T0 + 6000;
+    expect(quota.readyAt(now, 1, now + 3_600_000) - now).toBeLessThan(W);
   });
 
   it('another client spending from it too: an answer that leaves less room than its own calls explain stops the counting', () => {

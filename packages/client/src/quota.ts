@@ -22,6 +22,8 @@ const MAX_SENDS = 4096;
 const RESET_SLACK = 5;
 /** How often a window of unstated length takes a new name in a fleet at most (see `windowId`). */
 const WINDOW_NAME_MS = 1000;
+/** Steps of the stated reset remembered (see `Quota.guessWindow`). */
+const RESET_STEPS = 8;
 /** Answers whose round trip widens the grid count's skew (see `update`). */
 const RTTS = 8;
 /** How long a stated limit stands at most before a call larger than it is let go to probe it. */
@@ -104,6 +106,8 @@ export class Quota {
    */
   private guessedWindowMs: number | undefined;
   private guessRefuted = false;
+  /** The steps by which the stated resets (epoch ones) moved from one answer to the next, the last few. */
+  private readonly resetSteps: number[] = [];
   /**
    * A sliding window of stated length, counted from this client's own calls on the server clock's
    * grid (see `gridCount`): trusted while every answer leaves at least the room it predicts; once
@@ -269,6 +273,10 @@ export class Quota {
       reading.windowMs === undefined && reading.reset !== undefined && 'server' in reading.reset
         ? reading.reset.server
         : undefined;
+    if (id !== undefined && this.lastReset !== undefined && id > this.lastReset) {
+      this.resetSteps.push(id - this.lastReset);
+      if (this.resetSteps.length > RESET_STEPS) this.resetSteps.shift();
+    }
     this.lastReset = id;
     if (id === undefined) this.windowId = undefined;
     else if (id !== this.windowId && receivedAt - this.windowIdSince >= WINDOW_NAME_MS) {
@@ -293,11 +301,13 @@ export class Quota {
     // The grid count places a call at its send time plus the skew, the server counts it on arrival:
     // up to a round trip later than that (the `Date` read at receipt puts the skew low by the
     // answer's way back, the call takes its way there). The interval is widened by the longest
-    // round trip of the last answers.
+    // round trip of the last answers; and downward by RESET_SLACK: a server may keep its windows on
+    // a clock a few ms behind the one its `Date` reads (tollgate's memory store counts on a
+    // monotonic clock), which puts them a few ms past the multiples of the window there.
     this.rtts.push(receivedAt - sentAt);
     if (this.rtts.length > RTTS) this.rtts.shift();
     const [skewLo, skewHi] = clock.skewRange;
-    this.skews = [skewLo, skewHi + Math.max(0, ...this.rtts)];
+    this.skews = [skewLo - RESET_SLACK, skewHi + Math.max(0, ...this.rtts)];
     // Told once the server's clock is known to an eighth of the window (a few answers at different
     // phases of its `Date`'s second), for quotas of up to GRID_LIMIT (the count sums every call).
     const [lo, hi] = this.skews;
@@ -335,17 +345,24 @@ export class Quota {
   }
 
   /**
-   * A sliding window that states no length: once [slidingWindowLo, slidingWindowHi) is narrower
-   * than a second, the whole second in it (if any) is taken for its length, counted on the grid.
-   * The first answer that leaves less room than that count predicts (a window of no whole seconds,
-   * not on the grid, or others spending) ends the guess for good, with the count.
+   * A sliding window that states no length: once [slidingWindowLo, slidingWindowHi) holds one
+   * whole second, that is taken for its length, counted on the grid; where it holds two (bounds
+   * less than two seconds apart), the shorter, once the stated resets were seen to step by it (a
+   * sliding window's reset moves by its window from one window to the next). One second apart
+   * would do if resets were exact, but a reset rounded up to the second reads a whole second late
+   * where the server's windows lie a few ms past its `Date`'s seconds, as tollgate's memory store on
+   * a monotonic clock does: the upper bound then stays a second high. The first answer that leaves
+   * less room than the count predicts (a window of no whole seconds, not on the grid, or others
+   * spending) ends the guess for good, with the count.
    */
   private guessWindow(): void {
     if (this.guessRefuted || this.guessedWindowMs !== undefined || this.slidingWindowHi === undefined) return;
-    // Bounds less than a second apart hold at most one whole second.
-    if (this.slidingWindowHi - this.slidingWindowLo >= 1000) return;
+    const span = this.slidingWindowHi - this.slidingWindowLo;
+    if (span >= 2000) return;
     const guess = Math.max(1000, Math.ceil(this.slidingWindowLo / 1000) * 1000);
-    if (guess < this.slidingWindowHi) this.guessedWindowMs = guess;
+    if (guess >= this.slidingWindowHi) return;
+    if (span >= 1000 && !this.resetSteps.includes(guess)) return;
+    this.guessedWindowMs = guess;
   }
 
   private refuteGuess(): void {
@@ -713,9 +730,11 @@ export class Quota {
   readyAt(now: number, cost: number, lastSentAt: number): number {
     if (cost <= 0) return Number.NEGATIVE_INFINITY;
     if (this.limit !== undefined && cost > this.limit) return Number.POSITIVE_INFINITY;
-    // A sliding window this client alone spends from: as soon as its count leaves room.
+    // A sliding window this client alone spends from: once its count leaves room, spread.
+    // A last send ahead of now (the wall clock stepped back since) is spread from now instead: from
+    // it, every call would be held for as long as the clock jumped.
     if (this.grid === 'trusted')
-      return Math.max(this.gridReadyAt(now, cost), this.gridSpread(cost, lastSentAt));
+      return Math.max(this.gridReadyAt(now, cost), this.gridSpread(cost, Math.min(lastSentAt, now)));
     const end = this.windowEnd();
     if (end !== undefined && now >= end) {
       // Past the end: one call, the rest once its answer tells where the window is (a lost answer:
