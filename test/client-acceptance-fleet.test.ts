@@ -33,7 +33,7 @@ const PROCESSES = 4;
  * - `legacy` (no window stated; each process learns the window or rate from its own answers, a
  *   quarter of them, and paces through a token bucket in the store): fixed windows 68-95% used
  *   with 4-8 answers of 429 in about 75 calls (73-92% with 5, 2026-12-04), sliding windows 35-93%
- *   with 0-4, token buckets 91.7-125% with 0-6; leaky buckets 100% with none. The processes do not
+ *   with 0-4, token buckets 91.7-125% with 0-8; leaky buckets 100% with none. The processes do not
  *   agree on what the quota is (in one run of a token bucket one process had told the bucket, 9.5
  *   calls/s, while three still read a window, at 6.7, 10 and 11.4 calls/s), and each one's view of
  *   what is left was its own last answer: in a fixed window the 429s were the calls of processes
