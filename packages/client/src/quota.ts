@@ -444,7 +444,13 @@ export class Quota {
     // The earliest the window can end on our clock: the server's clock at its latest.
     const skew = this.skews[1];
     const end = (Math.floor((lastSentAt + skew) / W) + 1) * W - skew;
-    const room = Math.max(0, Math.floor(this.limit! - this.gridCount(end - 1)));
+    // The room at its last millisecond on that clock (not the most the count can be over the
+    // skew's interval: the spread only spaces calls, gridReadyAt keeps them safe, and a wide
+    // interval would otherwise spread them past the window's end).
+    const room = Math.max(
+      0,
+      Math.floor(this.limit! - this.gridCountAt(end - 1, Number.POSITIVE_INFINITY, skew)),
+    );
     // The room's calls one share apart, the last of them a share before the end.
     return lastSentAt + ((end - lastSentAt) * cost) / (room + cost);
   }
