@@ -541,8 +541,12 @@ export class Quota {
     const lo = Math.max(this.lengthLo, this.resetLo - opened[1]);
     // Opened no earlier than that call if it opened it, else than the window ahead ended.
     const hi = Math.min(this.lengthHi, this.resetHi - (this.openedHere ? opened[0] : this.startLo));
+    // The shortest whole second in [lo, hi], where at most two lie there: a window opened within
+    // the round trip after a whole second states a reset that leaves the next one too (its end,
+    // rounded up, a second later), for every window alike when they open at their first call. A
+    // shorter guess than the window costs the one call sent at its end, as any wrong guess does.
     const length = Math.max(1000, Math.ceil(lo / 1000) * 1000);
-    if (length > hi || length + 1000 <= hi) return;
+    if (length > hi || length + 2000 <= hi) return;
     // Opened by then at the latest: a call sent at its end arrives after it.
     const end = opened[1] + length;
     if (end < this.resetHi) {
