@@ -20,11 +20,11 @@ import { tollgateServer } from './support/client-servers.js';
  *   window in the long run. The client sends each call once the count (of its own calls, on the
  *   server clock's grid) leaves room, the room spread to the window's end: 19 per window, and the
  *   three measured windows hold 55-59 of them depending on where they fall on the server's grid
- *   (93.3-96.7% in nine runs since the spreading, 95% or more in 52 of 54 cases).
+ *   (93.3-96.7% in ten runs since the spreading, 95% or more in 58 of 60 cases).
  * - sliding-window legacy: the same ceiling. 81.7-96.7% (no 429) while the room the count showed
  *   once the length was guessed (late in the first window) went at once, and 48.3% where the
  *   server's resets read a second late and the length was never guessed; since both were fixed,
- *   93.3-100% in the twelve cases of six runs (95% or more in eleven), no 429.
+ *   93.3-100% in the 14 cases of seven runs (95% or more in twelve), no 429.
  * (`fixed-window legacy` was here at 78-93% until the end of a window of whole seconds was
  * guessed: 98.3-100% since, no 429.)
  */
