@@ -122,6 +122,94 @@ describe('Quota, legacy headers', () => {
   });
 });
 
+describe('Quota, a kind another process of the fleet told', () => {
+  /** The first answer of a legacy quota: read as a window, nothing seen yet. */
+  function fresh() {
+    const quota = new Quota('legacy:', 'requests');
+    const reading: QuotaReading = {
+      key: 'legacy:',
+      unit: 'requests',
+      limit: L,
+      remaining: 15,
+      reset: { server: Math.ceil((T0 + 1500) / 1000) * 1000, grain: 1000 },
+      windowMs: undefined,
+    };
+    quota.update(reading, 0, T0, T0 + RTT, new ServerClock(), 0);
+    return quota;
+  }
+
+  it('a quota read as a window takes a bucket or a sliding window, and tells nobody what it took', () => {
+    const bucket = fresh();
+    expect({ kind: bucket.kind, adoptable: bucket.adoptable(), told: bucket.toldKind() }).toEqual({
+      kind: 'window',
+      adoptable: true,
+      told: undefined,
+    });
+    bucket.adopt('bucket');
+    expect({ kind: bucket.kind, told: bucket.toldKind() }).toEqual({ kind: 'bucket', told: undefined });
+    // Still takes a sliding window (told from a bucket), and not a bucket back.
+    bucket.adopt('sliding');
+    expect({ kind: bucket.kind, adoptable: bucket.adoptable() }).toEqual({
+      kind: 'sliding',
+      adoptable: false,
+    });
+    bucket.adopt('bucket');
+    expect(bucket.kind).toBe('sliding');
+  });
+
+  it('a bucket told from its own answers is told to the fleet; a fixed window tells nothing', () => {
+    let tokens = L;
+    let at = T0;
+    const bucket = drive(
+      (now) => {
+        tokens = Math.min(L, tokens + ((now - at) * L) / W);
+        at = now;
+        const allowed = tokens >= 1;
+        if (allowed) tokens -= 1;
+        return { allowed, remaining: Math.floor(tokens), resetAt: now + Math.ceil(((L - tokens) * W) / L) };
+      },
+      60,
+      4000,
+    );
+    expect({ kind: bucket.kind, told: bucket.toldKind() }).toEqual({ kind: 'bucket', told: 'bucket' });
+    // A fixed window (windows on the clock's grid) never tells one: its count only falls within a
+    // reset, whatever the others spend.
+    let start = Number.NEGATIVE_INFINITY;
+    let count = 0;
+    const window = drive(
+      (now) => {
+        if (now >= start + W) {
+          start = now - (now % W);
+          count = 0;
+        }
+        const allowed = count < L;
+        if (allowed) count += 1;
+        return { allowed, remaining: L - count, resetAt: start + W };
+      },
+      50,
+      7000,
+    );
+    expect({ kind: window.kind, told: window.toldKind() }).toEqual({ kind: 'window', told: undefined });
+  });
+
+  it('a window stated by the server (draft headers) takes nothing', () => {
+    const quota = new Quota('policy:', 'requests');
+    const reading: QuotaReading = {
+      key: 'policy:',
+      unit: 'requests',
+      limit: L,
+      remaining: 15,
+      reset: { delta: 1500 },
+      windowMs: W,
+    };
+    quota.update(reading, 0, T0, T0 + RTT, new ServerClock(), 0);
+    expect({ adoptable: quota.adoptable(), told: quota.toldKind() }).toEqual({
+      adoptable: false,
+      told: undefined,
+    });
+  });
+});
+
 /**
  * One caller paced by a fresh Quota against a legacy fixed window of L per W: it sends at
  * readyAt (and no sooner than the last answer), each answer RTT later. Returns the 429s after

@@ -87,6 +87,8 @@ export class Quota {
   private rateHi = Number.POSITIVE_INFINITY;
   /** Answers whose remaining and reset no bucket explains: a sliding window (see `update`). */
   private notBucket = false;
+  /** The kind taken from the fleet (see `adopt`), not told by this client's own answers. */
+  private adopted: QuotaKind | undefined;
   /**
    * For a sliding window that states no window: the least of (reset - sent) over allowed answers.
    * The reset is the end of the window after the one that counted the call, more than one window
@@ -785,6 +787,45 @@ export class Quota {
       if (until > now) interval = Math.min(interval, (cost * (until - now)) / available);
     }
     return Number.isFinite(interval) ? lastSentAt + interval : Number.NEGATIVE_INFINITY;
+  }
+
+  /**
+   * For a fleet (`shareLearned`): the kind this client told from its own answers where the server
+   * states no window (`X-RateLimit-*`), once it is more than the `window` every such quota reads as
+   * first: a quota seen to come back gradually (`bucket`), and one whose answers no bucket explains
+   * (`sliding`). Each process sees only its own share of the answers, and a quota is seen to come
+   * back only between two answers of one process with nothing spent by others in between: most
+   * processes of a busy fleet never see it (measured: three of four read a token bucket as a
+   * window for a whole run), so the first to tell it tells the others (see `adopt`).
+   */
+  toldKind(): 'bucket' | 'sliding' | undefined {
+    if (this.windowMs !== undefined || this.unit !== 'requests' || this.kind === this.adopted)
+      return undefined;
+    return this.kind === 'bucket' || this.kind === 'sliding' ? this.kind : undefined;
+  }
+
+  /** Whether this quota takes a kind the fleet told (see `adopt`): no window stated, none seen. */
+  adoptable(): boolean {
+    if (this.windowMs !== undefined || this.unit !== 'requests') return false;
+    return (this.kind === 'window' && !this.windowSeen) || this.kind === 'bucket';
+  }
+
+  /**
+   * Takes the kind another process of the fleet told from its answers (see `toldKind`): both are
+   * told only from what a window never shows (a quota coming back between two answers within one
+   * reset; then answers no bucket explains), so a process that has not seen it yet reads a
+   * window only because its share of the answers did not show it. Never over a window seen to come
+   * back whole, nor from a sliding window back to a bucket. The rate or window is still this
+   * process's own, from its own answers (each of them bounds it whoever spent the quota).
+   */
+  adopt(kind: 'bucket' | 'sliding'): void {
+    if (!this.adoptable() || this.kind === kind) return;
+    if (kind === 'bucket' && this.kind !== 'window') return;
+    this.adopted = kind;
+    // (This process's own answers no bucket explains: a sliding window, as `update` would tell.)
+    this.kind = kind === 'bucket' && this.notBucket ? 'sliding' : kind;
+    this.probeAt = undefined;
+    this.pastEndSentAt = undefined;
   }
 
   /**

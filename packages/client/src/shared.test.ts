@@ -70,3 +70,69 @@ describe('SharedPacing, a window of unstated length counted under its reset', ()
     expect((await ask(a, windowPart(5_000_000, L))).allowed).toBe(false);
   });
 });
+
+describe('SharedPacing, what one process told of a legacy quota’s kind', () => {
+  const part = (extra: Partial<FleetPart>): FleetPart => ({
+    scope: 'legacy:',
+    pace: { spacing: 100, burst: 2 },
+    ...extra,
+  });
+
+  it('a process that told a bucket from its answers tells the others that still read a window', async () => {
+    const store = new MemoryStore();
+    const a = new SharedPacing(store, Date.now);
+    const b = new SharedPacing(store, Date.now);
+    // Nobody told anything yet.
+    expect((await ask(b, part({ adoptable: true }))).told).toBeUndefined();
+    const told = await ask(a, part({ told: 'bucket' }));
+    expect(told.told).toBeUndefined();
+    // b read the votes a quarter second ago: it reads them again then.
+    await new Promise((resolve) => setTimeout(resolve, 260));
+    expect((await ask(b, part({ adoptable: true }))).told).toEqual([['legacy:', 'bucket']]);
+    // A process that does not take a kind is told nothing; another credential has its own votes.
+    expect((await ask(b, part({}))).told).toBeUndefined();
+    expect(
+      (await b.decide('http://legacy.test other', { parts: [part({ adoptable: true })], unregistered: 0 }))
+        .told,
+    ).toBeUndefined();
+  });
+
+  it('a sliding window told by one process outweighs a bucket told by another (it is told from one)', async () => {
+    const store = new MemoryStore();
+    const [a, b, c] = [0, 1, 2].map(() => new SharedPacing(store, Date.now)) as [
+      SharedPacing,
+      SharedPacing,
+      SharedPacing,
+    ];
+    await ask(a, part({ told: 'bucket' }));
+    await ask(b, part({ told: 'sliding' }));
+    expect((await ask(c, part({ adoptable: true }))).told).toEqual([['legacy:', 'sliding']]);
+    // b itself is told nothing new: it told the sliding window.
+    expect((await ask(b, part({ told: 'sliding', adoptable: true }))).told).toBeUndefined();
+  });
+});
+
+describe('SharedPacing, processes whose spacings differ', () => {
+  const spaced = (spacing: number): FleetPart => ({ scope: 'legacy:', pace: { spacing, burst: 1 } });
+
+  it('spacings on either side of a power of two still pace through one bucket', async () => {
+    const store = new MemoryStore();
+    const a = new SharedPacing(store, Date.now);
+    const b = new SharedPacing(store, Date.now);
+    // 108 ms rounds up to a 128 ms bucket, 159 ms to a 256 ms one: each also spends from the
+    // other's, so b waits for the time a's call took (before: each had its own, and both went).
+    expect((await ask(a, spaced(108))).allowed).toBe(true);
+    const refused = await ask(b, spaced(159));
+    expect(refused.allowed).toBe(false);
+    expect(refused.retryAfterMs).toBeGreaterThan(0);
+    expect(refused.retryAfterMs).toBeLessThanOrEqual(159);
+  });
+
+  it('spacings a factor of two apart or more do not share (each far from the other’s power of two)', async () => {
+    const store = new MemoryStore();
+    const a = new SharedPacing(store, Date.now);
+    const b = new SharedPacing(store, Date.now);
+    expect((await ask(a, spaced(70))).allowed).toBe(true);
+    expect((await ask(b, spaced(200))).allowed).toBe(true);
+  });
+});

@@ -22,6 +22,7 @@ interface SharedReservation {
 interface SharedLimiter {
   consume(key: string, options: { cost: number }): Promise<SharedDecision>;
   refund(key: string, cost: number, options?: { countedAt?: number }): Promise<void>;
+  peek(key: string): Promise<SharedDecision>;
   reserve?(key: string, options: { cost: number }): Promise<SharedReservation>;
 }
 
@@ -207,7 +208,14 @@ export interface FleetPart {
    * `known` calls at most left in it, as this process's last answer tells (drained to).
    */
   window?: { id: number; limit: number; waitMs: number; known: number } | undefined;
+  /** The kind this process told from its own answers, no window being stated (see `Quota.toldKind`). */
+  told?: ToldKind | undefined;
+  /** Whether this process takes a kind the fleet told (see `Quota.adopt`). */
+  adoptable?: boolean;
 }
+
+/** A kind of quota one process tells from its answers and the fleet's others take (see `Quota.adopt`). */
+export type ToldKind = 'bucket' | 'sliding';
 
 /** A process's question for its next call: every quota it spends from, all or nothing. */
 export interface FleetQuestion {
@@ -221,6 +229,8 @@ export interface FleetAnswer {
   allowed: boolean;
   retryAfterMs: number;
   giveBack(): Promise<void>;
+  /** Kinds other processes told of the question's adoptable quotas, by scope. */
+  told?: ReadonlyArray<[scope: string, kind: ToldKind]>;
 }
 
 /** One limiter a call spends `cost` from, under `key`. */
@@ -274,6 +284,17 @@ const NOTHING = async () => {};
 const WINDOW_COUNTER = '1h';
 
 /**
+ * The fleet's word on a quota's kind (see `SharedPacing.kinds`): a process that told one votes
+ * for it in a count that lasts an hour, again every ten minutes while it still tells it; a process
+ * that may take one reads the votes at most every quarter second.
+ */
+const KIND_VOTES = { algorithm: 'fixed-window', limit: 1_000_000, window: '1h' } as const;
+const VOTE_AGAIN_MS = 600_000;
+const HEAR_EVERY_MS = 250;
+/** Quotas whose votes a process remembers; past it they are forgotten and asked again. */
+const MAX_KIND_KEYS = 1024;
+
+/**
  * The learned quotas paced across processes (`shareLearned`): the fleet's calls to one origin and
  * credential each take a permit from limiters in the store, for every quota at once. A policy of
  * stated window is mirrored there (see `decide`); one of unstated window goes through a token
@@ -290,6 +311,10 @@ export class SharedPacing {
    */
   private storeSkew: [number, number] = [0, 0];
   private storeSkewKnown = false;
+  /** When this process last voted for a kind (see `kinds`), by quota and kind. */
+  private readonly voted = new Map<string, number>();
+  /** The kind the fleet told of a quota as last read, and when. */
+  private readonly heard = new Map<string, { at: number; kind: ToldKind | undefined }>();
 
   constructor(
     private readonly store: unknown,
@@ -335,34 +360,48 @@ export class SharedPacing {
     return decision;
   }
 
-  /** A spacing bucket: one token a millisecond, a call costing its `spacing`. */
-  private async spacingCheck(
+  /**
+   * Spacing buckets: one token a millisecond, a call costing its `spacing`. Processes whose
+   * estimates of the spacing differ (each learns from its own answers) still share a bucket, each
+   * call taking the time its process thinks it needs. Its capacity, `burst` spacings rounded up to
+   * a power of two (so that they mostly agree on it too), bounds a burst. Estimates on either side
+   * of a power of two would still pace through two buckets, each at its own rate (measured: two
+   * processes in each of two buckets sent 15 calls/s to a window of 9.5): a call whose `burst`
+   * spacings lie within a factor of √2 of the power below or above also spends from the bucket
+   * there (the smaller one: its whole capacity at most). (A string window: a number under a second
+   * would draw TOLLGATE_NUMERIC_WINDOW.)
+   */
+  private async spacingChecks(
     key: string,
     { spacing, burst }: { spacing: number; burst: number },
     known?: number,
     exact = false,
-  ) {
-    // Processes whose estimates of the spacing differ (each learns from its own answers) still
-    // share one bucket, each call taking the time its process thinks it needs. Its capacity,
-    // `burst` spacings rounded up to a power of two (so that they mostly agree on it too), bounds
-    // a burst. (A string window: a number under a second would draw TOLLGATE_NUMERIC_WINDOW.)
+  ): Promise<Check[] | undefined> {
     const cost = Math.max(1, Math.ceil(spacing));
     // (`exact`: a spacing every process computes alike, from a stated policy: no rounding, so no
     // more than `burst` calls in a row.)
-    const capacity = Math.min(
-      MAX_FLEET_TOKENS,
-      exact ? cost * burst : 2 ** Math.ceil(Math.log2(cost * burst)),
-    );
-    const limiter = await this.limiter(`ms:${capacity}`, {
-      algorithm: 'token-bucket',
-      limit: capacity,
-      window: `${capacity}ms`,
-    });
-    if (limiter === undefined) return undefined;
-    const charge = Math.min(cost, capacity);
-    const check: Check = { limiter, key, cost: charge, limit: capacity };
-    if (known !== undefined) check.drainTo = Math.max(0, (known - 1) * charge);
-    return check;
+    const span = cost * burst;
+    const capacities = exact ? [span] : [2 ** Math.ceil(Math.log2(span))];
+    if (!exact) {
+      const [capacity] = capacities as [number];
+      if (capacity < span * Math.SQRT2) capacities.push(capacity * 2);
+      else if (capacity / 2 > 1 && span < capacity * Math.SQRT1_2) capacities.push(capacity / 2);
+    }
+    const checks: Check[] = [];
+    for (const each of capacities) {
+      const capacity = Math.min(MAX_FLEET_TOKENS, each);
+      const limiter = await this.limiter(`ms:${capacity}`, {
+        algorithm: 'token-bucket',
+        limit: capacity,
+        window: `${capacity}ms`,
+      });
+      if (limiter === undefined) return undefined;
+      const charge = Math.min(cost, capacity);
+      const check: Check = { limiter, key, cost: charge, limit: capacity };
+      if (known !== undefined) check.drainTo = Math.max(0, (known - 1) * charge);
+      checks.push(check);
+    }
+    return checks;
   }
 
   /** The limiters a part's call spends from (undefined: past MAX_FLEET_NAMES). */
@@ -387,9 +426,9 @@ export class SharedPacing {
     }
     if (pace === undefined) return counted === undefined ? [] : [counted];
     if (!('mirror' in pace)) {
-      const check = await this.spacingCheck(key, pace, known);
-      if (check === undefined) return undefined;
-      return counted === undefined ? [check] : [counted, check];
+      const spacing = await this.spacingChecks(key, pace, known);
+      if (spacing === undefined) return undefined;
+      return counted === undefined ? spacing : [counted, ...spacing];
     }
     const { mirror, window, limit } = pace;
     const stated = Math.min(MAX_FLEET_WINDOW_MS, Math.ceil(window));
@@ -426,11 +465,65 @@ export class SharedPacing {
       if (maybe) checks.push(await mirrored('sliding-window', stated));
       if (!surely && limit >= 2) {
         checks.push(
-          await this.spacingCheck(key, { spacing: window / ((limit - 1) * 0.99), burst: 1 }, undefined, true),
+          ...((await this.spacingChecks(
+            key,
+            { spacing: window / ((limit - 1) * 0.99), burst: 1 },
+            undefined,
+            true,
+          )) ?? [undefined]),
         );
       }
     }
     return checks.some((c) => c === undefined) ? undefined : (checks as Check[]);
+  }
+
+  /**
+   * Where the server states no window (`X-RateLimit-*`), the kind of each quota as the fleet told
+   * it: each process sees a share of the answers, and most never see what tells a bucket or a
+   * sliding window from the fixed window every such quota reads as first (see `Quota.toldKind`).
+   * A process that told one votes for it; one that may take one reads the votes (a sliding window
+   * over a bucket: it is told from a bucket). Votes are counts in the store (a fixed-window limiter
+   * of an hour), read with `peek`. The store down: nothing is told (each process on its own).
+   */
+  private async kinds(base: string, parts: readonly FleetPart[]): Promise<Array<[string, ToldKind]>> {
+    const told: Array<[string, ToldKind]> = [];
+    const now = this.now();
+    for (const part of parts) {
+      if (part.told === undefined && part.adoptable !== true) continue;
+      const limiter = await this.limiter('kinds', KIND_VOTES);
+      if (limiter === undefined) return told;
+      const key = `${base} ${part.scope}`;
+      if (this.voted.size >= MAX_KIND_KEYS) this.voted.clear();
+      if (this.heard.size >= MAX_KIND_KEYS) this.heard.clear();
+      try {
+        if (part.told !== undefined) {
+          const vote = `${key}\n${part.told}`;
+          if (now - (this.voted.get(vote) ?? Number.NEGATIVE_INFINITY) >= VOTE_AGAIN_MS) {
+            await limiter.consume(`${key} kind:${part.told}`, { cost: 1 });
+            this.voted.set(vote, now);
+          }
+        }
+        if (part.adoptable !== true) continue;
+        let heard = this.heard.get(key);
+        if (heard === undefined || now - heard.at >= HEAR_EVERY_MS) {
+          const [sliding, bucket] = await Promise.all(
+            (['sliding', 'bucket'] as const).map((kind) => limiter.peek(`${key} kind:${kind}`)),
+          );
+          const kind =
+            sliding!.remaining < KIND_VOTES.limit
+              ? 'sliding'
+              : bucket!.remaining < KIND_VOTES.limit
+                ? 'bucket'
+                : undefined;
+          heard = { at: now, kind };
+          this.heard.set(key, heard);
+        }
+        if (heard.kind !== undefined && heard.kind !== part.told) told.push([part.scope, heard.kind]);
+      } catch {
+        // The store refused (down, a limiter error): each process goes on what it told itself.
+      }
+    }
+    return told;
   }
 
   /**
@@ -449,6 +542,12 @@ export class SharedPacing {
    * window, from a sliding window where the clocks allow it.
    */
   async decide(base: string, question: FleetQuestion): Promise<FleetAnswer> {
+    const told = await this.kinds(base, question.parts);
+    const answer = await this.permit(base, question);
+    return told.length === 0 ? answer : { ...answer, told };
+  }
+
+  private async permit(base: string, question: FleetQuestion): Promise<FleetAnswer> {
     const checks: Check[] = [];
     for (const part of question.parts) {
       const more = await this.checks(base, part);
