@@ -199,7 +199,7 @@ describe('Quota, a kind another process of the fleet told', () => {
       unit: 'requests',
       limit: L,
       remaining: 15,
-      reset: { delta: 1500 },
+      reset: { delta: 1500, grain: 1 },
       windowMs: W,
     };
     quota.update(reading, 0, T0, T0 + RTT, new ServerClock(), 0);
