@@ -225,7 +225,7 @@ export class Budget {
     this.fleet!(question).then(
       (answer) => {
         this.fleetAsking = false;
-        for (const [scope, kind] of answer.told ?? []) this.quotas.get(scope)?.adopt(kind);
+        for (const [scope, kind] of answer.told ?? []) this.quotas.get(scope)?.heard(kind);
         if (answer.allowed) this.fleetPermit = answer;
         else this.fleetAt = this.now() + answer.retryAfterMs;
         this.pump();
@@ -313,7 +313,7 @@ export class Budget {
       if (pace === undefined && window === undefined) continue;
       const left = quota.leftAtMost(now);
       const known = left === undefined ? undefined : Math.floor(left / costIn(cost, quota.unit));
-      const told = quota.toldKind();
+      const told = quota.toldKind(now);
       const adoptable = quota.adoptable();
       parts.push({ scope: quota.key, pace, known, skew: this.clock.skewRange, window, told, adoptable });
     }

@@ -138,23 +138,22 @@ describe('Quota, a kind another process of the fleet told', () => {
     return quota;
   }
 
-  it('a quota read as a window takes a bucket or a sliding window, and tells nobody what it took', () => {
-    const bucket = fresh();
-    expect({ kind: bucket.kind, adoptable: bucket.adoptable(), told: bucket.toldKind() }).toEqual({
+  it('a quota read as a window takes a bucket or a sliding window, tells nobody what it took, and gives it up once nobody tells it', () => {
+    const quota = fresh();
+    expect({ kind: quota.kind, adoptable: quota.adoptable(), told: quota.toldKind(T0) }).toEqual({
       kind: 'window',
       adoptable: true,
       told: undefined,
     });
-    bucket.adopt('bucket');
-    expect({ kind: bucket.kind, told: bucket.toldKind() }).toEqual({ kind: 'bucket', told: undefined });
-    // Still takes a sliding window (told from a bucket), and not a bucket back.
-    bucket.adopt('sliding');
-    expect({ kind: bucket.kind, adoptable: bucket.adoptable() }).toEqual({
-      kind: 'sliding',
-      adoptable: false,
-    });
-    bucket.adopt('bucket');
-    expect(bucket.kind).toBe('sliding');
+    quota.heard('bucket');
+    expect({ kind: quota.kind, told: quota.toldKind(T0) }).toEqual({ kind: 'bucket', told: undefined });
+    // A sliding window (told from a bucket) is taken too, and not a bucket back.
+    quota.heard('sliding');
+    quota.heard('bucket');
+    expect({ kind: quota.kind, adoptable: quota.adoptable() }).toEqual({ kind: 'sliding', adoptable: true });
+    // No process tells it any more: back to the window this client read.
+    quota.heard(undefined);
+    expect({ kind: quota.kind, adoptable: quota.adoptable() }).toEqual({ kind: 'window', adoptable: true });
   });
 
   it('a bucket told from its own answers is told to the fleet; a fixed window tells nothing', () => {
@@ -171,7 +170,14 @@ describe('Quota, a kind another process of the fleet told', () => {
       60,
       4000,
     );
-    expect({ kind: bucket.kind, told: bucket.toldKind() }).toEqual({ kind: 'bucket', told: 'bucket' });
+    expect({ kind: bucket.kind, told: bucket.toldKind(T0 + 4000) }).toEqual({
+      kind: 'bucket',
+      told: 'bucket',
+    });
+    // Told while it was seen to come back within the last 20 s; nothing heard changes it.
+    expect(bucket.toldKind(T0 + 4000 + 21_000)).toBeUndefined();
+    bucket.heard(undefined);
+    expect(bucket.kind).toBe('bucket');
     // A fixed window (windows on the clock's grid) never tells one: its count only falls within a
     // reset, whatever the others spend.
     let start = Number.NEGATIVE_INFINITY;
@@ -189,7 +195,10 @@ describe('Quota, a kind another process of the fleet told', () => {
       50,
       7000,
     );
-    expect({ kind: window.kind, told: window.toldKind() }).toEqual({ kind: 'window', told: undefined });
+    expect({ kind: window.kind, told: window.toldKind(T0 + 7000) }).toEqual({
+      kind: 'window',
+      told: undefined,
+    });
   });
 
   it('a window stated by the server (draft headers) takes nothing', () => {
@@ -203,7 +212,7 @@ describe('Quota, a kind another process of the fleet told', () => {
       windowMs: W,
     };
     quota.update(reading, 0, T0, T0 + RTT, new ServerClock(), 0);
-    expect({ adoptable: quota.adoptable(), told: quota.toldKind() }).toEqual({
+    expect({ adoptable: quota.adoptable(), told: quota.toldKind(T0) }).toEqual({
       adoptable: false,
       told: undefined,
     });

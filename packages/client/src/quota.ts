@@ -4,8 +4,11 @@ import type { FleetPace } from './shared.js';
 
 /** How far a bucket's rate bounds may cross (a stale `Date`, timer lag) before it is no bucket. */
 const BUCKET_SLACK = 1.2;
-/** Shares of its rate a fleet sends at (see `fleetSpacing`). */
-const FLEET_WINDOW = 0.97;
+/**
+ * Shares of its rate a fleet sends at (see `fleetPace`): a fixed window's whole rate (its calls are
+ * counted per window too; at 97%, 93-95% of the quota was used), 99% of a sliding window's.
+ */
+const FLEET_WINDOW = 1;
 const FLEET_SLIDING = 0.99;
 /**
  * The largest sliding window counted from this client's calls (see `Quota.gridCount`: its cost
@@ -26,6 +29,11 @@ const WINDOW_NAME_MS = 1000;
 const RESET_STEPS = 8;
 /** Answers whose round trip widens the grid count's skew (see `update`). */
 const RTTS = 8;
+/**
+ * How long after this client last saw a quota come back it still tells a fleet that the quota is
+ * a bucket or a sliding window (see `Quota.toldKind`).
+ */
+const KIND_FRESH_MS = 20_000;
 /** How long a stated limit stands at most before a call larger than it is let go to probe it. */
 const LIMIT_HELD_MS = 60_000;
 
@@ -87,8 +95,15 @@ export class Quota {
   private rateHi = Number.POSITIVE_INFINITY;
   /** Answers whose remaining and reset no bucket explains: a sliding window (see `update`). */
   private notBucket = false;
-  /** The kind taken from the fleet (see `adopt`), not told by this client's own answers. */
+  /**
+   * The kind before one was taken from the fleet (see `heard`), while the kind is the fleet's
+   * word (undefined: this client's own answers told it, or nothing was taken).
+   */
   private adopted: QuotaKind | undefined;
+  /** When this client last saw the quota come back between two answers within one reset. */
+  private cameBackAt = Number.NEGATIVE_INFINITY;
+  /** Whether the last answer was a success (see the rule telling a bucket, in `update`). */
+  private lastAllowed = false;
   /**
    * For a sliding window that states no window: the least of (reset - sent) over allowed answers.
    * The reset is the end of the window after the one that counted the call, more than one window
@@ -200,6 +215,7 @@ export class Quota {
     if (this.pastEndSentAt !== undefined && sentAt >= this.pastEndSentAt) this.pastEndSentAt = undefined;
     const before = this.remaining;
     const resetBefore = this.resetHi;
+    const limitBefore = this.limit;
     if (reading.limit !== undefined) this.limit = reading.limit;
     if (reading.windowMs !== undefined) this.windowMs = reading.windowMs;
     // A sliding window states when the whole quota is back: up to twice its window.
@@ -211,17 +227,25 @@ export class Quota {
       this.learnUnstated(reading, lo, hi, sentAt, receivedAt, allowed);
     }
     // Sent after the last answer arrived, answered before that answer's reset, and no less left
-    // although this call spent (a denied one spent nothing): units came back in between.
+    // although this call spent (a denied one spent nothing): units came back in between. Not
+    // after a refused or failed answer (a server may give a failed call back: `refund.onFailure`,
+    // `skipFailedRequests`), nor across a change of the limit.
     if (
       allowed &&
-      this.kind !== 'sliding' &&
+      this.lastAllowed &&
+      limitBefore === this.limit &&
       this.seq >= 0 &&
       sentAt >= this.seenAt &&
       receivedAt < this.resetLo &&
       reading.remaining >= this.remaining
     ) {
-      this.kind = 'bucket';
+      this.cameBackAt = receivedAt;
+      if (this.kind !== 'sliding') this.kind = 'bucket';
+      // Its own answers tell it now (a sliding window: once they also cross as a bucket's), no
+      // longer the fleet's word.
+      if (this.kind === 'bucket' || this.notBucket) this.adopted = undefined;
     }
+    this.lastAllowed = allowed;
     // A quota that comes back gradually but whose answers no bucket explains: a sliding window.
     if (this.kind === 'bucket' && this.notBucket) this.kind = 'sliding';
     // Sent after the last reset, and the quota is whole again although calls went out just before:
@@ -796,33 +820,46 @@ export class Quota {
    * (`sliding`). Each process sees only its own share of the answers, and a quota is seen to come
    * back only between two answers of one process with nothing spent by others in between: most
    * processes of a busy fleet never see it (measured: three of four read a token bucket as a
-   * window for a whole run), so the first to tell it tells the others (see `adopt`).
+   * window for a whole run), so the first to tell it tells the others (see `heard`). Only while
+   * this client saw it come back in the last KIND_FRESH_MS: one misleading answer (a fixed window
+   * whose server restarted and lost its counts) is not told for long.
    */
-  toldKind(): 'bucket' | 'sliding' | undefined {
-    if (this.windowMs !== undefined || this.unit !== 'requests' || this.kind === this.adopted)
+  toldKind(now: number): 'bucket' | 'sliding' | undefined {
+    if (this.windowMs !== undefined || this.unit !== 'requests' || this.adopted !== undefined)
       return undefined;
+    if (now - this.cameBackAt > KIND_FRESH_MS) return undefined;
     return this.kind === 'bucket' || this.kind === 'sliding' ? this.kind : undefined;
   }
 
-  /** Whether this quota takes a kind the fleet told (see `adopt`): no window stated, none seen. */
+  /**
+   * Whether this quota takes the kind the fleet tells (see `heard`): no window stated, and read
+   * as a window none was seen to come back whole at once, or as a bucket; or a kind it took.
+   */
   adoptable(): boolean {
     if (this.windowMs !== undefined || this.unit !== 'requests') return false;
+    if (this.adopted !== undefined) return true;
     return (this.kind === 'window' && !this.windowSeen) || this.kind === 'bucket';
   }
 
   /**
-   * Takes the kind another process of the fleet told from its answers (see `toldKind`): both are
-   * told only from what a window never shows (a quota coming back between two answers within one
-   * reset; then answers no bucket explains), so a process that has not seen it yet reads a
-   * window only because its share of the answers did not show it. Never over a window seen to come
-   * back whole, nor from a sliding window back to a bucket. The rate or window is still this
-   * process's own, from its own answers (each of them bounds it whoever spent the quota).
+   * What the fleet tells of this quota's kind (see `toldKind`): a kind another process told from
+   * its answers, taken by a quota still read as a window (or a bucket, for a sliding window, told
+   * from one), since both are told only from what a window never shows; nothing, once no process
+   * tells it any more: a kind taken is given up (back to what this client read before), unless
+   * this client's own answers have told it since. The rate or window is still this client's own,
+   * from its own answers (each of them bounds it whoever spent the quota).
    */
-  adopt(kind: 'bucket' | 'sliding'): void {
-    if (!this.adoptable() || this.kind === kind) return;
-    if (kind === 'bucket' && this.kind !== 'window') return;
-    this.adopted = kind;
-    // (This process's own answers no bucket explains: a sliding window, as `update` would tell.)
+  heard(kind: 'bucket' | 'sliding' | undefined): void {
+    if (!this.adoptable()) return;
+    if (kind === undefined) {
+      if (this.adopted === undefined) return;
+      this.kind = this.adopted;
+      this.adopted = undefined;
+      return;
+    }
+    if (this.kind === kind || (kind === 'bucket' && this.kind === 'sliding')) return;
+    this.adopted ??= this.kind;
+    // (This client's own answers no bucket explains: a sliding window, as `update` would tell.)
     this.kind = kind === 'bucket' && this.notBucket ? 'sliding' : kind;
     this.probeAt = undefined;
     this.pastEndSentAt = undefined;
@@ -830,9 +867,9 @@ export class Quota {
 
   /**
    * How a fleet sharing this quota should send (`shareLearned`): `spacing` ms apart, and `burst`
-   * calls at most in a row to make up for late ones. A fixed window at 97% of its rate (calls
-   * arrive with jitter, and a window holds one call too many when two close up), a sliding window
-   * at 99% of the `(limit - 1) / window` it sustains (a window whose last one was full admits one
+   * calls at most in a row to make up for late ones. A fixed window at its rate (the fleet counts
+   * each window's calls under its reset, up to its limit: see `fleetWindow`), a sliding window at
+   * 99% of the `(limit - 1) / window` it sustains (a window whose last one was full admits one
    * call fewer), both one call at a time; a bucket at its rate, two in a row (its burst takes up
    * the jitter). A fixed window of stated length: its limit per window, mirrored in the store.
    * A window of unstated length not dated yet: what is left spread from `now` to its latest end.

@@ -78,61 +78,108 @@ describe('SharedPacing, what one process told of a legacy quota’s kind', () =>
     ...extra,
   });
 
-  it('a process that told a bucket from its answers tells the others that still read a window', async () => {
-    const store = new MemoryStore();
-    const a = new SharedPacing(store, Date.now);
-    const b = new SharedPacing(store, Date.now);
+  /** Processes on one MemoryStore, on a clock the test moves. */
+  function fleetOf(n: number) {
+    const clock = { now: 1_700_000_000_000 };
+    const store = new MemoryStore({ clock: () => clock.now });
+    const processes = Array.from({ length: n }, () => new SharedPacing(store, () => clock.now));
+    return { clock, store, processes };
+  }
+
+  it('a process that told a bucket tells the others that still read a window, while it votes; then no longer', async () => {
+    const { clock, store, processes } = fleetOf(2);
+    const [a, b] = processes as [SharedPacing, SharedPacing];
     // Nobody told anything yet.
-    expect((await ask(b, part({ adoptable: true }))).told).toBeUndefined();
-    const told = await ask(a, part({ told: 'bucket' }));
-    expect(told.told).toBeUndefined();
-    // b read the votes a quarter second ago: it reads them again then.
-    await new Promise((resolve) => setTimeout(resolve, 260));
+    expect((await ask(b, part({ adoptable: true }))).told).toEqual([['legacy:', undefined]]);
+    expect((await ask(a, part({ told: 'bucket' }))).told).toBeUndefined();
+    // b read the votes within the last second: what it read then, until it reads them again.
+    expect((await ask(b, part({ adoptable: true }))).told).toEqual([['legacy:', undefined]]);
+    clock.now += 1000;
     expect((await ask(b, part({ adoptable: true }))).told).toEqual([['legacy:', 'bucket']]);
-    // A process that does not take a kind is told nothing; another credential has its own votes.
+    // A process that takes no kind is told nothing; another credential has its own votes.
     expect((await ask(b, part({}))).told).toBeUndefined();
-    expect(
-      (await b.decide('http://legacy.test other', { parts: [part({ adoptable: true })], unregistered: 0 }))
-        .told,
-    ).toBeUndefined();
+    const other = await b.decide('http://legacy.test other', {
+      parts: [part({ adoptable: true })],
+      unregistered: 0,
+    });
+    expect(other.told).toEqual([['legacy:', undefined]]);
+    // a votes every five seconds while it tells it: heard all along.
+    for (let i = 0; i < 12; i++) {
+      clock.now += 5000;
+      await ask(a, part({ told: 'bucket' }));
+      expect((await ask(b, part({ adoptable: true }))).told).toEqual([['legacy:', 'bucket']]);
+    }
+    // a no longer tells it (gone, or it no longer sees the quota come back): within 20 s, nobody
+    // does.
+    clock.now += 20_000;
+    expect((await ask(b, part({ adoptable: true }))).told).toEqual([['legacy:', undefined]]);
+    store.close();
   });
 
   it('a sliding window told by one process outweighs a bucket told by another (it is told from one)', async () => {
-    const store = new MemoryStore();
-    const [a, b, c] = [0, 1, 2].map(() => new SharedPacing(store, Date.now)) as [
-      SharedPacing,
-      SharedPacing,
-      SharedPacing,
-    ];
+    const { store, processes } = fleetOf(3);
+    const [a, b, c] = processes as [SharedPacing, SharedPacing, SharedPacing];
     await ask(a, part({ told: 'bucket' }));
     await ask(b, part({ told: 'sliding' }));
     expect((await ask(c, part({ adoptable: true }))).told).toEqual([['legacy:', 'sliding']]);
     // b itself is told nothing new: it told the sliding window.
     expect((await ask(b, part({ told: 'sliding', adoptable: true }))).told).toBeUndefined();
+    store.close();
   });
 });
 
 describe('SharedPacing, processes whose spacings differ', () => {
-  const spaced = (spacing: number): FleetPart => ({ scope: 'legacy:', pace: { spacing, burst: 1 } });
+  const spaced = (spacing: number, burst = 1): FleetPart => ({ scope: 'legacy:', pace: { spacing, burst } });
 
-  it('spacings on either side of a power of two still pace through one bucket', async () => {
-    const store = new MemoryStore();
-    const a = new SharedPacing(store, Date.now);
-    const b = new SharedPacing(store, Date.now);
-    // 108 ms rounds up to a 128 ms bucket, 159 ms to a 256 ms one: each also spends from the
-    // other's, so b waits for the time a's call took (before: each had its own, and both went).
-    expect((await ask(a, spaced(108))).allowed).toBe(true);
-    const refused = await ask(b, spaced(159));
-    expect(refused.allowed).toBe(false);
-    expect(refused.retryAfterMs).toBeGreaterThan(0);
-    expect(refused.retryAfterMs).toBeLessThanOrEqual(159);
-  });
+  it.each([
+    [108, 159],
+    [70, 200],
+    [100, 100_000],
+  ])(
+    'spacings of %i and %i ms pace through one bucket: the second waits for the time the first took',
+    async (first, second) => {
+      const store = new MemoryStore();
+      const a = new SharedPacing(store, Date.now);
+      const b = new SharedPacing(store, Date.now);
+      // Before: a bucket per power of two (128 and 256 ms for the first pair), each process at its
+      // own spacing in its own: both went.
+      expect((await ask(a, spaced(first))).allowed).toBe(true);
+      const refused = await ask(b, spaced(second));
+      expect(refused.allowed).toBe(false);
+      expect(refused.retryAfterMs).toBeGreaterThan(second - first - 5);
+      expect(refused.retryAfterMs).toBeLessThanOrEqual(second);
+    },
+  );
 
-  it('spacings a factor of two apart or more do not share (each far from the other’s power of two)', async () => {
-    const store = new MemoryStore();
-    const a = new SharedPacing(store, Date.now);
-    const b = new SharedPacing(store, Date.now);
-    expect((await ask(a, spaced(70))).allowed).toBe(true);
-    expect((await ask(b, spaced(200))).allowed).toBe(true);
-  });
+  it.each([600, 800])(
+    'a bucket paced %i ms apart goes two in a row from a fresh store, then waits three quarters of a spacing (a lag of up to a quarter is kept)',
+    async (spacing) => {
+      const store = new MemoryStore();
+      const a = new SharedPacing(store, Date.now);
+      expect((await ask(a, spaced(spacing, 2))).allowed).toBe(true);
+      expect((await ask(a, spaced(spacing, 2))).allowed).toBe(true);
+      const third = await ask(a, spaced(spacing, 2));
+      expect(third.allowed).toBe(false);
+      expect(third.retryAfterMs).toBeGreaterThan(spacing * 0.75 - 20);
+      expect(third.retryAfterMs).toBeLessThanOrEqual(spacing * 0.75);
+    },
+  );
+
+  it.each([14, 15.5, 30 * 24])(
+    'a spacing of %s hours: a bucket tollgate takes, one call, then a wait',
+    async (hours) => {
+      const store = new MemoryStore();
+      const a = new SharedPacing(store, Date.now);
+      const spacing = hours * 3_600_000;
+      expect((await ask(a, spaced(spacing))).allowed).toBe(true);
+      const next = await ask(a, spaced(spacing));
+      expect(next.allowed).toBe(false);
+      // A fresh bucket holds up to twice a spacing (2^26 ms, or the power of two above) and is
+      // drained only past that: the second call waits what the first left short of a spacing
+      // (a third at 14 h, a fifth at 15.5 h, two thirds at 720 h). Tokens of more than a ms past
+      // 2^26 ms spans: 2^12 ms at 720 h.
+      expect(next.retryAfterMs).toBeGreaterThan(spacing * 0.19);
+      expect(next.retryAfterMs).toBeLessThanOrEqual(spacing + 5000);
+    },
+  );
 });

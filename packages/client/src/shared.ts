@@ -5,6 +5,8 @@ import { sleep } from './sleep.js';
 /** What the client reads of a tollgate `Decision`. */
 interface SharedDecision {
   allowed: boolean;
+  /** `store-error`: the store did not answer, the limiter let the call through (fail open). */
+  reason?: string;
   remaining: number;
   resetMs: number;
   retryAfterMs: number;
@@ -168,8 +170,19 @@ export class SharedBudgets {
   }
 }
 
-/** The largest fleet bucket of spacings, in tokens (ms): 2^49, under a tollgate limit's 10^15. */
-const MAX_FLEET_TOKENS = 2 ** 49;
+/** The longest fleet bucket of spacings, in ms: 2^49 (a tollgate window takes up to 2^51). */
+const MAX_FLEET_SPAN = 2 ** 49;
+/**
+ * The fleet's bucket of spacings for every span up to 2^26 ms (some 18.6 hours): one bucket, so
+ * that processes whose estimates differ (each learns from its own answers) still pace through the
+ * same one. Longer spans have a bucket per power of two.
+ */
+const SHARED_SPAN = 2 ** 26;
+/**
+ * A token bucket's limit times its window must stay within 2^53 (tollgate refuses more): a bucket
+ * spanning `span` ms counts tokens of `span / limit` ms, one a millisecond up to 2^26.
+ */
+const bucketLimit = (span: number): number => Math.max(1, Math.min(span, Math.floor(2 ** 52 / span)));
 /** Fleet limiters kept at most; past it they are made again on use. */
 const MAX_FLEET_LIMITERS = 64;
 /**
@@ -229,8 +242,11 @@ export interface FleetAnswer {
   allowed: boolean;
   retryAfterMs: number;
   giveBack(): Promise<void>;
-  /** Kinds other processes told of the question's adoptable quotas, by scope. */
-  told?: ReadonlyArray<[scope: string, kind: ToldKind]>;
+  /**
+   * What the fleet tells of the kind of the question's adoptable quotas, by scope (undefined: no
+   * process tells one; see `Quota.heard`).
+   */
+  told?: ReadonlyArray<[scope: string, kind: ToldKind | undefined]>;
 }
 
 /** One limiter a call spends `cost` from, under `key`. */
@@ -238,8 +254,10 @@ interface Check {
   limiter: SharedLimiter;
   key: string;
   cost: number;
-  /** Drain the count down to this many units left (`known` calls, less this one). */
+  /** Drain the count down to this many units left (`known` calls, less this one)... */
   drainTo?: number;
+  /** ...where more than this many are left (default: `drainTo`). */
+  drainAbove?: number;
   /** A fixed window's margin (see `fleetMargin`): no call is counted in its last two. */
   margin?: number;
   limit: number;
@@ -284,13 +302,15 @@ const NOTHING = async () => {};
 const WINDOW_COUNTER = '1h';
 
 /**
- * The fleet's word on a quota's kind (see `SharedPacing.kinds`): a process that told one votes
- * for it in a count that lasts an hour, again every ten minutes while it still tells it; a process
- * that may take one reads the votes at most every quarter second.
+ * The fleet's word on a quota's kind (see `SharedPacing.kinds`): a process that tells one votes for
+ * it every five seconds while it does, each vote a token taken from a bucket of two that refills
+ * one every ten: it reads as voted (not full) while votes keep coming, and no longer within twenty
+ * seconds of the last (its teller gone, or no longer seeing it; see `Quota.toldKind`). A process
+ * that may take one reads the votes at most once a second.
  */
-const KIND_VOTES = { algorithm: 'fixed-window', limit: 1_000_000, window: '1h' } as const;
-const VOTE_AGAIN_MS = 600_000;
-const HEAR_EVERY_MS = 250;
+const KIND_VOTES = { algorithm: 'token-bucket', limit: 2, window: '20s' } as const;
+const VOTE_AGAIN_MS = 5000;
+const HEAR_EVERY_MS = 1000;
 /** Quotas whose votes a process remembers; past it they are forgotten and asked again. */
 const MAX_KIND_KEYS = 1024;
 
@@ -361,47 +381,47 @@ export class SharedPacing {
   }
 
   /**
-   * Spacing buckets: one token a millisecond, a call costing its `spacing`. Processes whose
-   * estimates of the spacing differ (each learns from its own answers) still share a bucket, each
-   * call taking the time its process thinks it needs. Its capacity, `burst` spacings rounded up to
-   * a power of two (so that they mostly agree on it too), bounds a burst. Estimates on either side
-   * of a power of two would still pace through two buckets, each at its own rate (measured: two
-   * processes in each of two buckets sent 15 calls/s to a window of 9.5): a call whose `burst`
-   * spacings lie within a factor of √2 of the power below or above also spends from the bucket
-   * there (the smaller one: its whole capacity at most). (A string window: a number under a second
-   * would draw TOLLGATE_NUMERIC_WINDOW.)
+   * A spacing bucket: a call costs its `spacing` in ms of a bucket refilled one ms per ms. Every
+   * process paces a quota through one bucket (spans up to SHARED_SPAN), each call taking the time
+   * its process thinks it needs: estimates that differ (each learns from its own answers) still
+   * add up in one place. The bucket holds far more than a call's spacing; after an idle spell it
+   * is drained (see below). (`exact`: a spacing every process computes alike, from a
+   * stated policy: a bucket of `burst` spacings.) (A string window: a number under a second would
+   * draw TOLLGATE_NUMERIC_WINDOW.)
    */
-  private async spacingChecks(
+  private async spacingCheck(
     key: string,
     { spacing, burst }: { spacing: number; burst: number },
     known?: number,
     exact = false,
-  ): Promise<Check[] | undefined> {
+  ): Promise<Check | undefined> {
     const cost = Math.max(1, Math.ceil(spacing));
-    // (`exact`: a spacing every process computes alike, from a stated policy: no rounding, so no
-    // more than `burst` calls in a row.)
-    const span = cost * burst;
-    const capacities = exact ? [span] : [2 ** Math.ceil(Math.log2(span))];
-    if (!exact) {
-      const [capacity] = capacities as [number];
-      if (capacity < span * Math.SQRT2) capacities.push(capacity * 2);
-      else if (capacity / 2 > 1 && span < capacity * Math.SQRT1_2) capacities.push(capacity / 2);
+    const span = Math.min(MAX_FLEET_SPAN, cost * burst);
+    const capacity = exact ? span : span <= SHARED_SPAN ? SHARED_SPAN : 2 ** Math.ceil(Math.log2(span));
+    const limit = bucketLimit(capacity);
+    const limiter = await this.limiter(`ms:${capacity}`, {
+      algorithm: 'token-bucket',
+      limit,
+      window: `${capacity}ms`,
+    });
+    if (limiter === undefined) return undefined;
+    // In tokens of `capacity / limit` ms (one ms up to SHARED_SPAN).
+    const charge = Math.min(limit, Math.ceil((cost * limit) / capacity));
+    const check: Check = { limiter, key, cost: charge, limit };
+    // After an idle spell, `burst` in a row and then the next three quarters of a spacing on:
+    // drained to `burst` - 1 spacings and a quarter of one, once it holds more than `burst`
+    // spacings twice over (what a send's lag leaves over stays: in a steady stream no call drains,
+    // a store command more, and the next call does not lose it). At most twice `burst` in a row.
+    // Where this process's last answer leaves `known` calls, to `known` - 1 spacings, once it
+    // holds a spacing more than that.
+    check.drainTo = (burst - 1) * charge + Math.floor(charge / 4);
+    check.drainAbove = 2 * burst * charge;
+    if (known !== undefined) {
+      const knownTo = Math.max(0, (known - 1) * charge);
+      check.drainTo = Math.min(check.drainTo, knownTo);
+      check.drainAbove = Math.min(check.drainAbove, knownTo + charge);
     }
-    const checks: Check[] = [];
-    for (const each of capacities) {
-      const capacity = Math.min(MAX_FLEET_TOKENS, each);
-      const limiter = await this.limiter(`ms:${capacity}`, {
-        algorithm: 'token-bucket',
-        limit: capacity,
-        window: `${capacity}ms`,
-      });
-      if (limiter === undefined) return undefined;
-      const charge = Math.min(cost, capacity);
-      const check: Check = { limiter, key, cost: charge, limit: capacity };
-      if (known !== undefined) check.drainTo = Math.max(0, (known - 1) * charge);
-      checks.push(check);
-    }
-    return checks;
+    return check;
   }
 
   /** The limiters a part's call spends from (undefined: past MAX_FLEET_NAMES). */
@@ -426,9 +446,9 @@ export class SharedPacing {
     }
     if (pace === undefined) return counted === undefined ? [] : [counted];
     if (!('mirror' in pace)) {
-      const spacing = await this.spacingChecks(key, pace, known);
-      if (spacing === undefined) return undefined;
-      return counted === undefined ? spacing : [counted, ...spacing];
+      const check = await this.spacingCheck(key, pace, known);
+      if (check === undefined) return undefined;
+      return counted === undefined ? [check] : [counted, check];
     }
     const { mirror, window, limit } = pace;
     const stated = Math.min(MAX_FLEET_WINDOW_MS, Math.ceil(window));
@@ -465,12 +485,7 @@ export class SharedPacing {
       if (maybe) checks.push(await mirrored('sliding-window', stated));
       if (!surely && limit >= 2) {
         checks.push(
-          ...((await this.spacingChecks(
-            key,
-            { spacing: window / ((limit - 1) * 0.99), burst: 1 },
-            undefined,
-            true,
-          )) ?? [undefined]),
+          await this.spacingCheck(key, { spacing: window / ((limit - 1) * 0.99), burst: 1 }, undefined, true),
         );
       }
     }
@@ -485,8 +500,11 @@ export class SharedPacing {
    * over a bucket: it is told from a bucket). Votes are counts in the store (a fixed-window limiter
    * of an hour), read with `peek`. The store down: nothing is told (each process on its own).
    */
-  private async kinds(base: string, parts: readonly FleetPart[]): Promise<Array<[string, ToldKind]>> {
-    const told: Array<[string, ToldKind]> = [];
+  private async kinds(
+    base: string,
+    parts: readonly FleetPart[],
+  ): Promise<Array<[string, ToldKind | undefined]>> {
+    const told: Array<[string, ToldKind | undefined]> = [];
     const now = this.now();
     for (const part of parts) {
       if (part.told === undefined && part.adoptable !== true) continue;
@@ -499,8 +517,9 @@ export class SharedPacing {
         if (part.told !== undefined) {
           const vote = `${key}\n${part.told}`;
           if (now - (this.voted.get(vote) ?? Number.NEGATIVE_INFINITY) >= VOTE_AGAIN_MS) {
-            await limiter.consume(`${key} kind:${part.told}`, { cost: 1 });
-            this.voted.set(vote, now);
+            const decision = await limiter.consume(`${key} kind:${part.told}`, { cost: 1 });
+            // A vote the store did not take (down: the limiter lets it through) is cast again.
+            if (decision.reason !== 'store-error') this.voted.set(vote, now);
           }
         }
         if (part.adoptable !== true) continue;
@@ -509,6 +528,8 @@ export class SharedPacing {
           const [sliding, bucket] = await Promise.all(
             (['sliding', 'bucket'] as const).map((kind) => limiter.peek(`${key} kind:${kind}`)),
           );
+          // The store down: nothing heard (what was taken stays until it answers again).
+          if (sliding!.reason === 'store-error' || bucket!.reason === 'store-error') continue;
           const kind =
             sliding!.remaining < KIND_VOTES.limit
               ? 'sliding'
@@ -518,9 +539,9 @@ export class SharedPacing {
           heard = { at: now, kind };
           this.heard.set(key, heard);
         }
-        if (heard.kind !== undefined && heard.kind !== part.told) told.push([part.scope, heard.kind]);
+        if (heard.kind === undefined || heard.kind !== part.told) told.push([part.scope, heard.kind]);
       } catch {
-        // The store refused (down, a limiter error): each process goes on what it told itself.
+        // The store refused (a limiter error): each process goes on what it told itself.
       }
     }
     return told;
@@ -590,7 +611,7 @@ export class SharedPacing {
       }
       // More left in the store than the server has (a window opened while the server's was still
       // running, a bucket new in the store, calls unseen by the fleet): drained down to it.
-      if (check.drainTo !== undefined && decision.remaining > check.drainTo) {
+      if (check.drainTo !== undefined && decision.remaining > (check.drainAbove ?? check.drainTo)) {
         await this.consume(check.limiter, check.key, Math.ceil(decision.remaining - check.drainTo));
       }
     }
