@@ -122,6 +122,36 @@ describe('Quota, legacy headers', () => {
   });
 });
 
+describe('Quota, a fleet’s pace of a legacy bucket', () => {
+  it('its rate, and what its last answer leaves over (less two calls the others may have sent) spent on top over the time to fill', () => {
+    const rate = L / W;
+    let tokens = L;
+    let at = T0;
+    const quota = drive(
+      (now) => {
+        tokens = Math.min(L, tokens + (now - at) * rate);
+        at = now;
+        const allowed = tokens >= 1;
+        if (allowed) tokens -= 1;
+        return { allowed, remaining: Math.floor(tokens), resetAt: now + Math.ceil((L - tokens) / rate) };
+      },
+      60,
+      8000,
+    );
+    const end = T0 + 8000;
+    const learned = quota.snapshot(end).rate! / 1000;
+    // Dry (sent faster than the rate): the rate alone.
+    expect(quota.available(end)).toBeLessThanOrEqual(3);
+    expect(quota.fleetPace(end)).toEqual({ spacing: 1 / learned, burst: 2 });
+    // A second on, nothing sent: what came back at the learned rate, less 1 + 2, on top.
+    const later = end + 1000;
+    const pace = quota.fleetPace(later) as { spacing: number; burst: number };
+    const over = Math.max(0, quota.available(later) - 3);
+    expect(over).toBeGreaterThan(5);
+    expect(pace.spacing).toBeCloseTo(1 / (learned + over / (L / learned)), 9);
+  });
+});
+
 describe('Quota, a kind another process of the fleet told', () => {
   /** The first answer of a legacy quota: read as a window, nothing seen yet. */
   function fresh() {
