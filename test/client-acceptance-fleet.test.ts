@@ -4,8 +4,9 @@
 // that count every process under one key (one address). Two callers per process for four windows;
 // the four header modes of one framework and algorithm run side by side. After the first window
 // the fleet must use at least 95% of the quota, and at most 1% of each case's calls may be
-// answered 429. It does not hold yet for `legacy` headers (see SHORT): run with the single-client
-// half by `pnpm test:client-acceptance`, kept out of `pnpm test` meanwhile.
+// answered 429. It does not hold yet for sliding windows, nor for `legacy` fixed windows' 429s
+// (see SHORT): run with the single-client half by `pnpm test:client-acceptance`, kept out of
+// `pnpm test` meanwhile.
 import { type ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,38 +21,35 @@ const WORKER = fileURLToPath(new URL('./support/client-pacer.ts', import.meta.ur
 const PROCESSES = 4;
 
 /**
- * Where the fleet does not meet a bound yet, measured over three runs on a 2-core machine (load
- * 1-3, beside the single-client half and client-fleet-servers), and four more on 2026-12-04:
- * kept out of that check only, listed so that an improvement shows here first. README "Pacing:
- * what it reaches" explains each.
+ * Where the fleet does not meet a bound yet, measured on a 2-core machine (load 1-3, beside the
+ * single-client half and client-fleet-servers): kept out of that check only, listed so that an
+ * improvement shows here first. README "Pacing: what it reaches" explains each.
  * - Fixed windows, token and leaky buckets hold both bounds in the draft modes (each process
  *   mirrors the stated policy in the store): 100%, 100% and 98.3% used, no 429.
  * - Sliding windows (drafts): 85-95% used, 0 answers of 429 but two runs of seven with 1 in ~76.
  *   Their ceiling is 95% (see client-acceptance.test.ts); and the store's sliding window is used
  *   only once the server's clock is known to be a multiple of the window from the store's, which
  *   its whole-second `Date` tells slowly, so the fleet mostly paces at 99% of 19 per 2 s meanwhile.
- * - `legacy` (no window stated; each process learns the window or rate from its own answers, a
- *   quarter of them, and paces through a token bucket in the store): fixed windows 68-95% used
- *   with 4-8 answers of 429 in about 75 calls (73-92% with 5, 2026-12-04), sliding windows 35-93%
- *   with 0-4, token buckets 91.7-125% with 0-8; leaky buckets 100% with none. The processes do not
- *   agree on what the quota is (in one run of a token bucket one process had told the bucket, 9.5
- *   calls/s, while three still read a window, at 6.7, 10 and 11.4 calls/s), and each one's view of
- *   what is left was its own last answer: in a fixed window the 429s were the calls of processes
- *   whose last answer left some, after the others spent it (three in a row at the fleet's spacing,
- *   measured, every run). Since a window's calls are counted under its reset and the first window
- *   is spread: 85-100% used with 0-2 answered 429 (five runs), at the end of a window.
+ * - `legacy` (no window stated; each process learns the quota from its own answers, a quarter of
+ *   them, and paces through a spacing bucket in the store), since the kind one process tells is
+ *   told to the others, one spacing bucket serves every process, a fixed window is paced at its
+ *   rate and what a bucket or sliding window has left over is spent on top (2026-12-04, six to
+ *   twenty runs of each case): token and leaky buckets hold both bounds (110-113% and 100% used,
+ *   no 429),
+ *   fixed windows hold the quota used (95-101.7%) but 3 of 20 cases had 1 answer of 429 in ~78
+ *   (1.3%, over the bound; a window's end, not pinned down); sliding windows 65-87% used (their
+ *   ceiling 95%; each process bounds the window from its own answers, up to a second and more
+ *   long, and the kind is told late in the first windows), no 429. Before: fixed windows 85-100%
+ *   with 0-2 answered 429, sliding windows 35-93% with 0-4, token buckets 91.7-125% with 0-8
+ *   (processes disagreed on the kind: three of four read a token bucket as a window).
  */
 const SHORT_USED: ReadonlySet<string> = new Set([
   ...MODES.filter((m) => m !== 'legacy').map((m) => `sliding-window ${m}`),
-  'fixed-window legacy',
   'sliding-window legacy',
-  'token-bucket legacy',
 ]);
 const SHORT_429: ReadonlySet<string> = new Set([
   ...MODES.filter((m) => m !== 'legacy').map((m) => `sliding-window ${m}`),
   'fixed-window legacy',
-  'sliding-window legacy',
-  'token-bucket legacy',
 ]);
 
 let redis: RedisServer;
