@@ -123,7 +123,7 @@ describe('Quota, legacy headers', () => {
 });
 
 describe('Quota, a fleet’s pace of a legacy bucket', () => {
-  it('its rate, and what its last answer leaves over (less two calls the others may have sent) spent on top over the time to fill', () => {
+  it('its rate, and what its last answer leaves over (less what the others may have sent since) spent on top over the time to fill', () => {
     const rate = L / W;
     let tokens = L;
     let at = T0;
@@ -143,12 +143,34 @@ describe('Quota, a fleet’s pace of a legacy bucket', () => {
     // Dry (sent faster than the rate): the rate alone.
     expect(quota.available(end)).toBeLessThanOrEqual(3);
     expect(quota.fleetPace(end)).toEqual({ spacing: 1 / learned, burst: 2 });
-    // A second on, nothing sent: what came back at the learned rate, less 1 + 2, on top.
-    const later = end + 1000;
+    // Refilled while nobody called: an answer 3 s on says 18 are left. 10 ms after it, that less
+    // the call and two the others may have sent since, on top.
+    const t = end + 3000;
+    const clock = new ServerClock();
+    clock.observe(Math.floor(t / 1000) * 1000, t + RTT);
+    quota.spend(1, t);
+    const reading: QuotaReading = {
+      key: 'legacy:',
+      unit: 'requests',
+      limit: L,
+      remaining: 18,
+      reset: { server: Math.ceil((t + 1.5 / rate) / 1000) * 1000, grain: 1000 },
+      windowMs: undefined,
+    };
+    quota.update(reading, 10_000, t, t + RTT, clock, 0);
+    const later = t + RTT + 10;
+    const over = quota.available(later) - 1 - 2;
+    expect(over).toBeGreaterThan(14);
     const pace = quota.fleetPace(later) as { spacing: number; burst: number };
-    const over = Math.max(0, quota.available(later) - 3);
-    expect(over).toBeGreaterThan(5);
     expect(pace.spacing).toBeCloseTo(1 / (learned + over / (L / learned)), 9);
+    // A second on, what came back meanwhile went to the others (as many as the rate sends, less
+    // this process's own calls): the same left over, no more.
+    const second = quota.fleetPace(later + 1000) as { spacing: number; burst: number };
+    const others = Math.ceil((later + 1000 - (t + RTT)) * learned);
+    expect(second.spacing).toBeCloseTo(
+      1 / (learned + (quota.available(later + 1000) - 1 - others) / (L / learned)),
+      9,
+    );
   });
 });
 
@@ -204,8 +226,8 @@ describe('Quota, a kind another process of the fleet told', () => {
       kind: 'bucket',
       told: 'bucket',
     });
-    // Told while it was seen to come back within the last 20 s; nothing heard changes it.
-    expect(bucket.toldKind(T0 + 4000 + 21_000)).toBeUndefined();
+    // Told while it was seen to come back within the last 10 s; nothing heard changes it.
+    expect(bucket.toldKind(T0 + 4000 + 11_000)).toBeUndefined();
     bucket.heard(undefined);
     expect(bucket.kind).toBe('bucket');
     // A fixed window (windows on the clock's grid) never tells one: its count only falls within a

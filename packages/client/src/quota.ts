@@ -12,7 +12,8 @@ const FLEET_WINDOW = 1;
 const FLEET_SLIDING = 0.99;
 /**
  * Calls the other processes of a fleet may have sent since this process's last answer, kept back
- * from what it spends on top of a bucket's or an unstated sliding window's rate (see `fleetPace`).
+ * from what it spends on top of a bucket's or an unstated sliding window's rate (see `fleetPace`),
+ * at least (more where the quota's rate over that time, less this process's own calls, says so).
  * Measured: token buckets 65-93% of the quota used without that spending, 110-115% with it (their
  * burst included); `legacy` sliding windows 60-67% and 77-92%; no 429 either way.
  */
@@ -38,9 +39,11 @@ const RESET_STEPS = 8;
 const RTTS = 8;
 /**
  * How long after this client last saw a quota come back it still tells a fleet that the quota is
- * a bucket or a sliding window (see `Quota.toldKind`).
+ * a bucket or a sliding window (see `Quota.toldKind`): ten seconds, or three of the spells
+ * between its last two answers where they are longer (a process that calls seldom sees it seldom).
  */
-const KIND_FRESH_MS = 20_000;
+const KIND_FRESH_MS = 10_000;
+const KIND_FRESH_GAPS = 3;
 /** How long a stated limit stands at most before a call larger than it is let go to probe it. */
 const LIMIT_HELD_MS = 60_000;
 
@@ -111,6 +114,8 @@ export class Quota {
   private cameBackAt = Number.NEGATIVE_INFINITY;
   /** Whether the last answer was a success (see the rule telling a bucket, in `update`). */
   private lastAllowed = false;
+  /** The time between this client's last two answers (see KIND_FRESH_MS). */
+  private answerGap = 0;
   /**
    * For a sliding window that states no window: the least of (reset - sent) over allowed answers.
    * The reset is the end of the window after the one that counted the call, more than one window
@@ -366,6 +371,7 @@ export class Quota {
       // A guessed window is dropped with it: its refill would be guessed too (see `window`).
       if (this.grid === 'refuted') this.refuteGuess();
     }
+    if (this.seq >= 0) this.answerGap = receivedAt - this.seenAt;
     this.remaining = reading.remaining;
     this.seenAt = receivedAt;
     this.seq = seq;
@@ -828,14 +834,19 @@ export class Quota {
    * back only between two answers of one process with nothing spent by others in between: most
    * processes of a busy fleet never see it (measured: three of four read a token bucket as a
    * window for a whole run), so the first to tell it tells the others (see `heard`). Only while
-   * this client saw it come back in the last KIND_FRESH_MS: one misleading answer (a fixed window
+   * this client saw it come back lately (KIND_FRESH_MS): one misleading answer (a fixed window
    * whose server restarted and lost its counts) is not told for long.
    */
   toldKind(now: number): 'bucket' | 'sliding' | undefined {
     if (this.windowMs !== undefined || this.unit !== 'requests' || this.adopted !== undefined)
       return undefined;
-    if (now - this.cameBackAt > KIND_FRESH_MS) return undefined;
+    if (!this.fresh(now)) return undefined;
     return this.kind === 'bucket' || this.kind === 'sliding' ? this.kind : undefined;
+  }
+
+  /** Whether this client saw the quota come back lately (see KIND_FRESH_MS). */
+  private fresh(now: number): boolean {
+    return now - this.cameBackAt <= Math.max(KIND_FRESH_MS, KIND_FRESH_GAPS * this.answerGap);
   }
 
   /**
@@ -875,13 +886,18 @@ export class Quota {
   /**
    * What a fleet's process spends on top of an unstated bucket's or sliding window's rate (see
    * `fleetPace`): what it has left, less the call and FLEET_UNSEEN; only while this client's own
-   * answers hold the kind up (it saw the quota come back within KIND_FRESH_MS): a fixed window
+   * answers hold the kind up (it saw the quota come back lately, KIND_FRESH_MS): a fixed window
    * misread as a bucket (one answer after a restart), or a kind taken from the fleet, gets no
    * more than its rate (measured: 77 answers of 429 in a minute after a restart, 69 without).
    */
   private leftOver(now: number): number {
-    if (this.adopted !== undefined || now - this.cameBackAt > KIND_FRESH_MS) return 0;
-    return Math.max(0, this.available(now) - 1 - FLEET_UNSEEN);
+    if (this.adopted !== undefined || !this.fresh(now)) return 0;
+    // The others' calls since this client's last answer, as many as the quota sustains over that
+    // time less this client's own (the fleet paces at that rate): a fleet of many processes,
+    // each answered seldom, spends no more than is left.
+    const rate = this.rate();
+    const others = rate === undefined ? 0 : Math.ceil((now - this.seenAt) * rate - this.spent);
+    return Math.max(0, this.available(now) - 1 - Math.max(FLEET_UNSEEN, others));
   }
 
   /**

@@ -223,11 +223,11 @@ export interface FleetPart {
   window?: { id: number; limit: number; waitMs: number; known: number } | undefined;
   /** The kind this process told from its own answers, no window being stated (see `Quota.toldKind`). */
   told?: ToldKind | undefined;
-  /** Whether this process takes a kind the fleet told (see `Quota.adopt`). */
+  /** Whether this process takes a kind the fleet told (see `Quota.heard`). */
   adoptable?: boolean;
 }
 
-/** A kind of quota one process tells from its answers and the fleet's others take (see `Quota.adopt`). */
+/** A kind of quota one process tells from its answers and the fleet's others take (see `Quota.heard`). */
 export type ToldKind = 'bucket' | 'sliding';
 
 /** A process's question for its next call: every quota it spends from, all or nothing. */
@@ -254,10 +254,11 @@ interface Check {
   limiter: SharedLimiter;
   key: string;
   cost: number;
-  /** Drain the count down to this many units left (`known` calls, less this one)... */
-  drainTo?: number;
-  /** ...where more than this many are left (default: `drainTo`). */
-  drainAbove?: number;
+  /**
+   * Drains after this call: where more than `above` units are left, down to `to` (the least of
+   * those that apply): `known` calls less this one, a burst.
+   */
+  drains?: Array<{ above: number; to: number }>;
   /** A fixed window's margin (see `fleetMargin`): no call is counted in its last two. */
   margin?: number;
   limit: number;
@@ -303,12 +304,12 @@ const WINDOW_COUNTER = '1h';
 
 /**
  * The fleet's word on a quota's kind (see `SharedPacing.kinds`): a process that tells one votes for
- * it every five seconds while it does, each vote a token taken from a bucket of two that refills
- * one every ten: it reads as voted (not full) while votes keep coming, and no longer within twenty
- * seconds of the last (its teller gone, or no longer seeing it; see `Quota.toldKind`). A process
- * that may take one reads the votes at most once a second.
+ * it every five seconds while it does (at its calls); a vote empties a bucket of twenty that
+ * refills one a second, so it reads as voted (not full) for twenty seconds after the last vote,
+ * whoever cast it and however often (its teller gone, or no longer seeing it; see
+ * `Quota.toldKind`). A process that may take one reads the votes at most once a second.
  */
-const KIND_VOTES = { algorithm: 'token-bucket', limit: 2, window: '20s' } as const;
+const KIND_VOTES = { algorithm: 'token-bucket', limit: 20, window: '20s' } as const;
 const VOTE_AGAIN_MS = 5000;
 const HEAR_EVERY_MS = 1000;
 /** Quotas whose votes a process remembers; past it they are forgotten and asked again. */
@@ -408,18 +409,15 @@ export class SharedPacing {
     // In tokens of `capacity / limit` ms (one ms up to SHARED_SPAN).
     const charge = Math.min(limit, Math.ceil((cost * limit) / capacity));
     const check: Check = { limiter, key, cost: charge, limit };
-    // After an idle spell, `burst` in a row and then the next three quarters of a spacing on:
-    // drained to `burst` - 1 spacings and a quarter of one, once it holds more than `burst`
-    // spacings twice over (what a send's lag leaves over stays: in a steady stream no call drains,
-    // a store command more, and the next call does not lose it). At most twice `burst` in a row.
-    // Where this process's last answer leaves `known` calls, to `known` - 1 spacings, once it
-    // holds a spacing more than that.
-    check.drainTo = (burst - 1) * charge + Math.floor(charge / 4);
-    check.drainAbove = 2 * burst * charge;
+    // After an idle spell, at most twice `burst` in a row: drained to `burst` - 1 spacings and a
+    // quarter of one once it holds more than 2 `burst` - 1 spacings after the call (what a send's
+    // lag leaves over stays: in a steady stream no call drains, a store command more, and the
+    // next call does not lose it). Where this process's last answer leaves `known` calls: to
+    // `known` - 1 spacings, as soon as it holds more.
+    check.drains = [{ above: (2 * burst - 1) * charge, to: (burst - 1) * charge + Math.floor(charge / 4) }];
     if (known !== undefined) {
       const knownTo = Math.max(0, (known - 1) * charge);
-      check.drainTo = Math.min(check.drainTo, knownTo);
-      check.drainAbove = Math.min(check.drainAbove, knownTo + charge);
+      check.drains.push({ above: knownTo, to: knownTo });
     }
     return check;
   }
@@ -442,7 +440,8 @@ export class SharedPacing {
       });
       if (counter === undefined) return undefined;
       counted = { limiter: counter, key: `${key} @${id}`, cost: 1, limit, waitMs, windowed: true };
-      counted.drainTo = Math.max(0, left - 1);
+      const to = Math.max(0, left - 1);
+      counted.drains = [{ above: to, to }];
     }
     if (pace === undefined) return counted === undefined ? [] : [counted];
     if (!('mirror' in pace)) {
@@ -460,7 +459,10 @@ export class SharedPacing {
       });
       if (limiter === undefined) return undefined;
       const check: Check = { limiter, key, cost: 1, limit };
-      if (known !== undefined) check.drainTo = Math.max(0, known - 1);
+      if (known !== undefined) {
+        const to = Math.max(0, known - 1);
+        check.drains = [{ above: to, to }];
+      }
       if (margin !== undefined) check.margin = margin;
       return check;
     };
@@ -497,8 +499,8 @@ export class SharedPacing {
    * it: each process sees a share of the answers, and most never see what tells a bucket or a
    * sliding window from the fixed window every such quota reads as first (see `Quota.toldKind`).
    * A process that told one votes for it; one that may take one reads the votes (a sliding window
-   * over a bucket: it is told from a bucket). Votes are counts in the store (a fixed-window limiter
-   * of an hour), read with `peek`. The store down: nothing is told (each process on its own).
+   * over a bucket: it is told from a bucket). Votes are tokens taken from buckets in the store (see
+   * KIND_VOTES), read with `peek`. The store down: nothing is heard, and what was taken stays.
    */
   private async kinds(
     base: string,
@@ -517,7 +519,10 @@ export class SharedPacing {
         if (part.told !== undefined) {
           const vote = `${key}\n${part.told}`;
           if (now - (this.voted.get(vote) ?? Number.NEGATIVE_INFINITY) >= VOTE_AGAIN_MS) {
-            const decision = await limiter.consume(`${key} kind:${part.told}`, { cost: 1 });
+            const at = `${key} kind:${part.told}`;
+            const decision = await limiter.consume(at, { cost: 1 });
+            // Emptied: twenty seconds until it reads full again.
+            if (decision.remaining >= 1) await limiter.consume(at, { cost: Math.floor(decision.remaining) });
             // A vote the store did not take (down: the limiter lets it through) is cast again.
             if (decision.reason !== 'store-error') this.voted.set(vote, now);
           }
@@ -611,8 +616,11 @@ export class SharedPacing {
       }
       // More left in the store than the server has (a window opened while the server's was still
       // running, a bucket new in the store, calls unseen by the fleet): drained down to it.
-      if (check.drainTo !== undefined && decision.remaining > (check.drainAbove ?? check.drainTo)) {
-        await this.consume(check.limiter, check.key, Math.ceil(decision.remaining - check.drainTo));
+      let to = Number.POSITIVE_INFINITY;
+      for (const drain of check.drains ?? [])
+        if (decision.remaining > drain.above) to = Math.min(to, drain.to);
+      if (Number.isFinite(to)) {
+        await this.consume(check.limiter, check.key, Math.ceil(decision.remaining - to));
       }
     }
     return { allowed: true, retryAfterMs: 0, giveBack };
