@@ -144,8 +144,8 @@ export interface PaceOptions {
    * token bucket at what it sustains (a fixed window's rate, each window's calls also counted
    * under its reset; 99% of a sliding window's `(limit - 1) / window`; a bucket's rate; what a
    * bucket or sliding window has left over spent on top), the kind of quota told to every process
-   * by the first that tells it. Each process still waits out a
-   * quota its answers say is spent. For a fleet calling an API whose limits it has not configured in `limits`.
+   * by the first that tells it. Each process still waits out a quota its answers say is spent.
+   * For a fleet calling an API whose limits it has not configured in `limits`.
    * @default false
    */
   shareLearned?: boolean;
