@@ -8,6 +8,7 @@
 // bucket for every span up to 2^26 ms (no neighbours), drained after an idle spell.
 import { MemoryStore } from '@tollgate/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { type LegacyAnswer, legacyFleet } from '../../../test/support/legacy-fleet.js';
 import { pace } from './pace.js';
 import { Quota } from './quota.js';
 import type { QuotaReading } from './read-headers.js';
@@ -17,13 +18,6 @@ import { type FleetPart, SharedPacing } from './shared.js';
 const FROM = 1_700_000_020_700;
 const L = 20;
 const W = 2000;
-
-interface Answer {
-  status: number;
-  remaining: number;
-  /** Epoch ms the whole quota is back on the server's clock. */
-  reset: number;
-}
 
 /**
  * tollgate's fixed window (a window opens at the key's first request and lasts W). `restartAt`:
@@ -36,7 +30,7 @@ function fixedWindow(o: { restartAt?: number; failEvery?: number } = {}) {
   let count = 0;
   let restarted = false;
   let allowedCalls = 0;
-  return (now: number): Answer => {
+  return (now: number): LegacyAnswer => {
     if (o.restartAt !== undefined && !restarted && now >= o.restartAt) {
       restarted = true;
       start = Number.NEGATIVE_INFINITY;
@@ -58,71 +52,6 @@ function fixedWindow(o: { restartAt?: number; failEvery?: number } = {}) {
   };
 }
 
-type Server = ReturnType<typeof fixedWindow>;
-
-/**
- * `n` processes (pace() instances, one MemoryStore), `callers` loops each, for `ms` of virtual
- * time; 429s counted from `countFrom` ms on. Returns the 429s, the 200s, and each process's kind.
- */
-async function fleet(
-  server: Server,
-  o: { n: number; callers?: number; ms: number; countFrom?: number; share?: boolean; store?: MemoryStore },
-): Promise<{ limited: number; ok: number; sent: number; kinds: string[] }> {
-  vi.useFakeTimers({
-    now: FROM,
-    toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
-  });
-  const store = o.store ?? new MemoryStore({ clock: () => Date.now() });
-  let limited = 0;
-  let ok = 0;
-  let sent = 0;
-  const countFrom = FROM + (o.countFrom ?? 0);
-  const fetchLike = async () => {
-    await new Promise((resolve) => setTimeout(resolve, 2));
-    const now = Date.now();
-    const answer = server(now);
-    sent += 1;
-    if (now >= countFrom) {
-      if (answer.status === 429) limited += 1;
-      else if (answer.status === 200) ok += 1;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 2));
-    return new Response('{}', {
-      status: answer.status,
-      headers: {
-        Date: new Date(now).toUTCString(),
-        'X-RateLimit-Limit': String(L),
-        'X-RateLimit-Remaining': String(answer.remaining),
-        'X-RateLimit-Reset': String(Math.ceil(answer.reset / 1000)),
-        ...(answer.status === 429
-          ? { 'Retry-After': String(Math.max(1, Math.ceil((answer.reset - now) / 1000))) }
-          : {}),
-      },
-    });
-  };
-  const apis = Array.from({ length: o.n }, () =>
-    pace(fetchLike, {
-      retry: false,
-      random: () => 0.5,
-      ...(o.share === false ? {} : { store, shareLearned: true }),
-    }),
-  );
-  let stop = false;
-  for (const api of apis) {
-    for (let i = 0; i < (o.callers ?? 2); i++) {
-      void (async () => {
-        while (!stop) await (await api('http://legacy.test/')).text();
-      })();
-    }
-  }
-  await vi.advanceTimersByTimeAsync(o.ms);
-  stop = true;
-  await vi.advanceTimersByTimeAsync(5000);
-  const kinds = apis.map((api) => api.snapshot().budgets[0]?.quotas[0]?.kind ?? '-');
-  store.close();
-  return { limited, ok, sent, kinds };
-}
-
 describe('review: one process’s misreading of a fixed window spreads to the whole fleet', () => {
   afterEach(() => {
     vi.useRealTimers();
@@ -137,7 +66,9 @@ describe('review: one process’s misreading of a fixed window spreads to the wh
   // window's reset minus a send (far shorter than the window), 108 answered 429 from 30 s to 90 s
   // (1 with no restart).
   it('a server restart seen by one process: the three others keep reading a fixed window, and the fleet is not refused for the next minute', async () => {
-    const { limited, kinds } = await fleet(fixedWindow({ restartAt: FROM + 5000 }), {
+    const { limited, kinds } = await legacyFleet(fixedWindow({ restartAt: FROM + 5000 }), {
+      limit: L,
+      from: FROM,
       n: 4,
       ms: 90_000,
       countFrom: 30_000,
@@ -206,7 +137,9 @@ describe('review: store commands per call', () => {
         return super.refund(...args);
       }
     }
-    const { sent } = await fleet(fixedWindow(), {
+    const { sent } = await legacyFleet(fixedWindow(), {
+      limit: L,
+      from: FROM,
       n: 4,
       ms: 30_000,
       store: new Counting({ clock: () => Date.now() }),

@@ -6,7 +6,7 @@
 // others' calls since a process's last answer are counted at the quota's rate.
 import { MemoryStore } from '@tollgate/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { pace } from './pace.js';
+import { type LegacyAnswer, legacyFleet } from '../../../test/support/legacy-fleet.js';
 import { type FleetPart, SharedPacing } from './shared.js';
 
 const BASE = 'http://legacy.test credential';
@@ -98,7 +98,7 @@ describe('review: the spacing bucket’s drains', () => {
 });
 
 /** A token bucket of `limit` refilled over `windowMs`, starting full, legacy headers (reset: full). */
-function tokenBucket(limit: number, windowMs: number) {
+function tokenBucket(limit: number, windowMs: number): (now: number) => LegacyAnswer {
   let tokens = limit;
   let at = Number.NaN;
   return (now: number) => {
@@ -111,7 +111,7 @@ function tokenBucket(limit: number, windowMs: number) {
       status: allowed ? 200 : 429,
       remaining: Math.floor(tokens),
       reset: full,
-      retry: ((1 - tokens) * windowMs) / limit,
+      retryMs: ((1 - tokens) * windowMs) / limit,
     };
   };
 }
@@ -136,52 +136,14 @@ describe('review: a legacy bucket’s left-over spent by a fleet of more than th
   ])(
     '%i processes, a token bucket of %i per %i ms: no 429 once paced, and most of the quota used',
     async (n, L, W) => {
-      vi.useFakeTimers({
-        now: T0,
-        toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
+      const { limited, ok } = await legacyFleet(tokenBucket(L, W), {
+        limit: L,
+        n,
+        from: T0,
+        ms: 150_000,
+        countFrom: 30_000,
+        tailMs: 30_000,
       });
-      const server = tokenBucket(L, W);
-      const store = new MemoryStore({ clock: () => Date.now() });
-      let limited = 0;
-      let ok = 0;
-      const countFrom = T0 + 30_000;
-      const fetchLike = async () => {
-        await new Promise((resolve) => setTimeout(resolve, 2));
-        const now = Date.now();
-        const answer = server(now);
-        if (now >= countFrom) {
-          if (answer.status === 429) limited += 1;
-          else ok += 1;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 2));
-        return new Response('{}', {
-          status: answer.status,
-          headers: {
-            Date: new Date(now).toUTCString(),
-            'X-RateLimit-Limit': String(L),
-            'X-RateLimit-Remaining': String(answer.remaining),
-            'X-RateLimit-Reset': String(Math.ceil(answer.reset / 1000)),
-            ...(answer.status === 429
-              ? { 'Retry-After': String(Math.max(1, Math.ceil(answer.retry / 1000))) }
-              : {}),
-          },
-        });
-      };
-      const apis = Array.from({ length: n }, () =>
-        pace(fetchLike, { retry: false, random: () => 0.5, store, shareLearned: true }),
-      );
-      let stop = false;
-      for (const api of apis) {
-        for (let c = 0; c < 2; c++) {
-          void (async () => {
-            while (!stop) await (await api('http://legacy.test/')).text();
-          })();
-        }
-      }
-      await vi.advanceTimersByTimeAsync(150_000);
-      stop = true;
-      await vi.advanceTimersByTimeAsync(30_000);
-      store.close();
       expect(limited).toBe(0);
       // (From 30 s to 150 s: 120 s of the rate.)
       expect(ok / ((120_000 * L) / W)).toBeGreaterThanOrEqual(0.85);

@@ -40,21 +40,26 @@ function drive(server: (now: number) => Answer, every: number, ms: number) {
   return quota;
 }
 
+/** A token bucket of L per W, full at T0, as a server answers a call at `now`. */
+function tokenBucket(): (now: number) => Answer {
+  const rate = L / W;
+  let tokens = L;
+  let at = T0;
+  return (now) => {
+    tokens = Math.min(L, tokens + (now - at) * rate);
+    at = now;
+    const allowed = tokens >= 1;
+    if (allowed) tokens -= 1;
+    return { allowed, remaining: Math.floor(tokens), resetAt: now + Math.ceil((L - tokens) / rate) };
+  };
+}
+
 describe('Quota, legacy headers', () => {
   it('a token bucket: its rate is read within 6% and never above it', () => {
     // The bounds' best is (limit - 1) / limit of the rate (a bucket holds a fraction more than its
     // remaining): 95% at 20; what is left over is spent on top of it (see readyAt).
-    const rate = L / W;
-    let tokens = L;
-    let at = T0;
     const quota = drive(
-      (now) => {
-        tokens = Math.min(L, tokens + (now - at) * rate);
-        at = now;
-        const allowed = tokens >= 1;
-        if (allowed) tokens -= 1;
-        return { allowed, remaining: Math.floor(tokens), resetAt: now + Math.ceil((L - tokens) / rate) };
-      },
+      tokenBucket(),
       // Faster than the rate: the bucket runs dry within 4 s, where the bounds are tightest.
       60,
       8000,
@@ -124,20 +129,7 @@ describe('Quota, legacy headers', () => {
 
 describe('Quota, a fleet’s pace of a legacy bucket', () => {
   it('its rate, and what its last answer leaves over (less what the others may have sent since) spent on top over the time to fill', () => {
-    const rate = L / W;
-    let tokens = L;
-    let at = T0;
-    const quota = drive(
-      (now) => {
-        tokens = Math.min(L, tokens + (now - at) * rate);
-        at = now;
-        const allowed = tokens >= 1;
-        if (allowed) tokens -= 1;
-        return { allowed, remaining: Math.floor(tokens), resetAt: now + Math.ceil((L - tokens) / rate) };
-      },
-      60,
-      8000,
-    );
+    const quota = drive(tokenBucket(), 60, 8000);
     const end = T0 + 8000;
     const learned = quota.snapshot(end).rate! / 1000;
     // Dry (sent faster than the rate): the rate alone.
@@ -154,7 +146,8 @@ describe('Quota, a fleet’s pace of a legacy bucket', () => {
       unit: 'requests',
       limit: L,
       remaining: 18,
-      reset: { server: Math.ceil((t + 1.5 / rate) / 1000) * 1000, grain: 1000 },
+      // (18.x tokens of 20 at 10 a second: full 0.15 s on.)
+      reset: { server: Math.ceil((t + (1.5 * W) / L) / 1000) * 1000, grain: 1000 },
       windowMs: undefined,
     };
     quota.update(reading, 10_000, t, t + RTT, clock, 0);
@@ -209,19 +202,7 @@ describe('Quota, a kind another process of the fleet told', () => {
   });
 
   it('a bucket told from its own answers is told to the fleet; a fixed window tells nothing', () => {
-    let tokens = L;
-    let at = T0;
-    const bucket = drive(
-      (now) => {
-        tokens = Math.min(L, tokens + ((now - at) * L) / W);
-        at = now;
-        const allowed = tokens >= 1;
-        if (allowed) tokens -= 1;
-        return { allowed, remaining: Math.floor(tokens), resetAt: now + Math.ceil(((L - tokens) * W) / L) };
-      },
-      60,
-      4000,
-    );
+    const bucket = drive(tokenBucket(), 60, 4000);
     expect({ kind: bucket.kind, told: bucket.toldKind(T0 + 4000) }).toEqual({
       kind: 'bucket',
       told: 'bucket',

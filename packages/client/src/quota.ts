@@ -12,10 +12,10 @@ const FLEET_WINDOW = 1;
 const FLEET_SLIDING = 0.99;
 /**
  * Calls the other processes of a fleet may have sent since this process's last answer, kept back
- * from what it spends on top of a bucket's or an unstated sliding window's rate (see `fleetPace`),
+ * from what it spends on top of a bucket's or an unstated sliding window's rate (see `leftOver`),
  * at least (more where the quota's rate over that time, less this process's own calls, says so).
- * Measured: token buckets 65-93% of the quota used without that spending, 110-115% with it (their
- * burst included); `legacy` sliding windows 60-67% and 77-92%; no 429 either way.
+ * Measured: token buckets 65-93% of the quota used without that spending, 110-113% with it (their
+ * burst included); `legacy` sliding windows 58-75% and 65-88%; no 429 either way.
  */
 const FLEET_UNSEEN = 2;
 /**
@@ -885,10 +885,11 @@ export class Quota {
 
   /**
    * What a fleet's process spends on top of an unstated bucket's or sliding window's rate (see
-   * `fleetPace`): what it has left, less the call and FLEET_UNSEEN; only while this client's own
-   * answers hold the kind up (it saw the quota come back lately, KIND_FRESH_MS): a fixed window
-   * misread as a bucket (one answer after a restart), or a kind taken from the fleet, gets no
-   * more than its rate (measured: 77 answers of 429 in a minute after a restart, 69 without).
+   * `fleetPace`): what it has left, less the call and the others' calls since its last answer;
+   * only while this client's own answers hold the kind up (it saw the quota come back lately,
+   * KIND_FRESH_MS): a fixed window misread as a bucket (one answer after a restart), or a kind
+   * taken from the fleet, gets no more than its rate (measured: 77 answers of 429 in a minute
+   * after a restart, 69 without).
    */
   private leftOver(now: number): number {
     if (this.adopted !== undefined || !this.fresh(now)) return 0;
@@ -907,7 +908,8 @@ export class Quota {
    * 99% of the `(limit - 1) / window` it sustains (a window whose last one was full admits one
    * call fewer), both one call at a time; a bucket at its rate, two in a row (its burst takes up
    * the jitter). Where no window is stated, a bucket's and a sliding window's rate is this
-   * process's lower bound, and what is left over is spent on top of it (see FLEET_UNSEEN). A fixed window of stated length: its limit per window, mirrored in the store.
+   * process's lower bound, and what is left over is spent on top of it (see `leftOver`). A fixed
+   * window of stated length: its limit per window, mirrored in the store.
    * A window of unstated length not dated yet: what is left spread from `now` to its latest end.
    * Undefined while the policy is not known.
    */
@@ -923,9 +925,9 @@ export class Quota {
       const rate = this.rate();
       if (rate === undefined) return undefined;
       // What is left over is spent on top of the rate over the time the bucket takes to fill, as
-      // one client spends it (see `readyAt`), less FLEET_UNSEEN calls the others may have sent
-      // since this process's last answer: the fleet's rate is each process's lower bound, read
-      // from a share of the answers, and the quota it leaves unspent shows up as more left.
+      // one client spends it (see `readyAt`), less what the others may have sent since this
+      // process's last answer (see `leftOver`): the fleet's rate is each process's lower bound,
+      // read from a share of the answers, and the quota it leaves unspent shows up as more left.
       const over = this.leftOver(now);
       return { spacing: 1 / (rate + over / (L / rate)), burst: Math.min(2, L) };
     }

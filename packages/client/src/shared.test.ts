@@ -2,7 +2,8 @@
 // every process answered in one window names it by the reset the server wrote, and the calls it
 // counts there never pass the limit, whatever each process's own last answer says is left.
 import { MemoryStore } from '@tollgate/core';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { type LegacyAnswer, legacyFleet } from '../../../test/support/legacy-fleet.js';
 import { type FleetPart, SharedPacing } from './shared.js';
 
 const BASE = 'http://legacy.test credential';
@@ -184,4 +185,41 @@ describe('SharedPacing, processes whose spacings differ', () => {
       expect(next.retryAfterMs).toBeLessThanOrEqual(spacing);
     },
   );
+});
+
+describe('pace() with shareLearned: a legacy token bucket’s kind, told by one process, taken by all', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A token bucket of 20 per 2 s, full at first: legacy headers, the reset when it is full. */
+  function bucket() {
+    let tokens = 20;
+    let at = Number.NaN;
+    return (now: number): LegacyAnswer => {
+      if (!Number.isNaN(at)) tokens = Math.min(20, tokens + (now - at) / 100);
+      at = now;
+      const allowed = tokens >= 1;
+      if (allowed) tokens -= 1;
+      return {
+        status: allowed ? 200 : 429,
+        remaining: Math.floor(tokens),
+        reset: now + (20 - tokens) * 100,
+        retryMs: (1 - tokens) * 100,
+      };
+    };
+  }
+
+  it('four processes, 5 s in: alone, three still read a window; sharing, every one reads the bucket', async () => {
+    const from = 1_700_000_030_000;
+    const run = { limit: 20, n: 4, from, ms: 5000, tailMs: 0 };
+    const alone = await legacyFleet(bucket(), { ...run, share: false });
+    vi.useRealTimers();
+    // (The one process whose own answers told it first votes; the others take it. Without taking
+    // it, measured: bucket, window, window, window at 5 s, all four only at 10 s.)
+    const shared = await legacyFleet(bucket(), run);
+    expect(alone.kinds.filter((kind) => kind !== 'bucket').length).toBeGreaterThan(0);
+    expect(shared.kinds).toEqual(['bucket', 'bucket', 'bucket', 'bucket']);
+    expect(shared.limited).toBe(0);
+  });
 });

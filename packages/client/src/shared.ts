@@ -521,10 +521,13 @@ export class SharedPacing {
           if (now - (this.voted.get(vote) ?? Number.NEGATIVE_INFINITY) >= VOTE_AGAIN_MS) {
             const at = `${key} kind:${part.told}`;
             const decision = await limiter.consume(at, { cost: 1 });
-            // Emptied: twenty seconds until it reads full again.
-            if (decision.remaining >= 1) await limiter.consume(at, { cost: Math.floor(decision.remaining) });
             // A vote the store did not take (down: the limiter lets it through) is cast again.
-            if (decision.reason !== 'store-error') this.voted.set(vote, now);
+            if (decision.reason !== 'store-error') {
+              // Emptied: twenty seconds until it reads full again.
+              if (decision.remaining >= 1)
+                await limiter.consume(at, { cost: Math.floor(decision.remaining) });
+              this.voted.set(vote, now);
+            }
           }
         }
         if (part.adoptable !== true) continue;
