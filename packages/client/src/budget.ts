@@ -89,6 +89,7 @@ export class Budget {
   private fleetAt = Number.NEGATIVE_INFINITY;
   /** Calls sent with no fleet permit, before the pace was known: the fleet counts them on the next question. */
   private unregistered = 0;
+  private unregisteredAt: number | undefined;
 
   constructor(
     readonly origin: string,
@@ -210,7 +211,10 @@ export class Budget {
         if (!this.fleetAsking) this.askFleet(question);
         return;
       }
-      if (this.fleet !== undefined && this.fleetPermit === undefined) this.unregistered++;
+      if (this.fleet !== undefined && this.fleetPermit === undefined) {
+        this.unregistered++;
+        this.unregisteredAt = now;
+      }
       this.fleetPermit = undefined;
       this.queue.shift();
       job.cleanup();
@@ -226,6 +230,10 @@ export class Budget {
       (answer) => {
         this.fleetAsking = false;
         for (const [scope, kind] of answer.told ?? []) this.quotas.get(scope)?.heard(kind);
+        for (const part of question.parts) {
+          const quota = this.quotas.get(part.scope);
+          if (quota !== undefined) quota.fleetHeld = answer.held;
+        }
         if (answer.allowed) this.fleetPermit = answer;
         else this.fleetAt = this.now() + answer.retryAfterMs;
         this.pump();
@@ -317,7 +325,10 @@ export class Budget {
       const adoptable = quota.adoptable();
       parts.push({ scope: quota.key, pace, known, skew: this.clock.skewRange, window, told, adoptable });
     }
-    return parts.length === 0 ? undefined : { parts, unregistered: this.unregistered };
+    if (parts.length === 0) return undefined;
+    const question: FleetQuestion = { parts, unregistered: this.unregistered };
+    if (this.unregisteredAt !== undefined) question.unregisteredAt = this.unregisteredAt;
+    return question;
   }
 
   snapshot(now: number): BudgetSnapshot {
