@@ -803,8 +803,13 @@ export class Quota {
     }
     const available = this.available(now);
     // A sliding window of stated length that a fleet's store holds (see `fleetHeld`): what this
-    // client's own answers leave is no bound (others spend, and refill from their calls too).
-    if (available < cost && !(this.fleetHeld && this.kind === 'sliding' && this.windowMs !== undefined)) {
+    // client's own answers leave is no bound (others spend, and it comes back from their calls
+    // too); its calls are only kept to the quota's rate.
+    const held = this.fleetHeld && this.kind === 'sliding' && this.windowMs !== undefined;
+    if (available < cost && held && this.limit !== undefined) {
+      return lastSentAt + (cost * this.windowMs!) / this.limit;
+    }
+    if (available < cost) {
       const by = this.refilledBy(now, cost - available);
       const refilled = Number.isFinite(by) ? by : undefined;
       if (this.resetHi !== undefined && this.resetHi > now)

@@ -689,11 +689,12 @@ export class SharedPacing {
       // A sliding window's server may keep its windows on a clock a little behind the store's
       // (tollgate's memory store counts on a monotonic clock): a call early in the store's window
       // may still reach the server's last one, full at its end. None goes in a window's first
-      // `slidingTolerance` (measured: the fleet's call at the 6th ms of the store's window was
-      // answered 429 one run in five, the server's window having 19 and 9 before it).
+      // `slidingTolerance`, a twentieth of it at most (measured: the fleet's call at the 6th ms of
+      // the store's window was answered 429 one run in five, the server's window having 19 and 9
+      // before it).
       if (check.sliding !== undefined && decision.countedAt !== undefined) {
         const into = decision.countedAt % check.sliding;
-        const guard = slidingTolerance(check.sliding);
+        const guard = Math.min(slidingTolerance(check.sliding), Math.floor(check.sliding / 20));
         if (into < guard) {
           await giveBack();
           return { allowed: false, retryAfterMs: guard - into, giveBack: NOTHING, held };
