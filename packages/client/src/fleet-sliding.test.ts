@@ -69,6 +69,35 @@ describe('a fleet’s sliding window where the server’s windows may not lie on
   });
 });
 
+describe('calls sent before the pace was known, where the server’s windows lie elsewhere', () => {
+  it('are all counted in the pace: what does not fit is owed, and paid before the owing process’s next call', async () => {
+    const { clock, processes } = fleetOf(4);
+    // Each process's first call went alone at T0, before it knew the pace.
+    const first = [];
+    for (const p of processes) {
+      const answer = await p.decide(BASE, { parts: [part(ASIDE)], unregistered: 1, unregisteredAt: T0 });
+      first.push(answer.allowed);
+    }
+    // The pace holds a call and a tenth: the first process's call is counted, the second pays a
+    // tenth of its own, the others owe theirs whole; none of them has a permit yet.
+    expect(first).toEqual([false, false, false, false]);
+    const granted: number[] = [];
+    let turn = 0;
+    while (granted.length < 6) {
+      const answer = await processes[turn % 4]!.decide(BASE, { parts: [part(ASIDE)], unregistered: 0 });
+      if (!answer.allowed) {
+        clock.now += answer.retryAfterMs;
+        continue;
+      }
+      granted.push(clock.now - T0);
+      turn++;
+    }
+    // The first process's call goes once a call's worth is back (a tenth was paid by the second);
+    // each of the other three first pays the call it owes, 105.3 ms at the pace, then sends.
+    expect(granted).toEqual([106, 306, 516, 727, 832, 937]);
+  });
+});
+
 describe('calls sent before the pace was known, counted in the mirror', () => {
   it('sent in the store’s last window: given back as the server’s window slides past them', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout'] });

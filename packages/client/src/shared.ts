@@ -267,6 +267,12 @@ interface Check {
   margin?: number;
   /** A mirrored sliding window's length (see `SharedPacing.fade`). */
   sliding?: number;
+  /**
+   * Calls sent before the pace was known are all counted (see `slidingPace`), not only as far as
+   * there is room: what does not fit is owed, under this name, and paid before this process's
+   * next call.
+   */
+  owes?: string;
   limit: number;
   /** How long a refusal holds at most (a window counter's own window is far longer than the server's). */
   waitMs?: number;
@@ -343,6 +349,8 @@ export class SharedPacing {
   private storeSkewKnown = false;
   /** When this process last voted for a kind (see `kinds`), by quota and kind. */
   private readonly voted = new Map<string, number>();
+  /** Units this process owes a limiter (see `Check.owes`), by limiter name and key. */
+  private readonly owed = new Map<string, number>();
   /** The kind the fleet told of a quota as last read, and when. */
   private readonly heard = new Map<string, { at: number; kind: ToldKind | undefined }>();
 
@@ -437,20 +445,28 @@ export class SharedPacing {
    * its windows lie (the most it sustains; see `Quota.fleetPace`). A token bucket of that rate in
    * tenths of a call, holding a call and a tenth: a call sent up to a tenth of the spacing late is
    * made up by the next, not lost (each refusal's wait and store commands make calls a few ms late:
-   * at 99% of the rate in whole ms with no such slack the fleet used 90-95% of the quota).
+   * at 99% of the rate in whole ms with no such slack the fleet used 90-95% of the quota). The
+   * calls sent before the pace was known are counted in it whole, what does not fit paid from what
+   * comes back before the process's next call: they went at once, and the server's sliding window
+   * (not mirrored where its windows may lie elsewhere) counts them with the rest (measured: four
+   * processes' first calls, then the pace, filled the server's first window to 20, and its next
+   * window's first call was answered 429).
    */
   private async slidingPace(key: string, window: number, limit: number): Promise<Check | undefined> {
     const units = SLIDING_UNITS;
     if ((limit - 1) * units * (units + 1) * window > 2 ** 52) {
       return this.spacingCheck(key, { spacing: window / ((limit - 1) * 0.99), burst: 1 }, undefined, true);
     }
-    const limiter = await this.limiter(`sliding-pace:${window}x${limit}`, {
+    const name = `sliding-pace:${window}x${limit}`;
+    const limiter = await this.limiter(name, {
       algorithm: 'token-bucket',
       limit: (limit - 1) * units,
       window: `${window}ms`,
       burst: units + 1,
     });
-    return limiter === undefined ? undefined : { limiter, key, cost: units, limit: (limit - 1) * units };
+    return limiter === undefined
+      ? undefined
+      : { limiter, key, cost: units, limit: (limit - 1) * units, owes: name };
   }
 
   /**
@@ -480,6 +496,21 @@ export class SharedPacing {
       const when = start + Math.ceil((windowMs * (counted - j + 1)) / counted);
       setTimeout(() => void give(1), Math.max(0, when - countedAt)).unref?.();
     }
+  }
+
+  /**
+   * Pays `owed` units into `check`'s limiter as far as it has room (see `Check.owes`): how many were
+   * paid, and, where some are still owed, how long until a call's worth more fits.
+   */
+  private async pay(check: Check, owed: number): Promise<{ paid: number; retryAfterMs: number }> {
+    const { limiter, key, cost } = check;
+    const whole = await this.consume(limiter, key, owed);
+    if (whole.allowed) return { paid: owed, retryAfterMs: 0 };
+    const part = Math.min(owed, whole.remaining);
+    const paid = part > 0 && (await this.consume(limiter, key, part)).allowed ? part : 0;
+    const next = await this.consume(limiter, key, Math.min(owed - paid, cost));
+    if (!next.allowed) return { paid, retryAfterMs: next.retryAfterMs };
+    return { paid: paid + Math.min(owed - paid, cost), retryAfterMs: 0 };
   }
 
   /** The limiters a part's call spends from (undefined: past MAX_FLEET_NAMES). */
@@ -652,6 +683,13 @@ export class SharedPacing {
         const want = question.unregistered * cost;
         let decision = await this.consume(limiter, key, want);
         let counted = want;
+        if (!decision.allowed && check.owes) {
+          // All of them: what does not fit now is owed, paid from what comes back (see below).
+          const owedKey = `${check.owes}\n${key}`;
+          if (this.owed.size >= MAX_FLEET_LIMITERS && !this.owed.has(owedKey)) this.owed.clear();
+          this.owed.set(owedKey, (this.owed.get(owedKey) ?? 0) + want);
+          continue;
+        }
         if (!decision.allowed && decision.remaining > 0) {
           counted = Math.min(want, decision.remaining);
           decision = await this.consume(limiter, key, counted);
@@ -668,6 +706,19 @@ export class SharedPacing {
       );
     let held = true;
     for (const check of checks) {
+      // What this process owes (calls it sent before the pace was known) is paid first, as far as
+      // the limiter has room; this call waits while any is owed.
+      const owedKey = `${check.owes}\n${check.key}`;
+      const owed = check.owes === undefined ? 0 : (this.owed.get(owedKey) ?? 0);
+      if (owed > 0) {
+        const { paid, retryAfterMs } = await this.pay(check, owed);
+        if (paid < owed) {
+          this.owed.set(owedKey, owed - paid);
+          await giveBack();
+          return { allowed: false, retryAfterMs: Math.max(1, retryAfterMs), giveBack: NOTHING, held };
+        }
+        this.owed.delete(owedKey);
+      }
       const decision = await this.consume(check.limiter, check.key, check.cost);
       if (decision.reason === 'store-error') held = false;
       if (!decision.allowed) {
