@@ -89,6 +89,8 @@ export class Budget {
   private fleetAt = Number.NEGATIVE_INFINITY;
   /** Calls sent with no fleet permit, before the pace was known: the fleet counts them on the next question. */
   private unregistered = 0;
+  /** The unregistered calls not answered yet, and when the last answered one's answer came. */
+  private readonly unregisteredOut = new Set<number>();
   private unregisteredAt: number | undefined;
 
   constructor(
@@ -211,14 +213,14 @@ export class Budget {
         if (!this.fleetAsking) this.askFleet(question);
         return;
       }
-      if (this.fleet !== undefined && this.fleetPermit === undefined) {
-        this.unregistered++;
-        this.unregisteredAt = now;
-      }
+      const unregistered = this.fleet !== undefined && this.fleetPermit === undefined;
+      if (unregistered) this.unregistered++;
       this.fleetPermit = undefined;
       this.queue.shift();
       job.cleanup();
-      job.resolve(this.send(job.cost, now, at, job.locals));
+      const seq = this.send(job.cost, now, at, job.locals);
+      if (unregistered) this.unregisteredOut.add(seq);
+      job.resolve(seq);
     }
   };
 
@@ -226,6 +228,8 @@ export class Budget {
     this.fleetAsking = true;
     // Counted by this question (as far as the fleet has room), whatever its answer.
     this.unregistered = 0;
+    this.unregisteredOut.clear();
+    this.unregisteredAt = undefined;
     this.fleet!(question).then(
       (answer) => {
         this.fleetAsking = false;
@@ -265,6 +269,7 @@ export class Budget {
   ): void {
     this.inFlight--;
     this.markAnswered(seq);
+    this.reached(seq, receivedAt);
     this.answered = true;
     if (reading !== undefined) {
       for (const q of reading.quotas) {
@@ -293,6 +298,7 @@ export class Budget {
   unanswered(seq: number): void {
     this.inFlight--;
     this.markAnswered(seq);
+    this.reached(seq, this.now());
     this.pump();
   }
 
@@ -327,7 +333,10 @@ export class Budget {
     }
     if (parts.length === 0) return undefined;
     const question: FleetQuestion = { parts, unregistered: this.unregistered };
-    if (this.unregisteredAt !== undefined) question.unregisteredAt = this.unregisteredAt;
+    if (this.unregistered > 0) {
+      const by = this.unregisteredOut.size > 0 ? now : this.unregisteredAt;
+      if (by !== undefined) question.unregisteredAt = by;
+    }
     return question;
   }
 
@@ -454,6 +463,11 @@ export class Budget {
       if (sent.seq > seq || (sent.seq < seq && !sent.answered)) sum += costIn(sent.cost, unit);
     }
     return sum;
+  }
+
+  /** An unregistered call (see `fleetQuestion`) surely reached the server by `at`, or never will. */
+  private reached(seq: number, at: number): void {
+    if (this.unregisteredOut.delete(seq)) this.unregisteredAt = Math.max(this.unregisteredAt ?? at, at);
   }
 
   private markAnswered(seq: number): void {

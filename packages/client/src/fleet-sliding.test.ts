@@ -70,31 +70,39 @@ describe('a fleet’s sliding window where the server’s windows may not lie on
 });
 
 describe('calls sent before the pace was known, where the server’s windows lie elsewhere', () => {
-  it('are all counted in the pace: what does not fit is owed, and paid before the owing process’s next call', async () => {
+  it('are all counted in the pace: what does not fit is owed, and paid as it comes back, before the others’ calls', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout'] });
     const { clock, processes } = fleetOf(4);
+    /** The clock and the timers (the debts' payers) on by `ms`, one ms at a time. */
+    const advance = async (ms: number) => {
+      for (let i = 0; i < ms; i++) {
+        clock.now += 1;
+        await vi.advanceTimersByTimeAsync(1);
+      }
+    };
     // Each process's first call went alone at T0, before it knew the pace.
     const first = [];
     for (const p of processes) {
       const answer = await p.decide(BASE, { parts: [part(ASIDE)], unregistered: 1, unregisteredAt: T0 });
       first.push(answer.allowed);
     }
-    // The pace holds a call and a tenth: the first process's call is counted, the second pays a
-    // tenth of its own, the others owe theirs whole; none of them has a permit yet.
+    // The pace holds a call and a tenth: the first process's call is counted, the second owes all
+    // of its own but the tenth left, the others theirs whole; none has a permit yet.
     expect(first).toEqual([false, false, false, false]);
     const granted: number[] = [];
     let turn = 0;
-    while (granted.length < 6) {
+    while (granted.length < 4) {
       const answer = await processes[turn % 4]!.decide(BASE, { parts: [part(ASIDE)], unregistered: 0 });
       if (!answer.allowed) {
-        clock.now += answer.retryAfterMs;
+        await advance(answer.retryAfterMs);
         continue;
       }
       granted.push(clock.now - T0);
       turn++;
     }
-    // The first process's call goes once a call's worth is back (a tenth was paid by the second);
-    // each of the other three first pays the call it owes, 105.3 ms at the pace, then sends.
-    expect(granted).toEqual([106, 306, 516, 727, 832, 937]);
+    // 3.9 calls owed, at 105.3 ms a call: paid by 411 ms; the next call goes then, and one a
+    // spacing after (the owing processes ask again when their payer is through).
+    expect(granted).toEqual([411, 516, 622, 727]);
   });
 });
 
@@ -116,9 +124,10 @@ describe('calls sent before the pace was known, counted in the mirror', () => {
     for (let i = 0; i < 16; i++)
       now.push((await a!.decide(BASE, { parts: [part(ALIGNED)], unregistered: 0 })).allowed);
     expect(now.filter(Boolean).length).toBe(15);
-    // At 1000 ms they weigh two calls: two of them were given back (at 500 and 1000 ms).
-    clock.now = T0 + 1000;
-    await vi.advanceTimersByTimeAsync(837);
+    // At 1000 ms they weigh two calls: two of them were given back by 1005 ms (at 505 and 1005 ms:
+    // the server's windows may lie up to 5 ms behind the store's).
+    clock.now = T0 + 1005;
+    await vi.advanceTimersByTimeAsync(842);
     const later: boolean[] = [];
     for (let i = 0; i < 3; i++)
       later.push((await a!.decide(BASE, { parts: [part(ALIGNED)], unregistered: 0 })).allowed);
@@ -126,7 +135,7 @@ describe('calls sent before the pace was known, counted in the mirror', () => {
     // In the next window none of them weighs: its first 20 ms aside, the room is that of the
     // window's own 18 calls (18 x 1980 / 2000 = 17.8 at 20 ms: 2 calls).
     clock.now = T0 + W + 20;
-    await vi.advanceTimersByTimeAsync(1020);
+    await vi.advanceTimersByTimeAsync(1015);
     const next: boolean[] = [];
     for (let i = 0; i < 3; i++)
       next.push((await a!.decide(BASE, { parts: [part(ALIGNED)], unregistered: 0 })).allowed);

@@ -1,6 +1,6 @@
 import { CostExceedsLimitError, DeadlineError } from './errors.js';
 import type { ResolvedRule } from './limits.js';
-import { sleep } from './sleep.js';
+import { setLongTimeout, sleep } from './sleep.js';
 
 /** What the client reads of a tollgate `Decision`. */
 interface SharedDecision {
@@ -235,7 +235,7 @@ export interface FleetQuestion {
   parts: FleetPart[];
   /** Calls this process sent before it knew the pace (the first, which learns it): counted now. */
   unregistered: number;
-  /** When the last of them was sent (local ms). */
+  /** By when (local ms) they surely reached the server: their answers' arrival, else now. */
   unregisteredAt?: number;
 }
 
@@ -265,8 +265,12 @@ interface Check {
   drains?: Array<{ above: number; to: number }>;
   /** A fixed window's margin (see `fleetMargin`): no call is counted in its last two. */
   margin?: number;
-  /** A mirrored sliding window's length (see `SharedPacing.fade`). */
-  sliding?: number;
+  /**
+   * A mirrored sliding window: its length; how far ahead of the store's the server's windows may
+   * start (see `SharedPacing.fade`); the first ms of the store's window in which no call is
+   * counted (see `permit`).
+   */
+  sliding?: { window: number; ahead: number; behind: number; guard: number };
   /**
    * Calls sent before the pace was known are all counted (see `slidingPace`), not only as far as
    * there is room: what does not fit is owed, under this name, and paid before this process's
@@ -290,6 +294,12 @@ interface Check {
  */
 export const fleetMargin = (windowMs: number): number =>
   Math.min(1000, Math.max(20, Math.ceil(windowMs * 0.02)));
+
+/**
+ * How far behind its `Date`s a server may keep its windows: tollgate's memory store counts on a
+ * monotonic clock a few ms off the wall clock (see `Quota`'s RESET_SLACK).
+ */
+const RESET_SLACK_MS = 5;
 
 /** A sliding window's pace in the fleet is counted in parts of a call (see `slidingPace`). */
 const SLIDING_UNITS = 10;
@@ -349,8 +359,11 @@ export class SharedPacing {
   private storeSkewKnown = false;
   /** When this process last voted for a kind (see `kinds`), by quota and kind. */
   private readonly voted = new Map<string, number>();
-  /** Units this process owes a limiter (see `Check.owes`), by limiter name and key. */
-  private readonly owed = new Map<string, number>();
+  /**
+   * Units this process owes a limiter (see `Check.owes`), by limiter name and key, and when it next
+   * tries to pay (see `payOff`).
+   */
+  private readonly owed = new Map<string, { units: number; payAt: number }>();
   /** The kind the fleet told of a quota as last read, and when. */
   private readonly heard = new Map<string, { at: number; kind: ToldKind | undefined }>();
 
@@ -446,11 +459,14 @@ export class SharedPacing {
    * tenths of a call, holding a call and a tenth: a call sent up to a tenth of the spacing late is
    * made up by the next, not lost (each refusal's wait and store commands make calls a few ms late:
    * at 99% of the rate in whole ms with no such slack the fleet used 90-95% of the quota). The
-   * calls sent before the pace was known are counted in it whole, what does not fit paid from what
-   * comes back before the process's next call: they went at once, and the server's sliding window
-   * (not mirrored where its windows may lie elsewhere) counts them with the rest (measured: four
-   * processes' first calls, then the pace, filled the server's first window to 20, and its next
-   * window's first call was answered 429).
+   * slack is only what lateness left: whole tenths left after a call (after an idle spell) are
+   * drained, so no run of calls is ever closer than the spacing less a tenth of it, once (a
+   * reviewer's run: after a pause, 20 calls in 1990 ms, and the server's next window refused its
+   * first). The calls sent before the pace was known are counted in it whole, what does not fit
+   * owed and paid from what comes back (see `payOff`): they went at once, and the server's sliding
+   * window (not mirrored where its windows may lie elsewhere) counts them with the rest (measured:
+   * four processes' first calls, then the pace, filled the server's first window to 20, and its
+   * next window's first call was answered 429).
    */
   private async slidingPace(key: string, window: number, limit: number): Promise<Check | undefined> {
     const units = SLIDING_UNITS;
@@ -466,7 +482,15 @@ export class SharedPacing {
     });
     return limiter === undefined
       ? undefined
-      : { limiter, key, cost: units, limit: (limit - 1) * units, owes: name };
+      : {
+          limiter,
+          key,
+          cost: units,
+          limit: (limit - 1) * units,
+          owes: name,
+          // Whole tenths left after a call (an idle spell filled the slack) are drained.
+          drains: [{ above: 0, to: 0 }],
+        };
   }
 
   /**
@@ -479,38 +503,82 @@ export class SharedPacing {
    * given back as their weight falls: at once down to what they weigh now, rounded up, then one
    * by one as it falls below each whole call, the last at the window's end.
    */
-  private fade(check: Check, windowMs: number, counted: number, sentAt: number, countedAt?: number): void {
+  private fade(
+    check: Check,
+    { window: windowMs, ahead, behind }: { window: number; ahead: number; behind: number },
+    counted: number,
+    reachedBy: number,
+    countedAt?: number,
+  ): void {
     if (countedAt === undefined || counted <= 0) return;
     const start = countedAt - (countedAt % windowMs);
-    // On the store's clock at its latest: sent in this window for all it knows, they weigh whole;
-    // two windows back or more, nothing.
-    const sent = sentAt + this.storeSkew[1];
-    if (sent >= start) return;
+    // When the server counted them, on the store's clock at its latest (they reached it by
+    // `reachedBy`, local): in this window for all it knows, where its windows may start `ahead`
+    // ms before the store's, they weigh whole; two windows back or more, nothing.
+    const reached = reachedBy + this.storeSkew[1];
+    if (reached >= start - ahead) return;
     const at = { countedAt };
     const give = (units: number) => check.limiter.refund(check.key, units, at).catch(NOTHING);
     const weighs =
-      sent < start - windowMs ? 0 : Math.ceil((counted * (start + windowMs - countedAt)) / windowMs);
+      reached < start - ahead - windowMs
+        ? 0
+        : Math.ceil((counted * (start + behind + windowMs - countedAt)) / windowMs);
     if (counted > weighs) void give(counted - weighs);
     for (let j = weighs; j >= 1; j--) {
-      // Their weight falls to j - 1 calls at this store time.
-      const when = start + Math.ceil((windowMs * (counted - j + 1)) / counted);
-      setTimeout(() => void give(1), Math.max(0, when - countedAt)).unref?.();
+      // Their weight falls to j - 1 calls at this store time (later where the server's window
+      // starts up to `behind` ms after the store's).
+      const when = start + behind + Math.ceil((windowMs * (counted - j + 1)) / counted);
+      // (A timer past 24.8 days is waited in parts: Node's own would fire at once.)
+      setLongTimeout(() => void give(1), Math.max(0, when - countedAt), true);
     }
   }
 
+  /** Records `units` this process owes `check`'s limiter (see `Check.owes`) and starts paying. */
+  private owe(check: Check, units: number): void {
+    const key = `${check.owes}\n${check.key}`;
+    const owed = this.owed.get(key);
+    if (owed !== undefined) {
+      owed.units += units;
+      return;
+    }
+    if (this.owed.size >= MAX_FLEET_LIMITERS) return;
+    this.owed.set(key, { units, payAt: this.now() });
+    void this.payOff(check, key);
+  }
+
   /**
-   * Pays `owed` units into `check`'s limiter as far as it has room (see `Check.owes`): how many were
-   * paid, and, where some are still owed, how long until a call's worth more fits.
+   * Pays what this process owes `check`'s limiter as it comes back, a unit at a time if need be,
+   * whether or not the process calls again (a process whose first call was its last still owes
+   * it): the others' calls wait meanwhile. A store that fails forgives it (fail open).
    */
-  private async pay(check: Check, owed: number): Promise<{ paid: number; retryAfterMs: number }> {
-    const { limiter, key, cost } = check;
-    const whole = await this.consume(limiter, key, owed);
-    if (whole.allowed) return { paid: owed, retryAfterMs: 0 };
-    const part = Math.min(owed, whole.remaining);
-    const paid = part > 0 && (await this.consume(limiter, key, part)).allowed ? part : 0;
-    const next = await this.consume(limiter, key, Math.min(owed - paid, cost));
-    if (!next.allowed) return { paid, retryAfterMs: next.retryAfterMs };
-    return { paid: paid + Math.min(owed - paid, cost), retryAfterMs: 0 };
+  private async payOff(check: Check, key: string): Promise<void> {
+    const { limiter, key: limiterKey } = check;
+    for (;;) {
+      const owed = this.owed.get(key);
+      if (owed === undefined) return;
+      let paid = 0;
+      let wait = 0;
+      try {
+        const whole = await this.consume(limiter, limiterKey, owed.units);
+        if (whole.reason === 'store-error' || whole.allowed) paid = owed.units;
+        else {
+          const part = Math.min(owed.units, whole.remaining);
+          if (part > 0 && (await this.consume(limiter, limiterKey, part)).allowed) paid = part;
+          // The next unit's wait (a call needs more: this pays before the others' calls).
+          if (paid < owed.units) wait = (await limiter.peek(limiterKey)).retryAfterMs;
+        }
+      } catch {
+        paid = owed.units;
+      }
+      owed.units -= paid;
+      if (owed.units <= 0) {
+        this.owed.delete(key);
+        return;
+      }
+      wait = Math.max(1, wait);
+      owed.payAt = this.now() + wait;
+      await new Promise<void>((resolve) => setTimeout(resolve, wait).unref?.());
+    }
   }
 
   /** The limiters a part's call spends from (undefined: past MAX_FLEET_NAMES). */
@@ -577,10 +645,28 @@ export class SharedPacing {
       const maybe = Math.ceil((lo - tolerance) / window) * window <= hi + tolerance;
       if (maybe) {
         const check = await mirrored('sliding-window', stated);
-        if (check !== undefined) check.sliding = stated;
+        if (check !== undefined) {
+          // The server's window may start up to `ahead` ms before the store's, and end `behind`
+          // ms after it (tollgate's memory store counts on a monotonic clock a few ms behind).
+          const behind = Math.max(0, nearest - lo) + RESET_SLACK_MS;
+          check.sliding = {
+            window: stated,
+            ahead: Math.max(0, hi - nearest),
+            behind,
+            guard: Math.min(Math.floor(stated / 20), tolerance, Math.max(20, behind)),
+          };
+        }
         checks.push(check);
       }
-      if (!surely && limit >= 2) checks.push(await this.slidingPace(key, stated, limit));
+      if (!surely) {
+        // A sliding window of 1 admits a call once the window after the last one's has begun: two
+        // windows apart, wherever they lie.
+        checks.push(
+          limit >= 2
+            ? await this.slidingPace(key, stated, limit)
+            : await this.spacingCheck(key, { spacing: 2 * stated, burst: 1 }, undefined, true),
+        );
+      }
     }
     return checks.some((c) => c === undefined) ? undefined : (checks as Check[]);
   }
@@ -683,11 +769,9 @@ export class SharedPacing {
         const want = question.unregistered * cost;
         let decision = await this.consume(limiter, key, want);
         let counted = want;
-        if (!decision.allowed && check.owes) {
-          // All of them: what does not fit now is owed, paid from what comes back (see below).
-          const owedKey = `${check.owes}\n${key}`;
-          if (this.owed.size >= MAX_FLEET_LIMITERS && !this.owed.has(owedKey)) this.owed.clear();
-          this.owed.set(owedKey, (this.owed.get(owedKey) ?? 0) + want);
+        if (!decision.allowed && check.owes !== undefined) {
+          // All of them: what does not fit now is owed, paid from what comes back (see `payOff`).
+          this.owe(check, want);
           continue;
         }
         if (!decision.allowed && decision.remaining > 0) {
@@ -706,18 +790,12 @@ export class SharedPacing {
       );
     let held = true;
     for (const check of checks) {
-      // What this process owes (calls it sent before the pace was known) is paid first, as far as
-      // the limiter has room; this call waits while any is owed.
-      const owedKey = `${check.owes}\n${check.key}`;
-      const owed = check.owes === undefined ? 0 : (this.owed.get(owedKey) ?? 0);
-      if (owed > 0) {
-        const { paid, retryAfterMs } = await this.pay(check, owed);
-        if (paid < owed) {
-          this.owed.set(owedKey, owed - paid);
-          await giveBack();
-          return { allowed: false, retryAfterMs: Math.max(1, retryAfterMs), giveBack: NOTHING, held };
-        }
-        this.owed.delete(owedKey);
+      // While this process owes calls it sent before the pace was known, its own wait.
+      const owed = check.owes === undefined ? undefined : this.owed.get(`${check.owes}\n${check.key}`);
+      if (owed !== undefined) {
+        await giveBack();
+        const wait = Math.max(1, Math.ceil(owed.payAt - this.now()));
+        return { allowed: false, retryAfterMs: wait, giveBack: NOTHING, held };
       }
       const decision = await this.consume(check.limiter, check.key, check.cost);
       if (decision.reason === 'store-error') held = false;
@@ -744,8 +822,8 @@ export class SharedPacing {
       // the store's window was answered 429 one run in five, the server's window having 19 and 9
       // before it).
       if (check.sliding !== undefined && decision.countedAt !== undefined) {
-        const into = decision.countedAt % check.sliding;
-        const guard = Math.min(slidingTolerance(check.sliding), Math.floor(check.sliding / 20));
+        const into = decision.countedAt % check.sliding.window;
+        const { guard } = check.sliding;
         if (into < guard) {
           await giveBack();
           return { allowed: false, retryAfterMs: guard - into, giveBack: NOTHING, held };

@@ -11,9 +11,10 @@ export interface Timer {
 
 /**
  * Runs `fn` after `ms` (any length, Infinity never): a wait beyond MAX_TIMEOUT_MS is waited in
- * chunks of at most that, one timer at a time, so no CPU is spent while waiting.
+ * chunks of at most that, one timer at a time, so no CPU is spent while waiting. `unref`: the
+ * timer does not keep the process alive.
  */
-export function setLongTimeout(fn: () => void, ms: number): Timer {
+export function setLongTimeout(fn: () => void, ms: number, unref = false): Timer {
   let handle: ReturnType<typeof setTimeout> | undefined;
   let left = Number.isNaN(ms) ? 0 : Math.max(0, ms);
   const arm = () => {
@@ -25,6 +26,7 @@ export function setLongTimeout(fn: () => void, ms: number): Timer {
       if (left > 0) arm();
       else fn();
     }, step);
+    if (unref) handle.unref?.();
   };
   arm();
   return {
