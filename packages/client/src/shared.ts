@@ -633,8 +633,8 @@ export class SharedPacing {
       // The store's sliding windows lie on multiples of the window on its clock, the server's on
       // its own. Where the two clocks are surely a multiple of the window apart (within the
       // tolerance), the sliding window is mirrored; where they surely are not, the fleet is paced
-      // at 99% of the `(limit - 1) / window` a sliding window sustains, one call at a time; while
-      // unsure, by both, so that processes deciding differently still share a limiter.
+      // at the `(limit - 1) / window` a sliding window sustains (see `slidingPace`); while unsure,
+      // by both, so that processes deciding differently still share a limiter.
       const [sLo, sHi] = part.skew ?? [0, 0];
       const [tLo, tHi] = this.storeSkew;
       const tolerance = slidingTolerance(window);
