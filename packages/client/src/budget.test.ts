@@ -2,6 +2,7 @@
 // may have changed (its reset, or a minute), then one call goes alone to learn it again.
 import { describe, expect, it } from 'vitest';
 import { Budget } from './budget.js';
+import type { FleetAnswer, FleetQuestion } from './shared.js';
 import { CostExceedsLimitError } from './errors.js';
 import type { HeaderReading } from './read-headers.js';
 import { ServerClock } from './server-clock.js';
@@ -70,5 +71,82 @@ describe('a learned limit below the cost', () => {
     budget.answer(probe as number, legacy(0, 0), T0 + 60_000, T0 + 60_000, 200);
     at(60_001);
     expect(await call()).toBeInstanceOf(CostExceedsLimitError);
+  });
+});
+
+describe('a fleet sharing a sliding window of stated length (`shareLearned`)', () => {
+  /** A draft answer of a sliding window of 20 per 2 s (its reset past the window: a sliding one). */
+  const sliding = (remaining: number): HeaderReading => ({
+    quotas: [
+      {
+        key: '20;w=2',
+        unit: 'requests',
+        limit: 20,
+        remaining,
+        reset: { delta: 3000, grain: 1000 },
+        windowMs: 2000,
+      },
+    ],
+    retryAfter: undefined,
+    date: undefined,
+  });
+  const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+  /** A Budget whose fleet gate permits every call, the store holding it (`held`) or failing open. */
+  function fleetSetup(held: boolean) {
+    let t = T0;
+    const questions: FleetQuestion[] = [];
+    const gate = async (question: FleetQuestion): Promise<FleetAnswer> => {
+      questions.push(question);
+      return { allowed: true, retryAfterMs: 0, giveBack: async () => {}, held };
+    };
+    const budget = new Budget('http://x', undefined, new ServerClock(), () => t, 10, undefined, gate);
+    const call = () => {
+      const state: { seq?: number } = {};
+      budget.acquire({}, 0, undefined, undefined, budget.nextOrder()).then((seq) => {
+        state.seq = seq;
+      });
+      return state;
+    };
+    const at = async (ms: number) => {
+      t = T0 + ms;
+      budget.pump();
+      await flush();
+      await flush();
+    };
+    return { budget, call, at, questions };
+  }
+
+  it('the call that taught the policy is counted with the time its answer came (it reached the server by then)', async () => {
+    const { budget, call, at, questions } = fleetSetup(true);
+    const first = call();
+    await at(0);
+    expect(first.seq).toBe(0);
+    budget.answer(0, sliding(5), T0, T0 + 7, 200);
+    call();
+    await at(10);
+    expect(questions.map((q) => [q.unregistered, q.unregisteredAt])).toEqual([[1, T0 + 7]]);
+  });
+
+  it('told `remaining: 0`, the next call waits for the store’s permit while the store holds the fleet; for its own count where it failed open', async () => {
+    for (const held of [true, false]) {
+      const { budget, call, at } = fleetSetup(held);
+      call();
+      await at(0);
+      budget.answer(0, sliding(5), T0, T0 + 5, 200);
+      const second = call();
+      await at(10);
+      expect(second.seq).toBe(1);
+      budget.answer(1, sliding(0), T0 + 10, T0 + 15, 200);
+      const third = call();
+      let went: number | undefined;
+      for (let ms = 11; ms <= 2000 && went === undefined; ms++) {
+        await at(ms);
+        if (third.seq !== undefined) went = ms;
+      }
+      // Held: at once (the store's permit paces it; its own spacing counts from when the last call
+      // was due, at most LAG_MS back). Failed open: its own count leaves no room for 2 s.
+      expect({ held, went }).toEqual({ held, went: held ? 11 : undefined });
+    }
   });
 });
