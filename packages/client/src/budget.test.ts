@@ -2,10 +2,10 @@
 // may have changed (its reset, or a minute), then one call goes alone to learn it again.
 import { describe, expect, it } from 'vitest';
 import { Budget } from './budget.js';
-import type { FleetAnswer, FleetQuestion } from './shared.js';
 import { CostExceedsLimitError } from './errors.js';
 import type { HeaderReading } from './read-headers.js';
 import { ServerClock } from './server-clock.js';
+import type { FleetAnswer, FleetQuestion } from './shared.js';
 
 const T0 = 1_700_000_000_000;
 

@@ -4,7 +4,8 @@
 // fleet-sliding.test.ts. Every test fails against af92e59.
 import { createLimiter, MemoryStore } from '@tollgate/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type FleetPart, SharedPacing } from './shared.js';
+import { storeFleet as fleetOf } from '../../../test/support/store-fleet.js';
+import type { FleetPart } from './shared.js';
 
 const BASE = 'http://sliding.test credential';
 const T0 = 1_700_000_000_000;
@@ -18,13 +19,6 @@ const part = (skew: [number, number], window = W, limit = L): FleetPart => ({
 });
 /** Surely not on the store's windows: paced by `slidingPace` only (no sliding mirror). */
 const ASIDE: [number, number] = [900, 1000];
-
-function fleetOf(n: number) {
-  const clock = { now: T0 };
-  const store = new MemoryStore({ clock: () => clock.now });
-  const processes = Array.from({ length: n }, () => new SharedPacing(store, () => clock.now));
-  return { clock, processes };
-}
 
 /** The server: core's sliding window (estimate = prev*(W-e)/W + curr), its clock `offset` ms ahead of ours. */
 function serverOf(clock: { now: number }, window: number, limit: number, offset: number) {

@@ -2,11 +2,11 @@
 // MemoryStore on a virtual clock: its pace where the server's windows may not lie on the store's,
 // the calls sent before the pace was known, a window's first milliseconds, and a process that no
 // longer holds its calls for its own count while the store holds the fleet's.
-import { MemoryStore } from '@tollgate/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { storeFleet as fleetOf } from '../../../test/support/store-fleet.js';
 import { Quota } from './quota.js';
 import { ServerClock } from './server-clock.js';
-import { type FleetPart, SharedPacing } from './shared.js';
+import type { FleetPart } from './shared.js';
 
 const BASE = 'http://sliding.test credential';
 const L = 20;
@@ -26,13 +26,6 @@ const ALIGNED: [number, number] = [0, 0];
 const UNSURE: [number, number] = [-300, 300];
 /** Surely not on the store's windows: paced only. */
 const ASIDE: [number, number] = [900, 1000];
-
-function fleetOf(n: number) {
-  const clock = { now: T0 };
-  const store = new MemoryStore({ clock: () => clock.now });
-  const processes = Array.from({ length: n }, () => new SharedPacing(store, () => clock.now));
-  return { clock, processes };
-}
 
 afterEach(() => {
   vi.useRealTimers();
@@ -106,6 +99,30 @@ describe('calls sent before the pace was known, where the server’s windows lie
   });
 });
 
+describe('a process that sent many calls before it knew the pace', () => {
+  it('owes a window’s calls at most: the server’s sliding window holds no more', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout'] });
+    const { clock, processes } = fleetOf(1);
+    const [a] = processes;
+    expect(
+      (await a!.decide(BASE, { parts: [part(ASIDE)], unregistered: 100, unregisteredAt: T0 })).allowed,
+    ).toBe(false);
+    let went: number | undefined;
+    while (went === undefined) {
+      const answer = await a!.decide(BASE, { parts: [part(ASIDE)], unregistered: 0 });
+      if (answer.allowed) went = clock.now - T0;
+      else
+        for (let ms = 0; ms < answer.retryAfterMs; ms++) {
+          clock.now += 1;
+          await vi.advanceTimersByTimeAsync(1);
+        }
+    }
+    // 19 calls owed (a window's), the call and a tenth the pace held paid at once, the rest at
+    // 105.3 ms a call, then this one: (19 + 1 - 1.1) x 105.3 ms; not the 99 calls of ten seconds.
+    expect(went).toBe(1990);
+  });
+});
+
 describe('calls sent before the pace was known, counted in the mirror', () => {
   it('sent in the store’s last window: given back as the server’s window slides past them', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout'] });
@@ -140,6 +157,28 @@ describe('calls sent before the pace was known, counted in the mirror', () => {
     for (let i = 0; i < 3; i++)
       next.push((await a!.decide(BASE, { parts: [part(ALIGNED)], unregistered: 0 })).allowed);
     expect(next).toEqual([true, true, false]);
+  });
+
+  it('many of them: given back by 16 timers at most, all of them by the window’s end', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout'] });
+    const { clock, processes } = fleetOf(1);
+    const [a] = processes;
+    const wide: FleetPart = {
+      scope: '100;w=2',
+      pace: { mirror: 'sliding-window', window: W, limit: 100 },
+      skew: ALIGNED,
+    };
+    clock.now = T0 + 163;
+    const first = await a!.decide(BASE, { parts: [wide], unregistered: 64, unregisteredAt: T0 - 20 });
+    expect(first.allowed).toBe(true);
+    // They weigh ceil(64 x 1837 / 2000) = 59 calls: five given back at once, 59 by 15 timers of 4.
+    expect(vi.getTimerCount()).toBe(15);
+    clock.now = T0 + W + 20;
+    await vi.advanceTimersByTimeAsync(W);
+    // Next window, 20 ms in: only this question's own call weighs (1 x 1980 / 2000): 99 fit.
+    let fit = 0;
+    while ((await a!.decide(BASE, { parts: [wide], unregistered: 0 })).allowed) fit++;
+    expect(fit).toBe(99);
   });
 
   it('sent in the store’s current window: counted whole, nothing given back', async () => {

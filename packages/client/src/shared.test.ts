@@ -4,6 +4,7 @@
 import { MemoryStore } from '@tollgate/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type LegacyAnswer, legacyFleet } from '../../../test/support/legacy-fleet.js';
+import { storeFleet as fleetOf } from '../../../test/support/store-fleet.js';
 import { type FleetPart, SharedPacing } from './shared.js';
 
 const BASE = 'http://legacy.test credential';
@@ -78,14 +79,6 @@ describe('SharedPacing, what one process told of a legacy quota’s kind', () =>
     pace: { spacing: 100, burst: 2 },
     ...extra,
   });
-
-  /** Processes on one MemoryStore, on a clock the test moves. */
-  function fleetOf(n: number) {
-    const clock = { now: 1_700_000_000_000 };
-    const store = new MemoryStore({ clock: () => clock.now });
-    const processes = Array.from({ length: n }, () => new SharedPacing(store, () => clock.now));
-    return { clock, store, processes };
-  }
 
   it('a process that told a bucket tells the others that still read a window, while it votes; then no longer', async () => {
     const { clock, store, processes } = fleetOf(2);

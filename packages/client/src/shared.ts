@@ -301,6 +301,9 @@ export const fleetMargin = (windowMs: number): number =>
  */
 const RESET_SLACK_MS = 5;
 
+/** Timers at most that give back calls sent before the pace was known (see `SharedPacing.fade`). */
+const FADE_STEPS = 16;
+
 /** A sliding window's pace in the fleet is counted in parts of a call (see `slidingPace`). */
 const SLIDING_UNITS = 10;
 
@@ -524,25 +527,31 @@ export class SharedPacing {
         ? 0
         : Math.ceil((counted * (start + behind + windowMs - countedAt)) / windowMs);
     if (counted > weighs) void give(counted - weighs);
-    for (let j = weighs; j >= 1; j--) {
-      // Their weight falls to j - 1 calls at this store time (later where the server's window
-      // starts up to `behind` ms after the store's).
-      const when = start + behind + Math.ceil((windowMs * (counted - j + 1)) / counted);
+    // One unit each time their weight falls below a whole call, in FADE_STEPS timers at most (a
+    // group given back when its last unit's weight has gone): however many calls went unpaced.
+    const group = Math.ceil(weighs / FADE_STEPS);
+    for (let j = weighs; j >= 1; j -= group) {
+      const units = Math.min(group, j);
+      // The group's last unit's weight falls to j - units calls at this store time (later where
+      // the server's window starts up to `behind` ms after the store's).
+      const when = start + behind + Math.ceil((windowMs * (counted - j + units)) / counted);
       // (A timer past 24.8 days is waited in parts: Node's own would fire at once.)
-      setLongTimeout(() => void give(1), Math.max(0, when - countedAt), true);
+      setLongTimeout(() => void give(units), Math.max(0, when - countedAt), true);
     }
   }
 
   /** Records `units` this process owes `check`'s limiter (see `Check.owes`) and starts paying. */
   private owe(check: Check, units: number): void {
     const key = `${check.owes}\n${check.key}`;
+    // A window's calls at most: the server's sliding window holds no more.
+    const most = check.limit;
     const owed = this.owed.get(key);
     if (owed !== undefined) {
-      owed.units += units;
+      owed.units = Math.min(most, owed.units + units);
       return;
     }
     if (this.owed.size >= MAX_FLEET_LIMITERS) return;
-    this.owed.set(key, { units, payAt: this.now() });
+    this.owed.set(key, { units: Math.min(most, units), payAt: this.now() });
     void this.payOff(check, key);
   }
 
