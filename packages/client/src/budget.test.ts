@@ -74,6 +74,45 @@ describe('a learned limit below the cost', () => {
   });
 });
 
+describe('a fleet telling a legacy sliding window’s length (`shareLearned`)', () => {
+  const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('the window the fleet tells reaches the quota: the next question paces by it', async () => {
+    let t = T0;
+    const questions: FleetQuestion[] = [];
+    const gate = async (question: FleetQuestion): Promise<FleetAnswer> => {
+      questions.push(question);
+      return {
+        allowed: true,
+        retryAfterMs: 0,
+        giveBack: async () => {},
+        held: true,
+        told: [['legacy:', 'sliding']],
+        windows: [['legacy:', 2000]],
+      };
+    };
+    const budget = new Budget('http://x', undefined, new ServerClock(), () => t, 10, undefined, gate);
+    const call = () => void budget.acquire({}, 0, undefined, undefined, budget.nextOrder());
+    const at = async (ms: number) => {
+      t = T0 + ms;
+      budget.pump();
+      await flush();
+      await flush();
+    };
+    call();
+    await at(0);
+    budget.answer(0, legacy(20, 19, 3000), T0, T0 + 5, 200);
+    call();
+    await at(10);
+    call();
+    await at(400);
+    expect(questions.map((q) => q.parts.map((p) => p.pace))).toEqual([
+      [{ spacing: expect.any(Number), burst: 1 }],
+      [{ spacing: 2000 / 19, burst: 1, slack: 0.1, sliding: { window: 2000, limit: 20 } }],
+    ]);
+  });
+});
+
 describe('a fleet sharing a sliding window of stated length (`shareLearned`)', () => {
   /** A draft answer of a sliding window of 20 per 2 s (its reset past the window: a sliding one). */
   const sliding = (remaining: number): HeaderReading => ({

@@ -230,10 +230,13 @@ export class Budget {
     this.unregistered = 0;
     this.unregisteredOut.clear();
     this.unregisteredAt = undefined;
+    for (const part of question.parts)
+      if (part.shift !== undefined) this.quotas.get(part.scope)?.shiftAsked();
     this.fleet!(question).then(
       (answer) => {
         this.fleetAsking = false;
         for (const [scope, kind] of answer.told ?? []) this.quotas.get(scope)?.heard(kind);
+        for (const [scope, ms] of answer.windows ?? []) this.quotas.get(scope)?.heardWindow(ms);
         for (const part of question.parts) {
           const quota = this.quotas.get(part.scope);
           if (quota !== undefined) quota.fleetHeld = answer.held;
@@ -329,7 +332,22 @@ export class Budget {
       const known = left === undefined ? undefined : Math.floor(left / costIn(cost, quota.unit));
       const told = quota.toldKind(now);
       const adoptable = quota.adoptable();
-      parts.push({ scope: quota.key, pace, known, skew: this.clock.skewRange, window, told, adoptable });
+      const part: FleetPart = {
+        scope: quota.key,
+        pace,
+        known,
+        skew: this.clock.skewRange,
+        window,
+        told,
+        adoptable,
+      };
+      const toldWindow = quota.toldWindow();
+      if (toldWindow !== undefined) part.toldWindow = toldWindow;
+      const windowsToHear = quota.windowsToHear();
+      if (windowsToHear.length > 0) part.windowsToHear = windowsToHear;
+      const shift = quota.shiftWindow();
+      if (shift !== undefined) part.shift = shift;
+      parts.push(part);
     }
     if (parts.length === 0) return undefined;
     const question: FleetQuestion = { parts, unregistered: this.unregistered };

@@ -44,6 +44,21 @@ const RTTS = 8;
  */
 const KIND_FRESH_MS = 10_000;
 const KIND_FRESH_GAPS = 3;
+/**
+ * Windows within which a second refusal says a sliding window's length told by its resets is wrong
+ * (see `Quota.refusedStepped`).
+ */
+const SHIFT_AGAIN = 8;
+/** Distinct resets kept to tell a sliding window's length by (see `Quota.steppedWindow`). */
+const RESETS_READ = 16;
+/** Whole seconds a sliding window's length is looked for among at most (see `Quota.steppedWindow`). */
+const MAX_STEPPED_SECONDS = 4096;
+/** Windows a fleet's process asks the others about at most (see `Quota.windowsToHear`). */
+const HEARD_WINDOWS = 8;
+/** Windows asked about where a process's bounds hold more than HEARD_WINDOWS whole seconds. */
+const USUAL_WINDOWS = [10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21_600, 43_200, 86_400].map(
+  (s) => s * 1000,
+);
 /** How long a stated limit stands at most before a call larger than it is let go to probe it. */
 const LIMIT_HELD_MS = 60_000;
 
@@ -137,6 +152,18 @@ export class Quota {
   private guessRefuted = false;
   /** The steps by which the stated resets (epoch ones) moved from one answer to the next, the last few. */
   private readonly resetSteps: number[] = [];
+  /** Whether a call was refused while a fleet paced by the resets' step (see `steppedWindow`). */
+  private steppedRefuted = false;
+  /** When a refusal last asked the fleet to move its calls (see `shiftWindow`), and whether it still does. */
+  private shiftAskedAt = Number.NEGATIVE_INFINITY;
+  private shiftWanted = false;
+  /** The last distinct resets stated (epoch seconds), for a fleet (see `steppedWindow`). */
+  private readonly resetsRead: number[] = [];
+  /** `steppedWindow`'s last answer, and what it was read from. */
+  private stepped: { read: number; lo: number; hi: number; window: number | undefined } | undefined;
+  private resetsReadCount = 0;
+  /** The window of a sliding quota as the fleet tells it (see `heardWindow`). */
+  private heardWindowMs: number | undefined;
   /**
    * A sliding window of stated length, counted from this client's own calls on the server clock's
    * grid (see `gridCount`): trusted while every answer leaves at least the room it predicts; once
@@ -267,6 +294,7 @@ export class Quota {
       if (this.kind === 'bucket' || this.notBucket) this.adopted = undefined;
     }
     this.lastAllowed = allowed;
+    if (!allowed && this.kind === 'sliding') this.refusedStepped(receivedAt);
     // A quota that comes back gradually but whose answers no bucket explains: a sliding window.
     if (this.kind === 'bucket' && this.notBucket) this.kind = 'sliding';
     // Sent after the last reset, and the quota is whole again although calls went out just before:
@@ -325,6 +353,7 @@ export class Quota {
       if (this.resetSteps.length > RESET_STEPS) this.resetSteps.shift();
     }
     this.lastReset = id;
+    if (id !== undefined && reading.reset !== undefined) this.stepReset(id, reading.reset.grain);
     if (id === undefined) this.windowId = undefined;
     else if (id !== this.windowId && receivedAt - this.windowIdSince >= WINDOW_NAME_MS) {
       this.windowId = id;
@@ -656,6 +685,151 @@ export class Quota {
     return this.grid === 'trusted' ? (this.guessedWindowMs ?? this.slidingWindowHi) : this.slidingWindowHi;
   }
 
+  /**
+   * For a fleet: the length of a sliding window that states none, from the resets it states (a
+   * sliding window's reset is the end of the window after this one: it moves by the window from
+   * one window to the next). Every process sees every window's reset, where its own bounds (see
+   * `learnUnstated`) narrow slowly on a share of the answers, and its own count on the grid (see
+   * `guessWindow`) is refuted by the others' calls. A window of whole seconds moves its reset by
+   * whole seconds; one stated in seconds, rounded up, reads a second late now and then where the
+   * window ends a few ms either side of a whole second (tollgate's memory store counts on a
+   * monotonic clock beside the one its `Date` reads): every reset read is then one of two
+   * seconds in turn, modulo the window. The window is the longest of whole seconds within the
+   * bounds that every reset read fits so: never shorter than the true one, which fits (from a
+   * few windows on, the true one). A window of no whole seconds fits none for long (2.2 s: 2 s
+   * for four windows), and is told by the fleet's refusals meanwhile (see `refusedStepped`).
+   * Undefined once it was, and where resets are stated in ms (left to the bounds).
+   */
+  private steppedWindow(): number | undefined {
+    const hi = this.slidingWindowHi;
+    if (this.steppedRefuted || hi === undefined || this.resetsRead.length === 0) return undefined;
+    const lo = this.slidingWindowLo;
+    const last = this.stepped;
+    if (last !== undefined && last.read === this.resetsReadCount && last.lo === lo && last.hi === hi) {
+      return last.window;
+    }
+    let window: number | undefined;
+    const top = Math.floor(hi / 1000);
+    const least = Math.max(1, Math.ceil(lo / 1000));
+    if (top - least <= MAX_STEPPED_SECONDS) {
+      for (let n = top; n >= least && window === undefined; n--) if (this.fitsResets(n)) window = n * 1000;
+    }
+    this.stepped = { read: this.resetsReadCount, lo, hi, window };
+    return window;
+  }
+
+  /**
+   * A sliding window's refusal while a fleet may pace by its window (see `fleetSlidingWindow`). At
+   * exactly `(limit - 1) / window` the fleet's calls keep one phase against the server's windows;
+   * where the first call of a window is one that was due just before it, sent a few ms late, the
+   * next one, made up for that, reaches the server a little before the window has room for it,
+   * window after window. The first refusal moves the fleet's calls by half a spacing (see
+   * `shiftWindow`); another within SHIFT_AGAIN windows says the window is not what the resets
+   * told: the fleet's pace by it is dropped for good.
+   */
+  private refusedStepped(at: number): void {
+    const window = this.fleetSlidingWindow();
+    if (window === undefined) return;
+    if (at - this.shiftAskedAt <= SHIFT_AGAIN * window) {
+      this.steppedRefuted = true;
+      this.shiftWanted = false;
+      return;
+    }
+    this.shiftAskedAt = at;
+    this.shiftWanted = true;
+  }
+
+  /**
+   * For a fleet: the window of a sliding quota whose calls a refusal asked to move (see
+   * `refusedStepped`), until `shiftAsked`.
+   */
+  shiftWindow(): number | undefined {
+    return this.shiftWanted ? this.fleetSlidingWindow() : undefined;
+  }
+
+  /** The fleet was asked to move its calls (see `shiftWindow`). */
+  shiftAsked(): void {
+    this.shiftWanted = false;
+  }
+
+  /** Whether every reset read, in seconds modulo `n`, is one of two seconds in turn (see `steppedWindow`). */
+  private fitsResets(n: number): boolean {
+    let a: number | undefined;
+    let b: number | undefined;
+    for (const reset of this.resetsRead) {
+      const at = (reset / 1000) % n;
+      if (at === a || at === b) continue;
+      if (a === undefined) a = at;
+      else if (b === undefined && ((at - a + n) % n === 1 || (a - at + n) % n === 1)) b = at;
+      else return false;
+    }
+    return true;
+  }
+
+  /** Keeps a stated reset of whole seconds `id` (see `steppedWindow`), RESETS_READ distinct ones. */
+  private stepReset(id: number, grain: number): void {
+    if (grain !== 1000 || id % 1000 !== 0 || this.resetsRead.includes(id)) return;
+    this.resetsRead.push(id);
+    if (this.resetsRead.length > RESETS_READ) this.resetsRead.shift();
+    this.resetsReadCount++;
+  }
+
+  /**
+   * For a fleet: the window of a sliding quota that states none, as its resets tell (see
+   * `steppedWindow`), or as another process told it (see `heardWindow`) where shorter and what
+   * this client's own answers tell allows it: each is the longest its teller's answers allow.
+   */
+  private fleetSlidingWindow(): number | undefined {
+    if (this.windowMs !== undefined || this.steppedRefuted) return undefined;
+    const own = this.steppedWindow();
+    const heard = this.heardWindowMs;
+    return heard !== undefined && heard < (own ?? Number.POSITIVE_INFINITY) && this.mayBe(heard)
+      ? heard
+      : own;
+  }
+
+  /** Whether a sliding window of `ms` fits what this client's own answers tell (see `steppedWindow`). */
+  private mayBe(ms: number): boolean {
+    if (ms < this.slidingWindowLo || ms > (this.slidingWindowHi ?? ms)) return false;
+    return this.resetsRead.length === 0 || (ms % 1000 === 0 && this.fitsResets(ms / 1000));
+  }
+
+  /**
+   * For a fleet: the window this client tells the others (see `steppedWindow`): where the server
+   * states none, its quota is a sliding window, and its resets tell one within its bounds. Each
+   * process sees every window's reset, but one whose calls the others' lower spacing kept from
+   * going (they each charge their own in one bucket) sees few, and would be left on its own
+   * bounds, a second or more long, for good (measured: three of four processes never had a call).
+   */
+  toldWindow(): number | undefined {
+    if (this.windowMs !== undefined || this.unit !== 'requests' || this.kind !== 'sliding') return undefined;
+    return this.steppedRefuted ? undefined : this.steppedWindow();
+  }
+
+  /**
+   * The windows this client would take from the fleet (see `heardWindow`) for a sliding quota
+   * (told by its own answers or the fleet's, or that may be one): the whole seconds within its
+   * bounds, and shorter than its own reading (see `steppedWindow`), that fit the resets it read;
+   * eight at most, or where more the usual ones among them (a minute, an hour...).
+   */
+  windowsToHear(): number[] {
+    if (this.windowMs !== undefined || this.unit !== 'requests' || this.steppedRefuted) return [];
+    if (this.kind !== 'sliding' && !this.adoptable()) return [];
+    const hi = Math.min(this.slidingWindowHi ?? 0, (this.steppedWindow() ?? Number.POSITIVE_INFINITY) - 1);
+    const lo = Math.max(1000, Math.ceil(this.slidingWindowLo / 1000) * 1000);
+    const seconds: number[] = [];
+    const most = Math.min(hi, lo + MAX_STEPPED_SECONDS * 1000);
+    for (let w = lo; w <= most && seconds.length <= HEARD_WINDOWS; w += 1000)
+      if (this.mayBe(w)) seconds.push(w);
+    if (seconds.length <= HEARD_WINDOWS) return seconds;
+    return USUAL_WINDOWS.filter((w) => w >= lo && w <= hi && this.mayBe(w)).slice(0, HEARD_WINDOWS);
+  }
+
+  /** The smallest window the fleet tells of those asked (see `windowsToHear`), or none. */
+  heardWindow(ms: number | undefined): void {
+    this.heardWindowMs = ms;
+  }
+
   /** Units per millisecond the quota sustains, when it can be told. */
   rate(): number | undefined {
     if (this.limit === undefined) return undefined;
@@ -805,9 +979,11 @@ export class Quota {
     // A sliding window of stated length that a fleet's store holds (see `fleetHeld`): what this
     // client's own answers leave is no bound (others spend, and it comes back from their calls
     // too); its calls are only kept to the quota's rate.
-    const held = this.fleetHeld && this.kind === 'sliding' && this.windowMs !== undefined;
-    if (available < cost && held && this.limit !== undefined) {
-      return lastSentAt + (cost * this.windowMs!) / this.limit;
+    // So too one of unstated length whose window the fleet knows (see `fleetSlidingWindow`).
+    const heldWindow =
+      !this.fleetHeld || this.kind !== 'sliding' ? undefined : (this.windowMs ?? this.fleetSlidingWindow());
+    if (available < cost && heldWindow !== undefined && this.limit !== undefined) {
+      return lastSentAt + (cost * heldWindow) / this.limit;
     }
     if (available < cost) {
       const by = this.refilledBy(now, cost - available);
@@ -948,6 +1124,10 @@ export class Quota {
       return { spacing: 1 / (rate + over / (L / rate)), burst: Math.min(2, L) };
     }
     if (this.kind === 'sliding') {
+      const stepped = this.fleetSlidingWindow();
+      if (stepped !== undefined && L >= 2) {
+        return { spacing: stepped / (L - 1), burst: 1, slack: 0.1, sliding: { window: stepped, limit: L } };
+      }
       const window = this.window();
       if (window === undefined || L < 2) return undefined;
       const spacing = window / ((L - 1) * FLEET_SLIDING);

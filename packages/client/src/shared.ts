@@ -198,7 +198,13 @@ const MAX_FLEET_WINDOW_MS = 2 ** 51;
  * store (see `SharedPacing.decide`).
  */
 export type FleetPace =
-  | { spacing: number; burst: number }
+  | {
+      spacing: number;
+      burst: number;
+      slack?: number;
+      /** A sliding window of unstated length whose length the resets told (see `Quota.steppedWindow`). */
+      sliding?: { window: number; limit: number };
+    }
   | { mirror: 'fixed-window' | 'token-bucket' | 'sliding-window'; window: number; limit: number };
 
 /** One quota a fleet's call spends from, as a process knows it. */
@@ -225,6 +231,15 @@ export interface FleetPart {
   told?: ToldKind | undefined;
   /** Whether this process takes a kind the fleet told (see `Quota.heard`). */
   adoptable?: boolean;
+  /** The sliding window this process tells the others, no window being stated (see `Quota.toldWindow`). */
+  toldWindow?: number | undefined;
+  /** The windows this process would take from the others (see `Quota.windowsToHear`). */
+  windowsToHear?: number[];
+  /**
+   * A refusal asks the fleet to move its calls by half a spacing, once in four of these windows
+   * at most (see `Quota.refusedStepped`).
+   */
+  shift?: number;
 }
 
 /** A kind of quota one process tells from its answers and the fleet's others take (see `Quota.heard`). */
@@ -249,6 +264,11 @@ export interface FleetAnswer {
    * process tells one; see `Quota.heard`).
    */
   told?: ReadonlyArray<[scope: string, kind: ToldKind | undefined]>;
+  /**
+   * The smallest of the windows asked about that the fleet tells, by scope (undefined: none; see
+   * `Quota.heardWindow`).
+   */
+  windows?: ReadonlyArray<[scope: string, ms: number | undefined]>;
   /** Whether the store held every count this answer asked for (false: it failed open). */
   held: boolean;
 }
@@ -278,6 +298,8 @@ interface Check {
    */
   owes?: string;
   limit: number;
+  /** Moves the fleet's calls by half a spacing after this one (see `FleetPart.shift`). */
+  shift?: { window: number; ms: number; cost: number };
   /** How long a refusal holds at most (a window counter's own window is far longer than the server's). */
   waitMs?: number;
   /**
@@ -300,6 +322,12 @@ export const fleetMargin = (windowMs: number): number =>
  * monotonic clock a few ms off the wall clock (see `Quota`'s RESET_SLACK).
  */
 const RESET_SLACK_MS = 5;
+
+/**
+ * The last ms of a mirrored sliding window in which no call is counted (see `SharedPacing.permit`):
+ * a call's way to the server, and how far behind the store's its windows may end.
+ */
+const END_GUARD_MS = 10;
 
 /** Timers at most that give back calls sent before the pace was known (see `SharedPacing.fade`). */
 const FADE_STEPS = 16;
@@ -360,13 +388,17 @@ export class SharedPacing {
    */
   private storeSkew: [number, number] = [0, 0];
   private storeSkewKnown = false;
-  /** When this process last voted for a kind (see `kinds`), by quota and kind. */
+  /** When this process last voted for a kind or window (see `vote`), by what it voted for. */
   private readonly voted = new Map<string, number>();
   /**
    * Units this process owes a limiter (see `Check.owes`), by limiter name and key, and when it next
    * tries to pay (see `payOff`).
    */
   private readonly owed = new Map<string, { units: number; payAt: number }>();
+  /** What a spacing with a slack left unrounded, by key (see `spacingCheck`). */
+  private readonly carry = new Map<string, number>();
+  /** The window the fleet told of a quota as last read, of those asked, and when (see `windows`). */
+  private readonly heardWindows = new Map<string, { at: number; asked: string; ms: number | undefined }>();
   /** The kind the fleet told of a quota as last read, and when. */
   private readonly heard = new Map<string, { at: number; kind: ToldKind | undefined }>();
 
@@ -425,11 +457,19 @@ export class SharedPacing {
    */
   private async spacingCheck(
     key: string,
-    { spacing, burst }: { spacing: number; burst: number },
+    { spacing, burst, slack }: { spacing: number; burst: number; slack?: number },
     known?: number,
     exact = false,
   ): Promise<Check | undefined> {
-    const cost = Math.max(1, Math.ceil(spacing));
+    // With a slack stated: whole ms, what is rounded off carried to the next call (a sliding
+    // window's pace of 105.3 ms charged as 106 sends 1% under it).
+    let cost = Math.max(1, Math.ceil(spacing));
+    if (slack !== undefined) {
+      const carried = (this.carry.get(key) ?? 0) + spacing;
+      cost = Math.max(1, Math.floor(carried));
+      if (this.carry.size >= MAX_FLEET_LIMITERS) this.carry.clear();
+      this.carry.set(key, carried - cost);
+    }
     const span = Math.min(MAX_FLEET_SPAN, cost * burst);
     const capacity = exact ? span : span <= SHARED_SPAN ? SHARED_SPAN : 2 ** Math.ceil(Math.log2(span));
     const limit = bucketLimit(capacity);
@@ -447,7 +487,16 @@ export class SharedPacing {
     // lag leaves over stays: in a steady stream no call drains, a store command more, and the
     // next call does not lose it). Where this process's last answer leaves `known` calls: to
     // `known` - 1 spacings, as soon as it holds more.
-    check.drains = [{ above: (2 * burst - 1) * charge, to: (burst - 1) * charge + Math.floor(charge / 4) }];
+    // With a slack stated, (`burst` - 1 spacings and) that share of one at most after every call.
+    check.drains =
+      slack === undefined
+        ? [{ above: (2 * burst - 1) * charge, to: (burst - 1) * charge + Math.floor(charge / 4) }]
+        : [
+            {
+              above: (burst - 1) * charge + Math.floor(charge * slack),
+              to: (burst - 1) * charge + Math.floor(charge * slack),
+            },
+          ];
     if (known !== undefined) {
       const knownTo = Math.max(0, (known - 1) * charge);
       check.drains.push({ above: knownTo, to: knownTo });
@@ -612,28 +661,51 @@ export class SharedPacing {
       counted.drains = [{ above: to, to }];
     }
     if (pace === undefined) return counted === undefined ? [] : [counted];
+    /** A limiter of the server's own policy: its count drained to what this process knows is left. */
+    const mirroredOf =
+      (limit: number) =>
+      async (algorithm: string, span: number, margin?: number): Promise<Check | undefined> => {
+        const limiter = await this.limiter(`${algorithm}:${span}x${limit}`, {
+          algorithm,
+          limit,
+          window: `${span}ms`,
+        });
+        if (limiter === undefined) return undefined;
+        const check: Check = { limiter, key, cost: 1, limit };
+        if (known !== undefined) {
+          const to = Math.max(0, known - 1);
+          check.drains = [{ above: to, to }];
+        }
+        if (margin !== undefined) check.margin = margin;
+        return check;
+      };
     if (!('mirror' in pace)) {
       const check = await this.spacingCheck(key, pace, known);
       if (check === undefined) return undefined;
-      return counted === undefined ? [check] : [counted, check];
+      if (part.shift !== undefined) {
+        const ms = Math.floor(pace.spacing / 2);
+        check.shift = { window: part.shift, ms, cost: Math.floor(check.cost / 2) };
+      }
+      const checks: Array<Check | undefined> = counted === undefined ? [check] : [counted, check];
+      // A sliding window whose length the resets told (see `Quota.steppedWindow`): paced through
+      // the spacing bucket every process shares, whatever it reads, and mirrored where the server's
+      // windows may lie on the store's, for the first and last ms of each window (see `permit`): at exactly
+      // `(limit - 1) / window` the calls keep one phase against the server's windows, and where a
+      // window's first call was due just before it and sent a few ms late, the next, made up for
+      // it, reaches the server before the window has room for it, window after window.
+      if (pace.sliding !== undefined) {
+        const { window, limit } = pace.sliding;
+        const mirrored = mirroredOf(limit);
+        const { check: mirror } = await this.slidingMirror(part, window, (span) =>
+          mirrored('sliding-window', span),
+        );
+        if (mirror !== null) checks.push(mirror);
+      }
+      return checks.some((c) => c === undefined) ? undefined : (checks as Check[]);
     }
     const { mirror, window, limit } = pace;
     const stated = Math.min(MAX_FLEET_WINDOW_MS, Math.ceil(window));
-    const mirrored = async (algorithm: string, span: number, margin?: number): Promise<Check | undefined> => {
-      const limiter = await this.limiter(`${algorithm}:${span}x${limit}`, {
-        algorithm,
-        limit,
-        window: `${span}ms`,
-      });
-      if (limiter === undefined) return undefined;
-      const check: Check = { limiter, key, cost: 1, limit };
-      if (known !== undefined) {
-        const to = Math.max(0, known - 1);
-        check.drains = [{ above: to, to }];
-      }
-      if (margin !== undefined) check.margin = margin;
-      return check;
-    };
+    const mirrored = mirroredOf(limit);
     const checks = [await mirrored('token-bucket', stated)];
     if (mirror === 'fixed-window') {
       const margin = fleetMargin(window);
@@ -644,29 +716,10 @@ export class SharedPacing {
       // tolerance), the sliding window is mirrored; where they surely are not, the fleet is paced
       // at the `(limit - 1) / window` a sliding window sustains (see `slidingPace`); while unsure,
       // by both, so that processes deciding differently still share a limiter.
-      const [sLo, sHi] = part.skew ?? [0, 0];
-      const [tLo, tHi] = this.storeSkew;
-      const tolerance = slidingTolerance(window);
-      const lo = sLo - tHi;
-      const hi = sHi - tLo;
-      const nearest = Math.round((lo + hi) / 2 / window) * window;
-      const surely = lo >= nearest - tolerance && hi <= nearest + tolerance;
-      const maybe = Math.ceil((lo - tolerance) / window) * window <= hi + tolerance;
-      if (maybe) {
-        const check = await mirrored('sliding-window', stated);
-        if (check !== undefined) {
-          // The server's window may start up to `ahead` ms before the store's, and end `behind`
-          // ms after it (tollgate's memory store counts on a monotonic clock a few ms behind).
-          const behind = Math.max(0, nearest - lo) + RESET_SLACK_MS;
-          check.sliding = {
-            window: stated,
-            ahead: Math.max(0, hi - nearest),
-            behind,
-            guard: Math.min(Math.floor(stated / 20), tolerance, Math.max(20, behind)),
-          };
-        }
-        checks.push(check);
-      }
+      const { check, surely } = await this.slidingMirror(part, stated, (span) =>
+        mirrored('sliding-window', span),
+      );
+      if (check !== null) checks.push(check);
       if (!surely) {
         // A sliding window of 1 admits a call once the window after the last one's has begun: two
         // windows apart, wherever they lie.
@@ -678,6 +731,41 @@ export class SharedPacing {
       }
     }
     return checks.some((c) => c === undefined) ? undefined : (checks as Check[]);
+  }
+
+  /**
+   * A sliding window of `window` ms mirrored in the store where the server's windows may lie on the
+   * store's (null where they surely do not), and whether they surely do. The store's sliding
+   * windows lie on multiples of the window on its clock, the server's on its own: the two clocks
+   * must be a multiple of the window apart, within the tolerance.
+   */
+  private async slidingMirror(
+    part: FleetPart,
+    window: number,
+    mirrored: (span: number) => Promise<Check | undefined>,
+  ): Promise<{ check: Check | undefined | null; surely: boolean }> {
+    const [sLo, sHi] = part.skew ?? [0, 0];
+    const [tLo, tHi] = this.storeSkew;
+    const tolerance = slidingTolerance(window);
+    const lo = sLo - tHi;
+    const hi = sHi - tLo;
+    const nearest = Math.round((lo + hi) / 2 / window) * window;
+    const surely = lo >= nearest - tolerance && hi <= nearest + tolerance;
+    const maybe = Math.ceil((lo - tolerance) / window) * window <= hi + tolerance;
+    if (!maybe) return { check: null, surely };
+    const check = await mirrored(window);
+    if (check !== undefined) {
+      // The server's window may start up to `ahead` ms before the store's, and end `behind`
+      // ms after it (tollgate's memory store counts on a monotonic clock a few ms behind).
+      const behind = Math.max(0, nearest - lo) + RESET_SLACK_MS;
+      check.sliding = {
+        window,
+        ahead: Math.max(0, hi - nearest),
+        behind,
+        guard: Math.min(Math.floor(window / 20), tolerance, Math.max(20, behind)),
+      };
+    }
+    return { check, surely };
   }
 
   /**
@@ -699,23 +787,9 @@ export class SharedPacing {
       const limiter = await this.limiter('kinds', KIND_VOTES);
       if (limiter === undefined) return told;
       const key = `${base} ${part.scope}`;
-      if (this.voted.size >= MAX_KIND_KEYS) this.voted.clear();
       if (this.heard.size >= MAX_KIND_KEYS) this.heard.clear();
       try {
-        if (part.told !== undefined) {
-          const vote = `${key}\n${part.told}`;
-          if (now - (this.voted.get(vote) ?? Number.NEGATIVE_INFINITY) >= VOTE_AGAIN_MS) {
-            const at = `${key} kind:${part.told}`;
-            const decision = await limiter.consume(at, { cost: 1 });
-            // A vote the store did not take (down: the limiter lets it through) is cast again.
-            if (decision.reason !== 'store-error') {
-              // Emptied: twenty seconds until it reads full again.
-              if (decision.remaining >= 1)
-                await limiter.consume(at, { cost: Math.floor(decision.remaining) });
-              this.voted.set(vote, now);
-            }
-          }
-        }
+        if (part.told !== undefined) await this.vote(limiter, `${key} kind:${part.told}`, now);
         if (part.adoptable !== true) continue;
         let heard = this.heard.get(key);
         if (heard === undefined || now - heard.at >= HEAR_EVERY_MS) {
@@ -758,8 +832,67 @@ export class SharedPacing {
    */
   async decide(base: string, question: FleetQuestion): Promise<FleetAnswer> {
     const told = await this.kinds(base, question.parts);
-    const answer = await this.permit(base, question);
-    return told.length === 0 ? answer : { ...answer, told };
+    const windows = await this.windows(base, question.parts);
+    let answer = await this.permit(base, question);
+    if (told.length > 0) answer = { ...answer, told };
+    if (windows.length > 0) answer = { ...answer, windows };
+    return answer;
+  }
+
+  /**
+   * Where the server states no window, a sliding window's length as the fleet tells it, the way
+   * kinds are told (see `kinds`): a process whose resets tell one votes for it (see
+   * `Quota.toldWindow`); one that reads none, or a longer one (one window's resets fit any),
+   * asks about the shorter ones its own answers allow (see `Quota.windowsToHear`), once a second
+   * at most, and takes the smallest voted. The store down: nothing is heard.
+   */
+  private async windows(
+    base: string,
+    parts: readonly FleetPart[],
+  ): Promise<Array<[string, number | undefined]>> {
+    const heard: Array<[string, number | undefined]> = [];
+    const now = this.now();
+    for (const part of parts) {
+      const { toldWindow } = part;
+      const asked = part.windowsToHear ?? [];
+      if (toldWindow === undefined && asked.length === 0) continue;
+      const limiter = await this.limiter('kinds', KIND_VOTES);
+      if (limiter === undefined) return heard;
+      const key = `${base} ${part.scope}`;
+      try {
+        if (toldWindow !== undefined) await this.vote(limiter, `${key} window:${toldWindow}`, now);
+        if (asked.length === 0) continue;
+        const cached = this.heardWindows.get(key);
+        if (cached !== undefined && now - cached.at < HEAR_EVERY_MS && cached.asked === asked.join()) {
+          heard.push([part.scope, cached.ms]);
+          continue;
+        }
+        const reads = await Promise.all(asked.map((ms) => limiter.peek(`${key} window:${ms}`)));
+        if (reads.some((r) => r.reason === 'store-error')) continue;
+        const i = reads.findIndex((r) => r.remaining < KIND_VOTES.limit);
+        const ms = i < 0 ? undefined : asked[i];
+        if (this.heardWindows.size >= MAX_KIND_KEYS) this.heardWindows.clear();
+        this.heardWindows.set(key, { at: now, asked: asked.join(), ms });
+        heard.push([part.scope, ms]);
+      } catch {
+        // The store refused (a limiter error): each process goes on its own answers.
+      }
+    }
+    return heard;
+  }
+
+  /**
+   * Votes for `at` (see KIND_VOTES) every VOTE_AGAIN_MS while this process tells it: empties its
+   * bucket, which reads as voted for twenty seconds after. A vote the store did not take (down: the
+   * limiter lets it through) is cast again.
+   */
+  private async vote(limiter: SharedLimiter, at: string, now: number): Promise<void> {
+    if (this.voted.size >= MAX_KIND_KEYS) this.voted.clear();
+    if (now - (this.voted.get(at) ?? Number.NEGATIVE_INFINITY) < VOTE_AGAIN_MS) return;
+    const decision = await limiter.consume(at, { cost: 1 });
+    if (decision.reason === 'store-error') return;
+    if (decision.remaining >= 1) await limiter.consume(at, { cost: Math.floor(decision.remaining) });
+    this.voted.set(at, now);
   }
 
   private async permit(base: string, question: FleetQuestion): Promise<FleetAnswer> {
@@ -810,7 +943,14 @@ export class SharedPacing {
       if (decision.reason === 'store-error') held = false;
       if (!decision.allowed) {
         await giveBack();
-        const wait = Math.min(decision.retryAfterMs, check.waitMs ?? Number.POSITIVE_INFINITY);
+        // A process that may take a kind or window from the fleet asks again within HEAR_EVERY_MS:
+        // a fixed window's wait, to its latest end, is twice too long for a sliding window.
+        const hears = question.parts.some((p) => p.adoptable === true || (p.windowsToHear?.length ?? 0) > 0);
+        const wait = Math.min(
+          decision.retryAfterMs,
+          check.waitMs ?? Number.POSITIVE_INFINITY,
+          hears ? HEAR_EVERY_MS : Number.POSITIVE_INFINITY,
+        );
         return { allowed: false, retryAfterMs: Math.max(1, wait), giveBack: NOTHING, held };
       }
       taken.push({ check, at: decision.countedAt === undefined ? {} : { countedAt: decision.countedAt } });
@@ -829,13 +969,18 @@ export class SharedPacing {
       // may still reach the server's last one, full at its end. None goes in a window's first
       // `slidingTolerance`, a twentieth of it at most (measured: the fleet's call at the 6th ms of
       // the store's window was answered 429 one run in five, the server's window having 19 and 9
-      // before it).
+      // before it). Nor in its last END_GUARD_MS: counted then, a call reaches the server a few ms
+      // later, in its next window, or in the last ms of a window the server keeps a little behind
+      // (measured: a legacy window's 20th call, counted at its 1999th ms, at 19 a window, the whole
+      // `(limit - 1) / window` pace, one run in eight).
       if (check.sliding !== undefined && decision.countedAt !== undefined) {
-        const into = decision.countedAt % check.sliding.window;
-        const { guard } = check.sliding;
-        if (into < guard) {
+        const { guard, window } = check.sliding;
+        const into = decision.countedAt % window;
+        const end = window - Math.min(guard, END_GUARD_MS);
+        if (into < guard || into >= end) {
           await giveBack();
-          return { allowed: false, retryAfterMs: guard - into, giveBack: NOTHING, held };
+          const wait = into < guard ? guard - into : window - into + guard;
+          return { allowed: false, retryAfterMs: wait, giveBack: NOTHING, held };
         }
       }
       // More left in the store than the server has (a window opened while the server's was still
@@ -847,6 +992,29 @@ export class SharedPacing {
         await this.consume(check.limiter, check.key, Math.ceil(decision.remaining - to));
       }
     }
+    for (const check of checks) {
+      // (A store that refuses leaves the calls where they are.)
+      if (check.shift !== undefined) await this.shift(check, check.shift).catch(NOTHING);
+    }
     return { allowed: true, retryAfterMs: 0, giveBack, held };
+  }
+
+  /**
+   * Moves the fleet's calls by half a spacing (see `Quota.refusedStepped`): half a spacing after
+   * this call's permit, half a call more is taken from the bucket that paces them, before any
+   * other process's next call has its whole call there. Once in four windows for the whole
+   * fleet (two processes refused at once move it once).
+   */
+  private async shift(check: Check, { window, ms, cost }: { window: number; ms: number; cost: number }) {
+    const once = await this.limiter(`shift:${window}`, {
+      algorithm: 'token-bucket',
+      limit: 1,
+      window: `${Math.min(MAX_FLEET_WINDOW_MS, 4 * window)}ms`,
+    });
+    if (once === undefined || cost < 1) return;
+    const decision = await once.consume(check.key, { cost: 1 });
+    if (!decision.allowed || decision.reason === 'store-error') return;
+    await new Promise<void>((resolve) => setTimeout(resolve, ms).unref?.());
+    await this.consume(check.limiter, check.key, cost);
   }
 }
