@@ -36,11 +36,10 @@ const PROCESSES = 4;
  *   rate and what a bucket or sliding window has left over is spent on top (2026-12-04): fixed
  *   windows, token and leaky buckets hold both bounds (96.7-100%, 110-113% and 100% used, no 429;
  *   26 cases of fixed windows, six to ten of the others). Sliding windows, since each process reads
- *   the window's length from the resets and the fleet tells it (2026-12-05): 85-95% used (95% in
- *   19 of 32 cases, the rest mostly 93.3%: the length is read only from a window's end on, so a
- *   run started at a window's start spends its first measured window slower), one call of ~78
- *   answered 429 in one case of 64 (a process still reading a fixed window); 65-90% before, no
- *   429. Before 2026-12-04: fixed windows 85-100% with 0-2 answered 429, sliding windows 35-93%
+ *   the window's length from the resets and the fleet tells it (2026-12-05): 91.7-96.7% used (95%
+ *   or more in 25 of 32 cases, the rest 91.7-93.3%: the length is read only from a window's end
+ *   on, so a run started at a window's start spends its first measured window slower), no 429
+ *   (one call of ~78 in one case of 64 in a version of that day); 65-90% before, no 429. Before 2026-12-04: fixed windows 85-100% with 0-2 answered 429, sliding windows 35-93%
  *   with 0-4, token buckets 91.7-125% with 0-8 (processes disagreed on the kind: three of four
  *   read a token bucket as a window).
  */

@@ -77,7 +77,7 @@ describe('a learned limit below the cost', () => {
 describe('a fleet telling a legacy sliding window’s length (`shareLearned`)', () => {
   const flush = () => new Promise((resolve) => setImmediate(resolve));
 
-  it('the window the fleet tells reaches the quota: the next question paces by it', async () => {
+  it('the window the fleet tells reaches the quota: the next question paces by it, until the fleet says it was refuted', async () => {
     let t = T0;
     const questions: FleetQuestion[] = [];
     const gate = async (question: FleetQuestion): Promise<FleetAnswer> => {
@@ -89,6 +89,8 @@ describe('a fleet telling a legacy sliding window’s length (`shareLearned`)', 
         held: true,
         told: [['legacy:', 'sliding']],
         windows: [['legacy:', 2000]],
+        // From the third question on, another process's refusal refuted it.
+        ...(questions.length >= 3 ? { refuted: [['legacy:', 2000]] as Array<[string, number]> } : {}),
       };
     };
     const budget = new Budget('http://x', undefined, new ServerClock(), () => t, 10, undefined, gate);
@@ -106,10 +108,18 @@ describe('a fleet telling a legacy sliding window’s length (`shareLearned`)', 
     await at(10);
     call();
     await at(400);
-    expect(questions.map((q) => q.parts.map((p) => p.pace))).toEqual([
+    call();
+    await at(800);
+    call();
+    await at(1200);
+    const paces = questions.map((q) => q.parts.map((p) => p.pace));
+    expect(paces.slice(0, 2)).toEqual([
       [{ spacing: expect.any(Number), burst: 1 }],
       [{ spacing: 2000 / 19, burst: 1, slack: 0.1, sliding: { window: 2000, limit: 20 } }],
     ]);
+    // Refuted (the third question's answer said so): paced by its own bounds again.
+    expect(paces.length).toBe(4);
+    expect(paces[3]?.[0]).not.toHaveProperty('sliding');
   });
 });
 

@@ -230,13 +230,12 @@ export class Budget {
     this.unregistered = 0;
     this.unregisteredOut.clear();
     this.unregisteredAt = undefined;
-    for (const part of question.parts)
-      if (part.shift !== undefined) this.quotas.get(part.scope)?.shiftAsked();
     this.fleet!(question).then(
       (answer) => {
         this.fleetAsking = false;
         for (const [scope, kind] of answer.told ?? []) this.quotas.get(scope)?.heard(kind);
         for (const [scope, ms] of answer.windows ?? []) this.quotas.get(scope)?.heardWindow(ms);
+        for (const [scope, ms] of answer.refuted ?? []) this.quotas.get(scope)?.lengthRefuted(ms);
         for (const part of question.parts) {
           const quota = this.quotas.get(part.scope);
           if (quota !== undefined) quota.fleetHeld = answer.held;
@@ -285,7 +284,18 @@ export class Budget {
           const sent = this.sends.find((s) => s.seq === seq);
           if (sent !== undefined) quota.spend(costIn(sent.cost, q.unit), sentAt);
         }
+        const refutedBefore = quota.refutedLength();
         quota.update(q, seq, sentAt, receivedAt, this.clock, this.spentAfter(seq, q.unit), status < 400);
+        // A length the fleet paced by, refuted by this refusal: told at once (a question that asks
+        // for no permit), not at this budget's next call, which waits for the Retry-After.
+        const refuted = quota.refutedLength();
+        if (this.fleet !== undefined && refuted !== undefined && refuted !== refutedBefore) {
+          const tell: FleetQuestion = {
+            parts: [{ scope: q.key, pace: undefined, refuted }],
+            unregistered: 0,
+          };
+          this.fleet(tell).catch(() => {});
+        }
       }
       this.forget();
     }
@@ -345,8 +355,8 @@ export class Budget {
       if (toldWindow !== undefined) part.toldWindow = toldWindow;
       const windowsToHear = quota.windowsToHear();
       if (windowsToHear.length > 0) part.windowsToHear = windowsToHear;
-      const shift = quota.shiftWindow();
-      if (shift !== undefined) part.shift = shift;
+      const refuted = quota.refutedLength();
+      if (refuted !== undefined) part.refuted = refuted;
       parts.push(part);
     }
     if (parts.length === 0) return undefined;

@@ -44,11 +44,6 @@ const RTTS = 8;
  */
 const KIND_FRESH_MS = 10_000;
 const KIND_FRESH_GAPS = 3;
-/**
- * Windows within which a second refusal says a sliding window's length told by its resets is wrong
- * (see `Quota.refusedStepped`).
- */
-const SHIFT_AGAIN = 8;
 /** Distinct resets kept to tell a sliding window's length by (see `Quota.steppedWindow`). */
 const RESETS_READ = 16;
 /** Whole seconds a sliding window's length is looked for among at most (see `Quota.steppedWindow`). */
@@ -154,9 +149,8 @@ export class Quota {
   private readonly resetSteps: number[] = [];
   /** Whether a call was refused while a fleet paced by the resets' step (see `steppedWindow`). */
   private steppedRefuted = false;
-  /** When a refusal last asked the fleet to move its calls (see `shiftWindow`), and whether it still does. */
-  private shiftAskedAt = Number.NEGATIVE_INFINITY;
-  private shiftWanted = false;
+  /** The length read from the resets (see `steppedWindow`) that a refusal refuted, to tell the fleet. */
+  private refutedWindow: number | undefined;
   /** The last distinct resets stated (epoch seconds), for a fleet (see `steppedWindow`). */
   private readonly resetsRead: number[] = [];
   /** `steppedWindow`'s last answer, and what it was read from. */
@@ -294,7 +288,7 @@ export class Quota {
       if (this.kind === 'bucket' || this.notBucket) this.adopted = undefined;
     }
     this.lastAllowed = allowed;
-    if (!allowed && this.kind === 'sliding') this.refusedStepped(receivedAt);
+    if (!allowed && this.kind === 'sliding') this.refusedStepped();
     // A quota that comes back gradually but whose answers no bucket explains: a sliding window.
     if (this.kind === 'bucket' && this.notBucket) this.kind = 'sliding';
     // Sent after the last reset, and the quota is whole again although calls went out just before:
@@ -719,37 +713,30 @@ export class Quota {
   }
 
   /**
-   * A sliding window's refusal while a fleet may pace by its window (see `fleetSlidingWindow`). At
-   * exactly `(limit - 1) / window` the fleet's calls keep one phase against the server's windows;
-   * where the first call of a window is one that was due just before it, sent a few ms late, the
-   * next one, made up for that, reaches the server a little before the window has room for it,
-   * window after window. The first refusal moves the fleet's calls by half a spacing (see
-   * `shiftWindow`); another within SHIFT_AGAIN windows says the window is not what the resets
-   * told: the fleet's pace by it is dropped for good.
+   * A sliding window's refusal while a fleet may pace by its length as read (see
+   * `fleetSlidingWindow`): that length is dropped for good, here and, told (see `refutedLength`),
+   * in every process. A window of no whole seconds is read as whole for a few windows (2.2 s as
+   * 2 s, a step of 3 s only every fifth window), and one of one or two seconds is read from the
+   * bounds alone (any resets fit them); at its pace the fleet is refused within a window or two.
+   * (A refusal may also be the pace's phase against the server's windows where the server's clock
+   * is not the store's: see `SharedPacing.permit`'s first and last ms.)
    */
-  private refusedStepped(at: number): void {
+  private refusedStepped(): void {
     const window = this.fleetSlidingWindow();
     if (window === undefined) return;
-    if (at - this.shiftAskedAt <= SHIFT_AGAIN * window) {
-      this.steppedRefuted = true;
-      this.shiftWanted = false;
-      return;
-    }
-    this.shiftAskedAt = at;
-    this.shiftWanted = true;
+    this.refutedWindow = window;
+    this.steppedRefuted = true;
   }
 
-  /**
-   * For a fleet: the window of a sliding quota whose calls a refusal asked to move (see
-   * `refusedStepped`), until `shiftAsked`.
-   */
-  shiftWindow(): number | undefined {
-    return this.shiftWanted ? this.fleetSlidingWindow() : undefined;
+  /** For a fleet: the length a refusal refuted here (see `refusedStepped`), to tell the others. */
+  refutedLength(): number | undefined {
+    return this.refutedWindow;
   }
 
-  /** The fleet was asked to move its calls (see `shiftWindow`). */
-  shiftAsked(): void {
-    this.shiftWanted = false;
+  /** The fleet says a refusal refuted the length `ms` (see `refusedStepped`): dropped here too. */
+  lengthRefuted(ms: number): void {
+    if (this.fleetSlidingWindow() !== ms && this.heardWindowMs !== ms) return;
+    this.steppedRefuted = true;
   }
 
   /** Whether every reset read, in seconds modulo `n`, is one of two seconds in turn (see `steppedWindow`). */

@@ -235,11 +235,8 @@ export interface FleetPart {
   toldWindow?: number | undefined;
   /** The windows this process would take from the others (see `Quota.windowsToHear`). */
   windowsToHear?: number[];
-  /**
-   * A refusal asks the fleet to move its calls by half a spacing, once in four of these windows
-   * at most (see `Quota.refusedStepped`).
-   */
-  shift?: number;
+  /** A length read from the resets that a refusal refuted here, told to the others (see `Quota.refusedStepped`). */
+  refuted?: number;
 }
 
 /** A kind of quota one process tells from its answers and the fleet's others take (see `Quota.heard`). */
@@ -269,6 +266,8 @@ export interface FleetAnswer {
    * `Quota.heardWindow`).
    */
   windows?: ReadonlyArray<[scope: string, ms: number | undefined]>;
+  /** Lengths read from the resets that a process's refusal refuted, by scope (see `Quota.lengthRefuted`). */
+  refuted?: ReadonlyArray<[scope: string, ms: number]>;
   /** Whether the store held every count this answer asked for (false: it failed open). */
   held: boolean;
 }
@@ -298,8 +297,8 @@ interface Check {
    */
   owes?: string;
   limit: number;
-  /** Moves the fleet's calls by half a spacing after this one (see `FleetPart.shift`). */
-  shift?: { window: number; ms: number; cost: number };
+  /** What a spacing with a slack left unrounded after this call, committed once it is allowed. */
+  carry?: { key: string; left: number };
   /** How long a refusal holds at most (a window counter's own window is far longer than the server's). */
   waitMs?: number;
   /**
@@ -464,11 +463,11 @@ export class SharedPacing {
     // With a slack stated: whole ms, what is rounded off carried to the next call (a sliding
     // window's pace of 105.3 ms charged as 106 sends 1% under it).
     let cost = Math.max(1, Math.ceil(spacing));
+    let carry: Check['carry'];
     if (slack !== undefined) {
       const carried = (this.carry.get(key) ?? 0) + spacing;
       cost = Math.max(1, Math.floor(carried));
-      if (this.carry.size >= MAX_FLEET_LIMITERS) this.carry.clear();
-      this.carry.set(key, carried - cost);
+      carry = { key, left: carried - cost };
     }
     const span = Math.min(MAX_FLEET_SPAN, cost * burst);
     const capacity = exact ? span : span <= SHARED_SPAN ? SHARED_SPAN : 2 ** Math.ceil(Math.log2(span));
@@ -482,6 +481,7 @@ export class SharedPacing {
     // In tokens of `capacity / limit` ms (one ms up to SHARED_SPAN).
     const charge = Math.min(limit, Math.ceil((cost * limit) / capacity));
     const check: Check = { limiter, key, cost: charge, limit };
+    if (carry !== undefined) check.carry = carry;
     // After an idle spell, at most twice `burst` in a row: drained to `burst` - 1 spacings and a
     // quarter of one once it holds more than 2 `burst` - 1 spacings after the call (what a send's
     // lag leaves over stays: in a steady stream no call drains, a store command more, and the
@@ -682,10 +682,6 @@ export class SharedPacing {
     if (!('mirror' in pace)) {
       const check = await this.spacingCheck(key, pace, known);
       if (check === undefined) return undefined;
-      if (part.shift !== undefined) {
-        const ms = Math.floor(pace.spacing / 2);
-        check.shift = { window: part.shift, ms, cost: Math.floor(check.cost / 2) };
-      }
       const checks: Array<Check | undefined> = counted === undefined ? [check] : [counted, check];
       // A sliding window whose length the resets told (see `Quota.steppedWindow`): paced through
       // the spacing bucket every process shares, whatever it reads, and mirrored where the server's
@@ -832,10 +828,11 @@ export class SharedPacing {
    */
   async decide(base: string, question: FleetQuestion): Promise<FleetAnswer> {
     const told = await this.kinds(base, question.parts);
-    const windows = await this.windows(base, question.parts);
+    const { heard: windows, refuted } = await this.windows(base, question.parts);
     let answer = await this.permit(base, question);
     if (told.length > 0) answer = { ...answer, told };
     if (windows.length > 0) answer = { ...answer, windows };
+    if (refuted.length > 0) answer = { ...answer, refuted };
     return answer;
   }
 
@@ -844,41 +841,66 @@ export class SharedPacing {
    * kinds are told (see `kinds`): a process whose resets tell one votes for it (see
    * `Quota.toldWindow`); one that reads none, or a longer one (one window's resets fit any),
    * asks about the shorter ones its own answers allow (see `Quota.windowsToHear`), once a second
-   * at most, and takes the smallest voted. The store down: nothing is heard.
+   * at most, and takes the smallest voted. A process refused at the pace a length sets votes that
+   * length refuted (see `Quota.refusedStepped`): every process that paces by it drops it at its
+   * next question, one that would take it when it asks. The store down: nothing is heard.
    */
   private async windows(
     base: string,
     parts: readonly FleetPart[],
-  ): Promise<Array<[string, number | undefined]>> {
+  ): Promise<{ heard: Array<[string, number | undefined]>; refuted: Array<[string, number]> }> {
     const heard: Array<[string, number | undefined]> = [];
+    const refuted: Array<[string, number]> = [];
     const now = this.now();
     for (const part of parts) {
       const { toldWindow } = part;
       const asked = part.windowsToHear ?? [];
-      if (toldWindow === undefined && asked.length === 0) continue;
+      const pacedBy =
+        part.pace !== undefined && 'sliding' in part.pace ? part.pace.sliding?.window : undefined;
+      if (
+        toldWindow === undefined &&
+        asked.length === 0 &&
+        part.refuted === undefined &&
+        pacedBy === undefined
+      )
+        continue;
       const limiter = await this.limiter('kinds', KIND_VOTES);
-      if (limiter === undefined) return heard;
+      if (limiter === undefined) break;
       const key = `${base} ${part.scope}`;
       try {
+        if (part.refuted !== undefined) await this.vote(limiter, `${key} refuted:${part.refuted}`, now);
         if (toldWindow !== undefined) await this.vote(limiter, `${key} window:${toldWindow}`, now);
+        // The length this process paces by, on every question: unless another process's refusal
+        // refuted it (the fleet's calls at its pace, one more refused each, until each knows).
+        const isRefuted = async (length: number) => {
+          const refutation = await limiter.peek(`${key} refuted:${length}`);
+          return refutation.reason !== 'store-error' && refutation.remaining < KIND_VOTES.limit;
+        };
+        if (pacedBy !== undefined && (await isRefuted(pacedBy))) refuted.push([part.scope, pacedBy]);
         if (asked.length === 0) continue;
         const cached = this.heardWindows.get(key);
-        if (cached !== undefined && now - cached.at < HEAR_EVERY_MS && cached.asked === asked.join()) {
+        const asking = asked.join();
+        if (cached !== undefined && now - cached.at < HEAR_EVERY_MS && cached.asked === asking) {
           heard.push([part.scope, cached.ms]);
           continue;
         }
+        // The shortest voted of those it asks about, unless refuted.
         const reads = await Promise.all(asked.map((ms) => limiter.peek(`${key} window:${ms}`)));
         if (reads.some((r) => r.reason === 'store-error')) continue;
         const i = reads.findIndex((r) => r.remaining < KIND_VOTES.limit);
-        const ms = i < 0 ? undefined : asked[i];
+        let ms = i < 0 ? undefined : asked[i];
+        if (ms !== undefined && ms !== pacedBy && (await isRefuted(ms))) {
+          refuted.push([part.scope, ms]);
+          ms = undefined;
+        }
         if (this.heardWindows.size >= MAX_KIND_KEYS) this.heardWindows.clear();
-        this.heardWindows.set(key, { at: now, asked: asked.join(), ms });
+        this.heardWindows.set(key, { at: now, asked: asking, ms });
         heard.push([part.scope, ms]);
       } catch {
         // The store refused (a limiter error): each process goes on its own answers.
       }
     }
-    return heard;
+    return { heard, refuted };
   }
 
   /**
@@ -992,29 +1014,13 @@ export class SharedPacing {
         await this.consume(check.limiter, check.key, Math.ceil(decision.remaining - to));
       }
     }
-    for (const check of checks) {
-      // (A store that refuses leaves the calls where they are.)
-      if (check.shift !== undefined) await this.shift(check, check.shift).catch(NOTHING);
+    // (What a spacing left unrounded is carried only from a call that goes: a refusal's rounding
+    // would shift the charge onto the calls that do.)
+    for (const { carry } of checks) {
+      if (carry === undefined) continue;
+      if (this.carry.size >= MAX_FLEET_LIMITERS) this.carry.clear();
+      this.carry.set(carry.key, carry.left);
     }
     return { allowed: true, retryAfterMs: 0, giveBack, held };
-  }
-
-  /**
-   * Moves the fleet's calls by half a spacing (see `Quota.refusedStepped`): half a spacing after
-   * this call's permit, half a call more is taken from the bucket that paces them, before any
-   * other process's next call has its whole call there. Once in four windows for the whole
-   * fleet (two processes refused at once move it once).
-   */
-  private async shift(check: Check, { window, ms, cost }: { window: number; ms: number; cost: number }) {
-    const once = await this.limiter(`shift:${window}`, {
-      algorithm: 'token-bucket',
-      limit: 1,
-      window: `${Math.min(MAX_FLEET_WINDOW_MS, 4 * window)}ms`,
-    });
-    if (once === undefined || cost < 1) return;
-    const decision = await once.consume(check.key, { cost: 1 });
-    if (!decision.allowed || decision.reason === 'store-error') return;
-    await new Promise<void>((resolve) => setTimeout(resolve, ms).unref?.());
-    await this.consume(check.limiter, check.key, cost);
   }
 }
