@@ -153,6 +153,8 @@ export class Quota {
   private refutedWindow: number | undefined;
   /** The last distinct resets stated (epoch seconds), for a fleet (see `steppedWindow`). */
   private readonly resetsRead: number[] = [];
+  /** `windowsToHear`'s last answer, and what it was read from. */
+  private toHear: { read: number; lo: number; hi: number; windows: number[] } | undefined;
   /** `steppedWindow`'s last answer, and what it was read from. */
   private stepped: { read: number; lo: number; hi: number; window: number | undefined } | undefined;
   private resetsReadCount = 0;
@@ -804,6 +806,18 @@ export class Quota {
     if (this.kind !== 'sliding' && !this.adoptable()) return [];
     const hi = Math.min(this.slidingWindowHi ?? 0, (this.steppedWindow() ?? Number.POSITIVE_INFINITY) - 1);
     const lo = Math.max(1000, Math.ceil(this.slidingWindowLo / 1000) * 1000);
+    // (Asked on every question: the same list while nothing it is read from changed.)
+    const last = this.toHear;
+    if (last !== undefined && last.read === this.resetsReadCount && last.lo === lo && last.hi === hi) {
+      return last.windows;
+    }
+    const windows = this.windowsWithin(lo, hi);
+    this.toHear = { read: this.resetsReadCount, lo, hi, windows };
+    return windows;
+  }
+
+  /** The whole seconds in [lo, hi] that fit the resets read (see `windowsToHear`). */
+  private windowsWithin(lo: number, hi: number): number[] {
     const seconds: number[] = [];
     const most = Math.min(hi, lo + MAX_STEPPED_SECONDS * 1000);
     for (let w = lo; w <= most && seconds.length <= HEARD_WINDOWS; w += 1000)
