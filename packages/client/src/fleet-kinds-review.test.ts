@@ -9,6 +9,7 @@
 import { MemoryStore } from '@tollgate/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type LegacyAnswer, legacyFleet } from '../../../test/support/legacy-fleet.js';
+import { legacyReading } from '../../../test/support/legacy-reading.js';
 import { pace } from './pace.js';
 import { Quota } from './quota.js';
 import type { QuotaReading } from './read-headers.js';
@@ -96,14 +97,7 @@ function feed(quota: Quota, clock: ServerClock, from: number, until: number, eve
     const allowed = count < L;
     if (allowed) count += 1;
     clock.observe(Math.floor(now / 1000) * 1000, t + RTT);
-    const reading: QuotaReading = {
-      key: 'legacy:',
-      unit: 'requests',
-      limit: L,
-      remaining: L - count,
-      reset: { server: Math.ceil((s + W) / 1000) * 1000, grain: 1000 },
-      windowMs: undefined,
-    };
+    const reading = legacyReading(L, L - count, Math.ceil((s + W) / 1000) * 1000);
     quota.spend(1, t);
     quota.update(reading, seq++, t, t + RTT, clock, 0, allowed);
   }

@@ -5,6 +5,7 @@
 // tollgate server on a virtual clock, and real MemoryStores.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type LegacyAnswer, legacyFleet } from '../../../test/support/legacy-fleet.js';
+import { legacyReading } from '../../../test/support/legacy-reading.js';
 import { storeFleet as fleetOf } from '../../../test/support/store-fleet.js';
 import { Quota } from './quota.js';
 import { ServerClock } from './server-clock.js';
@@ -105,22 +106,7 @@ function slidingQuota() {
   const answer = (t: number, reset: number, allowed = true, remaining = 5) => {
     clock.observe(Math.floor(t / 1000) * 1000, t + 2);
     quota.spend(1, t);
-    quota.update(
-      {
-        key: 'legacy:',
-        unit: 'requests',
-        limit: L,
-        remaining,
-        reset: { server: reset, grain: 1000 },
-        windowMs: undefined,
-      },
-      seq++,
-      t,
-      t + 2,
-      clock,
-      0,
-      allowed,
-    );
+    quota.update(legacyReading(L, remaining, reset), seq++, t, t + 2, clock, 0, allowed);
     if (seq === 1) quota.heard('sliding');
   };
   /** Answers every `every` ms from `from` to `to`, of a sliding window of `window` on the epoch grid. */
@@ -251,6 +237,23 @@ describe('the fleet tells a legacy sliding window’s length (`SharedPacing`)', 
     );
     const guarded = granted.filter((t) => t % W < 20 || t % W >= W - 10);
     expect({ perWindow, guarded }).toEqual({ perWindow: Array(9).fill(19), guarded: [] });
+  });
+
+  it('asked in a window’s last 10 ms, refused until its 20th ms; at its 11th last ms, allowed', async () => {
+    const results = [];
+    for (const before of [5, 11]) {
+      const { clock, processes } = fleetOf(1);
+      clock.now = T0 + 2 * W - before;
+      const answer = await processes[0]!.decide(BASE, {
+        parts: [part({ pace: stepPace, skew: [0, 0] })],
+        unregistered: 0,
+      });
+      results.push([before, answer.allowed, answer.retryAfterMs]);
+    }
+    expect(results).toEqual([
+      [5, false, 25],
+      [11, true, 0],
+    ]);
   });
 
   it('a length a process’s refusal refuted is dropped by every process that paces by it or would take it', async () => {

@@ -2,6 +2,7 @@
 // answers (a reset in whole epoch seconds, no window stated) let the client tell about a bucket, a
 // sliding window and a fixed window that opens at its first call.
 import { describe, expect, it } from 'vitest';
+import { legacyReading } from '../../../test/support/legacy-reading.js';
 import { Quota } from './quota.js';
 import type { QuotaReading } from './read-headers.js';
 import { ServerClock } from './server-clock.js';
@@ -386,15 +387,7 @@ describe('Quota, the end of a legacy window guessed from whole seconds', () => {
     const R = Math.ceil((T0 + W) / 1000) * 1000;
     const answer = (seq: number, at: number, remaining: number, reset: number) => {
       quota.spend(1, at);
-      const reading: QuotaReading = {
-        key: 'legacy:',
-        unit: 'requests',
-        limit: L,
-        remaining,
-        reset: { server: reset, grain: 1000 },
-        windowMs: undefined,
-      };
-      quota.update(reading, seq, at, at + RTT, clock, 0, true);
+      quota.update(legacyReading(L, remaining, reset), seq, at, at + RTT, clock, 0, true);
     };
     answer(0, T0, L - 1, R);
     answer(1, T0 + 100, L - 2, R);
