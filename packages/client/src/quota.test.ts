@@ -128,6 +128,31 @@ describe('Quota, legacy headers', () => {
   });
 });
 
+describe('Quota, the step of a legacy window’s resets', () => {
+  // The first answers come 40 ms before a whole second of the server's `Date`: the skew is known
+  // to a second, and narrowed to a few ms by the first answer after it. Each reset is read through
+  // the skew known when it came: the first one's latest instant a second late, the next one's
+  // not. So read, the reset stepped by 1.04 s, 18.6 calls a second (the client then spent a
+  // sliding window's 18 calls left in its first second and waited 3 s for its reset: 48% of the
+  // quota used); the first reset read again through the skew known at the second, by 2 s.
+  it('two epoch resets step by the window, whatever the skew known at each', () => {
+    const quota = new Quota('legacy:', 'requests');
+    const clock = new ServerClock();
+    const from = 1_700_000_001_960;
+    const answers: Array<[sent: number, date: number, remaining: number, reset: number]> = [
+      [from, 1_700_000_001_000, 19, 1_700_000_004_000],
+      [from + 4, 1_700_000_001_000, 18, 1_700_000_004_000],
+      [from + 75, 1_700_000_002_000, 17, 1_700_000_006_000],
+    ];
+    answers.forEach(([sent, date, remaining, reset], seq) => {
+      clock.observe(date, sent + 4);
+      quota.spend(1, sent);
+      quota.update(legacyReading(L, remaining, reset), seq, sent, sent + 4, clock, 0);
+    });
+    expect(quota.snapshot(from + 80)).toMatchObject({ kind: 'window', rate: 10 });
+  });
+});
+
 describe('Quota, a fleet’s pace of a legacy bucket', () => {
   it('its rate, and what its last answer leaves over (less what the others may have sent since) spent on top over the time to fill', () => {
     const quota = drive(tokenBucket(), 60, 8000);

@@ -326,14 +326,21 @@ export class Quota {
         this.resetHi = Math.max(this.resetLo, Math.min(this.resetHi, hi));
       } else {
         // A window's next reset is one window after the last: where the server does not state the
-        // window (`X-RateLimit-*`), that jump is the window.
+        // window (`X-RateLimit-*`), that jump is the window. The last window's reset is read
+        // again through the skew known now: read through a wider one, its latest instant was up to
+        // a second late, and the jump as much short (a 2 s window as 1.04 s: a sliding window's 18
+        // calls left went in a second, too fast to see it come back, and the client waited 3 s).
         if (
           reading.windowMs === undefined &&
           this.kind === 'window' &&
           this.resetHi !== undefined &&
           lo > this.resetHi
         ) {
-          this.inferredWindowMs = hi - this.resetHi;
+          const last =
+            this.lastReset !== undefined && 'server' in reading.reset
+              ? clock.toLocal({ server: this.lastReset, grain: reading.reset.grain }, sentAt, receivedAt).hi
+              : this.resetHi;
+          this.inferredWindowMs = hi - Math.min(this.resetHi, last);
         }
         this.resetLo = lo;
         this.resetHi = hi;
