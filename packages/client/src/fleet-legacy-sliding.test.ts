@@ -174,6 +174,25 @@ describe('a legacy sliding window’s length, as its resets step', () => {
     });
   });
 
+  it('resets a second late on every answer, a process answered every 400 ms: 2 s from the first window it sees start', () => {
+    // Its last call of a window was sent before the next started, whose reset (two windows on from
+    // its start, a second late) is less than 2 × 2 s + 1 s + 400 ms after that call: the window is
+    // less than 2.7 s. Its other bounds (the least of reset - sent, a second late) and the two
+    // resets read (any two fit 2 s and 3 s) left 3 s until a third window's reset (measured on a
+    // simulated server: four processes used 83-93% of the quota after the first window, 90-95% since).
+    const { quota, run } = slidingQuota();
+    run(T0 + 100, T0 + W + 200, W, () => true, 400);
+    expect(stepped(quota, T0 + W + 200)).toBe(W);
+    // A 3 s window so read: never shorter (that bound is over 3.5 s), however many windows on.
+    const longer = slidingQuota();
+    const stepsOf3s: Array<number | undefined> = [];
+    for (let end = T0 + 3000 + 200; end < T0 + 8 * 3000; end += 3000) {
+      longer.run(end - 3000, end, 3000, () => true, 400);
+      stepsOf3s.push(stepped(longer.quota, end));
+    }
+    expect(stepsOf3s.every((w) => w === 3000)).toBe(true);
+  });
+
   it('a window of no whole seconds (2.2 s) is not read as one once its resets step unevenly', () => {
     const { quota, run } = slidingQuota();
     run(T0 + 100, T0 + 12 * 2200, 2200, () => false);
