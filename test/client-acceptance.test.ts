@@ -26,7 +26,7 @@ import { tollgateServer } from './support/client-servers.js';
  *   server's resets read a second late and the length was never guessed; since both were fixed,
  *   93.3-100% in the 14 cases of seven runs (95% or more in twelve), no 429; measured again on
  *   2026-12-05, both cases of 3 runs of 26 read 38.3-48.3% (one phase against the server's grid,
- *   where the step between the first two resets read 1.04 s), 93.3-100% since that was fixed.
+ *   where the step between the first two resets read 1.075 s), 93.3-100% since that was fixed.
  * (`fixed-window legacy` was here at 78-93% until the end of a window of whole seconds was
  * guessed: 98.3-100% since, no 429.)
  */

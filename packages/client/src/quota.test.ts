@@ -132,7 +132,7 @@ describe('Quota, the step of a legacy window’s resets', () => {
   // The first answers come 40 ms before a whole second of the server's `Date`: the skew is known
   // to a second, and narrowed to a few ms by the first answer after it. Each reset is read through
   // the skew known when it came: the first one's latest instant a second late, the next one's
-  // not. So read, the reset stepped by 1.04 s, 18.6 calls a second (the client then spent a
+  // not. So read, the reset stepped by 1.075 s, 18.6 calls a second (the client then spent a
   // sliding window's 18 calls left in its first second and waited 3 s for its reset: 48% of the
   // quota used); the first reset read again through the skew known at the second, by 2 s.
   it('two epoch resets step by the window, whatever the skew known at each', () => {

@@ -337,7 +337,7 @@ export class Quota {
         // A window's next reset is one window after the last: where the server does not state the
         // window (`X-RateLimit-*`), that jump is the window. The last window's reset is read
         // again through the skew known now: read through a wider one, its latest instant was up to
-        // a second late, and the jump as much short (a 2 s window as 1.04 s: a sliding window's 18
+        // a second late, and the jump as much short (a 2 s window as 1.075 s: a sliding window's 18
         // calls left went in a second, too fast to see it come back, and the client waited 3 s).
         if (
           reading.windowMs === undefined &&
@@ -669,11 +669,14 @@ export class Quota {
     }
     if (allowed && lo > receivedAt)
       this.slidingWindowLo = Math.max(this.slidingWindowLo, (lo - receivedAt) / 2);
-    // An allowed call's reset is two windows after the start of the window that counted it, and
-    // a later reset than the last allowed call's is a later window's, which started after that
-    // call was sent: two windows are less than from then to the reset's latest instant (a few
-    // ms more: a server may state the reset on another clock than it counts on).
-    if (allowed) {
+    // A sliding window's allowed call states the end of the window after the one that counted it
+    // (tollgate's, and the rest of this reading assumes it too: see `steppedWindow`): its reset
+    // is two windows after that window's start. A later reset than the last allowed call's is a
+    // later window's, which started after that call was sent: two windows are less than from then
+    // to the reset's latest instant (a few ms more: a server may state the reset on another clock
+    // than it counts on). Not from an answer whose reset had passed when it was sent (a cached or
+    // replayed copy: a review put a 4 s window at 2 s from one), as for the bound above.
+    if (allowed && hi > sentAt) {
       const last = this.lastAllowedAnswer;
       if (last !== undefined && lo > last.hi + RESET_SLACK) {
         const span = (hi + RESET_SLACK - last.sentAt) / 2;
