@@ -120,6 +120,39 @@ describe('one client against a legacy sliding window of 20 per 2 s', () => {
   });
 });
 
+describe('a legacy sliding window whose length changes (the server’s policy)', () => {
+  // Before: the bounds on the window, the least and most of every answer since the first, kept
+  // the old length for good. 2 s to 4 s: four processes had 10-17 calls of ~200 answered 429 in
+  // every 40 s; 3 s to 2 s: one client stayed at 3 s's pace, 253 calls of 380.
+  it.each([
+    [2000, 4000, 4],
+    [2000, 4000, 1],
+    [3000, 2000, 1],
+  ])(
+    '%i ms, then %i ms, %i process(es): none answered 429 from 20 s after the change, 19 calls a window',
+    async (was, is, n) => {
+      const from = T0 + 700;
+      const before = slidingWindow(was, () => 3);
+      const after = slidingWindow(is, () => 3);
+      let limited = 0;
+      let ok = 0;
+      await legacyFleet(
+        (now) => {
+          const answer = now < from + 10_000 ? before(now) : after(now);
+          if (now >= from + 30_000) {
+            if (answer.status === 429) limited++;
+            else ok++;
+          }
+          return answer;
+        },
+        { limit: L, from, n, callers: n === 1 ? 8 : 2, share: n > 1, ms: 70_000, tailMs: 0 },
+      );
+      // 40 s of the new windows, 19 calls each, give or take the call in flight at either end.
+      expect({ limited, ok: ok >= (40_000 / is) * 19 - 1 }).toEqual({ limited: 0, ok: true });
+    },
+  );
+});
+
 /** A Quota of a legacy window (no length stated) told `sliding` by the fleet, and its answers. */
 function slidingQuota() {
   const quota = new Quota('legacy:', 'requests');
