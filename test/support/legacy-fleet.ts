@@ -95,3 +95,40 @@ export async function legacyFleet(
   store.close();
   return { limited, ok, sent, kinds };
 }
+
+/**
+ * tollgate's fixed window of `L` per `W` ms (a window opens at the key's first request and lasts W). `restartAt`:
+ * the server loses its state then (a restart, a MemoryStore behind a deploy). `failEvery`: every
+ * n-th allowed call fails (500) and is refunded (`refund.onFailure`, express-rate-limit's
+ * `skipFailedRequests`), the headers written before the refund as tollgate does.
+ */
+export function tollgateFixedWindow(
+  L: number,
+  W: number,
+  o: { restartAt?: number; failEvery?: number } = {},
+): (now: number) => LegacyAnswer {
+  let start = Number.NEGATIVE_INFINITY;
+  let count = 0;
+  let restarted = false;
+  let allowedCalls = 0;
+  return (now: number): LegacyAnswer => {
+    if (o.restartAt !== undefined && !restarted && now >= o.restartAt) {
+      restarted = true;
+      start = Number.NEGATIVE_INFINITY;
+      count = 0;
+    }
+    if (now >= start + W) {
+      start = now;
+      count = 0;
+    }
+    if (count >= L) return { status: 429, remaining: 0, reset: start + W };
+    count += 1;
+    allowedCalls += 1;
+    const answer = { status: 200, remaining: L - count, reset: start + W };
+    if (o.failEvery !== undefined && allowedCalls % o.failEvery === 0) {
+      count -= 1;
+      return { ...answer, status: 500 };
+    }
+    return answer;
+  };
+}

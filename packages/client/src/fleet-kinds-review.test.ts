@@ -8,7 +8,7 @@
 // bucket for every span up to 2^26 ms (no neighbours), drained after an idle spell.
 import { MemoryStore } from '@tollgate/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type LegacyAnswer, legacyFleet } from '../../../test/support/legacy-fleet.js';
+import { legacyFleet, tollgateFixedWindow } from '../../../test/support/legacy-fleet.js';
 import { legacyReading } from '../../../test/support/legacy-reading.js';
 import { pace } from './pace.js';
 import { Quota } from './quota.js';
@@ -20,38 +20,7 @@ const FROM = 1_700_000_020_700;
 const L = 20;
 const W = 2000;
 
-/**
- * tollgate's fixed window (a window opens at the key's first request and lasts W). `restartAt`:
- * the server loses its state then (a restart, a MemoryStore behind a deploy). `failEvery`: every
- * n-th allowed call fails (500) and is refunded (`refund.onFailure`, express-rate-limit's
- * `skipFailedRequests`), the headers written before the refund as tollgate does.
- */
-function fixedWindow(o: { restartAt?: number; failEvery?: number } = {}) {
-  let start = Number.NEGATIVE_INFINITY;
-  let count = 0;
-  let restarted = false;
-  let allowedCalls = 0;
-  return (now: number): LegacyAnswer => {
-    if (o.restartAt !== undefined && !restarted && now >= o.restartAt) {
-      restarted = true;
-      start = Number.NEGATIVE_INFINITY;
-      count = 0;
-    }
-    if (now >= start + W) {
-      start = now;
-      count = 0;
-    }
-    if (count >= L) return { status: 429, remaining: 0, reset: start + W };
-    count += 1;
-    allowedCalls += 1;
-    const answer = { status: 200, remaining: L - count, reset: start + W };
-    if (o.failEvery !== undefined && allowedCalls % o.failEvery === 0) {
-      count -= 1;
-      return { ...answer, status: 500 };
-    }
-    return answer;
-  };
-}
+const fixedWindow = (o: { restartAt?: number; failEvery?: number } = {}) => tollgateFixedWindow(L, W, o);
 
 describe('review: one process’s misreading of a fixed window spreads to the whole fleet', () => {
   afterEach(() => {
@@ -143,7 +112,9 @@ describe('review: store commands per call', () => {
     // each, and together sent faster than any of them meant to): they contend for it, about 2.7
     // refusals a call here, each the window count's consume and refund and the bucket's consume,
     // while the call waits anyway (no round trip more for a call that goes). The reviewer's bound
-    // was 6 (from 4.2 before); 10 here, stated in the session note.
+    // was 6 (from 4.2 before); 10 here, stated in the session note. Since a process past the end of
+    // the window it knew reads the fleet's counts of those it may be in before a call goes (see
+    // `FleetPart.next`): 9.6 (1921 consumes, 543 peeks, 479 refunds for 306 calls).
     expect((calls.consume + calls.peek + calls.refund) / sent).toBeLessThanOrEqual(10);
   });
 });
