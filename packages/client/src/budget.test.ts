@@ -199,3 +199,101 @@ describe('a fleet sharing a sliding window of stated length (`shareLearned`)', (
     }
   });
 });
+
+describe('a fleet counting a window of unstated length (`shareLearned`)', () => {
+  /** A legacy answer of 20 per window whose reset is an epoch second (it names the window). */
+  const epoch = (remaining: number, reset: number): HeaderReading => ({
+    quotas: [
+      {
+        key: 'legacy:',
+        unit: 'requests',
+        limit: 20,
+        remaining,
+        reset: { server: reset, grain: 1000 },
+        windowMs: undefined,
+      },
+    ],
+    retryAfter: undefined,
+    date: undefined,
+  });
+  const flush = () => new Promise((resolve) => setImmediate(resolve));
+  const R = Math.ceil((T0 + 2000) / 1000) * 1000;
+
+  function fleetSetup(refuse: (question: FleetQuestion) => number | undefined = () => undefined) {
+    let t = T0;
+    const questions: Array<{ at: number; question: FleetQuestion }> = [];
+    const gate = async (question: FleetQuestion): Promise<FleetAnswer> => {
+      questions.push({ at: t - T0, question });
+      const wait = question.countOnly === true ? 0 : refuse(question);
+      return { allowed: wait === undefined, retryAfterMs: wait ?? 0, giveBack: async () => {}, held: true };
+    };
+    const budget = new Budget('http://x', undefined, new ServerClock(), () => t, 10, undefined, gate);
+    const sent: number[] = [];
+    const call = () =>
+      void budget.acquire({}, 0, undefined, undefined, budget.nextOrder()).then((seq) => sent.push(seq));
+    const at = async (ms: number) => {
+      t = T0 + ms;
+      budget.pump();
+      await flush();
+      await flush();
+    };
+    const windows = () =>
+      questions.map(({ question }) => [
+        question.countOnly === true,
+        question.parts[0]?.window?.id,
+        question.parts[0]?.window?.uncounted,
+      ]);
+    return { budget, call, at, questions, sent, windows };
+  }
+
+  it('a call its permit did not count in the window its answer names is counted there at once (a question that asks for no permit)', async () => {
+    const { budget, call, at, sent, windows } = fleetSetup();
+    // The first call goes before anything is known (no permit), and its answer names window R.
+    call();
+    await at(0);
+    budget.answer(sent[0]!, epoch(19, R), T0, T0 + 5, 200);
+    await at(5);
+    expect(windows()).toEqual([[true, R, 1]]);
+    // The next is asked in R (its permit counts it there), and answered in R: nothing more to count.
+    call();
+    await at(10);
+    budget.answer(sent[1]!, epoch(18, R), T0 + 10, T0 + 15, 200);
+    await at(15);
+    expect(windows()).toEqual([
+      [true, R, 1],
+      [false, R, undefined],
+    ]);
+    // Asked in R, answered in the next window (sent at R's end): counted in that one.
+    call();
+    await at(1200);
+    budget.answer(sent[2]!, epoch(19, R + 2000), T0 + 1200, T0 + 1205, 200);
+    await at(1205);
+    expect(windows().slice(2)).toEqual([
+      [false, R, undefined],
+      [true, R + 2000, 1],
+    ]);
+  });
+
+  it('an answer that names a new window: the fleet’s refusal for the last one no longer holds, the next call is asked at once', async () => {
+    // The fleet counts window R full from the second question for a permit on, a wait to its
+    // latest end.
+    const { budget, call, at, questions, sent } = fleetSetup((q) =>
+      questions.filter((x) => x.question.countOnly !== true).length >= 2 && q.parts[0]?.window?.id === R
+        ? 5000
+        : undefined,
+    );
+    call();
+    await at(0);
+    budget.answer(sent[0]!, epoch(19, R), T0, T0 + 5, 200);
+    call();
+    await at(10);
+    call();
+    await at(20);
+    // The third was refused (R full) for 5 s; the second, in flight, is answered in the next window.
+    expect(sent.length).toBe(2);
+    budget.answer(sent[1]!, epoch(19, R + 2000), T0 + 10, T0 + 1200, 200);
+    await at(1200);
+    expect(sent.length).toBe(3);
+    expect(questions.at(-1)?.question.parts[0]?.window?.id).toBe(R + 2000);
+  });
+});

@@ -33,6 +33,8 @@ const MAX_SENDS = 4096;
 const RESET_SLACK = 5;
 /** How often a window of unstated length takes a new name in a fleet at most (see `windowId`). */
 const WINDOW_NAME_MS = 1000;
+/** Names a fleet's process checks at most for the window after the one it knew (see `Quota.fleetNextWindows`). */
+const MAX_NEXT_WINDOWS = 4;
 /** Steps of the stated reset remembered (see `Quota.guessWindow`). */
 const RESET_STEPS = 8;
 /** Answers whose round trip widens the grid count's skew (see `update`). */
@@ -228,8 +230,9 @@ export class Quota {
    */
   private windowId: number | undefined;
   private windowIdSince = Number.NEGATIVE_INFINITY;
-  /** The reset the last answer stated (see `windowId`). */
+  /** The reset the last answer stated (see `windowId`), and its grain. */
   private lastReset: number | undefined;
+  private lastResetGrain: number | undefined;
 
   constructor(
     readonly key: string,
@@ -367,6 +370,7 @@ export class Quota {
       if (this.resetSteps.length > RESET_STEPS) this.resetSteps.shift();
     }
     this.lastReset = id;
+    this.lastResetGrain = reading.reset?.grain;
     if (id !== undefined && reading.reset !== undefined) this.stepReset(id, reading.reset.grain);
     if (id === undefined) this.windowId = undefined;
     else if (id !== this.windowId && receivedAt - this.windowIdSince >= WINDOW_NAME_MS) {
@@ -1270,6 +1274,38 @@ export class Quota {
     // What the last answer left, less what was sent since: in this window, whatever its end.
     const left = this.remaining - this.spent;
     return now < until ? { id: this.windowId, limit: this.limit, waitMs: until - now, left } : undefined;
+  }
+
+  /** The name of the window of unstated length this client is in, for a fleet (see `windowId`). */
+  windowName(): number | undefined {
+    return this.windowId;
+  }
+
+  /**
+   * For a fleet (see `FleetPart.next`): past the latest end of the window of unstated length this
+   * process's last answer was in, the names the windows after it may have that may still run, up to
+   * MAX_NEXT_WINDOWS (none where more). Each is its reset as written, in whole seconds: after the
+   * last one's, and not passed now on the server's clock (`skew`: its offset's bounds); and no later
+   * than a window that opened now would state (by the length as read, or its upper bound); and
+   * that length.
+   */
+  fleetNextWindows(
+    now: number,
+    skew: readonly [number, number],
+  ): { ids: number[]; length: number } | undefined {
+    if (this.kind !== 'window' || this.windowMs !== undefined || this.unit !== 'requests') return undefined;
+    const id = this.lastReset;
+    const end = this.windowEnd();
+    if (id === undefined || this.lastResetGrain !== 1000 || end === undefined || now < end) return undefined;
+    const length =
+      this.guessedLength ?? (Number.isFinite(this.lengthHi) ? this.lengthHi : this.inferredWindowMs);
+    if (length === undefined) return undefined;
+    const first = Math.max(id + 1000, Math.ceil((now + skew[0]) / 1000) * 1000);
+    const last = Math.ceil((now + skew[1] + length) / 1000) * 1000;
+    if (last < first || last - first >= MAX_NEXT_WINDOWS * 1000) return undefined;
+    const ids: number[] = [];
+    for (let next = first; next <= last; next += 1000) ids.push(next);
+    return { ids, length };
   }
 
   snapshot(now: number): QuotaSnapshot {

@@ -3,7 +3,7 @@
 // counts there never pass the limit, whatever each process's own last answer says is left.
 import { MemoryStore } from '@tollgate/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type LegacyAnswer, legacyFleet } from '../../../test/support/legacy-fleet.js';
+import { type LegacyAnswer, legacyFleet, tollgateFixedWindow } from '../../../test/support/legacy-fleet.js';
 import { storeFleet as fleetOf } from '../../../test/support/store-fleet.js';
 import { type FleetPart, SharedPacing } from './shared.js';
 
@@ -70,6 +70,84 @@ describe('SharedPacing, a window of unstated length counted under its reset', ()
     await last.giveBack();
     expect((await ask(a, windowPart(5_000_000, L))).allowed).toBe(true);
     expect((await ask(a, windowPart(5_000_000, L))).allowed).toBe(false);
+  });
+});
+
+describe('SharedPacing, calls a window’s count did not hold', () => {
+  it('a call a process sent unasked, told in the window its answer named, is counted there: the fleet is refused once the window holds the limit with it', async () => {
+    const store = new MemoryStore();
+    const a = new SharedPacing(store, Date.now);
+    const b = new SharedPacing(store, Date.now);
+    for (let i = 0; i < 3; i++) expect((await ask(a, windowPart(6_000_000, L))).allowed).toBe(true);
+    // b's call went before b could name the window (past the end of the one it knew); its answer
+    // named this one. The question takes no permit.
+    const part = windowPart(6_000_000, L);
+    const told = await b.decide(BASE, {
+      parts: [{ ...part, window: { ...part.window!, uncounted: 1 } }],
+      unregistered: 0,
+      countOnly: true,
+    });
+    expect(told.allowed).toBe(false);
+    // 3 + 1 counted: one more, not two (each process's last answer says all 5 are left).
+    expect((await ask(a, windowPart(6_000_000, L))).allowed).toBe(true);
+    expect((await ask(a, windowPart(6_000_000, L))).allowed).toBe(false);
+  });
+
+  it('past the end of the window it knew, a process waits while the fleet counted a window it may be in full: a window after the count began, or to its reset', async () => {
+    let t = 1_700_000_000_000;
+    const store = new MemoryStore({ clock: () => t });
+    const a = new SharedPacing(store, () => t);
+    const b = new SharedPacing(store, () => t);
+    // The window a filled states its end at X (whole seconds); b's last answer was the one before.
+    const X = t + 2500;
+    for (let i = 0; i < L; i++) expect((await ask(a, windowPart(X, L))).allowed).toBe(true);
+    t += 300;
+    const next = (ids: number[], length: number): FleetPart => ({
+      scope: 'legacy:',
+      pace: undefined,
+      next: { ids, limit: L, length },
+    });
+    // Counted full from 300 ms ago: over 2 s after that (and 5 ms), sooner than X.
+    const refused = await ask(b, next([X, X + 1000], 2000));
+    expect({ allowed: refused.allowed, retryAfterMs: refused.retryAfterMs }).toEqual({
+      allowed: false,
+      retryAfterMs: 1705,
+    });
+    // A length read longer than that: to X (and 5 ms).
+    expect((await ask(b, next([X], 3000))).retryAfterMs).toBe(2205);
+    // Neither full (nothing counted in X + 1000 yet): it goes.
+    expect((await ask(b, next([X + 1000, X + 2000], 2000))).allowed).toBe(true);
+  });
+});
+
+describe('pace() with shareLearned against tollgate’s legacy fixed window', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  // Four processes, two callers each, 20 per 2 s (a window opens at the first call after the last
+  // ended), from 20 phases against the second, 28 s each. A process the others' calls held back for
+  // a window knew no name for the fleet's new one, and its next call went by the spacing alone: in
+  // 11 of the 20 runs one call, a window's 21st, was answered 429. It now waits while a window it
+  // may be in is counted full (see `FleetPart.next`).
+  it('no call answered 429 after the first window, and 20 calls in nearly every window', async () => {
+    const runs: Array<{ limited: number; ok: number }> = [];
+    for (let p = 0; p < 20; p++) {
+      const from = 1_700_000_000_000 + p * 97;
+      const run = await legacyFleet(tollgateFixedWindow(20, 2000), {
+        limit: 20,
+        n: 4,
+        from,
+        ms: 30_000,
+        countFrom: 2000,
+        tailMs: 0,
+      });
+      runs.push({ limited: run.limited, ok: run.ok });
+      vi.useRealTimers();
+    }
+    expect(runs.filter((r) => r.limited > 0)).toEqual([]);
+    // 14 windows of 20 at most open in 28 s: measured 277-280.
+    expect(runs.filter((r) => r.ok < 270)).toEqual([]);
   });
 });
 

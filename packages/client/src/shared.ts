@@ -224,9 +224,19 @@ export interface FleetPart {
    * A window of unstated length this process surely is in (see `Quota.fleetWindow`): `id`, its
    * reset as the server writes it, names it alike for every process that has an answer from it, so
    * the fleet counts its calls there up to `limit`; `waitMs` until it surely ended at the latest;
-   * `known` calls at most left in it, as this process's last answer tells (drained to).
+   * `known` calls at most left in it, as this process's last answer tells (drained to);
+   * `uncounted`, this process's calls its answers put in it that the fleet did not count (sent
+   * unasked: see `Budget.countIn`), counted now.
    */
-  window?: { id: number; limit: number; waitMs: number; known: number } | undefined;
+  window?: { id: number; limit: number; waitMs: number; known: number; uncounted?: number } | undefined;
+  /**
+   * Past the latest end of the window of unstated length this process knew: the names the next may
+   * have (see `Quota.fleetNextWindows`). The call waits while the fleet counted any of them full:
+   * it would be that window's call past its limit (measured: a process held back by the others'
+   * calls for a window, on a simulated server, sent one a run, answered 429, at the spacing alone).
+   * It is counted in the window its answer names (see `window.uncounted`).
+   */
+  next?: { ids: number[]; limit: number; length: number };
   /** The kind this process told from its own answers, no window being stated (see `Quota.toldKind`). */
   told?: ToldKind | undefined;
   /** Whether this process takes a kind the fleet told (see `Quota.heard`). */
@@ -249,6 +259,8 @@ export interface FleetQuestion {
   unregistered: number;
   /** By when (local ms) they surely reached the server: their answers' arrival, else now. */
   unregisteredAt?: number;
+  /** Asks for no permit: only counts the windows' `uncounted` calls (see `FleetPart.window`). */
+  countOnly?: boolean;
 }
 
 /** The store's answer: a permit (which `giveBack` returns, unused), or how long until one is back. */
@@ -306,6 +318,8 @@ interface Check {
    * window, so they are not counted here (the drain to what the server says is left counts them).
    */
   windowed?: boolean;
+  /** Calls the answers put in this window that the fleet did not count (see `FleetPart.window`): counted now. */
+  uncounted?: number;
 }
 
 /**
@@ -356,6 +370,7 @@ const NOTHING = async () => {};
  * process's last answer says is left, the count drained to it).
  */
 const WINDOW_COUNTER = '1h';
+const WINDOW_COUNTER_MS = 3_600_000;
 
 /**
  * The fleet's word on a quota's kind (see `SharedPacing.kinds`): a process that tells one votes for
@@ -657,6 +672,7 @@ export class SharedPacing {
       });
       if (counter === undefined) return undefined;
       counted = { limiter: counter, key: `${key} @${id}`, cost: 1, limit, waitMs, windowed: true };
+      if (part.window.uncounted !== undefined) counted.uncounted = part.window.uncounted;
       const to = Math.max(0, left - 1);
       counted.drains = [{ above: to, to }];
     }
@@ -917,6 +933,42 @@ export class SharedPacing {
     this.voted.set(at, now);
   }
 
+  /**
+   * Of the windows a process past the end of the one it knew may be in (see `FleetPart.next`), one
+   * the fleet counted full: how long until it surely ended, else undefined. By its reset as
+   * written, on the server's clock; or, sooner, a window after the fleet's first count in it (the
+   * count's own window opened then: `resetMs` tells when), which no process counted before that
+   * window opened, as none can name it before an answer from it (waiting for the reset alone, the
+   * fleet's next window opened up to a second late: 90-93% of the quota used). Read with `peek`;
+   * the store down, none.
+   */
+  private async fullWindow(
+    base: string,
+    part: FleetPart,
+    next: { ids: number[]; limit: number; length: number },
+  ): Promise<number | undefined> {
+    const counter = await this.limiter(`window-of:${next.limit}`, {
+      algorithm: 'fixed-window',
+      limit: next.limit,
+      window: WINDOW_COUNTER,
+    });
+    if (counter === undefined) return undefined;
+    for (const id of next.ids) {
+      try {
+        const count = await counter.peek(`${base} ${part.scope} @${id}`);
+        if (count.reason === 'store-error' || count.remaining >= 1) continue;
+        const [skewLo] = part.skew ?? [0, 0];
+        const now = this.now();
+        const stated = id + RESET_SLACK_MS - skewLo - now;
+        const counted = count.resetMs - WINDOW_COUNTER_MS + next.length + RESET_SLACK_MS;
+        return Math.max(1, Math.ceil(Math.min(stated, counted)));
+      } catch {
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+
   private async permit(base: string, question: FleetQuestion): Promise<FleetAnswer> {
     const checks: Check[] = [];
     for (const part of question.parts) {
@@ -947,6 +999,18 @@ export class SharedPacing {
         }
       }
     }
+    // Calls the answers put in a window, sent unasked: as far as there is room (a full count
+    // already holds them, or the server refused the others).
+    for (const check of checks) {
+      if (check.uncounted === undefined) continue;
+      const { limiter, key } = check;
+      const decision = await this.consume(limiter, key, check.uncounted);
+      if (!decision.allowed && decision.remaining >= 1) {
+        await this.consume(limiter, key, Math.min(check.uncounted, Math.floor(decision.remaining)));
+      }
+    }
+    if (question.countOnly === true)
+      return { allowed: false, retryAfterMs: 0, giveBack: NOTHING, held: true };
     const taken: Array<{ check: Check; at: { countedAt?: number } }> = [];
     const giveBack = () =>
       Promise.all(taken.map(({ check, at }) => check.limiter.refund(check.key, check.cost, at))).then(
@@ -1012,6 +1076,17 @@ export class SharedPacing {
         if (decision.remaining > drain.above) to = Math.min(to, drain.to);
       if (Number.isFinite(to)) {
         await this.consume(check.limiter, check.key, Math.ceil(decision.remaining - to));
+      }
+    }
+    // Read last, for a call every count let go: a process is past the end of the window it knew
+    // whenever the others' calls kept its own from going for a while (most questions of a fleet's
+    // process, each refused by the spacing first: read first, twice the store commands per call).
+    for (const part of question.parts) {
+      if (part.next === undefined) continue;
+      const wait = await this.fullWindow(base, part, part.next);
+      if (wait !== undefined) {
+        await giveBack();
+        return { allowed: false, retryAfterMs: wait, giveBack: NOTHING, held };
       }
     }
     // (What a spacing left unrounded is carried only from a call that goes: a refusal's rounding
