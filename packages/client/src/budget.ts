@@ -333,11 +333,16 @@ export class Budget {
         const refutedBefore = quota.refutedLength();
         const windowBefore = quota.windowName();
         quota.update(q, seq, sentAt, receivedAt, this.clock, this.spentAfter(seq, q.unit), status < 400);
-        if (counted !== undefined && status < 400) this.countIn(quota, counted.get(q.key), receivedAt);
+        // (Every answer but a refusal: a server's limiter counts a call before its handler fails.)
+        if (counted !== undefined && status !== 429) this.countIn(quota, counted.get(q.key), receivedAt);
         // A new window: the fleet's refusal for the last one (its count full, a wait up to its latest
         // end) no longer holds. Asked again at once (measured: every process of a fleet waited for a
         // window that had ended, up to 0.65 s into the next: 91.7% of the quota used).
-        if (this.fleet !== undefined && quota.windowName() !== windowBefore) {
+        if (
+          this.fleet !== undefined &&
+          quota.windowName() !== windowBefore &&
+          quota.fleetWindow(receivedAt) !== undefined
+        ) {
           this.fleetWindows++;
           this.fleetAt = Number.NEGATIVE_INFINITY;
         }

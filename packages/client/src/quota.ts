@@ -1300,7 +1300,13 @@ export class Quota {
     const length =
       this.guessedLength ?? (Number.isFinite(this.lengthHi) ? this.lengthHi : this.inferredWindowMs);
     if (length === undefined) return undefined;
-    const first = Math.max(id + 1000, Math.ceil((now + skew[0]) / 1000) * 1000);
+    // (A window opened after the last ended, within the second before its reset: it lasts at
+    // least `lengthLo`, the least a window was seen to.)
+    const first = Math.max(
+      id + 1000,
+      Math.ceil((now + skew[0]) / 1000) * 1000,
+      Math.ceil((id - 1000 + this.lengthLo) / 1000) * 1000,
+    );
     const last = Math.ceil((now + skew[1] + length) / 1000) * 1000;
     if (last < first || last - first >= MAX_NEXT_WINDOWS * 1000) return undefined;
     const ids: number[] = [];

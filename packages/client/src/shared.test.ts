@@ -115,6 +115,10 @@ describe('SharedPacing, calls a window’s count did not hold', () => {
     });
     // A length read longer than that: to X (and 5 ms).
     expect((await ask(b, next([X], 3000))).retryAfterMs).toBe(2205);
+    // Once the count's time is over, X no longer holds it back (no wait of 1 ms asked again and
+    // again until X).
+    t += 1705;
+    expect((await ask(b, next([X, X + 1000], 2000))).allowed).toBe(true);
     // Neither full (nothing counted in X + 1000 yet): it goes.
     expect((await ask(b, next([X + 1000, X + 2000], 2000))).allowed).toBe(true);
   });

@@ -961,6 +961,9 @@ export class SharedPacing {
         const now = this.now();
         const stated = id + RESET_SLACK_MS - skewLo - now;
         const counted = count.resetMs - WINDOW_COUNTER_MS + next.length + RESET_SLACK_MS;
+        // Ended by the count's time (its reset, in whole seconds, may lie up to a second later):
+        // no longer full. (Returned as a wait of 1 ms, it was asked again every ms till then.)
+        if (counted <= 0) continue;
         return Math.max(1, Math.ceil(Math.min(stated, counted)));
       } catch {
         return undefined;
