@@ -665,11 +665,7 @@ export class SharedPacing {
     if (part.window !== undefined) {
       const { id, limit, waitMs } = part.window;
       const left = part.window.known;
-      const counter = await this.limiter(`window-of:${limit}`, {
-        algorithm: 'fixed-window',
-        limit,
-        window: WINDOW_COUNTER,
-      });
+      const counter = await this.windowCounter(limit);
       if (counter === undefined) return undefined;
       counted = { limiter: counter, key: `${key} @${id}`, cost: 1, limit, waitMs, windowed: true };
       if (part.window.uncounted !== undefined) counted.uncounted = part.window.uncounted;
@@ -933,6 +929,11 @@ export class SharedPacing {
     this.voted.set(at, now);
   }
 
+  /** The counts of windows of unstated length and `limit`, one key per window (see `FleetPart.window`). */
+  private windowCounter(limit: number): Promise<SharedLimiter | undefined> {
+    return this.limiter(`window-of:${limit}`, { algorithm: 'fixed-window', limit, window: WINDOW_COUNTER });
+  }
+
   /**
    * Of the windows a process past the end of the one it knew may be in (see `FleetPart.next`), one
    * the fleet counted full: how long until it surely ended, else undefined. By its reset as
@@ -947,11 +948,7 @@ export class SharedPacing {
     part: FleetPart,
     next: { ids: number[]; limit: number; length: number },
   ): Promise<number | undefined> {
-    const counter = await this.limiter(`window-of:${next.limit}`, {
-      algorithm: 'fixed-window',
-      limit: next.limit,
-      window: WINDOW_COUNTER,
-    });
+    const counter = await this.windowCounter(next.limit);
     if (counter === undefined) return undefined;
     for (const id of next.ids) {
       try {
