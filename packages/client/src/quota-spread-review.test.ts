@@ -377,3 +377,21 @@ describe('gridSpread: limits 1 to 3', () => {
     }
   });
 });
+
+describe('a window after a part-full one (the first, or one after a quiet spell)', () => {
+  // tollgate's sliding window admits at most 19 of 20 in a window after one that had calls (the
+  // last window's weight at the boundary is whole), one every 2000 / 19 ms after a full one. A
+  // window after a part-full one has that room too; taken a little faster (its room spread to its
+  // end), its calls fell earlier than every later window's, and three windows from a phase late in
+  // the server's window held 56. Taken at the offsets of every later window: 57 from every phase.
+  it('20 per 2 s from every phase of the server’s window: at least 57 of the three windows after the first, none refused', () => {
+    const short: Array<{ phase: number; calls: number }> = [];
+    for (let phase = 0; phase < 2000; phase += 10) {
+      const { sent, refused } = simulate({ policies: [P20], skew: phase, ms: 10_000 });
+      const calls = sent.filter((t) => t >= T0 + 2000 && t < T0 + 8000).length;
+      expect({ phase, refused: refused.length }).toEqual({ phase, refused: 0 });
+      if (calls < 57) short.push({ phase, calls });
+    }
+    expect(short).toEqual([]);
+  });
+});

@@ -471,10 +471,10 @@ export class Quota {
    * counters keep them so): the last window's calls weighted by the part of it still in the window,
    * plus the current window's.
    */
-  private gridCount(at: number, sentBy = Number.POSITIVE_INFINITY): number {
+  private gridCount(at: number, sentBy = Number.POSITIVE_INFINITY, least = 0): number {
     // The skew is known to an interval: the count is the most it can be over it.
     let most = 0;
-    for (const skew of this.gridSkews(at)) most = Math.max(most, this.gridCountAt(at, sentBy, skew));
+    for (const skew of this.gridSkews(at)) most = Math.max(most, this.gridCountAt(at, sentBy, skew, least));
     return most;
   }
 
@@ -494,7 +494,8 @@ export class Quota {
     return skews;
   }
 
-  private gridCountAt(at: number, sentBy: number, skew: number): number {
+  /** `least`: a last window that had calls is counted as holding at least that many (see `readyAt`). */
+  private gridCountAt(at: number, sentBy: number, skew: number, least = 0): number {
     const W = this.gridWindow()!;
     const k = Math.floor((at + skew) / W);
     const elapsed = at + skew - k * W;
@@ -506,13 +507,17 @@ export class Quota {
       if (i === k) current += cost;
       else if (i === k - 1) previous += cost;
     }
+    if (previous > 0) previous = Math.max(previous, least);
     return (previous * (W - elapsed)) / W + current;
   }
 
-  /** The earliest local time from `now` at which the grid's count leaves room for `cost`. */
-  private gridReadyAt(now: number, cost: number): number {
+  /**
+   * The earliest local time from `now` at which the grid's count leaves room for `cost` (a last
+   * window that had calls counted as holding at least `least`).
+   */
+  private gridReadyAt(now: number, cost: number, least = 0): number {
     const L = this.limit!;
-    if (this.gridCount(now) + cost <= L) return now;
+    if (this.gridCount(now, Number.POSITIVE_INFINITY, least) + cost <= L) return now;
     // The count only falls between calls: the earliest time it leaves room, to a millisecond,
     // by bisection up to two windows on (by then this client's calls have faded out).
     let lo = now;
@@ -520,7 +525,7 @@ export class Quota {
     for (let step = 0; step < 64 && hi - lo > 1; step++) {
       const mid = Math.floor((lo + hi) / 2);
       if (mid <= lo || mid >= hi) break;
-      if (this.gridCount(mid) + cost <= L) hi = mid;
+      if (this.gridCount(mid, Number.POSITIVE_INFINITY, least) + cost <= L) hi = mid;
       else lo = mid;
     }
     return hi;
@@ -1062,8 +1067,16 @@ export class Quota {
     // A sliding window this client alone spends from: once its count leaves room, spread.
     // A last send ahead of now (the wall clock stepped back since) is spread from now instead: from
     // it, every call would be held for as long as the clock jumped.
+    // The count is taken as if a last window that had calls had been full (limit - cost): once a
+    // window had calls, a sliding window admits no more than that in the next, at the pace its
+    // count sets after a full one. So a window after a part-full one (the first, or one after a
+    // quiet spell) takes its calls at the same offsets as every later window, not a little faster
+    // and earlier: its room is the same, and a run's calls then fall alike in every window.
     if (this.grid === 'trusted')
-      return Math.max(this.gridReadyAt(now, cost), this.gridSpread(cost, Math.min(lastSentAt, now)));
+      return Math.max(
+        this.gridReadyAt(now, cost, this.limit! - cost),
+        this.gridSpread(cost, Math.min(lastSentAt, now)),
+      );
     const end = this.windowEnd();
     if (end !== undefined && now >= end) {
       // Past the end: one call, the rest once its answer tells where the window is (a lost answer:
