@@ -378,7 +378,7 @@ describe('gridSpread: limits 1 to 3', () => {
   });
 });
 
-describe('a window after a part-full one (the first, or one after a quiet spell)', () => {
+describe('a window after a part-full one (the one after the first)', () => {
   // tollgate's sliding window admits at most 19 of 20 in a window after one that had calls (the
   // last window's weight at the boundary is whole), one every 2000 / 19 ms after a full one. A
   // window after a part-full one has that room too; taken a little faster (its room spread to its
@@ -393,5 +393,36 @@ describe('a window after a part-full one (the first, or one after a quiet spell)
       if (calls < 57) short.push({ phase, calls });
     }
     expect(short).toEqual([]);
+  });
+
+  // The first window, where the one before had no calls, admits all 20: held as if the one before
+  // were full wherever the server's clock may lag enough to put the first calls there, it held 19
+  // at 7 of these 40 phases (a stall of up to half a second in it). Only a window before that
+  // surely had calls is counted so.
+  it('the first window, entered in its first 400 ms: all 20 calls in it', () => {
+    const held: Array<{ phase: number; calls: number }> = [];
+    for (let phase = 0; phase < 2000; phase += 10) {
+      const entered = (T0 + phase) % 2000;
+      if (entered >= 400) continue;
+      const { sent } = simulate({ policies: [P20], skew: phase, ms: 6000 });
+      const first = Math.floor((T0 + phase) / 2000);
+      const calls = sent.filter((t) => Math.floor((t + phase) / 2000) === first).length;
+      held.push({ phase, calls });
+    }
+    expect(held.length).toBe(40);
+    expect(held.filter((h) => h.calls !== 20)).toEqual([]);
+  });
+
+  // A call of more than one unit takes what the count leaves (the server admits 5 + 10 at the
+  // window's start after one of 5): held as if the last window were full, 3 calls of 5 went
+  // 667 ms apart, (limit - 1) / (limit - cost) times the 505 ms the spread takes.
+  it('cost 5 of 20 per 2 s, a burst of three after a window of one call: sent 0, 505 and 1010 ms after it is wanted', () => {
+    const W = 2000;
+    const start = Math.ceil(T0 / W) * W + 20 * W;
+    // 12 calls 1.3 windows apart (the grid is trusted), one mid-window, then three at once.
+    const demand = (seq: number) => (seq < 12 ? T0 + seq * 1.3 * W : seq === 12 ? start - W / 2 : start + 5);
+    const { sent, refused } = simulate({ policies: [P20], skew: 0, ms: start - T0 + 2 * W, cost: 5, demand });
+    expect(refused).toEqual([]);
+    expect(sent.slice(13, 16).map((t) => t - (start + 5))).toEqual([0, 505, 1010]);
   });
 });

@@ -469,7 +469,8 @@ export class Quota {
    * A sliding window's count at local time `at` from this client's calls sent by `sentBy`, with the
    * windows on the multiples of the window on the server's clock (tollgate's and most sliding-window
    * counters keep them so): the last window's calls weighted by the part of it still in the window,
-   * plus the current window's.
+   * plus the current window's. `least`: a last window that had calls counted as holding at least
+   * that many (see `readyAt`).
    */
   private gridCount(at: number, sentBy = Number.POSITIVE_INFINITY, least = 0): number {
     // The skew is known to an interval: the count is the most it can be over it.
@@ -494,7 +495,6 @@ export class Quota {
     return skews;
   }
 
-  /** `least`: a last window that had calls is counted as holding at least that many (see `readyAt`). */
   private gridCountAt(at: number, sentBy: number, skew: number, least = 0): number {
     const W = this.gridWindow()!;
     const k = Math.floor((at + skew) / W);
@@ -519,7 +519,9 @@ export class Quota {
     const L = this.limit!;
     if (this.gridCount(now, Number.POSITIVE_INFINITY, least) + cost <= L) return now;
     // The count only falls between calls: the earliest time it leaves room, to a millisecond,
-    // by bisection up to two windows on (by then this client's calls have faded out).
+    // by bisection up to two windows on (by then this client's calls have faded out). Counted with
+    // `least`, it also steps up where a window ends, to `least` at most: room for `cost` still,
+    // since `least` is never more than the limit less the cost.
     let lo = now;
     let hi = now + 2 * this.gridWindow()! + 1;
     for (let step = 0; step < 64 && hi - lo > 1; step++) {
@@ -529,6 +531,19 @@ export class Quota {
       else lo = mid;
     }
     return hi;
+  }
+
+  /**
+   * Whether the window before the one `now` is in had calls of this client at both ends of the
+   * skew's interval: surely, not only where the server's clock may lag (a first window's first
+   * calls may then lie in the window before it).
+   */
+  private lastWindowHadCalls(now: number): boolean {
+    const W = this.gridWindow()!;
+    return this.skews.every((skew) => {
+      const k = Math.floor((now + skew) / W);
+      return this.sends.some(([t]) => Math.floor((t + skew) / W) === k - 1);
+    });
   }
 
   /**
@@ -1067,16 +1082,18 @@ export class Quota {
     // A sliding window this client alone spends from: once its count leaves room, spread.
     // A last send ahead of now (the wall clock stepped back since) is spread from now instead: from
     // it, every call would be held for as long as the clock jumped.
-    // The count is taken as if a last window that had calls had been full (limit - cost): once a
-    // window had calls, a sliding window admits no more than that in the next, at the pace its
-    // count sets after a full one. So a window after a part-full one (the first, or one after a
-    // quiet spell) takes its calls at the same offsets as every later window, not a little faster
-    // and earlier: its room is the same, and a run's calls then fall alike in every window.
-    if (this.grid === 'trusted')
-      return Math.max(
-        this.gridReadyAt(now, cost, this.limit! - cost),
-        this.gridSpread(cost, Math.min(lastSentAt, now)),
-      );
+    // A call of one unit is held as if the last window, where it surely had calls, had been full
+    // (limit - 1): once a window had calls, a sliding window admits no more than limit - 1 in the
+    // next, at the pace its count sets after a full one. So the window after the one the client
+    // learned the quota in (or after one it sent little in) takes its calls at the same offsets as
+    // every later window, not a little faster and earlier: its room is the same, and a measure of
+    // whole windows' length then holds as many calls wherever it starts. (Calls of more units
+    // take what the count leaves at once: held so, they would go up to (limit - 1) / (limit -
+    // cost) times slower after a window that had calls.)
+    if (this.grid === 'trusted') {
+      const least = cost === 1 && this.lastWindowHadCalls(now) ? this.limit! - 1 : 0;
+      return Math.max(this.gridReadyAt(now, cost, least), this.gridSpread(cost, Math.min(lastSentAt, now)));
+    }
     const end = this.windowEnd();
     if (end !== undefined && now >= end) {
       // Past the end: one call, the rest once its answer tells where the window is (a lost answer:
