@@ -91,15 +91,6 @@ export class Quota {
   kind: QuotaKind = 'unknown';
   /** A reset was seen to bring the whole quota back at once. */
   private windowSeen = false;
-  /**
-   * A window of stated length not yet seen to come back whole (see `windowSeen`): the instant its
-   * answers' resets all bracket, while they overlap and what is left only falls. Its reset may
-   * be a bucket's (time until full), which moves with every call, so the client waits for the
-   * latest one; but one call goes at this earlier end (see `earlyEnd`), and its answer tells.
-   */
-  private overlap: { lo: number; hi: number } | undefined;
-  /** When the call sent at `overlap.hi` went (see `earlyEnd`), until its answer. */
-  private earlyEndSentAt: number | undefined;
   /** A window read from the spacing of resets, used to space calls only, never to predict refills. */
   private inferredWindowMs: number | undefined;
   private remaining = 0;
@@ -250,16 +241,14 @@ export class Quota {
 
   /** A call of `cost` was sent at `now`. */
   spend(cost: number, now: number): void {
-    const early = this.earlyEnd(now, cost);
-    if (early !== undefined && now >= early && this.earlyEndSentAt === undefined) this.earlyEndSentAt = now;
     this.spent += cost;
     const end = this.windowEnd();
     if (end !== undefined && now >= end && this.pastEndSentAt === undefined) this.pastEndSentAt = now;
     // Also before the kind is told: the call that told it counts in a sliding window, and a quota
     // that states no window may turn out to be one.
-    const told = this.kind !== 'sliding' && this.kind !== 'unknown';
-    if (told && this.windowMs !== undefined) return;
-    this.sends.push([now, cost, told]);
+    const early = this.kind !== 'sliding' && this.kind !== 'unknown';
+    if (early && this.windowMs !== undefined) return;
+    this.sends.push([now, cost, early]);
     // Two windows back is all the refill needs; until the kind is told, what the grid count can
     // use at most (two windows of GRID_LIMIT calls).
     const window = this.window();
@@ -282,8 +271,6 @@ export class Quota {
   ): void {
     if (seq < this.seq) return;
     if (this.pastEndSentAt !== undefined && sentAt >= this.pastEndSentAt) this.pastEndSentAt = undefined;
-    const earlyEndAnswer = this.earlyEndSentAt !== undefined && sentAt >= this.earlyEndSentAt;
-    if (earlyEndAnswer) this.earlyEndSentAt = undefined;
     const before = this.remaining;
     const resetBefore = this.resetHi;
     const limitBefore = this.limit;
@@ -332,21 +319,6 @@ export class Quota {
     ) {
       this.windowSeen = true;
     }
-    // So too the call sent at the earlier end the resets bracket (see `earlyEnd`), answered with
-    // the whole quota less what went since, sooner after the last answer than a bucket refilling
-    // the stated limit per window could have come back so far.
-    if (
-      earlyEndAnswer &&
-      allowed &&
-      this.kind === 'window' &&
-      this.windowMs !== undefined &&
-      this.limit !== undefined &&
-      this.remaining < this.limit - 1 &&
-      reading.remaining + spentAfter >= this.limit - 1 &&
-      this.remaining + ((receivedAt - this.seenAt) * this.limit) / this.windowMs < this.limit - 1
-    ) {
-      this.windowSeen = true;
-    }
     if (reading.reset !== undefined) {
       const { lo, hi } = clock.toLocal(reading.reset, sentAt, receivedAt);
       // A window's reset is one instant that every answer within the window brackets (a sliding
@@ -357,20 +329,6 @@ export class Quota {
       // A sliding window's count rises and falls within one reset: overlapping is enough there.
       // (A few ms of slack: a server may count on one clock and state the reset on another.)
       const sameWindow = this.kind === 'sliding' || reading.remaining <= this.remaining;
-      // (The first answer's kind is not told yet: a window, or a bucket that `earlyEnd` skips.)
-      if (
-        (this.kind === 'window' || this.kind === 'unknown') &&
-        !this.windowSeen &&
-        this.windowMs !== undefined
-      ) {
-        const o = this.overlap;
-        this.overlap =
-          o !== undefined && sameWindow && lo <= o.hi + RESET_SLACK && hi >= o.lo - RESET_SLACK
-            ? { lo: Math.max(o.lo, lo), hi: Math.max(o.lo, lo, Math.min(o.hi, hi)) }
-            : { lo, hi };
-      } else {
-        this.overlap = undefined;
-      }
       if (
         (this.windowSeen || this.kind === 'sliding') &&
         sameWindow &&
@@ -573,34 +531,6 @@ export class Quota {
       else lo = mid;
     }
     return hi;
-  }
-
-  /**
-   * A window of stated length not yet seen to come back whole, spent out: the earliest instant its
-   * answers' resets all bracket (see `overlap`), where it ends if it is a window, before the latest
-   * reset, which a bucket's would be. One call goes there, no sooner than one unit's refill at the
-   * stated rate after the last answer (a bucket then has it), while no other is on its way; its
-   * answer tells a window that came back whole (see `update`). Not for a fleet's store, which
-   * paces a stated window itself.
-   */
-  private earlyEnd(now: number, cost: number): number | undefined {
-    const o = this.overlap;
-    if (
-      o === undefined ||
-      this.kind !== 'window' ||
-      this.windowSeen ||
-      this.fleetHeld ||
-      this.windowMs === undefined ||
-      this.limit === undefined ||
-      this.earlyEndSentAt !== undefined ||
-      this.resetHi === undefined ||
-      o.hi >= this.resetHi ||
-      now >= this.resetHi ||
-      this.remaining - this.spent >= cost
-    ) {
-      return undefined;
-    }
-    return Math.max(o.hi, this.seenAt + (cost * this.windowMs) / this.limit);
   }
 
   /**
@@ -1186,11 +1116,7 @@ export class Quota {
       const by = this.refilledBy(now, cost - available);
       const refilled = Number.isFinite(by) ? by : undefined;
       if (this.resetHi !== undefined && this.resetHi > now)
-        return Math.min(
-          refilled ?? this.resetHi,
-          this.probeAt ?? this.resetHi,
-          this.earlyEnd(now, cost) ?? this.resetHi,
-        );
+        return Math.min(refilled ?? this.resetHi, this.probeAt ?? this.resetHi);
       if (refilled !== undefined) return Math.max(refilled, now);
       // Spent out with no word on when more comes (or past the last reset with the new window's
       // share sent already): wait for an answer, or probe once a second (a 429's Retry-After or
