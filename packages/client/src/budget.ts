@@ -103,6 +103,12 @@ export class Budget {
   private readonly countedOut = new Map<number, ReadonlyMap<string, number>>();
   /** The windows the fleet permit taken counts its call in (see `countedOut`). */
   private fleetPermitWindows: ReadonlyMap<string, number> = new Map();
+  /**
+   * Whether the fleet permit taken counted its call (a question with a pace or a window); one that
+   * only read whether the next window is full (see `Quota.fleetNextWindows`) did not: its call is
+   * unregistered, counted by the next question that counts.
+   */
+  private fleetPermitCounts = true;
   private unregisteredAt: number | undefined;
 
   constructor(
@@ -225,9 +231,10 @@ export class Budget {
         if (!this.fleetAsking) this.askFleet(question);
         return;
       }
-      const unregistered = this.fleet !== undefined && this.fleetPermit === undefined;
+      const unregistered =
+        this.fleet !== undefined && (this.fleetPermit === undefined || !this.fleetPermitCounts);
       if (unregistered) this.unregistered++;
-      const windows = unregistered ? NO_WINDOWS : this.fleetPermitWindows;
+      const windows = this.fleetPermit === undefined ? NO_WINDOWS : this.fleetPermitWindows;
       this.fleetPermit = undefined;
       this.queue.shift();
       job.cleanup();
@@ -242,9 +249,11 @@ export class Budget {
     this.fleetAsking = true;
     const generation = this.fleetWindows;
     // Counted by this question (as far as the fleet has room), whatever its answer.
-    this.unregistered = 0;
-    this.unregisteredOut.clear();
-    this.unregisteredAt = undefined;
+    if (question.unregistered > 0) {
+      this.unregistered = 0;
+      this.unregisteredOut.clear();
+      this.unregisteredAt = undefined;
+    }
     this.fleet!(question).then(
       (answer) => {
         this.fleetAsking = false;
@@ -257,9 +266,11 @@ export class Budget {
         }
         if (answer.allowed) {
           this.fleetPermit = answer;
+          this.fleetPermitCounts = question.parts.some((p) => p.pace !== undefined || p.window !== undefined);
           const windows = new Map<string, number>();
           for (const part of question.parts)
             if (part.window !== undefined) windows.set(part.scope, part.window.id);
+          for (const [scope, id] of answer.counted ?? []) windows.set(scope, id);
           this.fleetPermitWindows = windows;
         } else if (generation === this.fleetWindows) this.fleetAt = this.now() + answer.retryAfterMs;
         this.pump();
@@ -398,8 +409,20 @@ export class Budget {
         counted === undefined
           ? undefined
           : { ...counted, known: Math.floor(counted.left / costIn(cost, quota.unit)) };
-      if (pace === undefined && window === undefined) continue;
       const next = window === undefined ? quota.fleetNextWindows(now, this.clock.skewRange) : undefined;
+      if (pace === undefined && window === undefined) {
+        // No pace yet, past the end of the window this process knew: only whether the fleet
+        // counted the next full (see `Quota.fleetNextWindows`).
+        if (next !== undefined && quota.limit !== undefined) {
+          parts.push({
+            scope: quota.key,
+            pace: undefined,
+            skew: this.clock.skewRange,
+            next: { ...next, limit: quota.limit },
+          });
+        }
+        continue;
+      }
       const left = quota.leftAtMost(now);
       const known = left === undefined ? undefined : Math.floor(left / costIn(cost, quota.unit));
       const told = quota.toldKind(now);
@@ -423,7 +446,10 @@ export class Budget {
       parts.push(part);
     }
     if (parts.length === 0) return undefined;
-    const question: FleetQuestion = { parts, unregistered: this.unregistered };
+    // Calls sent unasked are counted by a question that counts calls (one with a pace or a
+    // window), not by one that only reads whether a window is full.
+    const counts = parts.some((part) => part.pace !== undefined || part.window !== undefined);
+    const question: FleetQuestion = { parts, unregistered: counts ? this.unregistered : 0 };
     if (this.unregistered > 0) {
       const by = this.unregisteredOut.size > 0 ? now : this.unregisteredAt;
       if (by !== undefined) question.unregisteredAt = by;

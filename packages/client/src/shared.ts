@@ -236,7 +236,7 @@ export interface FleetPart {
    * calls for a window, on a simulated server, sent one a run, answered 429, at the spacing alone).
    * It is counted in the window its answer names (see `window.uncounted`).
    */
-  next?: { ids: number[]; limit: number; length: number };
+  next?: { ids: number[]; limit: number; length: number | undefined };
   /** The kind this process told from its own answers, no window being stated (see `Quota.toldKind`). */
   told?: ToldKind | undefined;
   /** Whether this process takes a kind the fleet told (see `Quota.heard`). */
@@ -282,6 +282,11 @@ export interface FleetAnswer {
   refuted?: ReadonlyArray<[scope: string, ms: number]>;
   /** Whether the store held every count this answer asked for (false: it failed open). */
   held: boolean;
+  /**
+   * The windows of unstated length past the one its process knew that the permit counted its call
+   * in, by scope (see `SharedPacing.nextWindow`).
+   */
+  counted?: ReadonlyArray<[scope: string, id: number]>;
 }
 
 /** One limiter a call spends `cost` from, under `key`. */
@@ -936,37 +941,64 @@ export class SharedPacing {
 
   /**
    * Of the windows a process past the end of the one it knew may be in (see `FleetPart.next`), one
-   * the fleet counted full: how long until it surely ended, else undefined. By its reset as
-   * written, on the server's clock; or, sooner, a window after the fleet's first count in it (the
-   * count's own window opened then: `resetMs` tells when), which no process counted before that
-   * window opened, as none can name it before an answer from it (waiting for the reset alone, the
-   * fleet's next window opened up to a second late: 90-93% of the quota used). Read with `peek`;
-   * the store down, none.
+   * the fleet counted full: how long until it surely ended (`wait`). By its reset as written, on
+   * the server's clock; or, sooner, a window after the fleet's first count in it (the count's own
+   * window opened then: `resetMs` tells when), which no process counted before that window opened,
+   * as none can name it before an answer from it (waiting for the reset alone, the fleet's next
+   * window opened up to a second late: 90-93% of the quota used). Read with `peek`; the store
+   * down, none.
+   * None full: the call is counted in the first of them the fleet counts calls in and that may
+   * still run (`reserved`), the window it most likely reaches. Read and gone uncounted, it reached
+   * that window between a process's permit and its next (measured: four processes against a
+   * `legacy` fixed window of 10 per second, each call so read left the count one short until its
+   * answer counted it, and a call of another process was the window's 11th, one case in two).
    */
-  private async fullWindow(
+  private async nextWindow(
     base: string,
     part: FleetPart,
-    next: { ids: number[]; limit: number; length: number },
-  ): Promise<number | undefined> {
+    next: { ids: number[]; limit: number; length: number | undefined },
+  ): Promise<{ wait?: number; reserved?: { check: Check; id: number; countedAt?: number } }> {
     const counter = await this.windowCounter(next.limit);
-    if (counter === undefined) return undefined;
+    if (counter === undefined) return {};
+    let running: number | undefined;
     for (const id of next.ids) {
       try {
         const count = await counter.peek(`${base} ${part.scope} @${id}`);
-        if (count.reason === 'store-error' || count.remaining >= 1) continue;
+        if (count.reason === 'store-error') continue;
         const [skewLo] = part.skew ?? [0, 0];
         const now = this.now();
         const stated = id + RESET_SLACK_MS - skewLo - now;
-        const counted = count.resetMs - WINDOW_COUNTER_MS + next.length + RESET_SLACK_MS;
+        // (No length read: by the reset alone.)
+        const counted =
+          next.length === undefined
+            ? Number.POSITIVE_INFINITY
+            : count.resetMs - WINDOW_COUNTER_MS + next.length + RESET_SLACK_MS;
         // Ended by the count's time (its reset, in whole seconds, may lie up to a second later):
         // no longer full. (Returned as a wait of 1 ms, it was asked again every ms till then.)
         if (counted <= 0) continue;
-        return Math.max(1, Math.ceil(Math.min(stated, counted)));
+        if (count.remaining >= 1) {
+          if (running === undefined && count.remaining < next.limit) running = id;
+          continue;
+        }
+        return { wait: Math.max(1, Math.ceil(Math.min(stated, counted))) };
       } catch {
-        return undefined;
+        return {};
       }
     }
-    return undefined;
+    if (running === undefined) return {};
+    const check: Check = {
+      limiter: counter,
+      key: `${base} ${part.scope} @${running}`,
+      cost: 1,
+      limit: next.limit,
+    };
+    const decision = await this.consume(counter, check.key, 1);
+    if (decision.reason === 'store-error') return {};
+    // Full since it was read: asked again (the read then tells how long).
+    if (!decision.allowed) return { wait: 1 };
+    const reserved: { check: Check; id: number; countedAt?: number } = { check, id: running };
+    if (decision.countedAt !== undefined) reserved.countedAt = decision.countedAt;
+    return { reserved };
   }
 
   private async permit(base: string, question: FleetQuestion): Promise<FleetAnswer> {
@@ -1081,9 +1113,17 @@ export class SharedPacing {
     // Read last, for a call every count let go: a process is past the end of the window it knew
     // whenever the others' calls kept its own from going for a while (most questions of a fleet's
     // process, each refused by the spacing first: read first, twice the store commands per call).
+    const counted: Array<[scope: string, id: number]> = [];
     for (const part of question.parts) {
       if (part.next === undefined) continue;
-      const wait = await this.fullWindow(base, part, part.next);
+      const { wait, reserved } = await this.nextWindow(base, part, part.next);
+      if (reserved !== undefined) {
+        taken.push({
+          check: reserved.check,
+          at: reserved.countedAt === undefined ? {} : { countedAt: reserved.countedAt },
+        });
+        counted.push([part.scope, reserved.id]);
+      }
       if (wait !== undefined) {
         await giveBack();
         return { allowed: false, retryAfterMs: wait, giveBack: NOTHING, held };
@@ -1096,6 +1136,8 @@ export class SharedPacing {
       if (this.carry.size >= MAX_FLEET_LIMITERS) this.carry.clear();
       this.carry.set(carry.key, carry.left);
     }
-    return { allowed: true, retryAfterMs: 0, giveBack, held };
+    const answer: FleetAnswer = { allowed: true, retryAfterMs: 0, giveBack, held };
+    if (counted.length > 0) answer.counted = counted;
+    return answer;
   }
 }
