@@ -450,7 +450,7 @@ export class Budget {
     // window), not by one that only reads whether a window is full.
     const counts = parts.some((part) => part.pace !== undefined || part.window !== undefined);
     const question: FleetQuestion = { parts, unregistered: counts ? this.unregistered : 0 };
-    if (this.unregistered > 0) {
+    if (question.unregistered > 0) {
       const by = this.unregisteredOut.size > 0 ? now : this.unregisteredAt;
       if (by !== undefined) question.unregisteredAt = by;
     }
