@@ -4,7 +4,7 @@ import { queuedChannel } from './events.js';
 import { type LimitSnapshot, LocalQuota } from './limits.js';
 import type { ResolvedAimd } from './options.js';
 import { Quota, type QuotaSnapshot } from './quota.js';
-import type { HeaderReading, QuotaUnit } from './read-headers.js';
+import { type HeaderReading, type QuotaUnit, unnamedWindow } from './read-headers.js';
 import type { ServerClock } from './server-clock.js';
 import type { FleetAnswer, FleetPart, FleetQuestion } from './shared.js';
 import { setLongTimeout, type Timer } from './sleep.js';
@@ -110,6 +110,11 @@ export class Budget {
    */
   private fleetPermitCounts = true;
   private unregisteredAt: number | undefined;
+  /**
+   * For each window of draft-6/7 policies (see `unnamedWindow`): the one stated last, and since when
+   * it is (local ms; see `forgetSuperseded`).
+   */
+  private readonly unnamedSince = new Map<string, { key: string; since: number }>();
 
   constructor(
     readonly origin: string,
@@ -331,10 +336,16 @@ export class Budget {
     this.countedOut.delete(seq);
     this.answered = true;
     if (reading !== undefined) {
+      const latest = this.latestUnnamed();
       for (const q of reading.quotas) {
         let quota = this.quotas.get(q.key);
         if (quota === undefined) {
           if (this.quotas.size >= MAX_QUOTAS) continue;
+          // A draft-6/7 policy stated no more, in an answer to a call sent before the one that
+          // stated its window's last (a slow answer): old news, not a policy back.
+          const family = unnamedWindow(q.key);
+          const last = family === undefined ? undefined : latest.get(family);
+          if (last !== undefined && last.statedSeq() > seq) continue;
           quota = new Quota(q.key, q.unit);
           this.quotas.set(q.key, quota);
           // The call that told it spent from it too.
@@ -368,6 +379,7 @@ export class Budget {
           this.fleet(tell).catch(() => {});
         }
       }
+      this.forgetSuperseded(receivedAt);
       this.forget();
     }
     // AIMD steps in only while the server has stated no quota at all.
@@ -402,6 +414,10 @@ export class Budget {
    */
   private fleetQuestion(cost: Cost, now: number): FleetQuestion | undefined {
     const parts: FleetPart[] = [];
+    // draft-6/7 state one policy per answer, named by its quota and window: a policy whose limit
+    // changed is a new one, and the old one is stated no more. The last stated of each window holds
+    // the others of that window to its limit (see `FleetPart.floor`) until they are forgotten.
+    const latest = this.latestUnnamed();
     for (const quota of this.quotas.values()) {
       const pace = quota.fleetPace(now);
       const counted = quota.fleetWindow(now);
@@ -424,7 +440,26 @@ export class Budget {
         continue;
       }
       const left = quota.leftAtMost(now);
-      const known = left === undefined ? undefined : Math.floor(left / costIn(cost, quota.unit));
+      let known = left === undefined ? undefined : Math.floor(left / costIn(cost, quota.unit));
+      // An unnamed policy stated no more since one of its window with a lower limit was: the old
+      // one's mirror is held to the new limit (see `FleetPart.floor`), what is left by its answers.
+      const family = unnamedWindow(quota.key);
+      const last = family === undefined ? undefined : latest.get(family);
+      let floor: number | undefined;
+      if (
+        last !== undefined &&
+        last !== quota &&
+        last.limit !== undefined &&
+        quota.limit !== undefined &&
+        last.limit < quota.limit
+      ) {
+        floor = quota.limit - last.limit;
+        const lastLeft = last.leftAtMost(now);
+        if (lastLeft !== undefined) {
+          const bound = Math.floor(lastLeft / costIn(cost, last.unit)) + floor;
+          known = known === undefined ? bound : Math.min(known, bound);
+        }
+      }
       const told = quota.toldKind(now);
       const adoptable = quota.adoptable();
       const part: FleetPart = {
@@ -443,7 +478,23 @@ export class Budget {
       if (windowsToHear.length > 0) part.windowsToHear = windowsToHear;
       const refuted = quota.refutedLength();
       if (refuted !== undefined) part.refuted = refuted;
+      if (floor !== undefined) part.floor = floor;
       parts.push(part);
+      // A limit that changed: the old one's window too, where the others that have not seen the
+      // change count their calls. Held to a lower limit now (see `FleetPart.floor`); a higher one
+      // is used once they have seen it (until then all count against the old).
+      const retired = quota.retiredPace(now);
+      if (retired !== undefined && quota.limit !== undefined) {
+        const drop = retired.limit - quota.limit;
+        const old: FleetPart = {
+          scope: quota.key,
+          pace: retired,
+          known: known === undefined ? undefined : Math.max(0, known + drop),
+          skew: this.clock.skewRange,
+        };
+        if (drop > 0) old.floor = drop;
+        parts.push(old);
+      }
     }
     if (parts.length === 0) return undefined;
     // Calls sent unasked are counted by a question that counts calls (one with a pace or a
@@ -594,6 +645,44 @@ export class Budget {
         return;
       }
     }
+  }
+
+  /**
+   * draft-6/7 name a policy by its quota and window: one whose limit changed is stated as a new
+   * policy, and the old one no more. It stops binding two of its windows after another became its
+   * window's last stated (until then the fleet's processes that have not seen the change count
+   * their calls under it: see `FleetPart.floor`); a higher limit is used from then on. A policy
+   * stated again is the last again, whatever it was before.
+   */
+  private forgetSuperseded(now: number): void {
+    const latest = this.latestUnnamed();
+    for (const family of this.unnamedSince.keys()) if (!latest.has(family)) this.unnamedSince.delete(family);
+    for (const [family, quota] of latest) {
+      if (this.unnamedSince.get(family)?.key !== quota.key) {
+        this.unnamedSince.set(family, { key: quota.key, since: now });
+      }
+    }
+    for (const [key, quota] of this.quotas) {
+      const family = unnamedWindow(key);
+      if (family === undefined || latest.get(family) === quota || quota.windowMs === undefined) continue;
+      const since = this.unnamedSince.get(family)!.since;
+      if (now - since >= 2 * quota.windowMs) this.quotas.delete(key);
+    }
+  }
+
+  /**
+   * The last stated draft-6/7 policy of each window (see `unnamedWindow`): the one whose last
+   * answer was to the call sent last.
+   */
+  private latestUnnamed(): Map<string, Quota> {
+    const latest = new Map<string, Quota>();
+    for (const quota of this.quotas.values()) {
+      const family = unnamedWindow(quota.key);
+      if (family === undefined) continue;
+      const last = latest.get(family);
+      if (last === undefined || quota.statedSeq() > last.statedSeq()) latest.set(family, quota);
+    }
+    return latest;
   }
 
   /** Sends older than every in-flight call and every quota's answer are no longer needed. */

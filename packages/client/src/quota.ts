@@ -97,6 +97,10 @@ export class Quota {
    * and a reset passed is no sign its window ended (see `fleetNextWindows`).
    */
   private resetsEarly = false;
+  /**
+   * The fleet's pace before the stated limit changed, asked too until `until` (see `retiredPace`).
+   */
+  private retired: { pace: Extract<FleetPace, { mirror: string }>; until: number } | undefined;
   /** A window read from the spacing of resets, used to space calls only, never to predict refills. */
   private inferredWindowMs: number | undefined;
   private remaining = 0;
@@ -280,7 +284,16 @@ export class Quota {
     const before = this.remaining;
     const resetBefore = this.resetHi;
     const limitBefore = this.limit;
+    // A stated policy's limit changed: its mirror is asked on for a while (see `retiredPace`).
+    if (limitBefore !== undefined && reading.limit !== undefined && reading.limit !== limitBefore) {
+      const paceBefore = this.fleetPace(receivedAt);
+      if (paceBefore !== undefined && 'mirror' in paceBefore && paceBefore.mirror === 'fixed-window') {
+        this.retired = { pace: paceBefore, until: receivedAt + 2 * paceBefore.window };
+      }
+    }
     if (reading.limit !== undefined) this.limit = reading.limit;
+    // (Back to it: that mirror is the quota's own again.)
+    if (this.retired !== undefined && this.limit === this.retired.pace.limit) this.retired = undefined;
     if (reading.windowMs !== undefined) this.windowMs = reading.windowMs;
     // A sliding window states when the whole quota is back: up to twice its window.
     if (reading.reset !== undefined && 'delta' in reading.reset && this.windowMs !== undefined) {
@@ -1318,6 +1331,24 @@ export class Quota {
     // What the last answer left, less what was sent since: in this window, whatever its end.
     const left = this.remaining - this.spent;
     return now < until ? { id: this.windowId, limit: this.limit, waitMs: until - now, left } : undefined;
+  }
+
+  /**
+   * For a fleet: the pace a stated fixed window had before its limit changed, for two of its
+   * windows after this client saw the change. Its mirror in the store counts the calls of the
+   * processes that have not seen the change yet: a process that has asks it too, so that one count
+   * holds every call (see `FleetPart.floor`).
+   */
+  retiredPace(now: number): Extract<FleetPace, { mirror: string }> | undefined {
+    if (this.retired === undefined) return undefined;
+    if (now < this.retired.until) return this.retired.pace;
+    this.retired = undefined;
+    return undefined;
+  }
+
+  /** The send order of the call whose answer last stated this quota (-1 before any). */
+  statedSeq(): number {
+    return this.seq;
   }
 
   /** The name of the window of unstated length this client is in, for a fleet (see `windowId`). */

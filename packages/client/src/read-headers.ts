@@ -154,6 +154,17 @@ function readDraft6(headers: HeaderSource, policies: PolicyItem[], quotas: Quota
   );
 }
 
+/** The key of a draft-6/7 policy, which has no name: its quota and window. */
+const unnamedKey = (quota: number, windowMs: number): string => `policy:${quota};w=${windowMs / 1000}`;
+
+/**
+ * The window part of a draft-6/7 policy's key (see `unnamedKey`), alike for every quota of that
+ * window; undefined for any other key.
+ */
+export function unnamedWindow(key: string): string | undefined {
+  return /^policy:\d+(?:\.\d+)?;(w=.+)$/.exec(key)?.[1];
+}
+
 /**
  * draft-6/7 state one quota, the one closest to running out; the policy with that quota names it,
  * the slowest such policy when several share the quota, so the rate read from it is never too high.
@@ -172,7 +183,7 @@ function pushUnnamed(
     if (policy === undefined || (p.windowMs ?? 0) > (policy.windowMs ?? 0)) policy = p;
   }
   quotas.push({
-    key: policy ? `policy:${policy.quota};w=${(policy.windowMs ?? 0) / 1000}` : `ratelimit:${limit ?? '?'}`,
+    key: policy ? unnamedKey(policy.quota, policy.windowMs ?? 0) : `ratelimit:${limit ?? '?'}`,
     unit: 'requests',
     limit,
     remaining: Math.max(0, remaining),

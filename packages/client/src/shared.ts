@@ -247,6 +247,13 @@ export interface FleetPart {
   windowsToHear?: number[];
   /** A length read from the resets that a refusal refuted here, told to the others (see `Quota.refusedStepped`). */
   refuted?: number;
+  /**
+   * A mirrored policy whose stated limit has dropped since (see `Quota.retiredPace`): the limit
+   * less the one stated now. Its window's count, which the processes that have not seen the drop
+   * still spend from, is held to the limit now: the call is refused where less than this is left
+   * after it (`known` is in the old limit's terms, this added). Only the window is asked.
+   */
+  floor?: number;
 }
 
 /** A kind of quota one process tells from its answers and the fleet's others take (see `Quota.heard`). */
@@ -318,6 +325,8 @@ interface Check {
   carry?: { key: string; left: number };
   /** How long a refusal holds at most (a window counter's own window is far longer than the server's). */
   waitMs?: number;
+  /** The call is refused where less than this is left after it (see `FleetPart.floor`). */
+  floor?: number;
   /**
    * A count of one window's calls: calls sent before the pace was known may have gone in an earlier
    * window, so they are not counted here (the drain to what the server says is left counts them).
@@ -719,6 +728,15 @@ export class SharedPacing {
     const { mirror, window, limit } = pace;
     const stated = Math.min(MAX_FLEET_WINDOW_MS, Math.ceil(window));
     const mirrored = mirroredOf(limit);
+    if (part.floor !== undefined) {
+      // A fixed window's limit that has dropped: its window's count only (the rate is the one now).
+      if (mirror !== 'fixed-window') return [];
+      const margin = fleetMargin(window);
+      const check = await mirrored('fixed-window', Math.min(MAX_FLEET_WINDOW_MS, stated + margin), margin);
+      if (check === undefined) return undefined;
+      check.floor = part.floor;
+      return [check];
+    }
     const checks = [await mirrored('token-bucket', stated)];
     if (mirror === 'fixed-window') {
       const margin = fleetMargin(window);
@@ -1072,6 +1090,11 @@ export class SharedPacing {
         return { allowed: false, retryAfterMs: Math.max(1, wait), giveBack: NOTHING, held };
       }
       taken.push({ check, at: decision.countedAt === undefined ? {} : { countedAt: decision.countedAt } });
+      // A limit that has dropped: its window holds no more than the limit now.
+      if (check.floor !== undefined && decision.remaining < check.floor) {
+        await giveBack();
+        return { allowed: false, retryAfterMs: Math.max(1, decision.resetMs), giveBack: NOTHING, held };
+      }
       // Late in the fleet's fixed window a call may reach the server after the server's window
       // ended, and count in the next one, which the fleet would then fill again: it waits.
       if (
