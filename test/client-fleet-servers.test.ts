@@ -110,33 +110,47 @@ describe("fleet against a sliding window on the server clock's grid", () => {
 });
 
 describe('a quota whose limit changes mid-run', () => {
-  it('fixed window 20 per 2 s, then 10 per 2 s from the third window on: four processes, at most 2% 429', async () => {
-    const W = 2000;
-    await new Promise((r) => setTimeout(r, W - (Date.now() % W) + 100));
-    const t0 = Date.now();
-    const counts = new Map<number, number>();
-    const server = await scriptedServer((_req, res) => {
-      const now = Date.now();
-      const L = now - t0 < 2 * W ? 20 : 10;
-      const k = Math.floor(now / W);
-      const count = counts.get(k) ?? 0;
-      const allowed = count < L;
-      if (allowed) counts.set(k, count + 1);
-      res.writeHead(allowed ? 200 : 429, {
-        RateLimit: `limit=${L}, remaining=${Math.max(0, L - count - (allowed ? 1 : 0))}, reset=${Math.ceil(((k + 1) * W - now) / 1000)}`,
-        'RateLimit-Policy': `${L};w=${W / 1000}`,
-        ...(allowed ? {} : { 'Retry-After': '1' }),
+  // Until 2026-12-06 the bound was 2%, and draft-7 had 2 of ~62 answered 429 in every run (3 once
+  // under load), draft-8 1-3: the processes that had seen the drop paced by a new mirror that the
+  // others' calls did not reach. Since one count holds every call across the change (see
+  // `FleetPart.floor`): draft-7 1 of ~61 in 5 runs of 16, none in the others (the one: the window's
+  // 11th call, sent with its 10th by a process with no answer since the drop yet, which no count
+  // can stop); draft-8 none in 14.
+  for (const mode of ['draft-7', 'draft-8'] as const) {
+    it(`${mode}: fixed window 20 per 2 s, then 10 per 2 s from the third window on: four processes, at most 1% 429`, async () => {
+      const W = 2000;
+      await new Promise((r) => setTimeout(r, W - (Date.now() % W) + 100));
+      const t0 = Date.now();
+      const counts = new Map<number, number>();
+      const server = await scriptedServer((_req, res) => {
+        const now = Date.now();
+        const L = now - t0 < 2 * W ? 20 : 10;
+        const k = Math.floor(now / W);
+        const count = counts.get(k) ?? 0;
+        const allowed = count < L;
+        if (allowed) counts.set(k, count + 1);
+        const r = Math.max(0, L - count - (allowed ? 1 : 0));
+        const t = Math.ceil(((k + 1) * W - now) / 1000);
+        res.writeHead(allowed ? 200 : 429, {
+          ...(mode === 'draft-7'
+            ? {
+                RateLimit: `limit=${L}, remaining=${r}, reset=${t}`,
+                'RateLimit-Policy': `${L};w=${W / 1000}`,
+              }
+            : { RateLimit: `"plan";r=${r};t=${t}`, 'RateLimit-Policy': `"plan";q=${L};w=${W / 1000}` }),
+          ...(allowed ? {} : { 'Retry-After': '1' }),
+        });
+        res.end('{}');
       });
-      res.end('{}');
+      try {
+        await fleet(server.url, 4, 4 * W);
+        console.log('limit change', mode, { total: server.statuses.length, denied: denied(server) });
+        expect(denied(server)).toBeLessThanOrEqual(Math.ceil(server.statuses.length * 0.01));
+      } finally {
+        await server.close();
+      }
     });
-    try {
-      await fleet(server.url, 4, 4 * W);
-      console.log('limit change', { total: server.statuses.length, denied: denied(server) });
-      expect(denied(server)).toBeLessThanOrEqual(Math.ceil(server.statuses.length * 0.02));
-    } finally {
-      await server.close();
-    }
-  });
+  }
 });
 
 describe('tiny windows', () => {
